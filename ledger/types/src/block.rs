@@ -1,0 +1,154 @@
+//! Blocks and their headers. A block's hash is SHA-256 of its canonical
+//! header; the header commits to everything else in the block (the
+//! transactions root, the parent's certificate and the evidence) and to the
+//! state after it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    codec,
+    limits::{BLOCK_BYTES_MAX, BLOCK_EVIDENCE_MAX, BLOCK_TRANSACTIONS_MAX, HEADER_BYTES_MAX},
+    merkle::merkle_root,
+    sha256, Address, ChainId, CommitCertificate, Evidence, Hash, Height, SignedTransaction,
+    Timestamp, TypesError,
+};
+
+/// The header of a block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Header {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// This block's height (1 for the first block).
+    pub height: Height,
+    /// Block time, chosen by the proposer, later than the parent's.
+    pub time: Timestamp,
+    /// Hash of the parent block (the genesis hash for height 1).
+    pub parent_hash: Hash,
+    /// Address of the validator that built this block; it receives the fees.
+    pub proposer: Address,
+    /// Merkle root of the transaction hashes.
+    pub transactions_root: Hash,
+    /// State root after this block's transactions.
+    pub state_root: Hash,
+    /// Hash of the parent's commit certificate ([`Hash::ZERO`] at height 1).
+    pub parent_certificate_hash: Hash,
+    /// Merkle root of the hashes of the evidence in this block.
+    pub evidence_hash: Hash,
+    /// Hash of the validator set that decides this block.
+    pub validator_set_hash: Hash,
+}
+
+impl Header {
+    /// The block hash: SHA-256 of the canonical header.
+    pub fn hash(&self) -> Hash {
+        sha256(&codec::encode(self))
+    }
+
+    /// Decodes canonical bytes, bounded by [`HEADER_BYTES_MAX`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Header, TypesError> {
+        codec::decode("header", bytes, HEADER_BYTES_MAX)
+    }
+}
+
+/// A block: a header, the ordered transactions, the certificate that
+/// decided the parent, and evidence of misbehaviour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: Header,
+    /// The transactions, executed in this order.
+    pub transactions: Vec<SignedTransaction>,
+    /// The commit certificate of the parent (`None` at height 1).
+    pub parent_certificate: Option<CommitCertificate>,
+    /// Evidence of misbehaviour recorded by this block.
+    pub evidence: Vec<Evidence>,
+}
+
+impl Block {
+    /// The block hash (of the header).
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// The height.
+    pub fn height(&self) -> Height {
+        self.header.height
+    }
+
+    /// Canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes canonical bytes, bounded by [`BLOCK_BYTES_MAX`]. Callers
+    /// then check [`Block::check_structure`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Block, TypesError> {
+        codec::decode("block", bytes, BLOCK_BYTES_MAX)
+    }
+
+    /// Merkle root of the given transactions' hashes.
+    pub fn transactions_root_of(transactions: &[SignedTransaction]) -> Hash {
+        let hashes: Vec<Hash> = transactions.iter().map(SignedTransaction::hash).collect();
+        merkle_root(&hashes)
+    }
+
+    /// Merkle root of the given evidence's hashes.
+    pub fn evidence_hash_of(evidence: &[Evidence]) -> Hash {
+        let hashes: Vec<Hash> = evidence.iter().map(Evidence::hash).collect();
+        merkle_root(&hashes)
+    }
+
+    /// The certificate hash a header names for `certificate`.
+    pub fn parent_certificate_hash_of(certificate: Option<&CommitCertificate>) -> Hash {
+        certificate.map_or(Hash::ZERO, CommitCertificate::hash)
+    }
+
+    /// Checks what a block can prove about itself alone: counts within the
+    /// hard limits, and the header's commitments to the transactions, the
+    /// parent certificate and the evidence. Signatures, state and the
+    /// certificate's validity are checked by the layers that know them.
+    pub fn check_structure(&self) -> Result<(), TypesError> {
+        let bad = |reason: String| TypesError::Malformed {
+            what: "block",
+            reason,
+        };
+        if self.transactions.len() > BLOCK_TRANSACTIONS_MAX {
+            return Err(bad(format!(
+                "{} transactions, the limit is {BLOCK_TRANSACTIONS_MAX}",
+                self.transactions.len()
+            )));
+        }
+        if self.evidence.len() > BLOCK_EVIDENCE_MAX {
+            return Err(bad(format!(
+                "{} evidence items, the limit is {BLOCK_EVIDENCE_MAX}",
+                self.evidence.len()
+            )));
+        }
+        if Self::transactions_root_of(&self.transactions) != self.header.transactions_root {
+            return Err(bad(
+                "transactions root does not match the transactions".into()
+            ));
+        }
+        if Self::parent_certificate_hash_of(self.parent_certificate.as_ref())
+            != self.header.parent_certificate_hash
+        {
+            return Err(bad(
+                "parent certificate hash does not match the certificate".into(),
+            ));
+        }
+        if let Some(certificate) = &self.parent_certificate {
+            let parent_height = self.header.height.previous();
+            if Some(certificate.height) != parent_height
+                || certificate.block_hash != self.header.parent_hash
+            {
+                return Err(bad("parent certificate is not for the parent block".into()));
+            }
+        } else if self.header.height != Height(1) {
+            return Err(bad("missing the parent's commit certificate".into()));
+        }
+        if Self::evidence_hash_of(&self.evidence) != self.header.evidence_hash {
+            return Err(bad("evidence hash does not match the evidence".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! Keys and signatures.
+//!
+//! ed25519-dalek makes keys and signs. Every verification goes through
+//! `ed25519-consensus`, which implements the ZIP-215 rules: cofactored
+//! verification that accepts non-canonical point encodings, so single and
+//! batch verification agree on every input. ed25519-dalek's cofactorless
+//! single verification and its batch verification disagree on signatures
+//! with small-order components (ed25519-dalek issue #115); nodes using it
+//! could split on a crafted signature.
+
+use std::fmt;
+
+use ed25519_consensus::{batch, VerificationKey, VerificationKeyBytes};
+use ed25519_dalek::Signer as _;
+
+use crate::{hash::fixed_bytes_serde, limits::SIGNATURE_BATCH_MAX, Address, TypesError};
+
+/// An ed25519 public key (32 bytes, as encoded on the wire; not checked to
+/// be a valid point until it verifies something).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PublicKey(pub [u8; 32]);
+
+fixed_bytes_serde!(PublicKey, 32, "public key");
+
+impl PublicKey {
+    /// The address of the account this key controls.
+    pub fn address(&self) -> Address {
+        Address::from_public_key(self)
+    }
+
+    /// Lower-case hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex characters and checks that they encode a curve point.
+    pub fn from_hex(input: &str) -> Result<PublicKey, TypesError> {
+        let bytes = crate::hash::parse_hex_array::<32>("public key", input)?;
+        let key = PublicKey(bytes);
+        key.check_point()?;
+        Ok(key)
+    }
+
+    /// Checks that the bytes decode to a curve point (ZIP-215 rules).
+    pub fn check_point(&self) -> Result<(), TypesError> {
+        VerificationKey::try_from(self.0)
+            .map(|_| ())
+            .map_err(|error| TypesError::BadPublicKey {
+                reason: error.to_string(),
+            })
+    }
+
+    /// Verifies `signature` over `message` under ZIP-215.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), TypesError> {
+        let key = VerificationKey::try_from(self.0).map_err(|_| TypesError::BadSignature)?;
+        key.verify(&ed25519_consensus::Signature::from(signature.0), message)
+            .map_err(|_| TypesError::BadSignature)
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", &self.to_hex()[..12])
+    }
+}
+
+/// An ed25519 signature (64 bytes: R then s).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+fixed_bytes_serde!(Signature, 64, "signature");
+
+impl Default for Signature {
+    fn default() -> Self {
+        Signature([0; 64])
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}..)", hex::encode(&self.0[..6]))
+    }
+}
+
+/// A signing key with its public key. The secret never appears in `Debug`
+/// output and is zeroed on drop.
+#[derive(Clone)]
+pub struct Keypair {
+    signing_key: ed25519_dalek::SigningKey,
+    public_key: PublicKey,
+}
+
+impl Keypair {
+    /// The keypair for a 32-byte secret seed. Callers draw seeds from the
+    /// operating system's randomness; this crate has no source of its own.
+    pub fn from_seed(seed: &[u8; 32]) -> Keypair {
+        let signing_key = ed25519_dalek::SigningKey::from_bytes(seed);
+        let public_key = PublicKey(signing_key.verifying_key().to_bytes());
+        Keypair {
+            signing_key,
+            public_key,
+        }
+    }
+
+    /// The secret seed, for writing a key file.
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing_key.to_bytes()
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    /// The address of the account this key controls.
+    pub fn address(&self) -> Address {
+        self.public_key.address()
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing_key.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({:?}, secret hidden)", self.public_key)
+    }
+}
+
+/// Verifies many signatures at once, with the same verdicts as
+/// [`PublicKey::verify`] on each (ZIP-215 batch and single verification
+/// agree). A failed batch falls back to single verification to find the
+/// culprits, so one bad signature costs its batch a second pass.
+#[derive(Default)]
+pub struct BatchVerifier<'a> {
+    items: Vec<(PublicKey, Signature, &'a [u8])>,
+}
+
+impl<'a> BatchVerifier<'a> {
+    /// An empty batch.
+    pub fn new() -> Self {
+        BatchVerifier { items: Vec::new() }
+    }
+
+    /// An empty batch with room for `capacity` items.
+    pub fn with_capacity(capacity: usize) -> Self {
+        BatchVerifier {
+            items: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds one (key, signature, message) triple.
+    pub fn push(&mut self, public_key: PublicKey, signature: Signature, message: &'a [u8]) {
+        self.items.push((public_key, signature, message));
+    }
+
+    /// Number of queued items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Verifies everything queued; one verdict per item, in order.
+    pub fn verify(self) -> Vec<bool> {
+        let mut verdicts = Vec::with_capacity(self.items.len());
+        for chunk in self.items.chunks(SIGNATURE_BATCH_MAX) {
+            let mut batch = batch::Verifier::new();
+            for (public_key, signature, message) in chunk {
+                batch.queue((
+                    VerificationKeyBytes::from(public_key.0),
+                    ed25519_consensus::Signature::from(signature.0),
+                    message,
+                ));
+            }
+            if batch.verify(rand_core::OsRng).is_ok() {
+                verdicts.extend(std::iter::repeat_n(true, chunk.len()));
+            } else {
+                verdicts.extend(chunk.iter().map(|(public_key, signature, message)| {
+                    public_key.verify(message, signature).is_ok()
+                }));
+            }
+        }
+        verdicts
+    }
+
+    /// Whether every queued signature verifies.
+    pub fn verify_all(self) -> bool {
+        self.verify().into_iter().all(|ok| ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keypair(n: u8) -> Keypair {
+        Keypair::from_seed(&[n; 32])
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let key = keypair(1);
+        let signature = key.sign(b"hello");
+        assert!(key.public_key().verify(b"hello", &signature).is_ok());
+        assert!(key.public_key().verify(b"hellO", &signature).is_err());
+        assert!(keypair(2)
+            .public_key()
+            .verify(b"hello", &signature)
+            .is_err());
+    }
+
+    #[test]
+    fn batch_finds_the_bad_signature() {
+        let messages: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 40]).collect();
+        let mut batch = BatchVerifier::new();
+        for (i, message) in messages.iter().enumerate() {
+            let key = keypair(i as u8);
+            let mut signature = key.sign(message);
+            if i == 7 {
+                signature.0[40] ^= 1;
+            }
+            batch.push(key.public_key(), signature, message);
+        }
+        let verdicts = batch.verify();
+        assert_eq!(verdicts.iter().filter(|ok| !**ok).count(), 1);
+        assert!(!verdicts[7]);
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let key = keypair(9);
+        let text = format!("{key:?}");
+        assert!(!text.contains(&hex::encode(key.seed())));
+    }
+}
