@@ -29,6 +29,7 @@ pub mod hash;
 pub mod ids;
 pub mod limits;
 pub mod merkle;
+pub mod params;
 pub mod transaction;
 pub mod validator;
 
@@ -42,5 +43,6 @@ pub use crypto::{BatchVerifier, Keypair, PublicKey, Signature};
 pub use error::TypesError;
 pub use hash::{sha256, Hash};
 pub use ids::{ChainId, Height, Round, Timestamp, ValidatorIndex, VotingPower};
+pub use params::ConsensusParams;
 pub use transaction::{SignedTransaction, Transaction};
 pub use validator::{Validator, ValidatorSet};
