@@ -87,12 +87,20 @@ impl ConsensusParams {
 
     /// The propose timeout of `round`, saturating.
     pub fn timeout_propose_ms(&self, round: crate::Round) -> u64 {
-        grow(self.timeout_propose_ms, self.timeout_propose_delta_ms, round)
+        grow(
+            self.timeout_propose_ms,
+            self.timeout_propose_delta_ms,
+            round,
+        )
     }
 
     /// The prevote timeout of `round`, saturating.
     pub fn timeout_prevote_ms(&self, round: crate::Round) -> u64 {
-        grow(self.timeout_prevote_ms, self.timeout_prevote_delta_ms, round)
+        grow(
+            self.timeout_prevote_ms,
+            self.timeout_prevote_delta_ms,
+            round,
+        )
     }
 
     /// The precommit timeout of `round`, saturating.

@@ -1,0 +1,320 @@
+//! Codec properties (round trip for every wire type, bounded decoding of
+//! garbage) and golden vectors that pin the format.
+
+use cairn_types::{
+    codec, limits, merkle::merkle_root, sha256, Address, Block, ChainId, CommitCertificate,
+    CommitSignature, Evidence, Hash, Header, Height, Keypair, Proposal, PublicKey, Round,
+    Signature, SignedTransaction, Timestamp, Transaction, ValidatorIndex, Vote, VoteType,
+};
+use proptest::prelude::*;
+use serde::{de::DeserializeOwned, Serialize};
+
+fn chain() -> ChainId {
+    ChainId::new("cairn-test").unwrap()
+}
+
+fn hash_strategy() -> impl Strategy<Value = Hash> {
+    any::<[u8; 32]>().prop_map(Hash)
+}
+
+fn signature_strategy() -> impl Strategy<Value = Signature> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(&a);
+        bytes[32..].copy_from_slice(&b);
+        Signature(bytes)
+    })
+}
+
+fn transaction_strategy() -> impl Strategy<Value = SignedTransaction> {
+    (
+        any::<[u8; 32]>(),
+        any::<[u8; 20]>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        "[a-z ]{0,40}",
+        signature_strategy(),
+    )
+        .prop_map(|(sender, recipient, amount, fee, nonce, memo, signature)| {
+            SignedTransaction {
+                transaction: Transaction {
+                    chain_id: chain(),
+                    sender: PublicKey(sender),
+                    recipient: Address(recipient),
+                    amount,
+                    fee,
+                    nonce,
+                    memo,
+                },
+                signature,
+            }
+        })
+}
+
+fn header_strategy() -> impl Strategy<Value = Header> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        hash_strategy(),
+        any::<[u8; 20]>(),
+        hash_strategy(),
+        hash_strategy(),
+        hash_strategy(),
+    )
+        .prop_map(
+            |(height, time, parent_hash, proposer, transactions_root, state_root, other)| Header {
+                chain_id: chain(),
+                height: Height(height),
+                time: Timestamp(time),
+                parent_hash,
+                proposer: Address(proposer),
+                transactions_root,
+                state_root,
+                parent_certificate_hash: other,
+                evidence_hash: other,
+                validator_set_hash: other,
+            },
+        )
+}
+
+fn vote_strategy() -> impl Strategy<Value = Vote> {
+    (
+        any::<bool>(),
+        any::<u64>(),
+        any::<u32>(),
+        proptest::option::of(hash_strategy()),
+        any::<u32>(),
+        signature_strategy(),
+    )
+        .prop_map(
+            |(precommit, height, round, block_hash, validator, signature)| Vote {
+                vote_type: if precommit {
+                    VoteType::Precommit
+                } else {
+                    VoteType::Prevote
+                },
+                height: Height(height),
+                round: Round(round),
+                block_hash,
+                validator: ValidatorIndex(validator),
+                signature,
+            },
+        )
+}
+
+fn certificate_strategy() -> impl Strategy<Value = CommitCertificate> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        hash_strategy(),
+        proptest::collection::vec((any::<u32>(), signature_strategy()), 0..8),
+    )
+        .prop_map(
+            |(height, round, block_hash, signatures)| CommitCertificate {
+                height: Height(height),
+                round: Round(round),
+                block_hash,
+                signatures: signatures
+                    .into_iter()
+                    .map(|(validator, signature)| CommitSignature {
+                        validator: ValidatorIndex(validator),
+                        signature,
+                    })
+                    .collect(),
+            },
+        )
+}
+
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+    let bytes = codec::encode(value);
+    let back: T = codec::decode("value", &bytes, usize::MAX).unwrap();
+    assert_eq!(&back, value);
+}
+
+proptest! {
+    #[test]
+    fn transactions_round_trip(tx in transaction_strategy()) {
+        let bytes = tx.to_bytes();
+        prop_assert!(bytes.len() <= limits::TRANSACTION_BYTES_MAX);
+        prop_assert_eq!(SignedTransaction::from_bytes(&bytes).unwrap(), tx);
+    }
+
+    #[test]
+    fn headers_round_trip(header in header_strategy()) {
+        let bytes = codec::encode(&header);
+        prop_assert!(bytes.len() <= limits::HEADER_BYTES_MAX);
+        prop_assert_eq!(Header::from_bytes(&bytes).unwrap(), header);
+    }
+
+    #[test]
+    fn votes_round_trip(vote in vote_strategy()) {
+        let bytes = vote.to_bytes();
+        prop_assert!(bytes.len() <= limits::VOTE_BYTES_MAX);
+        prop_assert_eq!(Vote::from_bytes(&bytes).unwrap(), vote);
+    }
+
+    #[test]
+    fn proposals_round_trip(
+        height in any::<u64>(), round in any::<u32>(), valid_round in proptest::option::of(any::<u32>()),
+        block_hash in hash_strategy(), proposer in any::<u32>(), signature in signature_strategy(),
+    ) {
+        let proposal = Proposal {
+            height: Height(height), round: Round(round), valid_round: valid_round.map(Round),
+            block_hash, proposer: ValidatorIndex(proposer), signature,
+        };
+        prop_assert!(codec::encode(&proposal).len() <= limits::PROPOSAL_BYTES_MAX);
+        round_trip(&proposal);
+    }
+
+    #[test]
+    fn certificates_and_evidence_round_trip(
+        certificate in certificate_strategy(), a in vote_strategy(), b in vote_strategy(),
+    ) {
+        round_trip(&certificate);
+        round_trip(&Evidence::DuplicateVote(cairn_types::DuplicateVoteEvidence { vote_a: a, vote_b: b }));
+    }
+
+    #[test]
+    fn blocks_round_trip(
+        header in header_strategy(),
+        transactions in proptest::collection::vec(transaction_strategy(), 0..5),
+        certificate in proptest::option::of(certificate_strategy()),
+    ) {
+        let block = Block { header, transactions, parent_certificate: certificate, evidence: vec![] };
+        prop_assert_eq!(Block::from_bytes(&block.to_bytes()).unwrap(), block);
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = SignedTransaction::from_bytes(&bytes);
+        let _ = Block::from_bytes(&bytes);
+        let _ = Vote::from_bytes(&bytes);
+        let _ = Header::from_bytes(&bytes);
+        let _ = codec::decode::<CommitCertificate>("certificate", &bytes, limits::CERTIFICATE_BYTES_MAX);
+        let _ = codec::decode::<Evidence>("evidence", &bytes, limits::EVIDENCE_BYTES_MAX);
+    }
+
+    #[test]
+    fn truncated_encodings_are_refused(tx in transaction_strategy(), cut in 1usize..64) {
+        let bytes = tx.to_bytes();
+        let cut = cut.min(bytes.len());
+        prop_assert!(SignedTransaction::from_bytes(&bytes[..bytes.len() - cut]).is_err());
+    }
+
+    #[test]
+    fn merkle_root_changes_with_any_leaf(
+        leaves in proptest::collection::vec(hash_strategy(), 1..40),
+        index in any::<prop::sample::Index>(),
+        flip in 0usize..256,
+    ) {
+        let mut changed = leaves.clone();
+        let position = index.index(leaves.len());
+        changed[position].0[flip / 8] ^= 1 << (flip % 8);
+        prop_assert_ne!(merkle_root(&leaves), merkle_root(&changed));
+    }
+}
+
+#[test]
+fn oversize_input_is_refused_before_decoding() {
+    let bytes = vec![0u8; limits::TRANSACTION_BYTES_MAX + 1];
+    let error = SignedTransaction::from_bytes(&bytes).unwrap_err();
+    assert!(error.to_string().contains("limit"), "{error}");
+}
+
+#[test]
+fn huge_length_prefix_does_not_allocate_its_claim() {
+    // A block claiming 2^62 transactions in a few bytes must fail quickly,
+    // without trying to reserve the claimed length.
+    let mut bytes = codec::encode(&golden_header());
+    bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f]);
+    assert!(Block::from_bytes(&bytes).is_err());
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut bytes = golden_transaction().to_bytes();
+    bytes.push(0);
+    assert!(SignedTransaction::from_bytes(&bytes).is_err());
+}
+
+fn golden_transaction() -> SignedTransaction {
+    let keypair = Keypair::from_seed(&[1; 32]);
+    Transaction {
+        chain_id: chain(),
+        sender: keypair.public_key(),
+        recipient: Keypair::from_seed(&[2; 32]).address(),
+        amount: 1_000,
+        fee: 10,
+        nonce: 7,
+        memo: "golden".into(),
+    }
+    .sign(&keypair)
+}
+
+fn golden_header() -> Header {
+    Header {
+        chain_id: chain(),
+        height: Height(42),
+        time: Timestamp(1_700_000_000_000),
+        parent_hash: sha256(b"parent"),
+        proposer: Keypair::from_seed(&[3; 32]).address(),
+        transactions_root: merkle_root(&[golden_transaction().hash()]),
+        state_root: sha256(b"state"),
+        parent_certificate_hash: sha256(b"certificate"),
+        evidence_hash: merkle_root(&[]),
+        validator_set_hash: sha256(b"validators"),
+    }
+}
+
+fn golden_vote() -> Vote {
+    Vote::new_signed(
+        &chain(),
+        VoteType::Precommit,
+        Height(42),
+        Round(1),
+        Some(sha256(b"block")),
+        ValidatorIndex(2),
+        &Keypair::from_seed(&[4; 32]),
+    )
+}
+
+/// If one of these fails, the wire or disk format changed: that breaks
+/// every existing chain, so change the constants only on purpose.
+#[test]
+fn golden_vectors() {
+    let tx = golden_transaction();
+    let header = golden_header();
+    let vote = golden_vote();
+    let actual = [
+        ("transaction bytes", hex::encode(tx.to_bytes())),
+        ("transaction hash", tx.hash().to_hex()),
+        ("header bytes", hex::encode(codec::encode(&header))),
+        ("block hash", header.hash().to_hex()),
+        ("vote bytes", hex::encode(vote.to_bytes())),
+        ("vote hash", sha256(&vote.to_bytes()).to_hex()),
+    ];
+    let expected = [
+        ("transaction bytes", GOLDEN_TRANSACTION_BYTES),
+        ("transaction hash", GOLDEN_TRANSACTION_HASH),
+        ("header bytes", GOLDEN_HEADER_BYTES),
+        ("block hash", GOLDEN_BLOCK_HASH),
+        ("vote bytes", GOLDEN_VOTE_BYTES),
+        ("vote hash", GOLDEN_VOTE_HASH),
+    ];
+    for ((name, actual), (_, expected)) in actual.iter().zip(expected) {
+        assert_eq!(actual, expected, "golden vector {name} changed");
+    }
+    assert!(tx.verify_signature().is_ok());
+}
+
+const GOLDEN_TRANSACTION_BYTES: &str =
+    "0a636169726e2d74657374208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c146a3803d5f059902a1c6dafbc9ba4729212f7caace8070a0706676f6c64656e40c57b30aaff4ca36f867d9bf27055314c646989336e4aa7d777c582e2d250de43b8a93e0cea27fa4d7f3a77683c859a134702a9708a67651fbdcd1ee073d63a00";
+const GOLDEN_TRANSACTION_HASH: &str =
+    "9182afd71d35789684abb8b10a7d773e7e59bdaf574c5957e9af330c1ab7b387";
+const GOLDEN_HEADER_BYTES: &str =
+    "0a636169726e2d746573742a80d095ffbc3120e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c14b62e867fa2f33afe62d5d6b1642e1621d5433078204808abc15fb4e43ca77493a8b03f3807445499b0d4d66dbe31c161bdedb7e672204ba69735ca53765ed6a709edb56c6ea236b7193a3b29a6b390c346f0f4340e4e2003d66dd08835c1ca3f128cceacd1f31ac94163096b20f445ae84285bc0832d7220e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8552066d18af4cf3d736390761abbea054bcedb18191b65128c2b057cdef5071a1698";
+const GOLDEN_BLOCK_HASH: &str = "9a68e5f8497abd784fa55533aec0d6cc2a493fc09c472addf044aff8cabb431a";
+const GOLDEN_VOTE_BYTES: &str =
+    "012a010120496aca80e4d8f29fb8e8cd816c3afb48d3f103970b3a2ee1600c08ca67326dee024024021867bc70b1d97aa8302345d7b1ab5b93cfb8cd0ea4d81f2f9b104bc6885cbbbe53979f1c47bad561dea5aa740ee8e9b93ffc339770d96b2ab47e3998b70d";
+const GOLDEN_VOTE_HASH: &str = "33c0c40ecbc5324c46c878a5c964cbb607857485cd62eb1f246ea63055f681d8";
