@@ -1,0 +1,580 @@
+//! The ledger state (accounts and their tree) and block execution.
+//!
+//! Execution never modifies the state it runs on: [`LedgerState::execute`]
+//! writes into an overlay and returns an [`ExecutionOutcome`] (new root,
+//! changed accounts, rewritten tree nodes). A validator executes a
+//! proposal while validating it, keeps the outcome, and at commit hands it
+//! to [`LedgerState::apply`] (a copy, no re-execution) and to the store.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use cairn_types::{limits::BLOCK_TRANSACTIONS_MAX, Address, Block, ChainId, Hash, SignedTransaction};
+
+use crate::{
+    rules::check_stateless,
+    tree::{leaf_hash, AccountProof, AccountTree, TreeUpdate, ACCOUNTS_MAX},
+    Account, AccountChange, StateError,
+};
+
+/// One account in slot order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SlotEntry {
+    address: Address,
+    account: Account,
+}
+
+/// All accounts, their tree and its root.
+///
+/// The address index is a `HashMap` used for lookups only, never
+/// iterated, so its per-process random hashing (which resists crafted
+/// addresses) cannot change any result: everything that is iterated (the
+/// slots, the changes of a block) is in slot order.
+#[derive(Clone)]
+pub struct LedgerState {
+    slots: Vec<SlotEntry>,
+    index: HashMap<Address, u64>,
+    tree: AccountTree,
+    root: Hash,
+    total_supply: u64,
+}
+
+impl fmt::Debug for LedgerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LedgerState")
+            .field("accounts", &self.slots.len())
+            .field("total_supply", &self.total_supply)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl Default for LedgerState {
+    fn default() -> Self {
+        LedgerState::empty()
+    }
+}
+
+impl LedgerState {
+    /// The state with no account.
+    pub fn empty() -> LedgerState {
+        let tree = AccountTree::default();
+        LedgerState {
+            slots: Vec::new(),
+            index: HashMap::new(),
+            root: tree.root(),
+            tree,
+            total_supply: 0,
+        }
+    }
+
+    /// The genesis state: `accounts` with their balances and nonce 0, given
+    /// slots in list order. Refuses a repeated address and a total supply
+    /// beyond `u64`.
+    pub fn from_genesis(accounts: &[(Address, u64)]) -> Result<LedgerState, StateError> {
+        LedgerState::from_slots(accounts.iter().map(|(address, balance)| {
+            (
+                *address,
+                Account {
+                    balance: *balance,
+                    nonce: 0,
+                },
+            )
+        }))
+    }
+
+    /// Rebuilds a state from its accounts in slot order (slot 0 first), as
+    /// a store keeps them. O(n): the tree is rebuilt in memory. Refuses a
+    /// repeated address, more than [`ACCOUNTS_MAX`] accounts and a total
+    /// supply beyond `u64`.
+    pub fn from_slots(
+        accounts: impl IntoIterator<Item = (Address, Account)>,
+    ) -> Result<LedgerState, StateError> {
+        let accounts = accounts.into_iter();
+        let mut slots = Vec::with_capacity(accounts.size_hint().0);
+        let mut index = HashMap::with_capacity(accounts.size_hint().0);
+        let mut total_supply = 0u64;
+        for (address, account) in accounts {
+            let slot = slots.len() as u64;
+            if slot >= ACCOUNTS_MAX {
+                return Err(StateError::TooManyAccounts { max: ACCOUNTS_MAX });
+            }
+            if index.insert(address, slot).is_some() {
+                return Err(StateError::DuplicateAccount { address });
+            }
+            total_supply = total_supply
+                .checked_add(account.balance)
+                .ok_or(StateError::Overflow {
+                    what: "total supply",
+                })?;
+            slots.push(SlotEntry { address, account });
+        }
+        let leaves = slots
+            .iter()
+            .map(|entry| leaf_hash(&entry.address, &entry.account))
+            .collect();
+        let tree = AccountTree::from_leaves(leaves);
+        Ok(LedgerState {
+            slots,
+            index,
+            root: tree.root(),
+            tree,
+            total_supply,
+        })
+    }
+
+    /// The state root: the root of the account tree.
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// The account at `address`, if it has ever been written.
+    pub fn account(&self, address: &Address) -> Option<Account> {
+        self.index
+            .get(address)
+            .map(|&slot| self.slots[slot as usize].account)
+    }
+
+    /// The slot (leaf position) of `address`, if it has an account.
+    pub fn slot(&self, address: &Address) -> Option<u64> {
+        self.index.get(address).copied()
+    }
+
+    /// The nonce the next transfer of `address` must carry.
+    pub fn next_nonce(&self, address: &Address) -> u64 {
+        self.account(address).unwrap_or_default().nonce
+    }
+
+    /// Sum of all balances; execution conserves it.
+    pub fn total_supply(&self) -> u64 {
+        self.total_supply
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there is no account.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every account in slot order: `(slot, address, account)`.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, Address, Account)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(slot, entry)| (slot as u64, entry.address, entry.account))
+    }
+
+    /// A proof that `address` holds [`LedgerState::account`] under
+    /// [`LedgerState::root`], or `None` if it has no account.
+    pub fn prove(&self, address: &Address) -> Option<AccountProof> {
+        self.tree.prove(self.slot(address)?)
+    }
+
+    /// Checks a single transfer against this state as the mempool does:
+    /// [`check_stateless`], then nonce and balance. Does not verify the
+    /// signature (see [`crate::verify_signatures`]).
+    pub fn check_transaction(
+        &self,
+        chain_id: &ChainId,
+        transaction: &SignedTransaction,
+    ) -> Result<(), StateError> {
+        let mut execution = self.begin_block(chain_id, Address::default());
+        execution.push(transaction)
+    }
+
+    /// Starts executing a block built by `proposer` on top of this state.
+    /// Push transfers one by one; a refused transfer leaves the execution
+    /// as it was, so a proposer can skip it and go on.
+    pub fn begin_block<'a>(&'a self, chain_id: &'a ChainId, proposer: Address) -> BlockExecution<'a> {
+        BlockExecution {
+            parent: self,
+            chain_id,
+            proposer,
+            touched: Vec::new(),
+            positions: HashMap::new(),
+            created: 0,
+            fees: 0,
+            transactions: 0,
+        }
+    }
+
+    /// Executes a block's transfers, in order, on top of this state without
+    /// modifying it. All or nothing: the first invalid transfer fails the
+    /// whole block with [`StateError::TransactionInvalid`].
+    ///
+    /// Signatures are *not* checked here: callers pass transfers they have
+    /// verified with [`crate::verify_signatures`] (the node verifies once,
+    /// in batches, and caches the verdict).
+    pub fn execute(
+        &self,
+        chain_id: &ChainId,
+        proposer: Address,
+        transactions: &[SignedTransaction],
+    ) -> Result<ExecutionOutcome, StateError> {
+        if transactions.len() > BLOCK_TRANSACTIONS_MAX {
+            return Err(StateError::TooManyTransactions {
+                count: transactions.len(),
+                max: BLOCK_TRANSACTIONS_MAX,
+            });
+        }
+        let mut execution = self.begin_block(chain_id, proposer);
+        execution.reserve(transactions.len());
+        for (index, transaction) in transactions.iter().enumerate() {
+            execution
+                .push(transaction)
+                .map_err(|error| error.at_index(index))?;
+        }
+        execution.finish()
+    }
+
+    /// Executes `block` (whose signatures the caller has verified) on this
+    /// state and checks the result against its header: the header names
+    /// `chain_id` and claims the computed state root. Fees go to the
+    /// header's proposer.
+    pub fn execute_block(
+        &self,
+        chain_id: &ChainId,
+        block: &Block,
+    ) -> Result<ExecutionOutcome, StateError> {
+        if block.header.chain_id != *chain_id {
+            return Err(StateError::WrongChain {
+                expected: chain_id.clone(),
+                got: block.header.chain_id.clone(),
+            });
+        }
+        let outcome = self.execute(chain_id, block.header.proposer, &block.transactions)?;
+        if outcome.state_root != block.header.state_root {
+            return Err(StateError::StateRootMismatch {
+                header: block.header.state_root,
+                computed: outcome.state_root,
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Applies an outcome computed by [`LedgerState::execute`] on this very
+    /// state: copies the changed accounts and tree nodes, no re-execution.
+    /// Refuses an outcome computed on another state.
+    pub fn apply(&mut self, outcome: &ExecutionOutcome) -> Result<(), StateError> {
+        if outcome.parent_root != self.root || outcome.parent_len != self.slots.len() as u64 {
+            return Err(StateError::StaleOutcome {
+                state_root: self.root,
+                outcome_parent: outcome.parent_root,
+            });
+        }
+        for change in &outcome.changes {
+            let entry = SlotEntry {
+                address: change.address,
+                account: change.account,
+            };
+            if change.created {
+                debug_assert_eq!(change.slot, self.slots.len() as u64);
+                self.index.insert(change.address, change.slot);
+                self.slots.push(entry);
+            } else {
+                self.slots[change.slot as usize] = entry;
+            }
+        }
+        self.tree.apply(&outcome.tree);
+        self.root = outcome.state_root;
+        debug_assert_eq!(self.tree.leaf_count(), self.slots.len() as u64);
+        Ok(())
+    }
+}
+
+/// The result of executing a block on a parent state: the new root, the
+/// accounts written and the tree nodes rewritten. Apply it with
+/// [`LedgerState::apply`]; persist [`ExecutionOutcome::changes`].
+#[derive(Clone)]
+pub struct ExecutionOutcome {
+    parent_root: Hash,
+    parent_len: u64,
+    state_root: Hash,
+    changes: Vec<AccountChange>,
+    fees: u64,
+    proposer: Address,
+    transaction_count: usize,
+    tree: TreeUpdate,
+}
+
+impl fmt::Debug for ExecutionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutionOutcome")
+            .field("parent_root", &self.parent_root)
+            .field("state_root", &self.state_root)
+            .field("transactions", &self.transaction_count)
+            .field("changes", &self.changes.len())
+            .field("fees", &self.fees)
+            .finish()
+    }
+}
+
+impl ExecutionOutcome {
+    /// The state root after the block.
+    pub fn state_root(&self) -> Hash {
+        self.state_root
+    }
+
+    /// The state root the block was executed on.
+    pub fn parent_root(&self) -> Hash {
+        self.parent_root
+    }
+
+    /// Every account the block wrote, in slot order, with its new value.
+    /// Created accounts come last (their slots are the new ones) in the
+    /// order they were created.
+    pub fn changes(&self) -> &[AccountChange] {
+        &self.changes
+    }
+
+    /// Number of accounts after the block.
+    pub fn account_count(&self) -> u64 {
+        self.parent_len + self.changes.iter().filter(|change| change.created).count() as u64
+    }
+
+    /// Fees credited to the proposer.
+    pub fn fees(&self) -> u64 {
+        self.fees
+    }
+
+    /// The account credited with the fees.
+    pub fn proposer(&self) -> Address {
+        self.proposer
+    }
+
+    /// Number of transfers executed.
+    pub fn transaction_count(&self) -> usize {
+        self.transaction_count
+    }
+}
+
+/// Where an account lives during execution.
+#[derive(Clone, Copy)]
+enum Location {
+    /// Already written by this block, at this position of `touched`.
+    Touched(usize),
+    /// Unchanged so far, in the parent at this slot.
+    Parent(u64),
+    /// No account yet.
+    Absent,
+}
+
+/// A block being executed on top of a parent state (an overlay: the
+/// parent is never modified). Made by [`LedgerState::begin_block`].
+///
+/// # Rules
+///
+/// A transfer is valid iff it passes [`check_stateless`], its nonce is the
+/// sender's next nonce and the sender's balance covers amount + fee. It
+/// then debits amount + fee from the sender, increments the sender's
+/// nonce, and credits the amount to the recipient (a self-transfer thus
+/// only pays the fee). An address without an account reads as balance 0,
+/// nonce 0; an account is created, with the next free slot, when first
+/// written (sender before recipient).
+///
+/// Fees: the fees of all transfers of the block are summed and credited to
+/// the block's proposer (the header's `proposer` address) after the last
+/// transfer, so they are spendable from the next block on. A block with no
+/// fees leaves the proposer's account untouched.
+pub struct BlockExecution<'a> {
+    parent: &'a LedgerState,
+    chain_id: &'a ChainId,
+    proposer: Address,
+    touched: Vec<AccountChange>,
+    positions: HashMap<Address, usize>,
+    created: u64,
+    fees: u64,
+    transactions: usize,
+}
+
+impl BlockExecution<'_> {
+    /// Makes room for `transactions` more transfers.
+    fn reserve(&mut self, transactions: usize) {
+        let accounts = transactions.saturating_mul(2).saturating_add(1);
+        self.touched.reserve(accounts);
+        self.positions.reserve(accounts);
+    }
+
+    /// Number of transfers accepted so far.
+    pub fn len(&self) -> usize {
+        self.transactions
+    }
+
+    /// Whether no transfer was accepted yet.
+    pub fn is_empty(&self) -> bool {
+        self.transactions == 0
+    }
+
+    /// Fees collected so far.
+    pub fn fees(&self) -> u64 {
+        self.fees
+    }
+
+    /// The account at `address` as this block has left it so far.
+    pub fn account(&self, address: &Address) -> Option<Account> {
+        match self.locate(address) {
+            (Location::Absent, _) => None,
+            (_, account) => Some(account),
+        }
+    }
+
+    fn locate(&self, address: &Address) -> (Location, Account) {
+        if let Some(&position) = self.positions.get(address) {
+            return (Location::Touched(position), self.touched[position].account);
+        }
+        match self.parent.index.get(address) {
+            Some(&slot) => (
+                Location::Parent(slot),
+                self.parent.slots[slot as usize].account,
+            ),
+            None => (Location::Absent, Account::default()),
+        }
+    }
+
+    fn write(&mut self, location: Location, address: Address, account: Account) {
+        match location {
+            Location::Touched(position) => self.touched[position].account = account,
+            Location::Parent(slot) => {
+                self.positions.insert(address, self.touched.len());
+                self.touched.push(AccountChange {
+                    slot,
+                    address,
+                    account,
+                    created: false,
+                });
+            }
+            Location::Absent => {
+                let slot = self.parent.slots.len() as u64 + self.created;
+                self.created += 1;
+                self.positions.insert(address, self.touched.len());
+                self.touched.push(AccountChange {
+                    slot,
+                    address,
+                    account,
+                    created: true,
+                });
+            }
+        }
+    }
+
+    /// Checks that `new_accounts` more accounts fit.
+    fn check_room(&self, new_accounts: u64) -> Result<(), StateError> {
+        let total = self.parent.slots.len() as u64 + self.created + new_accounts;
+        if total > ACCOUNTS_MAX {
+            return Err(StateError::TooManyAccounts { max: ACCOUNTS_MAX });
+        }
+        Ok(())
+    }
+
+    /// Executes one transfer (whose signature the caller has verified).
+    /// On error nothing changes.
+    pub fn push(&mut self, transaction: &SignedTransaction) -> Result<(), StateError> {
+        if self.transactions >= BLOCK_TRANSACTIONS_MAX {
+            return Err(StateError::TooManyTransactions {
+                count: self.transactions + 1,
+                max: BLOCK_TRANSACTIONS_MAX,
+            });
+        }
+        check_stateless(self.chain_id, transaction)?;
+        let transfer = &transaction.transaction;
+        let need = transfer.total_cost().ok_or(StateError::Overflow {
+            what: "amount + fee",
+        })?;
+        let sender_address = transfer.sender.address();
+        let (sender_location, sender) = self.locate(&sender_address);
+        if transfer.nonce != sender.nonce {
+            return Err(StateError::BadNonce {
+                expected: sender.nonce,
+                got: transfer.nonce,
+            });
+        }
+        if sender.balance < need {
+            return Err(StateError::InsufficientFunds {
+                need,
+                have: sender.balance,
+            });
+        }
+        let sender_after = Account {
+            balance: sender.balance - need,
+            nonce: sender.nonce.checked_add(1).ok_or(StateError::Overflow {
+                what: "sender nonce",
+            })?,
+        };
+        let fees = self
+            .fees
+            .checked_add(transfer.fee)
+            .ok_or(StateError::Overflow { what: "block fees" })?;
+        let credit = |balance: u64| {
+            balance
+                .checked_add(transfer.amount)
+                .ok_or(StateError::Overflow {
+                    what: "recipient balance",
+                })
+        };
+        if transfer.recipient == sender_address {
+            let after = Account {
+                balance: credit(sender_after.balance)?,
+                nonce: sender_after.nonce,
+            };
+            self.check_room(u64::from(matches!(sender_location, Location::Absent)))?;
+            self.write(sender_location, sender_address, after);
+        } else {
+            let (recipient_location, recipient) = self.locate(&transfer.recipient);
+            let recipient_after = Account {
+                balance: credit(recipient.balance)?,
+                nonce: recipient.nonce,
+            };
+            let new_accounts = u64::from(matches!(sender_location, Location::Absent))
+                + u64::from(matches!(recipient_location, Location::Absent));
+            self.check_room(new_accounts)?;
+            self.write(sender_location, sender_address, sender_after);
+            self.write(recipient_location, transfer.recipient, recipient_after);
+        }
+        self.fees = fees;
+        self.transactions += 1;
+        Ok(())
+    }
+
+    /// Credits the fees to the proposer and computes the new tree and root.
+    pub fn finish(mut self) -> Result<ExecutionOutcome, StateError> {
+        if self.fees > 0 {
+            let (location, proposer) = self.locate(&self.proposer);
+            let after = Account {
+                balance: proposer
+                    .balance
+                    .checked_add(self.fees)
+                    .ok_or(StateError::Overflow {
+                        what: "proposer balance",
+                    })?,
+                nonce: proposer.nonce,
+            };
+            self.check_room(u64::from(matches!(location, Location::Absent)))?;
+            self.write(location, self.proposer, after);
+        }
+        let mut changes = self.touched;
+        changes.sort_unstable_by_key(|change| change.slot);
+        let leaves = changes
+            .iter()
+            .map(|change| (change.slot, leaf_hash(&change.address, &change.account)))
+            .collect();
+        let parent_len = self.parent.slots.len() as u64;
+        let tree = self
+            .parent
+            .tree
+            .compute_update(leaves, parent_len + self.created);
+        Ok(ExecutionOutcome {
+            parent_root: self.parent.root,
+            parent_len,
+            state_root: tree.root(),
+            changes,
+            fees: self.fees,
+            proposer: self.proposer,
+            transaction_count: self.transactions,
+            tree,
+        })
+    }
+}

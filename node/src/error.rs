@@ -1,0 +1,42 @@
+//! The one error type of `cairn-node`.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why the node could not start, or stopped.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// A file or directory could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// `config.toml` is not valid.
+    #[error("config file {path} is invalid: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The key at fault and what to do.
+        message: String,
+    },
+    /// A key file is not valid.
+    #[error("key file {path} is invalid: {message}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The genesis file is not valid.
+    #[error(transparent)]
+    Genesis(#[from] cairn_genesis::GenesisError),
+    /// The home directory is not usable as asked.
+    #[error("{0}")]
+    Home(String),
+}

@@ -1,0 +1,152 @@
+//! The node's home directory: where its configuration, keys and data live.
+//!
+//! ```text
+//! <home>/config/config.toml        node-local settings
+//! <home>/config/genesis.json       the chain
+//! <home>/config/node_key.json      libp2p identity (0600)
+//! <home>/config/validator_key.json consensus signing key (0600)
+//! <home>/data/                     RocksDB
+//! <home>/addresses.json            addresses actually bound, for scripts
+//! ```
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use cairn_types::Keypair;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// Paths inside a node's home.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// A home rooted at `root` (not created).
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The default home, `~/.cairn`.
+    pub fn default_root() -> PathBuf {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".cairn")
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config/`
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    /// `config/config.toml`
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir().join("config.toml")
+    }
+
+    /// `config/genesis.json`
+    pub fn genesis_file(&self) -> PathBuf {
+        self.config_dir().join("genesis.json")
+    }
+
+    /// `config/node_key.json`
+    pub fn node_key_file(&self) -> PathBuf {
+        self.config_dir().join("node_key.json")
+    }
+
+    /// `config/validator_key.json`
+    pub fn validator_key_file(&self) -> PathBuf {
+        self.config_dir().join("validator_key.json")
+    }
+
+    /// `data/`
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// `addresses.json`: the addresses the running node bound.
+    pub fn addresses_file(&self) -> PathBuf {
+        self.root.join("addresses.json")
+    }
+}
+
+/// A key file: an ed25519 secret seed and its public key, in hex.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    public_key: String,
+    secret_key: String,
+}
+
+/// Writes `keypair` to `path`, readable by the owner only (0600). Refuses
+/// to overwrite an existing file.
+pub fn write_key_file(path: &Path, keypair: &Keypair) -> Result<(), NodeError> {
+    let file = KeyFile {
+        public_key: keypair.public_key().to_hex(),
+        secret_key: hex::encode(keypair.seed()),
+    };
+    let text = serde_json::to_string_pretty(&file).map_err(|error| NodeError::KeyFile {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })?;
+    write_private_file(path, text.as_bytes())
+}
+
+/// Reads a key file written by [`write_key_file`], checking that the public
+/// key matches the secret.
+pub fn read_key_file(path: &Path) -> Result<Keypair, NodeError> {
+    let bad = |message: String| NodeError::KeyFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = fs::read_to_string(path).map_err(|source| NodeError::Io {
+        action: "read key file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: KeyFile = serde_json::from_str(&text).map_err(|error| {
+        bad(format!(
+            "{error}; restore it from a backup or run `cairnd init` in a new home"
+        ))
+    })?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(file.secret_key.trim(), &mut seed)
+        .map_err(|error| bad(format!("secret_key is not 64 hex characters: {error}")))?;
+    let keypair = Keypair::from_seed(&seed);
+    if keypair.public_key().to_hex() != file.public_key.trim().to_lowercase() {
+        return Err(bad(
+            "public_key does not belong to secret_key; the file is corrupt".into(),
+        ));
+    }
+    Ok(keypair)
+}
+
+/// Creates `path` with mode 0600 and writes `bytes`; never overwrites.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let io_error = |source| NodeError::Io {
+        action: "create",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_error)?;
+    file.write_all(bytes).map_err(io_error)?;
+    file.sync_all().map_err(io_error)
+}

@@ -1,0 +1,730 @@
+//! The mempool: transactions accepted by this node and not yet committed.
+//!
+//! Admission runs the cheap checks first (size, decoding, chain, memo,
+//! duplicates, nonce window, funds against the sender's pending spending,
+//! caps), then verifies the signatures of the survivors of a batch in one
+//! ZIP-215 batch verification. Each refusal is a typed [`Rejection`] that the
+//! RPC turns into an error code.
+//!
+//! Pending transactions are kept per sender in nonce order. Building a block
+//! ([`Mempool::reap`]) does not remove anything, since the round may fail;
+//! only [`Mempool::remove_committed`] does, after which the rest is checked
+//! again against the new state. Hashes of transactions whose signatures were
+//! verified stay in a bounded cache after they leave, so a proposal carrying
+//! them is not verified again.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    fmt,
+};
+
+use cairn_types::{
+    limits::{MEMO_BYTES_MAX, TRANSACTION_BYTES_MAX},
+    Address, BatchVerifier, ChainId, Hash, SignedTransaction,
+};
+
+/// How far above an account's committed nonce a pending nonce may be.
+pub const NONCE_WINDOW_MAX: u64 = 1_024;
+/// Most hashes remembered as verified after leaving the mempool.
+pub const VERIFIED_CACHE_MAX: usize = 200_000;
+
+/// The committed balance and nonce of accounts, as the mempool sees them.
+pub trait AccountView {
+    /// `(balance, nonce)` of `address`; zeros for an unknown account.
+    fn balance_and_nonce(&self, address: &Address) -> (u64, u64);
+}
+
+/// Why a transaction was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Longer than [`TRANSACTION_BYTES_MAX`].
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// Bytes that do not decode as a signed transaction.
+    Malformed(String),
+    /// Signed for another chain.
+    WrongChain {
+        /// This node's chain.
+        expected: ChainId,
+        /// The transaction's chain.
+        got: ChainId,
+    },
+    /// Memo longer than [`MEMO_BYTES_MAX`].
+    MemoTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// Amount plus fee overflows.
+    Overflow,
+    /// Already pending (same hash), or another transaction holds its nonce.
+    Duplicate(String),
+    /// Below the account's next nonce.
+    BadNonce {
+        /// The account's committed nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// Too far above the account's committed nonce.
+    NonceTooFar {
+        /// The account's committed nonce.
+        committed: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The balance does not cover this and the sender's pending spending.
+    InsufficientFunds {
+        /// Committed balance.
+        have: u64,
+        /// Pending spending plus this transaction's amount and fee.
+        need: u64,
+    },
+    /// The signature does not verify.
+    BadSignature,
+    /// The mempool is at its count or byte cap.
+    Full {
+        /// Transactions pending.
+        count: usize,
+        /// Bytes pending.
+        bytes: usize,
+    },
+}
+
+impl Rejection {
+    /// The stable error code the RPC returns.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge { .. } => "too_large",
+            Rejection::Malformed(_) => "malformed_transaction",
+            Rejection::WrongChain { .. } => "wrong_chain",
+            Rejection::MemoTooLong { .. } => "memo_too_long",
+            Rejection::Overflow => "overflow",
+            Rejection::Duplicate(_) => "duplicate",
+            Rejection::BadNonce { .. } => "bad_nonce",
+            Rejection::NonceTooFar { .. } => "nonce_too_far",
+            Rejection::InsufficientFunds { .. } => "insufficient_funds",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Full { .. } => "mempool_full",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::TooLarge { len } => write!(
+                f,
+                "transaction is {len} bytes, the limit is {TRANSACTION_BYTES_MAX}"
+            ),
+            Rejection::Malformed(reason) => write!(
+                f,
+                "transaction bytes do not decode ({reason}); send the hex of a canonical signed transaction"
+            ),
+            Rejection::WrongChain { expected, got } => write!(
+                f,
+                "transaction is signed for chain {got}, this node runs {expected}; sign it for {expected}"
+            ),
+            Rejection::MemoTooLong { len } => {
+                write!(f, "memo is {len} bytes, the limit is {MEMO_BYTES_MAX}")
+            }
+            Rejection::Overflow => write!(f, "amount plus fee overflows a u64"),
+            Rejection::Duplicate(what) => write!(f, "{what}"),
+            Rejection::BadNonce { expected, got } => write!(
+                f,
+                "nonce {got} is below the account's next nonce {expected}; use next_nonce from /account"
+            ),
+            Rejection::NonceTooFar { committed, got } => write!(
+                f,
+                "nonce {got} is more than {NONCE_WINDOW_MAX} above the account's committed nonce {committed}; send the missing nonces first"
+            ),
+            Rejection::InsufficientFunds { have, need } => write!(
+                f,
+                "insufficient funds: balance {have}, need {need} (amount plus fee plus pending transfers)"
+            ),
+            Rejection::BadSignature => write!(
+                f,
+                "signature does not verify for the sender's public key; sign the transaction with the sender's key"
+            ),
+            Rejection::Full { count, bytes } => write!(
+                f,
+                "mempool full ({count} transactions, {bytes} bytes); retry later"
+            ),
+        }
+    }
+}
+
+/// Caps of the mempool.
+#[derive(Clone, Copy, Debug)]
+pub struct MempoolLimits {
+    /// Most pending transactions.
+    pub transactions_max: usize,
+    /// Most pending bytes.
+    pub bytes_max: usize,
+}
+
+/// One pending transaction.
+#[derive(Clone, Debug)]
+struct Pending {
+    transaction: SignedTransaction,
+    size_bytes: usize,
+    sender: Address,
+    arrival: u64,
+}
+
+/// A sender's pending transactions.
+#[derive(Default, Debug)]
+struct SenderQueue {
+    /// Nonce → transaction hash.
+    by_nonce: BTreeMap<u64, Hash>,
+    /// Sum of amount plus fee over the queue.
+    spending: u64,
+}
+
+/// Transactions accepted and not yet committed.
+pub struct Mempool {
+    chain_id: ChainId,
+    limits: MempoolLimits,
+    pending: HashMap<Hash, Pending>,
+    senders: HashMap<Address, SenderQueue>,
+    /// Arrival order, for fair reaping.
+    arrivals: BTreeMap<u64, Hash>,
+    next_arrival: u64,
+    bytes: usize,
+    verified: HashSet<Hash>,
+    verified_order: VecDeque<Hash>,
+}
+
+/// A transaction that passed the cheap checks and awaits its signature.
+struct Candidate {
+    transaction: SignedTransaction,
+    hash: Hash,
+    size_bytes: usize,
+    signing_bytes: Vec<u8>,
+}
+
+impl Mempool {
+    /// An empty mempool for `chain_id`.
+    pub fn new(chain_id: ChainId, limits: MempoolLimits) -> Mempool {
+        Mempool {
+            chain_id,
+            limits,
+            pending: HashMap::new(),
+            senders: HashMap::new(),
+            arrivals: BTreeMap::new(),
+            next_arrival: 0,
+            bytes: 0,
+            verified: HashSet::new(),
+            verified_order: VecDeque::new(),
+        }
+    }
+
+    /// Pending transactions.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Pending bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether `hash` is pending.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.pending.contains_key(hash)
+    }
+
+    /// The next nonce of `address` counting its pending transactions.
+    pub fn next_nonce(&self, address: &Address, accounts: &impl AccountView) -> u64 {
+        let (_, committed) = accounts.balance_and_nonce(address);
+        let mut next = committed;
+        if let Some(queue) = self.senders.get(address) {
+            for nonce in queue.by_nonce.keys() {
+                if *nonce == next {
+                    next = next.saturating_add(1);
+                } else if *nonce > next {
+                    break;
+                }
+            }
+        }
+        next
+    }
+
+    /// Whether the signature of the transaction with `hash` was verified by
+    /// this node (pending, or recently pending).
+    pub fn signature_verified(&self, hash: &Hash) -> bool {
+        self.pending.contains_key(hash) || self.verified.contains(hash)
+    }
+
+    /// Admits one transaction given as canonical bytes.
+    pub fn add_bytes(
+        &mut self,
+        bytes: &[u8],
+        accounts: &impl AccountView,
+    ) -> Result<Hash, Rejection> {
+        self.add_batch(&[bytes], accounts)
+            .pop()
+            .unwrap_or(Err(Rejection::Malformed("empty batch".into())))
+    }
+
+    /// Admits a batch of transactions given as canonical bytes, verifying
+    /// the signatures of those that pass the cheap checks in one batch.
+    /// One result per input, in order.
+    pub fn add_batch(
+        &mut self,
+        batch: &[&[u8]],
+        accounts: &impl AccountView,
+    ) -> Vec<Result<Hash, Rejection>> {
+        let mut results: Vec<Option<Result<Hash, Rejection>>> = vec![None; batch.len()];
+        let mut candidates: Vec<(usize, Candidate)> = Vec::with_capacity(batch.len());
+        let mut batch_hashes = HashSet::with_capacity(batch.len());
+        for (position, bytes) in batch.iter().enumerate() {
+            match self.cheap_checks(bytes) {
+                Ok(candidate) => {
+                    if !batch_hashes.insert(candidate.hash) {
+                        results[position] = Some(Err(Rejection::Duplicate(
+                            "the same transaction appears twice in this batch".into(),
+                        )));
+                    } else {
+                        candidates.push((position, candidate));
+                    }
+                }
+                Err(rejection) => results[position] = Some(Err(rejection)),
+            }
+        }
+        let mut verifier = BatchVerifier::with_capacity(candidates.len());
+        for (_, candidate) in &candidates {
+            verifier.push(
+                candidate.transaction.transaction.sender,
+                candidate.transaction.signature,
+                &candidate.signing_bytes,
+            );
+        }
+        let verdicts = verifier.verify();
+        for ((position, candidate), signature_ok) in candidates.into_iter().zip(verdicts) {
+            results[position] = Some(if signature_ok {
+                self.insert_verified(candidate, accounts)
+            } else {
+                Err(Rejection::BadSignature)
+            });
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or(Err(Rejection::Malformed("not processed".into()))))
+            .collect()
+    }
+
+    /// Checks that need neither the signature nor the account state.
+    fn cheap_checks(&self, bytes: &[u8]) -> Result<Candidate, Rejection> {
+        if bytes.len() > TRANSACTION_BYTES_MAX {
+            return Err(Rejection::TooLarge { len: bytes.len() });
+        }
+        let transaction = SignedTransaction::from_bytes(bytes)
+            .map_err(|error| Rejection::Malformed(error.to_string()))?;
+        let body = &transaction.transaction;
+        if body.chain_id != self.chain_id {
+            return Err(Rejection::WrongChain {
+                expected: self.chain_id.clone(),
+                got: body.chain_id.clone(),
+            });
+        }
+        if body.memo.len() > MEMO_BYTES_MAX {
+            return Err(Rejection::MemoTooLong {
+                len: body.memo.len(),
+            });
+        }
+        if body.total_cost().is_none() {
+            return Err(Rejection::Overflow);
+        }
+        let hash = transaction.hash();
+        if self.pending.contains_key(&hash) {
+            return Err(Rejection::Duplicate(format!(
+                "transaction {hash} is already pending"
+            )));
+        }
+        let signing_bytes = body.signing_bytes();
+        Ok(Candidate {
+            transaction,
+            hash,
+            size_bytes: bytes.len(),
+            signing_bytes,
+        })
+    }
+
+    /// State checks and insertion of a transaction whose signature verified.
+    fn insert_verified(
+        &mut self,
+        candidate: Candidate,
+        accounts: &impl AccountView,
+    ) -> Result<Hash, Rejection> {
+        let body = &candidate.transaction.transaction;
+        let sender = body.sender_address();
+        let (balance, committed_nonce) = accounts.balance_and_nonce(&sender);
+        if body.nonce < committed_nonce {
+            return Err(Rejection::BadNonce {
+                expected: committed_nonce,
+                got: body.nonce,
+            });
+        }
+        if body.nonce - committed_nonce > NONCE_WINDOW_MAX {
+            return Err(Rejection::NonceTooFar {
+                committed: committed_nonce,
+                got: body.nonce,
+            });
+        }
+        let queue = self.senders.get(&sender);
+        if let Some(existing) = queue.and_then(|queue| queue.by_nonce.get(&body.nonce)) {
+            return Err(Rejection::Duplicate(format!(
+                "nonce {} of {sender} is already taken by pending transaction {existing}",
+                body.nonce
+            )));
+        }
+        let pending_spending = queue.map_or(0, |queue| queue.spending);
+        let cost = body.total_cost().ok_or(Rejection::Overflow)?;
+        let need = pending_spending
+            .checked_add(cost)
+            .ok_or(Rejection::Overflow)?;
+        if need > balance {
+            return Err(Rejection::InsufficientFunds {
+                have: balance,
+                need,
+            });
+        }
+        if self.pending.len() >= self.limits.transactions_max
+            || self.bytes.saturating_add(candidate.size_bytes) > self.limits.bytes_max
+        {
+            return Err(Rejection::Full {
+                count: self.pending.len(),
+                bytes: self.bytes,
+            });
+        }
+        let queue = self.senders.entry(sender).or_default();
+        queue.by_nonce.insert(body.nonce, candidate.hash);
+        queue.spending = need;
+        let arrival = self.next_arrival;
+        self.next_arrival = self.next_arrival.saturating_add(1);
+        self.arrivals.insert(arrival, candidate.hash);
+        self.bytes = self.bytes.saturating_add(candidate.size_bytes);
+        self.pending.insert(
+            candidate.hash,
+            Pending {
+                transaction: candidate.transaction,
+                size_bytes: candidate.size_bytes,
+                sender,
+                arrival,
+            },
+        );
+        Ok(candidate.hash)
+    }
+
+    /// Picks transactions for a block, in arrival order but never out of a
+    /// sender's nonce order, within `transactions_max` and `bytes_max`.
+    /// Nothing is removed.
+    pub fn reap(
+        &self,
+        transactions_max: usize,
+        bytes_max: usize,
+        accounts: &impl AccountView,
+    ) -> Vec<SignedTransaction> {
+        let mut picked = Vec::new();
+        let mut picked_bytes = 0usize;
+        let mut next_nonce: HashMap<Address, u64> = HashMap::new();
+        let mut blocked: HashSet<Address> = HashSet::new();
+        for hash in self.arrivals.values() {
+            if picked.len() >= transactions_max {
+                break;
+            }
+            let Some(entry) = self.pending.get(hash) else {
+                continue;
+            };
+            if blocked.contains(&entry.sender) {
+                continue;
+            }
+            let expected = *next_nonce
+                .entry(entry.sender)
+                .or_insert_with(|| accounts.balance_and_nonce(&entry.sender).1);
+            if entry.transaction.transaction.nonce != expected {
+                // A gap or a later nonce that arrived first: take this
+                // sender's transactions in nonce order from its queue.
+                self.reap_sender_in_order(
+                    &entry.sender,
+                    expected,
+                    &mut picked,
+                    &mut picked_bytes,
+                    transactions_max,
+                    bytes_max,
+                    &mut next_nonce,
+                );
+                blocked.insert(entry.sender);
+                continue;
+            }
+            if picked_bytes.saturating_add(entry.size_bytes) > bytes_max {
+                break;
+            }
+            picked_bytes += entry.size_bytes;
+            picked.push(entry.transaction.clone());
+            next_nonce.insert(entry.sender, expected.saturating_add(1));
+        }
+        picked
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reap_sender_in_order(
+        &self,
+        sender: &Address,
+        mut expected: u64,
+        picked: &mut Vec<SignedTransaction>,
+        picked_bytes: &mut usize,
+        transactions_max: usize,
+        bytes_max: usize,
+        next_nonce: &mut HashMap<Address, u64>,
+    ) {
+        let Some(queue) = self.senders.get(sender) else {
+            return;
+        };
+        for (nonce, hash) in queue.by_nonce.range(expected..) {
+            if *nonce != expected || picked.len() >= transactions_max {
+                break;
+            }
+            let Some(entry) = self.pending.get(hash) else {
+                break;
+            };
+            if picked_bytes.saturating_add(entry.size_bytes) > bytes_max {
+                break;
+            }
+            *picked_bytes += entry.size_bytes;
+            picked.push(entry.transaction.clone());
+            expected = expected.saturating_add(1);
+        }
+        next_nonce.insert(*sender, expected);
+    }
+
+    /// Removes the transactions of a committed block, then drops pending
+    /// transactions the new state makes invalid (stale nonces, spending the
+    /// balance no longer covers).
+    pub fn remove_committed(&mut self, committed: &[Hash], accounts: &impl AccountView) {
+        for hash in committed {
+            self.remove(hash);
+            self.remember_verified(*hash);
+        }
+        let senders: Vec<Address> = self.senders.keys().copied().collect();
+        for sender in senders {
+            self.recheck_sender(&sender, accounts);
+        }
+    }
+
+    fn recheck_sender(&mut self, sender: &Address, accounts: &impl AccountView) {
+        let (balance, committed_nonce) = accounts.balance_and_nonce(sender);
+        let Some(queue) = self.senders.get(sender) else {
+            return;
+        };
+        let mut keep_spending: u64 = 0;
+        let mut drop_hashes = Vec::new();
+        for (nonce, hash) in &queue.by_nonce {
+            let cost = self
+                .pending
+                .get(hash)
+                .and_then(|entry| entry.transaction.transaction.total_cost());
+            let fits = cost
+                .and_then(|cost| keep_spending.checked_add(cost))
+                .filter(|total| *total <= balance);
+            match fits {
+                Some(total) if *nonce >= committed_nonce => keep_spending = total,
+                _ => drop_hashes.push(*hash),
+            }
+        }
+        for hash in drop_hashes {
+            self.remove(&hash);
+        }
+        if let Some(queue) = self.senders.get_mut(sender) {
+            queue.spending = keep_spending;
+        }
+    }
+
+    fn remove(&mut self, hash: &Hash) {
+        let Some(entry) = self.pending.remove(hash) else {
+            return;
+        };
+        self.bytes = self.bytes.saturating_sub(entry.size_bytes);
+        self.arrivals.remove(&entry.arrival);
+        let body = &entry.transaction.transaction;
+        let mut empty = false;
+        if let Some(queue) = self.senders.get_mut(&entry.sender) {
+            queue.by_nonce.remove(&body.nonce);
+            queue.spending = queue
+                .spending
+                .saturating_sub(body.total_cost().unwrap_or(0));
+            empty = queue.by_nonce.is_empty();
+        }
+        if empty {
+            self.senders.remove(&entry.sender);
+        }
+    }
+
+    fn remember_verified(&mut self, hash: Hash) {
+        if self.verified.insert(hash) {
+            self.verified_order.push_back(hash);
+            while self.verified_order.len() > VERIFIED_CACHE_MAX {
+                if let Some(old) = self.verified_order.pop_front() {
+                    self.verified.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_types::{Keypair, Transaction};
+
+    struct Accounts(HashMap<Address, (u64, u64)>);
+
+    impl AccountView for Accounts {
+        fn balance_and_nonce(&self, address: &Address) -> (u64, u64) {
+            self.0.get(address).copied().unwrap_or((0, 0))
+        }
+    }
+
+    fn chain() -> ChainId {
+        ChainId::new("mempool-test").unwrap()
+    }
+
+    fn transfer(key: &Keypair, nonce: u64, amount: u64) -> Vec<u8> {
+        Transaction {
+            chain_id: chain(),
+            sender: key.public_key(),
+            recipient: Address([1; 20]),
+            amount,
+            fee: 1,
+            nonce,
+            memo: String::new(),
+        }
+        .sign(key)
+        .to_bytes()
+    }
+
+    fn setup() -> (Mempool, Accounts, Keypair) {
+        let key = Keypair::from_seed(&[5; 32]);
+        let accounts = Accounts(HashMap::from([(key.address(), (100, 2))]));
+        let limits = MempoolLimits {
+            transactions_max: 10,
+            bytes_max: 1 << 20,
+        };
+        (Mempool::new(chain(), limits), accounts, key)
+    }
+
+    #[test]
+    fn admits_in_order_and_counts_next_nonce() {
+        let (mut pool, accounts, key) = setup();
+        assert!(pool.add_bytes(&transfer(&key, 2, 10), &accounts).is_ok());
+        assert!(pool.add_bytes(&transfer(&key, 3, 10), &accounts).is_ok());
+        assert_eq!(pool.next_nonce(&key.address(), &accounts), 4);
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn typed_rejections() {
+        let (mut pool, accounts, key) = setup();
+        let stale = pool.add_bytes(&transfer(&key, 1, 10), &accounts);
+        assert_eq!(
+            stale,
+            Err(Rejection::BadNonce {
+                expected: 2,
+                got: 1
+            })
+        );
+        let too_far = pool.add_bytes(&transfer(&key, 2 + NONCE_WINDOW_MAX + 1, 1), &accounts);
+        assert!(matches!(too_far, Err(Rejection::NonceTooFar { .. })));
+        let poor = pool.add_bytes(&transfer(&key, 2, 100), &accounts);
+        assert_eq!(
+            poor,
+            Err(Rejection::InsufficientFunds {
+                have: 100,
+                need: 101
+            })
+        );
+        let ok = transfer(&key, 2, 50);
+        assert!(pool.add_bytes(&ok, &accounts).is_ok());
+        assert!(matches!(
+            pool.add_bytes(&ok, &accounts),
+            Err(Rejection::Duplicate(_))
+        ));
+        let pending_spending = pool.add_bytes(&transfer(&key, 3, 50), &accounts);
+        assert_eq!(
+            pending_spending,
+            Err(Rejection::InsufficientFunds {
+                have: 100,
+                need: 102
+            })
+        );
+        let mut bad_signature = transfer(&key, 3, 1);
+        let last = bad_signature.len() - 1;
+        bad_signature[last] ^= 1;
+        assert_eq!(
+            pool.add_bytes(&bad_signature, &accounts),
+            Err(Rejection::BadSignature)
+        );
+        assert!(matches!(
+            pool.add_bytes(&[1, 2, 3], &accounts),
+            Err(Rejection::Malformed(_))
+        ));
+        let big = vec![0u8; TRANSACTION_BYTES_MAX + 1];
+        assert!(matches!(
+            pool.add_bytes(&big, &accounts),
+            Err(Rejection::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn caps_refuse_with_mempool_full() {
+        let (mut pool, _, _) = setup();
+        let mut accounts = Accounts(HashMap::new());
+        let keys: Vec<Keypair> = (0..11u8)
+            .map(|i| Keypair::from_seed(&[i + 20; 32]))
+            .collect();
+        for key in &keys {
+            accounts.0.insert(key.address(), (10, 0));
+        }
+        for key in &keys[..10] {
+            pool.add_bytes(&transfer(key, 0, 1), &accounts).unwrap();
+        }
+        let full = pool.add_bytes(&transfer(&keys[10], 0, 1), &accounts);
+        assert!(matches!(full, Err(Rejection::Full { count: 10, .. })));
+        assert_eq!(full.unwrap_err().code(), "mempool_full");
+    }
+
+    #[test]
+    fn reap_respects_nonce_order_and_keeps_transactions() {
+        let (mut pool, accounts, key) = setup();
+        pool.add_bytes(&transfer(&key, 3, 1), &accounts).unwrap();
+        pool.add_bytes(&transfer(&key, 2, 1), &accounts).unwrap();
+        pool.add_bytes(&transfer(&key, 5, 1), &accounts).unwrap();
+        let reaped = pool.reap(100, 1 << 20, &accounts);
+        let nonces: Vec<u64> = reaped.iter().map(|tx| tx.transaction.nonce).collect();
+        assert_eq!(nonces, vec![2, 3]);
+        assert_eq!(pool.len(), 3);
+        assert_eq!(pool.reap(1, 1 << 20, &accounts).len(), 1);
+    }
+
+    #[test]
+    fn commit_removes_and_rechecks() {
+        let (mut pool, mut accounts, key) = setup();
+        let first = pool.add_bytes(&transfer(&key, 2, 10), &accounts).unwrap();
+        pool.add_bytes(&transfer(&key, 3, 10), &accounts).unwrap();
+        pool.add_bytes(&transfer(&key, 4, 70), &accounts).unwrap();
+        // The block spent more of the balance than the pool expected.
+        accounts.0.insert(key.address(), (20, 3));
+        pool.remove_committed(&[first], &accounts);
+        assert!(!pool.contains(&first));
+        assert!(pool.signature_verified(&first));
+        assert_eq!(pool.len(), 1, "nonce 4 no longer fits the balance");
+        assert_eq!(pool.next_nonce(&key.address(), &accounts), 4);
+    }
+}

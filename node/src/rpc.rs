@@ -1,0 +1,518 @@
+//! The HTTP/JSON RPC server (axum), as specified in `node/RPC.md`.
+//!
+//! Handlers only translate between HTTP and an [`RpcBackend`], which the
+//! node implements over its store, mempool and network. Every error has one
+//! shape, `{"error": {"code", "message"}}`; bodies are bounded by
+//! [`RPC_BODY_BYTES_MAX`]; nothing a client sends can panic the server.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    body::Bytes,
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        DefaultBodyLimit, Path, State,
+    },
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use cairn_types::{Address, Hash, Height};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::mempool::Rejection;
+
+/// Largest request body.
+pub const RPC_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Most transactions in one `POST /txs`.
+pub const RPC_BATCH_TRANSACTIONS_MAX: usize = 10_000;
+/// Largest WebSocket message accepted from a client (clients only listen).
+pub const RPC_WEBSOCKET_MESSAGE_BYTES_MAX: usize = 4 * 1024;
+
+/// An error the RPC reports, with its HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+impl RpcError {
+    /// A 400 for a malformed request.
+    pub fn malformed(message: impl Into<String>) -> RpcError {
+        RpcError {
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_request".into(),
+            message: message.into(),
+        }
+    }
+
+    /// A 404.
+    pub fn not_found(message: impl Into<String>) -> RpcError {
+        RpcError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found".into(),
+            message: message.into(),
+        }
+    }
+
+    /// A 500 for a failure inside the node (e.g. the store).
+    pub fn internal(message: impl Into<String>) -> RpcError {
+        RpcError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal".into(),
+            message: message.into(),
+        }
+    }
+
+    /// A 503 while the node is catching up.
+    pub fn catching_up() -> RpcError {
+        RpcError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "catching_up".into(),
+            message: "the node is catching up with the chain; retry when /status says catching_up is false".into(),
+        }
+    }
+
+    /// The error for a mempool rejection.
+    pub fn from_rejection(rejection: &Rejection) -> RpcError {
+        let status = match rejection {
+            Rejection::TooLarge { .. } | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+            Rejection::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        RpcError {
+            status,
+            code: rejection.code().into(),
+            message: rejection.to_string(),
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.clone(),
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for RpcError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// `{"error": {...}}`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// `{"code", "message"}`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+/// `GET /status`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Chain id.
+    pub chain_id: String,
+    /// Genesis hash.
+    pub genesis_hash: Hash,
+    /// libp2p peer id.
+    pub node_id: String,
+    /// Node name.
+    pub moniker: String,
+    /// Whether this node votes.
+    pub validator: bool,
+    /// Latest committed height.
+    pub latest_height: u64,
+    /// Its hash.
+    pub latest_hash: Hash,
+    /// Its time (ms since the epoch).
+    pub latest_time: u64,
+    /// Whether the node is behind its peers.
+    pub catching_up: bool,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// `GET /tx/{hash}`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransactionView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Height of its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// The signed transaction.
+    pub transaction: cairn_types::SignedTransaction,
+}
+
+/// `GET /block/...`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockView {
+    /// Block hash.
+    pub hash: Hash,
+    /// The header.
+    pub header: cairn_types::Header,
+    /// Hashes of its transactions, in order.
+    pub transactions: Vec<Hash>,
+    /// Its commit certificate, once stored.
+    pub certificate: Option<cairn_types::CommitCertificate>,
+}
+
+/// `GET /account/{address}`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The address.
+    pub address: Address,
+    /// Committed balance.
+    pub balance: u64,
+    /// Committed nonce (transfers sent).
+    pub nonce: u64,
+    /// Next nonce counting this node's pending transfers.
+    pub next_nonce: u64,
+}
+
+/// One entry of `GET /validators`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidatorView {
+    /// Index in the set.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Public key.
+    pub public_key: cairn_types::PublicKey,
+    /// Fee account.
+    pub address: Address,
+    /// Voting power.
+    pub power: u64,
+}
+
+/// `GET /validators`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidatorsView {
+    /// Sum of the power.
+    pub total_power: u64,
+    /// The validators in index order.
+    pub validators: Vec<ValidatorView>,
+}
+
+/// One entry of `GET /peers`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerView {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Address of the connection.
+    pub address: String,
+}
+
+/// `GET /mempool`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MempoolView {
+    /// Pending transactions.
+    pub count: usize,
+    /// Pending bytes.
+    pub bytes: usize,
+}
+
+/// A WebSocket event: one per committed block.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewBlockEvent {
+    /// Always `new_block`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash,
+    /// Block time.
+    pub time: u64,
+    /// Transaction hashes in order.
+    pub transactions: Vec<Hash>,
+}
+
+/// What the RPC needs from the node.
+pub trait RpcBackend: Send + Sync + 'static {
+    /// `GET /status`
+    fn status(&self) -> Result<StatusView, RpcError>;
+    /// Submits canonical transaction bytes; one result per input.
+    fn submit(&self, transactions: &[Vec<u8>]) -> Vec<Result<Hash, RpcError>>;
+    /// A committed transaction.
+    fn transaction(&self, hash: &Hash) -> Result<Option<TransactionView>, RpcError>;
+    /// A block by height (`None`: the latest).
+    fn block_by_height(&self, height: Option<Height>) -> Result<Option<BlockView>, RpcError>;
+    /// A block by hash.
+    fn block_by_hash(&self, hash: &Hash) -> Result<Option<BlockView>, RpcError>;
+    /// An account.
+    fn account(&self, address: &Address) -> Result<AccountView, RpcError>;
+    /// The validator set.
+    fn validators(&self) -> Result<ValidatorsView, RpcError>;
+    /// Connected peers.
+    fn peers(&self) -> Result<Vec<PeerView>, RpcError>;
+    /// Mempool size.
+    fn mempool(&self) -> Result<MempoolView, RpcError>;
+    /// Evidence seen or committed.
+    fn evidence(&self) -> Result<Vec<cairn_types::Evidence>, RpcError>;
+    /// A stream of new blocks.
+    fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent>;
+}
+
+type Backend = Arc<dyn RpcBackend>;
+
+/// The router of the RPC API over `backend`.
+pub fn router(backend: Backend) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/status", get(status))
+        .route("/tx", post(submit_one))
+        .route("/txs", post(submit_many))
+        .route("/tx/{hash}", get(transaction))
+        .route("/block/hash/{hash}", get(block_by_hash))
+        .route("/block/{height}", get(block_by_height))
+        .route("/account/{address}", get(account))
+        .route("/validators", get(validators))
+        .route("/peers", get(peers))
+        .route("/mempool", get(mempool))
+        .route("/evidence", get(evidence))
+        .route("/ws", get(websocket))
+        .fallback(|| async { RpcError::not_found("no such endpoint; see node/RPC.md for the API") })
+        .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
+        .with_state(backend)
+}
+
+/// Binds `address` (port 0 picks one) and returns the listener and the
+/// address actually bound.
+pub async fn bind(address: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+async fn status(State(backend): State<Backend>) -> Result<Json<StatusView>, RpcError> {
+    backend.status().map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitOne {
+    tx: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitMany {
+    txs: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct HashBody {
+    hash: Hash,
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, shape: &str) -> Result<T, RpcError> {
+    serde_json::from_slice(body)
+        .map_err(|error| RpcError::malformed(format!("body is not {shape}: {error}")))
+}
+
+fn parse_transaction_hex(text: &str) -> Result<Vec<u8>, RpcError> {
+    let trimmed = text.strip_prefix("0x").unwrap_or(text);
+    if trimmed.len() > cairn_types::limits::TRANSACTION_BYTES_MAX * 2 {
+        return Err(RpcError {
+            status: StatusCode::BAD_REQUEST,
+            code: "too_large".into(),
+            message: format!(
+                "transaction hex is {} characters, the limit is {}",
+                trimmed.len(),
+                cairn_types::limits::TRANSACTION_BYTES_MAX * 2
+            ),
+        });
+    }
+    hex::decode(trimmed).map_err(|error| RpcError {
+        status: StatusCode::BAD_REQUEST,
+        code: "malformed_transaction".into(),
+        message: format!("tx is not hex: {error}"),
+    })
+}
+
+async fn submit_one(State(backend): State<Backend>, body: Bytes) -> Result<Response, RpcError> {
+    let request: SubmitOne = parse_json(&body, r#"{"tx": "<hex>"}"#)?;
+    let bytes = parse_transaction_hex(&request.tx)?;
+    let result = tokio::task::spawn_blocking(move || backend.submit(&[bytes]))
+        .await
+        .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?
+        .pop()
+        .unwrap_or_else(|| Err(RpcError::internal("no result for the transaction")));
+    result.map(|hash| Json(HashBody { hash }).into_response())
+}
+
+async fn submit_many(State(backend): State<Backend>, body: Bytes) -> Result<Response, RpcError> {
+    let request: SubmitMany = parse_json(&body, r#"{"txs": ["<hex>", ...]}"#)?;
+    if request.txs.len() > RPC_BATCH_TRANSACTIONS_MAX {
+        return Err(RpcError::malformed(format!(
+            "{} transactions in one request, the limit is {RPC_BATCH_TRANSACTIONS_MAX}; split the batch",
+            request.txs.len()
+        )));
+    }
+    // Undecodable hex fails that entry alone.
+    let mut decoded: Vec<Result<Vec<u8>, RpcError>> = request
+        .txs
+        .iter()
+        .map(|text| parse_transaction_hex(text))
+        .collect();
+    let valid: Vec<Vec<u8>> = decoded
+        .iter_mut()
+        .filter_map(|entry| match entry {
+            Ok(bytes) => Some(std::mem::take(bytes)),
+            Err(_) => None,
+        })
+        .collect();
+    let mut submitted = tokio::task::spawn_blocking(move || backend.submit(&valid))
+        .await
+        .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?
+        .into_iter();
+    let results: Vec<serde_json::Value> = decoded
+        .into_iter()
+        .map(|entry| {
+            let outcome = match entry {
+                Ok(_) => submitted
+                    .next()
+                    .unwrap_or_else(|| Err(RpcError::internal("missing result"))),
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(hash) => serde_json::json!({ "hash": hash }),
+                Err(error) => serde_json::json!(error.body()),
+            }
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "results": results })).into_response())
+}
+
+fn parse_hash(text: &str) -> Result<Hash, RpcError> {
+    Hash::from_hex(text).map_err(|error| RpcError::malformed(error.to_string()))
+}
+
+async fn transaction(
+    State(backend): State<Backend>,
+    Path(hash): Path<String>,
+) -> Result<Json<TransactionView>, RpcError> {
+    let hash = parse_hash(&hash)?;
+    backend.transaction(&hash)?.map(Json).ok_or_else(|| {
+        RpcError::not_found(format!("transaction {hash} is not in a committed block"))
+    })
+}
+
+async fn block_by_height(
+    State(backend): State<Backend>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockView>, RpcError> {
+    let height = if height == "latest" {
+        None
+    } else {
+        Some(Height(height.parse().map_err(|_| {
+            RpcError::malformed(format!(
+                "{height:?} is not a height; use a number or `latest`"
+            ))
+        })?))
+    };
+    backend.block_by_height(height)?.map(Json).ok_or_else(|| {
+        RpcError::not_found(match height {
+            Some(height) => format!("no block at height {height} yet"),
+            None => "no block committed yet".to_string(),
+        })
+    })
+}
+
+async fn block_by_hash(
+    State(backend): State<Backend>,
+    Path(hash): Path<String>,
+) -> Result<Json<BlockView>, RpcError> {
+    let hash = parse_hash(&hash)?;
+    backend
+        .block_by_hash(&hash)?
+        .map(Json)
+        .ok_or_else(|| RpcError::not_found(format!("no block with hash {hash}")))
+}
+
+async fn account(
+    State(backend): State<Backend>,
+    Path(address): Path<String>,
+) -> Result<Json<AccountView>, RpcError> {
+    let address =
+        Address::from_bech32(&address).map_err(|error| RpcError::malformed(error.to_string()))?;
+    backend.account(&address).map(Json)
+}
+
+async fn validators(State(backend): State<Backend>) -> Result<Json<ValidatorsView>, RpcError> {
+    backend.validators().map(Json)
+}
+
+async fn peers(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {
+    Ok(Json(serde_json::json!({ "peers": backend.peers()? })))
+}
+
+async fn mempool(State(backend): State<Backend>) -> Result<Json<MempoolView>, RpcError> {
+    backend.mempool().map(Json)
+}
+
+async fn evidence(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {
+    Ok(Json(serde_json::json!({ "evidence": backend.evidence()? })))
+}
+
+async fn websocket(State(backend): State<Backend>, upgrade: WebSocketUpgrade) -> Response {
+    let events = backend.subscribe();
+    upgrade
+        .max_message_size(RPC_WEBSOCKET_MESSAGE_BYTES_MAX)
+        .on_upgrade(move |socket| stream_blocks(socket, events))
+}
+
+/// Sends every new block to the client until it goes away. A client that
+/// falls so far behind that the bounded channel drops events is told so
+/// and disconnected, rather than silently missing blocks.
+async fn stream_blocks(mut socket: WebSocket, mut events: broadcast::Receiver<NewBlockEvent>) {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let Ok(text) = serde_json::to_string(&event) else { return };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let notice = serde_json::json!({
+                        "type": "lagged",
+                        "missed": missed,
+                        "message": "this subscriber fell behind and missed blocks; reconnect and query /block to catch up"
+                    });
+                    let _ = socket.send(Message::Text(notice.to_string().into())).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
