@@ -1,6 +1,8 @@
 //! Every validation rule of `genesis.json` has a test that checks its
 //! message names the field and the problem.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use cairn_genesis::{

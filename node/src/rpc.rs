@@ -328,8 +328,23 @@ struct HashBody {
     hash: Hash,
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, shape: &str) -> Result<T, RpcError> {
-    serde_json::from_slice(body)
+/// A request body, or axum's reason for refusing it (too large, unreadable).
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: Body, shape: &str) -> Result<T, RpcError> {
+    let body = body.map_err(|rejection| RpcError {
+        status: rejection.status(),
+        code: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large".into()
+        } else {
+            "malformed_request".into()
+        },
+        message: format!(
+            "{}; request bodies are limited to {RPC_BODY_BYTES_MAX} bytes",
+            rejection.body_text()
+        ),
+    })?;
+    serde_json::from_slice(&body)
         .map_err(|error| RpcError::malformed(format!("body is not {shape}: {error}")))
 }
 
@@ -353,8 +368,8 @@ fn parse_transaction_hex(text: &str) -> Result<Vec<u8>, RpcError> {
     })
 }
 
-async fn submit_one(State(backend): State<Backend>, body: Bytes) -> Result<Response, RpcError> {
-    let request: SubmitOne = parse_json(&body, r#"{"tx": "<hex>"}"#)?;
+async fn submit_one(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
+    let request: SubmitOne = parse_json(body, r#"{"tx": "<hex>"}"#)?;
     let bytes = parse_transaction_hex(&request.tx)?;
     let result = tokio::task::spawn_blocking(move || backend.submit(&[bytes]))
         .await
@@ -364,8 +379,8 @@ async fn submit_one(State(backend): State<Backend>, body: Bytes) -> Result<Respo
     result.map(|hash| Json(HashBody { hash }).into_response())
 }
 
-async fn submit_many(State(backend): State<Backend>, body: Bytes) -> Result<Response, RpcError> {
-    let request: SubmitMany = parse_json(&body, r#"{"txs": ["<hex>", ...]}"#)?;
+async fn submit_many(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
+    let request: SubmitMany = parse_json(body, r#"{"txs": ["<hex>", ...]}"#)?;
     if request.txs.len() > RPC_BATCH_TRANSACTIONS_MAX {
         return Err(RpcError::malformed(format!(
             "{} transactions in one request, the limit is {RPC_BATCH_TRANSACTIONS_MAX}; split the batch",

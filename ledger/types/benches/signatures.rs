@@ -1,5 +1,7 @@
 //! Benchmarks of signature verification: single and batched (ZIP-215).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use cairn_types::{Address, BatchVerifier, ChainId, Keypair, SignedTransaction, Transaction};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

@@ -1,6 +1,8 @@
 //! Codec properties (round trip for every wire type, bounded decoding of
 //! garbage) and golden vectors that pin the format.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use cairn_types::{
     codec, limits, merkle::merkle_root, sha256, Address, Block, ChainId, CommitCertificate,
     CommitSignature, Evidence, Hash, Header, Height, Keypair, Proposal, PublicKey, Round,

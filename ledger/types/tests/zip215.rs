@@ -6,6 +6,8 @@
 //! must agree with it on each. ed25519-dalek's strict verification rejects
 //! them, which is why verification does not go through it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use cairn_types::{BatchVerifier, PublicKey, Signature};
 use curve25519_dalek::constants::EIGHT_TORSION;
 
