@@ -200,3 +200,204 @@ impl NodeConfig {
         }
     }
 }
+
+/// `cairnd start` flags, one for every `config.toml` key, each also read
+/// from a `CAIRN_*` environment variable. A flag or variable that is set
+/// wins over the file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ConfigOverrides {
+    /// `moniker`
+    #[arg(long, env = "CAIRN_MONIKER")]
+    pub moniker: Option<String>,
+    /// `mode`: validator or full
+    #[arg(long, env = "CAIRN_MODE", value_parser = parse_mode)]
+    pub mode: Option<NodeMode>,
+    /// `p2p.listen` (repeatable, or comma-separated)
+    #[arg(long = "p2p-listen", env = "CAIRN_P2P_LISTEN", value_delimiter = ',')]
+    pub p2p_listen: Vec<String>,
+    /// `p2p.bootstrap`: multiaddr with /p2p/<peer id> (repeatable, or comma-separated)
+    #[arg(long = "bootstrap", env = "CAIRN_P2P_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<String>,
+    /// `p2p.mdns`: discover peers on the local network by multicast
+    #[arg(long, env = "CAIRN_P2P_MDNS", num_args = 0..=1, default_missing_value = "true")]
+    pub mdns: Option<bool>,
+    /// `p2p.peers_target`
+    #[arg(long = "peers-target", env = "CAIRN_P2P_PEERS_TARGET")]
+    pub peers_target: Option<u32>,
+    /// `rpc.listen`, e.g. 127.0.0.1:26657 (port 0 picks one)
+    #[arg(long = "rpc-listen", env = "CAIRN_RPC_LISTEN")]
+    pub rpc_listen: Option<SocketAddr>,
+    /// `metrics.listen`, e.g. 127.0.0.1:26660 (port 0 picks one)
+    #[arg(long = "metrics-listen", env = "CAIRN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// `consensus.timeout_commit_ms`
+    #[arg(long = "timeout-commit-ms", env = "CAIRN_CONSENSUS_TIMEOUT_COMMIT_MS")]
+    pub timeout_commit_ms: Option<u64>,
+    /// `consensus.wait_for_transactions`
+    #[arg(
+        long = "wait-for-transactions",
+        env = "CAIRN_CONSENSUS_WAIT_FOR_TRANSACTIONS"
+    )]
+    pub wait_for_transactions: Option<bool>,
+    /// `consensus.block_interval_max_ms`
+    #[arg(
+        long = "block-interval-max-ms",
+        env = "CAIRN_CONSENSUS_BLOCK_INTERVAL_MAX_MS"
+    )]
+    pub block_interval_max_ms: Option<u64>,
+    /// `mempool.transactions_max`
+    #[arg(
+        long = "mempool-transactions-max",
+        env = "CAIRN_MEMPOOL_TRANSACTIONS_MAX"
+    )]
+    pub mempool_transactions_max: Option<u64>,
+    /// `mempool.bytes_max`
+    #[arg(long = "mempool-bytes-max", env = "CAIRN_MEMPOOL_BYTES_MAX")]
+    pub mempool_bytes_max: Option<u64>,
+    /// `log.format`: plain or json
+    #[arg(long = "log-format", env = "CAIRN_LOG_FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+    /// `log.filter`, in the RUST_LOG style (RUST_LOG itself also works)
+    #[arg(long = "log-filter", env = "CAIRN_LOG_FILTER")]
+    pub log_filter: Option<String>,
+}
+
+fn parse_mode(text: &str) -> Result<NodeMode, String> {
+    match text {
+        "validator" => Ok(NodeMode::Validator),
+        "full" => Ok(NodeMode::Full),
+        other => Err(format!(
+            "{other:?} is not a mode; use `validator` or `full`"
+        )),
+    }
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "plain" => Ok(LogFormat::Plain),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!(
+            "{other:?} is not a log format; use `plain` or `json`"
+        )),
+    }
+}
+
+impl ConfigOverrides {
+    /// Applies every override that is set to `config`.
+    pub fn apply(&self, config: &mut NodeConfig) {
+        if let Some(moniker) = &self.moniker {
+            config.moniker = moniker.clone();
+        }
+        if let Some(mode) = self.mode {
+            config.mode = mode;
+        }
+        if !self.p2p_listen.is_empty() {
+            config.p2p.listen = self.p2p_listen.clone();
+        }
+        if !self.bootstrap.is_empty() {
+            config.p2p.bootstrap = self.bootstrap.clone();
+        }
+        if let Some(mdns) = self.mdns {
+            config.p2p.mdns = mdns;
+        }
+        if let Some(peers_target) = self.peers_target {
+            config.p2p.peers_target = peers_target;
+        }
+        if let Some(listen) = self.rpc_listen {
+            config.rpc.listen = listen;
+        }
+        if let Some(listen) = self.metrics_listen {
+            config.metrics.listen = listen;
+        }
+        if let Some(timeout) = self.timeout_commit_ms {
+            config.consensus.timeout_commit_ms = timeout;
+        }
+        if let Some(wait) = self.wait_for_transactions {
+            config.consensus.wait_for_transactions = wait;
+        }
+        if let Some(interval) = self.block_interval_max_ms {
+            config.consensus.block_interval_max_ms = interval;
+        }
+        if let Some(count) = self.mempool_transactions_max {
+            config.mempool.transactions_max = count;
+        }
+        if let Some(bytes) = self.mempool_bytes_max {
+            config.mempool.bytes_max = bytes;
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        if let Some(filter) = &self.log_filter {
+            config.log.filter = filter.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        overrides: ConfigOverrides,
+    }
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let config = NodeConfig::default();
+        let text = config.to_toml();
+        assert_eq!(
+            NodeConfig::from_toml(&text, Path::new("c.toml")).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let text = NodeConfig::default()
+            .to_toml()
+            .replace("peers_target", "peer_target");
+        let error = NodeConfig::from_toml(&text, Path::new("/h/config.toml")).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("/h/config.toml") && message.contains("peer_target"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let cli = TestCli::try_parse_from([
+            "cairnd",
+            "--bootstrap",
+            "/ip4/127.0.0.1/tcp/1/p2p/x,/ip4/127.0.0.1/tcp/2/p2p/y",
+            "--rpc-listen",
+            "127.0.0.1:0",
+            "--mdns",
+            "--mode",
+            "full",
+            "--timeout-commit-ms",
+            "0",
+        ])
+        .unwrap();
+        let mut config = NodeConfig::default();
+        cli.overrides.apply(&mut config);
+        assert_eq!(config.p2p.bootstrap.len(), 2);
+        assert_eq!(config.rpc.listen.port(), 0);
+        assert!(config.p2p.mdns);
+        assert_eq!(config.mode, NodeMode::Full);
+        assert_eq!(config.consensus.timeout_commit_ms, 0);
+        assert_eq!(config.moniker, NodeConfig::default().moniker);
+    }
+
+    #[test]
+    fn bad_flag_values_are_explained() {
+        let error = TestCli::try_parse_from(["cairnd", "--mode", "observer"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("use `validator` or `full`"), "{error}");
+    }
+}
