@@ -10,7 +10,9 @@ pub mod config;
 mod error;
 pub mod home;
 pub mod init;
+pub mod logging;
 pub mod mempool;
 pub mod rpc;
+pub mod shutdown;
 
 pub use error::NodeError;

@@ -80,12 +80,15 @@ fn execute(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BLOCK_TRANSACTIONS as u64));
     for accounts in [100_000usize, 1_000_000] {
         let (state, transactions) = workload(accounts);
-        group.bench_function(format!("{BLOCK_TRANSACTIONS}_transfers_{accounts}_accounts"), |b| {
-            b.iter(|| {
-                let outcome = state.execute(&chain, proposer, &transactions).unwrap();
-                criterion::black_box(outcome.state_root())
-            })
-        });
+        group.bench_function(
+            format!("{BLOCK_TRANSACTIONS}_transfers_{accounts}_accounts"),
+            |b| {
+                b.iter(|| {
+                    let outcome = state.execute(&chain, proposer, &transactions).unwrap();
+                    criterion::black_box(outcome.state_root())
+                })
+            },
+        );
     }
     group.finish();
 }

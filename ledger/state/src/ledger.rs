@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use cairn_types::{limits::BLOCK_TRANSACTIONS_MAX, Address, Block, ChainId, Hash, SignedTransaction};
+use cairn_types::{
+    limits::BLOCK_TRANSACTIONS_MAX, Address, Block, ChainId, Hash, SignedTransaction,
+};
 
 use crate::{
     rules::check_stateless,
@@ -102,11 +104,12 @@ impl LedgerState {
             if index.insert(address, slot).is_some() {
                 return Err(StateError::DuplicateAccount { address });
             }
-            total_supply = total_supply
-                .checked_add(account.balance)
-                .ok_or(StateError::Overflow {
-                    what: "total supply",
-                })?;
+            total_supply =
+                total_supply
+                    .checked_add(account.balance)
+                    .ok_or(StateError::Overflow {
+                        what: "total supply",
+                    })?;
             slots.push(SlotEntry { address, account });
         }
         let leaves = slots
@@ -168,6 +171,13 @@ impl LedgerState {
             .map(|(slot, entry)| (slot as u64, entry.address, entry.account))
     }
 
+    /// The slot and account of `address` in this state.
+    fn read(&self, address: &Address) -> ParentRead {
+        self.index
+            .get(address)
+            .map(|&slot| (slot, self.slots[slot as usize].account))
+    }
+
     /// A proof that `address` holds [`LedgerState::account`] under
     /// [`LedgerState::root`], or `None` if it has no account.
     pub fn prove(&self, address: &Address) -> Option<AccountProof> {
@@ -189,7 +199,11 @@ impl LedgerState {
     /// Starts executing a block built by `proposer` on top of this state.
     /// Push transfers one by one; a refused transfer leaves the execution
     /// as it was, so a proposer can skip it and go on.
-    pub fn begin_block<'a>(&'a self, chain_id: &'a ChainId, proposer: Address) -> BlockExecution<'a> {
+    pub fn begin_block<'a>(
+        &'a self,
+        chain_id: &'a ChainId,
+        proposer: Address,
+    ) -> BlockExecution<'a> {
         BlockExecution {
             parent: self,
             chain_id,
@@ -221,11 +235,30 @@ impl LedgerState {
                 max: BLOCK_TRANSACTIONS_MAX,
             });
         }
+        // Read every sender and recipient from the parent first: a tight
+        // loop of independent lookups whose cache misses overlap, where
+        // doing them between the transfers' hashing would wait on each.
+        let senders: Vec<Address> = transactions
+            .iter()
+            .map(|transaction| transaction.transaction.sender.address())
+            .collect();
+        let reads: Vec<(ParentRead, ParentRead)> = transactions
+            .iter()
+            .zip(&senders)
+            .map(|(transaction, sender)| {
+                (
+                    self.read(sender),
+                    self.read(&transaction.transaction.recipient),
+                )
+            })
+            .collect();
         let mut execution = self.begin_block(chain_id, proposer);
         execution.reserve(transactions.len());
-        for (index, transaction) in transactions.iter().enumerate() {
+        for (index, ((transaction, sender), parent_reads)) in
+            transactions.iter().zip(senders).zip(reads).enumerate()
+        {
             execution
-                .push(transaction)
+                .push_prepared(transaction, sender, Some(parent_reads))
                 .map_err(|error| error.at_index(index))?;
         }
         execution.finish()
@@ -352,6 +385,9 @@ impl ExecutionOutcome {
     }
 }
 
+/// An account as the parent state holds it: slot and value, or nothing.
+type ParentRead = Option<(u64, Account)>;
+
 /// Where an account lives during execution.
 #[derive(Clone, Copy)]
 enum Location {
@@ -423,14 +459,21 @@ impl BlockExecution<'_> {
     }
 
     fn locate(&self, address: &Address) -> (Location, Account) {
+        self.locate_with(address, None)
+    }
+
+    /// Locates `address`: in this block's writes, else in the parent (as
+    /// `parent_read` says, when the caller has already read it).
+    fn locate_with(
+        &self,
+        address: &Address,
+        parent_read: Option<ParentRead>,
+    ) -> (Location, Account) {
         if let Some(&position) = self.positions.get(address) {
             return (Location::Touched(position), self.touched[position].account);
         }
-        match self.parent.index.get(address) {
-            Some(&slot) => (
-                Location::Parent(slot),
-                self.parent.slots[slot as usize].account,
-            ),
+        match parent_read.unwrap_or_else(|| self.parent.read(address)) {
+            Some((slot, account)) => (Location::Parent(slot), account),
             None => (Location::Absent, Account::default()),
         }
     }
@@ -473,6 +516,22 @@ impl BlockExecution<'_> {
     /// Executes one transfer (whose signature the caller has verified).
     /// On error nothing changes.
     pub fn push(&mut self, transaction: &SignedTransaction) -> Result<(), StateError> {
+        let sender = transaction.transaction.sender.address();
+        self.push_prepared(transaction, sender, None)
+    }
+
+    /// [`BlockExecution::push`] with the sender's address computed and,
+    /// optionally, the parent's sender and recipient accounts read.
+    fn push_prepared(
+        &mut self,
+        transaction: &SignedTransaction,
+        sender_address: Address,
+        parent_reads: Option<(ParentRead, ParentRead)>,
+    ) -> Result<(), StateError> {
+        let (sender_read, recipient_read) = match parent_reads {
+            Some((sender, recipient)) => (Some(sender), Some(recipient)),
+            None => (None, None),
+        };
         if self.transactions >= BLOCK_TRANSACTIONS_MAX {
             return Err(StateError::TooManyTransactions {
                 count: self.transactions + 1,
@@ -484,8 +543,7 @@ impl BlockExecution<'_> {
         let need = transfer.total_cost().ok_or(StateError::Overflow {
             what: "amount + fee",
         })?;
-        let sender_address = transfer.sender.address();
-        let (sender_location, sender) = self.locate(&sender_address);
+        let (sender_location, sender) = self.locate_with(&sender_address, sender_read);
         if transfer.nonce != sender.nonce {
             return Err(StateError::BadNonce {
                 expected: sender.nonce,
@@ -523,7 +581,8 @@ impl BlockExecution<'_> {
             self.check_room(u64::from(matches!(sender_location, Location::Absent)))?;
             self.write(sender_location, sender_address, after);
         } else {
-            let (recipient_location, recipient) = self.locate(&transfer.recipient);
+            let (recipient_location, recipient) =
+                self.locate_with(&transfer.recipient, recipient_read);
             let recipient_after = Account {
                 balance: credit(recipient.balance)?,
                 nonce: recipient.nonce,

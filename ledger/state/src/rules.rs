@@ -47,7 +47,11 @@ pub fn signature_verdicts(transactions: &[SignedTransaction]) -> Vec<bool> {
         .collect();
     let mut batch = BatchVerifier::with_capacity(transactions.len());
     for (transaction, message) in transactions.iter().zip(&messages) {
-        batch.push(transaction.transaction.sender, transaction.signature, message);
+        batch.push(
+            transaction.transaction.sender,
+            transaction.signature,
+            message,
+        );
     }
     batch.verify()
 }

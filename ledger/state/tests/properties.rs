@@ -133,8 +133,12 @@ fn model_of(state: &LedgerState) -> Model {
 }
 
 /// Builds a block the way a proposer does: pushes each candidate with the
-/// sender's next nonce (plus skew) and skips the refused ones.
-fn build_block(state: &LedgerState, candidates: &[Candidate]) -> Vec<SignedTransaction> {
+/// sender's next nonce (plus skew) and skips the refused ones. Returns the
+/// accepted transfers and the root the builder computed.
+fn build_block(
+    state: &LedgerState,
+    candidates: &[Candidate],
+) -> (Vec<SignedTransaction>, cairn_types::Hash) {
     let chain = chain();
     let mut execution = state.begin_block(&chain, proposer());
     let mut accepted = Vec::new();
@@ -147,11 +151,11 @@ fn build_block(state: &LedgerState, candidates: &[Candidate]) -> Vec<SignedTrans
             accepted.push(transaction);
         }
     }
-    accepted
+    (accepted, execution.finish().unwrap().state_root())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn supply_is_conserved_and_nonces_only_increase(
@@ -164,8 +168,10 @@ proptest! {
         prop_assert_eq!(state.total_supply(), supply);
         let mut model = model_of(&state);
         for candidates in &blocks {
-            let transactions = build_block(&state, candidates);
+            let (transactions, built_root) = build_block(&state, candidates);
             let outcome = state.execute(&chain, proposer(), &transactions).unwrap();
+            // Refused pushes left the builder exactly as if never tried.
+            prop_assert_eq!(outcome.state_root(), built_root);
             prop_assert!(model.apply_block(&transactions, proposer()));
             let before = state.clone();
             state.apply(&outcome).unwrap();
@@ -203,7 +209,7 @@ proptest! {
     ) {
         let chain = chain();
         let state = genesis(&balances);
-        let mut transactions = build_block(&state, &candidates);
+        let (mut transactions, _) = build_block(&state, &candidates);
         prop_assume!(!transactions.is_empty());
         let index = bad_position.index(transactions.len());
         let keypair = keypair(

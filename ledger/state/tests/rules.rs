@@ -8,7 +8,9 @@
 use cairn_state::{
     check_stateless, signature_verdicts, verify_signatures, Account, LedgerState, StateError,
 };
-use cairn_types::{limits::MEMO_BYTES_MAX, Address, ChainId, Keypair, SignedTransaction, Transaction};
+use cairn_types::{
+    limits::MEMO_BYTES_MAX, Address, ChainId, Keypair, SignedTransaction, Transaction,
+};
 
 fn chain() -> ChainId {
     ChainId::new("rules-chain").unwrap()
@@ -139,7 +141,9 @@ fn the_recipient_balance_cannot_overflow() {
         ..transfer(5, 0, 0)
     }
     .sign(&rich);
-    assert!(state.execute(&chain(), PROPOSER, &[signed.clone()]).is_ok());
+    assert!(state
+        .execute(&chain(), PROPOSER, std::slice::from_ref(&signed))
+        .is_ok());
     // Total supply is u64::MAX - 10: no valid block can overflow a balance.
     let state = LedgerState::from_genesis(&[(rich.address(), 10), (bob(), u64::MAX - 5)]);
     assert_eq!(
@@ -193,7 +197,10 @@ fn a_block_without_fees_does_not_create_the_proposer() {
     let outcome = state
         .execute(&chain(), PROPOSER, &[transfer(1, 0, 0).sign(&alice())])
         .unwrap();
-    assert!(outcome.changes().iter().all(|change| change.address != PROPOSER));
+    assert!(outcome
+        .changes()
+        .iter()
+        .all(|change| change.address != PROPOSER));
     let empty = state.execute(&chain(), PROPOSER, &[]).unwrap();
     assert_eq!(empty.state_root(), state.root());
     assert!(empty.changes().is_empty());
@@ -325,8 +332,8 @@ fn signatures_are_verified_in_batches_with_the_culprit_named() {
 
 #[test]
 fn genesis_refuses_duplicates() {
-    let error = LedgerState::from_genesis(&[(bob(), 1), (alice().address(), 2), (bob(), 3)])
-        .unwrap_err();
+    let error =
+        LedgerState::from_genesis(&[(bob(), 1), (alice().address(), 2), (bob(), 3)]).unwrap_err();
     assert_eq!(error, StateError::DuplicateAccount { address: bob() });
     assert!(error.to_string().contains(&bob().to_string()));
 }
@@ -340,5 +347,8 @@ fn genesis_accessors() {
     assert_eq!(state.account(&Address([9; 20])), None);
     assert_eq!(state.next_nonce(&alice().address()), 0);
     assert_ne!(state.root(), LedgerState::empty().root());
-    assert_eq!(LedgerState::empty().root(), LedgerState::from_genesis(&[]).unwrap().root());
+    assert_eq!(
+        LedgerState::empty().root(),
+        LedgerState::from_genesis(&[]).unwrap().root()
+    );
 }

@@ -1,0 +1,47 @@
+//! The key-value contract the store logic is written against, so the
+//! RocksDB and in-memory stores share every encoding and every check.
+//! Internal to the crate.
+
+use crate::{format::Column, StoreError};
+
+/// Called on each entry of a scan; returns whether to go on.
+pub(crate) type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+
+/// A set of writes applied atomically by [`Backend::write`].
+pub(crate) trait Batch {
+    /// Sets `key` to `value` in `column`.
+    fn put(&mut self, column: Column, key: &[u8], value: &[u8]);
+    /// Deletes the keys in `[start, end)` of `column`.
+    fn delete_range(&mut self, column: Column, start: &[u8], end: &[u8]);
+}
+
+/// An ordered key-value store with column families and atomic, synced
+/// batches.
+pub(crate) trait Backend: Send + Sync {
+    /// Its batch type.
+    type Batch<'a>: Batch
+    where
+        Self: 'a;
+
+    /// The value of `key` in `column`.
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// An empty batch with room for about `capacity_bytes` of keys and
+    /// values.
+    fn batch(&self, capacity_bytes: usize) -> Self::Batch<'_>;
+
+    /// Applies `batch` atomically and syncs it to stable storage before
+    /// returning: after a crash either all of it or none of it is there.
+    fn write(&self, batch: Self::Batch<'_>) -> Result<(), StoreError>;
+
+    /// Visits, in key order, the entries of `column` with keys in
+    /// `[start, end)` (`end = None`: to the last key) until `visit`
+    /// returns `false`.
+    fn scan(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,138 @@
+//! The [`Store`] contract the node and the simulator code against, and the
+//! values it speaks in.
+//!
+//! # Durability
+//!
+//! Every write of this contract is synced to stable storage before it
+//! returns: [`Store::commit_block`], [`Store::wal_append`],
+//! [`Store::wal_prune_below`], [`Store::add_evidence`] and
+//! [`Store::prune_evidence_below`]. Each is atomic: after a crash at any
+//! moment, reopening yields the state after the last write that returned,
+//! or after the one in flight, never part of one. There are no unsynced
+//! writes; the in-memory store models a crash that interrupts a write
+//! ([`crate::MemoryDisk`]).
+
+use cairn_state::{Account, ExecutionOutcome, LedgerState};
+use cairn_types::{
+    Address, Block, ChainId, CommitCertificate, Evidence, Hash, Header, Height, SignedTransaction,
+};
+
+use crate::StoreError;
+
+/// Largest consensus WAL entry: a proposal with its whole block fits.
+pub const WAL_ENTRY_BYTES_MAX: usize = cairn_types::limits::BLOCK_BYTES_MAX + 64 * 1024;
+/// Most WAL entries kept for one height.
+pub const WAL_ENTRIES_PER_HEIGHT_MAX: u64 = 65_536;
+/// Most WAL bytes kept for one height (bounds what a replay reads).
+pub const WAL_HEIGHT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Most evidence items [`Store::evidence`] returns.
+pub const EVIDENCE_LIST_MAX: usize = 4_096;
+
+/// What a store belongs to: it refuses to open for another chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainIdentity {
+    /// The chain id.
+    pub chain_id: ChainId,
+    /// The genesis hash (the parent hash of block 1).
+    pub genesis_hash: Hash,
+}
+
+/// A committed transaction and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionRecord {
+    /// Height of its block.
+    pub height: Height,
+    /// Position in the block.
+    pub index: u32,
+    /// The transaction.
+    pub transaction: SignedTransaction,
+}
+
+/// The persistent store of a node: blocks, certificates, indexes, accounts,
+/// evidence and the consensus WAL. Implemented by [`crate::RocksStore`]
+/// and [`crate::MemoryStore`], which pass the same contract tests.
+///
+/// Opening (`RocksStore::open`, `MemoryStore::open`) creates the store
+/// from the genesis state, or checks that an existing one belongs to the
+/// same chain, genesis and format.
+pub trait Store: Send + Sync {
+    /// The chain this store belongs to.
+    fn identity(&self) -> &ChainIdentity;
+
+    /// The latest committed height (0 before the first block).
+    fn latest_height(&self) -> Height;
+
+    /// The hash of the latest committed block (the genesis hash at 0).
+    fn latest_block_hash(&self) -> Hash;
+
+    /// The state root after the latest committed block.
+    fn state_root(&self) -> Hash;
+
+    /// Commits the next block with the certificate that decided it and its
+    /// execution outcome (computed on the store's latest state): block,
+    /// certificate, hash and transaction indexes, changed accounts and the
+    /// latest height, in one atomic synced write. Refuses a block that is
+    /// not the next one, a certificate for another block, or an outcome
+    /// computed on another state or disagreeing with the header's root.
+    ///
+    /// Commit first, then [`LedgerState::apply`] the same outcome to the
+    /// node's in-memory state: if the commit fails, the state is still
+    /// the store's.
+    fn commit_block(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        outcome: &ExecutionOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// The block at `height`.
+    fn block(&self, height: Height) -> Result<Option<Block>, StoreError>;
+
+    /// The canonical bytes of the block at `height`, as stored (to serve
+    /// block sync without re-encoding).
+    fn block_bytes(&self, height: Height) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The header of the block at `height` (decodes only the header).
+    fn header(&self, height: Height) -> Result<Option<Header>, StoreError>;
+
+    /// The height of the block with hash `hash`.
+    fn block_height(&self, hash: &Hash) -> Result<Option<Height>, StoreError>;
+
+    /// The block with hash `hash`.
+    fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, StoreError>;
+
+    /// The certificate that decided the block at `height`.
+    fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StoreError>;
+
+    /// A committed transaction by hash, with its height and index.
+    fn transaction(&self, hash: &Hash) -> Result<Option<TransactionRecord>, StoreError>;
+
+    /// An account after the latest committed block.
+    fn account(&self, address: &Address) -> Result<Option<Account>, StoreError>;
+
+    /// The full state after the latest committed block, rebuilt from the
+    /// stored accounts (O(accounts)) and checked against the latest state
+    /// root. Called once at start-up.
+    fn load_state(&self) -> Result<LedgerState, StoreError>;
+
+    /// Appends an opaque consensus WAL entry for `height`, synced before
+    /// returning. At most [`WAL_ENTRY_BYTES_MAX`] bytes, at most
+    /// [`WAL_ENTRIES_PER_HEIGHT_MAX`] entries and
+    /// [`WAL_HEIGHT_BYTES_MAX`] bytes per height.
+    fn wal_append(&self, height: Height, entry: &[u8]) -> Result<(), StoreError>;
+
+    /// The WAL entries of `height`, in append order.
+    fn wal_entries(&self, height: Height) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Deletes the WAL entries of every height below `height` (synced).
+    fn wal_prune_below(&self, height: Height) -> Result<(), StoreError>;
+
+    /// Keeps `evidence` (synced); `false` if it was already kept.
+    fn add_evidence(&self, evidence: &Evidence) -> Result<bool, StoreError>;
+
+    /// Kept evidence, by height then hash, at most [`EVIDENCE_LIST_MAX`].
+    fn evidence(&self) -> Result<Vec<Evidence>, StoreError>;
+
+    /// Deletes kept evidence of heights below `height` (synced).
+    fn prune_evidence_below(&self, height: Height) -> Result<(), StoreError>;
+}

@@ -1,0 +1,271 @@
+//! The in-memory store for the deterministic simulator: the same logic
+//! and the same contract as [`crate::RocksStore`], over ordered maps.
+//!
+//! # Crashes
+//!
+//! A [`MemoryDisk`] plays the disk and outlives the [`MemoryStore`]s opened
+//! on it, as a directory outlives a process. Every write of the
+//! [`crate::Store`] contract is synced before it returns, so a crash
+//! *between* calls loses nothing; the write a crash can lose is the one it
+//! interrupts, which never returned. The simulator models both:
+//!
+//! - [`MemoryDisk::crash`]: the process dies now. Stores opened before it
+//!   answer every call with [`StoreError::Crashed`]; open the disk again to
+//!   restart.
+//! - [`MemoryDisk::crash_during_write`]: the process dies during the
+//!   write that follows `writes_before` more successful ones (a commit, a
+//!   WAL append, a prune or an evidence write). That write is staged but
+//!   not synced; with
+//!   [`InterruptedWrite::Lost`] it is discarded, with
+//!   [`InterruptedWrite::Persisted`] it reached the disk before the crash
+//!   (its call still fails, as the caller never saw it return). Either way
+//!   a write is all or nothing, like a RocksDB `WriteBatch`.
+
+use std::{
+    collections::BTreeMap,
+    ops::Bound,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use cairn_state::LedgerState;
+
+use crate::{
+    backend::{Backend, Batch, Visitor},
+    engine::{delegate_store, Engine},
+    format::Column,
+    ChainIdentity, StoreError,
+};
+
+/// What becomes of the write a scheduled crash interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptedWrite {
+    /// It was not synced: the disk does not have it.
+    Lost,
+    /// It was synced just before the crash: the disk has all of it.
+    Persisted,
+}
+
+/// A scheduled crash.
+#[derive(Clone, Copy, Debug)]
+struct ScheduledCrash {
+    writes_before: u64,
+    fate: InterruptedWrite,
+}
+
+/// One key-value map per column.
+type Columns = [BTreeMap<Vec<u8>, Vec<u8>>; Column::ALL.len()];
+
+/// The contents of a simulated disk.
+#[derive(Debug, Default)]
+struct DiskState {
+    columns: Columns,
+    /// Bumped by every crash; stores opened in an older generation are dead.
+    generation: u64,
+    /// A staged write not synced yet (only ever seen by a crash).
+    unsynced: Option<MemoryBatch>,
+    scheduled: Option<ScheduledCrash>,
+    writes: u64,
+}
+
+/// A simulated disk holding one store. Cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+impl MemoryDisk {
+    /// An empty disk.
+    pub fn new() -> MemoryDisk {
+        MemoryDisk::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The process using this disk dies now: unsynced writes are dropped
+    /// and every store opened so far stops working.
+    pub fn crash(&self) {
+        let mut state = self.lock();
+        state.unsynced = None;
+        state.scheduled = None;
+        state.generation += 1;
+    }
+
+    /// The process will die during the write that follows `writes_before`
+    /// more successful writes (0: the next write), which meets `fate`.
+    pub fn crash_during_write(&self, writes_before: u64, fate: InterruptedWrite) {
+        self.lock().scheduled = Some(ScheduledCrash {
+            writes_before,
+            fate,
+        });
+    }
+
+    /// Overwrites one stored value with `value`, as bit rot would (to test
+    /// that corruption is reported, not panicked on). Takes effect for
+    /// stores opened afterwards and for reads of open ones.
+    pub fn corrupt(&self, column: Column, key: &[u8], value: &[u8]) {
+        self.lock().columns[column.index()].insert(key.to_vec(), value.to_vec());
+    }
+
+    /// Number of synced writes so far (to pick crash points).
+    pub fn writes(&self) -> u64 {
+        self.lock().writes
+    }
+}
+
+/// The in-memory implementation of [`crate::Store`].
+pub struct MemoryStore {
+    engine: Engine<MemoryBackend>,
+}
+
+delegate_store!(MemoryStore);
+
+impl MemoryStore {
+    /// Opens the store on `disk` (after a crash: restarts it), exactly as
+    /// [`crate::RocksStore::open`] does: creates it from `genesis` if the
+    /// disk is empty, else checks chain id, genesis hash and format.
+    pub fn open(
+        disk: &MemoryDisk,
+        identity: &ChainIdentity,
+        genesis: &LedgerState,
+    ) -> Result<MemoryStore, StoreError> {
+        let generation = disk.lock().generation;
+        let backend = MemoryBackend {
+            disk: disk.clone(),
+            generation,
+        };
+        Ok(MemoryStore {
+            engine: Engine::open(backend, identity, genesis)?,
+        })
+    }
+}
+
+/// One staged write.
+#[derive(Debug)]
+enum Operation {
+    Put(Column, Vec<u8>, Vec<u8>),
+    DeleteRange(Column, Vec<u8>, Vec<u8>),
+}
+
+/// A batch of staged writes.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryBatch {
+    operations: Vec<Operation>,
+}
+
+impl Batch for MemoryBatch {
+    fn put(&mut self, column: Column, key: &[u8], value: &[u8]) {
+        self.operations
+            .push(Operation::Put(column, key.to_vec(), value.to_vec()));
+    }
+
+    fn delete_range(&mut self, column: Column, start: &[u8], end: &[u8]) {
+        self.operations
+            .push(Operation::DeleteRange(column, start.to_vec(), end.to_vec()));
+    }
+}
+
+impl MemoryBatch {
+    /// Applies the batch to the disk's maps.
+    fn apply_to(self, columns: &mut Columns) {
+        for operation in self.operations {
+            match operation {
+                Operation::Put(column, key, value) => {
+                    columns[column.index()].insert(key, value);
+                }
+                Operation::DeleteRange(column, start, end) if start < end => {
+                    let map = &mut columns[column.index()];
+                    let doomed: Vec<Vec<u8>> = map
+                        .range::<[u8], _>((Bound::Included(&start[..]), Bound::Excluded(&end[..])))
+                        .map(|(key, _)| key.clone())
+                        .collect();
+                    for key in doomed {
+                        map.remove(&key);
+                    }
+                }
+                Operation::DeleteRange(..) => {}
+            }
+        }
+    }
+}
+
+/// A handle on a [`MemoryDisk`] opened in one generation.
+pub(crate) struct MemoryBackend {
+    disk: MemoryDisk,
+    generation: u64,
+}
+
+impl MemoryBackend {
+    /// The disk, if this handle has not been killed by a crash.
+    fn live(&self) -> Result<MutexGuard<'_, DiskState>, StoreError> {
+        let state = self.disk.lock();
+        if state.generation != self.generation {
+            return Err(StoreError::Crashed);
+        }
+        Ok(state)
+    }
+}
+
+impl Backend for MemoryBackend {
+    type Batch<'a> = MemoryBatch;
+
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.live()?.columns[column.index()].get(key).cloned())
+    }
+
+    fn batch(&self, _capacity_bytes: usize) -> MemoryBatch {
+        MemoryBatch::default()
+    }
+
+    fn write(&self, batch: MemoryBatch) -> Result<(), StoreError> {
+        let mut state = self.live()?;
+        // Stage, then sync, unless a crash interrupts in between.
+        state.unsynced = Some(batch);
+        if let Some(scheduled) = state.scheduled {
+            if scheduled.writes_before == 0 {
+                if scheduled.fate == InterruptedWrite::Persisted {
+                    if let Some(batch) = state.unsynced.take() {
+                        batch.apply_to(&mut state.columns);
+                    }
+                }
+                state.unsynced = None;
+                state.scheduled = None;
+                state.generation += 1;
+                return Err(StoreError::Crashed);
+            }
+            state.scheduled = Some(ScheduledCrash {
+                writes_before: scheduled.writes_before - 1,
+                ..scheduled
+            });
+        }
+        if let Some(batch) = state.unsynced.take() {
+            batch.apply_to(&mut state.columns);
+        }
+        state.writes += 1;
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let state = self.live()?;
+        let upper = match end {
+            Some(end) if end <= start => return Ok(()),
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        for (key, value) in
+            state.columns[column.index()].range::<[u8], _>((Bound::Included(start), upper))
+        {
+            if !visit(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

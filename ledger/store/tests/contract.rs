@@ -1,0 +1,443 @@
+//! The contract of [`Store`], run against both implementations: the same
+//! tests, through a small harness that opens, reopens and corrupts each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use cairn_state::LedgerState;
+use cairn_store::{
+    ChainIdentity, Column, MemoryDisk, MemoryStore, RocksStore, Store, StoreError, FORMAT_VERSION,
+    WAL_ENTRY_BYTES_MAX,
+};
+use cairn_types::{
+    sha256, Address, ChainId, Evidence, Hash, Height, Keypair, Round, ValidatorIndex, Vote,
+    VoteType,
+};
+use common::{check_consistency, TestChain};
+
+/// Opens and damages one kind of store.
+trait Harness {
+    type S: Store;
+    fn open(
+        &mut self,
+        identity: &ChainIdentity,
+        genesis: &LedgerState,
+    ) -> Result<Self::S, StoreError>;
+    /// Overwrites a raw value (the store must be closed).
+    fn corrupt(&mut self, column: Column, key: &[u8], value: &[u8]);
+}
+
+struct Rocks {
+    directory: tempfile::TempDir,
+}
+
+impl Rocks {
+    fn new() -> Rocks {
+        Rocks {
+            directory: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.directory.path().join("store")
+    }
+}
+
+impl Harness for Rocks {
+    type S = RocksStore;
+
+    fn open(
+        &mut self,
+        identity: &ChainIdentity,
+        genesis: &LedgerState,
+    ) -> Result<RocksStore, StoreError> {
+        RocksStore::open(&self.path(), identity, genesis)
+    }
+
+    fn corrupt(&mut self, column: Column, key: &[u8], value: &[u8]) {
+        let names: Vec<&str> = Column::ALL.iter().map(|column| column.name()).collect();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), self.path(), names).unwrap();
+        db.put_cf(db.cf_handle(column.name()).unwrap(), key, value)
+            .unwrap();
+    }
+}
+
+struct Memory {
+    disk: MemoryDisk,
+}
+
+impl Harness for Memory {
+    type S = MemoryStore;
+
+    fn open(
+        &mut self,
+        identity: &ChainIdentity,
+        genesis: &LedgerState,
+    ) -> Result<MemoryStore, StoreError> {
+        // Opening again models a restart: the previous handle dies.
+        self.disk.crash();
+        MemoryStore::open(&self.disk, identity, genesis)
+    }
+
+    fn corrupt(&mut self, column: Column, key: &[u8], value: &[u8]) {
+        self.disk.corrupt(column, key, value);
+    }
+}
+
+fn open<H: Harness>(harness: &mut H, chain: &TestChain) -> H::S {
+    harness.open(&chain.identity, &chain.genesis).unwrap()
+}
+
+fn a_fresh_store_holds_the_genesis<H: Harness>(mut harness: H) {
+    let chain = TestChain::new("contract", 8, 4);
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.identity(), &chain.identity);
+    assert_eq!(store.latest_height(), Height::GENESIS);
+    assert_eq!(store.latest_block_hash(), chain.identity.genesis_hash);
+    assert_eq!(store.state_root(), chain.genesis.root());
+    assert_eq!(store.load_state().unwrap().root(), chain.genesis.root());
+    let address = chain.keys[3].address();
+    assert_eq!(
+        store.account(&address).unwrap(),
+        chain.genesis.account(&address)
+    );
+    assert_eq!(store.account(&Address([1; 20])).unwrap(), None);
+    assert_eq!(store.block(Height(1)).unwrap(), None);
+    assert_eq!(store.block_by_hash(&Hash([1; 32])).unwrap(), None);
+    assert_eq!(store.transaction(&Hash([1; 32])).unwrap(), None);
+    assert_eq!(store.certificate(Height(1)).unwrap(), None);
+    check_consistency(&store, &chain.genesis);
+}
+
+fn committed_blocks_are_readable_every_way<H: Harness>(mut harness: H) {
+    let mut chain = TestChain::new("contract", 16, 4);
+    let store = open(&mut harness, &chain);
+    let mut committed = Vec::new();
+    for count in [10, 0, 25, 7] {
+        let (block, certificate, outcome) = chain.next_block(count);
+        store.commit_block(&block, &certificate, &outcome).unwrap();
+        assert_eq!(store.latest_height(), block.height());
+        assert_eq!(store.latest_block_hash(), block.hash());
+        assert_eq!(store.state_root(), block.header.state_root);
+        committed.push((block, certificate));
+    }
+    for (block, certificate) in &committed {
+        let height = block.height();
+        assert_eq!(store.block(height).unwrap().as_ref(), Some(block));
+        assert_eq!(
+            store.block_by_hash(&block.hash()).unwrap().as_ref(),
+            Some(block)
+        );
+        assert_eq!(store.block_bytes(height).unwrap(), Some(block.to_bytes()));
+        assert_eq!(store.header(height).unwrap().as_ref(), Some(&block.header));
+        assert_eq!(
+            store.certificate(height).unwrap().as_ref(),
+            Some(certificate)
+        );
+        for (index, transaction) in block.transactions.iter().enumerate() {
+            let record = store.transaction(&transaction.hash()).unwrap().unwrap();
+            assert_eq!((record.height, record.index as usize), (height, index));
+            assert_eq!(&record.transaction, transaction);
+        }
+    }
+    for (_, address, account) in chain.state.iter() {
+        assert_eq!(store.account(&address).unwrap(), Some(account));
+    }
+    assert_eq!(store.load_state().unwrap().root(), chain.state.root());
+    check_consistency(&store, &chain.genesis);
+
+    // Everything survives a restart.
+    drop(store);
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.latest_height(), Height(4));
+    check_consistency(&store, &chain.genesis);
+    // And the chain goes on from there.
+    let (block, certificate, outcome) = chain.next_block(5);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    check_consistency(&store, &chain.genesis);
+}
+
+fn commits_out_of_order_are_refused<H: Harness>(mut harness: H) {
+    let mut chain = TestChain::new("contract", 8, 0);
+    let store = open(&mut harness, &chain);
+    let (first, first_certificate, first_outcome) = chain.next_block(3);
+    let (second, second_certificate, second_outcome) = chain.next_block(3);
+
+    let error = store
+        .commit_block(&second, &second_certificate, &second_outcome)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::NotNextHeight {
+                expected: Height(1),
+                got: Height(2)
+            }
+        ),
+        "{error}"
+    );
+
+    let error = store
+        .commit_block(&first, &second_certificate, &first_outcome)
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::CertificateMismatch { .. }),
+        "{error}"
+    );
+
+    let mut orphan = first.clone();
+    orphan.header.parent_hash = Hash([9; 32]);
+    let error = store
+        .commit_block(&orphan, &first_certificate, &first_outcome)
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::ParentMismatch { .. }),
+        "{error}"
+    );
+
+    let error = store
+        .commit_block(&first, &first_certificate, &second_outcome)
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::OutcomeMismatch { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("state root"), "{error}");
+
+    assert_eq!(store.latest_height(), Height::GENESIS);
+    check_consistency(&store, &chain.genesis);
+    store
+        .commit_block(&first, &first_certificate, &first_outcome)
+        .unwrap();
+    store
+        .commit_block(&second, &second_certificate, &second_outcome)
+        .unwrap();
+    let error = store
+        .commit_block(&second, &second_certificate, &second_outcome)
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotNextHeight { .. }), "{error}");
+    check_consistency(&store, &chain.genesis);
+}
+
+fn another_chain_or_genesis_is_refused<H: Harness>(mut harness: H) {
+    let chain = TestChain::new("contract", 4, 0);
+    drop(open(&mut harness, &chain));
+
+    let other_chain = ChainIdentity {
+        chain_id: ChainId::new("other-chain").unwrap(),
+        ..chain.identity.clone()
+    };
+    let error = harness.open(&other_chain, &chain.genesis).err().unwrap();
+    assert!(matches!(error, StoreError::ChainMismatch { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("contract") && message.contains("other-chain"),
+        "{message}"
+    );
+
+    let other_genesis = ChainIdentity {
+        genesis_hash: Hash([7; 32]),
+        ..chain.identity.clone()
+    };
+    let error = harness.open(&other_genesis, &chain.genesis).err().unwrap();
+    let message = error.to_string();
+    assert!(
+        matches!(error, StoreError::GenesisMismatch { .. }),
+        "{error}"
+    );
+    assert!(
+        message.contains(&chain.identity.genesis_hash.to_hex())
+            && message.contains(&Hash([7; 32]).to_hex()),
+        "{message}"
+    );
+
+    harness.corrupt(
+        Column::Metadata,
+        b"format_version",
+        &(FORMAT_VERSION + 1).to_be_bytes(),
+    );
+    let error = harness.open(&chain.identity, &chain.genesis).err().unwrap();
+    assert!(
+        matches!(error, StoreError::UnsupportedFormat { found, supported } if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("version {}", FORMAT_VERSION + 1)),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("version {FORMAT_VERSION}")),
+        "{message}"
+    );
+}
+
+fn corrupt_values_are_errors_not_panics<H: Harness>(mut harness: H) {
+    let mut chain = TestChain::new("contract", 8, 0);
+    let store = open(&mut harness, &chain);
+    let (block, certificate, outcome) = chain.next_block(4);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    let transaction = block.transactions[0].hash();
+    let account = chain.keys[0].address();
+    drop(store);
+
+    harness.corrupt(Column::Accounts, &account.0, b"short");
+    harness.corrupt(Column::Certificates, &1u64.to_be_bytes(), &[0xff; 40]);
+    harness.corrupt(Column::Transactions, &transaction.0, &[0; 20]);
+    let store = open(&mut harness, &chain);
+    let corrupt = |error: StoreError| {
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+        assert!(error.to_string().contains("corrupt"), "{error}");
+    };
+    corrupt(store.account(&account).unwrap_err());
+    corrupt(store.load_state().unwrap_err());
+    corrupt(store.certificate(Height(1)).unwrap_err());
+    corrupt(store.transaction(&transaction).unwrap_err());
+    drop(store);
+
+    // A damaged latest block makes the store refuse to open.
+    harness.corrupt(Column::Blocks, &1u64.to_be_bytes(), &[1, 2, 3]);
+    corrupt(harness.open(&chain.identity, &chain.genesis).err().unwrap());
+}
+
+fn the_wal_keeps_entries_in_order<H: Harness>(mut harness: H) {
+    let chain = TestChain::new("contract", 2, 0);
+    let store = open(&mut harness, &chain);
+    assert!(store.wal_entries(Height(1)).unwrap().is_empty());
+    for entry in [&b"propose"[..], b"prevote", b""] {
+        store.wal_append(Height(1), entry).unwrap();
+    }
+    store.wal_append(Height(2), b"two").unwrap();
+    store.wal_append(Height(1), b"late").unwrap();
+    let expected: Vec<Vec<u8>> = vec![
+        b"propose".to_vec(),
+        b"prevote".to_vec(),
+        Vec::new(),
+        b"late".to_vec(),
+    ];
+    assert_eq!(store.wal_entries(Height(1)).unwrap(), expected);
+    drop(store);
+
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.wal_entries(Height(1)).unwrap(), expected);
+    store.wal_append(Height(2), b"three").unwrap();
+    assert_eq!(
+        store.wal_entries(Height(2)).unwrap(),
+        vec![b"two".to_vec(), b"three".to_vec()]
+    );
+    store.wal_append(Height(u64::MAX), b"top").unwrap();
+    assert_eq!(
+        store.wal_entries(Height(u64::MAX)).unwrap(),
+        vec![b"top".to_vec()]
+    );
+
+    store.wal_prune_below(Height(2)).unwrap();
+    assert!(store.wal_entries(Height(1)).unwrap().is_empty());
+    assert_eq!(store.wal_entries(Height(2)).unwrap().len(), 2);
+    store.wal_prune_below(Height(0)).unwrap();
+
+    let error = store
+        .wal_append(Height(3), &vec![0; WAL_ENTRY_BYTES_MAX + 1])
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::WalEntryTooLarge { .. }),
+        "{error}"
+    );
+}
+
+fn evidence(height: u64, validator: u32) -> Evidence {
+    let chain_id = ChainId::new("contract").unwrap();
+    let key = Keypair::from_seed(&[validator as u8; 32]);
+    let vote = |hash: Option<Hash>| {
+        Vote::new_signed(
+            &chain_id,
+            VoteType::Prevote,
+            Height(height),
+            Round(0),
+            hash,
+            ValidatorIndex(validator),
+            &key,
+        )
+    };
+    Evidence::duplicate_vote(vote(None), vote(Some(sha256(b"x")))).unwrap()
+}
+
+fn evidence_is_kept_once_and_pruned<H: Harness>(mut harness: H) {
+    let chain = TestChain::new("contract", 2, 0);
+    let store = open(&mut harness, &chain);
+    assert!(store.evidence().unwrap().is_empty());
+    assert!(store.add_evidence(&evidence(5, 1)).unwrap());
+    assert!(store.add_evidence(&evidence(3, 2)).unwrap());
+    assert!(!store.add_evidence(&evidence(5, 1)).unwrap());
+    drop(store);
+    let store = open(&mut harness, &chain);
+    assert_eq!(
+        store.evidence().unwrap(),
+        vec![evidence(3, 2), evidence(5, 1)]
+    );
+    store.prune_evidence_below(Height(4)).unwrap();
+    assert_eq!(store.evidence().unwrap(), vec![evidence(5, 1)]);
+}
+
+macro_rules! contract_tests {
+    ($module:ident, $harness:expr) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn a_fresh_store_holds_the_genesis() {
+                super::a_fresh_store_holds_the_genesis($harness);
+            }
+            #[test]
+            fn committed_blocks_are_readable_every_way() {
+                super::committed_blocks_are_readable_every_way($harness);
+            }
+            #[test]
+            fn commits_out_of_order_are_refused() {
+                super::commits_out_of_order_are_refused($harness);
+            }
+            #[test]
+            fn another_chain_or_genesis_is_refused() {
+                super::another_chain_or_genesis_is_refused($harness);
+            }
+            #[test]
+            fn corrupt_values_are_errors_not_panics() {
+                super::corrupt_values_are_errors_not_panics($harness);
+            }
+            #[test]
+            fn the_wal_keeps_entries_in_order() {
+                super::the_wal_keeps_entries_in_order($harness);
+            }
+            #[test]
+            fn evidence_is_kept_once_and_pruned() {
+                super::evidence_is_kept_once_and_pruned($harness);
+            }
+        }
+    };
+}
+
+contract_tests!(rocks, Rocks::new());
+contract_tests!(
+    memory,
+    Memory {
+        disk: MemoryDisk::new()
+    }
+);
+
+#[test]
+fn a_rocks_store_is_opened_by_one_process_at_a_time() {
+    let chain = TestChain::new("contract", 2, 0);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("nested").join("store");
+    let store = RocksStore::open(&path, &chain.identity, &chain.genesis).unwrap();
+    let error = RocksStore::open(&path, &chain.identity, &chain.genesis)
+        .err()
+        .unwrap();
+    assert!(matches!(error, StoreError::Open { .. }), "{error}");
+    assert!(error.to_string().contains("lock"), "{error}");
+    drop(store);
+    assert!(RocksStore::open(&path, &chain.identity, &chain.genesis).is_ok());
+}
