@@ -25,6 +25,24 @@ ensure_libclang() {
     fi
 }
 
+# The mDNS test runs two nodes inside a network namespace it creates with
+# `unshare -n` and `ip` (iproute2), so multicast never leaves the test.
+ensure_iproute2() {
+    if command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "run.sh: ip/unshare are missing (the mDNS test needs them); installing iproute2 and util-linux" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq iproute2 util-linux >/dev/null
+    else
+        echo "run.sh: the mDNS test needs ip and unshare, and root. Install them with:" >&2
+        echo "    sudo apt-get install -y iproute2 util-linux" >&2
+        exit 1
+    fi
+}
+
 ensure_cargo() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "run.sh: cargo is not on PATH; install the Rust toolchain (https://rustup.rs) first" >&2
@@ -38,6 +56,7 @@ case "$command_name" in
     test)
         ensure_cargo
         ensure_libclang
+        ensure_iproute2
         # The end-to-end tests start the real binaries: build them first.
         cargo build --workspace --bins
         cargo test --workspace --no-fail-fast "$@"

@@ -1,0 +1,340 @@
+//! Request and response types of the two request-response protocols, and
+//! their bounded encoding.
+//!
+//! * Block sync, `/cairn/<chain-id>/sync/1`: the tip of a peer, a range of
+//!   blocks with their certificates, or one block by hash.
+//! * Round state, `/cairn/<chain-id>/round-state/1`: the proposal and the
+//!   votes a peer holds for a height and round.
+//!
+//! Blocks, certificates, proposals and votes travel as opaque bytes that the
+//! node encodes and decodes; this crate only bounds them. Encoding is
+//! postcard; every decode checks the input length against the protocol's
+//! bound first, then rejects trailing bytes.
+
+use cairn_types::{Hash, Height, Round};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::limits::{
+    REFUSAL_REASON_BYTES_MAX, ROUND_STATE_REQUEST_BYTES_MAX, ROUND_STATE_RESPONSE_BYTES_MAX,
+    ROUND_STATE_VOTES_MAX, SYNC_RANGE_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
+};
+use crate::Error;
+
+/// A block-sync request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// The peer's tip: height and hash of its latest committed block.
+    Status,
+    /// Blocks `from ..= from + count - 1` with their certificates; `count` is
+    /// at most [`SYNC_RANGE_BLOCKS_MAX`].
+    Blocks {
+        /// First height wanted.
+        from: Height,
+        /// How many blocks.
+        count: u32,
+    },
+    /// One block (with its certificate when the peer has it) by hash.
+    BlockByHash(Hash),
+}
+
+impl SyncRequest {
+    /// Checks the request against the protocol's bounds.
+    pub fn check(&self) -> Result<(), Error> {
+        match self {
+            SyncRequest::Blocks { count, .. } if *count == 0 => Err(Error::RequestOverLimit(
+                "a block range request must ask for at least one block".to_string(),
+            )),
+            SyncRequest::Blocks { count, .. } if *count > SYNC_RANGE_BLOCKS_MAX => {
+                Err(Error::RequestOverLimit(format!(
+                    "a block range request asks for {count} blocks, the limit is \
+                     {SYNC_RANGE_BLOCKS_MAX}; split it into smaller ranges"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The tip of a peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// Height of the latest committed block.
+    pub tip_height: Height,
+    /// Hash of the latest committed block.
+    pub tip_hash: Hash,
+}
+
+/// A block with the certificate that decided it, both opaque.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncBlock {
+    /// Height of the block (lets the client check the order without decoding).
+    pub height: Height,
+    /// The encoded block.
+    pub block: Vec<u8>,
+    /// The encoded commit certificate of the block (may be empty when the
+    /// peer has none yet, e.g. for its tip).
+    pub certificate: Vec<u8>,
+}
+
+impl SyncBlock {
+    /// Bytes this block takes in a response, roughly (payloads plus framing).
+    pub fn wire_bytes(&self) -> usize {
+        self.block.len() + self.certificate.len() + 32
+    }
+}
+
+/// A block-sync response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// Answer to [`SyncRequest::Status`].
+    Status(SyncStatus),
+    /// Answer to [`SyncRequest::Blocks`]: consecutive blocks starting at the
+    /// requested height; fewer than asked when the peer has fewer or the
+    /// byte bound was reached (ask again for the rest).
+    Blocks(Vec<SyncBlock>),
+    /// Answer to [`SyncRequest::BlockByHash`]; `None` when unknown.
+    Block(Option<SyncBlock>),
+    /// The peer will not answer, and why.
+    Refused(String),
+}
+
+/// A round-state request: what the peer holds for this height and round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundStateRequest {
+    /// The height.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+}
+
+/// A round-state response.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundState {
+    /// The encoded signed proposal message (with its block), if the peer has it.
+    pub proposal: Option<Vec<u8>>,
+    /// The encoded signed votes the peer holds, at most [`ROUND_STATE_VOTES_MAX`].
+    pub votes: Vec<Vec<u8>>,
+}
+
+/// The answer on the round-state protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoundStateResponse {
+    /// What the peer holds.
+    State(RoundState),
+    /// The peer will not answer, and why.
+    Refused(String),
+}
+
+/// Which request-response protocol a message belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Block sync.
+    Sync,
+    /// Round state.
+    RoundState,
+}
+
+impl Protocol {
+    /// The protocol name for a chain.
+    pub fn name(self, chain_id: &str) -> String {
+        match self {
+            Protocol::Sync => format!("/cairn/{chain_id}/sync/1"),
+            Protocol::RoundState => format!("/cairn/{chain_id}/round-state/1"),
+        }
+    }
+
+    /// Bound of an encoded request.
+    pub fn request_bytes_max(self) -> usize {
+        match self {
+            Protocol::Sync => SYNC_REQUEST_BYTES_MAX,
+            Protocol::RoundState => ROUND_STATE_REQUEST_BYTES_MAX,
+        }
+    }
+
+    /// Bound of an encoded response.
+    pub fn response_bytes_max(self) -> usize {
+        match self {
+            Protocol::Sync => SYNC_RESPONSE_BYTES_MAX,
+            Protocol::RoundState => ROUND_STATE_RESPONSE_BYTES_MAX,
+        }
+    }
+}
+
+/// Encodes `value`, refusing results over `limit`.
+pub(crate) fn encode<T: Serialize>(
+    what: &'static str,
+    value: &T,
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    let bytes = postcard::to_allocvec(value).map_err(|e| Error::Decode {
+        what,
+        reason: format!("encoding failed: {e}"),
+    })?;
+    if bytes.len() > limit {
+        return Err(Error::TooLarge {
+            what,
+            size: bytes.len(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes `bytes` (checked against `limit` first), refusing trailing bytes.
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, Error> {
+    if bytes.len() > limit {
+        return Err(Error::TooLarge {
+            what,
+            size: bytes.len(),
+            limit,
+        });
+    }
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| Error::Decode {
+        what,
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(Error::Decode {
+            what,
+            reason: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(value)
+}
+
+/// A refusal reason cut to [`REFUSAL_REASON_BYTES_MAX`].
+pub(crate) fn refusal(reason: impl Into<String>) -> String {
+    let mut reason = reason.into();
+    if reason.len() > REFUSAL_REASON_BYTES_MAX {
+        let mut cut = REFUSAL_REASON_BYTES_MAX;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    reason
+}
+
+/// Fits a node's sync answer to the request and the bounds: a range is cut
+/// to the requested count and to [`SYNC_RESPONSE_BYTES_MAX`] (keeping a
+/// prefix, so the client asks again for the rest).
+pub(crate) fn fit_sync_response(request: &SyncRequest, response: SyncResponse) -> SyncResponse {
+    match (request, response) {
+        (SyncRequest::Blocks { count, .. }, SyncResponse::Blocks(mut blocks)) => {
+            let count = usize::try_from(*count).unwrap_or(usize::MAX);
+            blocks.truncate(count);
+            let budget = SYNC_RESPONSE_BYTES_MAX - crate::limits::ENVELOPE_BYTES_MAX;
+            let mut used = 0usize;
+            let mut keep = 0usize;
+            for block in &blocks {
+                used = used.saturating_add(block.wire_bytes());
+                if used > budget {
+                    break;
+                }
+                keep += 1;
+            }
+            if keep == 0 && !blocks.is_empty() {
+                return SyncResponse::Refused(refusal(
+                    "the first block exceeds the response limit",
+                ));
+            }
+            blocks.truncate(keep);
+            SyncResponse::Blocks(blocks)
+        }
+        (SyncRequest::Blocks { .. }, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
+        (SyncRequest::Blocks { .. }, _) => SyncResponse::Refused(refusal("wrong answer kind")),
+        (SyncRequest::Status, r @ SyncResponse::Status(_)) => r,
+        (SyncRequest::BlockByHash(_), r @ SyncResponse::Block(_)) => r,
+        (_, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
+        _ => SyncResponse::Refused(refusal("wrong answer kind")),
+    }
+}
+
+/// Fits a node's round-state answer to the bounds.
+pub(crate) fn fit_round_state(response: RoundStateResponse) -> RoundStateResponse {
+    match response {
+        RoundStateResponse::State(mut state) => {
+            state.votes.truncate(ROUND_STATE_VOTES_MAX);
+            RoundStateResponse::State(state)
+        }
+        RoundStateResponse::Refused(r) => RoundStateResponse::Refused(refusal(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let req = SyncRequest::Blocks {
+            from: Height(5),
+            count: 3,
+        };
+        let bytes = encode("req", &req, SYNC_REQUEST_BYTES_MAX).unwrap();
+        let back: SyncRequest = decode("req", &bytes, SYNC_REQUEST_BYTES_MAX).unwrap();
+        assert_eq!(req, back);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode::<SyncRequest>("req", &trailing, SYNC_REQUEST_BYTES_MAX).is_err());
+        for seed in 0u8..=255 {
+            let garbage: Vec<u8> = (0..64u8)
+                .map(|i| i.wrapping_mul(seed).wrapping_add(seed))
+                .collect();
+            let _ = decode::<SyncResponse>("resp", &garbage, SYNC_RESPONSE_BYTES_MAX);
+            let _ = decode::<RoundStateResponse>("resp", &garbage, ROUND_STATE_RESPONSE_BYTES_MAX);
+        }
+        assert!(matches!(
+            decode::<SyncRequest>(
+                "req",
+                &vec![0; SYNC_REQUEST_BYTES_MAX + 1],
+                SYNC_REQUEST_BYTES_MAX
+            ),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn range_limits() {
+        assert!(SyncRequest::Blocks {
+            from: Height(1),
+            count: SYNC_RANGE_BLOCKS_MAX
+        }
+        .check()
+        .is_ok());
+        assert!(SyncRequest::Blocks {
+            from: Height(1),
+            count: SYNC_RANGE_BLOCKS_MAX + 1
+        }
+        .check()
+        .is_err());
+        assert!(SyncRequest::Blocks {
+            from: Height(1),
+            count: 0
+        }
+        .check()
+        .is_err());
+        let blocks = (1..=10)
+            .map(|h| SyncBlock {
+                height: Height(h),
+                block: vec![1; 10],
+                certificate: vec![],
+            })
+            .collect();
+        let fitted = fit_sync_response(
+            &SyncRequest::Blocks {
+                from: Height(1),
+                count: 4,
+            },
+            SyncResponse::Blocks(blocks),
+        );
+        match fitted {
+            SyncResponse::Blocks(b) => assert_eq!(b.len(), 4),
+            other => panic!("{other:?}"),
+        }
+    }
+}
