@@ -36,6 +36,9 @@ pub enum NodeError {
     /// The genesis file is not valid.
     #[error(transparent)]
     Genesis(#[from] cairn_genesis::GenesisError),
+    /// Consensus cannot go on safely (the WAL or the store failed).
+    #[error("consensus stopped: {0}")]
+    Consensus(String),
     /// The home directory is not usable as asked.
     #[error("{0}")]
     Home(String),

@@ -117,3 +117,30 @@ pub fn reset_data(home: &Home) -> Result<(), NodeError> {
     }
     create_dir(&data)
 }
+
+/// `cairnd start --dev`: makes `home` a node of the built-in dev chain
+/// (the dev genesis and the INSECURE dev validator key), unless it is
+/// already initialised. RPC and metrics listen on port 0 by default.
+pub fn init_dev_home(home: &Home) -> Result<(), NodeError> {
+    if home.config_file().exists() {
+        return Ok(());
+    }
+    create_dir(&home.config_dir())?;
+    create_dir(&home.data_dir())?;
+    write_key_file(
+        &home.validator_key_file(),
+        &cairn_genesis::dev::dev_validator_keypair(),
+    )?;
+    write_key_file(&home.node_key_file(), &generate_keypair())?;
+    let mut config = NodeConfig {
+        moniker: "dev".into(),
+        mode: NodeMode::Validator,
+        ..NodeConfig::default()
+    };
+    config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    write_private_file(&home.config_file(), config.to_toml().as_bytes())?;
+    cairn_genesis::dev::dev_genesis()?
+        .to_file()
+        .save(&home.genesis_file())?;
+    Ok(())
+}

@@ -3,16 +3,24 @@
 //! It joins the ledger (`cairn-state`, `cairn-store`), consensus
 //! (`cairn-consensus`) and networking (`cairn-p2p`) crates into a process an
 //! operator runs: configuration and home directory ([`config`], [`home`]),
-//! and, as they land, the mempool, the consensus host, block sync, the RPC
-//! server and metrics.
+//! the ledger core ([`ledger`]: store, state, mempool, block building,
+//! validation and commit), the RPC backend ([`backend`]), metrics
+//! ([`metrics`]), the consensus host ([`host`]), its tokio runtime with p2p
+//! gossip and block sync ([`runtime`]) and `cairnd start` ([`start`]).
 
+pub mod backend;
 pub mod config;
 mod error;
 pub mod home;
+pub mod host;
 pub mod init;
+pub mod ledger;
 pub mod logging;
 pub mod mempool;
+pub mod metrics;
 pub mod rpc;
+pub mod runtime;
 pub mod shutdown;
+pub mod start;
 
 pub use error::NodeError;

@@ -17,7 +17,10 @@ pub fn init_logging(format: LogFormat, filter: &str) -> Result<(), NodeError> {
             "{filter:?} is not a log filter ({error}); write e.g. `info` or `info,cairn_p2p=debug`"
         ),
     })?;
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Plain => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -5,9 +5,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use cairn_node::{
-    config::NodeMode,
+    config::{ConfigOverrides, NodeMode},
     home::{read_key_file, Home},
-    init::{init_home, reset_data, InitOptions},
+    init::{init_dev_home, init_home, reset_data, InitOptions},
+    start::start,
 };
 use cairn_types::Timestamp;
 use clap::{Parser, Subcommand};
@@ -20,9 +21,10 @@ use clap::{Parser, Subcommand};
     about = "The Cairn node: BFT-replicated ledger over libp2p and RocksDB"
 )]
 struct Cli {
-    /// The node's home directory.
-    #[arg(long, global = true, env = "CAIRN_HOME", default_value_os_t = Home::default_root())]
-    home: PathBuf,
+    /// The node's home directory [default: ~/.cairn; with `start --dev`, a
+    /// temporary directory].
+    #[arg(long, global = true, env = "CAIRN_HOME")]
+    home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,8 +46,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "validator")]
         mode: ModeArg,
     },
+    /// Run the node until SIGINT or SIGTERM.
+    Start {
+        /// One validator on the built-in, INSECURE dev chain, in a temporary
+        /// home unless --home is given.
+        #[arg(long)]
+        dev: bool,
+        #[command(flatten)]
+        overrides: ConfigOverrides,
+    },
     /// Print this node's validator public key (hex).
     ShowValidator,
+    /// Print this node's libp2p peer id (for other nodes' `--bootstrap`).
+    ShowNodeId,
     /// Delete all chain data, keeping keys and config.
     Reset {
         /// Confirm the deletion.
@@ -73,8 +86,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let home = Home::new(cli.home);
+    if let Command::Start {
+        dev: true,
+        overrides,
+    } = &cli.command
+    {
+        return start_dev(cli.home.clone(), overrides);
+    }
+    let home = Home::new(cli.home.unwrap_or_else(Home::default_root));
     match cli.command {
+        Command::Start { overrides, .. } => start(&home, &overrides, false)?,
         Command::Init {
             moniker,
             chain_id,
@@ -99,6 +120,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("run `cairnd init` first, or pass --home")?;
             println!("{}", keypair.public_key().to_hex());
         }
+        Command::ShowNodeId => {
+            let keypair = read_key_file(&home.node_key_file())
+                .context("run `cairnd init` first, or pass --home")?;
+            let p2p_key = cairn_p2p::keypair_from_bytes(&keypair.seed())
+                .context("the node key cannot be used for p2p")?;
+            println!("{}", p2p_key.public().to_peer_id());
+        }
         Command::Reset { yes } => {
             if !yes {
                 anyhow::bail!(
@@ -111,6 +139,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Version => println!("cairnd {}", env!("CARGO_PKG_VERSION")),
     }
+    Ok(())
+}
+
+/// `cairnd start --dev`: the dev chain in a temporary home (deleted at a
+/// clean exit) or in `--home`, with the funded dev accounts printed.
+fn start_dev(home: Option<PathBuf>, overrides: &ConfigOverrides) -> anyhow::Result<()> {
+    let temporary = match home {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("cairn-dev-")
+                .tempdir()
+                .context("cannot create a temporary home; pass --home")?,
+        ),
+    };
+    let root = match (&home, &temporary) {
+        (Some(root), _) => root.clone(),
+        (None, Some(directory)) => directory.path().to_path_buf(),
+        (None, None) => anyhow::bail!("no home"),
+    };
+    let home = Home::new(root);
+    init_dev_home(&home)?;
+    let mut overrides = overrides.clone();
+    if overrides.p2p_listen.is_empty() {
+        // One validator needs no peers: listen on loopback only.
+        overrides.p2p_listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    }
+    if temporary.is_some() {
+        overrides.rpc_listen = overrides
+            .rpc_listen
+            .or(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 26657))));
+        overrides.metrics_listen = overrides
+            .metrics_listen
+            .or(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+    }
+    println!(
+        "cairnd --dev: chain {} in {}",
+        cairn_genesis::dev::DEV_CHAIN_ID,
+        home.root().display()
+    );
+    println!(
+        "funded dev accounts (INSECURE: these keys are public, never use them for anything real):"
+    );
+    for (index, keypair) in cairn_genesis::dev::dev_account_keypairs()
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "  ({index}) {}  balance {}  secret {}",
+            keypair.address(),
+            cairn_genesis::dev::DEV_ACCOUNT_BALANCE,
+            hex::encode(keypair.seed())
+        );
+    }
+    println!(
+        "bound addresses are also written to {}",
+        home.addresses_file().display()
+    );
+    start(&home, &overrides, true)?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use std::{
     fmt,
 };
 
+use cairn_state::StateError;
 use cairn_types::{
     limits::{MEMO_BYTES_MAX, TRANSACTION_BYTES_MAX},
     Address, BatchVerifier, ChainId, Hash, SignedTransaction,
@@ -109,6 +110,17 @@ impl Rejection {
             Rejection::Full { .. } => "mempool_full",
         }
     }
+
+    /// Whether no honest peer could have forwarded the transaction: it
+    /// does not decode, is too large, or its signature is bad. A gossip
+    /// batch holding one is rejected and its sender punished; the other
+    /// rejections depend on this node's view (nonce, funds, a full pool).
+    pub fn is_malicious(&self) -> bool {
+        matches!(
+            self,
+            Rejection::TooLarge { .. } | Rejection::Malformed(_) | Rejection::BadSignature
+        )
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -196,6 +208,34 @@ pub struct Mempool {
     verified_order: VecDeque<Hash>,
 }
 
+/// A transaction that passed the stateless checks and whose signature
+/// verified, ready for [`Mempool::insert_prepared`].
+pub struct Prepared(Candidate);
+
+/// Checks that need neither the signature nor the account state; the
+/// stateless rules are `cairn-state`'s, defined once for every path.
+fn cheap_checks(chain_id: &ChainId, bytes: &[u8]) -> Result<Candidate, Rejection> {
+    if bytes.len() > TRANSACTION_BYTES_MAX {
+        return Err(Rejection::TooLarge { len: bytes.len() });
+    }
+    let transaction = SignedTransaction::from_bytes(bytes)
+        .map_err(|error| Rejection::Malformed(error.to_string()))?;
+    cairn_state::check_stateless(chain_id, &transaction).map_err(|error| match error {
+        StateError::WrongChain { expected, got } => Rejection::WrongChain { expected, got },
+        StateError::MemoTooLong { len, .. } => Rejection::MemoTooLong { len },
+        StateError::Overflow { .. } => Rejection::Overflow,
+        other => Rejection::Malformed(other.to_string()),
+    })?;
+    let hash = transaction.hash();
+    let signing_bytes = transaction.transaction.signing_bytes();
+    Ok(Candidate {
+        transaction,
+        hash,
+        size_bytes: bytes.len(),
+        signing_bytes,
+    })
+}
+
 /// A transaction that passed the cheap checks and awaits its signature.
 struct Candidate {
     transaction: SignedTransaction,
@@ -281,11 +321,22 @@ impl Mempool {
         batch: &[&[u8]],
         accounts: &impl AccountView,
     ) -> Vec<Result<Hash, Rejection>> {
-        let mut results: Vec<Option<Result<Hash, Rejection>>> = vec![None; batch.len()];
+        let prepared = Mempool::prepare_batch(&self.chain_id, batch);
+        self.insert_prepared(prepared, accounts)
+    }
+
+    /// The part of admission that needs neither the mempool nor the
+    /// state: size, decoding, the stateless rules of `cairn-state`
+    /// ([`cairn_state::check_stateless`]: chain, memo, overflow), repeats
+    /// within the batch, and one ZIP-215 batch verification of the
+    /// signatures. Run it outside any lock, then [`Mempool::insert_prepared`].
+    pub fn prepare_batch(chain_id: &ChainId, batch: &[&[u8]]) -> Vec<Result<Prepared, Rejection>> {
+        let mut results: Vec<Option<Result<Prepared, Rejection>>> = Vec::with_capacity(batch.len());
         let mut candidates: Vec<(usize, Candidate)> = Vec::with_capacity(batch.len());
         let mut batch_hashes = HashSet::with_capacity(batch.len());
         for (position, bytes) in batch.iter().enumerate() {
-            match self.cheap_checks(bytes) {
+            results.push(None);
+            match cheap_checks(chain_id, bytes) {
                 Ok(candidate) => {
                     if !batch_hashes.insert(candidate.hash) {
                         results[position] = Some(Err(Rejection::Duplicate(
@@ -309,7 +360,7 @@ impl Mempool {
         let verdicts = verifier.verify();
         for ((position, candidate), signature_ok) in candidates.into_iter().zip(verdicts) {
             results[position] = Some(if signature_ok {
-                self.insert_verified(candidate, accounts)
+                Ok(Prepared(candidate))
             } else {
                 Err(Rejection::BadSignature)
             });
@@ -320,41 +371,19 @@ impl Mempool {
             .collect()
     }
 
-    /// Checks that need neither the signature nor the account state.
-    fn cheap_checks(&self, bytes: &[u8]) -> Result<Candidate, Rejection> {
-        if bytes.len() > TRANSACTION_BYTES_MAX {
-            return Err(Rejection::TooLarge { len: bytes.len() });
-        }
-        let transaction = SignedTransaction::from_bytes(bytes)
-            .map_err(|error| Rejection::Malformed(error.to_string()))?;
-        let body = &transaction.transaction;
-        if body.chain_id != self.chain_id {
-            return Err(Rejection::WrongChain {
-                expected: self.chain_id.clone(),
-                got: body.chain_id.clone(),
-            });
-        }
-        if body.memo.len() > MEMO_BYTES_MAX {
-            return Err(Rejection::MemoTooLong {
-                len: body.memo.len(),
-            });
-        }
-        if body.total_cost().is_none() {
-            return Err(Rejection::Overflow);
-        }
-        let hash = transaction.hash();
-        if self.pending.contains_key(&hash) {
-            return Err(Rejection::Duplicate(format!(
-                "transaction {hash} is already pending"
-            )));
-        }
-        let signing_bytes = body.signing_bytes();
-        Ok(Candidate {
-            transaction,
-            hash,
-            size_bytes: bytes.len(),
-            signing_bytes,
-        })
+    /// The rest of admission for the output of [`Mempool::prepare_batch`]:
+    /// duplicates of pending transactions, nonce, funds and caps.
+    pub fn insert_prepared(
+        &mut self,
+        prepared: Vec<Result<Prepared, Rejection>>,
+        accounts: &impl AccountView,
+    ) -> Vec<Result<Hash, Rejection>> {
+        prepared
+            .into_iter()
+            .map(|entry| {
+                entry.and_then(|Prepared(candidate)| self.insert_verified(candidate, accounts))
+            })
+            .collect()
     }
 
     /// State checks and insertion of a transaction whose signature verified.
@@ -363,6 +392,12 @@ impl Mempool {
         candidate: Candidate,
         accounts: &impl AccountView,
     ) -> Result<Hash, Rejection> {
+        if self.pending.contains_key(&candidate.hash) {
+            return Err(Rejection::Duplicate(format!(
+                "transaction {} is already pending",
+                candidate.hash
+            )));
+        }
         let body = &candidate.transaction.transaction;
         let sender = body.sender_address();
         let (balance, committed_nonce) = accounts.balance_and_nonce(&sender);

@@ -1,0 +1,499 @@
+//! Driver tests through the public API: four drivers wired together by a
+//! synchronous, lossless message pump, plus single-driver checks of the
+//! rules around signatures, proposers, block time, WAL replay and
+//! certificates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{collections::VecDeque, sync::Arc};
+
+use cairn_consensus::{
+    verify_certificate, Driver, DriverConfig, Input, Message, Output, SignedProposal, StartHeight,
+    Step, WalEntry,
+};
+use cairn_types::{
+    sha256, Block, ChainId, CommitCertificate, ConsensusParams, Hash, Header, Height, Keypair,
+    Proposal, Round, Timestamp, Validator, ValidatorIndex, ValidatorSet, Vote, VoteType,
+    VotingPower,
+};
+
+const GENESIS_MS: u64 = 1_000_000;
+
+fn keys() -> Vec<Keypair> {
+    (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect()
+}
+
+fn chain() -> ChainId {
+    ChainId::new("driver-test").unwrap()
+}
+
+fn validators() -> ValidatorSet {
+    ValidatorSet::new(
+        keys()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Validator {
+                name: format!("v{i}"),
+                public_key: k.public_key(),
+                power: VotingPower(1),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn config() -> DriverConfig {
+    let mut config = DriverConfig::new(
+        chain(),
+        validators(),
+        ConsensusParams::default(),
+        Timestamp(GENESIS_MS),
+    );
+    config.timeout_commit_ms = 0;
+    config
+}
+
+fn driver(index: usize) -> Driver {
+    Driver::new(config(), Some(keys()[index].clone())).unwrap()
+}
+
+fn start(height: u64, wal: Vec<WalEntry>) -> Input {
+    Input::StartHeight(StartHeight {
+        height: Height(height),
+        parent_hash: sha256(b"genesis"),
+        parent_time: Timestamp(GENESIS_MS),
+        wal,
+    })
+}
+
+fn block(proposer: usize, time_ms: u64) -> Block {
+    Block {
+        header: Header {
+            chain_id: chain(),
+            height: Height(1),
+            time: Timestamp(time_ms),
+            parent_hash: sha256(b"genesis"),
+            proposer: keys()[proposer].address(),
+            transactions_root: Block::transactions_root_of(&[]),
+            state_root: Hash::ZERO,
+            parent_certificate_hash: Hash::ZERO,
+            evidence_hash: Block::evidence_hash_of(&[]),
+            validator_set_hash: validators().hash(),
+        },
+        transactions: vec![],
+        parent_certificate: None,
+        evidence: vec![],
+    }
+}
+
+/// Runs four drivers with lossless instant delivery until quiet; returns
+/// every output of every driver, in order.
+fn pump(drivers: &mut [Driver], first: Vec<(usize, Input)>) -> Vec<Vec<Output>> {
+    let mut log = vec![Vec::new(); drivers.len()];
+    let mut queue: VecDeque<(usize, Input)> = first.into();
+    let mut steps = 0;
+    while let Some((node, input)) = queue.pop_front() {
+        steps += 1;
+        assert!(steps < 10_000, "the pump does not settle");
+        let outputs = drivers[node].process(input);
+        for output in &outputs {
+            match output {
+                Output::Broadcast(message) => {
+                    for to in 0..drivers.len() {
+                        if to != node {
+                            let input = match message.clone() {
+                                Message::Proposal(signed) => Input::Proposal(signed),
+                                Message::Vote(vote) => Input::Vote(vote),
+                            };
+                            queue.push_back((to, input));
+                        }
+                    }
+                }
+                Output::BuildBlock {
+                    request_id,
+                    time_min,
+                    ..
+                } => queue.push_back((
+                    node,
+                    Input::BlockBuilt {
+                        request_id: *request_id,
+                        block: Some(Arc::new(block(node, time_min.0))),
+                    },
+                )),
+                Output::ValidateBlock { request_id, .. } => queue.push_back((
+                    node,
+                    Input::BlockValidated {
+                        request_id: *request_id,
+                        valid: true,
+                    },
+                )),
+                _ => {}
+            }
+        }
+        log[node].extend(outputs);
+    }
+    log
+}
+
+fn decisions(log: &[Output]) -> Vec<(Arc<Block>, CommitCertificate)> {
+    log.iter()
+        .filter_map(|output| match output {
+            Output::Decide { block, certificate } => Some((block.clone(), certificate.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn four_drivers_decide_the_same_block_with_a_valid_certificate() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    let first = decisions(&log[0]);
+    assert_eq!(first.len(), 1);
+    for node_log in &log {
+        let decided = decisions(node_log);
+        assert_eq!(decided.len(), 1);
+        assert_eq!(decided[0].0.hash(), first[0].0.hash());
+        let (block, certificate) = &decided[0];
+        assert_eq!(certificate.block_hash, block.hash());
+        verify_certificate(certificate, &chain(), &validators()).unwrap();
+        assert!(node_log
+            .iter()
+            .any(|o| matches!(o, Output::ScheduleTimeout { .. })));
+    }
+    // The proposer of height 1, round 0 is validator 1 (weighted round robin).
+    assert_eq!(drivers[0].proposer(Height(1), Round(0)), ValidatorIndex(1));
+    assert_eq!(first[0].0.header.proposer, keys()[1].address());
+    for d in &drivers {
+        assert_eq!(d.round_state().step, Step::Decided);
+    }
+}
+
+#[test]
+fn every_own_message_and_lock_is_persisted_before_it_is_broadcast() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    for node_log in &log {
+        let mut persisted_votes = Vec::new();
+        let mut locked = false;
+        for output in node_log {
+            match output {
+                Output::Persist(WalEntry::Vote(vote)) => persisted_votes.push(vote.clone()),
+                Output::Persist(WalEntry::Locked { .. }) => locked = true,
+                Output::Persist(WalEntry::Proposal(_)) => {}
+                Output::Broadcast(Message::Vote(vote)) => {
+                    assert!(
+                        persisted_votes.contains(vote),
+                        "vote broadcast before persist"
+                    );
+                    if vote.vote_type == VoteType::Precommit && vote.block_hash.is_some() {
+                        assert!(locked, "precommit for a block broadcast before its lock");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn a_driver_rebuilt_from_its_wal_keeps_its_lock_and_its_votes() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    let wal: Vec<WalEntry> = log[2]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist(entry) => Some(WalEntry::from_bytes(&entry.to_bytes()).unwrap()),
+            _ => None,
+        })
+        .collect();
+    let before = drivers[2].round_state().clone();
+    let mut restarted = driver(2);
+    let outputs = restarted.process(start(1, wal));
+    let after = restarted.round_state();
+    assert_eq!(after.locked, before.locked);
+    assert_eq!(after.valid, before.valid);
+    assert_eq!(after.round, before.round);
+    assert_eq!(after.step, Step::Precommit);
+    assert_eq!(restarted.own_votes().len(), 2);
+    // It re-sends the same votes, and signs nothing new.
+    assert!(!outputs
+        .iter()
+        .any(|o| matches!(o, Output::Persist(WalEntry::Vote(_)))));
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::RequestRoundState { .. })));
+    // A timeout that would make it precommit nil in the same round does nothing.
+    let outputs = restarted.process(Input::TimeoutElapsed(cairn_consensus::Timeout {
+        height: Height(1),
+        round: Round(0),
+        kind: cairn_consensus::TimeoutKind::Round(cairn_consensus::RoundTimeout::Prevote),
+    }));
+    assert!(!outputs
+        .iter()
+        .any(|o| matches!(o, Output::Broadcast(_) | Output::Persist(_))));
+}
+
+#[test]
+fn a_proposal_from_the_wrong_proposer_or_with_a_bad_signature_is_rejected() {
+    let mut d = driver(0);
+    d.process(start(1, vec![]));
+    let block = Arc::new(block(2, GENESIS_MS + 1));
+    let wrong = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        block.hash(),
+        ValidatorIndex(2),
+        &keys()[2],
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal: wrong,
+        block: block.clone(),
+    }));
+    assert!(matches!(
+        outputs.last(),
+        Some(Output::Rejected(
+            cairn_consensus::ConsensusError::NotProposer { .. }
+        ))
+    ));
+    let mut forged = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        block.hash(),
+        ValidatorIndex(1),
+        &keys()[2],
+    );
+    forged.proposer = ValidatorIndex(1);
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal: forged,
+        block,
+    }));
+    assert!(matches!(
+        outputs.last(),
+        Some(Output::Rejected(
+            cairn_consensus::ConsensusError::BadSignature { .. }
+        ))
+    ));
+    let mut vote = Vote::new_signed(
+        &chain(),
+        VoteType::Prevote,
+        Height(1),
+        Round(0),
+        None,
+        ValidatorIndex(3),
+        &keys()[3],
+    );
+    vote.signature.0[0] ^= 1;
+    let outputs = d.process(Input::Vote(vote));
+    assert!(matches!(
+        outputs.last(),
+        Some(Output::Rejected(
+            cairn_consensus::ConsensusError::BadSignature { .. }
+        ))
+    ));
+}
+
+#[test]
+fn a_block_too_far_ahead_of_our_clock_gets_a_nil_prevote() {
+    let mut d = driver(0);
+    d.process(Input::Time(Timestamp(GENESIS_MS + 10)));
+    d.process(start(1, vec![]));
+    let drift = ConsensusParams::default().clock_drift_max_ms;
+    let late = Arc::new(block(1, GENESIS_MS + 10 + drift + 1));
+    let proposal = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        late.hash(),
+        ValidatorIndex(1),
+        &keys()[1],
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal,
+        block: late,
+    }));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Broadcast(Message::Vote(Vote {
+            vote_type: VoteType::Prevote,
+            block_hash: None,
+            ..
+        }))
+    )));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Rejected(cairn_consensus::ConsensusError::InvalidBlock { .. })
+    )));
+}
+
+#[test]
+fn a_block_not_after_its_parent_gets_a_nil_prevote() {
+    let mut d = driver(0);
+    d.process(start(1, vec![]));
+    let early = Arc::new(block(1, GENESIS_MS));
+    let proposal = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        early.hash(),
+        ValidatorIndex(1),
+        &keys()[1],
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal,
+        block: early,
+    }));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Broadcast(Message::Vote(Vote {
+            vote_type: VoteType::Prevote,
+            block_hash: None,
+            ..
+        }))
+    )));
+}
+
+#[test]
+fn messages_for_the_next_height_are_buffered_and_farther_ones_refused() {
+    let mut d = driver(0);
+    d.process(start(1, vec![]));
+    let next = Vote::new_signed(
+        &chain(),
+        VoteType::Prevote,
+        Height(2),
+        Round(0),
+        None,
+        ValidatorIndex(3),
+        &keys()[3],
+    );
+    assert!(d
+        .process(Input::Vote(next))
+        .iter()
+        .all(|o| !matches!(o, Output::Rejected(_))));
+    let far = Vote::new_signed(
+        &chain(),
+        VoteType::Prevote,
+        Height(3),
+        Round(0),
+        None,
+        ValidatorIndex(3),
+        &keys()[3],
+    );
+    assert!(matches!(
+        d.process(Input::Vote(far)).last(),
+        Some(Output::Rejected(_))
+    ));
+    let ahead = Vote::new_signed(
+        &chain(),
+        VoteType::Prevote,
+        Height(1),
+        Round(1_000),
+        None,
+        ValidatorIndex(3),
+        &keys()[3],
+    );
+    assert!(matches!(
+        d.process(Input::Vote(ahead)).last(),
+        Some(Output::Rejected(
+            cairn_consensus::ConsensusError::RoundTooFarAhead { .. }
+        ))
+    ));
+}
+
+#[test]
+fn a_certificate_for_a_block_not_held_fetches_it_by_hash_then_decides() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    let (decided, certificate) = decisions(&log[0]).remove(0);
+    let mut late = Driver::new(config(), None).unwrap();
+    late.process(start(1, vec![]));
+    let outputs = late.process(Input::CertificateSeen {
+        certificate: certificate.clone(),
+        block: None,
+    });
+    let request_id = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::RequestBlock {
+                request_id,
+                block_hash,
+                ..
+            } if *block_hash == decided.hash() => Some(*request_id),
+            _ => None,
+        })
+        .expect("a request for the block by hash");
+    let outputs = late.process(Input::BlockReceived {
+        request_id,
+        block: decided.clone(),
+    });
+    let validation = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::ValidateBlock { request_id, .. } => Some(*request_id),
+            _ => None,
+        })
+        .expect("a validation request");
+    let outputs = late.process(Input::BlockValidated {
+        request_id: validation,
+        valid: true,
+    });
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Decide { block, .. } if block.hash() == decided.hash())));
+    // A tampered certificate is refused.
+    let mut tampered = certificate;
+    tampered.signatures.truncate(1);
+    let mut other = Driver::new(config(), None).unwrap();
+    other.process(start(1, vec![]));
+    assert!(matches!(
+        other
+            .process(Input::CertificateSeen {
+                certificate: tampered,
+                block: None
+            })
+            .last(),
+        Some(Output::Rejected(_))
+    ));
+}
+
+#[test]
+fn timeout_commit_then_next_height_ready() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    let commit = log[0]
+        .iter()
+        .find_map(|o| match o {
+            Output::ScheduleTimeout {
+                timeout,
+                duration_ms,
+            } if timeout.kind == cairn_consensus::TimeoutKind::Commit => {
+                Some((*timeout, *duration_ms))
+            }
+            _ => None,
+        })
+        .expect("a commit timeout");
+    assert_eq!(commit.1, 0);
+    let outputs = drivers[0].process(Input::TimeoutElapsed(commit.0));
+    assert_eq!(outputs, vec![Output::NextHeightReady { height: Height(2) }]);
+}

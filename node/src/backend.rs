@@ -1,0 +1,249 @@
+//! The node's [`RpcBackend`]: the RPC API over the [`Ledger`], its store
+//! and a [`NetworkView`] that the network part updates (peers, whether
+//! the node is catching up, how far behind it is).
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, RwLock,
+};
+
+use cairn_types::{Address, Block, Evidence, Hash, Height};
+use tokio::sync::broadcast;
+
+use crate::{
+    ledger::Ledger,
+    runtime::GossipQueue,
+    metrics::Metrics,
+    rpc::{
+        AccountView, BlockView, MempoolView, NewBlockEvent, PeerView, RpcBackend, RpcError,
+        StatusView, TransactionView, ValidatorView, ValidatorsView,
+    },
+};
+
+/// What the network part tells the RPC: peers and sync progress. Empty
+/// and not catching up until p2p is wired.
+pub struct NetworkView {
+    peers: RwLock<Vec<PeerView>>,
+    catching_up: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl NetworkView {
+    /// No peers, not catching up.
+    pub fn new(metrics: Arc<Metrics>) -> NetworkView {
+        NetworkView {
+            peers: RwLock::new(Vec::new()),
+            catching_up: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    /// Replaces the list of connected peers.
+    pub fn set_peers(&self, peers: Vec<PeerView>) {
+        self.metrics.set_peers(peers.len());
+        *self
+            .peers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = peers;
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets whether the node is catching up, and how many blocks behind.
+    pub fn set_sync(&self, catching_up: bool, behind_blocks: u64) {
+        self.catching_up.store(catching_up, Ordering::Relaxed);
+        self.metrics.set_sync_behind(behind_blocks);
+    }
+
+    /// Whether the node is catching up.
+    pub fn catching_up(&self) -> bool {
+        self.catching_up.load(Ordering::Relaxed)
+    }
+}
+
+/// Who this node is, for `/status`.
+#[derive(Clone, Debug)]
+pub struct NodeIdentity {
+    /// Node id (the libp2p peer id once p2p is wired).
+    pub node_id: String,
+    /// Moniker.
+    pub moniker: String,
+    /// Whether the node runs as a validator.
+    pub validator: bool,
+}
+
+/// The RPC backend of a running node.
+pub struct NodeBackend {
+    ledger: Arc<Ledger>,
+    network: Arc<NetworkView>,
+    identity: NodeIdentity,
+    gossip: Option<GossipQueue>,
+}
+
+impl NodeBackend {
+    /// A backend over `ledger` and `network`.
+    pub fn new(ledger: Arc<Ledger>, network: Arc<NetworkView>, identity: NodeIdentity) -> Self {
+        NodeBackend {
+            ledger,
+            network,
+            identity,
+            gossip: None,
+        }
+    }
+
+    /// Gossips every transaction this backend admits through `gossip`.
+    pub fn with_gossip(mut self, gossip: GossipQueue) -> Self {
+        self.gossip = Some(gossip);
+        self
+    }
+
+    fn block_view(&self, block: Block) -> Result<BlockView, RpcError> {
+        let certificate = self
+            .ledger
+            .store()
+            .certificate(block.header.height)
+            .map_err(store_error)?;
+        Ok(BlockView {
+            hash: block.hash(),
+            transactions: block.transactions.iter().map(|tx| tx.hash()).collect(),
+            header: block.header,
+            certificate,
+        })
+    }
+}
+
+fn store_error(error: cairn_store::StoreError) -> RpcError {
+    RpcError::internal(format!("the node's store failed: {error}"))
+}
+
+impl RpcBackend for NodeBackend {
+    fn status(&self) -> Result<StatusView, RpcError> {
+        let tip = self.ledger.tip();
+        Ok(StatusView {
+            chain_id: self.ledger.chain_id().to_string(),
+            genesis_hash: self.ledger.genesis_hash(),
+            node_id: self.identity.node_id.clone(),
+            moniker: self.identity.moniker.clone(),
+            validator: self.identity.validator,
+            latest_height: tip.height.0,
+            latest_hash: tip.hash,
+            latest_time: tip.time.as_millis(),
+            catching_up: self.network.catching_up(),
+            peers: self.network.peers().len(),
+        })
+    }
+
+    fn submit(&self, transactions: &[Vec<u8>]) -> Vec<Result<Hash, RpcError>> {
+        if self.network.catching_up() {
+            for _ in transactions {
+                self.ledger.metrics().count_rejection("catching_up");
+            }
+            return transactions
+                .iter()
+                .map(|_| Err(RpcError::catching_up()))
+                .collect();
+        }
+        let slices: Vec<&[u8]> = transactions.iter().map(Vec::as_slice).collect();
+        let results = self.ledger.submit(&slices);
+        if let Some(gossip) = &self.gossip {
+            for (transaction, result) in transactions.iter().zip(&results) {
+                if result.is_ok() {
+                    gossip.push(transaction.clone());
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.map_err(|rejection| RpcError::from_rejection(&rejection)))
+            .collect()
+    }
+
+    fn transaction(&self, hash: &Hash) -> Result<Option<TransactionView>, RpcError> {
+        Ok(self
+            .ledger
+            .store()
+            .transaction(hash)
+            .map_err(store_error)?
+            .map(|record| TransactionView {
+                hash: *hash,
+                height: record.height.0,
+                index: record.index,
+                transaction: record.transaction,
+            }))
+    }
+
+    fn block_by_height(&self, height: Option<Height>) -> Result<Option<BlockView>, RpcError> {
+        let height = height.unwrap_or_else(|| self.ledger.store().latest_height());
+        if height == Height::GENESIS {
+            return Ok(None);
+        }
+        match self.ledger.store().block(height).map_err(store_error)? {
+            Some(block) => self.block_view(block).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn block_by_hash(&self, hash: &Hash) -> Result<Option<BlockView>, RpcError> {
+        match self
+            .ledger
+            .store()
+            .block_by_hash(hash)
+            .map_err(store_error)?
+        {
+            Some(block) => self.block_view(block).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn account(&self, address: &Address) -> Result<AccountView, RpcError> {
+        let (balance, nonce, next_nonce) = self.ledger.account(address);
+        Ok(AccountView {
+            address: *address,
+            balance,
+            nonce,
+            next_nonce,
+        })
+    }
+
+    fn validators(&self) -> Result<ValidatorsView, RpcError> {
+        let set = &self.ledger.genesis().validators;
+        Ok(ValidatorsView {
+            total_power: set.total_power().0,
+            validators: set
+                .validators()
+                .iter()
+                .enumerate()
+                .map(|(index, validator)| ValidatorView {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    name: validator.name.clone(),
+                    public_key: validator.public_key,
+                    address: validator.address(),
+                    power: validator.power.0,
+                })
+                .collect(),
+        })
+    }
+
+    fn peers(&self) -> Result<Vec<PeerView>, RpcError> {
+        Ok(self.network.peers())
+    }
+
+    fn mempool(&self) -> Result<MempoolView, RpcError> {
+        let (count, bytes) = self.ledger.mempool_size();
+        Ok(MempoolView { count, bytes })
+    }
+
+    fn evidence(&self) -> Result<Vec<Evidence>, RpcError> {
+        self.ledger.store().evidence().map_err(store_error)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent> {
+        self.ledger.subscribe()
+    }
+}

@@ -1,0 +1,480 @@
+//! The consensus host: feeds the [`Driver`] its inputs and executes its
+//! outputs in order against the [`Ledger`], a network and a timer service.
+//!
+//! The host is written against two small interfaces, [`HostNetwork`] (send
+//! consensus messages, evidence and decisions; ask peers for a round's
+//! messages or a block) and [`HostTimers`] (fire a timeout later), plus a
+//! clock function, so the tokio/libp2p runtime ([`crate::runtime`]) drives
+//! it over real sockets and the deterministic simulator could drive the
+//! same code over a simulated network.
+//!
+//! Order of effects, per output of the driver:
+//!
+//! - [`Output::Persist`]: appended to the store's WAL and synced *before*
+//!   the next output runs, so a vote is never broadcast before it is
+//!   durable (no amnesia after a crash);
+//! - [`Output::BuildBlock`] and [`Output::ValidateBlock`] are answered at
+//!   once from the [`Ledger`], whose execution outcome is cached by block
+//!   hash so the commit reuses it;
+//! - [`Output::Decide`] commits block, certificate and state in one synced
+//!   write batch, prunes the WAL of the height, and publishes the decision
+//!   so full nodes follow;
+//! - [`Output::NextHeightReady`] starts the next height at once, or, when
+//!   the node waits for transactions, once the mempool holds some, a
+//!   message of that height arrives, or the longest interval between
+//!   blocks has passed ([`ConsensusHost::poll_waiting`]).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use cairn_consensus::{
+    Driver, DriverConfig, Input, Message, Output, RequestId, StartHeight, Timeout, WalEntry,
+};
+use cairn_types::{
+    Address, Block, CommitCertificate, Evidence, Hash, Height, Keypair, Round, Timestamp,
+};
+
+use crate::{
+    ledger::{BlockRequest, Ledger},
+    NodeError,
+};
+
+/// Most pieces of evidence waiting for a block; older ones are dropped.
+pub const EVIDENCE_POOL_MAX: usize = 1_024;
+
+/// How the host sends to peers. Every method queues and returns at once;
+/// a send that cannot be queued is dropped (the driver re-sends its own
+/// messages while a round makes no progress).
+pub trait HostNetwork {
+    /// Gossips a proposal or vote.
+    fn broadcast(&mut self, message: &Message);
+    /// Gossips evidence of equivocation.
+    fn publish_evidence(&mut self, evidence: &Evidence);
+    /// Gossips a decision (the commit certificate), for full nodes.
+    fn publish_decision(&mut self, certificate: &CommitCertificate);
+    /// Asks peers for the proposal and votes they hold for a round; the
+    /// answers come back as [`Input::Proposal`] and [`Input::Vote`].
+    fn request_round_state(&mut self, height: Height, round: Round);
+    /// Asks peers for a block by hash; the answer comes back as
+    /// [`Input::BlockReceived`] with `request_id`.
+    fn request_block(&mut self, request_id: RequestId, height: Height, block_hash: Hash);
+}
+
+/// Fires timeouts back into the host as [`Input::TimeoutElapsed`].
+pub trait HostTimers {
+    /// Fire `timeout` after `duration_ms`.
+    fn schedule(&mut self, timeout: Timeout, duration_ms: u64);
+    /// Forget every timer (a new driver is starting).
+    fn clear(&mut self);
+}
+
+/// Node-local consensus settings of the host.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Hold a height until the mempool has transactions.
+    pub wait_for_transactions: bool,
+    /// Longest wait for transactions before an empty block is made anyway.
+    pub block_interval_max_ms: u64,
+}
+
+/// A height the host is holding until transactions arrive.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    height: Height,
+    since: Timestamp,
+}
+
+/// The consensus host of one node.
+pub struct ConsensusHost<N, T> {
+    ledger: Arc<Ledger>,
+    driver_config: DriverConfig,
+    keypair: Option<Keypair>,
+    driver: Driver,
+    network: N,
+    timers: T,
+    clock: fn() -> Timestamp,
+    config: HostConfig,
+    fee_address: Address,
+    waiting: Option<Waiting>,
+    evidence_pool: BTreeMap<Hash, Evidence>,
+}
+
+impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
+    /// A host over `ledger`; `keypair` signs if it is a validator's
+    /// (otherwise the node follows without voting). Call
+    /// [`ConsensusHost::start`] next.
+    pub fn new(
+        ledger: Arc<Ledger>,
+        driver_config: DriverConfig,
+        keypair: Option<Keypair>,
+        network: N,
+        timers: T,
+        clock: fn() -> Timestamp,
+        config: HostConfig,
+    ) -> Result<Self, NodeError> {
+        let driver = Driver::new(driver_config.clone(), keypair.clone())
+            .map_err(|error| NodeError::Consensus(error.to_string()))?;
+        let fee_address = keypair
+            .as_ref()
+            .map(Keypair::address)
+            .unwrap_or_default();
+        let evidence_pool = ledger
+            .store()
+            .evidence()
+            .map_err(|error| NodeError::Consensus(error.to_string()))?
+            .into_iter()
+            .map(|evidence| (evidence.hash(), evidence))
+            .collect();
+        Ok(ConsensusHost {
+            ledger,
+            driver_config,
+            keypair,
+            driver,
+            network,
+            timers,
+            clock,
+            config,
+            fee_address,
+            waiting: None,
+            evidence_pool,
+        })
+    }
+
+    /// The height being decided (or waited for).
+    pub fn height(&self) -> Height {
+        match self.waiting {
+            Some(waiting) => waiting.height,
+            None => self.driver.height(),
+        }
+    }
+
+    /// The round being run.
+    pub fn round(&self) -> Round {
+        self.driver.round_state().round
+    }
+
+    /// Whether the host holds its next height until transactions arrive.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// The timer service (the runtime polls it for due timers).
+    pub fn timers_mut(&mut self) -> &mut T {
+        &mut self.timers
+    }
+
+    /// The network (the runtime drains its queue).
+    pub fn network_mut(&mut self) -> &mut N {
+        &mut self.network
+    }
+
+    /// The proposal and votes this node holds for a round, for a peer's
+    /// round-state request.
+    pub fn round_messages(&self, height: Height, round: Round) -> Vec<Message> {
+        self.driver.round_messages(height, round)
+    }
+
+    /// A block of the current height this node holds, for a peer's
+    /// block-by-hash request.
+    pub fn block(&self, hash: &Hash) -> Option<Arc<Block>> {
+        self.driver.block(hash)
+    }
+
+    /// Starts (or resumes, replaying the WAL) the height after the
+    /// committed tip with a fresh driver. Called at start-up and after
+    /// block sync moved the tip.
+    pub fn start(&mut self) -> Result<(), NodeError> {
+        self.driver = Driver::new(self.driver_config.clone(), self.keypair.clone())
+            .map_err(|error| NodeError::Consensus(error.to_string()))?;
+        self.timers.clear();
+        let height = self.next_height();
+        // Entries of committed heights are of no use any more.
+        if let Err(error) = self.ledger.store().wal_prune_below(height) {
+            tracing::warn!("cannot prune the consensus WAL: {error}");
+        }
+        let wal = self.read_wal(height)?;
+        if wal.is_empty() && self.should_wait() {
+            self.waiting = Some(Waiting {
+                height,
+                since: (self.clock)(),
+            });
+            return Ok(());
+        }
+        self.start_height(height, wal)
+    }
+
+    /// Feeds one input and executes every resulting output (answers of
+    /// the ledger are fed back in the same call).
+    pub fn handle(&mut self, input: Input) -> Result<(), NodeError> {
+        if let (Some(waiting), Some(height)) = (self.waiting, message_height(&input)) {
+            // A peer already runs the height we hold: join it.
+            if height == waiting.height {
+                self.waiting = None;
+                self.start_height(height, Vec::new())?;
+            }
+        }
+        let mut inputs = std::collections::VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let mut outputs = self.driver.process(Input::Time((self.clock)()));
+            outputs.extend(self.driver.process(input));
+            for output in outputs {
+                self.execute(output, &mut inputs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the held height once the mempool has transactions or the
+    /// longest interval between blocks has passed. Cheap when not waiting.
+    pub fn poll_waiting(&mut self) -> Result<(), NodeError> {
+        let Some(waiting) = self.waiting else {
+            return Ok(());
+        };
+        let now = (self.clock)();
+        let waited_ms = now.as_millis().saturating_sub(waiting.since.as_millis());
+        if self.ledger.mempool_size().0 > 0 || waited_ms >= self.config.block_interval_max_ms {
+            self.waiting = None;
+            self.start_height(waiting.height, Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// Keeps evidence received from a peer (already verified by the
+    /// caller) for a block of this node's.
+    pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool, NodeError> {
+        let hash = evidence.hash();
+        if self.evidence_pool.contains_key(&hash) {
+            return Ok(false);
+        }
+        self.keep_evidence(evidence)?;
+        Ok(true)
+    }
+
+    fn keep_evidence(&mut self, evidence: Evidence) -> Result<(), NodeError> {
+        self.ledger
+            .store()
+            .add_evidence(&evidence)
+            .map_err(|error| NodeError::Consensus(error.to_string()))?;
+        if self.evidence_pool.len() >= EVIDENCE_POOL_MAX {
+            self.evidence_pool.pop_first();
+        }
+        self.evidence_pool.insert(evidence.hash(), evidence);
+        Ok(())
+    }
+
+    fn next_height(&self) -> Height {
+        Height(self.ledger.tip().height.0.saturating_add(1))
+    }
+
+    fn should_wait(&self) -> bool {
+        self.config.wait_for_transactions && self.ledger.mempool_size().0 == 0
+    }
+
+    fn read_wal(&self, height: Height) -> Result<Vec<WalEntry>, NodeError> {
+        let entries = self
+            .ledger
+            .store()
+            .wal_entries(height)
+            .map_err(|error| NodeError::Consensus(error.to_string()))?;
+        entries
+            .iter()
+            .map(|bytes| {
+                WalEntry::from_bytes(bytes).map_err(|error| {
+                    NodeError::Consensus(format!(
+                        "the consensus WAL of height {height} holds an entry that does not decode ({error}); \
+                         the data directory is damaged. Restore it from a backup, or run `cairnd reset --yes` \
+                         and let the node sync the chain from its peers"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn start_height(&mut self, height: Height, wal: Vec<WalEntry>) -> Result<(), NodeError> {
+        let tip = self.ledger.tip();
+        if tip.height.0.saturating_add(1) != height.0 {
+            return Ok(());
+        }
+        let resuming = !wal.is_empty();
+        if resuming {
+            tracing::info!(
+                height = height.0,
+                entries = wal.len(),
+                "resuming the height from the WAL"
+            );
+        }
+        self.handle(Input::StartHeight(StartHeight {
+            height,
+            parent_hash: tip.hash,
+            parent_time: tip.time,
+            wal,
+        }))
+    }
+
+    fn execute(
+        &mut self,
+        output: Output,
+        inputs: &mut std::collections::VecDeque<Input>,
+    ) -> Result<(), NodeError> {
+        match output {
+            Output::Persist(entry) => {
+                // Synced before the next output (a broadcast) runs.
+                self.ledger
+                    .store()
+                    .wal_append(entry.height(), &entry.to_bytes())
+                    .map_err(|error| {
+                        NodeError::Consensus(format!(
+                            "cannot write the consensus WAL ({error}); stopping rather than sign what could not be persisted"
+                        ))
+                    })?;
+            }
+            Output::Broadcast(message) => self.network.broadcast(&message),
+            Output::ScheduleTimeout {
+                timeout,
+                duration_ms,
+            } => self.timers.schedule(timeout, duration_ms),
+            Output::BuildBlock {
+                request_id,
+                height,
+                time_min,
+                ..
+            } => {
+                let block = self.build_block(height, time_min);
+                inputs.push_back(Input::BlockBuilt {
+                    request_id,
+                    block: block.map(Arc::new),
+                });
+            }
+            Output::ValidateBlock { request_id, block } => {
+                let valid = match self.ledger.validate_block(&block) {
+                    Ok(_) => true,
+                    Err(error) => {
+                        tracing::warn!(height = block.header.height.0, "proposed block refused: {error}");
+                        false
+                    }
+                };
+                inputs.push_back(Input::BlockValidated { request_id, valid });
+            }
+            Output::Decide { block, certificate } => self.commit(&block, &certificate)?,
+            Output::NextHeightReady { height } => {
+                if self.should_wait() {
+                    self.waiting = Some(Waiting {
+                        height,
+                        since: (self.clock)(),
+                    });
+                } else {
+                    let tip = self.ledger.tip();
+                    if tip.height.0.saturating_add(1) == height.0 {
+                        inputs.push_back(Input::StartHeight(StartHeight {
+                            height,
+                            parent_hash: tip.hash,
+                            parent_time: tip.time,
+                            wal: Vec::new(),
+                        }));
+                    }
+                }
+            }
+            Output::RequestRoundState { height, round } => {
+                self.network.request_round_state(height, round)
+            }
+            Output::RequestBlock {
+                request_id,
+                height,
+                block_hash,
+            } => self.network.request_block(request_id, height, block_hash),
+            Output::Evidence(evidence) => {
+                if !self.evidence_pool.contains_key(&evidence.hash()) {
+                    tracing::warn!(
+                        validator = evidence.validator().0,
+                        height = evidence.height().0,
+                        "equivocation detected; keeping the evidence for a block"
+                    );
+                    self.network.publish_evidence(&evidence);
+                    self.keep_evidence(evidence)?;
+                }
+            }
+            Output::Rejected(error) => {
+                tracing::debug!("consensus input refused: {error}");
+            }
+        }
+        Ok(())
+    }
+
+    fn build_block(&mut self, height: Height, time_min: Timestamp) -> Option<Block> {
+        let tip = self.ledger.tip();
+        if tip.height.0.saturating_add(1) != height.0 {
+            return None;
+        }
+        let parent_certificate = if tip.height == Height::GENESIS {
+            None
+        } else {
+            match self.ledger.store().certificate(tip.height) {
+                Ok(Some(certificate)) => Some(certificate),
+                Ok(None) => {
+                    tracing::error!(height = tip.height.0, "the tip has no certificate in the store");
+                    return None;
+                }
+                Err(error) => {
+                    tracing::error!("cannot read the tip's certificate: {error}");
+                    return None;
+                }
+            }
+        };
+        let evidence = self
+            .evidence_pool
+            .values()
+            .take(cairn_types::limits::BLOCK_EVIDENCE_MAX)
+            .cloned()
+            .collect();
+        let request = BlockRequest {
+            proposer: self.fee_address,
+            time: (self.clock)().max(time_min),
+            parent_certificate,
+            evidence,
+        };
+        match self.ledger.build_block(request) {
+            Ok(block) => Some(block),
+            Err(error) => {
+                tracing::error!(height = height.0, "cannot build a block: {error}");
+                None
+            }
+        }
+    }
+
+    fn commit(&mut self, block: &Block, certificate: &CommitCertificate) -> Result<(), NodeError> {
+        let height = block.header.height;
+        if self.ledger.tip().height >= height {
+            // Already committed (e.g. by block sync).
+            return Ok(());
+        }
+        let summary = self
+            .ledger
+            .commit(block, certificate)
+            .map_err(|error| NodeError::Consensus(format!("cannot commit block {height}: {error}")))?;
+        for evidence in &block.evidence {
+            self.evidence_pool.remove(&evidence.hash());
+        }
+        let store = self.ledger.store();
+        if let Err(error) = store.wal_prune_below(Height(height.0.saturating_add(1))) {
+            tracing::warn!("cannot prune the consensus WAL: {error}");
+        }
+        tracing::info!(
+            height = height.0,
+            round = certificate.round.0,
+            hash = %summary.hash,
+            transactions = summary.transactions,
+            "committed"
+        );
+        self.network.publish_decision(certificate);
+        Ok(())
+    }
+}
+
+/// The height a network input is for, if it is a consensus message.
+fn message_height(input: &Input) -> Option<Height> {
+    match input {
+        Input::Proposal(signed) => Some(signed.proposal.height),
+        Input::Vote(vote) => Some(vote.height),
+        Input::CertificateSeen { certificate, .. } => Some(certificate.height),
+        _ => None,
+    }
+}

@@ -1,0 +1,683 @@
+//! The node's ledger core: the committed chain and what may extend it.
+//!
+//! [`Ledger`] owns the store (`Arc<dyn Store>`), the in-memory
+//! [`LedgerState`] with the tip it belongs to (behind one `RwLock`), the
+//! [`Mempool`], a bounded broadcast channel of [`NewBlockEvent`]s, the
+//! node's [`Metrics`] and a bounded cache of execution outcomes by block
+//! hash. The consensus host calls:
+//!
+//! - [`Ledger::build_block`] when it proposes: reaps the mempool within the
+//!   genesis block limits, executes with [`cairn_state::BlockExecution`]
+//!   (invalid leftovers are skipped) and fills the header;
+//! - [`Ledger::validate_block`] for a proposal: structure, header against
+//!   the tip and genesis, parent certificate, evidence, signatures (the
+//!   mempool's verified cache, then one ZIP-215 batch for the rest) and
+//!   execution against the committed state;
+//! - [`Ledger::commit`] on decide: certificate check, then
+//!   `store.commit_block`, `state.apply`, `mempool.remove_committed`, and
+//!   the event, reusing validation's outcome from the cache.
+//!
+//! Lock order: the state lock before the mempool lock, never the reverse.
+//! Commits are serialised by their own mutex; the state's write lock is
+//! only held to copy an outcome in.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard},
+};
+
+use cairn_genesis::Genesis;
+use cairn_state::{ExecutionOutcome, LedgerState, StateError};
+use cairn_store::{ChainIdentity, RocksStore, Store, StoreError};
+use cairn_types::{
+    limits::{CERTIFICATE_BYTES_MAX, EVIDENCE_BYTES_MAX, HEADER_BYTES_MAX},
+    Address, BatchVerifier, Block, ChainId, CommitCertificate, Evidence, Hash, Header, Height,
+    Timestamp, TypesError,
+};
+use thiserror::Error;
+use tokio::sync::broadcast;
+
+use crate::{
+    mempool::{AccountView, Mempool, MempoolLimits, Rejection},
+    metrics::Metrics,
+    rpc::NewBlockEvent,
+};
+
+/// Most execution outcomes kept by block hash (proposals of the current
+/// height; cleared at each commit).
+pub const OUTCOME_CACHE_MAX: usize = 64;
+/// Most new-block events queued per WebSocket subscriber before it lags.
+pub const NEW_BLOCK_EVENTS_MAX: usize = 256;
+/// Bytes of a block reserved for everything but its transactions (header,
+/// parent certificate, length prefixes) when reaping.
+const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX + CERTIFICATE_BYTES_MAX + 64;
+
+/// Why the ledger refused something.
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store belongs to another chain or genesis.
+    #[error("the data directory {data_dir} belongs to another chain ({source}). To start over on this genesis run `cairnd reset --yes --home {home}`, which deletes the chain data and keeps keys and config")]
+    OtherChain {
+        /// The store's directory.
+        data_dir: std::path::PathBuf,
+        /// The home holding it, for the command to run.
+        home: String,
+        /// The store's error, naming both values.
+        source: Box<StoreError>,
+    },
+    /// The genesis could not give a state.
+    #[error(transparent)]
+    Genesis(#[from] cairn_genesis::GenesisError),
+    /// A block is malformed or does not extend the tip.
+    #[error("block {height} is invalid: {reason}")]
+    InvalidBlock {
+        /// The block's height.
+        height: Height,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A transaction of a block has a bad signature.
+    #[error("block {height} is invalid: transaction {index} ({hash}) has a signature that does not verify")]
+    BadSignature {
+        /// The block's height.
+        height: Height,
+        /// Position of the transaction.
+        index: usize,
+        /// Its hash.
+        hash: Hash,
+    },
+    /// Executing the block failed (nonce, funds, state root...).
+    #[error("block {height} is invalid: {source}")]
+    Execution {
+        /// The block's height.
+        height: Height,
+        /// Why.
+        source: StateError,
+    },
+    /// The certificate does not decide this block.
+    #[error("the certificate for block {height} is invalid: {reason}")]
+    BadCertificate {
+        /// The block's height.
+        height: Height,
+        /// Why.
+        reason: String,
+    },
+    /// The in-memory state refused an outcome the store accepted: the
+    /// process must restart to reload the state from the store.
+    #[error("block {height} was stored but the in-memory state refused it ({source}); restart the node, which reloads the state from the store")]
+    StateDiverged {
+        /// The block's height.
+        height: Height,
+        /// Why.
+        source: StateError,
+    },
+}
+
+/// The latest committed block, as the node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Its height (0 before the first block).
+    pub height: Height,
+    /// Its hash (the genesis hash at height 0).
+    pub hash: Hash,
+    /// Its time (the genesis time at height 0).
+    pub time: Timestamp,
+    /// The state root after it.
+    pub state_root: Hash,
+}
+
+/// The state and the tip it belongs to, under one lock.
+struct Committed {
+    state: LedgerState,
+    tip: Tip,
+}
+
+/// Reads committed accounts for the mempool.
+struct StateAccounts<'a>(&'a LedgerState);
+
+impl AccountView for StateAccounts<'_> {
+    fn balance_and_nonce(&self, address: &Address) -> (u64, u64) {
+        let account = self.0.account(address).unwrap_or_default();
+        (account.balance, account.nonce)
+    }
+}
+
+/// What a proposer asks [`Ledger::build_block`] for.
+#[derive(Clone, Debug)]
+pub struct BlockRequest {
+    /// The proposer's fee address (a validator's).
+    pub proposer: Address,
+    /// The proposer's clock; raised to one millisecond after the parent if
+    /// it is not later.
+    pub time: Timestamp,
+    /// The certificate of the tip (`None` only at height 1).
+    pub parent_certificate: Option<CommitCertificate>,
+    /// Evidence to record.
+    pub evidence: Vec<Evidence>,
+}
+
+/// What [`Ledger::commit`] did.
+#[derive(Clone, Debug)]
+pub struct CommitSummary {
+    /// The committed height.
+    pub height: Height,
+    /// The block hash.
+    pub hash: Hash,
+    /// Transactions committed.
+    pub transactions: usize,
+}
+
+/// A bounded map of outcomes by block hash, oldest dropped first.
+#[derive(Default)]
+struct OutcomeCache {
+    outcomes: HashMap<Hash, Arc<ExecutionOutcome>>,
+    order: VecDeque<Hash>,
+}
+
+impl OutcomeCache {
+    fn insert(&mut self, hash: Hash, outcome: Arc<ExecutionOutcome>) {
+        if self.outcomes.insert(hash, outcome).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > OUTCOME_CACHE_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.outcomes.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, hash: &Hash) -> Option<Arc<ExecutionOutcome>> {
+        self.outcomes.get(hash).cloned()
+    }
+
+    fn clear(&mut self) {
+        self.outcomes.clear();
+        self.order.clear();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves data that is still consistent
+    // for our uses (every update is a single assignment or a full method).
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The committed chain, the mempool, and the paths that extend the chain.
+pub struct Ledger {
+    genesis: Genesis,
+    genesis_hash: Hash,
+    validator_set_hash: Hash,
+    store: Arc<dyn Store>,
+    committed: RwLock<Committed>,
+    mempool: Mutex<Mempool>,
+    outcomes: Mutex<OutcomeCache>,
+    commit_lock: Mutex<()>,
+    events: broadcast::Sender<NewBlockEvent>,
+    metrics: Arc<Metrics>,
+}
+
+impl Ledger {
+    /// Opens (or creates from `genesis`) the RocksDB store in `data_dir`.
+    /// A store of another chain or genesis is refused with both values and
+    /// what to do.
+    pub fn open(
+        genesis: Genesis,
+        data_dir: &Path,
+        mempool_limits: MempoolLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<Ledger, LedgerError> {
+        let identity = ChainIdentity {
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash: genesis.hash(),
+        };
+        let store =
+            RocksStore::open(data_dir, &identity, &genesis.state()?).map_err(
+                |error| match error {
+                    StoreError::ChainMismatch { .. } | StoreError::GenesisMismatch { .. } => {
+                        LedgerError::OtherChain {
+                            data_dir: data_dir.to_path_buf(),
+                            home: data_dir.parent().map_or_else(
+                                || "<home>".to_string(),
+                                |home| home.display().to_string(),
+                            ),
+                            source: Box::new(error),
+                        }
+                    }
+                    other => LedgerError::Store(other),
+                },
+            )?;
+        Ledger::with_store(genesis, Arc::new(store), mempool_limits, metrics)
+    }
+
+    /// A ledger over an opened store (the simulator passes a
+    /// `MemoryStore`). The state is loaded from the store.
+    pub fn with_store(
+        genesis: Genesis,
+        store: Arc<dyn Store>,
+        mempool_limits: MempoolLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<Ledger, LedgerError> {
+        let genesis_hash = genesis.hash();
+        let state = store.load_state()?;
+        let height = store.latest_height();
+        let time = if height == Height::GENESIS {
+            genesis.genesis_time
+        } else {
+            store
+                .header(height)?
+                .map(|header| header.time)
+                .ok_or_else(|| {
+                    LedgerError::Store(StoreError::Corrupt {
+                        what: format!("header of the latest block {height}"),
+                        reason: "missing".into(),
+                    })
+                })?
+        };
+        let tip = Tip {
+            height,
+            hash: store.latest_block_hash(),
+            time,
+            state_root: state.root(),
+        };
+        metrics.set_height(height.0);
+        let validator_set_hash = genesis.validators.hash();
+        let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits);
+        Ok(Ledger {
+            genesis,
+            genesis_hash,
+            validator_set_hash,
+            store,
+            committed: RwLock::new(Committed { state, tip }),
+            mempool: Mutex::new(mempool),
+            outcomes: Mutex::new(OutcomeCache::default()),
+            commit_lock: Mutex::new(()),
+            events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
+            metrics,
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Committed> {
+        self.committed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &ChainId {
+        &self.genesis.chain_id
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The metrics this ledger updates.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The latest committed block.
+    pub fn tip(&self) -> Tip {
+        self.read().tip
+    }
+
+    /// `(balance, committed nonce, next nonce counting pending transfers)`.
+    pub fn account(&self, address: &Address) -> (u64, u64, u64) {
+        let committed = self.read();
+        let accounts = StateAccounts(&committed.state);
+        let (balance, nonce) = accounts.balance_and_nonce(address);
+        let next = lock(&self.mempool).next_nonce(address, &accounts);
+        (balance, nonce, next)
+    }
+
+    /// `(count, bytes)` of the mempool.
+    pub fn mempool_size(&self) -> (usize, usize) {
+        let mempool = lock(&self.mempool);
+        (mempool.len(), mempool.bytes())
+    }
+
+    /// Subscribes to new-block events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent> {
+        self.events.subscribe()
+    }
+
+    /// Admits a batch of canonical transactions; one result per input.
+    /// Decoding and signature verification run before any lock is taken,
+    /// so a large batch never holds up a commit.
+    pub fn submit(&self, batch: &[&[u8]]) -> Vec<Result<Hash, Rejection>> {
+        let prepared = Mempool::prepare_batch(&self.genesis.chain_id, batch);
+        let committed = self.read();
+        let mut mempool = lock(&self.mempool);
+        let results = mempool.insert_prepared(prepared, &StateAccounts(&committed.state));
+        self.metrics.set_mempool(mempool.len(), mempool.bytes());
+        drop(mempool);
+        drop(committed);
+        for rejection in results.iter().filter_map(|result| result.as_ref().err()) {
+            self.metrics.count_rejection(rejection.code());
+        }
+        results
+    }
+
+    /// Builds the next block for `request.proposer` from the mempool,
+    /// within the genesis block limits; transfers that no longer apply are
+    /// skipped. The mempool keeps every transaction (the round may fail).
+    /// The outcome is cached for [`Ledger::commit`].
+    pub fn build_block(&self, request: BlockRequest) -> Result<Block, LedgerError> {
+        let committed = self.read();
+        let tip = committed.tip;
+        let height = tip
+            .height
+            .next()
+            .map_err(|error| LedgerError::InvalidBlock {
+                height: tip.height,
+                reason: error.to_string(),
+            })?;
+        let params = &self.genesis.consensus_params;
+        let evidence_bytes = request.evidence.len().saturating_mul(EVIDENCE_BYTES_MAX);
+        let bytes_budget = usize::try_from(params.block_bytes_max)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(BLOCK_OVERHEAD_BYTES + evidence_bytes);
+        let count_budget = usize::try_from(params.block_transactions_max).unwrap_or(usize::MAX);
+        let accounts = StateAccounts(&committed.state);
+        let candidates = lock(&self.mempool).reap(count_budget, bytes_budget, &accounts);
+        let mut execution = committed
+            .state
+            .begin_block(&self.genesis.chain_id, request.proposer);
+        let mut transactions = Vec::with_capacity(candidates.len());
+        for transaction in candidates {
+            if execution.push(&transaction).is_ok() {
+                transactions.push(transaction);
+            }
+        }
+        let outcome = execution
+            .finish()
+            .map_err(|source| LedgerError::Execution { height, source })?;
+        drop(committed);
+        let earliest = if tip.height == Height::GENESIS {
+            self.genesis.genesis_time
+        } else {
+            tip.time.saturating_add_millis(1)
+        };
+        let header = Header {
+            chain_id: self.genesis.chain_id.clone(),
+            height,
+            time: request.time.max(earliest),
+            parent_hash: tip.hash,
+            proposer: request.proposer,
+            transactions_root: Block::transactions_root_of(&transactions),
+            state_root: outcome.state_root(),
+            parent_certificate_hash: Block::parent_certificate_hash_of(
+                request.parent_certificate.as_ref(),
+            ),
+            evidence_hash: Block::evidence_hash_of(&request.evidence),
+            validator_set_hash: self.validator_set_hash,
+        };
+        let block = Block {
+            header,
+            transactions,
+            parent_certificate: request.parent_certificate,
+            evidence: request.evidence,
+        };
+        lock(&self.outcomes).insert(block.hash(), Arc::new(outcome));
+        Ok(block)
+    }
+
+    /// Checks that `block` validly extends the tip and executes it against
+    /// the committed state. The outcome is cached by block hash for
+    /// [`Ledger::commit`].
+    pub fn validate_block(&self, block: &Block) -> Result<Arc<ExecutionOutcome>, LedgerError> {
+        let hash = block.hash();
+        if let Some(outcome) = lock(&self.outcomes).get(&hash) {
+            if outcome.parent_root() == self.read().tip.state_root {
+                return Ok(outcome);
+            }
+        }
+        let height = block.header.height;
+        let invalid = |reason: String| LedgerError::InvalidBlock { height, reason };
+        block
+            .check_structure()
+            .map_err(|error| invalid(error.to_string()))?;
+        self.check_limits_and_header_fields(block)
+            .map_err(invalid)?;
+        self.verify_transaction_signatures(block)?;
+        let committed = self.read();
+        self.check_against_tip(&block.header, &committed.tip)
+            .map_err(invalid)?;
+        let outcome = committed
+            .state
+            .execute_block(&self.genesis.chain_id, block)
+            .map_err(|source| LedgerError::Execution { height, source })?;
+        drop(committed);
+        let outcome = Arc::new(outcome);
+        lock(&self.outcomes).insert(hash, Arc::clone(&outcome));
+        Ok(outcome)
+    }
+
+    /// Checks that need neither the tip nor the state.
+    fn check_limits_and_header_fields(&self, block: &Block) -> Result<(), String> {
+        let header = &block.header;
+        let params = &self.genesis.consensus_params;
+        if header.chain_id != self.genesis.chain_id {
+            return Err(format!(
+                "it is for chain {}, this node runs {}",
+                header.chain_id, self.genesis.chain_id
+            ));
+        }
+        if block.transactions.len() as u64 > params.block_transactions_max {
+            return Err(format!(
+                "{} transactions, the genesis limit is {}",
+                block.transactions.len(),
+                params.block_transactions_max
+            ));
+        }
+        let size = block.to_bytes().len() as u64;
+        if size > params.block_bytes_max {
+            return Err(format!(
+                "{size} bytes, the genesis limit is {}",
+                params.block_bytes_max
+            ));
+        }
+        if header.validator_set_hash != self.validator_set_hash {
+            return Err(format!(
+                "validator set hash {} is not the genesis set's {}",
+                header.validator_set_hash, self.validator_set_hash
+            ));
+        }
+        let validators = &self.genesis.validators;
+        if !validators
+            .validators()
+            .iter()
+            .any(|validator| validator.address() == header.proposer)
+        {
+            return Err(format!("proposer {} is not a validator", header.proposer));
+        }
+        if let Some(certificate) = &block.parent_certificate {
+            certificate
+                .verify(&self.genesis.chain_id, validators)
+                .map_err(|error: TypesError| format!("parent certificate: {error}"))?;
+        }
+        for (index, evidence) in block.evidence.iter().enumerate() {
+            evidence
+                .verify(&self.genesis.chain_id, validators)
+                .map_err(|error| format!("evidence {index}: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// Height, parent and time against the tip.
+    fn check_against_tip(&self, header: &Header, tip: &Tip) -> Result<(), String> {
+        let expected = Height(tip.height.0.saturating_add(1));
+        if header.height != expected {
+            return Err(format!("the next height is {expected}"));
+        }
+        if header.parent_hash != tip.hash {
+            return Err(format!(
+                "parent {} is not the latest block {}",
+                header.parent_hash, tip.hash
+            ));
+        }
+        if tip.height == Height::GENESIS {
+            if header.time < self.genesis.genesis_time {
+                return Err(format!(
+                    "time {} is before the genesis time {}",
+                    header.time, self.genesis.genesis_time
+                ));
+            }
+        } else if header.time <= tip.time {
+            return Err(format!(
+                "time {} is not after the parent's {}",
+                header.time, tip.time
+            ));
+        }
+        Ok(())
+    }
+
+    /// Verifies the signatures the mempool has not verified, in one batch.
+    fn verify_transaction_signatures(&self, block: &Block) -> Result<(), LedgerError> {
+        let hashes: Vec<Hash> = block.transactions.iter().map(|tx| tx.hash()).collect();
+        let unverified: Vec<usize> = {
+            let mempool = lock(&self.mempool);
+            (0..hashes.len())
+                .filter(|&index| !mempool.signature_verified(&hashes[index]))
+                .collect()
+        };
+        let messages: Vec<Vec<u8>> = unverified
+            .iter()
+            .map(|&index| block.transactions[index].transaction.signing_bytes())
+            .collect();
+        let mut batch = BatchVerifier::with_capacity(unverified.len());
+        for (&index, message) in unverified.iter().zip(&messages) {
+            let transaction = &block.transactions[index];
+            batch.push(
+                transaction.transaction.sender,
+                transaction.signature,
+                message,
+            );
+        }
+        let verdicts = batch.verify();
+        if let Some(position) = verdicts.iter().position(|ok| !ok) {
+            let index = unverified[position];
+            return Err(LedgerError::BadSignature {
+                height: block.header.height,
+                index,
+                hash: hashes[index],
+            });
+        }
+        Ok(())
+    }
+
+    /// Commits a decided block: checks the certificate, reuses the
+    /// validation outcome (or validates now), then `store.commit_block`,
+    /// `state.apply`, `mempool.remove_committed`, and publishes the event.
+    pub fn commit(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<CommitSummary, LedgerError> {
+        let _serial = lock(&self.commit_lock);
+        let outcome = self.validate_block(block)?;
+        self.commit_locked(block, certificate, &outcome)
+    }
+
+    /// [`Ledger::commit`] with an outcome the caller computed on the
+    /// committed state (e.g. during block sync).
+    pub fn commit_with_outcome(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        outcome: &ExecutionOutcome,
+    ) -> Result<CommitSummary, LedgerError> {
+        let _serial = lock(&self.commit_lock);
+        self.commit_locked(block, certificate, outcome)
+    }
+
+    fn commit_locked(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        outcome: &ExecutionOutcome,
+    ) -> Result<CommitSummary, LedgerError> {
+        let height = block.header.height;
+        let hash = block.hash();
+        let bad_certificate = |reason: String| LedgerError::BadCertificate { height, reason };
+        if certificate.height != height || certificate.block_hash != hash {
+            return Err(bad_certificate(format!(
+                "it decides block {} at height {}, not {hash}",
+                certificate.block_hash, certificate.height
+            )));
+        }
+        certificate
+            .verify(&self.genesis.chain_id, &self.genesis.validators)
+            .map_err(|error| bad_certificate(error.to_string()))?;
+
+        self.store.commit_block(block, certificate, outcome)?;
+        let previous_time = {
+            let mut committed = self
+                .committed
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            committed
+                .state
+                .apply(outcome)
+                .map_err(|source| LedgerError::StateDiverged { height, source })?;
+            let previous = committed.tip.time;
+            committed.tip = Tip {
+                height,
+                hash,
+                time: block.header.time,
+                state_root: outcome.state_root(),
+            };
+            previous
+        };
+        lock(&self.outcomes).clear();
+        let transaction_hashes: Vec<Hash> = block.transactions.iter().map(|tx| tx.hash()).collect();
+        {
+            let committed = self.read();
+            let mut mempool = lock(&self.mempool);
+            mempool.remove_committed(&transaction_hashes, &StateAccounts(&committed.state));
+            self.metrics.set_mempool(mempool.len(), mempool.bytes());
+        }
+        let interval_ms = block
+            .header
+            .time
+            .as_millis()
+            .saturating_sub(previous_time.as_millis());
+        self.metrics.record_commit(
+            height.0,
+            certificate.round.0,
+            transaction_hashes.len(),
+            interval_ms,
+        );
+        let transactions = transaction_hashes.len();
+        // No subscriber is not an error.
+        let _ = self.events.send(NewBlockEvent {
+            kind: "new_block".into(),
+            height: height.0,
+            hash,
+            time: block.header.time.as_millis(),
+            transactions: transaction_hashes,
+        });
+        Ok(CommitSummary {
+            height,
+            hash,
+            transactions,
+        })
+    }
+}

@@ -1,0 +1,830 @@
+//! The node's tokio runtime around the consensus host: the p2p event
+//! dispatcher, the transaction gossip batcher, the outbox that turns the
+//! host's sends into `cairn-p2p` calls, tokio timers, and the consensus
+//! loop with block sync.
+//!
+//! Tasks and the bounded channels between them:
+//!
+//! ```text
+//! p2p events ──dispatcher──► transactions: Ledger::submit (blocking pool)
+//!                         ├─► sync requests: answered from the store
+//!                         └─► consensus inbox (CONSENSUS_INBOX_MAX) ──► consensus loop
+//! RPC submit ──► gossip queue (GOSSIP_QUEUE_MAX) ──batcher──► p2p publish
+//! consensus loop ──► outbox (OUTBOX_MAX) ──sender──► p2p publish / requests
+//!                                                     └─ answers ──► consensus inbox
+//! ```
+//!
+//! The consensus loop runs on its own thread (a current-thread tokio
+//! runtime), since the host blocks on fsyncs and block execution; every
+//! other task runs on the main runtime.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use cairn_consensus::{Input, Message, RequestId, SignedProposal, Timeout};
+use cairn_p2p::{
+    Client, Event, PeerId, RoundState, RoundStateRequest, RoundStateResponder, SyncBlock,
+    SyncRequest, SyncResponder, SyncResponse, SyncStatus, Topic, Verdict,
+};
+use cairn_types::{
+    codec,
+    limits::{CERTIFICATE_BYTES_MAX, EVIDENCE_BYTES_MAX, TRANSACTION_BYTES_MAX},
+    Block, CommitCertificate, Evidence, Hash, Height, Round, Timestamp, Vote,
+};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::{
+    backend::NetworkView,
+    host::{ConsensusHost, HostNetwork, HostTimers},
+    ledger::Ledger,
+    rpc::PeerView,
+    shutdown::Shutdown,
+    NodeError,
+};
+
+/// Most events waiting for the consensus loop.
+pub const CONSENSUS_INBOX_MAX: usize = 8_192;
+/// Most sends of the host waiting for the network.
+pub const OUTBOX_MAX: usize = 4_096;
+/// Most accepted transactions waiting to be gossiped.
+pub const GOSSIP_QUEUE_MAX: usize = 65_536;
+/// Most transactions in one gossip batch.
+pub const GOSSIP_BATCH_TRANSACTIONS_MAX: usize = 2_048;
+/// Longest a transaction waits for its gossip batch to fill.
+pub const GOSSIP_BATCH_DELAY_MS: u64 = 5;
+/// Bytes of one encoded gossip batch, at most.
+pub const GOSSIP_BATCH_BYTES_MAX: usize =
+    GOSSIP_BATCH_TRANSACTIONS_MAX * (TRANSACTION_BYTES_MAX + 4) + 16;
+/// Bytes of one encoded consensus message (a proposal carries its block).
+pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = cairn_types::limits::BLOCK_BYTES_MAX + 4_096;
+/// Gossip transaction batches being admitted at once (each uses a core).
+pub const GOSSIP_ADMISSIONS_CONCURRENT_MAX: usize = 2;
+/// Most timers pending at once.
+pub const TIMERS_MAX: usize = 1_024;
+/// How often the consensus loop checks a held height and whether it
+/// should sync.
+pub const POLL_INTERVAL_MS: u64 = 5;
+/// How often a node asks its peers for their tip while its height does
+/// not move.
+pub const SYNC_CHECK_INTERVAL_MS: u64 = 3_000;
+/// Shortest pause between two sync attempts.
+pub const SYNC_RETRY_MS: u64 = 1_000;
+/// Most peers asked for their tip at once.
+pub const SYNC_STATUS_PEERS_MAX: usize = 8;
+/// Blocks asked for in one range request.
+pub const SYNC_RANGE_BLOCKS: u32 = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
+
+/// The wall clock as a [`Timestamp`].
+pub fn system_now() -> Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+/// What reaches the consensus loop.
+#[derive(Debug)]
+pub enum HostEvent {
+    /// An input for the driver (proposal, vote, certificate, block).
+    Input(Input),
+    /// Verified evidence from a peer.
+    Evidence(Evidence),
+    /// A peer asks for a round's proposal and votes.
+    RoundStateRequest {
+        /// The request.
+        request: RoundStateRequest,
+        /// Where to answer.
+        reply: RoundStateResponder,
+    },
+    /// A peer asks for a block by hash (committed or of the current height).
+    BlockByHash {
+        /// The hash.
+        hash: Hash,
+        /// Where to answer.
+        reply: SyncResponder,
+    },
+    /// A peer is ahead of us: sync.
+    PeerAhead,
+}
+
+/// A send of the host, queued for the network task.
+#[derive(Debug)]
+enum OutboxItem {
+    Publish { topic: Topic, data: Vec<u8> },
+    RoundState { height: Height, round: Round },
+    Block { request_id: RequestId, block_hash: Hash },
+}
+
+/// [`HostNetwork`] over a bounded queue to [`run_outbox`].
+pub struct P2pOutbox {
+    queue: mpsc::Sender<OutboxItem>,
+}
+
+impl P2pOutbox {
+    fn push(&self, item: OutboxItem) {
+        if let Err(error) = self.queue.try_send(item) {
+            tracing::warn!("network outbox full ({OUTBOX_MAX}); dropping a send: {error}");
+        }
+    }
+}
+
+impl HostNetwork for P2pOutbox {
+    fn broadcast(&mut self, message: &Message) {
+        self.push(OutboxItem::Publish {
+            topic: Topic::Consensus,
+            data: codec::encode(message),
+        });
+    }
+
+    fn publish_evidence(&mut self, evidence: &Evidence) {
+        self.push(OutboxItem::Publish {
+            topic: Topic::Evidence,
+            data: codec::encode(evidence),
+        });
+    }
+
+    fn publish_decision(&mut self, certificate: &CommitCertificate) {
+        self.push(OutboxItem::Publish {
+            topic: Topic::Decisions,
+            data: codec::encode(certificate),
+        });
+    }
+
+    fn request_round_state(&mut self, height: Height, round: Round) {
+        self.push(OutboxItem::RoundState { height, round });
+    }
+
+    fn request_block(&mut self, request_id: RequestId, _height: Height, block_hash: Hash) {
+        self.push(OutboxItem::Block {
+            request_id,
+            block_hash,
+        });
+    }
+}
+
+/// [`HostTimers`] kept in a map by deadline; the consensus loop sleeps
+/// until the earliest.
+#[derive(Default)]
+pub struct TokioTimers {
+    timers: BTreeMap<(Instant, u64), Timeout>,
+    sequence: u64,
+}
+
+impl TokioTimers {
+    /// The earliest deadline, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.keys().next().map(|(deadline, _)| *deadline)
+    }
+
+    /// Removes and returns the timers due at `now`, earliest first.
+    pub fn pop_due(&mut self, now: Instant) -> Vec<Timeout> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        due
+    }
+}
+
+impl HostTimers for TokioTimers {
+    fn schedule(&mut self, timeout: Timeout, duration_ms: u64) {
+        if self.timers.len() >= TIMERS_MAX {
+            // The oldest timers belong to rounds long gone.
+            self.timers.pop_first();
+        }
+        self.sequence = self.sequence.wrapping_add(1);
+        let deadline = Instant::now() + Duration::from_millis(duration_ms);
+        self.timers.insert((deadline, self.sequence), timeout);
+    }
+
+    fn clear(&mut self) {
+        self.timers.clear();
+    }
+}
+
+/// The host as the runtime uses it.
+pub type NodeHost = ConsensusHost<P2pOutbox, TokioTimers>;
+
+/// The channels and handles of a running node's network side.
+pub struct NetworkParts {
+    /// The p2p client.
+    pub client: Client,
+    /// Peers and sync status for the RPC.
+    pub view: Arc<NetworkView>,
+}
+
+/// Creates the outbox queue for a host, and spawns its sender task.
+pub fn spawn_outbox(client: Client, inbox: mpsc::Sender<HostEvent>) -> P2pOutbox {
+    let (queue, items) = mpsc::channel(OUTBOX_MAX);
+    tokio::spawn(run_outbox(client, items, inbox));
+    P2pOutbox { queue }
+}
+
+async fn run_outbox(
+    client: Client,
+    mut items: mpsc::Receiver<OutboxItem>,
+    inbox: mpsc::Sender<HostEvent>,
+) {
+    while let Some(item) = items.recv().await {
+        match item {
+            OutboxItem::Publish { topic, data } => {
+                if let Err(error) = client.publish(topic, data).await {
+                    tracing::debug!(?topic, "publish failed: {error}");
+                }
+            }
+            OutboxItem::RoundState { height, round } => {
+                let client = client.clone();
+                let inbox = inbox.clone();
+                tokio::spawn(async move { fetch_round_state(client, inbox, height, round).await });
+            }
+            OutboxItem::Block {
+                request_id,
+                block_hash,
+            } => {
+                let client = client.clone();
+                let inbox = inbox.clone();
+                tokio::spawn(async move { fetch_block(client, inbox, request_id, block_hash).await });
+            }
+        }
+    }
+}
+
+async fn fetch_round_state(
+    client: Client,
+    inbox: mpsc::Sender<HostEvent>,
+    height: Height,
+    round: Round,
+) {
+    let Ok(peers) = client.peers().await else {
+        return;
+    };
+    for peer in peers.into_iter().take(SYNC_STATUS_PEERS_MAX) {
+        let request = RoundStateRequest { height, round };
+        let Ok(state) = client.request_round_state(peer, request).await else {
+            continue;
+        };
+        for input in decode_round_state(&state) {
+            if inbox.try_send(HostEvent::Input(input)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The driver inputs carried by a round-state answer; undecodable parts
+/// are skipped (the driver checks every signature).
+fn decode_round_state(state: &RoundState) -> Vec<Input> {
+    let mut inputs = Vec::new();
+    if let Some(bytes) = &state.proposal {
+        if let Ok(Message::Proposal(signed)) =
+            codec::decode::<Message>("proposal", bytes, CONSENSUS_MESSAGE_BYTES_MAX)
+        {
+            inputs.push(Input::Proposal(signed));
+        }
+    }
+    for bytes in &state.votes {
+        if let Ok(vote) =
+            codec::decode::<Vote>("vote", bytes, cairn_types::limits::VOTE_BYTES_MAX)
+        {
+            inputs.push(Input::Vote(vote));
+        }
+    }
+    inputs
+}
+
+async fn fetch_block(
+    client: Client,
+    inbox: mpsc::Sender<HostEvent>,
+    request_id: RequestId,
+    block_hash: Hash,
+) {
+    let Ok(peers) = client.peers().await else {
+        return;
+    };
+    for peer in peers {
+        let Ok(SyncResponse::Block(Some(found))) = client
+            .request_sync(peer, SyncRequest::BlockByHash(block_hash))
+            .await
+        else {
+            continue;
+        };
+        let Ok(block) = decode_block(&found.block) else {
+            continue;
+        };
+        if block.hash() == block_hash {
+            let _ = inbox.try_send(HostEvent::Input(Input::BlockReceived {
+                request_id,
+                block: Arc::new(block),
+            }));
+            return;
+        }
+    }
+}
+
+fn decode_block(bytes: &[u8]) -> Result<Block, cairn_types::TypesError> {
+    codec::decode("block", bytes, cairn_types::limits::BLOCK_BYTES_MAX)
+}
+
+fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate, cairn_types::TypesError> {
+    codec::decode("certificate", bytes, CERTIFICATE_BYTES_MAX)
+}
+
+/// Queues accepted transactions for gossip; [`run_gossip_batcher`] sends
+/// them in batches.
+#[derive(Clone)]
+pub struct GossipQueue {
+    queue: mpsc::Sender<Vec<u8>>,
+}
+
+impl GossipQueue {
+    /// A queue and the receiver the batcher drains.
+    pub fn new() -> (GossipQueue, mpsc::Receiver<Vec<u8>>) {
+        let (queue, receiver) = mpsc::channel(GOSSIP_QUEUE_MAX);
+        (GossipQueue { queue }, receiver)
+    }
+
+    /// Queues one accepted transaction; dropped when the queue is full
+    /// (peers still get it in the block).
+    pub fn push(&self, transaction: Vec<u8>) {
+        let _ = self.queue.try_send(transaction);
+    }
+}
+
+/// Publishes queued transactions in batches of at most
+/// [`GOSSIP_BATCH_TRANSACTIONS_MAX`], waiting at most
+/// [`GOSSIP_BATCH_DELAY_MS`] for a batch to fill.
+pub async fn run_gossip_batcher(client: Client, mut queue: mpsc::Receiver<Vec<u8>>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(GOSSIP_BATCH_DELAY_MS);
+        while batch.len() < GOSSIP_BATCH_TRANSACTIONS_MAX {
+            match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Ok(Some(transaction)) => batch.push(transaction),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if let Err(error) = client
+            .publish(Topic::Transactions, codec::encode(&batch))
+            .await
+        {
+            tracing::debug!("transaction gossip failed: {error}");
+        }
+    }
+}
+
+/// Handles every event of the p2p layer until it stops.
+pub async fn run_dispatcher(
+    mut events: mpsc::Receiver<Event>,
+    ledger: Arc<Ledger>,
+    view: Arc<NetworkView>,
+    inbox: mpsc::Sender<HostEvent>,
+    on_listen: impl Fn(String) + Send + 'static,
+    local_peer: PeerId,
+) {
+    let admissions = Arc::new(Semaphore::new(GOSSIP_ADMISSIONS_CONCURRENT_MAX));
+    let mut peers: BTreeMap<PeerId, String> = BTreeMap::new();
+    let publish_peers = |peers: &BTreeMap<PeerId, String>| {
+        view.set_peers(
+            peers
+                .iter()
+                .map(|(peer, address)| PeerView {
+                    peer_id: peer.to_string(),
+                    address: address.clone(),
+                })
+                .collect(),
+        );
+    };
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::ListenAddress { address } => {
+                on_listen(format!("{address}/p2p/{local_peer}"));
+            }
+            Event::PeerConnected { peer, address } => {
+                peers.insert(peer, address.to_string());
+                publish_peers(&peers);
+                // A new peer may be ahead of us.
+                let _ = inbox.try_send(HostEvent::PeerAhead);
+            }
+            Event::PeerDisconnected { peer } | Event::PeerBanned { peer, .. } => {
+                peers.remove(&peer);
+                publish_peers(&peers);
+            }
+            Event::Gossip(message) => {
+                let verdict = match message.topic {
+                    Topic::Transactions => {
+                        let Ok(permit) = Arc::clone(&admissions).acquire_owned().await else {
+                            return;
+                        };
+                        let ledger = Arc::clone(&ledger);
+                        let data = message.data;
+                        let validation = message.validation;
+                        tokio::task::spawn_blocking(move || {
+                            let verdict = admit_transaction_batch(&ledger, &data);
+                            drop(permit);
+                            tokio::runtime::Handle::current()
+                                .block_on(validation.report(verdict));
+                        });
+                        continue;
+                    }
+                    Topic::Consensus => {
+                        match codec::decode::<Message>(
+                            "consensus message",
+                            &message.data,
+                            CONSENSUS_MESSAGE_BYTES_MAX,
+                        ) {
+                            Ok(Message::Proposal(signed)) => {
+                                forward(&inbox, HostEvent::Input(Input::Proposal(signed)))
+                            }
+                            Ok(Message::Vote(vote)) => {
+                                forward(&inbox, HostEvent::Input(Input::Vote(vote)))
+                            }
+                            Err(_) => Verdict::Reject,
+                        }
+                    }
+                    Topic::Evidence => match codec::decode::<Evidence>(
+                        "evidence",
+                        &message.data,
+                        EVIDENCE_BYTES_MAX,
+                    ) {
+                        Ok(evidence) => {
+                            let genesis = ledger.genesis();
+                            match evidence.verify(&genesis.chain_id, &genesis.validators) {
+                                Ok(()) => forward(&inbox, HostEvent::Evidence(evidence)),
+                                Err(_) => Verdict::Reject,
+                            }
+                        }
+                        Err(_) => Verdict::Reject,
+                    },
+                    Topic::Decisions => match decode_certificate(&message.data) {
+                        Ok(certificate) => forward(
+                            &inbox,
+                            HostEvent::Input(Input::CertificateSeen {
+                                certificate,
+                                block: None,
+                            }),
+                        ),
+                        Err(_) => Verdict::Reject,
+                    },
+                };
+                message.validation.report(verdict).await;
+            }
+            Event::SyncRequest { request, reply, .. } => match request {
+                SyncRequest::BlockByHash(hash) => {
+                    if inbox
+                        .try_send(HostEvent::BlockByHash { hash, reply })
+                        .is_err()
+                    {
+                        tracing::debug!("consensus inbox full; refusing a block request");
+                    }
+                }
+                request => {
+                    let ledger = Arc::clone(&ledger);
+                    tokio::task::spawn_blocking(move || {
+                        reply.respond(serve_sync(&ledger, &request));
+                    });
+                }
+            },
+            Event::RoundStateRequest { request, reply, .. } => {
+                let _ = inbox.try_send(HostEvent::RoundStateRequest { request, reply });
+            }
+        }
+    }
+}
+
+/// Hands an event to the consensus loop; the gossip is accepted when it
+/// could be queued (the driver checks signatures and drops what is bad).
+fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
+    match inbox.try_send(event) {
+        Ok(()) => Verdict::Accept,
+        Err(_) => Verdict::Ignore,
+    }
+}
+
+/// Admits a gossiped batch into the mempool. A batch that does not decode,
+/// or holds a transaction that is malformed or badly signed, is rejected
+/// (its sender is punished); otherwise it is forwarded.
+fn admit_transaction_batch(ledger: &Ledger, data: &[u8]) -> Verdict {
+    let Ok(batch) = codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
+    else {
+        return Verdict::Reject;
+    };
+    if batch.len() > GOSSIP_BATCH_TRANSACTIONS_MAX {
+        return Verdict::Reject;
+    }
+    let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let results = ledger.submit(&slices);
+    let malicious = results.iter().any(|result| match result {
+        Err(rejection) => rejection.is_malicious(),
+        Ok(_) => false,
+    });
+    if malicious {
+        Verdict::Reject
+    } else {
+        Verdict::Accept
+    }
+}
+
+/// Answers a status or block-range request from the store.
+fn serve_sync(ledger: &Ledger, request: &SyncRequest) -> SyncResponse {
+    match request {
+        SyncRequest::Status => {
+            let tip = ledger.tip();
+            SyncResponse::Status(SyncStatus {
+                tip_height: tip.height,
+                tip_hash: tip.hash,
+            })
+        }
+        SyncRequest::Blocks { from, count } => {
+            let mut blocks = Vec::new();
+            let mut bytes = 0usize;
+            for offset in 0..u64::from(*count) {
+                let height = Height(from.0.saturating_add(offset));
+                match stored_block(ledger, height) {
+                    Some(block) => {
+                        bytes = bytes.saturating_add(block.wire_bytes());
+                        if bytes > cairn_p2p::limits::SYNC_RESPONSE_BYTES_MAX && !blocks.is_empty()
+                        {
+                            break;
+                        }
+                        blocks.push(block);
+                    }
+                    None => break,
+                }
+            }
+            SyncResponse::Blocks(blocks)
+        }
+        SyncRequest::BlockByHash(hash) => {
+            let height = ledger.store().block_height(hash).ok().flatten();
+            SyncResponse::Block(height.and_then(|height| stored_block(ledger, height)))
+        }
+    }
+}
+
+fn stored_block(ledger: &Ledger, height: Height) -> Option<SyncBlock> {
+    let store = ledger.store();
+    let block = store.block_bytes(height).ok().flatten()?;
+    let certificate = store
+        .certificate(height)
+        .ok()
+        .flatten()
+        .map(|certificate| codec::encode(&certificate))
+        .unwrap_or_default();
+    Some(SyncBlock {
+        height,
+        block,
+        certificate,
+    })
+}
+
+/// Everything the consensus loop owns.
+pub struct ConsensusLoop {
+    host: NodeHost,
+    ledger: Arc<Ledger>,
+    client: Client,
+    view: Arc<NetworkView>,
+    inbox: mpsc::Receiver<HostEvent>,
+    last_sync: Option<Instant>,
+}
+
+impl ConsensusLoop {
+    /// A loop over `host`, syncing through `client`, fed by `inbox`.
+    pub fn new(
+        host: NodeHost,
+        ledger: Arc<Ledger>,
+        client: Client,
+        view: Arc<NetworkView>,
+        inbox: mpsc::Receiver<HostEvent>,
+    ) -> ConsensusLoop {
+        ConsensusLoop {
+            host,
+            ledger,
+            client,
+            view,
+            inbox,
+            last_sync: None,
+        }
+    }
+
+    /// Runs until shutdown; returns an error when consensus cannot go on
+    /// safely (the WAL or the store failed).
+    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), NodeError> {
+        self.catch_up().await;
+        self.host.start()?;
+        let mut poll = tokio::time::interval(Duration::from_millis(POLL_INTERVAL_MS));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_height = self.host.height();
+        let mut last_progress = Instant::now();
+        loop {
+            let deadline = self
+                .host
+                .timers_mut()
+                .next_deadline()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
+            tokio::select! {
+                _ = shutdown.requested() => break,
+                event = self.inbox.recv() => {
+                    let Some(event) = event else { break };
+                    self.on_event(event).await?;
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    for timeout in self.host.timers_mut().pop_due(Instant::now()) {
+                        self.host.handle(Input::TimeoutElapsed(timeout))?;
+                    }
+                }
+                _ = poll.tick() => {
+                    self.host.poll_waiting()?;
+                    let height = self.host.height();
+                    if height != last_height {
+                        last_height = height;
+                        last_progress = Instant::now();
+                    } else if !self.host.is_waiting()
+                        && last_progress.elapsed() >= Duration::from_millis(SYNC_CHECK_INTERVAL_MS)
+                    {
+                        last_progress = Instant::now();
+                        self.sync_and_restart().await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: HostEvent) -> Result<(), NodeError> {
+        match event {
+            HostEvent::Input(input) => {
+                let ahead = match &input {
+                    Input::Proposal(SignedProposal { proposal, .. }) => proposal.height,
+                    Input::Vote(vote) => vote.height,
+                    Input::CertificateSeen { certificate, .. } => certificate.height,
+                    _ => Height::GENESIS,
+                };
+                if ahead.0 > self.host.height().0.saturating_add(1) {
+                    return self.sync_and_restart().await;
+                }
+                self.host.handle(input)
+            }
+            HostEvent::Evidence(evidence) => self.host.add_evidence(evidence).map(|_| ()),
+            HostEvent::RoundStateRequest { request, reply } => {
+                let messages = self.host.round_messages(request.height, request.round);
+                let mut state = RoundState::default();
+                for message in messages {
+                    match &message {
+                        Message::Proposal(_) => state.proposal = Some(codec::encode(&message)),
+                        Message::Vote(vote) => state.votes.push(codec::encode(vote)),
+                    }
+                }
+                reply.respond(cairn_p2p::RoundStateResponse::State(state));
+                Ok(())
+            }
+            HostEvent::BlockByHash { hash, reply } => {
+                let found = match self.host.block(&hash) {
+                    Some(block) => Some(SyncBlock {
+                        height: block.header.height,
+                        block: codec::encode(block.as_ref()),
+                        certificate: Vec::new(),
+                    }),
+                    None => {
+                        let ledger = Arc::clone(&self.ledger);
+                        match serve_sync(&ledger, &SyncRequest::BlockByHash(hash)) {
+                            SyncResponse::Block(found) => found,
+                            _ => None,
+                        }
+                    }
+                };
+                reply.respond(SyncResponse::Block(found));
+                Ok(())
+            }
+            HostEvent::PeerAhead => self.sync_and_restart().await,
+        }
+    }
+
+    /// Syncs from peers; if the tip moved, restarts consensus at the new tip.
+    async fn sync_and_restart(&mut self) -> Result<(), NodeError> {
+        if self
+            .last_sync
+            .is_some_and(|last| last.elapsed() < Duration::from_millis(SYNC_RETRY_MS))
+        {
+            return Ok(());
+        }
+        self.last_sync = Some(Instant::now());
+        let before = self.ledger.tip().height;
+        self.catch_up().await;
+        if self.ledger.tip().height != before {
+            self.host.start()?;
+        }
+        Ok(())
+    }
+
+    /// Fetches, verifies and commits blocks from the peer with the highest
+    /// tip until this node reaches it.
+    async fn catch_up(&mut self) {
+        let Some((peers, target)) = self.best_peers().await else {
+            return;
+        };
+        let start = Instant::now();
+        let first = self.ledger.tip().height;
+        if target.0 <= first.0 {
+            self.view.set_sync(false, 0);
+            return;
+        }
+        tracing::info!(
+            height = first.0,
+            target = target.0,
+            "behind the network; syncing blocks"
+        );
+        let mut last_log = Instant::now();
+        while self.ledger.tip().height.0 < target.0 {
+            let tip = self.ledger.tip().height;
+            self.view.set_sync(true, target.0.saturating_sub(tip.0));
+            let request = SyncRequest::Blocks {
+                from: Height(tip.0.saturating_add(1)),
+                count: SYNC_RANGE_BLOCKS,
+            };
+            let blocks = match self.client.request_sync_from_any(&peers, request).await {
+                Ok((_, SyncResponse::Blocks(blocks))) if !blocks.is_empty() => blocks,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!("block sync stopped: {error}");
+                    break;
+                }
+            };
+            let ledger = Arc::clone(&self.ledger);
+            let committed = tokio::task::spawn_blocking(move || commit_synced(&ledger, &blocks))
+                .await
+                .unwrap_or(0);
+            if committed == 0 {
+                break;
+            }
+            if last_log.elapsed() >= Duration::from_secs(2) {
+                last_log = Instant::now();
+                let height = self.ledger.tip().height.0;
+                let elapsed = start.elapsed().as_secs_f64().max(0.001);
+                tracing::info!(
+                    height,
+                    target = target.0,
+                    blocks_per_second = (height.saturating_sub(first.0) as f64 / elapsed) as u64,
+                    "syncing"
+                );
+            }
+        }
+        let height = self.ledger.tip().height.0;
+        self.view.set_sync(false, target.0.saturating_sub(height));
+        tracing::info!(
+            height,
+            blocks = height.saturating_sub(first.0),
+            seconds = start.elapsed().as_secs_f64(),
+            "sync finished"
+        );
+    }
+
+    /// Peers ordered by tip height, highest first, with the highest tip.
+    async fn best_peers(&self) -> Option<(Vec<PeerId>, Height)> {
+        let peers = self.client.peers().await.ok()?;
+        let mut tips = Vec::new();
+        for peer in peers.into_iter().take(SYNC_STATUS_PEERS_MAX) {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.client.request_sync(peer, SyncRequest::Status),
+            )
+            .await;
+            if let Ok(Ok(SyncResponse::Status(status))) = answer {
+                tips.push((status.tip_height, peer));
+            }
+        }
+        tips.sort_by(|a, b| b.0.cmp(&a.0));
+        let target = tips.first()?.0;
+        Some((tips.into_iter().map(|(_, peer)| peer).collect(), target))
+    }
+}
+
+/// Verifies and commits consecutive synced blocks; returns how many were
+/// committed. Stops at the first block that does not extend the tip or
+/// whose certificate does not verify.
+fn commit_synced(ledger: &Ledger, blocks: &[SyncBlock]) -> usize {
+    let mut committed = 0;
+    for synced in blocks {
+        let (Ok(block), Ok(certificate)) = (
+            decode_block(&synced.block),
+            decode_certificate(&synced.certificate),
+        ) else {
+            tracing::warn!(height = synced.height.0, "a peer sent a block or certificate that does not decode");
+            break;
+        };
+        if block.header.height.0 != ledger.tip().height.0.saturating_add(1) {
+            break;
+        }
+        if let Err(error) = ledger.commit(&block, &certificate) {
+            tracing::warn!(height = block.header.height.0, "synced block refused: {error}");
+            break;
+        }
+        committed += 1;
+    }
+    committed
+}

@@ -1,0 +1,427 @@
+//! The ledger core over a real RocksDB store in a temporary directory:
+//! hand-built and built blocks commit, the RPC shows them, invalid blocks
+//! are refused with clear errors, data survives a reopen, and a store of
+//! another chain is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use cairn_genesis::{
+    devnet::{build_devnet_from_keys, DevnetKeys},
+    Genesis,
+};
+use cairn_node::{
+    backend::{NetworkView, NodeBackend, NodeIdentity},
+    ledger::{BlockRequest, Ledger},
+    mempool::MempoolLimits,
+    metrics::Metrics,
+    rpc,
+};
+use cairn_types::{
+    Address, Block, CommitCertificate, CommitSignature, ConsensusParams, Hash, Header, Height,
+    Keypair, Round, Timestamp, Transaction, ValidatorIndex, Vote, VoteType,
+};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const GENESIS_TIME: Timestamp = Timestamp(1_700_000_000_000);
+
+fn validators() -> Vec<Keypair> {
+    (0..4u8)
+        .map(|i| Keypair::from_seed(&[100 + i; 32]))
+        .collect()
+}
+
+fn alice() -> Keypair {
+    Keypair::from_seed(&[1; 32])
+}
+
+fn bob() -> Address {
+    Address([7; 20])
+}
+
+fn genesis(chain: &str) -> Genesis {
+    build_devnet_from_keys(&DevnetKeys {
+        chain_id: chain.into(),
+        genesis_time: GENESIS_TIME,
+        validators: validators()
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (format!("v{i}"), key.public_key()))
+            .collect(),
+        accounts: vec![(alice().address(), 1_000_000)],
+        consensus_params: ConsensusParams::default(),
+    })
+    .unwrap()
+}
+
+fn limits() -> MempoolLimits {
+    MempoolLimits {
+        transactions_max: 1_000,
+        bytes_max: 1 << 20,
+    }
+}
+
+fn open(dir: &std::path::Path, genesis: Genesis) -> Ledger {
+    Ledger::open(genesis, dir, limits(), Arc::new(Metrics::default())).unwrap()
+}
+
+fn transfer(ledger: &Ledger, nonce: u64, amount: u64) -> cairn_types::SignedTransaction {
+    Transaction {
+        chain_id: ledger.chain_id().clone(),
+        sender: alice().public_key(),
+        recipient: bob(),
+        amount,
+        fee: 1,
+        nonce,
+        memo: String::new(),
+    }
+    .sign(&alice())
+}
+
+fn certify(ledger: &Ledger, block: &Block) -> CommitCertificate {
+    let signatures = validators()
+        .iter()
+        .enumerate()
+        .take(3)
+        .map(|(i, key)| {
+            let index = ValidatorIndex(i as u32);
+            let vote = Vote::new_signed(
+                ledger.chain_id(),
+                VoteType::Precommit,
+                block.header.height,
+                Round(0),
+                Some(block.hash()),
+                index,
+                key,
+            );
+            CommitSignature {
+                validator: index,
+                signature: vote.signature,
+            }
+        })
+        .collect();
+    CommitCertificate {
+        height: block.header.height,
+        round: Round(0),
+        block_hash: block.hash(),
+        signatures,
+    }
+}
+
+/// A block built by hand (not through build_block): executes the
+/// transfers on the committed state to find the root.
+fn hand_block(
+    ledger: &Ledger,
+    transactions: Vec<cairn_types::SignedTransaction>,
+    parent_certificate: Option<CommitCertificate>,
+) -> Block {
+    let tip = ledger.tip();
+    let proposer = validators()[0].address();
+    let state = ledger.store().load_state().unwrap();
+    let outcome = state
+        .execute(ledger.chain_id(), proposer, &transactions)
+        .unwrap();
+    Block {
+        header: Header {
+            chain_id: ledger.chain_id().clone(),
+            height: Height(tip.height.0 + 1),
+            time: Timestamp(tip.time.0.max(GENESIS_TIME.0) + 1_000),
+            parent_hash: tip.hash,
+            proposer,
+            transactions_root: Block::transactions_root_of(&transactions),
+            state_root: outcome.state_root(),
+            parent_certificate_hash: Block::parent_certificate_hash_of(parent_certificate.as_ref()),
+            evidence_hash: Block::evidence_hash_of(&[]),
+            validator_set_hash: ledger.genesis().validators.hash(),
+        },
+        transactions,
+        parent_certificate,
+        evidence: vec![],
+    }
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
+    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn hand_built_blocks_commit_and_the_rpc_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(open(dir.path(), genesis("ledger-test")));
+    let mut events = ledger.subscribe();
+    let backend = NodeBackend::new(
+        Arc::clone(&ledger),
+        Arc::new(NetworkView::new(Arc::clone(ledger.metrics()))),
+        NodeIdentity {
+            node_id: "test-node".into(),
+            moniker: "m".into(),
+            validator: true,
+        },
+    );
+    let app = rpc::router(Arc::new(backend));
+
+    // Block 1 carries two transfers (one submitted through the mempool).
+    let first = transfer(&ledger, 0, 100);
+    let second = transfer(&ledger, 1, 200);
+    let results = ledger.submit(&[&first.to_bytes()]);
+    assert!(results[0].is_ok(), "{results:?}");
+    let block1 = hand_block(&ledger, vec![first.clone(), second.clone()], None);
+    let certificate1 = certify(&ledger, &block1);
+    let summary = ledger.commit(&block1, &certificate1).unwrap();
+    assert_eq!(summary.height, Height(1));
+    assert_eq!(
+        ledger.mempool_size().0,
+        0,
+        "committed transfers leave the mempool"
+    );
+
+    // Block 2, empty, carries block 1's certificate.
+    let block2 = hand_block(&ledger, vec![], Some(certificate1.clone()));
+    ledger.commit(&block2, &certify(&ledger, &block2)).unwrap();
+
+    let event = events.recv().await.unwrap();
+    assert_eq!(event.height, 1);
+    assert_eq!(event.hash, block1.hash());
+    assert_eq!(event.transactions, vec![first.hash(), second.hash()]);
+
+    let (status, body) = get(&app, "/block/1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hash"], block1.hash().to_hex());
+    assert_eq!(body["transactions"][1], second.hash().to_hex());
+    assert_eq!(body["certificate"]["block_hash"], block1.hash().to_hex());
+    let (_, body) = get(&app, &format!("/block/hash/{}", block2.hash())).await;
+    assert_eq!(body["header"]["height"], 2);
+    let (_, body) = get(&app, "/block/latest").await;
+    assert_eq!(body["hash"], block2.hash().to_hex());
+    let (status, body) = get(&app, &format!("/tx/{}", second.hash())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["height"].clone(), body["index"].clone()),
+        (1.into(), 1.into())
+    );
+    let (_, body) = get(&app, &format!("/account/{}", bob().to_bech32())).await;
+    assert_eq!(body["balance"], 300);
+    let (_, body) = get(&app, &format!("/account/{}", alice().address().to_bech32())).await;
+    assert_eq!(body["balance"], 1_000_000 - 302);
+    assert_eq!(body["nonce"], 2);
+    assert_eq!(body["next_nonce"], 2);
+    let (_, body) = get(&app, "/status").await;
+    assert_eq!(body["latest_height"], 2);
+    assert_eq!(body["node_id"], "test-node");
+    let (_, body) = get(&app, "/validators").await;
+    assert_eq!(body["total_power"], 4);
+    let (status, _) = get(&app, "/block/3").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let text = ledger.metrics().render();
+    assert!(text.contains("cairn_consensus_height 2"), "{text}");
+    assert!(text.contains("cairn_committed_txs_total 2"), "{text}");
+}
+
+#[test]
+fn validate_block_refuses_bad_blocks_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path(), genesis("ledger-test"));
+    let good = hand_block(&ledger, vec![transfer(&ledger, 0, 5)], None);
+    ledger.validate_block(&good).unwrap();
+
+    let mut bad_signature = good.clone();
+    bad_signature.transactions[0].signature.0[0] ^= 1;
+    bad_signature.header.transactions_root =
+        Block::transactions_root_of(&bad_signature.transactions);
+    let error = ledger
+        .validate_block(&bad_signature)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("signature that does not verify"), "{error}");
+    assert!(error.contains("transaction 0"), "{error}");
+
+    let mut bad_root = good.clone();
+    bad_root.header.state_root = Hash([9; 32]);
+    let error = ledger.validate_block(&bad_root).unwrap_err().to_string();
+    assert!(error.contains("state root"), "{error}");
+
+    let mut bad_tx_root = good.clone();
+    bad_tx_root.header.transactions_root = Hash([9; 32]);
+    let error = ledger.validate_block(&bad_tx_root).unwrap_err().to_string();
+    assert!(error.contains("transactions root"), "{error}");
+
+    let mut bad_nonce = good.clone();
+    bad_nonce.transactions = vec![transfer(&ledger, 3, 5)];
+    bad_nonce.header.transactions_root = Block::transactions_root_of(&bad_nonce.transactions);
+    let error = ledger.validate_block(&bad_nonce).unwrap_err().to_string();
+    assert!(error.contains("nonce"), "{error}");
+
+    let mut wrong_parent = good.clone();
+    wrong_parent.header.parent_hash = Hash([1; 32]);
+    let error = ledger
+        .validate_block(&wrong_parent)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("parent"), "{error}");
+
+    // A certificate for another block is refused at commit.
+    let mut other = certify(&ledger, &good);
+    other.block_hash = Hash([2; 32]);
+    let error = ledger.commit(&good, &other).unwrap_err().to_string();
+    assert!(error.contains("certificate"), "{error}");
+    assert_eq!(ledger.tip().height, Height(0));
+}
+
+#[test]
+fn built_blocks_validate_commit_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, hash) = {
+        let ledger = open(dir.path(), genesis("ledger-test"));
+        let batch: Vec<Vec<u8>> = (0..5)
+            .map(|n| transfer(&ledger, n, 10).to_bytes())
+            .collect();
+        let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        assert!(ledger.submit(&slices).iter().all(Result::is_ok));
+        let proposer = validators()[1].address();
+        let block = ledger
+            .build_block(BlockRequest {
+                proposer,
+                time: Timestamp(0),
+                parent_certificate: None,
+                evidence: vec![],
+            })
+            .unwrap();
+        assert_eq!(block.transactions.len(), 5);
+        assert!(block.header.time >= GENESIS_TIME);
+        assert_eq!(ledger.mempool_size().0, 5, "building keeps the mempool");
+        ledger.validate_block(&block).unwrap();
+        ledger.commit(&block, &certify(&ledger, &block)).unwrap();
+        assert_eq!(ledger.mempool_size().0, 0);
+        let (balance, _, _) = ledger.account(&proposer);
+        assert_eq!(balance, 5, "the proposer earns the fees");
+
+        // The next block carries the certificate and nothing else.
+        let certificate = ledger.store().certificate(Height(1)).unwrap();
+        let next = ledger
+            .build_block(BlockRequest {
+                proposer,
+                time: block.header.time,
+                parent_certificate: certificate,
+                evidence: vec![],
+            })
+            .unwrap();
+        assert!(next.header.time > block.header.time);
+        ledger.commit(&next, &certify(&ledger, &next)).unwrap();
+        (ledger.tip().state_root, ledger.tip().hash)
+    };
+    let reopened = open(dir.path(), genesis("ledger-test"));
+    let tip = reopened.tip();
+    assert_eq!(tip.height, Height(2));
+    assert_eq!((tip.state_root, tip.hash), (root, hash));
+    assert_eq!(reopened.account(&bob()).0, 50);
+    assert_eq!(reopened.account(&alice().address()).1, 5);
+}
+
+#[test]
+fn a_store_of_another_chain_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), genesis("chain-one")));
+    let error = Ledger::open(
+        genesis("chain-two"),
+        dir.path(),
+        limits(),
+        Arc::new(Metrics::default()),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        error.contains("chain-one") && error.contains("chain-two"),
+        "{error}"
+    );
+    assert!(error.contains("cairnd reset --yes"), "{error}");
+}
+
+/// Reads one unmasked server text frame (small or 16-bit length).
+async fn read_text_frame(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0] & 0x0f, 1, "a text frame");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut extended = [0u8; 2];
+            stream.read_exact(&mut extended).await.unwrap();
+            usize::from(u16::from_be_bytes(extended))
+        }
+        127 => panic!("frame too large for this test"),
+        small => usize::from(small),
+    };
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.unwrap();
+    String::from_utf8(payload).unwrap()
+}
+
+#[tokio::test]
+async fn websocket_subscribers_see_committed_blocks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(open(dir.path(), genesis("ledger-test")));
+    let backend = NodeBackend::new(
+        Arc::clone(&ledger),
+        Arc::new(NetworkView::new(Arc::clone(ledger.metrics()))),
+        NodeIdentity {
+            node_id: "n".into(),
+            moniker: "m".into(),
+            validator: false,
+        },
+    );
+    let (listener, address) = rpc::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, rpc::router(Arc::new(backend)))
+            .await
+            .unwrap();
+    });
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Read the 101 response head byte by byte up to the blank line.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The subscription exists once the upgrade answered; commit a block.
+    let transaction = transfer(&ledger, 0, 9);
+    let block = hand_block(&ledger, vec![transaction.clone()], None);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    ledger.commit(&block, &certify(&ledger, &block)).unwrap();
+    let text = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        read_text_frame(&mut stream),
+    )
+    .await
+    .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["type"], "new_block");
+    assert_eq!(event["height"], 1);
+    assert_eq!(event["hash"], block.hash().to_hex());
+    assert_eq!(event["transactions"][0], transaction.hash().to_hex());
+    server.abort();
+}

@@ -1,0 +1,153 @@
+//! Scenarios: which faults a simulated run injects, all derived from its
+//! seed, and the named configurations of the CI seed set.
+
+use crate::rng::SplitMix64;
+
+/// How a validator misbehaves (while faults are active; see
+/// [`Scenario::fault_phase_ms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Behaviour {
+    /// Follows the protocol (it may still crash and restart).
+    Honest,
+    /// Sends nothing, answers nothing, for the whole run.
+    Silent,
+    /// Sends two different proposals for each of its rounds, to different peers.
+    EquivocatingProposer,
+    /// Sends conflicting prevotes and precommits to different peers.
+    DoubleVoter,
+    /// Forgets its locks and own votes after every round.
+    Amnesiac,
+    /// Sends votes and proposals with bad signatures, and garbage bytes.
+    BadSignatures,
+    /// Proposes blocks with a bad timestamp or a wrong state root.
+    BadProposer,
+}
+
+impl Behaviour {
+    /// The Byzantine behaviours.
+    pub const BYZANTINE: [Behaviour; 6] = [
+        Behaviour::Silent,
+        Behaviour::EquivocatingProposer,
+        Behaviour::DoubleVoter,
+        Behaviour::Amnesiac,
+        Behaviour::BadSignatures,
+        Behaviour::BadProposer,
+    ];
+}
+
+/// Everything one run does; [`Scenario::from_seed`] derives it from a seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// The seed of everything random in the run.
+    pub seed: u64,
+    /// Number of validators (equal power).
+    pub validators: usize,
+    /// Behaviour of each validator (index order).
+    pub behaviours: Vec<Behaviour>,
+    /// Probability of dropping a message while faults are active.
+    pub drop_per_mille: u64,
+    /// Probability of delivering a message twice while faults are active.
+    pub duplicate_per_mille: u64,
+    /// One-way latency bounds while faults are active (jitter reorders).
+    pub latency_faulty_ms: (u64, u64),
+    /// One-way latency bounds after the faults heal.
+    pub latency_healed_ms: (u64, u64),
+    /// Network partitions during the fault phase.
+    pub partitions: u32,
+    /// Crashes (with restart from the store and WAL) of honest validators.
+    pub crashes: u32,
+    /// Every fault heals at this simulated time (ms after genesis).
+    pub fault_phase_ms: u64,
+    /// Heights every honest node must decide after the heal.
+    pub heights_after_heal: u64,
+    /// Simulated time allowed for those heights (liveness bound).
+    pub liveness_budget_ms: u64,
+    /// The node-local `timeout_commit`.
+    pub timeout_commit_ms: u64,
+    /// Largest clock skew of a node, either way.
+    pub clock_skew_max_ms: u64,
+    /// Transfers per block.
+    pub transactions_per_block: usize,
+    /// Test-only: every honest node ignores its lock at L22/L28.
+    pub ignore_lock: bool,
+}
+
+impl Scenario {
+    /// No faults at all, fixed 1 ms latency.
+    pub fn calm(seed: u64, validators: usize) -> Scenario {
+        Scenario {
+            seed,
+            validators,
+            behaviours: vec![Behaviour::Honest; validators],
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            latency_faulty_ms: (1, 1),
+            latency_healed_ms: (1, 1),
+            partitions: 0,
+            crashes: 0,
+            fault_phase_ms: 0,
+            heights_after_heal: 10,
+            liveness_budget_ms: 30_000,
+            timeout_commit_ms: 10,
+            clock_skew_max_ms: 0,
+            transactions_per_block: 2,
+            ignore_lock: false,
+        }
+    }
+
+    /// A mix of faults drawn from `seed`: network faults always, and some
+    /// of partitions, crashes and up to f Byzantine validators.
+    pub fn from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut rng = SplitMix64::new(seed ^ 0x5CE9_A210);
+        let faulty_max = (validators - 1) / 3;
+        let byzantine = rng.below(faulty_max as u64 + 1) as usize;
+        let mut behaviours = vec![Behaviour::Honest; validators];
+        for slot in behaviours.iter_mut().rev().take(byzantine) {
+            *slot = Behaviour::BYZANTINE[rng.below(Behaviour::BYZANTINE.len() as u64) as usize];
+        }
+        let latency_low = rng.between(1, 5);
+        Scenario {
+            seed,
+            validators,
+            behaviours,
+            drop_per_mille: rng.between(0, 250),
+            duplicate_per_mille: rng.between(0, 100),
+            latency_faulty_ms: (latency_low, latency_low + rng.between(0, 40)),
+            latency_healed_ms: (1, rng.between(1, 10)),
+            partitions: rng.below(3) as u32,
+            crashes: rng.below(3) as u32,
+            fault_phase_ms: rng.between(500, 2_000),
+            heights_after_heal: 10,
+            liveness_budget_ms: 60_000,
+            timeout_commit_ms: [0, 20, 100][rng.below(3) as usize],
+            clock_skew_max_ms: rng.between(0, 200),
+            transactions_per_block: rng.below(3) as usize,
+            ignore_lock: false,
+        }
+    }
+
+    /// A one-line description for failure messages.
+    pub fn describe(&self) -> String {
+        let byzantine: Vec<String> = self
+            .behaviours
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != Behaviour::Honest)
+            .map(|(i, b)| format!("{i}:{b:?}"))
+            .collect();
+        format!(
+            "n={} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
+            self.validators,
+            byzantine.join(","),
+            self.drop_per_mille,
+            self.duplicate_per_mille,
+            self.latency_faulty_ms,
+            self.latency_healed_ms,
+            self.partitions,
+            self.crashes,
+            self.fault_phase_ms,
+            self.timeout_commit_ms,
+            self.ignore_lock
+        )
+    }
+}
