@@ -1,2 +1,28 @@
-//! `cairn-cli`: keys, transfers, queries, the local devnet and the load
-//! generator, talking to nodes only through their public RPC.
+//! `cairn-cli`: keys, transfers, queries (and, later, the local devnet and
+//! the load generator) for Cairn, talking to nodes only through their
+//! public RPC (`node/RPC.md`).
+//!
+//! - [`keyring`] and [`keyfile`]: named keys on disk, optionally encrypted
+//!   with a passphrase (Argon2id + XChaCha20-Poly1305).
+//! - [`rpc`]: the HTTP/JSON and WebSocket client of a node.
+//! - [`commands`]: one module per subcommand; [`commands::tx::send_transfer`]
+//!   is the reusable transfer path.
+//! - [`cli`]: the clap definitions; [`error`]: the one error type;
+//!   [`limits`]: every bound.
+//!
+//! Exit codes of `cairn`: 0 on success, 1 on any failure, 2 on a command
+//! line that does not parse.
+
+pub mod cli;
+pub mod commands;
+pub mod duration;
+pub mod error;
+pub mod files;
+pub mod keyfile;
+pub mod keyring;
+pub mod limits;
+pub mod rpc;
+
+pub use error::{CliError, Result};
+pub use keyfile::Passphrase;
+pub use keyring::{ExistingKey, KeyInfo, KeyName, Keyring};

@@ -248,7 +248,7 @@ fn init_start_serve_and_stop_on_sigterm() {
             let output = guard.0.take().unwrap().wait_with_output().unwrap();
             let logs = String::from_utf8_lossy(&output.stderr);
             assert!(status.success(), "exit {status}: {logs}");
-            assert!(logs.contains("consensus not wired yet"), "{logs}");
+            assert!(logs.contains("p2p listening"), "{logs}");
             assert!(logs.contains("stopped cleanly"), "{logs}");
             break;
         }
