@@ -67,6 +67,13 @@ pub trait HostTimers {
     fn clear(&mut self);
 }
 
+/// Tells the host the time (the wall clock in a node, simulated time in
+/// the simulator).
+pub trait HostClock {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
 /// Node-local consensus settings of the host.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
@@ -84,21 +91,21 @@ struct Waiting {
 }
 
 /// The consensus host of one node.
-pub struct ConsensusHost<N, T> {
+pub struct ConsensusHost<N, T, C> {
     ledger: Arc<Ledger>,
     driver_config: DriverConfig,
     keypair: Option<Keypair>,
     driver: Driver,
     network: N,
     timers: T,
-    clock: fn() -> Timestamp,
+    clock: C,
     config: HostConfig,
     fee_address: Address,
     waiting: Option<Waiting>,
     evidence_pool: BTreeMap<Hash, Evidence>,
 }
 
-impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
+impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// A host over `ledger`; `keypair` signs if it is a validator's
     /// (otherwise the node follows without voting). Call
     /// [`ConsensusHost::start`] next.
@@ -108,7 +115,7 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
         keypair: Option<Keypair>,
         network: N,
         timers: T,
-        clock: fn() -> Timestamp,
+        clock: C,
         config: HostConfig,
     ) -> Result<Self, NodeError> {
         let driver = Driver::new(driver_config.clone(), keypair.clone())
@@ -167,6 +174,26 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
         &mut self.network
     }
 
+    /// The clock.
+    pub fn clock_mut(&mut self) -> &mut C {
+        &mut self.clock
+    }
+
+    /// The ledger this host extends.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// The driver's round state (height, round, step, locks).
+    pub fn round_state(&self) -> &cairn_consensus::RoundState {
+        self.driver.round_state()
+    }
+
+    /// The driver, for tests and the simulator's fault switches.
+    pub fn driver_mut(&mut self) -> &mut Driver {
+        &mut self.driver
+    }
+
     /// The proposal and votes this node holds for a round, for a peer's
     /// round-state request.
     pub fn round_messages(&self, height: Height, round: Round) -> Vec<Message> {
@@ -195,7 +222,7 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
         if wal.is_empty() && self.should_wait() {
             self.waiting = Some(Waiting {
                 height,
-                since: (self.clock)(),
+                since: self.clock.now(),
             });
             return Ok(());
         }
@@ -214,7 +241,7 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
         }
         let mut inputs = std::collections::VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            let mut outputs = self.driver.process(Input::Time((self.clock)()));
+            let mut outputs = self.driver.process(Input::Time(self.clock.now()));
             outputs.extend(self.driver.process(input));
             for output in outputs {
                 self.execute(output, &mut inputs)?;
@@ -229,7 +256,7 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
         let Some(waiting) = self.waiting else {
             return Ok(());
         };
-        let now = (self.clock)();
+        let now = self.clock.now();
         let waited_ms = now.as_millis().saturating_sub(waiting.since.as_millis());
         if self.ledger.mempool_size().0 > 0 || waited_ms >= self.config.block_interval_max_ms {
             self.waiting = None;
@@ -359,7 +386,7 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
                 if self.should_wait() {
                     self.waiting = Some(Waiting {
                         height,
-                        since: (self.clock)(),
+                        since: self.clock.now(),
                     });
                 } else {
                     let tip = self.ledger.tip();
@@ -427,7 +454,7 @@ impl<N: HostNetwork, T: HostTimers> ConsensusHost<N, T> {
             .collect();
         let request = BlockRequest {
             proposer: self.fee_address,
-            time: (self.clock)().max(time_min),
+            time: self.clock.now().max(time_min),
             parent_certificate,
             evidence,
         };

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::{
     backend::NetworkView,
-    host::{ConsensusHost, HostNetwork, HostTimers},
+    host::{ConsensusHost, HostClock, HostNetwork, HostTimers},
     ledger::Ledger,
     rpc::PeerView,
     shutdown::Shutdown,
@@ -76,6 +76,15 @@ pub const SYNC_RETRY_MS: u64 = 1_000;
 pub const SYNC_STATUS_PEERS_MAX: usize = 8;
 /// Blocks asked for in one range request.
 pub const SYNC_RANGE_BLOCKS: u32 = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl HostClock for SystemClock {
+    fn now(&self) -> Timestamp {
+        system_now()
+    }
+}
 
 /// The wall clock as a [`Timestamp`].
 pub fn system_now() -> Timestamp {
@@ -210,7 +219,7 @@ impl HostTimers for TokioTimers {
 }
 
 /// The host as the runtime uses it.
-pub type NodeHost = ConsensusHost<P2pOutbox, TokioTimers>;
+pub type NodeHost = ConsensusHost<P2pOutbox, TokioTimers, SystemClock>;
 
 /// The channels and handles of a running node's network side.
 pub struct NetworkParts {

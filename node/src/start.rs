@@ -22,7 +22,7 @@ use crate::{
     backend::{NetworkView, NodeBackend, NodeIdentity},
     host::{ConsensusHost, HostConfig},
     runtime::{
-        run_dispatcher, run_gossip_batcher, spawn_outbox, system_now, ConsensusLoop, GossipQueue,
+        run_dispatcher, run_gossip_batcher, spawn_outbox, ConsensusLoop, GossipQueue, SystemClock,
         TokioTimers, CONSENSUS_INBOX_MAX,
     },
     config::{ConfigOverrides, NodeConfig, NodeMode},
@@ -262,7 +262,7 @@ pub async fn serve(
         validator_key,
         spawn_outbox(client.clone(), inbox_sender),
         TokioTimers::default(),
-        system_now,
+        SystemClock,
         HostConfig {
             wait_for_transactions: config.consensus.wait_for_transactions,
             block_interval_max_ms: config.consensus.block_interval_max_ms,
@@ -317,9 +317,11 @@ pub async fn serve(
     ));
     let mut stop = stop;
     let mut failure = None;
+    let mut consensus_finished = false;
     tokio::select! {
         _ = stop.requested() => {}
         result = &mut consensus_result => {
+            consensus_finished = true;
             if let Ok(Err(error)) = result {
                 tracing::error!("consensus stopped: {error}");
                 failure = Some(error);
@@ -342,7 +344,7 @@ pub async fn serve(
     }
     // Consensus stops between two steps; every WAL entry and commit it
     // made is already synced.
-    if failure.is_none() {
+    if !consensus_finished {
         match tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), consensus_result).await {
             Ok(Ok(Err(error))) => tracing::warn!("consensus stopped with an error: {error}"),
             Ok(_) => {}

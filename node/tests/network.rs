@@ -430,7 +430,9 @@ fn four_validators_agree_survive_a_kill_and_a_late_full_node_syncs() {
     net.nodes[2].start();
     assert_eq!(net.nodes[2].block_hash(height), hash);
 
-    // A full node with only the genesis file and one bootstrap address.
+    // A full node with only the genesis file and one bootstrap address,
+    // started after 50 blocks.
+    net.nodes[0].wait_for_height(50, &net.node_refs());
     let full_home = net._root.path().join("full");
     run(cairnd()
         .arg("--home")

@@ -1,0 +1,357 @@
+//! The command line of `cairn`, as clap definitions. Each subcommand has
+//! its module under [`crate::commands`]; `bench` slots into [`Command`]
+//! the same way.
+
+use std::{path::PathBuf, time::Duration};
+
+use cairn_types::{Address, Hash};
+use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::{
+    duration::parse_duration,
+    error::Result,
+    keyfile::Passphrase,
+    keyring::{KeyName, Keyring},
+    rpc::{BlockSelector, NodeClient, DEFAULT_NODE_URL},
+};
+
+/// Environment variable holding a passphrase (an alternative to
+/// `--passphrase-file`).
+pub const PASSPHRASE_ENV: &str = "CAIRN_PASSPHRASE";
+
+/// `cairn`: keys, transfers and queries for a Cairn ledger.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `cairn`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the keys in the keyring.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Make transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Read the chain from a node.
+    Query(QueryArgs),
+    /// Run a local devnet: several cairnd nodes on this machine.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
+    /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
+    Completions(CompletionsArgs),
+}
+
+/// Where the keyring is, and the passphrase of encrypted keys.
+#[derive(Debug, Clone, Args)]
+pub struct KeyringArgs {
+    /// The keyring directory [default: ~/.cairn/keys].
+    #[arg(long, value_name = "DIR", env = "CAIRN_KEYRING_DIR")]
+    pub keyring_dir: Option<PathBuf>,
+    /// A file holding the passphrase that encrypts keys at rest (one line).
+    /// The environment variable CAIRN_PASSPHRASE is the alternative; a
+    /// passphrase is never taken as a flag value.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl KeyringArgs {
+    /// The keyring these arguments name.
+    pub fn keyring(&self) -> Result<Keyring> {
+        match &self.keyring_dir {
+            Some(dir) => Ok(Keyring::new(dir)),
+            None => Keyring::default_dir().map(Keyring::new),
+        }
+    }
+
+    /// The passphrase from `--passphrase-file`, else from
+    /// `CAIRN_PASSPHRASE` (empty means unset), else none.
+    pub fn passphrase(&self) -> Result<Option<Passphrase>> {
+        if let Some(path) = &self.passphrase_file {
+            return Passphrase::from_file(path).map(Some);
+        }
+        match std::env::var_os(PASSPHRASE_ENV) {
+            Some(value) if !value.is_empty() => {
+                use std::os::unix::ffi::OsStringExt;
+                Passphrase::new(zeroize::Zeroizing::new(value.into_vec()), PASSPHRASE_ENV).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Which node to talk to.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// The node's RPC URL.
+    #[arg(long, value_name = "URL", env = "CAIRN_NODE", default_value = DEFAULT_NODE_URL, global = true)]
+    pub node: String,
+}
+
+impl NodeArgs {
+    /// A client of that node.
+    pub fn client(&self) -> Result<NodeClient> {
+        NodeClient::new(&self.node)
+    }
+}
+
+/// `cairn keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key from the operating system's randomness.
+    New {
+        /// Name of the new key (letters, digits, '-', '_', '.').
+        #[arg(value_parser = parse_key_name)]
+        name: KeyName,
+        /// Keyring and passphrase.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the keys: names and addresses.
+    List {
+        /// Keyring.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a key's address and public key.
+    Show {
+        /// Name of the key.
+        #[arg(value_parser = parse_key_name)]
+        name: KeyName,
+        /// Keyring.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a key from a file holding its 32-byte secret seed in hex.
+    Import {
+        /// Name to store it under.
+        #[arg(value_parser = parse_key_name)]
+        name: KeyName,
+        /// File holding the 64 hex characters of the secret seed.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// Keyring and passphrase.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a key's secret seed in hex (anyone who has it controls the account).
+    Export {
+        /// Name of the key.
+        #[arg(value_parser = parse_key_name)]
+        name: KeyName,
+        /// Keyring and passphrase.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+    },
+    /// Delete a key from the keyring.
+    Delete {
+        /// Name of the key.
+        #[arg(value_parser = parse_key_name)]
+        name: KeyName,
+        /// Keyring.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+    },
+}
+
+/// `cairn tx ...`.
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Sign a transfer locally and submit it to a node.
+    Send(SendArgs),
+}
+
+/// `cairn tx send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Name of the sending key in the keyring.
+    #[arg(long, value_name = "NAME", value_parser = parse_key_name)]
+    pub from: KeyName,
+    /// Recipient address (cairn1...).
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_address)]
+    pub to: Address,
+    /// Units to transfer.
+    #[arg(long, value_name = "N")]
+    pub amount: u64,
+    /// Units paid to the block proposer.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fee: u64,
+    /// Nonce to use [default: the account's next_nonce from the node].
+    #[arg(long, value_name = "N")]
+    pub nonce: Option<u64>,
+    /// Free text stored with the transfer.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub memo: String,
+    /// Wait until the transfer is in a committed block; print its height and index.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (500ms, 30s, 2m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Keyring and passphrase.
+    #[command(flatten)]
+    pub keyring: KeyringArgs,
+}
+
+/// `cairn query ...`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// What to read.
+    #[command(subcommand)]
+    pub what: QueryCommand,
+    /// Print the node's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// What `cairn query` reads.
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueryCommand {
+    /// The node's chain, height and health.
+    Status,
+    /// An account's balance and nonces.
+    Account {
+        /// The address (cairn1...).
+        #[arg(value_parser = parse_address)]
+        address: Address,
+    },
+    /// A block by height (default: the latest).
+    Block {
+        /// A height, or `latest`.
+        #[arg(value_parser = parse_block_selector, default_value = "latest", value_name = "HEIGHT|latest")]
+        height: BlockSelector,
+    },
+    /// A committed transaction by hash.
+    Tx {
+        /// The transaction hash (64 hex characters).
+        #[arg(value_parser = parse_hash)]
+        hash: Hash,
+    },
+    /// The validator set.
+    Validators,
+    /// The node's connected peers.
+    Peers,
+}
+
+/// `cairn devnet ...`.
+#[derive(Debug, Subcommand)]
+pub enum DevnetCommand {
+    /// Make a devnet (or resume the one in --dir) and start its nodes; stays
+    /// in the foreground until Ctrl-C unless --detach is given.
+    Up(DevnetUpArgs),
+    /// Stop the nodes of a devnet (SIGTERM, then SIGKILL after a deadline).
+    Down(DevnetDirArgs),
+    /// Show each node of a devnet: process, height, peers.
+    Status(DevnetStatusArgs),
+}
+
+/// `cairn devnet up`.
+#[derive(Debug, Args)]
+pub struct DevnetUpArgs {
+    /// Validators to run [default: 4; a resumed devnet keeps its own].
+    #[arg(long, value_name = "N")]
+    pub validators: Option<usize>,
+    /// Full nodes (follow the chain, never vote) to run [default: 0].
+    #[arg(long, value_name = "M")]
+    pub full_nodes: Option<usize>,
+    /// Funded accounts to create, with keys in DIR/keys and in the keyring [default: 10].
+    #[arg(long, value_name = "K")]
+    pub accounts: Option<usize>,
+    /// Chain id of a new devnet [default: cairn-devnet].
+    #[arg(long, value_name = "ID")]
+    pub chain_id: Option<String>,
+    /// First port: node i listens on P+10i (p2p), P+10i+1 (RPC) and P+10i+2
+    /// (metrics), all on 127.0.0.1 [default: 26600, or the recorded one].
+    #[arg(long, value_name = "P")]
+    pub base_port: Option<u16>,
+    /// Start the nodes and return, leaving them running (stop them with
+    /// `cairn devnet down`).
+    #[arg(long)]
+    pub detach: bool,
+    /// Replace keys of the same names (devnet-acct0, ...) already in the
+    /// keyring, e.g. from a deleted devnet.
+    #[arg(long)]
+    pub replace_keys: bool,
+    /// The node binary [default: `cairnd` next to this `cairn`, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub cairnd: Option<PathBuf>,
+    /// Devnet directory.
+    #[command(flatten)]
+    pub dir: DevnetDirArgs,
+    /// Keyring (receives the funded accounts' keys) and passphrase.
+    #[command(flatten)]
+    pub keyring: KeyringArgs,
+}
+
+/// The directory of a devnet.
+#[derive(Debug, Clone, Args)]
+pub struct DevnetDirArgs {
+    /// The devnet directory: node homes, genesis.json, devnet.json, keys.
+    #[arg(long, value_name = "DIR", default_value = "devnet")]
+    pub dir: PathBuf,
+}
+
+/// `cairn devnet status`.
+#[derive(Debug, Args)]
+pub struct DevnetStatusArgs {
+    /// Devnet directory.
+    #[command(flatten)]
+    pub dir: DevnetDirArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cairn completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
+}
+
+fn parse_key_name(text: &str) -> Result<KeyName, String> {
+    KeyName::new(text).map_err(|error| error.to_string())
+}
+
+fn parse_address(text: &str) -> Result<Address, String> {
+    Address::from_bech32(text).map_err(|error| error.to_string())
+}
+
+fn parse_hash(text: &str) -> Result<Hash, String> {
+    Hash::from_hex(text).map_err(|error| error.to_string())
+}
+
+fn parse_block_selector(text: &str) -> Result<BlockSelector, String> {
+    if text == "latest" {
+        return Ok(BlockSelector::Latest);
+    }
+    text.parse::<u64>()
+        .map(BlockSelector::Height)
+        .map_err(|_| format!("{text:?} is not a block height; give a number or `latest`"))
+}

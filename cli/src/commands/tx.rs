@@ -1,0 +1,324 @@
+//! `cairn tx send`: sign a transfer locally, submit it, optionally wait
+//! for its block.
+//!
+//! [`send_transfer`] is the library form (used by `cairn tx send`, and by
+//! the devnet and bench commands): it fetches the chain id from
+//! `GET /status` and the nonce from `GET /account/{address}` (unless one
+//! is given), checks the balance, signs, and with a wait it subscribes to
+//! `/ws` *before* submitting and also polls `GET /tx/{hash}`, so an
+//! inclusion between submitting and subscribing cannot be missed.
+
+use std::{io::Write, time::Duration};
+
+use cairn_types::{limits::MEMO_BYTES_MAX, Address, ChainId, Hash, Keypair, Transaction};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::{
+    cli::{SendArgs, TxCommand},
+    commands::{write_json, write_line},
+    error::{CliError, Result},
+    limits::TX_POLL_INTERVAL,
+    rpc::{BlockSubscription, NewBlock, NodeClient},
+};
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    /// Recipient.
+    pub to: Address,
+    /// Amount.
+    pub amount: u64,
+    /// Fee.
+    pub fee: u64,
+    /// Nonce; `None` asks the node for the account's next nonce.
+    pub nonce: Option<u64>,
+    /// Memo (at most [`MEMO_BYTES_MAX`] bytes).
+    pub memo: String,
+    /// Wait this long for the block that includes it; `None` returns once
+    /// the node accepted it.
+    pub wait: Option<Duration>,
+}
+
+/// Where a transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Inclusion {
+    /// Height of the block.
+    pub height: u64,
+    /// Index of the transaction in the block.
+    pub index: u64,
+}
+
+/// The outcome of [`send_transfer`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SendReport {
+    /// Transaction hash (hex).
+    pub hash: String,
+    /// Chain id it was signed for.
+    pub chain_id: String,
+    /// Sender address.
+    #[serde(serialize_with = "serialize_display")]
+    pub from: Address,
+    /// Recipient address.
+    #[serde(serialize_with = "serialize_display")]
+    pub to: Address,
+    /// Amount.
+    pub amount: u64,
+    /// Fee.
+    pub fee: u64,
+    /// Nonce used.
+    pub nonce: u64,
+    /// The block, when waited for.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<Inclusion>,
+}
+
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// Runs one `cairn tx` command.
+pub async fn run(command: TxCommand, out: &mut dyn Write) -> Result<()> {
+    match command {
+        TxCommand::Send(args) => send(args, out).await,
+    }
+}
+
+async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
+    let client = args.node.client()?;
+    let keyring = args.keyring.keyring()?;
+    let passphrase = args.keyring.passphrase()?;
+    let keypair = keyring.keypair(&args.from, passphrase.as_ref())?;
+    drop(passphrase);
+    let transfer = Transfer {
+        to: args.to,
+        amount: args.amount,
+        fee: args.fee,
+        nonce: args.nonce,
+        memo: args.memo,
+        wait: args.wait.then_some(args.timeout),
+    };
+    let json = args.json;
+    let waiting = transfer.wait.is_some();
+    let report = send_transfer(&client, &keypair, &transfer, |hash| {
+        if waiting && !json {
+            let _ = write_line(
+                out,
+                &format!(
+                    "submitted {hash}; waiting for a block (up to {} s)",
+                    args.timeout.as_secs_f64()
+                ),
+            );
+        }
+    })
+    .await?;
+    if json {
+        return write_json(out, &report);
+    }
+    match report.inclusion {
+        None => write_line(out, &report.hash),
+        Some(inclusion) => write_line(
+            out,
+            &format!(
+                "included {} at height {} index {}",
+                report.hash, inclusion.height, inclusion.index
+            ),
+        ),
+    }
+}
+
+/// Signs `transfer` with `keypair` and submits it to the node of `client`;
+/// with `transfer.wait`, waits for its block. `on_submitted` is called with
+/// the hash once the node accepted the transaction and before waiting.
+pub async fn send_transfer(
+    client: &NodeClient,
+    keypair: &Keypair,
+    transfer: &Transfer,
+    on_submitted: impl FnOnce(&str),
+) -> Result<SendReport> {
+    if transfer.memo.len() > MEMO_BYTES_MAX {
+        return Err(CliError::InvalidTransfer {
+            reason: format!(
+                "the memo is {} bytes, the limit is {MEMO_BYTES_MAX}; shorten --memo",
+                transfer.memo.len()
+            ),
+        });
+    }
+    let need =
+        transfer
+            .amount
+            .checked_add(transfer.fee)
+            .ok_or_else(|| CliError::InvalidTransfer {
+                reason: format!(
+                    "amount {} + fee {} overflows a 64-bit balance",
+                    transfer.amount, transfer.fee
+                ),
+            })?;
+    let (status, _) = client.status().await?;
+    let chain_id =
+        ChainId::new(status.chain_id.clone()).map_err(|error| CliError::BadResponse {
+            url: client.url().to_string(),
+            what: "GET /status".to_string(),
+            reason: error.to_string(),
+        })?;
+    let from = keypair.address();
+    let nonce = match transfer.nonce {
+        Some(nonce) => nonce,
+        None => {
+            let (account, _) = client.account(&from).await?;
+            if account.balance < need {
+                return Err(CliError::InsufficientFunds {
+                    address: from.to_string(),
+                    balance: account.balance,
+                    need,
+                    amount: transfer.amount,
+                    fee: transfer.fee,
+                });
+            }
+            account.next_nonce
+        }
+    };
+    let signed = Transaction {
+        chain_id,
+        sender: keypair.public_key(),
+        recipient: transfer.to,
+        amount: transfer.amount,
+        fee: transfer.fee,
+        nonce,
+        memo: transfer.memo.clone(),
+    }
+    .sign(keypair);
+    let hash = signed.hash();
+    let mut report = SendReport {
+        hash: hash.to_hex(),
+        chain_id: status.chain_id,
+        from,
+        to: transfer.to,
+        amount: transfer.amount,
+        fee: transfer.fee,
+        nonce,
+        inclusion: None,
+    };
+    let Some(timeout) = transfer.wait else {
+        check_hash(client, &client.submit(&signed).await?.hash, &hash)?;
+        on_submitted(&report.hash);
+        return Ok(report);
+    };
+    // Subscribe first, so a block committed right after the node accepts
+    // the transaction is seen.
+    let deadline = Instant::now() + timeout;
+    let subscription = client.subscribe_blocks().await?;
+    check_hash(client, &client.submit(&signed).await?.hash, &hash)?;
+    on_submitted(&report.hash);
+    let inclusion = wait_for_inclusion(client, subscription, &hash, deadline)
+        .await
+        .map_err(|error| match error {
+            CliError::WaitTimeout { .. } => CliError::WaitTimeout {
+                hash: report.hash.clone(),
+                waited: timeout,
+            },
+            other => CliError::WaitFailed {
+                hash: report.hash.clone(),
+                source: Box::new(other),
+            },
+        })?;
+    report.inclusion = Some(inclusion);
+    Ok(report)
+}
+
+fn check_hash(client: &NodeClient, returned: &str, expected: &Hash) -> Result<()> {
+    if returned.eq_ignore_ascii_case(&expected.to_hex()) {
+        return Ok(());
+    }
+    Err(CliError::BadResponse {
+        url: client.url().to_string(),
+        what: "POST /tx".to_string(),
+        reason: format!("it returned hash {returned}, but the transaction's hash is {expected}"),
+    })
+}
+
+/// Waits until `hash` is in a committed block, from the block stream and
+/// from polling `GET /tx/{hash}` every [`TX_POLL_INTERVAL`] (the first
+/// poll at once). A closed stream leaves polling alone.
+pub async fn wait_for_inclusion(
+    client: &NodeClient,
+    subscription: BlockSubscription,
+    hash: &Hash,
+    deadline: Instant,
+) -> Result<Inclusion> {
+    let started = Instant::now();
+    let timed_out = || CliError::WaitTimeout {
+        hash: hash.to_hex(),
+        waited: deadline.saturating_duration_since(started),
+    };
+    let hash_hex = hash.to_hex();
+    let mut subscription = Some(subscription);
+    let mut poll = tokio::time::interval(TX_POLL_INTERVAL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
+            _ = poll.tick() => {
+                let found = tokio::time::timeout_at(deadline, client.transaction(hash))
+                    .await
+                    .map_err(|_| timed_out())??;
+                if let Some((committed, _)) = found {
+                    return Ok(Inclusion { height: committed.height, index: committed.index });
+                }
+            }
+            event = next_block(&mut subscription) => match event {
+                Ok(Some(block)) => {
+                    if let Some(inclusion) = inclusion_in(&block, &hash_hex) {
+                        return Ok(inclusion);
+                    }
+                }
+                // The stream ended or broke: polling goes on alone.
+                Ok(None) | Err(_) => subscription = None,
+            },
+        }
+    }
+}
+
+fn inclusion_in(block: &NewBlock, hash_hex: &str) -> Option<Inclusion> {
+    let position = block
+        .transactions
+        .iter()
+        .position(|candidate| candidate.eq_ignore_ascii_case(hash_hex))?;
+    Some(Inclusion {
+        height: block.height,
+        index: u64::try_from(position).ok()?,
+    })
+}
+
+async fn next_block(subscription: &mut Option<BlockSubscription>) -> Result<Option<NewBlock>> {
+    match subscription {
+        Some(subscription) => subscription.next_block().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inclusion_is_found_by_position() {
+        let block = NewBlock {
+            kind: "new_block".to_string(),
+            height: 9,
+            hash: String::new(),
+            transactions: vec!["aa".repeat(32), "BB".repeat(32)],
+        };
+        assert_eq!(
+            inclusion_in(&block, &"bb".repeat(32)),
+            Some(Inclusion {
+                height: 9,
+                index: 1
+            })
+        );
+        assert_eq!(inclusion_in(&block, &"cc".repeat(32)), None);
+    }
+}

@@ -1,0 +1,390 @@
+//! The `cairn` binary, run as a person would: keys, argument errors, and
+//! transfers to a node that is not there. (End-to-end tests against real
+//! nodes live in `cairn-tests`.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Command, Output},
+};
+
+/// `cairn` with a clean environment: no keyring, node or passphrase
+/// settings leak in from the machine running the tests.
+fn cairn(keyring: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
+        .env_remove("CAIRN_NODE")
+        .env_remove("CAIRN_PASSPHRASE")
+        .env("CAIRN_KEYRING_DIR", keyring);
+    command
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+fn new_key(keyring: &Path, name: &str) -> serde_json::Value {
+    let (code, stdout, stderr) = run(cairn(keyring).args(["keys", "new", name, "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// A loopback port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+/// A valid address with its last character changed: a checksum error.
+fn with_bad_checksum(address: &str) -> String {
+    let mut text = address.to_string();
+    let last = text.pop().unwrap();
+    text.push(if last == 'q' { 'p' } else { 'q' });
+    text
+}
+
+#[test]
+fn keys_new_list_show_export_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let alice = new_key(&keys, "alice");
+    let address = alice["address"].as_str().unwrap();
+    assert!(address.starts_with("cairn1"));
+    let path = alice["path"].as_str().unwrap();
+    assert_eq!(
+        fs::metadata(path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    let (code, stdout, _) = run(cairn(&keys).args(["keys", "list"]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("alice") && stdout.contains(address),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = run(cairn(&keys).args(["keys", "show", "alice"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains(address), "{stdout}");
+    assert!(
+        stdout.contains(alice["public_key"].as_str().unwrap()),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = run(cairn(&keys).args(["keys", "export", "alice"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim().len(), 64, "{stdout}");
+    assert!(stderr.contains("warning"), "{stderr}");
+
+    // The exported seed imports to the same address.
+    let secret = dir.path().join("secret");
+    fs::write(&secret, &stdout).unwrap();
+    let (code, stdout, stderr) = run(cairn(&keys).args([
+        "keys",
+        "import",
+        "alice2",
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(address), "{stdout}");
+
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "new", "alice"]));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "delete", "alice"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "show", "alice"]));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no key named \"alice\""), "{stderr}");
+    assert!(stderr.contains("known keys: alice2"), "{stderr}");
+}
+
+#[test]
+fn keys_encrypted_with_a_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let right = dir.path().join("right");
+    let wrong = dir.path().join("wrong");
+    fs::write(&right, "open sesame\n").unwrap();
+    fs::write(&wrong, "close sesame\n").unwrap();
+
+    let (code, stdout, stderr) = run(cairn(&keys).args([
+        "keys",
+        "new",
+        "vault",
+        "--json",
+        "--passphrase-file",
+        right.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(info["encrypted"], true);
+
+    // The environment variable works as well as the file.
+    let (code, seed, stderr) = run(cairn(&keys)
+        .args(["keys", "export", "vault"])
+        .env("CAIRN_PASSPHRASE", "open sesame"));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(seed.trim().len(), 64);
+
+    let (code, _, stderr) = run(cairn(&keys).args([
+        "keys",
+        "export",
+        "vault",
+        "--passphrase-file",
+        wrong.to_str().unwrap(),
+    ]));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("wrong passphrase"), "{stderr}");
+
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "export", "vault"]));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is encrypted"), "{stderr}");
+
+    // A passphrase is never a flag value.
+    let (code, _, _) = run(cairn(&keys).args(["keys", "export", "vault", "--passphrase", "x"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn keys_import_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let secret = dir.path().join("secret");
+    fs::write(&secret, "not hex at all").unwrap();
+    let (code, _, stderr) = run(cairn(&keys).args([
+        "keys",
+        "import",
+        "k",
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("64 hex characters"), "{stderr}");
+
+    let missing = dir.path().join("missing");
+    let (code, _, stderr) = run(cairn(&keys).args([
+        "keys",
+        "import",
+        "k",
+        "--secret-file",
+        missing.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot read"), "{stderr}");
+
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "new", "../escape"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad key name"), "{stderr}");
+}
+
+#[test]
+fn a_corrupted_key_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let info = new_key(&keys, "alice");
+    fs::write(info["path"].as_str().unwrap(), "garbage").unwrap();
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "show", "alice"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("corrupted"), "{stderr}");
+    // The list still shows the other keys.
+    let bob = new_key(&keys, "bob");
+    let (code, stdout, stderr) = run(cairn(&keys).args(["keys", "list"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("alice  unreadable"), "{stdout}");
+    assert!(
+        stdout.contains(bob["address"].as_str().unwrap()),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_bad_address_checksum_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let alice = new_key(&keys, "alice");
+    let bad = with_bad_checksum(alice["address"].as_str().unwrap());
+    let (code, _, stderr) = run(cairn(&keys).args([
+        "tx", "send", "--from", "alice", "--to", &bad, "--amount", "5",
+    ]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("checksum"), "{stderr}");
+
+    let (code, _, stderr) = run(cairn(&keys).args(["query", "account", &bad]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("checksum"), "{stderr}");
+}
+
+#[test]
+fn malformed_flags_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let alice = new_key(&keys, "alice");
+    let address = alice["address"].as_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "tx", "send", "--from", "alice", "--to", address, "--amount", "ten",
+            ],
+            "--amount",
+        ),
+        (
+            vec![
+                "tx", "send", "--from", "alice", "--to", address, "--amount", "-1",
+            ],
+            "-1",
+        ),
+        (
+            vec!["tx", "send", "--from", "alice", "--amount", "1"],
+            "--to",
+        ),
+        (
+            vec![
+                "tx",
+                "send",
+                "--from",
+                "alice",
+                "--to",
+                address,
+                "--amount",
+                "1",
+                "--timeout",
+                "soon",
+            ],
+            "--timeout",
+        ),
+        (
+            vec![
+                "tx", "send", "--from", "alice", "--to", address, "--amount", "1", "--bogus",
+            ],
+            "--bogus",
+        ),
+        (vec!["query", "block", "tall"], "block height"),
+        (vec!["query", "tx", "abcd"], "hex"),
+        (vec!["completions", "cmd.exe"], "cmd.exe"),
+    ];
+    for (arguments, expected) in cases {
+        let (code, _, stderr) = run(cairn(&keys).args(&arguments));
+        assert_eq!(code, 2, "{arguments:?}: {stderr}");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+}
+
+#[test]
+fn sending_to_an_unreachable_node_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let alice = new_key(&keys, "alice");
+    let address = alice["address"].as_str().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    for wait in [false, true] {
+        let mut command = cairn(&keys);
+        command.args([
+            "tx", "send", "--from", "alice", "--to", address, "--amount", "5", "--node", &url,
+        ]);
+        if wait {
+            command.args(["--wait", "--timeout", "5s"]);
+        }
+        let (code, stdout, stderr) = run(&mut command);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains(&format!("cannot reach node at {url}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("is cairnd running?"), "{stderr}");
+    }
+
+    // The node can also come from the environment.
+    let (code, _, stderr) = run(cairn(&keys)
+        .args(["query", "status"])
+        .env("CAIRN_NODE", &url));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("cannot reach node at {url}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sending_from_an_unknown_key_lists_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let alice = new_key(&keys, "alice");
+    let address = alice["address"].as_str().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (code, _, stderr) = run(cairn(&keys).args([
+        "tx", "send", "--from", "bob", "--to", address, "--amount", "5", "--node", &url,
+    ]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no key named \"bob\""), "{stderr}");
+    assert!(stderr.contains("known keys: alice"), "{stderr}");
+}
+
+#[test]
+fn bad_node_urls_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    for url in ["not a url", "ftp://127.0.0.1:1"] {
+        let (code, _, stderr) = run(cairn(&keys).args(["query", "status", "--node", url]));
+        assert_eq!(code, 1);
+        assert!(stderr.contains("bad node URL"), "{url}: {stderr}");
+    }
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, stderr) = run(cairn(dir.path()).args(["completions", shell]));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.contains("keys") && stdout.contains("send"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn transfers_that_break_a_rule_are_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let alice = new_key(&keys, "alice");
+    let address = alice["address"].as_str().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let long_memo = "m".repeat(cairn_types::limits::MEMO_BYTES_MAX + 1);
+    let max = u64::MAX.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--amount", "1", "--memo", &long_memo], "memo"),
+        (vec!["--amount", &max, "--fee", "1"], "overflows"),
+    ];
+    for (extra, expected) in cases {
+        let (code, _, stderr) = run(cairn(&keys)
+            .args([
+                "tx", "send", "--from", "alice", "--to", address, "--node", &url,
+            ])
+            .args(&extra));
+        assert_eq!(code, 1, "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
