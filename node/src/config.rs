@@ -149,7 +149,8 @@ impl Default for NodeConfig {
             },
             log: LogConfig {
                 format: LogFormat::Plain,
-                filter: "info".into(),
+                // gossipsub warns on every duplicate publish, which is expected.
+                filter: "info,libp2p_gossipsub=error".into(),
             },
         }
     }

@@ -123,9 +123,18 @@ pub enum HostEvent {
 /// A send of the host, queued for the network task.
 #[derive(Debug)]
 enum OutboxItem {
-    Publish { topic: Topic, data: Vec<u8> },
-    RoundState { height: Height, round: Round },
-    Block { request_id: RequestId, block_hash: Hash },
+    Publish {
+        topic: Topic,
+        data: Vec<u8>,
+    },
+    RoundState {
+        height: Height,
+        round: Round,
+    },
+    Block {
+        request_id: RequestId,
+        block_hash: Hash,
+    },
 }
 
 /// [`HostNetwork`] over a bounded queue to [`run_outbox`].
@@ -259,7 +268,9 @@ async fn run_outbox(
             } => {
                 let client = client.clone();
                 let inbox = inbox.clone();
-                tokio::spawn(async move { fetch_block(client, inbox, request_id, block_hash).await });
+                tokio::spawn(
+                    async move { fetch_block(client, inbox, request_id, block_hash).await },
+                );
             }
         }
     }
@@ -299,8 +310,7 @@ fn decode_round_state(state: &RoundState) -> Vec<Input> {
         }
     }
     for bytes in &state.votes {
-        if let Ok(vote) =
-            codec::decode::<Vote>("vote", bytes, cairn_types::limits::VOTE_BYTES_MAX)
+        if let Ok(vote) = codec::decode::<Vote>("vote", bytes, cairn_types::limits::VOTE_BYTES_MAX)
         {
             inputs.push(Input::Vote(vote));
         }
@@ -437,8 +447,7 @@ pub async fn run_dispatcher(
                         tokio::task::spawn_blocking(move || {
                             let verdict = admit_transaction_batch(&ledger, &data);
                             drop(permit);
-                            tokio::runtime::Handle::current()
-                                .block_on(validation.report(verdict));
+                            tokio::runtime::Handle::current().block_on(validation.report(verdict));
                         });
                         continue;
                     }
@@ -520,7 +529,8 @@ fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
 /// or holds a transaction that is malformed or badly signed, is rejected
 /// (its sender is punished); otherwise it is forwarded.
 fn admit_transaction_batch(ledger: &Ledger, data: &[u8]) -> Verdict {
-    let Ok(batch) = codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
+    let Ok(batch) =
+        codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
     else {
         return Verdict::Reject;
     };
@@ -823,17 +833,105 @@ fn commit_synced(ledger: &Ledger, blocks: &[SyncBlock]) -> usize {
             decode_block(&synced.block),
             decode_certificate(&synced.certificate),
         ) else {
-            tracing::warn!(height = synced.height.0, "a peer sent a block or certificate that does not decode");
+            tracing::warn!(
+                height = synced.height.0,
+                "a peer sent a block or certificate that does not decode"
+            );
             break;
         };
         if block.header.height.0 != ledger.tip().height.0.saturating_add(1) {
             break;
         }
         if let Err(error) = ledger.commit(&block, &certificate) {
-            tracing::warn!(height = block.header.height.0, "synced block refused: {error}");
+            tracing::warn!(
+                height = block.header.height.0,
+                "synced block refused: {error}"
+            );
             break;
         }
         committed += 1;
     }
     committed
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use cairn_consensus::{TimeoutKind, WalEntry};
+
+    use super::*;
+
+    fn timeout(round: u32) -> Timeout {
+        Timeout {
+            height: Height(1),
+            round: Round(round),
+            kind: TimeoutKind::Commit,
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_only_when_due() {
+        let mut timers = TokioTimers::default();
+        timers.schedule(timeout(2), 60_000);
+        timers.schedule(timeout(1), 0);
+        timers.schedule(timeout(3), 0);
+        let due = timers.pop_due(Instant::now());
+        assert_eq!(due, vec![timeout(1), timeout(3)]);
+        assert!(timers.next_deadline().unwrap() > Instant::now());
+        assert!(timers.pop_due(Instant::now()).is_empty());
+        timers.clear();
+        assert!(timers.next_deadline().is_none());
+    }
+
+    #[test]
+    fn timers_are_bounded() {
+        let mut timers = TokioTimers::default();
+        for round in 0..(TIMERS_MAX as u32 + 10) {
+            timers.schedule(timeout(round), 60_000);
+        }
+        assert_eq!(timers.timers.len(), TIMERS_MAX);
+    }
+
+    #[test]
+    fn garbage_round_state_answers_give_no_inputs() {
+        let state = RoundState {
+            proposal: Some(vec![0xff; 40]),
+            votes: vec![
+                vec![1, 2, 3],
+                Vec::new(),
+                codec::encode(&WalEntry::Round {
+                    height: Height(1),
+                    round: Round(0),
+                }),
+            ],
+        };
+        assert!(decode_round_state(&state).is_empty());
+    }
+
+    #[test]
+    fn garbage_transaction_batches_are_rejected() {
+        let genesis = cairn_genesis::dev::dev_genesis().unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(
+            genesis,
+            directory.path(),
+            crate::mempool::MempoolLimits {
+                transactions_max: 10,
+                bytes_max: 10_000,
+            },
+            Arc::new(crate::metrics::Metrics::default()),
+        )
+        .unwrap();
+        assert_eq!(
+            admit_transaction_batch(&ledger, &[0xff; 7]),
+            Verdict::Reject
+        );
+        let batch = codec::encode(&vec![vec![1u8, 2, 3]]);
+        assert_eq!(admit_transaction_batch(&ledger, &batch), Verdict::Reject);
+        assert_eq!(
+            admit_transaction_batch(&ledger, &codec::encode(&Vec::<Vec<u8>>::new())),
+            Verdict::Accept
+        );
+    }
 }

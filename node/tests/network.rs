@@ -101,7 +101,11 @@ impl Node {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("cairnd exited early ({status}):\n{}", self.log());
             }
-            assert!(started.elapsed() < DEADLINE, "no addresses:\n{}", self.log());
+            assert!(
+                started.elapsed() < DEADLINE,
+                "no addresses:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -204,7 +208,11 @@ fn devnet(validators: usize, funded: &[&Keypair]) -> Devnet {
     let mut keys = Vec::new();
     for index in 0..validators {
         let home = root.path().join(format!("v{index}"));
-        run(cairnd().arg("--home").arg(&home).args(["init", "--moniker"]).arg(format!("v{index}")));
+        run(cairnd()
+            .arg("--home")
+            .arg(&home)
+            .args(["init", "--moniker"])
+            .arg(format!("v{index}")));
         let public_key = run(cairnd().arg("--home").arg(&home).arg("show-validator"));
         keys.push((
             format!("v{index}"),
@@ -218,17 +226,18 @@ fn devnet(validators: usize, funded: &[&Keypair]) -> Devnet {
             p2p: String::new(),
         });
     }
-    let genesis = cairn_genesis::devnet::build_devnet_from_keys(&cairn_genesis::devnet::DevnetKeys {
-        chain_id: "cairn-test".into(),
-        genesis_time: Timestamp(1_767_225_600_000),
-        validators: keys,
-        accounts: funded
-            .iter()
-            .map(|keypair| (keypair.address(), 1_000_000))
-            .collect(),
-        consensus_params: test_params(),
-    })
-    .unwrap();
+    let genesis =
+        cairn_genesis::devnet::build_devnet_from_keys(&cairn_genesis::devnet::DevnetKeys {
+            chain_id: "cairn-test".into(),
+            genesis_time: Timestamp(1_767_225_600_000),
+            validators: keys,
+            accounts: funded
+                .iter()
+                .map(|keypair| (keypair.address(), 1_000_000))
+                .collect(),
+            consensus_params: test_params(),
+        })
+        .unwrap();
     let genesis_file = root.path().join("genesis.json");
     genesis.to_file().save(&genesis_file).unwrap();
     for node in &nodes {
@@ -251,7 +260,8 @@ impl Devnet {
         self.nodes[0].start();
         let bootstrap = self.nodes[0].p2p.clone();
         for node in self.nodes.iter_mut().skip(1) {
-            node.extra.extend(["--bootstrap".to_string(), bootstrap.clone()]);
+            node.extra
+                .extend(["--bootstrap".to_string(), bootstrap.clone()]);
             node.start();
         }
     }
@@ -412,7 +422,12 @@ fn four_validators_agree_survive_a_kill_and_a_late_full_node_syncs() {
     }
     // No honest validator signed anything conflicting.
     for node in &net.nodes {
-        assert_eq!(node.get("/evidence"), serde_json::json!({"evidence": []}), "{}", node.rpc);
+        assert_eq!(
+            node.get("/evidence"),
+            serde_json::json!({"evidence": []}),
+            "{}",
+            node.rpc
+        );
     }
 
     // Data survives a clean restart.
