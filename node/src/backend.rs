@@ -12,12 +12,12 @@ use tokio::sync::broadcast;
 
 use crate::{
     ledger::Ledger,
-    runtime::GossipQueue,
     metrics::Metrics,
     rpc::{
         AccountView, BlockView, MempoolView, NewBlockEvent, PeerView, RpcBackend, RpcError,
         StatusView, TransactionView, ValidatorView, ValidatorsView,
     },
+    runtime::GossipQueue,
 };
 
 /// What the network part tells the RPC: peers and sync progress. Empty

@@ -120,10 +120,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     ) -> Result<Self, NodeError> {
         let driver = Driver::new(driver_config.clone(), keypair.clone())
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
-        let fee_address = keypair
-            .as_ref()
-            .map(Keypair::address)
-            .unwrap_or_default();
+        let fee_address = keypair.as_ref().map(Keypair::address).unwrap_or_default();
         let evidence_pool = ledger
             .store()
             .evidence()
@@ -375,7 +372,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 let valid = match self.ledger.validate_block(&block) {
                     Ok(_) => true,
                     Err(error) => {
-                        tracing::warn!(height = block.header.height.0, "proposed block refused: {error}");
+                        tracing::warn!(
+                            height = block.header.height.0,
+                            "proposed block refused: {error}"
+                        );
                         false
                     }
                 };
@@ -437,7 +437,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             match self.ledger.store().certificate(tip.height) {
                 Ok(Some(certificate)) => Some(certificate),
                 Ok(None) => {
-                    tracing::error!(height = tip.height.0, "the tip has no certificate in the store");
+                    tracing::error!(
+                        height = tip.height.0,
+                        "the tip has no certificate in the store"
+                    );
                     return None;
                 }
                 Err(error) => {
@@ -473,10 +476,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             // Already committed (e.g. by block sync).
             return Ok(());
         }
-        let summary = self
-            .ledger
-            .commit(block, certificate)
-            .map_err(|error| NodeError::Consensus(format!("cannot commit block {height}: {error}")))?;
+        let summary = self.ledger.commit(block, certificate).map_err(|error| {
+            NodeError::Consensus(format!("cannot commit block {height}: {error}"))
+        })?;
         for evidence in &block.evidence {
             self.evidence_pool.remove(&evidence.hash());
         }

@@ -20,18 +20,18 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     backend::{NetworkView, NodeBackend, NodeIdentity},
-    host::{ConsensusHost, HostConfig},
-    runtime::{
-        run_dispatcher, run_gossip_batcher, spawn_outbox, ConsensusLoop, GossipQueue, SystemClock,
-        TokioTimers, CONSENSUS_INBOX_MAX,
-    },
     config::{ConfigOverrides, NodeConfig, NodeMode},
     home::{read_key_file, Home},
+    host::{ConsensusHost, HostConfig},
     ledger::Ledger,
     logging::init_logging,
     mempool::MempoolLimits,
     metrics::{self, Metrics},
     rpc,
+    runtime::{
+        run_dispatcher, run_gossip_batcher, spawn_outbox, ConsensusLoop, GossipQueue, SystemClock,
+        TokioTimers, CONSENSUS_INBOX_MAX,
+    },
     shutdown::{listen_for_signals, shutdown_channel, Shutdown},
     NodeError,
 };
@@ -345,7 +345,8 @@ pub async fn serve(
     // Consensus stops between two steps; every WAL entry and commit it
     // made is already synced.
     if !consensus_finished {
-        match tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), consensus_result).await {
+        match tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), consensus_result).await
+        {
             Ok(Ok(Err(error))) => tracing::warn!("consensus stopped with an error: {error}"),
             Ok(_) => {}
             Err(_) => tracing::warn!("consensus did not stop within {SHUTDOWN_GRACE_MS} ms"),
@@ -360,7 +361,9 @@ pub async fn serve(
     drop(client);
     match Arc::try_unwrap(ledger) {
         Ok(ledger) => drop(ledger),
-        Err(_) => tracing::debug!("the ledger is still referenced by a task; the store closes at exit"),
+        Err(_) => {
+            tracing::debug!("the ledger is still referenced by a task; the store closes at exit")
+        }
     }
     match failure {
         Some(error) => Err(error),
@@ -384,8 +387,9 @@ fn p2p_config(
     chain_id: &cairn_types::ChainId,
     node_key: &cairn_types::Keypair,
 ) -> Result<cairn_p2p::Config, NodeError> {
-    let keypair = cairn_p2p::keypair_from_bytes(&node_key.seed())
-        .map_err(|error| NodeError::Home(format!("the node key cannot be used for p2p: {error}")))?;
+    let keypair = cairn_p2p::keypair_from_bytes(&node_key.seed()).map_err(|error| {
+        NodeError::Home(format!("the node key cannot be used for p2p: {error}"))
+    })?;
     let mut p2p = cairn_p2p::Config::new(chain_id.clone(), keypair);
     let parse = |key: &str, text: &String| {
         text.parse::<cairn_p2p::Multiaddr>().map_err(|error| {
