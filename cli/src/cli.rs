@@ -43,6 +43,9 @@ pub enum Command {
     /// Run a local devnet: several cairnd nodes on this machine.
     #[command(subcommand)]
     Devnet(DevnetCommand),
+    /// Load a running chain with pre-signed transfers and measure committed
+    /// throughput and submit-to-commit latency.
+    Bench(crate::commands::bench::BenchArgs),
     /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
     Completions(CompletionsArgs),
 }

@@ -8,6 +8,12 @@ use thiserror::Error;
 /// Everything that can go wrong in a `cairn` command.
 #[derive(Debug, Error)]
 pub enum CliError {
+    /// `cairn bench` cannot run as asked.
+    #[error("bench: {reason}")]
+    Bench {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A key name outside the allowed charset or length.
     #[error("bad key name {name:?}: {reason}")]
     BadKeyName {

@@ -351,6 +351,42 @@ impl NodeClient {
         self.decode(&what, value)
     }
 
+    /// `POST /txs`: submits already-encoded transfers (hex) in one request;
+    /// one result per transfer, in order: `Ok(())` when the mempool took it,
+    /// else the node's reason code.
+    pub async fn submit_hex_batch(
+        &self,
+        transactions: &[&str],
+    ) -> Result<Vec<std::result::Result<(), String>>> {
+        let what = "POST /txs".to_string();
+        let body = serde_json::json!({ "txs": transactions });
+        let request = self.http.post(format!("{}/txs", self.base_url)).json(&body);
+        let value = self.call(request, &what).await?;
+        let results = value
+            .get("results")
+            .and_then(Value::as_array)
+            .filter(|results| results.len() == transactions.len())
+            .ok_or_else(|| CliError::BadResponse {
+                url: self.base_url.clone(),
+                what: what.clone(),
+                reason: format!(
+                    "expected {{\"results\": [...]}} with {} entries",
+                    transactions.len()
+                ),
+            })?;
+        Ok(results
+            .iter()
+            .map(|result| match result.get("error") {
+                None => Ok(()),
+                Some(error) => Err(error
+                    .get("code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string()),
+            })
+            .collect())
+    }
+
     /// Opens the WebSocket stream of new blocks, `/ws`.
     pub async fn subscribe_blocks(&self) -> Result<BlockSubscription> {
         let ws_url = self.websocket_url();

@@ -1,6 +1,7 @@
 //! The subcommands of `cairn`, one module each. [`run`] dispatches a
 //! parsed command line; `bench` gets its own module here.
 
+pub mod bench;
 pub mod completions;
 pub mod devnet;
 pub mod keys;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Query(args) => query::run(args, out).await,
         Command::Devnet(command) => devnet::run(command, out).await,
         Command::Completions(args) => completions::run(&args, out),
+        Command::Bench(args) => bench::run(args, out).await,
     }
 }
 
