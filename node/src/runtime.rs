@@ -817,7 +817,7 @@ impl ConsensusLoop {
                 tips.push((status.tip_height, peer));
             }
         }
-        tips.sort_by(|a, b| b.0.cmp(&a.0));
+        tips.sort_by_key(|tip| std::cmp::Reverse(tip.0));
         let target = tips.first()?.0;
         Some((tips.into_iter().map(|(_, peer)| peer).collect(), target))
     }
