@@ -191,13 +191,20 @@ pub struct SendArgs {
     #[arg(long, value_name = "ADDRESS", value_parser = parse_address)]
     pub to: Address,
     /// Units to transfer.
-    #[arg(long, value_name = "N")]
+    // Negative numbers reach the parser, which says they are invalid
+    // (instead of "unexpected argument '-1' found").
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub amount: u64,
     /// Units paid to the block proposer.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub fee: u64,
     /// Nonce to use [default: the account's next_nonce from the node].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nonce: Option<u64>,
     /// Free text stored with the transfer.
     #[arg(long, value_name = "TEXT", default_value = "")]
