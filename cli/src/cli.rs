@@ -284,6 +284,10 @@ pub enum DevnetCommand {
 /// `cairn devnet up`.
 #[derive(Debug, Args)]
 pub struct DevnetUpArgs {
+    /// Accounts funded in genesis for `cairn bench`: their keys go to
+    /// DIR/bench-keys only (not into the keyring) [default: 0].
+    #[arg(long, value_name = "N")]
+    pub bench_accounts: Option<usize>,
     /// Validators to run [default: 4; a resumed devnet keeps its own].
     #[arg(long, value_name = "N")]
     pub validators: Option<usize>,

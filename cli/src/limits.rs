@@ -77,6 +77,9 @@ pub const DEVNET_FULL_NODES_MAX: usize = 64;
 /// key names stay within [`KEY_NAME_BYTES_MAX`]).
 pub const DEVNET_ACCOUNTS_MAX: usize = 1_000;
 
+/// Most accounts `cairn devnet up --bench-accounts` funds for `cairn bench`.
+pub const DEVNET_BENCH_ACCOUNTS_MAX: usize = 20_000;
+
 /// Ports reserved for each devnet node from `--base-port` (p2p, RPC,
 /// metrics, and room for more).
 pub const DEVNET_PORTS_PER_NODE: u16 = 10;

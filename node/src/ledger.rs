@@ -218,6 +218,10 @@ pub struct Ledger {
     mempool: Mutex<Mempool>,
     outcomes: Mutex<OutcomeCache>,
     commit_lock: Mutex<()>,
+    /// One admission at a time: signature checks of submissions and gossip
+    /// batches use one core, so they never crowd out consensus (which
+    /// must validate and vote within its timeouts) on a small machine.
+    admission_lock: Mutex<()>,
     events: broadcast::Sender<NewBlockEvent>,
     metrics: Arc<Metrics>,
 }
@@ -297,6 +301,7 @@ impl Ledger {
             mempool: Mutex::new(mempool),
             outcomes: Mutex::new(OutcomeCache::default()),
             commit_lock: Mutex::new(()),
+            admission_lock: Mutex::new(()),
             events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
             metrics,
         })
@@ -362,6 +367,7 @@ impl Ledger {
     /// Decoding and signature verification run before any lock is taken,
     /// so a large batch never holds up a commit.
     pub fn submit(&self, batch: &[&[u8]]) -> Vec<Result<Hash, Rejection>> {
+        let _one_at_a_time = lock(&self.admission_lock);
         let prepared = Mempool::prepare_batch(&self.genesis.chain_id, batch);
         let committed = self.read();
         let mut mempool = lock(&self.mempool);

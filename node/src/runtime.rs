@@ -34,7 +34,7 @@ use cairn_types::{
     limits::{CERTIFICATE_BYTES_MAX, EVIDENCE_BYTES_MAX, TRANSACTION_BYTES_MAX},
     Block, CommitCertificate, Evidence, Hash, Height, Round, Timestamp, Vote,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::{
     backend::NetworkView,
@@ -60,8 +60,10 @@ pub const GOSSIP_BATCH_BYTES_MAX: usize =
     GOSSIP_BATCH_TRANSACTIONS_MAX * (TRANSACTION_BYTES_MAX + 4) + 16;
 /// Bytes of one encoded consensus message (a proposal carries its block).
 pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = cairn_types::limits::BLOCK_BYTES_MAX + 4_096;
-/// Gossip transaction batches being admitted at once (each uses a core).
-pub const GOSSIP_ADMISSIONS_CONCURRENT_MAX: usize = 2;
+/// Gossiped transaction batches waiting for admission; beyond it a batch
+/// is dropped (ignored, not held against its sender), so consensus
+/// messages never queue behind transactions.
+pub const GOSSIP_ADMISSION_QUEUE_MAX: usize = 256;
 /// Most timers pending at once.
 pub const TIMERS_MAX: usize = 1_024;
 /// How often the consensus loop checks a held height and whether it
@@ -407,7 +409,8 @@ pub async fn run_dispatcher(
     on_listen: impl Fn(String) + Send + 'static,
     local_peer: PeerId,
 ) {
-    let admissions = Arc::new(Semaphore::new(GOSSIP_ADMISSIONS_CONCURRENT_MAX));
+    let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
+    tokio::spawn(run_gossip_admissions(Arc::clone(&ledger), admission_queue));
     let mut peers: BTreeMap<PeerId, String> = BTreeMap::new();
     let publish_peers = |peers: &BTreeMap<PeerId, String>| {
         view.set_peers(
@@ -438,17 +441,9 @@ pub async fn run_dispatcher(
             Event::Gossip(message) => {
                 let verdict = match message.topic {
                     Topic::Transactions => {
-                        let Ok(permit) = Arc::clone(&admissions).acquire_owned().await else {
-                            return;
-                        };
-                        let ledger = Arc::clone(&ledger);
-                        let data = message.data;
-                        let validation = message.validation;
-                        tokio::task::spawn_blocking(move || {
-                            let verdict = admit_transaction_batch(&ledger, &data);
-                            drop(permit);
-                            tokio::runtime::Handle::current().block_on(validation.report(verdict));
-                        });
+                        // A full queue drops the batch; its handle, dropped
+                        // with it, reports Ignore.
+                        let _ = admissions.try_send((message.data, message.validation));
                         continue;
                     }
                     Topic::Consensus => {
@@ -513,6 +508,21 @@ pub async fn run_dispatcher(
                 let _ = inbox.try_send(HostEvent::RoundStateRequest { request, reply });
             }
         }
+    }
+}
+
+/// Admits gossiped transaction batches one after another, off the async
+/// workers, and reports each verdict.
+async fn run_gossip_admissions(
+    ledger: Arc<Ledger>,
+    mut queue: mpsc::Receiver<(Vec<u8>, cairn_p2p::ValidationHandle)>,
+) {
+    while let Some((data, validation)) = queue.recv().await {
+        let ledger = Arc::clone(&ledger);
+        let verdict = tokio::task::spawn_blocking(move || admit_transaction_batch(&ledger, &data))
+            .await
+            .unwrap_or(Verdict::Ignore);
+        validation.report(verdict).await;
     }
 }
 

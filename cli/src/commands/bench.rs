@@ -65,8 +65,9 @@ pub struct BenchArgs {
         default_value = "http://127.0.0.1:26601"
     )]
     pub nodes: Vec<String>,
-    /// Directory of funded account key files (unencrypted), e.g. a devnet's `keys`.
-    #[arg(long, value_name = "DIR", default_value = "devnet/keys")]
+    /// Directory of funded account key files (unencrypted): a devnet made
+    /// with `--bench-accounts N` writes them to DIR/bench-keys.
+    #[arg(long, value_name = "DIR", default_value = "devnet/bench-keys")]
     pub keys_dir: PathBuf,
     /// Use only the first N accounts of the directory.
     #[arg(long, value_name = "N")]

@@ -57,7 +57,7 @@ use crate::{
     keyfile::Passphrase,
     keyring::{ExistingKey, KeyName, Keyring},
     limits::{
-        DEVNET_ACCOUNTS_MAX, DEVNET_COMMAND_OUTPUT_BYTES_MAX, DEVNET_COMMAND_TIMEOUT,
+        DEVNET_ACCOUNTS_MAX, DEVNET_BENCH_ACCOUNTS_MAX, DEVNET_COMMAND_OUTPUT_BYTES_MAX, DEVNET_COMMAND_TIMEOUT,
         DEVNET_FILE_BYTES_MAX, DEVNET_FULL_NODES_MAX, DEVNET_KILL_TIMEOUT,
         DEVNET_LOG_TAIL_BYTES_MAX, DEVNET_LOG_TAIL_LINES, DEVNET_POLL_INTERVAL,
         DEVNET_PORTS_PER_NODE, DEVNET_READY_TIMEOUT, DEVNET_STATUS_BLOCKS_MAX,
@@ -91,6 +91,8 @@ const DEVNET_FILE_VERSION: u32 = 1;
 const GENESIS_FILE: &str = "genesis.json";
 /// Folder of the funded accounts' key files in the devnet directory.
 const KEYS_DIR: &str = "keys";
+/// Folder of the `--bench-accounts` key files in the devnet directory.
+const BENCH_KEYS_DIR: &str = "bench-keys";
 /// Name of each node's log file in its home.
 const LOG_FILE: &str = "node.log";
 /// Name of the node binary.
@@ -381,6 +383,7 @@ struct NewDevnet {
     validators: usize,
     full_nodes: usize,
     accounts: usize,
+    bench_accounts: usize,
     chain_id: String,
     base_port: u16,
 }
@@ -406,6 +409,12 @@ impl NewDevnet {
                 "--accounts {accounts}: the limit is {DEVNET_ACCOUNTS_MAX}"
             )));
         }
+        let bench_accounts = args.bench_accounts.unwrap_or(0);
+        if bench_accounts > DEVNET_BENCH_ACCOUNTS_MAX {
+            return Err(bad(format!(
+                "--bench-accounts {bench_accounts}: the limit is {DEVNET_BENCH_ACCOUNTS_MAX}"
+            )));
+        }
         let chain_id = args
             .chain_id
             .clone()
@@ -418,6 +427,7 @@ impl NewDevnet {
             validators,
             full_nodes,
             accounts,
+            bench_accounts,
             chain_id,
             base_port,
         })
@@ -677,7 +687,7 @@ async fn make_devnet(
         chain_id: settings.chain_id.clone(),
         genesis_time: Timestamp(now_millis()),
         validators,
-        accounts: settings.accounts,
+        accounts: settings.accounts + settings.bench_accounts,
         account_balance: ACCOUNT_BALANCE,
         consensus_params: cairn_genesis::dev::dev_consensus_params(),
     })?;
@@ -687,11 +697,23 @@ async fn make_devnet(
     }
     genesis_file.save(&devnet.root.join(GENESIS_FILE))?;
 
-    let keys: Vec<(KeyName, Keypair)> = names
-        .iter()
-        .cloned()
-        .zip(devnet_genesis.account_keys)
-        .collect();
+    let mut account_keys = devnet_genesis.account_keys;
+    let bench_keys = account_keys.split_off(settings.accounts.min(account_keys.len()));
+    let keys: Vec<(KeyName, Keypair)> = names.iter().cloned().zip(account_keys).collect();
+    if !bench_keys.is_empty() {
+        // Zero-padded names keep `cairn bench` (which sorts by file name)
+        // on the same accounts for a given --accounts.
+        let bench_keys = bench_keys
+            .into_iter()
+            .enumerate()
+            .map(|(index, keypair)| Ok((KeyName::new(&format!("bench-{index:06}"))?, keypair)))
+            .collect::<Result<Vec<_>>>()?;
+        Keyring::new(devnet.root.join(BENCH_KEYS_DIR)).import_all(
+            &bench_keys,
+            None,
+            ExistingKey::Refuse,
+        )?;
+    }
     devnet
         .keys()
         .import_all(&keys, passphrase, ExistingKey::Refuse)?;
