@@ -1,6 +1,6 @@
-//! `cairn-cli`: keys, transfers, queries (and, later, the local devnet and
-//! the load generator) for Cairn, talking to nodes only through their
-//! public RPC (`node/RPC.md`).
+//! `cairn-cli`: keys, transfers, queries, the local devnet and the load
+//! generator for Cairn, talking to nodes only through their public RPC
+//! (`node/RPC.md`); `devnet` drives `cairnd` only through its command line.
 //!
 //! - [`keyring`] and [`keyfile`]: named keys on disk, optionally encrypted
 //!   with a passphrase (Argon2id + XChaCha20-Poly1305).

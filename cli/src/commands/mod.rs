@@ -1,5 +1,5 @@
 //! The subcommands of `cairn`, one module each. [`run`] dispatches a
-//! parsed command line; `bench` gets its own module here.
+//! parsed command line.
 
 pub mod bench;
 pub mod completions;
