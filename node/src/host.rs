@@ -40,6 +40,10 @@ use crate::{
 
 /// Most pieces of evidence waiting for a block; older ones are dropped.
 pub const EVIDENCE_POOL_MAX: usize = 1_024;
+/// Evidence older than this many heights below the tip is no longer
+/// proposed (and a restart looks this far back for evidence already
+/// recorded).
+pub const EVIDENCE_AGE_MAX_HEIGHTS: u64 = 100;
 
 /// How the host sends to peers. Every method queues and returns at once;
 /// a send that cannot be queued is dropped (the driver re-sends its own
@@ -121,13 +125,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         let driver = Driver::new(driver_config.clone(), keypair.clone())
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         let fee_address = keypair.as_ref().map(Keypair::address).unwrap_or_default();
-        let evidence_pool = ledger
-            .store()
-            .evidence()
-            .map_err(|error| NodeError::Consensus(error.to_string()))?
-            .into_iter()
-            .map(|evidence| (evidence.hash(), evidence))
-            .collect();
+        let evidence_pool = pending_evidence(&ledger)?;
         Ok(ConsensusHost {
             ledger,
             driver_config,
@@ -449,6 +447,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 }
             }
         };
+        let oldest = tip.height.0.saturating_sub(EVIDENCE_AGE_MAX_HEIGHTS);
+        self.evidence_pool
+            .retain(|_, evidence| evidence.height().0 >= oldest);
         let evidence = self
             .evidence_pool
             .values()
@@ -496,6 +497,34 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         self.network.publish_decision(certificate);
         Ok(())
     }
+}
+
+/// Kept evidence that is recent enough to propose and not yet in one of
+/// the last [`EVIDENCE_AGE_MAX_HEIGHTS`] blocks (so a restarted validator
+/// never records the same evidence twice).
+fn pending_evidence(ledger: &Ledger) -> Result<BTreeMap<Hash, Evidence>, NodeError> {
+    let store_error = |error: cairn_store::StoreError| NodeError::Consensus(error.to_string());
+    let tip = ledger.tip().height.0;
+    let oldest = tip.saturating_sub(EVIDENCE_AGE_MAX_HEIGHTS);
+    let mut pool: BTreeMap<Hash, Evidence> = ledger
+        .store()
+        .evidence()
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|evidence| evidence.height().0 >= oldest)
+        .map(|evidence| (evidence.hash(), evidence))
+        .collect();
+    if pool.is_empty() {
+        return Ok(pool);
+    }
+    for height in oldest.max(1)..=tip {
+        if let Some(block) = ledger.store().block(Height(height)).map_err(store_error)? {
+            for evidence in &block.evidence {
+                pool.remove(&evidence.hash());
+            }
+        }
+    }
+    Ok(pool)
 }
 
 /// The height a network input is for, if it is a consensus message.

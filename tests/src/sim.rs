@@ -1,41 +1,90 @@
-//! The deterministic simulator: validators made of the real driver, ledger
-//! and in-memory store, a simulated network and clock, fault injection and
-//! the checkers.
+//! The deterministic simulator: validators made of the node's real
+//! consensus host ([`ConsensusHost`]) over the node's real [`Ledger`] and
+//! an in-memory `cairn-store` on a [`MemoryDisk`], a simulated network and
+//! clock, fault injection and the checkers.
 //!
 //! One event queue ordered by (simulated time, sequence number) drives
 //! everything; every random choice comes from one [`SplitMix64`] seeded by
 //! the scenario, so a seed replays a run exactly (the trace hash folds
-//! every processed event).
+//! every processed event and decision).
 //!
-//! The host part of each node executes the driver's outputs in order:
-//! WAL appends are synced before anything after them, blocks are built
-//! and validated with `cairn-state`, decisions are committed through
-//! `cairn-store`. Lost messages are recovered through the driver's
-//! round-state and block-by-hash requests; a node that is behind catches
-//! up by asking peers, who answer with the certificate and block of its
-//! height.
+//! # Structure
 //!
-//! Checkers, after every step: agreement, validity (certificate, parent
-//! state execution), no conflicting signatures by honest validators
-//! (across restarts), restored round state after a crash; at the end:
-//! liveness after the heal and evidence of every equivocation seen by an
-//! honest node in the chain.
+//! Each simulated node is a `ConsensusHost<SimNetwork, SimTimers,
+//! SimClock>`, the same code `cairnd` runs over tokio, libp2p and RocksDB,
+//! so every seed exercises the host's order of effects: WAL append (synced
+//! before anything after it), broadcast, build and validate through the
+//! [`Ledger`] (real header, certificate, signature and execution checks),
+//! commit, and the next height. The three interfaces are implemented here:
+//!
+//! - [`SimNetwork`] queues every send in an outbox that the simulation
+//!   drains after each `host.handle(..)` and turns into delivery events
+//!   with the seed's latency, drops, duplicates and partitions. When the
+//!   host broadcasts a vote or proposal, it notes whether the host's WAL
+//!   already holds it (persist before you speak);
+//! - [`SimTimers`] queues timeouts, which the simulation turns into timer
+//!   events tagged with the node's incarnation (bumped by a crash) and the
+//!   timers' generation (bumped by [`HostTimers::clear`], so timers of a
+//!   replaced driver go stale);
+//! - [`SimClock`] reads the shared simulated time plus the node's skew.
+//!
+//! A crash drops the host and ledger and the disk's unsynced writes; the
+//! restart reopens the store, builds a new ledger and host and calls
+//! `host.start()`, which replays the WAL. A simulated client submits signed
+//! transfers to every running node's mempool (`Ledger::submit`) at a fixed
+//! interval, drawn from the seed; the hosts build blocks from their
+//! mempools. A node that is behind catches up the simulator's way: it asks
+//! a peer for its height's round state, and a peer past that height answers
+//! with the block and certificate, which the host takes as
+//! `Input::CertificateSeen` and commits through the ledger.
+//!
+//! Byzantine validators run the same host behind a transforming network
+//! layer ("Byzantine mocks beside the honest code"): a silent node sends
+//! nothing; an equivocating proposer sends a second, re-timed block to half
+//! its peers; a double voter sends a conflicting vote to half its peers; a
+//! bad-signatures node sends broken signatures and garbage bytes; a bad
+//! proposer re-signs its proposals over a block with a far-future time or a
+//! wrong state root; an amnesiac deletes its WAL of the height and restarts
+//! its host at every precommit timeout.
+//!
+//! # Checkers
+//!
+//! After every step, over the blocks each host committed (read back from its
+//! store): agreement, validity (certificate, parent link, structure, time,
+//! the ledger's state root equal to the header's); at every broadcast of an
+//! honest node: the message was in its WAL before it was sent, and it never
+//! signs two different messages for one height, round and step (across
+//! restarts); after a restart, the host's round state equals the one before
+//! the crash (`host.round_state()`); at the end: liveness after the heal and
+//! evidence of every equivocation seen by an honest node in the chain. Host
+//! errors of honest nodes (a WAL write or a commit the ledger refused) are
+//! violations too.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, VecDeque},
+    cell::Cell,
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
     sync::Arc,
 };
 
 use cairn_consensus::{
-    Driver, DriverConfig, Input, Message, Output, RequestId, RoundState, SignedProposal,
-    StartHeight, Timeout, TimeoutKind, WalEntry,
+    DriverConfig, Input, Message, RequestId, RoundState, SignedProposal, Timeout, TimeoutKind,
+    WalEntry,
 };
-use cairn_state::{verify_signatures, ExecutionOutcome, LedgerState};
+use cairn_genesis::Genesis;
+use cairn_node::{
+    host::{ConsensusHost, HostClock, HostConfig, HostNetwork, HostTimers},
+    ledger::Ledger,
+    mempool::MempoolLimits,
+    metrics::Metrics,
+    NodeError,
+};
+use cairn_state::LedgerState;
 use cairn_store::{ChainIdentity, MemoryDisk, MemoryStore, Store};
 use cairn_types::{
-    codec, limits::BLOCK_EVIDENCE_MAX, sha256, Address, Block, ChainId, CommitCertificate,
-    ConsensusParams, Evidence, Hash, Header, Height, Keypair, Proposal, Round, Timestamp,
-    Transaction, Validator, ValidatorSet, Vote, VoteType, VotingPower,
+    codec, sha256, Address, Block, ChainId, CommitCertificate, ConsensusParams, Evidence, Hash,
+    Height, Keypair, Proposal, Round, Timestamp, Transaction, Validator, ValidatorSet, Vote,
+    VoteType, VotingPower,
 };
 
 use crate::{
@@ -53,6 +102,157 @@ const GARBAGE_BYTES_MAX: u64 = 300;
 const EVENTS_MAX: u64 = 20_000_000;
 /// Largest encoded consensus message the hosts decode.
 const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+/// The simulated client submits `transactions_per_block` transfers this often.
+const SUBMIT_INTERVAL_MS: u64 = 50;
+/// Mempool caps of every simulated node.
+const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
+    transactions_max: 10_000,
+    bytes_max: 16 * 1024 * 1024,
+};
+
+/// What a host asked its network to send, queued until the simulation
+/// drains it.
+#[derive(Clone, Debug)]
+pub enum Outgoing {
+    /// An own proposal or vote; `persisted` tells whether the host's WAL
+    /// held it when the host handed it over.
+    Consensus {
+        /// The message.
+        message: Message,
+        /// In the WAL before the send.
+        persisted: bool,
+    },
+    /// Evidence of equivocation.
+    Evidence(Evidence),
+    /// A decision the host committed.
+    Decision(CommitCertificate),
+    /// A request for a round's proposal and votes.
+    RoundStateRequest {
+        /// Height.
+        height: Height,
+        /// Round.
+        round: Round,
+    },
+    /// A request for a block by hash.
+    BlockRequest {
+        /// Correlates the answer.
+        request_id: RequestId,
+        /// The block wanted.
+        block_hash: Hash,
+    },
+}
+
+/// [`HostNetwork`] of a simulated node: an outbox.
+pub struct SimNetwork {
+    store: Arc<dyn Store>,
+    outbox: Vec<Outgoing>,
+}
+
+impl SimNetwork {
+    /// A network whose persist-before-send check reads `store`'s WAL.
+    pub fn new(store: Arc<dyn Store>) -> SimNetwork {
+        SimNetwork {
+            store,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Takes everything queued since the last call.
+    pub fn drain(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn in_wal(&self, message: &Message) -> bool {
+        let entry = match message {
+            Message::Vote(vote) => WalEntry::Vote(vote.clone()),
+            Message::Proposal(signed) => WalEntry::Proposal(signed.proposal.clone()),
+        };
+        let bytes = entry.to_bytes();
+        self.store
+            .wal_entries(message.height())
+            .map(|entries| entries.contains(&bytes))
+            .unwrap_or(false)
+    }
+}
+
+impl HostNetwork for SimNetwork {
+    fn broadcast(&mut self, message: &Message) {
+        let persisted = self.in_wal(message);
+        self.outbox.push(Outgoing::Consensus {
+            message: message.clone(),
+            persisted,
+        });
+    }
+
+    fn publish_evidence(&mut self, evidence: &Evidence) {
+        self.outbox.push(Outgoing::Evidence(evidence.clone()));
+    }
+
+    fn publish_decision(&mut self, certificate: &CommitCertificate) {
+        self.outbox.push(Outgoing::Decision(certificate.clone()));
+    }
+
+    fn request_round_state(&mut self, height: Height, round: Round) {
+        self.outbox
+            .push(Outgoing::RoundStateRequest { height, round });
+    }
+
+    fn request_block(&mut self, request_id: RequestId, _height: Height, block_hash: Hash) {
+        self.outbox.push(Outgoing::BlockRequest {
+            request_id,
+            block_hash,
+        });
+    }
+}
+
+/// [`HostTimers`] of a simulated node: a queue of timeouts and a
+/// generation that [`HostTimers::clear`] bumps.
+#[derive(Debug, Default)]
+pub struct SimTimers {
+    generation: u64,
+    scheduled: Vec<(Timeout, u64)>,
+}
+
+impl SimTimers {
+    /// The current generation; timers of older generations are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Takes the timeouts scheduled since the last call, with their delays.
+    pub fn drain(&mut self) -> Vec<(Timeout, u64)> {
+        std::mem::take(&mut self.scheduled)
+    }
+}
+
+impl HostTimers for SimTimers {
+    fn schedule(&mut self, timeout: Timeout, duration_ms: u64) {
+        self.scheduled.push((timeout, duration_ms));
+    }
+
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.scheduled.clear();
+    }
+}
+
+/// [`HostClock`] of a simulated node: the shared simulated time (ms after
+/// genesis) plus the node's skew.
+#[derive(Clone, Debug)]
+pub struct SimClock {
+    now_ms: Rc<Cell<u64>>,
+    skew_ms: i64,
+}
+
+impl HostClock for SimClock {
+    fn now(&self) -> Timestamp {
+        let local = (GENESIS_TIME_MS + self.now_ms.get()) as i64 + self.skew_ms;
+        Timestamp(local.max(0) as u64)
+    }
+}
+
+/// The host of a simulated node.
+pub type SimHost = ConsensusHost<SimNetwork, SimTimers, SimClock>;
 
 /// A message between simulated hosts.
 #[derive(Clone, Debug)]
@@ -88,6 +288,7 @@ enum Event {
     Timer {
         node: usize,
         incarnation: u64,
+        generation: u64,
         timeout: Timeout,
     },
     Crash {
@@ -100,6 +301,7 @@ enum Event {
         sides: Vec<bool>,
     },
     PartitionEnd,
+    Submit,
 }
 
 impl Event {
@@ -111,6 +313,7 @@ impl Event {
             Event::Restart { node } => 4 + ((*node as u64) << 8),
             Event::PartitionStart { .. } => 5,
             Event::PartitionEnd => 6,
+            Event::Submit => 7,
         }
     }
 }
@@ -119,19 +322,22 @@ struct Node {
     behaviour: Behaviour,
     keypair: Keypair,
     disk: MemoryDisk,
-    store: Option<MemoryStore>,
-    ledger: LedgerState,
-    driver: Option<Driver>,
+    /// `None` while crashed.
+    host: Option<SimHost>,
     incarnation: u64,
     clock_skew_ms: i64,
+    /// Highest height whose commit the checkers have seen.
+    checked_height: u64,
+    /// Evidence this node published or accepted and has not committed,
+    /// re-gossiped at every commit.
     evidence_pool: BTreeMap<Hash, Evidence>,
     committed_evidence: BTreeSet<Hash>,
-    outcomes: BTreeMap<Hash, ExecutionOutcome>,
     highest_peer_height: u64,
     last_sync_request_ms: u64,
     crash_snapshot: Option<RoundState>,
     decide_times_ms: BTreeMap<u64, u64>,
-    proposals_built: u64,
+    /// A bad proposer's replacement of each of its proposals, by (height, round).
+    bad_proposals: BTreeMap<(u64, u32), Message>,
 }
 
 /// The result of a run.
@@ -149,11 +355,11 @@ pub struct Report {
     pub end_ms: u64,
     /// Per node, the simulated time (ms after genesis) each height was decided.
     pub decide_times_ms: Vec<BTreeMap<u64, u64>>,
-    /// Messages sent, dropped, rejected by drivers.
+    /// Messages sent.
     pub messages_sent: u64,
     /// Messages dropped by the network.
     pub messages_dropped: u64,
-    /// Inputs refused by drivers.
+    /// Garbage messages that did not decode, and host errors of Byzantine nodes.
     pub rejected: u64,
     /// Evidence items committed in the reference chain.
     pub evidence_committed: usize,
@@ -161,6 +367,15 @@ pub struct Report {
     pub events: u64,
     /// Restarts whose round state was compared with the pre-crash one.
     pub restarts_checked: u64,
+    /// Evidence items an honest node committed that an earlier block of its
+    /// chain had already recorded (a violation when an honest validator
+    /// proposed the block; a Byzantine proposer may do it, and the ledger
+    /// accepts it).
+    pub evidence_recorded_twice: u64,
+    /// Transfers the simulated client had accepted by a mempool.
+    pub transactions_submitted: u64,
+    /// Transfers committed (in the chain of the highest node).
+    pub transactions_committed: u64,
 }
 
 /// One simulated network of validators.
@@ -170,6 +385,7 @@ pub struct Simulation {
     chain_id: ChainId,
     validators: ValidatorSet,
     params: ConsensusParams,
+    genesis: Genesis,
     identity: ChainIdentity,
     genesis_state: LedgerState,
     accounts: Vec<Keypair>,
@@ -177,11 +393,15 @@ pub struct Simulation {
     queue: BTreeMap<(u64, u64), Event>,
     sequence: u64,
     now_ms: u64,
+    /// The simulated time every [`SimClock`] reads.
+    clock: Rc<Cell<u64>>,
     partition: Option<Vec<bool>>,
     trace: u64,
     // Checkers' memory.
     decisions: BTreeMap<u64, Hash>,
+    transactions_by_height: BTreeMap<u64, u64>,
     signed: BTreeMap<(usize, u64, u32, u8), Option<Hash>>,
+    certificates_verified: BTreeSet<Hash>,
     evidence_seen: BTreeMap<Hash, (usize, u64)>,
     heights_at_heal: Option<Vec<u64>>,
     report: Report,
@@ -229,12 +449,6 @@ impl Simulation {
             .iter()
             .map(|k| (k.address(), 1_000_000_000))
             .collect();
-        let genesis_state = LedgerState::from_genesis(&balances)
-            .unwrap_or_else(|error| panic!("genesis state: {error}"));
-        let identity = ChainIdentity {
-            chain_id: chain_id.clone(),
-            genesis_hash: sha256(b"cairn simulated genesis"),
-        };
         let params = ConsensusParams {
             timeout_propose_ms: 300,
             timeout_propose_delta_ms: 100,
@@ -245,30 +459,39 @@ impl Simulation {
             clock_drift_max_ms: 1_000,
             ..ConsensusParams::default()
         };
+        let genesis = Genesis {
+            chain_id: chain_id.clone(),
+            genesis_time: Timestamp(GENESIS_TIME_MS),
+            validators: validators.clone(),
+            accounts: balances,
+            consensus_params: params.clone(),
+        };
+        let genesis_state = genesis
+            .state()
+            .unwrap_or_else(|error| panic!("genesis state: {error}"));
+        let identity = ChainIdentity {
+            chain_id: chain_id.clone(),
+            genesis_hash: genesis.hash(),
+        };
         let mut nodes = Vec::new();
         for (index, keypair) in keypairs.into_iter().enumerate() {
             let skew_range = scenario.clock_skew_max_ms;
             let clock_skew_ms = rng.between(0, 2 * skew_range) as i64 - skew_range as i64;
-            let disk = MemoryDisk::new();
-            let store = MemoryStore::open(&disk, &identity, &genesis_state)
-                .unwrap_or_else(|error| panic!("store: {error}"));
             nodes.push(Node {
                 behaviour: scenario.behaviours[index],
                 keypair,
-                disk,
-                store: Some(store),
-                ledger: genesis_state.clone(),
-                driver: None,
+                disk: MemoryDisk::new(),
+                host: None,
                 incarnation: 0,
                 clock_skew_ms,
+                checked_height: 0,
                 evidence_pool: BTreeMap::new(),
                 committed_evidence: BTreeSet::new(),
-                outcomes: BTreeMap::new(),
                 highest_peer_height: 0,
                 last_sync_request_ms: 0,
                 crash_snapshot: None,
                 decide_times_ms: BTreeMap::new(),
-                proposals_built: 0,
+                bad_proposals: BTreeMap::new(),
             });
         }
         let report = Report {
@@ -280,6 +503,7 @@ impl Simulation {
             chain_id,
             validators,
             params,
+            genesis,
             identity,
             genesis_state,
             accounts,
@@ -287,10 +511,13 @@ impl Simulation {
             queue: BTreeMap::new(),
             sequence: 0,
             now_ms: 0,
+            clock: Rc::new(Cell::new(0)),
             partition: None,
             trace: 0xCBF2_9CE4_8422_2325,
             decisions: BTreeMap::new(),
+            transactions_by_height: BTreeMap::new(),
             signed: BTreeMap::new(),
+            certificates_verified: BTreeSet::new(),
             evidence_seen: BTreeMap::new(),
             heights_at_heal: None,
             report,
@@ -332,11 +559,6 @@ impl Simulation {
         self.queue.insert((at_ms, self.sequence), event);
     }
 
-    fn local_time(&self, node: usize) -> Timestamp {
-        let local = (GENESIS_TIME_MS + self.now_ms) as i64 + self.nodes[node].clock_skew_ms;
-        Timestamp(local.max(0) as u64)
-    }
-
     fn driver_config(&self) -> DriverConfig {
         let mut config = DriverConfig::new(
             self.chain_id.clone(),
@@ -354,6 +576,9 @@ impl Simulation {
     /// Runs the scenario to the end and returns the report.
     pub fn run(mut self) -> Report {
         self.plan_faults();
+        if self.scenario.transactions_per_block > 0 {
+            self.schedule(SUBMIT_INTERVAL_MS, Event::Submit);
+        }
         for node in 0..self.nodes.len() {
             self.boot(node);
         }
@@ -361,10 +586,10 @@ impl Simulation {
         while let Some(((at_ms, _), event)) = self.queue.pop_first() {
             self.report.events += 1;
             if at_ms > deadline || self.report.events > EVENTS_MAX {
-                self.now_ms = at_ms.min(deadline);
+                self.set_now(at_ms.min(deadline));
                 break;
             }
-            self.now_ms = at_ms;
+            self.set_now(at_ms);
             self.trace = fold(fold(self.trace, at_ms), event.code());
             if self.heights_at_heal.is_none() && !self.faults_active() {
                 self.heights_at_heal = Some(self.heights());
@@ -388,15 +613,13 @@ impl Simulation {
         self.finish()
     }
 
+    fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        self.clock.set(now_ms);
+    }
+
     fn heights(&self) -> Vec<u64> {
-        self.nodes
-            .iter()
-            .map(|node| {
-                node.store
-                    .as_ref()
-                    .map_or(0, |store| store.latest_height().0)
-            })
-            .collect()
+        self.nodes.iter().map(|node| node.checked_height).collect()
     }
 
     fn liveness_target(&self) -> Option<Vec<u64>> {
@@ -470,6 +693,7 @@ impl Simulation {
             .iter()
             .map(|n| n.decide_times_ms.clone())
             .collect();
+        self.report.transactions_committed = self.transactions_by_height.values().sum();
         self.report.evidence_committed = self
             .nodes
             .iter()
@@ -509,46 +733,55 @@ impl Simulation {
             Event::Timer {
                 node,
                 incarnation,
+                generation,
                 timeout,
             } => {
-                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none()
-                {
+                let same_incarnation = self.nodes[node].incarnation == incarnation;
+                let current = match self.nodes[node].host.as_mut() {
+                    Some(host) if same_incarnation => host.timers_mut().generation() == generation,
+                    _ => false,
+                };
+                if !current {
                     return;
                 }
                 if self.misbehaving(node) == Some(Behaviour::Amnesiac)
                     && timeout.kind == TimeoutKind::Round(cairn_consensus::RoundTimeout::Precommit)
                 {
                     // Forget every lock and own vote, then go on.
-                    self.restart_driver(node, false);
+                    self.forget(node);
                     return;
                 }
-                self.feed(node, Input::TimeoutElapsed(timeout));
+                self.step(node, Input::TimeoutElapsed(timeout));
             }
             Event::Crash { node } => self.crash(node),
             Event::Restart { node } => {
-                if self.nodes[node].driver.is_none() {
+                if self.nodes[node].host.is_none() {
                     self.boot(node);
                 }
             }
             Event::PartitionStart { sides } => self.partition = Some(sides),
             Event::PartitionEnd => self.partition = None,
+            Event::Submit => {
+                self.submit_transactions();
+                self.schedule(self.now_ms + SUBMIT_INTERVAL_MS, Event::Submit);
+            }
         }
     }
 
     // ----- nodes -------------------------------------------------------------
 
     fn crash(&mut self, node: usize) {
-        let Some(driver) = self.nodes[node].driver.take() else {
+        let Some(host) = self.nodes[node].host.take() else {
             return;
         };
-        self.nodes[node].crash_snapshot = Some(driver.round_state().clone());
+        self.nodes[node].crash_snapshot = Some(host.round_state().clone());
+        drop(host);
         self.nodes[node].disk.crash();
-        self.nodes[node].store = None;
         self.nodes[node].incarnation += 1;
-        self.nodes[node].outcomes.clear();
     }
 
-    /// Starts (or restarts after a crash) a node from its disk.
+    /// Starts (or restarts after a crash) a node from its disk: store,
+    /// ledger, host, `host.start()` (which replays the WAL).
     fn boot(&mut self, node: usize) {
         let store =
             match MemoryStore::open(&self.nodes[node].disk, &self.identity, &self.genesis_state) {
@@ -558,53 +791,67 @@ impl Simulation {
                     return;
                 }
             };
-        let ledger = match store.load_state() {
+        let store: Arc<dyn Store> = Arc::new(store);
+        let ledger = match Ledger::with_store(
+            self.genesis.clone(),
+            Arc::clone(&store),
+            MEMPOOL_LIMITS,
+            Arc::new(Metrics::default()),
+        ) {
             Ok(ledger) => ledger,
             Err(error) => {
-                self.violation(format!("node {node} cannot load its state: {error}"));
+                self.violation(format!("node {node} cannot load its ledger: {error}"));
                 return;
             }
         };
+        let latest = store.latest_height().0;
         let mut committed = BTreeSet::new();
-        for height in 1..=store.latest_height().0 {
+        for height in 1..=latest {
             if let Ok(Some(block)) = store.block(Height(height)) {
                 committed.extend(block.evidence.iter().map(Evidence::hash));
             }
         }
-        let state = &mut self.nodes[node];
-        state.ledger = ledger;
-        state.committed_evidence = committed;
-        state.store = Some(store);
-        self.restart_driver(node, true);
-    }
-
-    /// A fresh driver for the node's next height, replaying the WAL when
-    /// `with_wal` (an amnesiac passes false).
-    fn restart_driver(&mut self, node: usize, with_wal: bool) {
-        let keypair = self.nodes[node].keypair.clone();
-        let mut driver = match Driver::new(self.driver_config(), Some(keypair)) {
-            Ok(driver) => driver,
+        let clock = SimClock {
+            now_ms: Rc::clone(&self.clock),
+            skew_ms: self.nodes[node].clock_skew_ms,
+        };
+        let host = ConsensusHost::new(
+            Arc::new(ledger),
+            self.driver_config(),
+            Some(self.nodes[node].keypair.clone()),
+            SimNetwork::new(store),
+            SimTimers::default(),
+            clock,
+            HostConfig {
+                wait_for_transactions: false,
+                block_interval_max_ms: 1_000,
+            },
+        );
+        let host = match host {
+            Ok(host) => host,
             Err(error) => {
-                self.violation(format!("driver: {error}"));
+                self.violation(format!("node {node} cannot build its host: {error}"));
                 return;
             }
         };
-        if self.scenario.ignore_lock && self.honest(node) {
-            driver.set_fault_ignore_lock(true);
-        }
-        self.nodes[node].incarnation += 1;
-        self.nodes[node].driver = Some(driver);
-        let Some(start) = self.start_of_next_height(node, with_wal) else {
+        let state = &mut self.nodes[node];
+        if latest < state.checked_height {
+            let message = format!(
+                "node {node} restarted at height {latest}, it had committed {}",
+                state.checked_height
+            );
+            self.violation(message);
             return;
-        };
-        let height = start.height;
-        self.feed(node, Input::StartHeight(start));
-        if let Some(snapshot) = self.nodes[node].crash_snapshot.take() {
-            if with_wal && snapshot.height == height && self.honest(node) {
-                let Some(driver) = self.nodes[node].driver.as_ref() else {
-                    return;
-                };
-                let now = driver.round_state();
+        }
+        state.checked_height = latest;
+        state.committed_evidence = committed;
+        state.incarnation += 1;
+        state.host = Some(host);
+        self.start_host(node);
+        let snapshot = self.nodes[node].crash_snapshot.take();
+        if let (Some(snapshot), Some(host)) = (snapshot, self.nodes[node].host.as_ref()) {
+            let now = host.round_state();
+            if snapshot.height == now.height && self.honest(node) {
                 self.report.restarts_checked += 1;
                 let same = now.round == snapshot.round
                     && now.step == snapshot.step
@@ -618,283 +865,229 @@ impl Simulation {
                 }
             }
         }
+        self.after_step(node);
     }
 
-    fn start_of_next_height(&mut self, node: usize, with_wal: bool) -> Option<StartHeight> {
-        let store = self.nodes[node].store.as_ref()?;
-        let latest = store.latest_height();
-        let height = Height(latest.0 + 1);
-        let parent_hash = store.latest_block_hash();
-        let parent_time = match store.header(latest) {
-            Ok(Some(header)) => header.time,
-            _ => Timestamp(GENESIS_TIME_MS),
+    /// `host.start()`: a fresh driver for the next height, replaying the
+    /// WAL. The test-only lock switch is set on the new driver.
+    fn start_host(&mut self, node: usize) {
+        let ignore_lock = self.scenario.ignore_lock && self.honest(node);
+        let Some(host) = self.nodes[node].host.as_mut() else {
+            return;
         };
-        let mut wal = Vec::new();
-        if with_wal {
-            match store.wal_entries(height) {
-                Ok(entries) => {
-                    for bytes in entries {
-                        match WalEntry::from_bytes(&bytes) {
-                            Ok(entry) => wal.push(entry),
-                            Err(error) => {
-                                self.violation(format!("node {node}: bad WAL entry: {error}"));
-                                return None;
-                            }
-                        }
-                    }
-                }
-                Err(error) => {
-                    self.violation(format!("node {node}: cannot read its WAL: {error}"));
-                    return None;
-                }
-            }
+        let result = host.start();
+        if ignore_lock {
+            host.driver_mut().set_fault_ignore_lock(true);
         }
-        Some(StartHeight {
-            height,
-            parent_hash,
-            parent_time,
-            wal,
-        })
-    }
-
-    /// Feeds one input and executes the outputs in order; answers of the
-    /// host (built, validated) are fed back in the same step.
-    fn feed(&mut self, node: usize, input: Input) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            let now = self.local_time(node);
-            let Some(driver) = self.nodes[node].driver.as_mut() else {
-                return;
-            };
-            let mut outputs = driver.process(Input::Time(now));
-            outputs.extend(driver.process(input));
-            for output in outputs {
-                if self.tracing {
-                    let text = format!("{output:?}");
-                    eprintln!(
-                        "{:>6} ms node {node}: {}",
-                        self.now_ms,
-                        &text[..text.len().min(300)]
-                    );
-                }
-                if self.nodes[node].driver.is_none() {
-                    return;
-                }
-                self.execute(node, output, &mut inputs);
-            }
+        if let Err(error) = result {
+            self.host_error(node, &error);
         }
     }
 
-    fn execute(&mut self, node: usize, output: Output, inputs: &mut VecDeque<Input>) {
-        match output {
-            Output::Persist(entry) => {
-                if self.honest(node) {
-                    self.check_signed_entry(node, &entry);
-                }
-                let Some(store) = self.nodes[node].store.as_ref() else {
-                    return;
-                };
-                if let Err(error) = store.wal_append(entry.height(), &entry.to_bytes()) {
-                    self.violation(format!("node {node}: WAL append failed: {error}"));
-                }
-            }
-            Output::Broadcast(message) => self.broadcast_consensus(node, message),
-            Output::ScheduleTimeout {
-                timeout,
-                duration_ms,
-            } => {
-                let incarnation = self.nodes[node].incarnation;
-                self.schedule(
-                    self.now_ms + duration_ms,
-                    Event::Timer {
-                        node,
-                        incarnation,
-                        timeout,
-                    },
+    /// An amnesiac forgets its locks and own votes: it deletes the WAL of
+    /// its height and restarts its host.
+    fn forget(&mut self, node: usize) {
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let height = host.height();
+        // A failed prune only makes the amnesiac remember.
+        let _ = host
+            .ledger()
+            .store()
+            .wal_prune_below(Height(height.0.saturating_add(1)));
+        self.start_host(node);
+        self.after_step(node);
+    }
+
+    /// Feeds one input to the node's host, then runs the checkers and
+    /// sends what the host queued.
+    fn step(&mut self, node: usize, input: Input) {
+        let Some(host) = self.nodes[node].host.as_mut() else {
+            return;
+        };
+        if let Err(error) = host.handle(input) {
+            self.host_error(node, &error);
+        }
+        self.after_step(node);
+    }
+
+    fn host_error(&mut self, node: usize, error: &NodeError) {
+        if self.honest(node) {
+            self.violation(format!("honest node {node}: the host failed: {error}"));
+        } else {
+            self.report.rejected += 1;
+        }
+    }
+
+    /// After a host ran: check what it committed, send what it queued,
+    /// schedule its timers.
+    fn after_step(&mut self, node: usize) {
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let tip = host.ledger().tip().height.0;
+        for height in self.nodes[node].checked_height + 1..=tip {
+            self.check_commit(node, height);
+        }
+        self.nodes[node].checked_height = self.nodes[node].checked_height.max(tip);
+        let incarnation = self.nodes[node].incarnation;
+        let Some(host) = self.nodes[node].host.as_mut() else {
+            return;
+        };
+        let outbox = host.network_mut().drain();
+        let timers = host.timers_mut();
+        let generation = timers.generation();
+        let scheduled = timers.drain();
+        for (timeout, duration_ms) in scheduled {
+            self.schedule(
+                self.now_ms + duration_ms,
+                Event::Timer {
+                    node,
+                    incarnation,
+                    generation,
+                    timeout,
+                },
+            );
+        }
+        let honest = self.honest(node);
+        for outgoing in outbox {
+            if self.tracing {
+                let text = format!("{outgoing:?}");
+                eprintln!(
+                    "{:>6} ms node {node}: {}",
+                    self.now_ms,
+                    &text[..text.len().min(300)]
                 );
             }
-            Output::BuildBlock {
-                request_id,
-                height,
-                time_min,
-                ..
-            } => {
-                let block = self.build_block(node, height, time_min);
-                inputs.push_back(Input::BlockBuilt {
-                    request_id,
-                    block: block.map(Arc::new),
-                });
-            }
-            Output::ValidateBlock { request_id, block } => {
-                let valid = self.validate_block(node, &block);
-                inputs.push_back(Input::BlockValidated { request_id, valid });
-            }
-            Output::Decide { block, certificate } => self.commit(node, &block, &certificate),
-            Output::NextHeightReady { .. } => {
-                if let Some(start) = self.start_of_next_height(node, false) {
-                    let height = start.height;
-                    inputs.push_back(Input::StartHeight(start));
+            match outgoing {
+                Outgoing::Consensus { message, persisted } => {
+                    if honest {
+                        if !persisted {
+                            self.violation(format!(
+                                "honest node {node} sent {message:?} before its WAL held it"
+                            ));
+                        }
+                        self.check_signed_message(node, &message);
+                    }
+                    self.broadcast_consensus(node, message);
+                }
+                Outgoing::Evidence(evidence) => {
+                    let hash = evidence.hash();
+                    if honest {
+                        self.evidence_seen
+                            .entry(hash)
+                            .or_insert((node, self.now_ms));
+                    }
+                    if !self.nodes[node].committed_evidence.contains(&hash) {
+                        self.nodes[node]
+                            .evidence_pool
+                            .insert(hash, evidence.clone());
+                    }
+                    self.broadcast(node, NetMessage::Evidence(evidence));
+                }
+                Outgoing::Decision(certificate) => {
                     // Re-gossip evidence not yet in a block.
                     let pool: Vec<Evidence> =
                         self.nodes[node].evidence_pool.values().cloned().collect();
                     for evidence in pool {
                         self.broadcast(node, NetMessage::Evidence(evidence));
                     }
-                    if self.nodes[node].highest_peer_height > height.0 {
+                    let next = Height(certificate.height.0 + 1);
+                    if self.nodes[node].highest_peer_height > next.0 {
                         self.broadcast(
                             node,
                             NetMessage::RoundStateRequest {
-                                height,
+                                height: next,
                                 round: Round::ZERO,
                             },
                         );
                     }
                 }
-            }
-            Output::RequestRoundState { height, round } => {
-                self.broadcast(node, NetMessage::RoundStateRequest { height, round });
-            }
-            Output::RequestBlock {
-                request_id,
-                block_hash,
-                ..
-            } => self.broadcast(
-                node,
-                NetMessage::BlockRequest {
+                Outgoing::RoundStateRequest { height, round } => {
+                    self.broadcast(node, NetMessage::RoundStateRequest { height, round });
+                }
+                Outgoing::BlockRequest {
                     request_id,
                     block_hash,
-                },
-            ),
-            Output::Evidence(evidence) => {
-                let hash = evidence.hash();
-                if self.honest(node) {
-                    self.evidence_seen
-                        .entry(hash)
-                        .or_insert((node, self.now_ms));
+                } => self.broadcast(
+                    node,
+                    NetMessage::BlockRequest {
+                        request_id,
+                        block_hash,
+                    },
+                ),
+            }
+        }
+    }
+
+    /// The simulated client: `transactions_per_block` transfers between
+    /// the funded accounts, drawn from the seed, offered to every running
+    /// node with the next nonce that node's ledger expects (pending ones
+    /// counted), so a node that lost its mempool in a crash is never stuck
+    /// behind a gap.
+    fn submit_transactions(&mut self) {
+        for _ in 0..self.scenario.transactions_per_block {
+            let sender = self.rng.below(ACCOUNTS as u64) as usize;
+            let recipient = (sender + 1 + self.rng.below(ACCOUNTS as u64 - 1) as usize) % ACCOUNTS;
+            let amount = 1 + self.rng.below(7);
+            let sender_key = &self.accounts[sender];
+            let sender_address = sender_key.address();
+            let mut signed: Option<(u64, Vec<u8>)> = None;
+            for node in &self.nodes {
+                let Some(host) = node.host.as_ref() else {
+                    continue;
+                };
+                let ledger = host.ledger();
+                let nonce = ledger.account(&sender_address).2;
+                let bytes = match &signed {
+                    Some((signed_nonce, bytes)) if *signed_nonce == nonce => bytes.clone(),
+                    _ => {
+                        let transaction = Transaction {
+                            chain_id: self.chain_id.clone(),
+                            sender: sender_key.public_key(),
+                            recipient: self.accounts[recipient].address(),
+                            amount,
+                            fee: 1,
+                            nonce,
+                            memo: String::new(),
+                        };
+                        let bytes = transaction.sign(sender_key).to_bytes();
+                        signed = Some((nonce, bytes.clone()));
+                        bytes
+                    }
+                };
+                if ledger.submit(&[&bytes]).iter().all(Result::is_ok) {
+                    self.report.transactions_submitted += 1;
                 }
-                if !self.nodes[node].committed_evidence.contains(&hash) {
-                    self.nodes[node]
-                        .evidence_pool
-                        .insert(hash, evidence.clone());
-                }
-                self.broadcast(node, NetMessage::Evidence(evidence));
             }
-            Output::Rejected(_) => self.report.rejected += 1,
         }
     }
 
-    // ----- host services -----------------------------------------------------
+    // ----- checkers ----------------------------------------------------------
 
-    fn build_block(&mut self, node: usize, height: Height, time_min: Timestamp) -> Option<Block> {
-        let bad = self.misbehaving(node) == Some(Behaviour::BadProposer);
-        let state = &self.nodes[node];
-        let store = state.store.as_ref()?;
-        if store.latest_height().0 + 1 != height.0 {
-            return None;
-        }
-        let parent_hash = store.latest_block_hash();
-        let parent_certificate = if height.0 > 1 {
-            store.certificate(Height(height.0 - 1)).ok().flatten()
-        } else {
-            None
-        };
-        let proposer = state.keypair.address();
-        let mut transactions = Vec::new();
-        for i in 0..self.scenario.transactions_per_block {
-            let sender = &self.accounts[(height.0 as usize + i) % ACCOUNTS];
-            let recipient = self.accounts[(height.0 as usize + i + 1) % ACCOUNTS].address();
-            let transaction = Transaction {
-                chain_id: self.chain_id.clone(),
-                sender: sender.public_key(),
-                recipient,
-                amount: 1 + (height.0 % 7),
-                fee: 1,
-                nonce: state.ledger.next_nonce(&sender.address()),
-                memo: String::new(),
-            };
-            transactions.push(transaction.sign(sender));
-        }
-        let outcome = match state
-            .ledger
-            .execute(&self.chain_id, proposer, &transactions)
-        {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                transactions.clear();
-                state
-                    .ledger
-                    .execute(&self.chain_id, proposer, &transactions)
-                    .ok()?
-            }
-        };
-        let evidence: Vec<Evidence> = state
-            .evidence_pool
-            .iter()
-            .filter(|(hash, evidence)| {
-                !state.committed_evidence.contains(*hash) && evidence.height() <= height
-            })
-            .map(|(_, evidence)| evidence.clone())
-            .take(BLOCK_EVIDENCE_MAX)
-            .collect();
-        let mut time = time_min.max(self.local_time(node));
-        let mut state_root = outcome.state_root();
-        let proposals_built = state.proposals_built;
-        if bad {
-            if proposals_built % 2 == 0 {
-                time = Timestamp(time.0 + self.params.clock_drift_max_ms + 60_000);
-            } else {
-                state_root = sha256(b"not the state root");
-            }
-        }
-        let header = Header {
-            chain_id: self.chain_id.clone(),
-            height,
-            time,
-            parent_hash,
-            proposer,
-            transactions_root: Block::transactions_root_of(&transactions),
-            state_root,
-            parent_certificate_hash: Block::parent_certificate_hash_of(parent_certificate.as_ref()),
-            evidence_hash: Block::evidence_hash_of(&evidence),
-            validator_set_hash: self.validators.hash(),
-        };
-        let block = Block {
-            header,
-            transactions,
-            parent_certificate,
-            evidence,
-        };
-        let node_state = &mut self.nodes[node];
-        node_state.proposals_built += 1;
-        node_state.outcomes.insert(block.hash(), outcome);
-        Some(block)
-    }
-
-    fn validate_block(&mut self, node: usize, block: &Block) -> bool {
-        let state = &self.nodes[node];
-        let mut seen = BTreeSet::new();
-        for evidence in &block.evidence {
-            let hash = evidence.hash();
-            if state.committed_evidence.contains(&hash) || !seen.insert(hash) {
-                return false;
-            }
-        }
-        if verify_signatures(&block.transactions).is_err() {
-            return false;
-        }
-        match state.ledger.execute_block(&self.chain_id, block) {
-            Ok(outcome) => {
-                self.nodes[node].outcomes.insert(block.hash(), outcome);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    fn commit(&mut self, node: usize, block: &Block, certificate: &CommitCertificate) {
-        let height = block.height().0;
-        let hash = block.hash();
+    /// Agreement and validity of the block `node` committed at `height`,
+    /// read back from its store.
+    fn check_commit(&mut self, node: usize, height: u64) {
         let honest = self.honest(node);
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let store = Arc::clone(host.ledger().store());
+        let tip = host.ledger().tip();
+        let (block, certificate) = match (
+            store.block(Height(height)),
+            store.certificate(Height(height)),
+        ) {
+            (Ok(Some(block)), Ok(Some(certificate))) => (block, certificate),
+            _ => {
+                self.violation(format!(
+                    "node {node} committed height {height} but its store lacks the block or certificate"
+                ));
+                return;
+            }
+        };
+        let hash = block.hash();
         // Agreement.
         if honest {
             match self.decisions.get(&height) {
@@ -907,46 +1100,63 @@ impl Simulation {
                 Some(_) => {}
                 None => {
                     self.decisions.insert(height, hash);
+                    self.transactions_by_height
+                        .insert(height, block.transactions.len() as u64);
                 }
             }
         }
-        // Validity: certificate, parent, execution on the parent state.
-        let Some(store) = self.nodes[node].store.as_ref() else {
-            return;
-        };
+        // Validity: certificate, parent, time, structure, executed state.
         let mut problems = Vec::new();
-        if let Err(error) = certificate.verify(&self.chain_id, &self.validators) {
-            problems.push(format!("certificate: {error}"));
+        // Nodes often commit the very same certificate: verify each once.
+        let certificate_hash = certificate.hash();
+        if !self.certificates_verified.contains(&certificate_hash) {
+            match certificate.verify(&self.chain_id, &self.validators) {
+                Ok(_) => {
+                    self.certificates_verified.insert(certificate_hash);
+                }
+                Err(error) => problems.push(format!("certificate: {error}")),
+            }
         }
         if certificate.block_hash != hash || certificate.height != block.height() {
             problems.push("certificate is for another block".into());
         }
-        if store.latest_height().0 + 1 != height
-            || block.header.parent_hash != store.latest_block_hash()
-        {
-            problems.push("not the child of the committed tip".into());
+        let parent = if height == 1 {
+            Some((self.identity.genesis_hash, Timestamp(GENESIS_TIME_MS)))
+        } else {
+            match store.header(Height(height - 1)) {
+                Ok(Some(header)) => Some((header.hash(), header.time)),
+                _ => None,
+            }
+        };
+        match parent {
+            Some((parent_hash, parent_time)) => {
+                if block.header.parent_hash != parent_hash {
+                    problems.push("not the child of the previous block".into());
+                }
+                let too_early = if height == 1 {
+                    block.header.time < parent_time
+                } else {
+                    block.header.time <= parent_time
+                };
+                if too_early {
+                    problems.push(format!(
+                        "time {} is not after the parent's {parent_time}",
+                        block.header.time
+                    ));
+                }
+            }
+            None => problems.push("the parent block is missing".into()),
         }
         if let Err(error) = block.check_structure() {
             problems.push(format!("structure: {error}"));
         }
-        let outcome = match self.nodes[node].outcomes.remove(&hash) {
-            Some(outcome) => Some(outcome),
-            None => match verify_signatures(&block.transactions)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    self.nodes[node]
-                        .ledger
-                        .execute_block(&self.chain_id, block)
-                        .map_err(|e| e.to_string())
-                }) {
-                Ok(outcome) => Some(outcome),
-                Err(error) => {
-                    problems.push(format!("execution: {error}"));
-                    None
-                }
-            },
-        };
-        if !problems.is_empty() || outcome.is_none() {
+        if tip.height.0 == height && tip.state_root != block.header.state_root {
+            problems.push(format!(
+                "the ledger's state root {} is not the header's {}",
+                tip.state_root, block.header.state_root
+            ));
+        }
+        if !problems.is_empty() {
             if honest {
                 self.violation(format!(
                     "validity: node {node} decided an invalid block at height {height}: {}",
@@ -955,34 +1165,35 @@ impl Simulation {
             }
             return;
         }
-        let Some(outcome) = outcome else { return };
+        let honest_proposer = (0..self.nodes.len()).any(|index| {
+            self.honest(index) && self.nodes[index].keypair.address() == block.header.proposer
+        });
+        let mut recorded_twice = 0;
         let state = &mut self.nodes[node];
-        let Some(store) = state.store.as_ref() else {
-            return;
-        };
-        if let Err(error) = store.commit_block(block, certificate, &outcome) {
-            self.violation(format!("node {node}: commit failed: {error}"));
-            return;
-        }
-        if let Err(error) = state.ledger.apply(&outcome) {
-            self.violation(format!("node {node}: apply failed: {error}"));
-            return;
-        }
-        let _ = store.wal_prune_below(Height(height + 1));
         for evidence in &block.evidence {
             let evidence_hash = evidence.hash();
-            state.committed_evidence.insert(evidence_hash);
+            if !state.committed_evidence.insert(evidence_hash) && honest {
+                recorded_twice += 1;
+            }
             state.evidence_pool.remove(&evidence_hash);
         }
-        state.outcomes.clear();
-        state.decide_times_ms.insert(height, self.now_ms);
+        if recorded_twice > 0 {
+            self.report.evidence_recorded_twice += recorded_twice;
+            if honest_proposer {
+                self.violation(format!(
+                    "evidence: an honest proposer recorded {recorded_twice} evidence item(s) at height {height} that an earlier block already holds"
+                ));
+            }
+        }
+        let now_ms = self.now_ms;
+        self.nodes[node].decide_times_ms.insert(height, now_ms);
         self.trace = fold(fold(self.trace, node as u64), height);
     }
 
     /// No honest validator signs two different messages for one slot.
-    fn check_signed_entry(&mut self, node: usize, entry: &WalEntry) {
-        let (height, round, kind, value) = match entry {
-            WalEntry::Vote(vote) => (
+    fn check_signed_message(&mut self, node: usize, message: &Message) {
+        let (height, round, kind, value) = match message {
+            Message::Vote(vote) => (
                 vote.height.0,
                 vote.round.0,
                 match vote.vote_type {
@@ -991,13 +1202,12 @@ impl Simulation {
                 },
                 vote.block_hash,
             ),
-            WalEntry::Proposal(proposal) => (
-                proposal.height.0,
-                proposal.round.0,
+            Message::Proposal(signed) => (
+                signed.proposal.height.0,
+                signed.proposal.round.0,
                 0,
-                Some(proposal.block_hash),
+                Some(signed.proposal.block_hash),
             ),
-            _ => return,
         };
         let key = (node, height, round, kind);
         match self.signed.get(&key) {
@@ -1017,7 +1227,7 @@ impl Simulation {
     // ----- network -----------------------------------------------------------
 
     fn send(&mut self, from: usize, to: usize, message: NetMessage) {
-        if from == to || self.nodes[from].driver.is_none() {
+        if from == to || self.nodes[from].host.is_none() {
             return;
         }
         self.report.messages_sent += 1;
@@ -1070,7 +1280,8 @@ impl Simulation {
         }
     }
 
-    /// Sends a consensus message, the way the node's behaviour dictates.
+    /// Sends a consensus message the host broadcast, the way the node's
+    /// behaviour dictates (the Byzantine network layer).
     fn broadcast_consensus(&mut self, from: usize, message: Message) {
         let peers = self.nodes.len();
         match (self.misbehaving(from), &message) {
@@ -1113,27 +1324,22 @@ impl Simulation {
                     }
                 }
             }
+            (Some(Behaviour::BadProposer), Message::Proposal(signed)) => {
+                let bad = self.bad_proposal(from, signed);
+                self.broadcast(from, NetMessage::Consensus(bad));
+            }
             _ => self.broadcast(from, NetMessage::Consensus(message)),
         }
     }
 
-    fn conflicting_proposal(&mut self, from: usize, signed: &SignedProposal) -> Message {
-        let mut block = (*signed.block).clone();
-        block.header.time = Timestamp(block.header.time.0 + 1 + self.rng.below(5));
-        let hash = block.hash();
-        if let Some(outcome) = self.nodes[from]
-            .outcomes
-            .get(&signed.proposal.block_hash)
-            .cloned()
-        {
-            self.nodes[from].outcomes.insert(hash, outcome);
-        }
+    /// A proposal for the same height and round over `block`, signed by `from`.
+    fn resign_proposal(&self, from: usize, signed: &SignedProposal, block: Block) -> Message {
         let proposal = Proposal::new_signed(
             &self.chain_id,
             signed.proposal.height,
             signed.proposal.round,
             signed.proposal.valid_round,
-            hash,
+            block.hash(),
             signed.proposal.proposer,
             &self.nodes[from].keypair,
         );
@@ -1141,6 +1347,32 @@ impl Simulation {
             proposal,
             block: Arc::new(block),
         })
+    }
+
+    fn conflicting_proposal(&mut self, from: usize, signed: &SignedProposal) -> Message {
+        let mut block = (*signed.block).clone();
+        block.header.time = Timestamp(block.header.time.0 + 1 + self.rng.below(5));
+        self.resign_proposal(from, signed, block)
+    }
+
+    /// A bad proposer's one replacement for each of its proposals (the
+    /// same on every re-send): a block whose time is far past the clock
+    /// drift, or whose state root is wrong, alternately.
+    fn bad_proposal(&mut self, from: usize, signed: &SignedProposal) -> Message {
+        let key = (signed.proposal.height.0, signed.proposal.round.0);
+        if let Some(known) = self.nodes[from].bad_proposals.get(&key) {
+            return known.clone();
+        }
+        let mut block = (*signed.block).clone();
+        if self.nodes[from].bad_proposals.len() % 2 == 0 {
+            block.header.time =
+                Timestamp(block.header.time.0 + self.params.clock_drift_max_ms + 60_000);
+        } else {
+            block.header.state_root = sha256(b"not the state root");
+        }
+        let bad = self.resign_proposal(from, signed, block);
+        self.nodes[from].bad_proposals.insert(key, bad.clone());
+        bad
     }
 
     fn conflicting_vote(&mut self, from: usize, vote: &Vote) -> Vote {
@@ -1160,9 +1392,10 @@ impl Simulation {
     }
 
     fn deliver(&mut self, to: usize, from: usize, message: NetMessage) {
-        if self.nodes[to].driver.is_none() {
+        let Some(host) = self.nodes[to].host.as_ref() else {
             return;
-        }
+        };
+        let my_height = host.height().0;
         let silent = self.misbehaving(to) == Some(Behaviour::Silent);
         if self.tracing {
             let text = format!("{message:?}");
@@ -1172,7 +1405,6 @@ impl Simulation {
                 &text[..text.len().min(160)]
             );
         }
-        let my_height = self.nodes[to].driver.as_ref().map_or(0, |d| d.height().0);
         match message {
             NetMessage::Consensus(message) => {
                 self.note_peer_height(to, from, message.height().0, my_height);
@@ -1180,12 +1412,12 @@ impl Simulation {
                     Message::Proposal(signed) => Input::Proposal(signed),
                     Message::Vote(vote) => Input::Vote(vote),
                 };
-                self.feed(to, input);
+                self.step(to, input);
             }
             NetMessage::Raw(bytes) => {
                 match codec::decode::<Message>("consensus message", &bytes, MESSAGE_BYTES_MAX) {
-                    Ok(Message::Vote(vote)) => self.feed(to, Input::Vote(vote)),
-                    Ok(Message::Proposal(signed)) => self.feed(to, Input::Proposal(signed)),
+                    Ok(Message::Vote(vote)) => self.step(to, Input::Vote(vote)),
+                    Ok(Message::Proposal(signed)) => self.step(to, Input::Proposal(signed)),
                     Err(_) => self.report.rejected += 1,
                 }
             }
@@ -1193,31 +1425,25 @@ impl Simulation {
                 if silent {
                     return;
                 }
-                if height.0 == my_height {
-                    let messages = self.nodes[to]
-                        .driver
-                        .as_ref()
-                        .map(|driver| driver.round_messages(height, round))
-                        .unwrap_or_default();
-                    for message in messages {
-                        self.send(to, from, NetMessage::Consensus(message));
-                    }
+                let answers: Vec<NetMessage> = if height.0 == my_height {
+                    host.round_messages(height, round)
+                        .into_iter()
+                        .map(NetMessage::Consensus)
+                        .collect()
                 } else if height.0 < my_height {
-                    let Some(store) = self.nodes[to].store.as_ref() else {
-                        return;
-                    };
-                    if let (Ok(Some(certificate)), Ok(Some(block))) =
-                        (store.certificate(height), store.block(height))
-                    {
-                        self.send(
-                            to,
-                            from,
-                            NetMessage::Decided {
-                                certificate,
-                                block: Arc::new(block),
-                            },
-                        );
+                    let store = host.ledger().store();
+                    match (store.certificate(height), store.block(height)) {
+                        (Ok(Some(certificate)), Ok(Some(block))) => vec![NetMessage::Decided {
+                            certificate,
+                            block: Arc::new(block),
+                        }],
+                        _ => Vec::new(),
                     }
+                } else {
+                    Vec::new()
+                };
+                for answer in answers {
+                    self.send(to, from, answer);
                 }
             }
             NetMessage::BlockRequest {
@@ -1227,15 +1453,12 @@ impl Simulation {
                 if silent {
                     return;
                 }
-                let held = self.nodes[to]
-                    .driver
-                    .as_ref()
-                    .and_then(|d| d.block(&block_hash));
-                let block = held.or_else(|| {
-                    self.nodes[to]
-                        .store
-                        .as_ref()
-                        .and_then(|store| store.block_by_hash(&block_hash).ok().flatten())
+                let block = host.block(&block_hash).or_else(|| {
+                    host.ledger()
+                        .store()
+                        .block_by_hash(&block_hash)
+                        .ok()
+                        .flatten()
                         .map(Arc::new)
                 });
                 if let Some(block) = block {
@@ -1243,13 +1466,13 @@ impl Simulation {
                 }
             }
             NetMessage::BlockResponse { request_id, block } => {
-                self.feed(to, Input::BlockReceived { request_id, block });
+                self.step(to, Input::BlockReceived { request_id, block });
             }
             NetMessage::Decided { certificate, block } => {
                 let height = certificate.height.0;
                 self.note_peer_height(to, from, height + 1, my_height);
                 if height == my_height {
-                    self.feed(
+                    self.step(
                         to,
                         Input::CertificateSeen {
                             certificate,
@@ -1260,13 +1483,21 @@ impl Simulation {
             }
             NetMessage::Evidence(evidence) => {
                 let hash = evidence.hash();
-                if self.nodes[to].committed_evidence.contains(&hash)
-                    || self.nodes[to].evidence_pool.contains_key(&hash)
+                let state = &self.nodes[to];
+                if state.committed_evidence.contains(&hash)
+                    || state.evidence_pool.contains_key(&hash)
+                    || evidence.verify(&self.chain_id, &self.validators).is_err()
                 {
                     return;
                 }
-                if evidence.verify(&self.chain_id, &self.validators).is_ok() {
-                    self.nodes[to].evidence_pool.insert(hash, evidence);
+                let Some(host) = self.nodes[to].host.as_mut() else {
+                    return;
+                };
+                match host.add_evidence(evidence.clone()) {
+                    Ok(_) => {
+                        self.nodes[to].evidence_pool.insert(hash, evidence);
+                    }
+                    Err(error) => self.host_error(to, &error),
                 }
             }
         }
