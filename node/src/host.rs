@@ -208,6 +208,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         self.driver = Driver::new(self.driver_config.clone(), self.keypair.clone())
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         self.timers.clear();
+        self.waiting = None;
         let height = self.next_height();
         // Entries of committed heights are of no use any more.
         if let Err(error) = self.ledger.store().wal_prune_below(height) {
@@ -262,13 +263,22 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
 
     /// Keeps evidence received from a peer (already verified by the
     /// caller) for a block of this node's.
+    /// Evidence of a height above the one being decided, or older than
+    /// [`EVIDENCE_AGE_MAX_HEIGHTS`], is refused: no block could hold the
+    /// former yet, and the latter is no longer proposed.
     pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool, NodeError> {
         let hash = evidence.hash();
-        if self.evidence_pool.contains_key(&hash) {
+        if self.evidence_pool.contains_key(&hash) || !self.evidence_in_window(&evidence) {
             return Ok(false);
         }
         self.keep_evidence(evidence)?;
         Ok(true)
+    }
+
+    fn evidence_in_window(&self, evidence: &Evidence) -> bool {
+        let height = self.height().0;
+        let oldest = height.saturating_sub(EVIDENCE_AGE_MAX_HEIGHTS);
+        (oldest..=height).contains(&evidence.height().0)
     }
 
     fn keep_evidence(&mut self, evidence: Evidence) -> Result<(), NodeError> {
@@ -277,7 +287,15 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .add_evidence(&evidence)
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         if self.evidence_pool.len() >= EVIDENCE_POOL_MAX {
-            self.evidence_pool.pop_first();
+            // The oldest evidence goes first.
+            let oldest = self
+                .evidence_pool
+                .iter()
+                .min_by_key(|(_, kept)| kept.height())
+                .map(|(hash, _)| *hash);
+            if let Some(hash) = oldest {
+                self.evidence_pool.remove(&hash);
+            }
         }
         self.evidence_pool.insert(evidence.hash(), evidence);
         Ok(())
@@ -453,6 +471,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         let evidence = self
             .evidence_pool
             .values()
+            .filter(|evidence| evidence.height() <= height)
             .take(cairn_types::limits::BLOCK_EVIDENCE_MAX)
             .cloned()
             .collect();

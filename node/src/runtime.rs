@@ -64,6 +64,8 @@ pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = cairn_types::limits::BLOCK_BYTES_
 /// is dropped (ignored, not held against its sender), so consensus
 /// messages never queue behind transactions.
 pub const GOSSIP_ADMISSION_QUEUE_MAX: usize = 256;
+/// Most round-state and block fetches from peers in flight at once.
+pub const FETCHES_IN_FLIGHT_MAX: usize = 16;
 /// Most timers pending at once.
 pub const TIMERS_MAX: usize = 1_024;
 /// How often the consensus loop checks a held height and whether it
@@ -216,8 +218,16 @@ impl TokioTimers {
 impl HostTimers for TokioTimers {
     fn schedule(&mut self, timeout: Timeout, duration_ms: u64) {
         if self.timers.len() >= TIMERS_MAX {
-            // The oldest timers belong to rounds long gone.
-            self.timers.pop_first();
+            // The timer of the lowest height and round belongs to a round
+            // long gone.
+            let stale = self
+                .timers
+                .iter()
+                .min_by_key(|(_, timer)| (timer.height, timer.round))
+                .map(|(key, _)| *key);
+            if let Some(key) = stale {
+                self.timers.remove(&key);
+            }
         }
         self.sequence = self.sequence.wrapping_add(1);
         let deadline = Instant::now() + Duration::from_millis(duration_ms);
@@ -252,6 +262,7 @@ async fn run_outbox(
     mut items: mpsc::Receiver<OutboxItem>,
     inbox: mpsc::Sender<HostEvent>,
 ) {
+    let fetches = Arc::new(tokio::sync::Semaphore::new(FETCHES_IN_FLIGHT_MAX));
     while let Some(item) = items.recv().await {
         match item {
             OutboxItem::Publish { topic, data } => {
@@ -260,19 +271,31 @@ async fn run_outbox(
                 }
             }
             OutboxItem::RoundState { height, round } => {
+                // A request that finds every slot taken is dropped: the
+                // driver asks again on its next rebroadcast.
+                let Ok(permit) = Arc::clone(&fetches).try_acquire_owned() else {
+                    continue;
+                };
                 let client = client.clone();
                 let inbox = inbox.clone();
-                tokio::spawn(async move { fetch_round_state(client, inbox, height, round).await });
+                tokio::spawn(async move {
+                    fetch_round_state(client, inbox, height, round).await;
+                    drop(permit);
+                });
             }
             OutboxItem::Block {
                 request_id,
                 block_hash,
             } => {
+                let Ok(permit) = Arc::clone(&fetches).try_acquire_owned() else {
+                    continue;
+                };
                 let client = client.clone();
                 let inbox = inbox.clone();
-                tokio::spawn(
-                    async move { fetch_block(client, inbox, request_id, block_hash).await },
-                );
+                tokio::spawn(async move {
+                    fetch_block(client, inbox, request_id, block_hash).await;
+                    drop(permit);
+                });
             }
         }
     }
@@ -329,7 +352,7 @@ async fn fetch_block(
     let Ok(peers) = client.peers().await else {
         return;
     };
-    for peer in peers {
+    for peer in peers.into_iter().take(SYNC_STATUS_PEERS_MAX) {
         let Ok(SyncResponse::Block(Some(found))) = client
             .request_sync(peer, SyncRequest::BlockByHash(block_hash))
             .await
@@ -695,7 +718,11 @@ impl ConsensusLoop {
                     _ => Height::GENESIS,
                 };
                 if ahead.0 > self.host.height().0.saturating_add(1) {
-                    return self.sync_and_restart().await;
+                    // Only a message a validator signed may send us syncing.
+                    if self.signed_by_a_validator(&input) {
+                        return self.sync_and_restart().await;
+                    }
+                    return Ok(());
                 }
                 self.host.handle(input)
             }
@@ -734,6 +761,22 @@ impl ConsensusLoop {
         }
     }
 
+    /// Whether a proposal, vote or certificate carries valid signatures of
+    /// the validator set (checked before a far-ahead message makes the node
+    /// sync, so an unsigned message cannot keep it busy).
+    fn signed_by_a_validator(&self, input: &Input) -> bool {
+        let genesis = self.ledger.genesis();
+        let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
+        match input {
+            Input::Proposal(signed) => signed.proposal.verify(chain_id, validators).is_ok(),
+            Input::Vote(vote) => vote.verify(chain_id, validators).is_ok(),
+            Input::CertificateSeen { certificate, .. } => {
+                certificate.verify(chain_id, validators).is_ok()
+            }
+            _ => false,
+        }
+    }
+
     /// Syncs from peers; if the tip moved, restarts consensus at the new tip.
     async fn sync_and_restart(&mut self) -> Result<(), NodeError> {
         if self
@@ -754,7 +797,7 @@ impl ConsensusLoop {
     /// Fetches, verifies and commits blocks from the peer with the highest
     /// tip until this node reaches it.
     async fn catch_up(&mut self) {
-        let Some((peers, target)) = self.best_peers().await else {
+        let Some((mut peers, target)) = self.best_peers().await else {
             return;
         };
         let start = Instant::now();
@@ -776,9 +819,9 @@ impl ConsensusLoop {
                 from: Height(tip.0.saturating_add(1)),
                 count: SYNC_RANGE_BLOCKS,
             };
-            let blocks = match self.client.request_sync_from_any(&peers, request).await {
-                Ok((_, SyncResponse::Blocks(blocks))) if !blocks.is_empty() => blocks,
-                Ok(_) => break,
+            let (peer, blocks) = match self.client.request_sync_from_any(&peers, request).await {
+                Ok((peer, SyncResponse::Blocks(blocks))) => (peer, blocks),
+                Ok((peer, _)) => (peer, Vec::new()),
                 Err(error) => {
                     tracing::warn!("block sync stopped: {error}");
                     break;
@@ -789,7 +832,14 @@ impl ConsensusLoop {
                 .await
                 .unwrap_or(0);
             if committed == 0 {
-                break;
+                // Nothing usable from this peer (it claimed a tip it does
+                // not serve, or sent blocks that do not verify): ask the
+                // next one.
+                tracing::warn!(%peer, height = tip.0, "a peer gave no usable blocks; trying another");
+                peers.retain(|other| *other != peer);
+                if peers.is_empty() {
+                    break;
+                }
             }
             if last_log.elapsed() >= Duration::from_secs(2) {
                 last_log = Instant::now();

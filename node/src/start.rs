@@ -322,7 +322,13 @@ pub async fn serve(
         _ = stop.requested() => {}
         result = &mut consensus_result => {
             consensus_finished = true;
-            if let Ok(Err(error)) = result {
+            let error = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error),
+                // The thread ended without an answer: it panicked.
+                Err(_) => Some(NodeError::Consensus("the consensus thread stopped unexpectedly".into())),
+            };
+            if let Some(error) = error {
                 tracing::error!("consensus stopped: {error}");
                 failure = Some(error);
             }
