@@ -15,7 +15,7 @@
 //! # Signature validity
 //!
 //! Every path (mempool, proposal validation, block sync) verifies ed25519
-//! signatures under one rule, ZIP-215, through `ed25519-consensus`: its single
+//! signatures under one rule, ZIP-215, through `ed25519-zebra`: its single
 //! and batch verification agree on every input, crafted ones included.
 //! `ed25519-dalek` only makes keys and signs.
 
