@@ -1,8 +1,9 @@
-//! Batched gossip throughput: 10,000 transactions of 200 bytes, in batches,
+//! Batched gossip throughput: 10,000 transactions of 200 bytes, in batches
+//! of 500 (the node sends batches of up to 2,048),
 //! from one node to four peers on loopback. Prints transactions per second
 //! delivered to every peer (the slowest peer's completion time counts).
 //!
-//! Run: `cargo bench -p cairn-p2p --bench gossip`.
+//! Run: `cargo bench --workspace --profile dev --bench gossip`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +17,7 @@ use common::*;
 
 const TRANSACTIONS: usize = 10_000;
 const TRANSACTION_BYTES: usize = 200;
-const BATCH_TRANSACTIONS: usize = 100;
+const BATCH_TRANSACTIONS: usize = 500;
 const ROUNDS: usize = 5;
 const PEERS: usize = 4;
 
