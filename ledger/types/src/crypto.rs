@@ -16,8 +16,8 @@
 
 use std::fmt;
 
-use ed25519_zebra::{batch, VerificationKey, VerificationKeyBytes};
 use ed25519_dalek::Signer as _;
+use ed25519_zebra::{batch, VerificationKey, VerificationKeyBytes};
 
 use crate::{hash::fixed_bytes_serde, limits::SIGNATURE_BATCH_MAX, Address, TypesError};
 
