@@ -192,8 +192,11 @@ pub async fn serve(
     .await?;
 
     let p2p_config = p2p_config(&config, ledger.chain_id(), &node_key)?;
-    let (client, events, p2p_task) = cairn_p2p::spawn(p2p_config)
-        .map_err(|error| NodeError::Home(format!("cannot start p2p networking: {error}")))?;
+    let (client, events, p2p_task) = cairn_p2p::spawn(p2p_config).map_err(|error| {
+        NodeError::Home(format!(
+            "cannot start p2p networking: {error}. If another process uses that port, choose another address with `p2p.listen` in config.toml or --p2p-listen / CAIRN_P2P_LISTEN (port 0 picks a free port)"
+        ))
+    })?;
     let local_peer = client.local_peer_id();
 
     let network = Arc::new(NetworkView::new(Arc::clone(&metrics)));

@@ -317,3 +317,22 @@ fn a_port_in_use_is_named_with_its_config_key() {
         "{message}"
     );
 }
+
+#[test]
+fn a_p2p_port_in_use_is_named_with_its_config_key() {
+    let home = tempfile::tempdir().unwrap();
+    init(home.path(), &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut args = start_args(home.path());
+    // The last argument is the p2p listen address.
+    let last = args.len() - 1;
+    args[last] = format!("/ip4/127.0.0.1/tcp/{port}");
+    let output = run_failing(&args);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(&port.to_string()) && message.contains("p2p.listen"),
+        "{message}"
+    );
+}
