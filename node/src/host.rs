@@ -262,8 +262,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     }
 
     /// Keeps evidence received from a peer (already verified by the
-    /// caller) for a block of this node's.
-    /// Evidence of a height above the one being decided, or older than
+    /// caller) for a block of this node's. Evidence of a height above the one being decided, or older than
     /// [`EVIDENCE_AGE_MAX_HEIGHTS`], is refused: no block could hold the
     /// former yet, and the latter is no longer proposed.
     pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool, NodeError> {
@@ -547,7 +546,7 @@ fn pending_evidence(ledger: &Ledger) -> Result<BTreeMap<Hash, Evidence>, NodeErr
 }
 
 /// The height a network input is for, if it is a consensus message.
-fn message_height(input: &Input) -> Option<Height> {
+pub fn message_height(input: &Input) -> Option<Height> {
     match input {
         Input::Proposal(signed) => Some(signed.proposal.height),
         Input::Vote(vote) => Some(vote.height),

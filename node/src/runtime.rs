@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cairn_consensus::{Input, Message, RequestId, SignedProposal, Timeout};
+use cairn_consensus::{Input, Message, RequestId, Timeout};
 use cairn_p2p::{
     Client, Event, PeerId, RoundState, RoundStateRequest, RoundStateResponder, SyncBlock,
     SyncRequest, SyncResponder, SyncResponse, SyncStatus, Topic, Verdict,
@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     backend::NetworkView,
-    host::{ConsensusHost, HostClock, HostNetwork, HostTimers},
+    host::{message_height, ConsensusHost, HostClock, HostNetwork, HostTimers},
     ledger::Ledger,
     rpc::PeerView,
     shutdown::Shutdown,
@@ -711,12 +711,7 @@ impl ConsensusLoop {
     async fn on_event(&mut self, event: HostEvent) -> Result<(), NodeError> {
         match event {
             HostEvent::Input(input) => {
-                let ahead = match &input {
-                    Input::Proposal(SignedProposal { proposal, .. }) => proposal.height,
-                    Input::Vote(vote) => vote.height,
-                    Input::CertificateSeen { certificate, .. } => certificate.height,
-                    _ => Height::GENESIS,
-                };
+                let ahead = message_height(&input).unwrap_or(Height::GENESIS);
                 if ahead.0 > self.host.height().0.saturating_add(1) {
                     // Only a message a validator signed may send us syncing.
                     if self.signed_by_a_validator(&input) {
@@ -746,13 +741,10 @@ impl ConsensusLoop {
                         block: codec::encode(block.as_ref()),
                         certificate: Vec::new(),
                     }),
-                    None => {
-                        let ledger = Arc::clone(&self.ledger);
-                        match serve_sync(&ledger, &SyncRequest::BlockByHash(hash)) {
-                            SyncResponse::Block(found) => found,
-                            _ => None,
-                        }
-                    }
+                    None => match serve_sync(&self.ledger, &SyncRequest::BlockByHash(hash)) {
+                        SyncResponse::Block(found) => found,
+                        _ => None,
+                    },
                 };
                 reply.respond(SyncResponse::Block(found));
                 Ok(())
