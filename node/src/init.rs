@@ -27,6 +27,9 @@ pub struct InitOptions {
     pub mode: NodeMode,
     /// Genesis time of a new genesis.
     pub genesis_time: Timestamp,
+    /// `consensus.timeout_commit_ms` written to the config, when not the
+    /// default.
+    pub timeout_commit_ms: Option<u64>,
 }
 
 /// Creates the home: `config/config.toml`, `config/node_key.json`,
@@ -62,11 +65,14 @@ pub fn init_home(home: &Home, options: &InitOptions) -> Result<(), NodeError> {
     write_key_file(&home.validator_key_file(), &validator_key)?;
     write_key_file(&home.node_key_file(), &generate_keypair())?;
 
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         moniker: options.moniker.clone(),
         mode: options.mode,
         ..NodeConfig::default()
     };
+    if let Some(timeout_commit_ms) = options.timeout_commit_ms {
+        config.consensus.timeout_commit_ms = timeout_commit_ms;
+    }
     write_private_file(&home.config_file(), config.to_toml().as_bytes())?;
 
     let genesis_file = match imported {

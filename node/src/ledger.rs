@@ -368,7 +368,13 @@ impl Ledger {
     /// so a large batch never holds up a commit.
     pub fn submit(&self, batch: &[&[u8]]) -> Vec<Result<Hash, Rejection>> {
         let _one_at_a_time = lock(&self.admission_lock);
-        let prepared = Mempool::prepare_batch(&self.genesis.chain_id, batch);
+        let prepared = Mempool::prepare_batch(&self.genesis.chain_id, batch, |hashes| {
+            let mempool = lock(&self.mempool);
+            hashes
+                .iter()
+                .map(|hash| mempool.signature_verified(hash))
+                .collect()
+        });
         let committed = self.read();
         let mut mempool = lock(&self.mempool);
         let results = mempool.insert_prepared(prepared, &StateAccounts(&committed.state));
@@ -585,6 +591,12 @@ impl Ledger {
                 index,
                 hash: hashes[index],
             });
+        }
+        // Gossip often brings these transactions after the proposal did:
+        // admission will then skip their signatures.
+        let mut mempool = lock(&self.mempool);
+        for &index in &unverified {
+            mempool.remember_verified(hashes[index]);
         }
         Ok(())
     }

@@ -45,6 +45,10 @@ enum Command {
         /// `validator` or `full`.
         #[arg(long, value_enum, default_value = "validator")]
         mode: ModeArg,
+        /// `consensus.timeout_commit_ms` to write into the config (the
+        /// pause after a commit; default 100).
+        #[arg(long)]
+        timeout_commit_ms: Option<u64>,
     },
     /// Run the node until SIGINT or SIGTERM.
     Start {
@@ -101,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             chain_id,
             genesis,
             mode,
+            timeout_commit_ms,
         } => {
             let options = InitOptions {
                 moniker,
@@ -111,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ModeArg::Full => NodeMode::Full,
                 },
                 genesis_time: now(),
+                timeout_commit_ms,
             };
             init_home(&home, &options)?;
             println!("initialised {}", home.root().display());

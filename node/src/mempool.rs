@@ -321,7 +321,12 @@ impl Mempool {
         batch: &[&[u8]],
         accounts: &impl AccountView,
     ) -> Vec<Result<Hash, Rejection>> {
-        let prepared = Mempool::prepare_batch(&self.chain_id, batch);
+        let prepared = Mempool::prepare_batch(&self.chain_id, batch, |hashes| {
+            hashes
+                .iter()
+                .map(|hash| self.signature_verified(hash))
+                .collect()
+        });
         self.insert_prepared(prepared, accounts)
     }
 
@@ -329,8 +334,16 @@ impl Mempool {
     /// state: size, decoding, the stateless rules of `cairn-state`
     /// ([`cairn_state::check_stateless`]: chain, memo, overflow), repeats
     /// within the batch, and one ZIP-215 batch verification of the
-    /// signatures. Run it outside any lock, then [`Mempool::insert_prepared`].
-    pub fn prepare_batch(chain_id: &ChainId, batch: &[&[u8]]) -> Vec<Result<Prepared, Rejection>> {
+    /// signatures. `already_verified` gets the hashes that passed the
+    /// cheap checks and says, for each, whether this node verified its
+    /// signature before (a proposal carried it, or it is pending): those
+    /// are not verified again. Run it outside any lock, then
+    /// [`Mempool::insert_prepared`].
+    pub fn prepare_batch(
+        chain_id: &ChainId,
+        batch: &[&[u8]],
+        already_verified: impl FnOnce(&[Hash]) -> Vec<bool>,
+    ) -> Vec<Result<Prepared, Rejection>> {
         let mut results: Vec<Option<Result<Prepared, Rejection>>> = Vec::with_capacity(batch.len());
         let mut candidates: Vec<(usize, Candidate)> = Vec::with_capacity(batch.len());
         let mut batch_hashes = HashSet::with_capacity(batch.len());
@@ -349,8 +362,24 @@ impl Mempool {
                 Err(rejection) => results[position] = Some(Err(rejection)),
             }
         }
-        let mut verifier = BatchVerifier::with_capacity(candidates.len());
-        for (_, candidate) in &candidates {
+        let hashes: Vec<Hash> = candidates
+            .iter()
+            .map(|(_, candidate)| candidate.hash)
+            .collect();
+        let known = already_verified(&hashes);
+        let (known, unknown): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .zip(known.into_iter().chain(std::iter::repeat(false)))
+            .partition(|(_, known)| *known);
+        for ((position, candidate), _) in known {
+            results[position] = Some(Ok(Prepared(candidate)));
+        }
+        let unknown: Vec<(usize, Candidate)> = unknown
+            .into_iter()
+            .map(|(candidate, _)| candidate)
+            .collect();
+        let mut verifier = BatchVerifier::with_capacity(unknown.len());
+        for (_, candidate) in &unknown {
             verifier.push(
                 candidate.transaction.transaction.sender,
                 candidate.transaction.signature,
@@ -358,7 +387,7 @@ impl Mempool {
             );
         }
         let verdicts = verifier.verify();
-        for ((position, candidate), signature_ok) in candidates.into_iter().zip(verdicts) {
+        for ((position, candidate), signature_ok) in unknown.into_iter().zip(verdicts) {
             results[position] = Some(if signature_ok {
                 Ok(Prepared(candidate))
             } else {
@@ -602,7 +631,9 @@ impl Mempool {
         }
     }
 
-    fn remember_verified(&mut self, hash: Hash) {
+    /// Remembers that this node verified the signature of `hash` (a
+    /// proposal carried it), so admission does not verify it again.
+    pub fn remember_verified(&mut self, hash: Hash) {
         if self.verified.insert(hash) {
             self.verified_order.push_back(hash);
             while self.verified_order.len() > VERIFIED_CACHE_MAX {

@@ -78,6 +78,10 @@ pub const SYNC_CHECK_INTERVAL_MS: u64 = 3_000;
 pub const SYNC_RETRY_MS: u64 = 1_000;
 /// Most peers asked for their tip at once.
 pub const SYNC_STATUS_PEERS_MAX: usize = 8;
+/// A node syncing from further behind than this many blocks reports
+/// `catching_up` and refuses new transactions (its state is too old to
+/// check them); a few blocks behind, it keeps taking them while it syncs.
+pub const CATCHING_UP_BLOCKS_MIN: u64 = 16;
 /// Blocks asked for in one range request.
 pub const SYNC_RANGE_BLOCKS: u32 = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
 
@@ -806,7 +810,8 @@ impl ConsensusLoop {
         let mut last_log = Instant::now();
         while self.ledger.tip().height.0 < target.0 {
             let tip = self.ledger.tip().height;
-            self.view.set_sync(true, target.0.saturating_sub(tip.0));
+            let behind = target.0.saturating_sub(tip.0);
+            self.view.set_sync(behind > CATCHING_UP_BLOCKS_MIN, behind);
             let request = SyncRequest::Blocks {
                 from: Height(tip.0.saturating_add(1)),
                 count: SYNC_RANGE_BLOCKS,

@@ -47,8 +47,6 @@ pub struct GossipMessage {
     pub topic: Topic,
     /// The peer that forwarded it to us (the one scored by the verdict).
     pub source: PeerId,
-    /// The peer that published it, when signed.
-    pub origin: Option<PeerId>,
     /// The opaque payload.
     pub data: Vec<u8>,
     /// Answer the verdict through this. Dropping it unanswered counts as

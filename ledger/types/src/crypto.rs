@@ -1,7 +1,9 @@
 //! Keys and signatures.
 //!
-//! ed25519-dalek makes keys and signs. Every verification goes through
-//! `ed25519-zebra`, which implements the ZIP-215 rules: cofactored
+//! ed25519-dalek makes keys and signs. Single verification goes through
+//! `ed25519-zebra`, and batch verification through
+//! [`crate::signature_batch`] (the same equation as `ed25519-zebra`'s,
+//! with a cache of decompressed keys). Both implement the ZIP-215 rules: cofactored
 //! verification that accepts non-canonical point encodings, so single and
 //! batch verification agree on every input. ed25519-dalek's cofactorless
 //! single verification and its batch verification disagree on signatures
@@ -17,7 +19,7 @@
 use std::fmt;
 
 use ed25519_dalek::Signer as _;
-use ed25519_zebra::{batch, VerificationKey, VerificationKeyBytes};
+use ed25519_zebra::VerificationKey;
 
 use crate::{hash::fixed_bytes_serde, limits::SIGNATURE_BATCH_MAX, Address, TypesError};
 
@@ -178,33 +180,55 @@ impl<'a> BatchVerifier<'a> {
         self.items.is_empty()
     }
 
-    /// Verifies everything queued; one verdict per item, in order.
+    /// Verifies everything queued; one verdict per item, in order. A
+    /// batch of [`PARALLEL_VERIFY_ITEMS_MIN`] items or more is split over
+    /// the machine's cores, so a node that has them to itself (`--dev`, one
+    /// validator) verifies on all of them.
     pub fn verify(self) -> Vec<bool> {
-        let mut verdicts = Vec::with_capacity(self.items.len());
-        for chunk in self.items.chunks(SIGNATURE_BATCH_MAX) {
-            let mut batch = batch::Verifier::new();
-            for (public_key, signature, message) in chunk {
-                batch.queue((
-                    VerificationKeyBytes::from(public_key.0),
-                    ed25519_zebra::Signature::from(signature.0),
-                    message,
-                ));
-            }
-            if batch.verify(rand_core::OsRng).is_ok() {
-                verdicts.extend(std::iter::repeat_n(true, chunk.len()));
-            } else {
-                verdicts.extend(chunk.iter().map(|(public_key, signature, message)| {
-                    public_key.verify(message, signature).is_ok()
-                }));
-            }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        if cores < 2 || self.items.len() < PARALLEL_VERIFY_ITEMS_MIN {
+            return verify_items(&self.items);
         }
-        verdicts
+        let part_len = self.items.len().div_ceil(cores);
+        std::thread::scope(|scope| {
+            let mut parts = self.items.chunks(part_len);
+            let first = parts.next().unwrap_or(&[]);
+            let helpers: Vec<_> = parts
+                .map(|part| (part.len(), scope.spawn(move || verify_items(part))))
+                .collect();
+            let mut verdicts = verify_items(first);
+            for (part_len, helper) in helpers {
+                // A helper that panicked vouches for nothing: its part fails.
+                verdicts.extend(helper.join().unwrap_or_else(|_| vec![false; part_len]));
+            }
+            verdicts
+        })
     }
 
     /// Whether every queued signature verifies.
     pub fn verify_all(self) -> bool {
         self.verify().into_iter().all(|ok| ok)
     }
+}
+
+/// Batches smaller than this are verified on the calling thread alone:
+/// below it, starting a thread costs more than it saves.
+pub const PARALLEL_VERIFY_ITEMS_MIN: usize = 256;
+
+/// Verifies `items` on this thread, in chunks of [`SIGNATURE_BATCH_MAX`];
+/// a failed chunk falls back to single verification to find the culprits.
+fn verify_items(items: &[(PublicKey, Signature, &[u8])]) -> Vec<bool> {
+    let mut verdicts = Vec::with_capacity(items.len());
+    for chunk in items.chunks(SIGNATURE_BATCH_MAX) {
+        if crate::signature_batch::verify_chunk(chunk) {
+            verdicts.extend(std::iter::repeat_n(true, chunk.len()));
+        } else {
+            verdicts.extend(chunk.iter().map(|(public_key, signature, message)| {
+                public_key.verify(message, signature).is_ok()
+            }));
+        }
+    }
+    verdicts
 }
 
 #[cfg(test)]

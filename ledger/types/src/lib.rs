@@ -15,9 +15,11 @@
 //! # Signature validity
 //!
 //! Every path (mempool, proposal validation, block sync) verifies ed25519
-//! signatures under one rule, ZIP-215, through `ed25519-zebra`: its single
-//! and batch verification agree on every input, crafted ones included.
-//! `ed25519-dalek` only makes keys and signs.
+//! signatures under one rule, ZIP-215: single verification through
+//! `ed25519-zebra`, batch verification through [`signature_batch`] (the
+//! same equation, with a cache of decompressed keys); the two agree on
+//! every input, crafted ones included. `ed25519-dalek` only makes keys and
+//! signs.
 
 pub mod address;
 pub mod block;
@@ -30,6 +32,7 @@ pub mod ids;
 pub mod limits;
 pub mod merkle;
 pub mod params;
+pub mod signature_batch;
 pub mod transaction;
 pub mod validator;
 

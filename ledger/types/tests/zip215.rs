@@ -106,3 +106,48 @@ fn non_canonical_s_is_refused_by_both_paths() {
     batch.push(public_key, signature, b"Zcash");
     assert_eq!(batch.verify(), vec![false]);
 }
+
+/// Random valid signatures and every kind of corruption: the batch verdict
+/// of each item equals `ed25519-zebra`'s single verdict, and a batch of
+/// good signatures passes, twice (the second time from the key cache).
+#[test]
+fn batch_agrees_with_single_on_valid_and_corrupted_signatures() {
+    use cairn_types::Keypair;
+    let keys: Vec<Keypair> = (0..16u8).map(|n| Keypair::from_seed(&[n; 32])).collect();
+    let messages: Vec<Vec<u8>> = (0..64u32)
+        .map(|n| n.to_le_bytes().repeat(n as usize % 7 + 1))
+        .collect();
+    let mut items: Vec<(PublicKey, Signature, &[u8])> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let key = &keys[index % keys.len()];
+        let mut public_key = key.public_key();
+        let mut signature = key.sign(message);
+        match index % 8 {
+            1 => signature.0[3] ^= 0x10,  // R changed
+            2 => signature.0[40] ^= 0x01, // s changed
+            3 => signature.0[63] |= 0xf0, // s not canonical
+            4 => public_key = keys[(index + 1) % keys.len()].public_key(), // wrong key
+            5 => public_key.0 = [0xff; 32], // key not a point (y >= p, no x)
+            _ => {}
+        }
+        items.push((public_key, signature, message));
+    }
+    let mut batch = BatchVerifier::new();
+    for (public_key, signature, message) in &items {
+        batch.push(*public_key, *signature, message);
+    }
+    let verdicts = batch.verify();
+    for ((public_key, signature, message), verdict) in items.iter().zip(&verdicts) {
+        assert_eq!(*verdict, public_key.verify(message, signature).is_ok());
+    }
+    assert_eq!(verdicts.iter().filter(|ok| **ok).count(), 24);
+
+    for _ in 0..2 {
+        let mut good = BatchVerifier::new();
+        for (index, message) in messages.iter().enumerate() {
+            let key = &keys[index % keys.len()];
+            good.push(key.public_key(), key.sign(message), message);
+        }
+        assert!(good.verify_all());
+    }
+}
