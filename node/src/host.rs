@@ -71,6 +71,13 @@ pub trait HostTimers {
     fn clear(&mut self);
 }
 
+/// The error that stops consensus when the WAL cannot be written.
+fn wal_failed(error: cairn_store::StoreError) -> NodeError {
+    NodeError::Consensus(format!(
+        "cannot write the consensus WAL ({error}); stopping rather than sign what could not be persisted"
+    ))
+}
+
 /// Tells the host the time (the wall clock in a node, simulated time in
 /// the simulator).
 pub trait HostClock {
@@ -107,6 +114,8 @@ pub struct ConsensusHost<N, T, C> {
     fee_address: Address,
     waiting: Option<Waiting>,
     evidence_pool: BTreeMap<Hash, Evidence>,
+    /// WAL entries were appended since the last sync.
+    wal_unsynced: bool,
 }
 
 impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
@@ -137,6 +146,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             config,
             fee_address,
             waiting: None,
+            wal_unsynced: false,
             evidence_pool,
         })
     }
@@ -211,9 +221,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         self.waiting = None;
         let height = self.next_height();
         // Entries of committed heights are of no use any more.
-        if let Err(error) = self.ledger.store().wal_prune_below(height) {
-            tracing::warn!("cannot prune the consensus WAL: {error}");
-        }
+        self.prune_wal_below(height);
         let wal = self.read_wal(height)?;
         if wal.is_empty() && self.should_wait() {
             self.waiting = Some(Waiting {
@@ -242,6 +250,18 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             for output in outputs {
                 self.execute(output, &mut inputs)?;
             }
+        }
+        // Whatever this step appended is durable before the next input:
+        // a crash between steps loses nothing, and a state entered (a
+        // round, a lock) survives it even when nothing was sent.
+        self.sync_wal()
+    }
+
+    /// Syncs the WAL if entries were appended since the last sync.
+    fn sync_wal(&mut self) -> Result<(), NodeError> {
+        if self.wal_unsynced {
+            self.ledger.store().wal_sync().map_err(wal_failed)?;
+            self.wal_unsynced = false;
         }
         Ok(())
     }
@@ -349,6 +369,16 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         }))
     }
 
+    /// Deletes the WAL entries below `height`. Not synced on its own: the
+    /// sync at the end of this step or the next covers it (a crash before
+    /// then only brings back entries no one reads).
+    fn prune_wal_below(&mut self, height: Height) {
+        if let Err(error) = self.ledger.store().wal_prune_below(height) {
+            tracing::warn!("cannot prune the consensus WAL: {error}");
+        }
+        self.wal_unsynced = true;
+    }
+
     fn execute(
         &mut self,
         output: Output,
@@ -356,17 +386,19 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     ) -> Result<(), NodeError> {
         match output {
             Output::Persist(entry) => {
-                // Synced before the next output (a broadcast) runs.
+                // Appended now, synced once before the next broadcast or at
+                // the end of the step: the entries of one step (round,
+                // block, proposal; or lock and vote) cost one fsync.
                 self.ledger
                     .store()
                     .wal_append(entry.height(), &entry.to_bytes())
-                    .map_err(|error| {
-                        NodeError::Consensus(format!(
-                            "cannot write the consensus WAL ({error}); stopping rather than sign what could not be persisted"
-                        ))
-                    })?;
+                    .map_err(wal_failed)?;
+                self.wal_unsynced = true;
             }
-            Output::Broadcast(message) => self.network.broadcast(&message),
+            Output::Broadcast(message) => {
+                self.sync_wal()?;
+                self.network.broadcast(&message);
+            }
             Output::ScheduleTimeout {
                 timeout,
                 duration_ms,
@@ -501,10 +533,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         for evidence in &block.evidence {
             self.evidence_pool.remove(&evidence.hash());
         }
-        let store = self.ledger.store();
-        if let Err(error) = store.wal_prune_below(Height(height.0.saturating_add(1))) {
-            tracing::warn!("cannot prune the consensus WAL: {error}");
-        }
+        // The commit deleted the WAL of this height in the same write.
         tracing::info!(
             height = height.0,
             round = certificate.round.0,

@@ -145,14 +145,18 @@ pub enum Outgoing {
 /// [`HostNetwork`] of a simulated node: an outbox.
 pub struct SimNetwork {
     store: Arc<dyn Store>,
+    disk: MemoryDisk,
     outbox: Vec<Outgoing>,
 }
 
 impl SimNetwork {
-    /// A network whose persist-before-send check reads `store`'s WAL.
-    pub fn new(store: Arc<dyn Store>) -> SimNetwork {
+    /// A network whose persist-before-send check reads `store`'s WAL on
+    /// `disk`: a message counts as persisted when the WAL holds it and no
+    /// write is waiting for a sync (a crash now would not lose it).
+    pub fn new(store: Arc<dyn Store>, disk: MemoryDisk) -> SimNetwork {
         SimNetwork {
             store,
+            disk,
             outbox: Vec::new(),
         }
     }
@@ -168,10 +172,12 @@ impl SimNetwork {
             Message::Proposal(signed) => WalEntry::Proposal(signed.proposal.clone()),
         };
         let bytes = entry.to_bytes();
-        self.store
-            .wal_entries(message.height())
-            .map(|entries| entries.contains(&bytes))
-            .unwrap_or(false)
+        self.disk.unsynced_writes() == 0
+            && self
+                .store
+                .wal_entries(message.height())
+                .map(|entries| entries.contains(&bytes))
+                .unwrap_or(false)
     }
 }
 
@@ -819,7 +825,7 @@ impl Simulation {
             Arc::new(ledger),
             self.driver_config(),
             Some(self.nodes[node].keypair.clone()),
-            SimNetwork::new(store),
+            SimNetwork::new(store, self.nodes[node].disk.clone()),
             SimTimers::default(),
             clock,
             HostConfig {

@@ -32,7 +32,16 @@ pub(crate) trait Backend: Send + Sync {
 
     /// Applies `batch` atomically and syncs it to stable storage before
     /// returning: after a crash either all of it or none of it is there.
+    /// Syncing also makes every earlier unsynced write durable.
     fn write(&self, batch: Self::Batch<'_>) -> Result<(), StoreError>;
+
+    /// Applies `batch` atomically without waiting for stable storage:
+    /// reads see it at once, a crash may lose it (and every later write
+    /// up to the next sync), never half of it.
+    fn write_unsynced(&self, batch: Self::Batch<'_>) -> Result<(), StoreError>;
+
+    /// Makes every write so far durable.
+    fn sync(&self) -> Result<(), StoreError>;
 
     /// Visits, in key order, the entries of `column` with keys in
     /// `[start, end)` (`end = None`: to the last key) until `visit`

@@ -71,7 +71,9 @@ pub trait Store: Send + Sync {
     /// Commits the next block with the certificate that decided it and its
     /// execution outcome (computed on the store's latest state): block,
     /// certificate, hash and transaction indexes, changed accounts and the
-    /// latest height, in one atomic synced write. Refuses a block that is
+    /// latest height, in one atomic synced write that also deletes the
+    /// consensus WAL of this height and below (and makes every earlier WAL
+    /// append durable). Refuses a block that is
     /// not the next one, a certificate for another block, or an outcome
     /// computed on another state or disagreeing with the header's root.
     ///
@@ -115,16 +117,24 @@ pub trait Store: Send + Sync {
     /// root. Called once at start-up.
     fn load_state(&self) -> Result<LedgerState, StoreError>;
 
-    /// Appends an opaque consensus WAL entry for `height`, synced before
-    /// returning. At most [`WAL_ENTRY_BYTES_MAX`] bytes, at most
+    /// Appends an opaque consensus WAL entry for `height`. It is visible
+    /// to [`Store::wal_entries`] at once but durable only after
+    /// [`Store::wal_sync`] (or any later synced write): append every entry
+    /// of a step, then sync once before anything leaves the node. At most [`WAL_ENTRY_BYTES_MAX`] bytes, at most
     /// [`WAL_ENTRIES_PER_HEIGHT_MAX`] entries and
     /// [`WAL_HEIGHT_BYTES_MAX`] bytes per height.
     fn wal_append(&self, height: Height, entry: &[u8]) -> Result<(), StoreError>;
 
+    /// Makes every WAL entry appended so far durable (one fsync).
+    fn wal_sync(&self) -> Result<(), StoreError>;
+
     /// The WAL entries of `height`, in append order.
     fn wal_entries(&self, height: Height) -> Result<Vec<Vec<u8>>, StoreError>;
 
-    /// Deletes the WAL entries of every height below `height` (synced).
+    /// Deletes the WAL entries of every height below `height`, without a
+    /// sync of its own: a crash may bring old entries back, which the next
+    /// prune removes (they are never read: a node resumes only its next
+    /// height).
     fn wal_prune_below(&self, height: Height) -> Result<(), StoreError>;
 
     /// Keeps `evidence` (synced); `false` if it was already kept.

@@ -187,7 +187,17 @@ impl<B: Backend> Engine<B> {
             batch.put(Column::Accounts, address, value);
         }
         batch.put(Column::Metadata, MetaKey::LatestHeight.key(), &key);
+        // The consensus WAL of this height and below is of no use once the
+        // block is committed; dropping it in the same write costs no sync
+        // of its own and cannot lose a height that is not committed.
+        let mut wal_cursor = lock(&self.wal);
+        let next = Height(height.0.saturating_add(1));
+        batch.delete_range(Column::Wal, &wal_key(Height(0), 0), &wal_key(next, 0));
         self.backend.write(batch)?;
+        if wal_cursor.is_some_and(|cursor| cursor.height < next) {
+            *wal_cursor = None;
+        }
+        drop(wal_cursor);
         *tip = Tip {
             height,
             block_hash: encoded.hash,
@@ -366,7 +376,7 @@ impl<B: Backend> Engine<B> {
         }
         let mut batch = self.backend.batch(entry.len() + 64);
         batch.put(Column::Wal, &wal_key(height, current.next_sequence), entry);
-        self.backend.write(batch)?;
+        self.backend.write_unsynced(batch)?;
         *cursor = Some(WalCursor {
             height,
             next_sequence: current.next_sequence + 1,
@@ -423,6 +433,10 @@ impl<B: Backend> Engine<B> {
         )
     }
 
+    pub(crate) fn wal_sync(&self) -> Result<(), StoreError> {
+        self.backend.sync()
+    }
+
     pub(crate) fn wal_entries(&self, height: Height) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut entries = Vec::new();
         self.scan_wal(height, &mut |_, entry| entries.push(entry.to_vec()))?;
@@ -433,7 +447,7 @@ impl<B: Backend> Engine<B> {
         let mut cursor = lock(&self.wal);
         let mut batch = self.backend.batch(0);
         batch.delete_range(Column::Wal, &wal_key(Height(0), 0), &wal_key(height, 0));
-        self.backend.write(batch)?;
+        self.backend.write_unsynced(batch)?;
         if cursor.is_some_and(|cursor| cursor.height < height) {
             *cursor = None;
         }
@@ -690,6 +704,9 @@ macro_rules! delegate_store {
                 entry: &[u8],
             ) -> Result<(), $crate::StoreError> {
                 self.engine.wal_append(height, entry)
+            }
+            fn wal_sync(&self) -> Result<(), $crate::StoreError> {
+                self.engine.wal_sync()
             }
             fn wal_entries(
                 &self,

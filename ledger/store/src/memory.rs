@@ -5,11 +5,14 @@
 //!
 //! A [`MemoryDisk`] plays the disk and outlives the [`MemoryStore`]s opened
 //! on it, as a directory outlives a process. Every write of the
-//! [`crate::Store`] contract is synced before it returns, so a crash
-//! *between* calls loses nothing; the write a crash can lose is the one it
-//! interrupts, which never returned. The simulator models both:
+//! [`crate::Store`] contract but `wal_append` is synced before it returns,
+//! so a crash *between* calls loses nothing of those; the write a crash can
+//! lose is the one it interrupts, which never returned, and the WAL
+//! appends since the last `wal_sync` or synced write. The simulator models both:
 //!
-//! - [`MemoryDisk::crash`]: the process dies now. Stores opened before it
+//! - [`MemoryDisk::crash`]: the process dies now, and the writes made
+//!   without a sync since the last sync (WAL appends) are lost. Stores
+//!   opened before it
 //!   answer every call with [`StoreError::Crashed`]; open the disk again to
 //!   restart.
 //! - [`MemoryDisk::crash_during_write`]: the process dies during the
@@ -63,8 +66,22 @@ struct DiskState {
     generation: u64,
     /// A staged write not synced yet (only ever seen by a crash).
     unsynced: Option<MemoryBatch>,
+    /// Unsynced writes applied since the last sync, oldest first: a crash
+    /// takes them back.
+    not_durable: Vec<Undo>,
     scheduled: Option<ScheduledCrash>,
     writes: u64,
+}
+
+impl DiskState {
+    /// Loses the writes not synced and kills every open store.
+    fn crash_now(&mut self) {
+        let lost = std::mem::take(&mut self.not_durable);
+        for undo in lost.into_iter().rev() {
+            undo.revert(&mut self.columns);
+        }
+        self.generation += 1;
+    }
 }
 
 /// A simulated disk holding one store. Cloning shares it.
@@ -89,7 +106,13 @@ impl MemoryDisk {
         let mut state = self.lock();
         state.unsynced = None;
         state.scheduled = None;
-        state.generation += 1;
+        state.crash_now();
+    }
+
+    /// Writes applied without a sync since the last one (a crash now
+    /// would lose them).
+    pub fn unsynced_writes(&self) -> usize {
+        self.lock().not_durable.len()
     }
 
     /// The process will die during the write that follows `writes_before`
@@ -167,12 +190,14 @@ impl Batch for MemoryBatch {
 }
 
 impl MemoryBatch {
-    /// Applies the batch to the disk's maps.
-    fn apply_to(self, columns: &mut Columns) {
+    /// Applies the batch to the disk's maps; returns what undoes it.
+    fn apply_to(self, columns: &mut Columns) -> Undo {
+        let mut undo = Undo::default();
         for operation in self.operations {
             match operation {
                 Operation::Put(column, key, value) => {
-                    columns[column.index()].insert(key, value);
+                    let old = columns[column.index()].insert(key.clone(), value);
+                    undo.0.push((column, key, old));
                 }
                 Operation::DeleteRange(column, start, end) if start < end => {
                     let map = &mut columns[column.index()];
@@ -181,11 +206,29 @@ impl MemoryBatch {
                         .map(|(key, _)| key.clone())
                         .collect();
                     for key in doomed {
-                        map.remove(&key);
+                        let old = map.remove(&key);
+                        undo.0.push((column, key, old));
                     }
                 }
                 Operation::DeleteRange(..) => {}
             }
+        }
+        undo
+    }
+}
+
+/// The previous values of the keys one write touched, to take an unsynced
+/// write back when a crash loses it.
+#[derive(Debug, Default)]
+struct Undo(Vec<(Column, Vec<u8>, Option<Vec<u8>>)>);
+
+impl Undo {
+    fn revert(self, columns: &mut Columns) {
+        for (column, key, old) in self.0.into_iter().rev() {
+            match old {
+                Some(value) => columns[column.index()].insert(key, value),
+                None => columns[column.index()].remove(&key),
+            };
         }
     }
 }
@@ -207,6 +250,52 @@ impl MemoryBackend {
     }
 }
 
+/// Whether a write waits for the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
+impl MemoryBackend {
+    /// A write, as RocksDB does it: all or nothing; a synced one makes
+    /// every earlier write durable; an unsynced one is visible at once but
+    /// undone by a crash before the next sync.
+    fn write_batch(&self, batch: MemoryBatch, durability: Durability) -> Result<(), StoreError> {
+        let mut state = self.live()?;
+        // Stage, then write, unless a crash interrupts in between.
+        state.unsynced = Some(batch);
+        if let Some(scheduled) = state.scheduled {
+            if scheduled.writes_before == 0 {
+                if scheduled.fate == InterruptedWrite::Persisted {
+                    // It reached the disk, and the log before it did too.
+                    if let Some(batch) = state.unsynced.take() {
+                        batch.apply_to(&mut state.columns);
+                    }
+                    state.not_durable.clear();
+                }
+                state.unsynced = None;
+                state.scheduled = None;
+                state.crash_now();
+                return Err(StoreError::Crashed);
+            }
+            state.scheduled = Some(ScheduledCrash {
+                writes_before: scheduled.writes_before - 1,
+                ..scheduled
+            });
+        }
+        if let Some(batch) = state.unsynced.take() {
+            let undo = batch.apply_to(&mut state.columns);
+            match durability {
+                Durability::Synced => state.not_durable.clear(),
+                Durability::Unsynced => state.not_durable.push(undo),
+            }
+        }
+        state.writes += 1;
+        Ok(())
+    }
+}
+
 impl Backend for MemoryBackend {
     type Batch<'a> = MemoryBatch;
 
@@ -219,30 +308,15 @@ impl Backend for MemoryBackend {
     }
 
     fn write(&self, batch: MemoryBatch) -> Result<(), StoreError> {
-        let mut state = self.live()?;
-        // Stage, then sync, unless a crash interrupts in between.
-        state.unsynced = Some(batch);
-        if let Some(scheduled) = state.scheduled {
-            if scheduled.writes_before == 0 {
-                if scheduled.fate == InterruptedWrite::Persisted {
-                    if let Some(batch) = state.unsynced.take() {
-                        batch.apply_to(&mut state.columns);
-                    }
-                }
-                state.unsynced = None;
-                state.scheduled = None;
-                state.generation += 1;
-                return Err(StoreError::Crashed);
-            }
-            state.scheduled = Some(ScheduledCrash {
-                writes_before: scheduled.writes_before - 1,
-                ..scheduled
-            });
-        }
-        if let Some(batch) = state.unsynced.take() {
-            batch.apply_to(&mut state.columns);
-        }
-        state.writes += 1;
+        self.write_batch(batch, Durability::Synced)
+    }
+
+    fn write_unsynced(&self, batch: MemoryBatch) -> Result<(), StoreError> {
+        self.write_batch(batch, Durability::Unsynced)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.live()?.not_durable.clear();
         Ok(())
     }
 

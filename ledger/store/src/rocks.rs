@@ -100,6 +100,7 @@ fn column_options(column: Column, cache: &Cache) -> Options {
 pub(crate) struct RocksBackend {
     db: DB,
     sync: WriteOptions,
+    unsynced: WriteOptions,
 }
 
 impl RocksBackend {
@@ -127,7 +128,11 @@ impl RocksBackend {
             })?;
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
-        let backend = RocksBackend { db, sync };
+        let backend = RocksBackend {
+            db,
+            sync,
+            unsynced: WriteOptions::default(),
+        };
         // Fail at open, not at first use, if a column family is missing.
         for column in Column::ALL {
             backend.handle(column)?;
@@ -202,6 +207,26 @@ impl Backend for RocksBackend {
         self.db
             .write_opt(batch.batch, &self.sync)
             .map_err(backend_error("write a batch"))
+    }
+
+    fn write_unsynced(&self, batch: RocksBatch<'_>) -> Result<(), StoreError> {
+        if let Some(column) = batch.missing {
+            return Err(StoreError::Backend {
+                operation: "write a batch",
+                reason: format!("column family {:?} is missing", column.name()),
+            });
+        }
+        // RocksDB's own log is one file: a later synced write, or
+        // `flush_wal(true)`, makes this one durable too.
+        self.db
+            .write_opt(batch.batch, &self.unsynced)
+            .map_err(backend_error("write a batch"))
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db
+            .flush_wal(true)
+            .map_err(backend_error("sync the log"))
     }
 
     fn scan(

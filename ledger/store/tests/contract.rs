@@ -319,6 +319,7 @@ fn the_wal_keeps_entries_in_order<H: Harness>(mut harness: H) {
         b"late".to_vec(),
     ];
     assert_eq!(store.wal_entries(Height(1)).unwrap(), expected);
+    store.wal_sync().unwrap();
     drop(store);
 
     let store = open(&mut harness, &chain);
@@ -440,4 +441,28 @@ fn a_rocks_store_is_opened_by_one_process_at_a_time() {
     assert!(error.to_string().contains("lock"), "{error}");
     drop(store);
     assert!(RocksStore::open(&path, &chain.identity, &chain.genesis).is_ok());
+}
+
+/// The simulated disk loses WAL appends not synced when the process
+/// crashes, and keeps those a `wal_sync` covered, as RocksDB would.
+#[test]
+fn a_crash_loses_the_wal_appends_after_the_last_sync() {
+    let chain = TestChain::new("contract", 2, 0);
+    let disk = MemoryDisk::new();
+    let store = MemoryStore::open(&disk, &chain.identity, &chain.genesis).unwrap();
+    store.wal_append(Height(1), b"prevote").unwrap();
+    store.wal_sync().unwrap();
+    store.wal_append(Height(1), b"precommit").unwrap();
+    assert_eq!(disk.unsynced_writes(), 1);
+    assert_eq!(
+        store.wal_entries(Height(1)).unwrap(),
+        vec![b"prevote".to_vec(), b"precommit".to_vec()]
+    );
+    disk.crash();
+    let store = MemoryStore::open(&disk, &chain.identity, &chain.genesis).unwrap();
+    assert_eq!(
+        store.wal_entries(Height(1)).unwrap(),
+        vec![b"prevote".to_vec()]
+    );
+    assert_eq!(disk.unsynced_writes(), 0);
 }
