@@ -236,6 +236,21 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// Feeds one input and executes every resulting output (answers of
     /// the ledger are fed back in the same call).
     pub fn handle(&mut self, input: Input) -> Result<(), NodeError> {
+        match &input {
+            Input::Proposal(signed) => tracing::debug!(
+                height = signed.proposal.height.0,
+                round = signed.proposal.round.0,
+                "proposal received"
+            ),
+            Input::Vote(vote) => tracing::debug!(
+                height = vote.height.0,
+                round = vote.round.0,
+                kind = ?vote.vote_type,
+                validator = vote.validator.0,
+                "vote received"
+            ),
+            _ => {}
+        }
         if let (Some(waiting), Some(height)) = (self.waiting, message_height(&input)) {
             // A peer already runs the height we hold: join it.
             if height == waiting.height {
@@ -397,6 +412,19 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             }
             Output::Broadcast(message) => {
                 self.sync_wal()?;
+                match &message {
+                    Message::Proposal(signed) => tracing::debug!(
+                        height = signed.proposal.height.0,
+                        round = signed.proposal.round.0,
+                        "proposal broadcast"
+                    ),
+                    Message::Vote(vote) => tracing::debug!(
+                        height = vote.height.0,
+                        round = vote.round.0,
+                        kind = ?vote.vote_type,
+                        "vote broadcast"
+                    ),
+                }
                 self.network.broadcast(&message);
             }
             Output::ScheduleTimeout {

@@ -219,9 +219,13 @@ pub struct Ledger {
     outcomes: Mutex<OutcomeCache>,
     commit_lock: Mutex<()>,
     /// One admission at a time: signature checks of submissions and gossip
-    /// batches use one core, so they never crowd out consensus (which
-    /// must validate and vote within its timeouts) on a small machine.
+    /// batches never run as many batches as there are requests, so they
+    /// do not crowd out consensus (which must validate and vote within its
+    /// timeouts) on a small machine. One large batch is itself spread over
+    /// the cores ([`cairn_types::BatchVerifier::verify`]).
     admission_lock: Mutex<()>,
+    /// Signalled when admission adds transactions (wakes a held height).
+    arrivals: tokio::sync::Notify,
     events: broadcast::Sender<NewBlockEvent>,
     metrics: Arc<Metrics>,
 }
@@ -302,6 +306,7 @@ impl Ledger {
             outcomes: Mutex::new(OutcomeCache::default()),
             commit_lock: Mutex::new(()),
             admission_lock: Mutex::new(()),
+            arrivals: tokio::sync::Notify::new(),
             events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
             metrics,
         })
@@ -384,7 +389,16 @@ impl Ledger {
         for rejection in results.iter().filter_map(|result| result.as_ref().err()) {
             self.metrics.count_rejection(rejection.code());
         }
+        if results.iter().any(Result::is_ok) {
+            self.arrivals.notify_one();
+        }
         results
+    }
+
+    /// Returns once transactions were admitted since the last time it
+    /// returned (at once if some were admitted meanwhile).
+    pub async fn transactions_arrived(&self) {
+        self.arrivals.notified().await;
     }
 
     /// Builds the next block for `request.proposer` from the mempool,

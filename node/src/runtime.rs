@@ -53,7 +53,8 @@ pub const OUTBOX_MAX: usize = 4_096;
 pub const GOSSIP_QUEUE_MAX: usize = 65_536;
 /// Most transactions in one gossip batch.
 pub const GOSSIP_BATCH_TRANSACTIONS_MAX: usize = 2_048;
-/// Longest a transaction waits for its gossip batch to fill.
+/// Shortest spacing of two gossip batches of one node (the longest a
+/// transaction waits for its batch under load).
 pub const GOSSIP_BATCH_DELAY_MS: u64 = 5;
 /// Bytes of one encoded gossip batch, at most.
 pub const GOSSIP_BATCH_BYTES_MAX: usize =
@@ -406,18 +407,31 @@ impl GossipQueue {
 }
 
 /// Publishes queued transactions in batches of at most
-/// [`GOSSIP_BATCH_TRANSACTIONS_MAX`], waiting at most
-/// [`GOSSIP_BATCH_DELAY_MS`] for a batch to fill.
+/// [`GOSSIP_BATCH_TRANSACTIONS_MAX`], at most one batch per
+/// [`GOSSIP_BATCH_DELAY_MS`]: after a quiet spell a transaction goes out at
+/// once (with whatever is already queued beside it), under load the next
+/// batch gathers until the delay since the last one has passed. Light load
+/// pays no batching delay; heavy load still gets large batches.
 pub async fn run_gossip_batcher(client: Client, mut queue: mpsc::Receiver<Vec<u8>>) {
+    let delay = Duration::from_millis(GOSSIP_BATCH_DELAY_MS);
+    let mut last_publish: Option<tokio::time::Instant> = None;
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(GOSSIP_BATCH_DELAY_MS);
         while batch.len() < GOSSIP_BATCH_TRANSACTIONS_MAX {
-            match tokio::time::timeout_at(deadline, queue.recv()).await {
-                Ok(Some(transaction)) => batch.push(transaction),
-                Ok(None) | Err(_) => break,
+            match queue.try_recv() {
+                Ok(transaction) => batch.push(transaction),
+                Err(_) => break,
             }
         }
+        if let Some(deadline) = last_publish.map(|last| last + delay) {
+            while batch.len() < GOSSIP_BATCH_TRANSACTIONS_MAX {
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(transaction)) => batch.push(transaction),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        last_publish = Some(tokio::time::Instant::now());
         if let Err(error) = client
             .publish(Topic::Transactions, codec::encode(&batch))
             .await
@@ -688,6 +702,11 @@ impl ConsensusLoop {
                 event = self.inbox.recv() => {
                     let Some(event) = event else { break };
                     self.on_event(event).await?;
+                }
+                _ = self.ledger.transactions_arrived(), if self.host.is_waiting() => {
+                    // A held height starts as soon as transactions arrive,
+                    // not at the next poll.
+                    self.host.poll_waiting()?;
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     for timeout in self.host.timers_mut().pop_due(Instant::now()) {

@@ -11,7 +11,11 @@ pub(crate) type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError
 pub(crate) trait Batch {
     /// Sets `key` to `value` in `column`.
     fn put(&mut self, column: Column, key: &[u8], value: &[u8]);
-    /// Deletes the keys in `[start, end)` of `column`.
+    /// Deletes `key` of `column`.
+    fn delete(&mut self, column: Column, key: &[u8]);
+    /// Deletes the keys in `[start, end)` of `column`. A range tombstone:
+    /// RocksDB slows down every read of the column as they pile up in a
+    /// memtable, so keep it for rare clean-ups, never once per height.
     fn delete_range(&mut self, column: Column, start: &[u8], end: &[u8]);
 }
 

@@ -168,6 +168,7 @@ impl MemoryStore {
 #[derive(Debug)]
 enum Operation {
     Put(Column, Vec<u8>, Vec<u8>),
+    Delete(Column, Vec<u8>),
     DeleteRange(Column, Vec<u8>, Vec<u8>),
 }
 
@@ -181,6 +182,11 @@ impl Batch for MemoryBatch {
     fn put(&mut self, column: Column, key: &[u8], value: &[u8]) {
         self.operations
             .push(Operation::Put(column, key.to_vec(), value.to_vec()));
+    }
+
+    fn delete(&mut self, column: Column, key: &[u8]) {
+        self.operations
+            .push(Operation::Delete(column, key.to_vec()));
     }
 
     fn delete_range(&mut self, column: Column, start: &[u8], end: &[u8]) {
@@ -197,6 +203,10 @@ impl MemoryBatch {
             match operation {
                 Operation::Put(column, key, value) => {
                     let old = columns[column.index()].insert(key.clone(), value);
+                    undo.0.push((column, key, old));
+                }
+                Operation::Delete(column, key) => {
+                    let old = columns[column.index()].remove(&key);
                     undo.0.push((column, key, old));
                 }
                 Operation::DeleteRange(column, start, end) if start < end => {

@@ -163,6 +163,13 @@ impl Batch for RocksBatch<'_> {
         }
     }
 
+    fn delete(&mut self, column: Column, key: &[u8]) {
+        match self.handles[column.index()] {
+            Some(handle) => self.batch.delete_cf(handle, key),
+            None => self.missing = Some(column),
+        }
+    }
+
     fn delete_range(&mut self, column: Column, start: &[u8], end: &[u8]) {
         match self.handles[column.index()] {
             Some(handle) => self.batch.delete_range_cf(handle, start, end),

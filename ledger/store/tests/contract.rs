@@ -339,6 +339,18 @@ fn the_wal_keeps_entries_in_order<H: Harness>(mut harness: H) {
     assert!(store.wal_entries(Height(1)).unwrap().is_empty());
     assert_eq!(store.wal_entries(Height(2)).unwrap().len(), 2);
     store.wal_prune_below(Height(0)).unwrap();
+    assert_eq!(store.wal_entries(Height(2)).unwrap().len(), 2);
+
+    // Committing height 1 deletes its WAL (appended again here), and
+    // leaves the next height's alone.
+    store.wal_append(Height(1), b"vote one").unwrap();
+    let mut chain = chain;
+    let (block, certificate, outcome) = chain.next_block(1);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    assert!(store.wal_entries(Height(1)).unwrap().is_empty());
+    assert_eq!(store.wal_entries(Height(2)).unwrap().len(), 2);
+    store.wal_append(Height(2), b"after the commit").unwrap();
+    assert_eq!(store.wal_entries(Height(2)).unwrap().len(), 3);
 
     let error = store
         .wal_append(Height(3), &vec![0; WAL_ENTRY_BYTES_MAX + 1])
