@@ -59,6 +59,41 @@ fn verification(c: &mut Criterion) {
             )
         });
     }
+    // Keys never seen before (the decompressed-key cache misses): every
+    // iteration signs with 1,024 fresh keys.
+    group.throughput(Throughput::Elements(1024));
+    group.sample_size(20);
+    let mut round = 0u64;
+    group.bench_function("verify_batch_1024_new_keys", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let fresh: Vec<(Keypair, Vec<u8>)> = (0..1024u64)
+                    .map(|i| {
+                        let mut seed = [7u8; 32];
+                        seed[..8].copy_from_slice(&round.to_le_bytes());
+                        seed[8..16].copy_from_slice(&i.to_le_bytes());
+                        (Keypair::from_seed(&seed), i.to_le_bytes().to_vec())
+                    })
+                    .collect();
+                fresh
+                    .into_iter()
+                    .map(|(key, message)| {
+                        let signature = key.sign(&message);
+                        (key.public_key(), signature, message)
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |signed| {
+                let mut batch = BatchVerifier::with_capacity(signed.len());
+                for (public_key, signature, message) in &signed {
+                    batch.push(*public_key, *signature, message);
+                }
+                assert!(batch.verify_all());
+            },
+            BatchSize::LargeInput,
+        )
+    });
     group.finish();
 
     let mut codec = c.benchmark_group("transaction");
