@@ -10,15 +10,17 @@
 //!
 //! Order of effects, per output of the driver:
 //!
-//! - [`Output::Persist`]: appended to the store's WAL and synced *before*
-//!   the next output runs, so a vote is never broadcast before it is
-//!   durable (no amnesia after a crash);
+//! - [`Output::Persist`]: appended to the store's WAL; the WAL is synced
+//!   before the next [`Output::Broadcast`] and at the end of every
+//!   [`ConsensusHost::handle`], so a vote is never broadcast before it is
+//!   durable (no amnesia after a crash) and the entries of one step (round,
+//!   block and proposal; or lock and vote) cost one fsync;
 //! - [`Output::BuildBlock`] and [`Output::ValidateBlock`] are answered at
 //!   once from the [`Ledger`], whose execution outcome is cached by block
 //!   hash so the commit reuses it;
 //! - [`Output::Decide`] commits block, certificate and state in one synced
-//!   write batch, prunes the WAL of the height, and publishes the decision
-//!   so full nodes follow;
+//!   write batch that also deletes the WAL of the height, and publishes the
+//!   decision so full nodes follow;
 //! - [`Output::NextHeightReady`] starts the next height at once, or, when
 //!   the node waits for transactions, once the mempool holds some, a
 //!   message of that height arrives, or the longest interval between
@@ -69,6 +71,29 @@ pub trait HostTimers {
     fn schedule(&mut self, timeout: Timeout, duration_ms: u64);
     /// Forget every timer (a new driver is starting).
     fn clear(&mut self);
+}
+
+/// Debug log of a proposal `direction` ("sent", "received"): with the
+/// timestamps, the timeline of a height across nodes.
+fn log_proposal(direction: &'static str, proposal: &cairn_types::Proposal) {
+    tracing::debug!(
+        direction,
+        height = proposal.height.0,
+        round = proposal.round.0,
+        "proposal"
+    );
+}
+
+/// Debug log of a vote `direction` ("sent", "received").
+fn log_vote(direction: &'static str, vote: &cairn_types::Vote) {
+    tracing::debug!(
+        direction,
+        height = vote.height.0,
+        round = vote.round.0,
+        kind = ?vote.vote_type,
+        validator = vote.validator.0,
+        "vote"
+    );
 }
 
 /// The error that stops consensus when the WAL cannot be written.
@@ -237,18 +262,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// the ledger are fed back in the same call).
     pub fn handle(&mut self, input: Input) -> Result<(), NodeError> {
         match &input {
-            Input::Proposal(signed) => tracing::debug!(
-                height = signed.proposal.height.0,
-                round = signed.proposal.round.0,
-                "proposal received"
-            ),
-            Input::Vote(vote) => tracing::debug!(
-                height = vote.height.0,
-                round = vote.round.0,
-                kind = ?vote.vote_type,
-                validator = vote.validator.0,
-                "vote received"
-            ),
+            Input::Proposal(signed) => log_proposal("received", &signed.proposal),
+            Input::Vote(vote) => log_vote("received", vote),
             _ => {}
         }
         if let (Some(waiting), Some(height)) = (self.waiting, message_height(&input)) {
@@ -413,17 +428,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             Output::Broadcast(message) => {
                 self.sync_wal()?;
                 match &message {
-                    Message::Proposal(signed) => tracing::debug!(
-                        height = signed.proposal.height.0,
-                        round = signed.proposal.round.0,
-                        "proposal broadcast"
-                    ),
-                    Message::Vote(vote) => tracing::debug!(
-                        height = vote.height.0,
-                        round = vote.round.0,
-                        kind = ?vote.vote_type,
-                        "vote broadcast"
-                    ),
+                    Message::Proposal(signed) => log_proposal("sent", &signed.proposal),
+                    Message::Vote(vote) => log_vote("sent", vote),
                 }
                 self.network.broadcast(&message);
             }
@@ -561,7 +567,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         for evidence in &block.evidence {
             self.evidence_pool.remove(&evidence.hash());
         }
-        // The commit deleted the WAL of this height in the same write.
+        // The commit deleted the WAL of this height in the same write, and
+        // being synced it made every earlier WAL append durable.
+        self.wal_unsynced = false;
         tracing::info!(
             height = height.0,
             round = certificate.round.0,

@@ -3,13 +3,16 @@
 //!
 //! # Durability
 //!
-//! Every write of this contract is synced to stable storage before it
-//! returns: [`Store::commit_block`], [`Store::wal_append`],
-//! [`Store::wal_prune_below`], [`Store::add_evidence`] and
-//! [`Store::prune_evidence_below`]. Each is atomic: after a crash at any
-//! moment, reopening yields the state after the last write that returned,
-//! or after the one in flight, never part of one. There are no unsynced
-//! writes; the in-memory store models a crash that interrupts a write
+//! [`Store::commit_block`], [`Store::add_evidence`] and
+//! [`Store::prune_evidence_below`] are synced to stable storage before
+//! they return. [`Store::wal_append`] and [`Store::wal_prune_below`] are
+//! not: they are visible at once, and durable after [`Store::wal_sync`] or
+//! any later synced write (the consensus host syncs before a message leaves
+//! and at the end of each step, so the entries of one step cost one sync).
+//! Every write is atomic: after a crash at any moment, reopening yields the
+//! state after the last synced write, plus some prefix of the unsynced ones
+//! after it, never part of one write. The in-memory store models both a
+//! crash that interrupts a write and the loss of unsynced writes
 //! ([`crate::MemoryDisk`]).
 
 use cairn_state::{Account, ExecutionOutcome, LedgerState};

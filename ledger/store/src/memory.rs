@@ -5,14 +5,15 @@
 //!
 //! A [`MemoryDisk`] plays the disk and outlives the [`MemoryStore`]s opened
 //! on it, as a directory outlives a process. Every write of the
-//! [`crate::Store`] contract but `wal_append` is synced before it returns,
-//! so a crash *between* calls loses nothing of those; the write a crash can
-//! lose is the one it interrupts, which never returned, and the WAL
-//! appends since the last `wal_sync` or synced write. The simulator models both:
+//! [`crate::Store`] contract but `wal_append` and `wal_prune_below` is
+//! synced before it returns, so a crash *between* calls loses nothing of
+//! those; a crash loses the write it interrupts, which never returned, and
+//! the WAL writes since the last `wal_sync` or synced write. The simulator
+//! models both:
 //!
-//! - [`MemoryDisk::crash`]: the process dies now, and the writes made
-//!   without a sync since the last sync (WAL appends) are lost. Stores
-//!   opened before it
+//! - [`MemoryDisk::crash`]: the process dies now, and every write made
+//!   without a sync since the last sync is lost (RocksDB may keep a prefix
+//!   of them; losing all is the harder case). Stores opened before it
 //!   answer every call with [`StoreError::Crashed`]; open the disk again to
 //!   restart.
 //! - [`MemoryDisk::crash_during_write`]: the process dies during the
@@ -131,7 +132,7 @@ impl MemoryDisk {
         self.lock().columns[column.index()].insert(key.to_vec(), value.to_vec());
     }
 
-    /// Number of synced writes so far (to pick crash points).
+    /// Number of writes so far, synced or not (to pick crash points).
     pub fn writes(&self) -> u64 {
         self.lock().writes
     }

@@ -1,6 +1,7 @@
 //! The RocksDB store: one column family per [`Column`], every write an
-//! atomic `WriteBatch` with `sync = true`, and memory bounded by named
-//! budgets.
+//! atomic `WriteBatch` (with `sync = true`, but for the consensus WAL's
+//! appends and prunes, which the caller syncs with one `flush_wal(true)` per
+//! step), and memory bounded by named budgets.
 //!
 //! # Memory
 //!
@@ -20,7 +21,7 @@ use std::path::Path;
 use cairn_state::LedgerState;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
-    WriteBatch, WriteOptions, DB,
+    ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::{
@@ -104,6 +105,18 @@ pub(crate) struct RocksBackend {
 }
 
 impl RocksBackend {
+    fn write_with(&self, batch: RocksBatch<'_>, options: &WriteOptions) -> Result<(), StoreError> {
+        if let Some(column) = batch.missing {
+            return Err(StoreError::Backend {
+                operation: "write a batch",
+                reason: format!("column family {:?} is missing", column.name()),
+            });
+        }
+        self.db
+            .write_opt(batch.batch, options)
+            .map_err(backend_error("write a batch"))
+    }
+
     fn open(path: &Path) -> Result<RocksBackend, StoreError> {
         std::fs::create_dir_all(path).map_err(|error| StoreError::Open {
             path: path.to_path_buf(),
@@ -205,29 +218,13 @@ impl Backend for RocksBackend {
     }
 
     fn write(&self, batch: RocksBatch<'_>) -> Result<(), StoreError> {
-        if let Some(column) = batch.missing {
-            return Err(StoreError::Backend {
-                operation: "write a batch",
-                reason: format!("column family {:?} is missing", column.name()),
-            });
-        }
-        self.db
-            .write_opt(batch.batch, &self.sync)
-            .map_err(backend_error("write a batch"))
+        self.write_with(batch, &self.sync)
     }
 
     fn write_unsynced(&self, batch: RocksBatch<'_>) -> Result<(), StoreError> {
-        if let Some(column) = batch.missing {
-            return Err(StoreError::Backend {
-                operation: "write a batch",
-                reason: format!("column family {:?} is missing", column.name()),
-            });
-        }
         // RocksDB's own log is one file: a later synced write, or
         // `flush_wal(true)`, makes this one durable too.
-        self.db
-            .write_opt(batch.batch, &self.unsynced)
-            .map_err(backend_error("write a batch"))
+        self.write_with(batch, &self.unsynced)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -244,8 +241,14 @@ impl Backend for RocksBackend {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
         let handle = self.handle(column)?;
-        // A raw iterator lends keys and values without copying them.
-        let mut iterator = self.db.raw_iterator_cf(handle);
+        // A raw iterator lends keys and values without copying them. The
+        // upper bound stops it at `end` rather than at the first live key
+        // past it (deleted keys in between would be read and skipped).
+        let mut options = ReadOptions::default();
+        if let Some(end) = end {
+            options.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut iterator = self.db.raw_iterator_cf_opt(handle, options);
         iterator.seek(start);
         while iterator.valid() {
             let (Some(key), Some(value)) = (iterator.key(), iterator.value()) else {
