@@ -65,6 +65,9 @@ pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = cairn_types::limits::BLOCK_BYTES_
 /// is dropped (ignored, not held against its sender), so consensus
 /// messages never queue behind transactions.
 pub const GOSSIP_ADMISSION_QUEUE_MAX: usize = 256;
+/// Gossiped batches waiting for admission are admitted together up to
+/// about this many bytes (some 5,000 transfers of 200 bytes).
+pub const GOSSIP_ADMISSION_COALESCE_BYTES_MAX: usize = 1024 * 1024;
 /// Most round-state and block fetches from peers in flight at once.
 pub const FETCHES_IN_FLIGHT_MAX: usize = 16;
 /// Most timers pending at once.
@@ -558,12 +561,31 @@ async fn run_gossip_admissions(
     ledger: Arc<Ledger>,
     mut queue: mpsc::Receiver<(Vec<u8>, cairn_p2p::ValidationHandle)>,
 ) {
-    while let Some((data, validation)) = queue.recv().await {
+    while let Some(first) = queue.recv().await {
+        // Batches that queued up meanwhile are admitted together: one
+        // larger signature batch verifies faster per signature and is
+        // spread over the cores.
+        let mut bytes = first.0.len();
+        let mut batches = vec![first];
+        while bytes < GOSSIP_ADMISSION_COALESCE_BYTES_MAX {
+            match queue.try_recv() {
+                Ok(next) => {
+                    bytes = bytes.saturating_add(next.0.len());
+                    batches.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (data, validations): (Vec<Vec<u8>>, Vec<_>) = batches.into_iter().unzip();
+        let count = data.len();
         let ledger = Arc::clone(&ledger);
-        let verdict = tokio::task::spawn_blocking(move || admit_transaction_batch(&ledger, &data))
-            .await
-            .unwrap_or(Verdict::Ignore);
-        validation.report(verdict).await;
+        let verdicts =
+            tokio::task::spawn_blocking(move || admit_transaction_batches(&ledger, &data))
+                .await
+                .unwrap_or_else(|_| vec![Verdict::Ignore; count]);
+        for (validation, verdict) in validations.into_iter().zip(verdicts) {
+            validation.report(verdict).await;
+        }
     }
 }
 
@@ -576,29 +598,51 @@ fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
     }
 }
 
-/// Admits a gossiped batch into the mempool. A batch that does not decode,
-/// or holds a transaction that is malformed or badly signed, is rejected
-/// (its sender is punished); otherwise it is forwarded.
-fn admit_transaction_batch(ledger: &Ledger, data: &[u8]) -> Verdict {
-    let Ok(batch) =
-        codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
-    else {
-        return Verdict::Reject;
-    };
-    if batch.len() > GOSSIP_BATCH_TRANSACTIONS_MAX {
-        return Verdict::Reject;
-    }
-    let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+/// Admits gossiped batches into the mempool in one submission; one verdict
+/// per batch. A batch that does not decode, or holds a transaction that is
+/// malformed or badly signed, is rejected (its sender is punished);
+/// otherwise it is forwarded.
+fn admit_transaction_batches(ledger: &Ledger, batches: &[Vec<u8>]) -> Vec<Verdict> {
+    let decoded: Vec<Option<Vec<Vec<u8>>>> = batches
+        .iter()
+        .map(|data| {
+            codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
+                .ok()
+                .filter(|batch| batch.len() <= GOSSIP_BATCH_TRANSACTIONS_MAX)
+        })
+        .collect();
+    let slices: Vec<&[u8]> = decoded
+        .iter()
+        .flatten()
+        .flat_map(|batch| batch.iter().map(Vec::as_slice))
+        .collect();
     let results = ledger.submit(&slices);
-    let malicious = results.iter().any(|result| match result {
-        Err(rejection) => rejection.is_malicious(),
-        Ok(_) => false,
-    });
-    if malicious {
-        Verdict::Reject
-    } else {
-        Verdict::Accept
-    }
+    let mut results = results.iter();
+    decoded
+        .iter()
+        .map(|batch| {
+            let Some(batch) = batch else {
+                return Verdict::Reject;
+            };
+            let malicious = results
+                .by_ref()
+                .take(batch.len())
+                .any(|result| matches!(result, Err(rejection) if rejection.is_malicious()));
+            if malicious {
+                Verdict::Reject
+            } else {
+                Verdict::Accept
+            }
+        })
+        .collect()
+}
+
+/// [`admit_transaction_batches`] of one batch.
+#[cfg(test)]
+fn admit_transaction_batch(ledger: &Ledger, data: &[u8]) -> Verdict {
+    admit_transaction_batches(ledger, &[data.to_vec()])
+        .pop()
+        .unwrap_or(Verdict::Ignore)
 }
 
 /// Answers a status or block-range request from the store.
@@ -1009,5 +1053,35 @@ mod tests {
             admit_transaction_batch(&ledger, &codec::encode(&Vec::<Vec<u8>>::new())),
             Verdict::Accept
         );
+
+        // Admitted together, each batch still gets its own verdict: the
+        // one with a forged signature is rejected, the good one accepted
+        // and its transfer admitted, the garbage one rejected.
+        let keys = cairn_genesis::dev::dev_account_keypairs();
+        let transfer = |nonce: u64| cairn_types::Transaction {
+            chain_id: ledger.chain_id().clone(),
+            sender: keys[0].public_key(),
+            recipient: keys[1].address(),
+            amount: 5,
+            fee: 1,
+            nonce,
+            memo: String::new(),
+        };
+        let good = transfer(0).sign(&keys[0]);
+        let mut forged = transfer(1).sign(&keys[0]);
+        forged.signature.0[5] ^= 1;
+        let verdicts = admit_transaction_batches(
+            &ledger,
+            &[
+                codec::encode(&vec![forged.to_bytes()]),
+                codec::encode(&vec![good.to_bytes()]),
+                vec![0xff; 7],
+            ],
+        );
+        assert_eq!(
+            verdicts,
+            vec![Verdict::Reject, Verdict::Accept, Verdict::Reject]
+        );
+        assert_eq!(ledger.mempool_size().0, 1);
     }
 }
