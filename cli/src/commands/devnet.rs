@@ -85,7 +85,8 @@ pub const BLOCK_INTERVAL_MAX_MS: u64 = 1_000;
 /// `consensus.timeout_commit_ms` written into every node's config: on
 /// loopback the pause after a commit is the largest part of the block
 /// interval, and 10 ms cuts light-load latency to a third of the 100 ms
-/// default (BENCHMARKS.md). Edit the configs to change it.
+/// default (BENCHMARKS.md). A devnet of one validator gets 0, as
+/// `cairnd start --dev` does. Edit the configs to change it.
 pub const DEVNET_TIMEOUT_COMMIT_MS: u64 = 10;
 
 /// Name of the devnet file in the devnet directory.
@@ -669,7 +670,13 @@ async fn make_devnet(
     for node in &mut nodes {
         let home = devnet.home(node);
         let home_text = home.display().to_string();
-        let timeout_commit = DEVNET_TIMEOUT_COMMIT_MS.to_string();
+        // One validator has no other precommits to wait for.
+        let timeout_commit = if settings.validators > 1 {
+            DEVNET_TIMEOUT_COMMIT_MS
+        } else {
+            0
+        }
+        .to_string();
         let mut init = vec![
             "--home",
             &home_text,
