@@ -80,7 +80,7 @@ use cairn_node::{
     NodeError,
 };
 use cairn_state::LedgerState;
-use cairn_store::{ChainIdentity, MemoryDisk, MemoryStore, Store};
+use cairn_store::{ChainIdentity, InterruptedWrite, MemoryDisk, MemoryStore, Store};
 use cairn_types::{
     codec, sha256, Address, Block, ChainId, CommitCertificate, ConsensusParams, Evidence, Hash,
     Height, Keypair, Proposal, Round, Timestamp, Transaction, Validator, ValidatorSet, Vote,
@@ -341,6 +341,9 @@ struct Node {
     highest_peer_height: u64,
     last_sync_request_ms: u64,
     crash_snapshot: Option<RoundState>,
+    /// A crash is scheduled inside one of the node's next store writes
+    /// (in the middle of a step), and the disk generation it was armed in.
+    crash_armed: Option<u64>,
     decide_times_ms: BTreeMap<u64, u64>,
     /// A bad proposer's replacement of each of its proposals, by (height, round).
     bad_proposals: BTreeMap<(u64, u32), Message>,
@@ -373,6 +376,9 @@ pub struct Report {
     pub events: u64,
     /// Restarts whose round state was compared with the pre-crash one.
     pub restarts_checked: u64,
+    /// Crashes that struck inside a store write, in the middle of a step
+    /// (after unsynced WAL appends, before their sync).
+    pub crashes_mid_step: u64,
     /// Evidence items an honest node committed that an earlier block of its
     /// chain had already recorded (a violation when an honest validator
     /// proposed the block; a Byzantine proposer may do it, and the ledger
@@ -496,6 +502,7 @@ impl Simulation {
                 highest_peer_height: 0,
                 last_sync_request_ms: 0,
                 crash_snapshot: None,
+                crash_armed: None,
                 decide_times_ms: BTreeMap::new(),
                 bad_proposals: BTreeMap::new(),
             });
@@ -759,8 +766,30 @@ impl Simulation {
                 }
                 self.step(node, Input::TimeoutElapsed(timeout));
             }
-            Event::Crash { node } => self.crash(node),
+            Event::Crash { node } => {
+                // Half of the crashes strike between steps (the node's WAL
+                // is synced), half inside one of its next few store writes
+                // (an unsynced WAL append, a sync's predecessor, a commit).
+                if self.rng.chance(500) {
+                    self.crash(node);
+                } else if self.nodes[node].host.is_some() {
+                    let writes_before = self.rng.below(4);
+                    let fate = if self.rng.chance(500) {
+                        InterruptedWrite::Lost
+                    } else {
+                        InterruptedWrite::Persisted
+                    };
+                    let disk = &self.nodes[node].disk;
+                    disk.crash_during_write(writes_before, fate);
+                    self.nodes[node].crash_armed = Some(disk.generation());
+                }
+            }
             Event::Restart { node } => {
+                if self.nodes[node].crash_armed.take().is_some() && self.nodes[node].host.is_some()
+                {
+                    // The armed crash has not struck yet: crash now.
+                    self.crash(node);
+                }
                 if self.nodes[node].host.is_none() {
                     self.boot(node);
                 }
@@ -784,6 +813,19 @@ impl Simulation {
         drop(host);
         self.nodes[node].disk.crash();
         self.nodes[node].incarnation += 1;
+    }
+
+    /// Whether an armed crash struck the node's disk inside the step that
+    /// just failed.
+    fn crash_struck(&mut self, node: usize) -> bool {
+        let Some(armed_generation) = self.nodes[node].crash_armed else {
+            return false;
+        };
+        if self.nodes[node].disk.generation() == armed_generation {
+            return false;
+        }
+        self.nodes[node].crash_armed = None;
+        true
     }
 
     /// Starts (or restarts after a crash) a node from its disk: store,
@@ -919,6 +961,19 @@ impl Simulation {
     }
 
     fn host_error(&mut self, node: usize, error: &NodeError) {
+        if self.crash_struck(node) {
+            // What the node sent before the crash struck did leave; then
+            // it is down until its restart, with no snapshot to compare:
+            // its state in the middle of a step was never meant to be
+            // durable (the WAL replay and the signing checkers judge it).
+            self.after_step(node);
+            let state = &mut self.nodes[node];
+            state.host = None;
+            state.crash_snapshot = None;
+            state.incarnation += 1;
+            self.report.crashes_mid_step += 1;
+            return;
+        }
         if self.honest(node) {
             self.violation(format!("honest node {node}: the host failed: {error}"));
         } else {

@@ -222,17 +222,28 @@ fn equivocations_end_up_as_evidence_in_blocks() {
 #[test]
 fn crashes_restore_locks_and_never_double_sign() {
     let mut restarts_checked = 0;
+    let mut crashes_mid_step = 0;
     for seed in seeds(900..920) {
         let mut scenario = Scenario::from_seed(seed, [4, 7][seed as usize % 2]);
         scenario.crashes = 4;
-        restarts_checked +=
-            check("crashes_restore_locks_and_never_double_sign", scenario).restarts_checked;
+        let report = check("crashes_restore_locks_and_never_double_sign", scenario);
+        restarts_checked += report.restarts_checked;
+        crashes_mid_step += report.crashes_mid_step;
     }
     assert!(
-        chosen_seed().is_some() || restarts_checked >= 20,
+        chosen_seed().is_some() || restarts_checked >= 10,
         "only {restarts_checked} restarts resumed the height they crashed in"
     );
-    eprintln!("{restarts_checked} restarts resumed mid-height with their round state intact");
+    // Crashes inside a store write (after unsynced WAL appends, before
+    // their sync) happen too, and never lead to a second, different vote.
+    assert!(
+        chosen_seed().is_some() || crashes_mid_step >= 10,
+        "only {crashes_mid_step} crashes struck in the middle of a step"
+    );
+    eprintln!(
+        "{restarts_checked} restarts resumed mid-height with their round state intact; \
+         {crashes_mid_step} crashes struck in the middle of a step"
+    );
 }
 
 /// The checkers can fail: with the test-only switch that makes honest

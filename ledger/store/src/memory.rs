@@ -110,6 +110,12 @@ impl MemoryDisk {
         state.crash_now();
     }
 
+    /// Bumped by every crash: a store opened before the generation changed
+    /// is dead.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     /// Writes applied without a sync since the last one (a crash now
     /// would lose them).
     pub fn unsynced_writes(&self) -> usize {
