@@ -28,7 +28,10 @@
 //!   replaced driver go stale);
 //! - [`SimClock`] reads the shared simulated time plus the node's skew.
 //!
-//! A crash drops the host and ledger and the disk's unsynced writes; the
+//! A crash drops the host and ledger and the disk's unsynced writes. Half
+//! of the crashes strike between steps, half inside one of the node's next
+//! store writes (`MemoryDisk::crash_during_write`: after WAL appends that
+//! were not synced yet, the interrupted write lost or persisted). The
 //! restart reopens the store, builds a new ledger and host and calls
 //! `host.start()`, which replays the WAL. A simulated client submits signed
 //! transfers to every running node's mempool (`Ledger::submit`) at a fixed
