@@ -676,6 +676,27 @@ mod tests {
         .to_bytes()
     }
 
+    /// Signatures this node verified before (by hash, which covers the
+    /// signature) are not verified again; the others are.
+    #[test]
+    fn known_hashes_skip_verification() {
+        let key = Keypair::from_seed(&[3; 32]);
+        let mut forged = transfer(&key, 0, 5);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let verdict = |known: bool| {
+            Mempool::prepare_batch(&chain(), &[&forged], |hashes| vec![known; hashes.len()])
+                .pop()
+                .map(|result| result.is_ok())
+        };
+        assert_eq!(verdict(false), Some(false), "a forged signature is refused");
+        assert_eq!(
+            verdict(true),
+            Some(true),
+            "a known hash is not verified again"
+        );
+    }
+
     fn setup() -> (Mempool, Accounts, Keypair) {
         let key = Keypair::from_seed(&[5; 32]);
         let accounts = Accounts(HashMap::from([(key.address(), (100, 2))]));

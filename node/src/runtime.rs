@@ -490,45 +490,7 @@ pub async fn run_dispatcher(
                         let _ = admissions.try_send((message.data, message.validation));
                         continue;
                     }
-                    Topic::Consensus => {
-                        match codec::decode::<Message>(
-                            "consensus message",
-                            &message.data,
-                            CONSENSUS_MESSAGE_BYTES_MAX,
-                        ) {
-                            Ok(Message::Proposal(signed)) => {
-                                forward(&inbox, HostEvent::Input(Input::Proposal(signed)))
-                            }
-                            Ok(Message::Vote(vote)) => {
-                                forward(&inbox, HostEvent::Input(Input::Vote(vote)))
-                            }
-                            Err(_) => Verdict::Reject,
-                        }
-                    }
-                    Topic::Evidence => match codec::decode::<Evidence>(
-                        "evidence",
-                        &message.data,
-                        EVIDENCE_BYTES_MAX,
-                    ) {
-                        Ok(evidence) => {
-                            let genesis = ledger.genesis();
-                            match evidence.verify(&genesis.chain_id, &genesis.validators) {
-                                Ok(()) => forward(&inbox, HostEvent::Evidence(evidence)),
-                                Err(_) => Verdict::Reject,
-                            }
-                        }
-                        Err(_) => Verdict::Reject,
-                    },
-                    Topic::Decisions => match decode_certificate(&message.data) {
-                        Ok(certificate) => forward(
-                            &inbox,
-                            HostEvent::Input(Input::CertificateSeen {
-                                certificate,
-                                block: None,
-                            }),
-                        ),
-                        Err(_) => Verdict::Reject,
-                    },
+                    topic => consensus_gossip_verdict(&ledger, &inbox, topic, &message.data),
                 };
                 message.validation.report(verdict).await;
             }
@@ -589,8 +551,60 @@ async fn run_gossip_admissions(
     }
 }
 
+/// Decodes and checks a consensus, evidence or decision gossip message
+/// and hands it to the consensus loop. Every signature is checked here,
+/// once, so a peer that forwards a badly signed vote, proposal, evidence
+/// or certificate is punished (`Reject`) and the message goes no further.
+fn consensus_gossip_verdict(
+    ledger: &Ledger,
+    inbox: &mpsc::Sender<HostEvent>,
+    topic: Topic,
+    data: &[u8],
+) -> Verdict {
+    let genesis = ledger.genesis();
+    let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
+    match topic {
+        Topic::Consensus => {
+            match codec::decode::<Message>("consensus message", data, CONSENSUS_MESSAGE_BYTES_MAX) {
+                Ok(Message::Proposal(signed)) => match signed.proposal.verify(chain_id, validators)
+                {
+                    Ok(()) => forward(inbox, HostEvent::Input(Input::Proposal(signed))),
+                    Err(_) => Verdict::Reject,
+                },
+                Ok(Message::Vote(vote)) => match vote.verify(chain_id, validators) {
+                    Ok(()) => forward(inbox, HostEvent::Input(Input::Vote(vote))),
+                    Err(_) => Verdict::Reject,
+                },
+                Err(_) => Verdict::Reject,
+            }
+        }
+        Topic::Evidence => match codec::decode::<Evidence>("evidence", data, EVIDENCE_BYTES_MAX) {
+            Ok(evidence) => match evidence.verify(chain_id, validators) {
+                Ok(()) => forward(inbox, HostEvent::Evidence(evidence)),
+                Err(_) => Verdict::Reject,
+            },
+            Err(_) => Verdict::Reject,
+        },
+        Topic::Decisions => match decode_certificate(data) {
+            Ok(certificate) => match certificate.verify(chain_id, validators) {
+                Ok(_) => forward(
+                    inbox,
+                    HostEvent::Input(Input::CertificateSeen {
+                        certificate,
+                        block: None,
+                    }),
+                ),
+                Err(_) => Verdict::Reject,
+            },
+            Err(_) => Verdict::Reject,
+        },
+        // Transaction batches go through the admission queue instead.
+        Topic::Transactions => Verdict::Ignore,
+    }
+}
+
 /// Hands an event to the consensus loop; the gossip is accepted when it
-/// could be queued (the driver checks signatures and drops what is bad).
+/// could be queued (its signatures were checked by the caller).
 fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
     match inbox.try_send(event) {
         Ok(()) => Verdict::Accept,
@@ -1083,5 +1097,36 @@ mod tests {
             vec![Verdict::Reject, Verdict::Accept, Verdict::Reject]
         );
         assert_eq!(ledger.mempool_size().0, 1);
+
+        // Consensus gossip is judged on its signatures before the consensus
+        // loop sees it: a forged vote is rejected and never queued.
+        let (inbox, mut queued) = mpsc::channel(4);
+        let vote = cairn_types::Vote::new_signed(
+            ledger.chain_id(),
+            cairn_types::VoteType::Prevote,
+            Height(1),
+            Round(0),
+            None,
+            cairn_types::ValidatorIndex(0),
+            &cairn_genesis::dev::dev_validator_keypair(),
+        );
+        let mut forged_vote = vote.clone();
+        forged_vote.round = Round(1);
+        let judge = |message: Message| {
+            consensus_gossip_verdict(&ledger, &inbox, Topic::Consensus, &codec::encode(&message))
+        };
+        assert_eq!(judge(Message::Vote(forged_vote)), Verdict::Reject);
+        assert!(queued.try_recv().is_err());
+        assert_eq!(judge(Message::Vote(vote)), Verdict::Accept);
+        assert!(matches!(
+            queued.try_recv(),
+            Ok(HostEvent::Input(Input::Vote(_)))
+        ));
+        for topic in [Topic::Consensus, Topic::Evidence, Topic::Decisions] {
+            assert_eq!(
+                consensus_gossip_verdict(&ledger, &inbox, topic, &[0xff; 9]),
+                Verdict::Reject
+            );
+        }
     }
 }
