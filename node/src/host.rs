@@ -10,11 +10,13 @@
 //!
 //! Order of effects, per output of the driver:
 //!
-//! - [`Output::Persist`]: appended to the store's WAL; the WAL is synced
-//!   before the next [`Output::Broadcast`] and at the end of every
-//!   [`ConsensusHost::handle`], so a vote is never broadcast before it is
-//!   durable (no amnesia after a crash) and the entries of one step (round,
-//!   block and proposal; or lock and vote) cost one fsync;
+//! - [`Output::Persist`]: appended to the store's WAL;
+//! - [`Output::Broadcast`]: held until the WAL is synced, which happens
+//!   at the end of every [`ConsensusHost::handle`] and before anything slow
+//!   (building, validating an unknown block, committing), so a vote is never
+//!   broadcast before it is durable (no amnesia after a crash) and the
+//!   entries and messages of one step (round, block, proposal and the own
+//!   prevote; or lock and vote) cost one fsync;
 //! - [`Output::BuildBlock`] and [`Output::ValidateBlock`] are answered at
 //!   once from the [`Ledger`], whose execution outcome is cached by block
 //!   hash so the commit reuses it;
@@ -141,6 +143,8 @@ pub struct ConsensusHost<N, T, C> {
     evidence_pool: BTreeMap<Hash, Evidence>,
     /// WAL entries were appended since the last sync.
     wal_unsynced: bool,
+    /// Messages of this step waiting for the WAL sync that lets them go.
+    unsent: Vec<Message>,
 }
 
 impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
@@ -172,6 +176,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             fee_address,
             waiting: None,
             wal_unsynced: false,
+            unsent: Vec::new(),
             evidence_pool,
         })
     }
@@ -284,7 +289,23 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         // Whatever this step appended is durable before the next input:
         // a crash between steps loses nothing, and a state entered (a
         // round, a lock) survives it even when nothing was sent.
-        self.sync_wal()
+        self.send_unsent()
+    }
+
+    /// Syncs the WAL, then hands the messages waiting for it to the
+    /// network. Messages wait within a step so that one sync covers them
+    /// all (a proposer's proposal and its own prevote; one validator's
+    /// prevote and precommit); they go out before anything slow runs.
+    fn send_unsent(&mut self) -> Result<(), NodeError> {
+        self.sync_wal()?;
+        for message in std::mem::take(&mut self.unsent) {
+            match &message {
+                Message::Proposal(signed) => log_proposal("sent", &signed.proposal),
+                Message::Vote(vote) => log_vote("sent", vote),
+            }
+            self.network.broadcast(&message);
+        }
+        Ok(())
     }
 
     /// Syncs the WAL if entries were appended since the last sync.
@@ -425,14 +446,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                     .map_err(wal_failed)?;
                 self.wal_unsynced = true;
             }
-            Output::Broadcast(message) => {
-                self.sync_wal()?;
-                match &message {
-                    Message::Proposal(signed) => log_proposal("sent", &signed.proposal),
-                    Message::Vote(vote) => log_vote("sent", vote),
-                }
-                self.network.broadcast(&message);
-            }
+            // Sent once the WAL holds it, at the latest at the end of the
+            // step ([`ConsensusHost::send_unsent`]).
+            Output::Broadcast(message) => self.unsent.push(message),
             Output::ScheduleTimeout {
                 timeout,
                 duration_ms,
@@ -443,6 +459,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 time_min,
                 ..
             } => {
+                self.send_unsent()?;
                 let block = self.build_block(height, time_min);
                 inputs.push_back(Input::BlockBuilt {
                     request_id,
@@ -450,6 +467,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 });
             }
             Output::ValidateBlock { request_id, block } => {
+                if !self.ledger.is_validated(&block.hash()) {
+                    self.send_unsent()?;
+                }
                 let valid = match self.ledger.validate_block(&block) {
                     Ok(_) => true,
                     Err(error) => {
@@ -462,7 +482,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 };
                 inputs.push_back(Input::BlockValidated { request_id, valid });
             }
-            Output::Decide { block, certificate } => self.commit(&block, &certificate)?,
+            Output::Decide { block, certificate } => {
+                self.send_unsent()?;
+                self.commit(&block, &certificate)?;
+            }
             Output::NextHeightReady { height } => {
                 if self.should_wait() {
                     self.waiting = Some(Waiting {

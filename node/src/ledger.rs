@@ -465,6 +465,12 @@ impl Ledger {
         Ok(block)
     }
 
+    /// Whether [`Ledger::validate_block`] of the block with `hash` would be
+    /// answered from the cache (this node built or validated it).
+    pub fn is_validated(&self, hash: &Hash) -> bool {
+        lock(&self.outcomes).get(hash).is_some()
+    }
+
     /// Checks that `block` validly extends the tip and executes it against
     /// the committed state. The outcome is cached by block hash for
     /// [`Ledger::commit`].

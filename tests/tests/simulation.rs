@@ -249,10 +249,11 @@ fn crashes_restore_locks_and_never_double_sign() {
 /// The checkers can fail: with the test-only switch that makes honest
 /// validators ignore their locks (L22/L28/L36), an equivocating proposer
 /// and a lossy network split the honest nodes' decisions. Seeds are tried
-/// in order until one breaks agreement (seed 17 does as of writing).
+/// in order until one breaks agreement (seed 365 does as of writing;
+/// the seeds change with every change of message timing).
 #[test]
 fn ignoring_the_lock_is_caught_by_the_checkers() {
-    for seed in seeds(0..300) {
+    for seed in seeds(300..700) {
         let mut scenario = Scenario::from_seed(seed, 4);
         scenario.ignore_lock = true;
         scenario.behaviours = vec![
@@ -281,6 +282,6 @@ fn ignoring_the_lock_is_caught_by_the_checkers() {
     }
     assert!(
         chosen_seed().is_some(),
-        "ignoring the lock never broke agreement in 300 seeds"
+        "ignoring the lock never broke agreement in 400 seeds"
     );
 }
