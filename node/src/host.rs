@@ -249,6 +249,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         self.timers.clear();
         self.waiting = None;
+        // Messages of the abandoned driver (left by a failed step) are
+        // dropped with it.
+        self.unsent.clear();
         let height = self.next_height();
         // Entries of committed heights are of no use any more.
         self.prune_wal_below(height);
@@ -437,9 +440,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     ) -> Result<(), NodeError> {
         match output {
             Output::Persist(entry) => {
-                // Appended now, synced once before the next broadcast or at
-                // the end of the step: the entries of one step (round,
-                // block, proposal; or lock and vote) cost one fsync.
+                // Appended now, synced once at the end of the step or before
+                // anything slow (a build, the validation of an unknown
+                // block, a commit), with the step's messages held until
+                // then: the entries of one step cost one fsync.
                 self.ledger
                     .store()
                     .wal_append(entry.height(), &entry.to_bytes())

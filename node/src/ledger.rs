@@ -468,7 +468,10 @@ impl Ledger {
     /// Whether [`Ledger::validate_block`] of the block with `hash` would be
     /// answered from the cache (this node built or validated it).
     pub fn is_validated(&self, hash: &Hash) -> bool {
-        lock(&self.outcomes).get(hash).is_some()
+        let tip_root = self.read().tip.state_root;
+        lock(&self.outcomes)
+            .get(hash)
+            .is_some_and(|outcome| outcome.parent_root() == tip_root)
     }
 
     /// Checks that `block` validly extends the tip and executes it against
