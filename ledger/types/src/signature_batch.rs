@@ -12,9 +12,10 @@
 //! `ed25519-zebra` decompresses every public key again in every batch. A
 //! sender signs many transfers, so its decompressed key is kept here
 //! ([`KEY_CACHE_MAX`]); only `R`, which is new in every signature, is
-//! decompressed each time. The scalars `z_i` come from a ChaCha stream
-//! seeded once per batch from the operating system, rather than one system
-//! call per signature.
+//! decompressed each time. The scalars `z_i` are drawn from one 32-byte
+//! seed per batch, read from the operating system (`rand_core::OsRng`, the
+//! only source of randomness of this crate), and stretched with SHA-512
+//! (four scalars per hash), rather than one system call per signature.
 //!
 //! Verdicts are the same as [`crate::PublicKey::verify`] on each item (the
 //! tests compare the two on valid, corrupted and ZIP-215 edge-case inputs).
@@ -25,7 +26,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
-use rand::{rngs::StdRng, RngCore, SeedableRng};
+use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha512};
 
 use crate::{limits::SIGNATURE_BATCH_MAX, PublicKey, Signature};
@@ -107,6 +108,45 @@ fn public_points(items: &[(PublicKey, Signature, &[u8])]) -> Vec<Option<EdwardsP
     points
 }
 
+/// The random 128-bit scalars of one batch: SHA-512 of a secret seed and a
+/// counter, each hash giving four scalars.
+struct BatchScalars {
+    seed: [u8; 32],
+    counter: u64,
+    block: [u8; 64],
+    used: usize,
+}
+
+impl BatchScalars {
+    /// Scalars from a seed read from the operating system.
+    fn from_os() -> BatchScalars {
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        BatchScalars {
+            seed,
+            counter: 0,
+            block: [0; 64],
+            used: 64,
+        }
+    }
+
+    /// The next scalar, below 2^128.
+    fn next_scalar(&mut self) -> Scalar {
+        if self.used == self.block.len() {
+            let mut hasher = Sha512::new();
+            hasher.update(self.seed);
+            hasher.update(self.counter.to_le_bytes());
+            self.block.copy_from_slice(&hasher.finalize());
+            self.counter = self.counter.wrapping_add(1);
+            self.used = 0;
+        }
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&self.block[self.used..self.used + 16]);
+        self.used += 16;
+        Scalar::from_bytes_mod_order(bytes)
+    }
+}
+
 /// `k = SHA-512(R || A || M)` reduced mod l.
 fn challenge(signature: &Signature, public_key: &PublicKey, message: &[u8]) -> Scalar {
     let mut hasher = Sha512::new();
@@ -123,9 +163,7 @@ pub(crate) fn verify_chunk(items: &[(PublicKey, Signature, &[u8])]) -> bool {
         return true;
     }
     let public_points = public_points(items);
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let mut rng = StdRng::from_seed(seed);
+    let mut scalars = BatchScalars::from_os();
 
     // One coefficient per distinct key, one per R, one for B.
     let mut key_slots: HashMap<[u8; 32], usize> = HashMap::with_capacity(items.len());
@@ -150,9 +188,7 @@ pub(crate) fn verify_chunk(items: &[(PublicKey, Signature, &[u8])]) -> bool {
             return false;
         };
         let k = challenge(signature, public_key, message);
-        let mut z_bytes = [0u8; 32];
-        rng.fill_bytes(&mut z_bytes[..16]);
-        let z = Scalar::from_bytes_mod_order(z_bytes);
+        let z = scalars.next_scalar();
 
         basepoint_coefficient -= z * s;
         r_points.push(r_point);
