@@ -10,7 +10,7 @@ use clap_complete::Shell;
 
 use crate::{
     duration::parse_duration,
-    error::Result,
+    error::{CliError, Result},
     keyfile::Passphrase,
     keyring::{KeyName, Keyring},
     rpc::{BlockSelector, NodeClient, DEFAULT_NODE_URL},
@@ -187,9 +187,9 @@ pub struct SendArgs {
     /// Name of the sending key in the keyring.
     #[arg(long, value_name = "NAME", value_parser = parse_key_name)]
     pub from: KeyName,
-    /// Recipient address (cairn1...).
-    #[arg(long, value_name = "ADDRESS", value_parser = parse_address)]
-    pub to: Address,
+    /// Recipient: an address (cairn1...) or the name of a key in the keyring.
+    #[arg(long, value_name = "ADDRESS|KEY", value_parser = parse_account)]
+    pub to: AccountRef,
     /// Units to transfer.
     // Negative numbers reach the parser, which says they are invalid
     // (instead of "unexpected argument '-1' found").
@@ -247,9 +247,12 @@ pub enum QueryCommand {
     Status,
     /// An account's balance and nonces.
     Account {
-        /// The address (cairn1...).
-        #[arg(value_parser = parse_address)]
-        address: Address,
+        /// The address (cairn1...) or the name of a key in the keyring.
+        #[arg(value_parser = parse_account, value_name = "ADDRESS|KEY")]
+        address: AccountRef,
+        /// The keyring a key name is looked up in [default: see `cairn keys --help`].
+        #[arg(long, value_name = "DIR", env = "CAIRN_KEYRING_DIR")]
+        keyring_dir: Option<PathBuf>,
     },
     /// A block by height (default: the latest).
     Block {
@@ -353,8 +356,61 @@ fn parse_key_name(text: &str) -> Result<KeyName, String> {
     KeyName::new(text).map_err(|error| error.to_string())
 }
 
-fn parse_address(text: &str) -> Result<Address, String> {
-    Address::from_bech32(text).map_err(|error| error.to_string())
+/// An account named on the command line: an address, or a key of the
+/// keyring whose address is meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountRef {
+    /// A `cairn1...` address.
+    Address(Address),
+    /// The name of a key in the keyring.
+    Key(KeyName),
+}
+
+impl AccountRef {
+    /// The address: itself, or the address of the key in `keyring`.
+    /// `what` names the argument in the error (`--to`, `ADDRESS`).
+    pub fn resolve(&self, keyring: &Keyring, what: &str) -> Result<Address> {
+        match self {
+            AccountRef::Address(address) => Ok(*address),
+            AccountRef::Key(name) => match keyring.show(name) {
+                Ok(info) => Ok(info.address),
+                Err(error @ CliError::UnknownKey { .. }) => Err(CliError::UnknownAccount {
+                    what: what.to_string(),
+                    name: name.to_string(),
+                    reason: error.to_string(),
+                }),
+                Err(error) => Err(error),
+            },
+        }
+    }
+}
+
+/// Whether `text` is meant as an address rather than a key name: the
+/// `cairn1` prefix, a `0x` hex address, or bech32 of another chain
+/// (`cosmos1...`: a prefix, `1`, and at least the 38 characters of a
+/// 20-byte payload and its checksum). Those are parsed as addresses, so
+/// their errors name the address problem.
+fn looks_like_address(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("cairn1") || lower.starts_with("0x") {
+        return true;
+    }
+    const BECH32_CHARSET: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    lower.rfind('1').is_some_and(|separator| {
+        let data = &lower[separator + 1..];
+        separator > 0 && data.len() >= 38 && data.chars().all(|c| BECH32_CHARSET.contains(c))
+    })
+}
+
+fn parse_account(text: &str) -> Result<AccountRef, String> {
+    if looks_like_address(text) {
+        return Address::from_bech32(text)
+            .map(AccountRef::Address)
+            .map_err(|error| error.to_string());
+    }
+    KeyName::new(text).map(AccountRef::Key).map_err(|error| {
+        format!("{text:?} is neither an address (cairn1...) nor a key name ({error})")
+    })
 }
 
 fn parse_hash(text: &str) -> Result<Hash, String> {
@@ -368,4 +424,29 @@ fn parse_block_selector(text: &str) -> Result<BlockSelector, String> {
     text.parse::<u64>()
         .map(BlockSelector::Height)
         .map_err(|_| format!("{text:?} is not a block height; give a number or `latest`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_are_addresses_or_key_names() {
+        let address = Address([7; 20]);
+        assert_eq!(
+            parse_account(&address.to_string()),
+            Ok(AccountRef::Address(address))
+        );
+        // Names that contain a `1` are still names.
+        for name in ["alice", "user1", "devnet-acct1", "dev-0"] {
+            assert_eq!(
+                parse_account(name),
+                Ok(AccountRef::Key(KeyName::new(name).unwrap()))
+            );
+        }
+        let error = parse_account("cairn1qqqq").unwrap_err();
+        assert!(error.contains("bad address"), "{error}");
+        let error = parse_account("no/slash").unwrap_err();
+        assert!(error.contains("neither an address"), "{error}");
+    }
 }

@@ -32,6 +32,18 @@ pub enum CliError {
         /// The known names, or a hint to create one.
         known: String,
     },
+    /// An account argument that is neither an address nor a known key.
+    #[error(
+        "{what} {name:?} is not an address (cairn1...) and not a key in the keyring: {reason}"
+    )]
+    UnknownAccount {
+        /// The argument (`--to`, `ADDRESS`).
+        what: String,
+        /// The name as given.
+        name: String,
+        /// Why the key was not found.
+        reason: String,
+    },
     /// A key of that name already exists.
     #[error("a key named {name:?} already exists ({path}); choose another name, or delete it first with `cairn keys delete {name}`")]
     KeyExists {

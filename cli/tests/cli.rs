@@ -49,6 +49,122 @@ fn closed_port() -> u16 {
     port
 }
 
+/// One request a [`FakeNode`] received: method, path, body.
+type Request = (String, String, String);
+
+/// A stand-in for a node's RPC on 127.0.0.1 (port 0): `GET /status` of
+/// chain `chain_id`, `GET /account/..` with a large balance, `POST /tx`
+/// answering the transaction's hash; anything else a 404 in the node's
+/// error shape. Records every request.
+struct FakeNode {
+    url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+impl FakeNode {
+    fn start(chain_id: &str) -> FakeNode {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let chain_id = chain_id.to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let recorded = recorded.clone();
+                let chain_id = chain_id.clone();
+                std::thread::spawn(move || serve_one(stream, &chain_id, &recorded));
+            }
+        });
+        FakeNode { url, requests }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The transfers submitted with `POST /tx`, decoded.
+    fn submitted(&self) -> Vec<cairn_types::SignedTransaction> {
+        self.requests()
+            .into_iter()
+            .filter(|(method, path, _)| method == "POST" && path == "/tx")
+            .map(|(_, _, body)| decode_submitted(&body))
+            .collect()
+    }
+}
+
+fn decode_submitted(body: &str) -> cairn_types::SignedTransaction {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap();
+    let bytes = hex::decode(value["tx"].as_str().unwrap()).unwrap();
+    cairn_types::SignedTransaction::from_bytes(&bytes).unwrap()
+}
+
+fn serve_one(
+    mut stream: std::net::TcpStream,
+    chain_id: &str,
+    recorded: &std::sync::Mutex<Vec<Request>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    recorded
+        .lock()
+        .unwrap()
+        .push((method.clone(), path.clone(), body.clone()));
+    let (status, answer) = match (method.as_str(), path.as_str()) {
+        ("GET", "/status") => (
+            200,
+            serde_json::json!({"chain_id": chain_id, "latest_height": 5}),
+        ),
+        ("GET", account) if account.starts_with("/account/") => (
+            200,
+            serde_json::json!({
+                "address": &account["/account/".len()..],
+                "balance": 1_000_000u64,
+                "nonce": 3,
+                "next_nonce": 3,
+            }),
+        ),
+        ("POST", "/tx") => (
+            200,
+            serde_json::json!({"hash": decode_submitted(&body).hash().to_hex()}),
+        ),
+        _ => (
+            404,
+            serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}),
+        ),
+    };
+    let text = answer.to_string();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    );
+}
+
 /// A valid address with its last character changed: a checksum error.
 fn with_bad_checksum(address: &str) -> String {
     let mut text = address.to_string();
@@ -386,5 +502,75 @@ fn transfers_that_break_a_rule_are_refused_before_sending() {
             .args(&extra));
         assert_eq!(code, 1, "{extra:?}: {stderr}");
         assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
+
+#[test]
+fn to_and_query_account_take_key_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    new_key(&keys, "alice");
+    let bob = new_key(&keys, "bob");
+    let bob_address = bob["address"].as_str().unwrap();
+    let node = FakeNode::start("cairn-test");
+
+    let (code, stdout, stderr) = run(cairn(&keys).args([
+        "tx", "send", "--from", "alice", "--to", "bob", "--amount", "5", "--node", &node.url,
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim().len(), 64, "{stdout}");
+    let submitted = node.submitted();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].transaction.recipient.to_string(), bob_address);
+    assert_eq!(submitted[0].transaction.nonce, 3);
+
+    let (code, stdout, stderr) =
+        run(cairn(&keys).args(["query", "account", "bob", "--json", "--node", &node.url]));
+    assert_eq!(code, 0, "{stderr}");
+    let account: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(account["address"], bob_address);
+    assert!(node
+        .requests()
+        .iter()
+        .any(|(_, path, _)| *path == format!("/account/{bob_address}")));
+
+    // An unknown name says both readings failed and lists the keys.
+    let (code, _, stderr) = run(cairn(&keys).args([
+        "tx", "send", "--from", "alice", "--to", "carol", "--amount", "5", "--node", &node.url,
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--to \"carol\" is not an address (cairn1...) and not a key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("known keys: alice, bob"), "{stderr}");
+    let (code, _, stderr) =
+        run(cairn(&keys).args(["query", "account", "carol", "--node", &node.url]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("\"carol\" is not an address"), "{stderr}");
+    assert_eq!(node.submitted().len(), 1);
+}
+
+#[test]
+fn addresses_of_other_chains_name_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    new_key(&keys, "alice");
+    for other in [
+        "0x52908400098527886E0F7030069857D2E4169EE7",
+        "cosmos1hsk6jryyqjfhp5dhc55tc9jtckygx0eph6dd02",
+    ] {
+        let (code, _, stderr) = run(cairn(&keys).args([
+            "tx", "send", "--from", "alice", "--to", other, "--amount", "5",
+        ]));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains("wrong prefix: Cairn addresses start with cairn1"),
+            "{other}: {stderr}"
+        );
+        assert!(!stderr.contains("checksum"), "{other}: {stderr}");
+        let (code, _, stderr) = run(cairn(&keys).args(["query", "account", other]));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("wrong prefix"), "{other}: {stderr}");
     }
 }

@@ -8,9 +8,10 @@ use serde_json::Value;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::{
-    cli::{QueryArgs, QueryCommand},
+    cli::{AccountRef, QueryArgs, QueryCommand},
     commands::{write_json, write_line},
     error::{CliError, Result},
+    keyring::Keyring,
     rpc::{BlockJson, CommittedTransaction, NodeClient, Peers, Status, Validators},
 };
 
@@ -32,8 +33,21 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             let (status, json) = client.status().await?;
             (status_text(&status), json)
         }
-        QueryCommand::Account { address } => {
-            let (account, json) = client.account(address).await?;
+        QueryCommand::Account {
+            address,
+            keyring_dir,
+        } => {
+            let address = match address {
+                AccountRef::Address(address) => *address,
+                AccountRef::Key(_) => {
+                    let keyring = match keyring_dir {
+                        Some(dir) => Keyring::new(dir),
+                        None => Keyring::default_dir().map(Keyring::new)?,
+                    };
+                    address.resolve(&keyring, "ADDRESS")?
+                }
+            };
+            let (account, json) = client.account(&address).await?;
             let pending = account.next_nonce.saturating_sub(account.nonce);
             let text = table(&[
                 ("address", account.address.clone()),

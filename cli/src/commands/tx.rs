@@ -91,10 +91,11 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
     let client = args.node.client()?;
     let keyring = args.keyring.keyring()?;
     let passphrase = args.keyring.passphrase()?;
+    let to = args.to.resolve(&keyring, "--to")?;
     let keypair = keyring.keypair(&args.from, passphrase.as_ref())?;
     drop(passphrase);
     let transfer = Transfer {
-        to: args.to,
+        to,
         amount: args.amount,
         fee: args.fee,
         nonce: args.nonce,

@@ -41,14 +41,23 @@ impl Address {
             input: input.to_string(),
             reason,
         };
+        // The prefix is judged before the checksum: an address of another
+        // chain (`0x...`, `cosmos1...`) is a wrong prefix, not a typo.
+        let prefix_ok = input
+            .rfind('1')
+            .is_some_and(|separator| input[..separator].eq_ignore_ascii_case(ADDRESS_PREFIX));
+        if !prefix_ok {
+            return Err(bad(
+                "wrong prefix: Cairn addresses start with cairn1".to_string()
+            ));
+        }
         let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(input)
             .map_err(|error| bad(format!("{error} (check for a typo)")))?;
         let prefix = checked.hrp();
-        if prefix.as_str() != ADDRESS_PREFIX {
-            return Err(bad(format!(
-                "prefix is {:?}, expected {ADDRESS_PREFIX:?}",
-                prefix.as_str()
-            )));
+        if !prefix.as_str().eq_ignore_ascii_case(ADDRESS_PREFIX) {
+            return Err(bad(
+                "wrong prefix: Cairn addresses start with cairn1".to_string()
+            ));
         }
         let data: Vec<u8> = checked.byte_iter().collect();
         let bytes: [u8; 20] = data
@@ -133,6 +142,28 @@ mod tests {
         let text = bech32::encode::<Bech32m>(hrp, &[1u8; 20]).unwrap();
         let error = Address::from_bech32(&text).unwrap_err().to_string();
         assert!(error.contains("prefix"), "{error}");
+    }
+
+    #[test]
+    fn addresses_of_other_chains_name_the_prefix() {
+        let cosmos =
+            bech32::encode::<bech32::Bech32>(Hrp::parse("cosmos").unwrap(), &[1u8; 20]).unwrap();
+        for text in [
+            "0x52908400098527886E0F7030069857D2E4169EE7",
+            cosmos.as_str(),
+            "cairn",
+            "",
+        ] {
+            let error = Address::from_bech32(text).unwrap_err().to_string();
+            assert!(
+                error.contains("wrong prefix: Cairn addresses start with cairn1"),
+                "{text}: {error}"
+            );
+            assert!(!error.contains("checksum"), "{text}: {error}");
+        }
+        // Upper-case bech32 keeps its prefix.
+        let upper = Address([7; 20]).to_bech32().to_uppercase();
+        assert_eq!(Address::from_bech32(&upper), Ok(Address([7; 20])));
     }
 
     #[test]
