@@ -20,9 +20,25 @@ use crate::{
 /// `--passphrase-file`).
 pub const PASSPHRASE_ENV: &str = "CAIRN_PASSPHRASE";
 
+/// How `cairn` picks the node it talks to, shown under `--help`.
+const NODE_HELP: &str = "\
+The node: commands that talk to a node use --node URL, else the environment
+variable CAIRN_NODE, else the first running node of the devnet in ./devnet
+(from ./devnet/devnet.json, e.g. http://127.0.0.1:26601 for node v0), else
+http://127.0.0.1:26657 (`cairnd start --dev`). `cairn devnet up` prints the
+`export CAIRN_NODE=...` line for its devnet.
+
+The keyring: see `cairn keys --help`.";
+
 /// `cairn`: keys, transfers and queries for a Cairn ledger.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about, propagate_version = true)]
+#[command(
+    name = "cairn",
+    version,
+    about,
+    propagate_version = true,
+    after_help = NODE_HELP
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -91,17 +107,34 @@ impl KeyringArgs {
 /// Which node to talk to.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
-    /// The node's RPC URL.
-    #[arg(long, value_name = "URL", env = "CAIRN_NODE", default_value = DEFAULT_NODE_URL, global = true)]
-    pub node: String,
+    /// The node's RPC URL [default: the first running node of the devnet
+    /// in ./devnet (read from ./devnet/devnet.json), else
+    /// http://127.0.0.1:26657, where `cairnd start --dev` listens].
+    #[arg(long, value_name = "URL", env = "CAIRN_NODE", global = true)]
+    pub node: Option<String>,
 }
 
 impl NodeArgs {
+    /// The node's URL: `--node` or `CAIRN_NODE`, else the first running
+    /// node of the devnet in [`DEFAULT_DEVNET_DIR`], else
+    /// [`DEFAULT_NODE_URL`].
+    pub fn url(&self) -> String {
+        if let Some(url) = &self.node {
+            return url.clone();
+        }
+        crate::commands::devnet::running_node_url(std::path::Path::new(DEFAULT_DEVNET_DIR))
+            .unwrap_or_else(|| DEFAULT_NODE_URL.to_string())
+    }
+
     /// A client of that node.
     pub fn client(&self) -> Result<NodeClient> {
-        NodeClient::new(&self.node)
+        NodeClient::new(&self.url())
     }
 }
+
+/// Default of `cairn devnet --dir`, and where `--node` looks for a devnet
+/// when it is not given.
+pub const DEFAULT_DEVNET_DIR: &str = "devnet";
 
 /// `cairn keys ...`.
 #[derive(Debug, Subcommand)]
@@ -330,7 +363,7 @@ pub struct DevnetUpArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DevnetDirArgs {
     /// The devnet directory: node homes, genesis.json, devnet.json, keys.
-    #[arg(long, value_name = "DIR", default_value = "devnet")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DEVNET_DIR)]
     pub dir: PathBuf,
 }
 

@@ -114,7 +114,7 @@ pub enum CliError {
     )]
     NoKeyringDir,
     /// A node URL that cannot be used.
-    #[error("bad node URL {url:?}: {reason}; pass --node http://HOST:PORT (default http://127.0.0.1:26657)")]
+    #[error("bad node URL {url:?}: {reason}; pass --node http://HOST:PORT or set CAIRN_NODE (see `cairn --help` for the default)")]
     BadNodeUrl {
         /// The URL as given.
         url: String,

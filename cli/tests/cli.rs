@@ -574,3 +574,78 @@ fn addresses_of_other_chains_name_the_prefix() {
         assert!(stderr.contains("wrong prefix"), "{other}: {stderr}");
     }
 }
+
+/// A `devnet/devnet.json` under `cwd` whose node v0 serves RPC at `rpc`
+/// and runs as `pid`.
+fn write_devnet_file(cwd: &Path, rpc: &str, pid: u32) {
+    let dir = cwd.join("devnet");
+    fs::create_dir_all(dir.join("v0")).unwrap();
+    let file = serde_json::json!({
+        "version": 1,
+        "chain_id": "cairn-test",
+        "genesis_hash": "00".repeat(32),
+        "base_port": 26600,
+        "nodes": [{
+            "name": "v0",
+            "role": "validator",
+            "peer_id": "12D3KooWtest",
+            "p2p_port": 26600,
+            "rpc_port": 26601,
+            "metrics_port": 26602,
+            "p2p": "/ip4/127.0.0.1/tcp/26600/p2p/12D3KooWtest",
+            "rpc": rpc,
+            "metrics": "http://127.0.0.1:26602/metrics",
+            "pid": pid,
+        }],
+        "accounts": [],
+    });
+    fs::write(dir.join("devnet.json"), file.to_string()).unwrap();
+}
+
+#[test]
+fn the_default_node_is_a_running_devnet_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let cwd = dir.path().join("work");
+    fs::create_dir_all(&cwd).unwrap();
+    let node = FakeNode::start("cairn-test");
+    // A process that looks like v0's cairnd: started with `--home DIR/v0`.
+    let home = fs::canonicalize(&cwd).unwrap().join("devnet").join("v0");
+    fs::create_dir_all(&home).unwrap();
+    let mut stand_in = Command::new("sh")
+        .args(["-c", "sleep 60; true", "sh", "--home"])
+        .arg(&home)
+        .spawn()
+        .unwrap();
+    write_devnet_file(&cwd, &node.url, stand_in.id());
+
+    let (code, stdout, stderr) = run(cairn(&keys)
+        .current_dir(&cwd)
+        .args(["query", "status", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("cairn-test"), "{stdout}");
+    assert_eq!(node.requests().len(), 1);
+
+    // --node wins over the devnet.
+    let elsewhere = format!("http://127.0.0.1:{}", closed_port());
+    let (code, _, stderr) = run(cairn(&keys)
+        .current_dir(&cwd)
+        .args(["query", "status", "--node", &elsewhere]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&elsewhere), "{stderr}");
+    assert_eq!(node.requests().len(), 1);
+
+    // A devnet whose nodes are stopped is not the default.
+    stand_in.kill().unwrap();
+    stand_in.wait().unwrap();
+    let _ = run(cairn(&keys).current_dir(&cwd).args(["query", "status"]));
+    assert_eq!(node.requests().len(), 1);
+
+    // The help says how the node is chosen.
+    let (code, stdout, _) = run(cairn(&keys).arg("--help"));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("./devnet/devnet.json") && stdout.contains("CAIRN_NODE"),
+        "{stdout}"
+    );
+}

@@ -183,6 +183,10 @@ fn devnet_up_status_down() {
         stdout.contains(&rpc0) && stdout.contains("cairn tx send --from devnet-acct0"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(&format!("export CAIRN_NODE={rpc0}\n")),
+        "{stdout}"
+    );
     assert!(keyring.join("devnet-acct0.json").is_file());
     assert!(dir.join("keys").join("devnet-acct1.json").is_file());
     assert!(dir.join("genesis.json").is_file());

@@ -381,6 +381,33 @@ fn account_name(chain_id: &str, index: usize) -> Result<KeyName> {
     }
 }
 
+/// The RPC URL of the first running node of the devnet in `dir`, if
+/// there is a devnet there and one of its nodes runs (the default of
+/// `--node`). A devnet file that cannot be read is reported on standard
+/// error and ignored.
+pub fn running_node_url(dir: &Path) -> Option<String> {
+    if !dir.join(DEVNET_FILE).is_file() {
+        return None;
+    }
+    let (devnet, file) = match DevnetDir::open(dir) {
+        Ok(opened) => opened,
+        Err(error) => {
+            eprintln!(
+                "warning: not using the devnet in {} as the default node: {error}",
+                dir.display()
+            );
+            return None;
+        }
+    };
+    file.nodes
+        .iter()
+        .find(|node| {
+            node.pid
+                .is_some_and(|pid| process_state(pid, &devnet.home(node)) == ProcessState::Ours)
+        })
+        .map(|node| node.rpc.clone())
+}
+
 // ---------------------------------------------------------------------------
 // up
 
@@ -1647,7 +1674,7 @@ fn print_ready(
             let to = file.accounts.get(1).unwrap_or(from);
             let mut example = format!(
                 "cairn tx send --from {} --to {} --amount 100 --node {} --wait",
-                from.name, to.address, node.rpc
+                from.name, to.name, node.rpc
             );
             if let Some(dir) = &keyring_args.keyring_dir {
                 example.push_str(&format!(
@@ -1666,6 +1693,15 @@ fn print_ready(
             devnet.root.join("<node>").join(LOG_FILE).display()
         ),
     )?;
+    if let Some(node) = file.nodes.first() {
+        // Run from the devnet's parent with the default --dir, `cairn`
+        // finds the node by itself; elsewhere the variable says where.
+        write_line(
+            out,
+            "to point cairn at this devnet from any directory (the default when run next to ./devnet):",
+        )?;
+        write_line(out, &format!("  export CAIRN_NODE={}", node.rpc))?;
+    }
     let dir = shell_quote(&devnet.root.display().to_string());
     if detach {
         write_line(
