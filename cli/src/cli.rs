@@ -242,6 +242,10 @@ pub struct SendArgs {
     /// Free text stored with the transfer.
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub memo: String,
+    /// The chain to sign for: the node's `GET /status` must report this
+    /// chain id, or nothing is signed [default: the node's chain].
+    #[arg(long, value_name = "ID", env = "CAIRN_CHAIN_ID", value_parser = parse_chain_id)]
+    pub chain_id: Option<String>,
     /// Wait until the transfer is in a committed block; print its height and index.
     #[arg(long)]
     pub wait: bool,
@@ -444,6 +448,12 @@ fn parse_account(text: &str) -> Result<AccountRef, String> {
     KeyName::new(text).map(AccountRef::Key).map_err(|error| {
         format!("{text:?} is neither an address (cairn1...) nor a key name ({error})")
     })
+}
+
+fn parse_chain_id(text: &str) -> Result<String, String> {
+    cairn_types::ChainId::new(text.to_string())
+        .map(|_| text.to_string())
+        .map_err(|error| error.to_string())
 }
 
 fn parse_hash(text: &str) -> Result<Hash, String> {

@@ -161,6 +161,16 @@ pub enum CliError {
         /// What is wrong with the answer.
         reason: String,
     },
+    /// The node is on another chain than the one asked for.
+    #[error("chain id mismatch: --chain-id is {given:?} but the node at {url} is on chain {node:?}; nothing was signed. Pass --node with a node of chain {given:?}, or --chain-id {node:?} to sign for that chain")]
+    ChainIdMismatch {
+        /// The chain id given with `--chain-id`.
+        given: String,
+        /// The chain id the node reports.
+        node: String,
+        /// The node's URL.
+        url: String,
+    },
     /// A transfer that the account cannot pay.
     #[error("insufficient funds: balance {balance}, need {need} (amount {amount} + fee {fee}) in account {address}")]
     InsufficientFunds {

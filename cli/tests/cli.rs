@@ -18,6 +18,7 @@ fn cairn(keyring: &Path) -> Command {
     command
         .env_remove("CAIRN_NODE")
         .env_remove("CAIRN_PASSPHRASE")
+        .env_remove("CAIRN_CHAIN_ID")
         .env("CAIRN_KEYRING_DIR", keyring);
     command
 }
@@ -648,4 +649,48 @@ fn the_default_node_is_a_running_devnet_in_the_current_directory() {
         stdout.contains("./devnet/devnet.json") && stdout.contains("CAIRN_NODE"),
         "{stdout}"
     );
+}
+
+#[test]
+fn chain_id_is_checked_against_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    new_key(&keys, "alice");
+    let node = FakeNode::start("cairn-test");
+    let send = |chain_id: &str| {
+        run(cairn(&keys).args([
+            "tx",
+            "send",
+            "--from",
+            "alice",
+            "--to",
+            "alice",
+            "--amount",
+            "5",
+            "--chain-id",
+            chain_id,
+            "--node",
+            &node.url,
+        ]))
+    };
+    let (code, stdout, stderr) = send("cairn-mainnet");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("chain id mismatch")
+            && stderr.contains("\"cairn-mainnet\"")
+            && stderr.contains("\"cairn-test\""),
+        "{stderr}"
+    );
+    assert!(node.submitted().is_empty());
+
+    let (code, _, stderr) = send("cairn-test");
+    assert_eq!(code, 0, "{stderr}");
+    let submitted = node.submitted();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].transaction.chain_id.as_str(), "cairn-test");
+
+    let (code, _, stderr) = send("bad chain id!");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--chain-id"), "{stderr}");
 }

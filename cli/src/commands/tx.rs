@@ -3,7 +3,8 @@
 //!
 //! [`send_transfer`] is the library form (used by `cairn tx send`, and by
 //! the devnet and bench commands): it fetches the chain id from
-//! `GET /status` and the nonce from `GET /account/{address}` (unless one
+//! `GET /status` (refusing a node of another chain than `--chain-id`) and
+//! the nonce from `GET /account/{address}` (unless one
 //! is given), checks the balance, signs, and with a wait it subscribes to
 //! `/ws` *before* submitting and also polls `GET /tx/{hash}`, so an
 //! inclusion between submitting and subscribing cannot be missed.
@@ -38,6 +39,9 @@ pub struct Transfer {
     /// Wait this long for the block that includes it; `None` returns once
     /// the node accepted it.
     pub wait: Option<Duration>,
+    /// The chain to sign for; the node's `/status` must report it. `None`
+    /// signs for the node's chain.
+    pub chain_id: Option<String>,
 }
 
 /// Where a transaction landed.
@@ -101,6 +105,7 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
         nonce: args.nonce,
         memo: args.memo,
         wait: args.wait.then_some(args.timeout),
+        chain_id: args.chain_id,
     };
     let json = args.json;
     let waiting = transfer.wait.is_some();
@@ -159,6 +164,15 @@ pub async fn send_transfer(
                 ),
             })?;
     let (status, _) = client.status().await?;
+    if let Some(expected) = &transfer.chain_id {
+        if *expected != status.chain_id {
+            return Err(CliError::ChainIdMismatch {
+                given: expected.clone(),
+                node: status.chain_id,
+                url: client.url().to_string(),
+            });
+        }
+    }
     let chain_id =
         ChainId::new(status.chain_id.clone()).map_err(|error| CliError::BadResponse {
             url: client.url().to_string(),
