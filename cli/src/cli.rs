@@ -20,13 +20,18 @@ use crate::{
 /// `--passphrase-file`).
 pub const PASSPHRASE_ENV: &str = "CAIRN_PASSPHRASE";
 
-/// How `cairn` picks the node it talks to, shown under `--help`.
-const NODE_HELP: &str = "\
+/// How `cairn` picks its node, prints JSON and finds its keyring, shown under `--help`.
+const AFTER_HELP: &str = "\
 The node: commands that talk to a node use --node URL, else the environment
 variable CAIRN_NODE, else the first running node of the devnet in ./devnet
 (from ./devnet/devnet.json, e.g. http://127.0.0.1:26601 for node v0), else
 http://127.0.0.1:26657 (`cairnd start --dev`). `cairn devnet up` prints the
 `export CAIRN_NODE=...` line for its devnet.
+
+JSON: with --json a command prints JSON on standard output, and so does a
+failure: {\"error\": {\"code\": ..., \"message\": ...}} on standard output
+(nothing on standard error) with exit code 1, or 2 for a command line that
+does not parse.
 
 The keyring: see `cairn keys --help`.";
 
@@ -37,12 +42,34 @@ The keyring: see `cairn keys --help`.";
     version,
     about,
     propagate_version = true,
-    after_help = NODE_HELP
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether the command asked for JSON output (`--json`): then an error
+    /// is printed as JSON on standard output too.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::Keys(command) => match command {
+                KeysCommand::New { json, .. }
+                | KeysCommand::List { json, .. }
+                | KeysCommand::Show { json, .. }
+                | KeysCommand::Import { json, .. } => *json,
+                _ => false,
+            },
+            Command::Tx(TxCommand::Send(args)) => args.json,
+            Command::Query(args) => args.json,
+            Command::Devnet(DevnetCommand::Status(args)) => args.json,
+            Command::Devnet(_) => false,
+            Command::Bench(args) => args.json,
+            Command::Completions(_) => false,
+        }
+    }
 }
 
 /// The subcommands of `cairn`.

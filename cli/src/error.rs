@@ -332,6 +332,57 @@ pub enum CliError {
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
 
 impl CliError {
+    /// A stable snake_case code for scripts, the `code` of the
+    /// `{"error": {"code", "message"}}` shape printed under `--json`. An
+    /// error the node returned keeps the node's code.
+    pub fn code(&self) -> &str {
+        match self {
+            CliError::Bench { .. } => "bench",
+            CliError::BadKeyName { .. } => "bad_key_name",
+            CliError::UnknownKey { .. } => "unknown_key",
+            CliError::UnknownAccount { .. } => "unknown_account",
+            CliError::KeyExists { .. } => "key_exists",
+            CliError::PassphraseRequired { .. } => "passphrase_required",
+            CliError::WrongPassphrase { .. } => "wrong_passphrase",
+            CliError::BadPassphrase { .. } => "bad_passphrase",
+            CliError::CorruptKeyFile { .. } => "corrupt_key_file",
+            CliError::InsecureKeyFile { .. } => "insecure_key_file",
+            CliError::BadSecretFile { .. } => "bad_secret_file",
+            CliError::Io { .. } => "io",
+            CliError::NoKeyringDir => "no_keyring_dir",
+            CliError::BadNodeUrl { .. } => "bad_node_url",
+            CliError::NodeUnreachable { .. } => "node_unreachable",
+            CliError::NodeTimeout { .. } => "node_timeout",
+            CliError::NodeError { code, .. } => code,
+            CliError::BadResponse { .. } => "bad_response",
+            CliError::ChainIdMismatch { .. } => "chain_id_mismatch",
+            CliError::InsufficientFunds { .. } => "insufficient_funds",
+            CliError::InvalidTransfer { .. } => "invalid_transfer",
+            CliError::WaitTimeout { .. } => "wait_timeout",
+            CliError::WaitFailed { .. } => "wait_failed",
+            CliError::DevnetSettings { .. } => "devnet_settings",
+            CliError::DevnetPortTaken { .. } => "devnet_port_taken",
+            CliError::CairndNotFound { .. } => "cairnd_not_found",
+            CliError::CairndFailed { .. } => "cairnd_failed",
+            CliError::NoDevnet { .. } => "no_devnet",
+            CliError::DevnetDirUnusable { .. } => "devnet_dir_unusable",
+            CliError::CorruptDevnetFile { .. } => "corrupt_devnet_file",
+            CliError::DevnetRunning { .. } => "devnet_running",
+            CliError::DevnetMismatch { .. } => "devnet_mismatch",
+            CliError::DevnetNodeExited { .. } => "devnet_node_exited",
+            CliError::DevnetNotReady { .. } => "devnet_not_ready",
+            CliError::Process { .. } => "process",
+            CliError::Genesis(_) => "genesis",
+            CliError::Types(_) => "invalid_value",
+            CliError::Output(_) => "output",
+        }
+    }
+
+    /// The error in the node's error shape, `{"error": {"code", "message"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        error_json(self.code(), &self.to_string())
+    }
+
     /// An [`CliError::Io`] error for `action` on `path`.
     pub fn io(
         action: &'static str,
@@ -344,4 +395,9 @@ impl CliError {
             source,
         }
     }
+}
+
+/// `{"error": {"code": code, "message": message}}`, the node's error shape.
+pub fn error_json(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code, "message": message } })
 }

@@ -11,7 +11,9 @@
 //!   [`limits`]: every bound.
 //!
 //! Exit codes of `cairn`: 0 on success, 1 on any failure, 2 on a command
-//! line that does not parse.
+//! line that does not parse. With `--json`, a failure is printed on
+//! standard output as `{"error": {"code", "message"}}` (see
+//! [`CliError::code`]).
 
 pub mod cli;
 pub mod commands;

@@ -694,3 +694,83 @@ fn chain_id_is_checked_against_the_node() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--chain-id"), "{stderr}");
 }
+
+/// The `{"error": {"code", "message"}}` document on standard output.
+fn json_error(stdout: &str) -> (String, String) {
+    let value: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {stdout:?}"));
+    (
+        value["error"]["code"].as_str().unwrap().to_string(),
+        value["error"]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn json_errors_have_the_error_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    new_key(&keys, "alice");
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let (code, stdout, stderr) =
+        run(cairn(&keys).args(["query", "status", "--json", "--node", &url]));
+    assert_eq!(code, 1);
+    assert!(stderr.is_empty(), "{stderr}");
+    let (error_code, message) = json_error(&stdout);
+    assert_eq!(error_code, "node_unreachable");
+    assert!(
+        message.contains(&format!("cannot reach node at {url}")),
+        "{message}"
+    );
+
+    // The node's own code is kept.
+    let node = FakeNode::start("cairn-test");
+    let (code, stdout, _) = run(cairn(&keys).args([
+        "query",
+        "tx",
+        &"ab".repeat(32),
+        "--json",
+        "--node",
+        &node.url,
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(json_error(&stdout).0, "not_found");
+
+    let (code, stdout, _) = run(cairn(&keys).args([
+        "tx",
+        "send",
+        "--from",
+        "alice",
+        "--to",
+        "alice",
+        "--amount",
+        "1",
+        "--chain-id",
+        "other",
+        "--node",
+        &node.url,
+        "--json",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(json_error(&stdout).0, "chain_id_mismatch");
+
+    let (code, stdout, _) = run(cairn(&keys).args(["keys", "show", "nobody", "--json"]));
+    assert_eq!(code, 1);
+    assert_eq!(json_error(&stdout).0, "unknown_key");
+
+    // A command line that does not parse: exit code 2, still JSON.
+    let (code, stdout, stderr) = run(cairn(&keys).args([
+        "tx", "send", "--from", "alice", "--to", "alice", "--amount", "ten", "--json",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    let (error_code, message) = json_error(&stdout);
+    assert_eq!(error_code, "usage");
+    assert!(message.contains("--amount"), "{message}");
+
+    // Without --json, errors stay text on standard error.
+    let (code, stdout, stderr) = run(cairn(&keys).args(["query", "status", "--node", &url]));
+    assert_eq!(code, 1);
+    assert!(
+        stdout.is_empty() && stderr.starts_with("error: "),
+        "{stderr}"
+    );
+}

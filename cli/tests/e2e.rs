@@ -306,7 +306,8 @@ fn query(url: &str, args: &[&str]) -> Result<Value, String> {
         .args(args)
         .args(["--node", url, "--json"]));
     if code != 0 {
-        return Err(format!("exit {code}: {}", stderr.trim()));
+        // Under --json the error is the JSON document on stdout.
+        return Err(format!("exit {code}: {}{}", stdout.trim(), stderr.trim()));
     }
     serde_json::from_str(&stdout).map_err(|error| format!("not JSON ({error}): {stdout}"))
 }
@@ -402,7 +403,7 @@ fn send(
             net.accounts[from].0,
             net.accounts[to].1,
             if wait { " --wait" } else { "" },
-            stderr.trim()
+            format!("{}{}", stdout.trim(), stderr.trim())
         ));
     }
     serde_json::from_str(&stdout).map_err(|error| format!("not JSON ({error}): {stdout}"))
