@@ -115,6 +115,42 @@ impl KeyringArgs {
         }
     }
 
+    /// The passphrase that encrypts a new key `name`: none with
+    /// `--unencrypted`; else `--passphrase-file` or `CAIRN_PASSPHRASE`;
+    /// else, when standard input is a terminal, one typed twice; else none
+    /// (a script that gives no passphrase stores keys unencrypted).
+    pub fn new_key_passphrase(
+        &self,
+        name: &KeyName,
+        unencrypted: bool,
+    ) -> Result<Option<Passphrase>> {
+        if unencrypted {
+            return Ok(None);
+        }
+        if let Some(passphrase) = self.passphrase()? {
+            return Ok(Some(passphrase));
+        }
+        if crate::prompt::stdin_is_terminal() {
+            return crate::prompt::new_passphrase(name).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Opens the key `name` of `keyring`: with the passphrase of
+    /// [`KeyringArgs::passphrase`], or, for an encrypted key when none is
+    /// given and standard input is a terminal, one typed at a prompt.
+    pub fn open_key(&self, keyring: &Keyring, name: &KeyName) -> Result<cairn_types::Keypair> {
+        let passphrase = self.passphrase()?;
+        if passphrase.is_none()
+            && crate::prompt::stdin_is_terminal()
+            && keyring.show(name)?.encrypted
+        {
+            let typed = crate::prompt::passphrase(&format!("passphrase of key {name}: "))?;
+            return keyring.keypair(name, Some(&typed));
+        }
+        keyring.keypair(name, passphrase.as_ref())
+    }
+
     /// The passphrase from `--passphrase-file`, else from
     /// `CAIRN_PASSPHRASE` (empty means unset), else none.
     pub fn passphrase(&self) -> Result<Option<Passphrase>> {
@@ -166,11 +202,16 @@ pub const DEFAULT_DEVNET_DIR: &str = "devnet";
 /// `cairn keys ...`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create a key from the operating system's randomness.
+    /// Create a key from the operating system's randomness. On a terminal
+    /// cairn asks for a passphrase to encrypt it (unless --passphrase-file,
+    /// CAIRN_PASSPHRASE or --unencrypted is given).
     New {
         /// Name of the new key (letters, digits, '-', '_', '.').
         #[arg(value_parser = parse_key_name)]
         name: KeyName,
+        /// Store the key unencrypted (mode 0600), without asking for a passphrase.
+        #[arg(long, conflicts_with = "passphrase_file")]
+        unencrypted: bool,
         /// Keyring and passphrase.
         #[command(flatten)]
         keyring: KeyringArgs,
@@ -207,6 +248,9 @@ pub enum KeysCommand {
         /// File holding the 64 hex characters of the secret seed.
         #[arg(long, value_name = "FILE")]
         secret_file: PathBuf,
+        /// Store the key unencrypted (mode 0600), without asking for a passphrase.
+        #[arg(long, conflicts_with = "passphrase_file")]
+        unencrypted: bool,
         /// Keyring and passphrase.
         #[command(flatten)]
         keyring: KeyringArgs,
@@ -223,11 +267,15 @@ pub enum KeysCommand {
         #[command(flatten)]
         keyring: KeyringArgs,
     },
-    /// Delete a key from the keyring.
+    /// Delete a key from the keyring. Asks y/N on a terminal; elsewhere
+    /// it needs --yes.
     Delete {
         /// Name of the key.
         #[arg(value_parser = parse_key_name)]
         name: KeyName,
+        /// Delete without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Keyring.
         #[command(flatten)]
         keyring: KeyringArgs,

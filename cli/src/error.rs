@@ -53,7 +53,7 @@ pub enum CliError {
         path: PathBuf,
     },
     /// A key is encrypted and no passphrase was given.
-    #[error("key {name:?} is encrypted; pass --passphrase-file FILE or set CAIRN_PASSPHRASE")]
+    #[error("key {name:?} is encrypted; pass --passphrase-file FILE or set CAIRN_PASSPHRASE (on a terminal, cairn asks for it)")]
     PassphraseRequired {
         /// The key's name.
         name: String,
@@ -97,6 +97,19 @@ pub enum CliError {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A destructive action asked for without `--yes` where nobody can
+    /// be asked.
+    #[error("refusing to {action} without confirmation: standard input is not a terminal, so cairn cannot ask; pass --yes to {action}")]
+    ConfirmationRequired {
+        /// What would have been done.
+        action: String,
+    },
+    /// The person at the terminal did not answer yes.
+    #[error("did not {action}: the answer was not yes")]
+    Declined {
+        /// What would have been done.
+        action: String,
     },
     /// A file or directory operation failed.
     #[error("cannot {action} {path}: {source}")]
@@ -348,6 +361,8 @@ impl CliError {
             CliError::CorruptKeyFile { .. } => "corrupt_key_file",
             CliError::InsecureKeyFile { .. } => "insecure_key_file",
             CliError::BadSecretFile { .. } => "bad_secret_file",
+            CliError::ConfirmationRequired { .. } => "confirmation_required",
+            CliError::Declined { .. } => "declined",
             CliError::Io { .. } => "io",
             CliError::NoKeyringDir => "no_keyring_dir",
             CliError::BadNodeUrl { .. } => "bad_node_url",

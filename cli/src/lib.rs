@@ -7,6 +7,7 @@
 //! - [`rpc`]: the HTTP/JSON and WebSocket client of a node.
 //! - [`commands`]: one module per subcommand; [`commands::tx::send_transfer`]
 //!   is the reusable transfer path.
+//! - [`prompt`]: y/N questions and passphrase prompts on a terminal.
 //! - [`cli`]: the clap definitions; [`error`]: the one error type;
 //!   [`limits`]: every bound.
 //!
@@ -23,6 +24,7 @@ pub mod files;
 pub mod keyfile;
 pub mod keyring;
 pub mod limits;
+pub mod prompt;
 pub mod rpc;
 
 pub use error::{CliError, Result};

@@ -228,7 +228,12 @@ fn keys_new_list_show_export_delete() {
     assert_ne!(code, 0);
     assert!(stderr.contains("already exists"), "{stderr}");
 
+    // Without a terminal to ask on, deleting needs --yes.
     let (code, _, stderr) = run(cairn(&keys).args(["keys", "delete", "alice"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(Path::new(path).is_file());
+    let (code, _, stderr) = run(cairn(&keys).args(["keys", "delete", "alice", "--yes"]));
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = run(cairn(&keys).args(["keys", "show", "alice"]));
     assert_ne!(code, 0);
@@ -773,4 +778,90 @@ fn json_errors_have_the_error_shape() {
         stdout.is_empty() && stderr.starts_with("error: "),
         "{stderr}"
     );
+}
+
+/// Runs `cairn ARGS` with standard input and output on a pseudo-terminal
+/// (util-linux `script`), typing `input`; `None` when `script` is missing.
+fn on_terminal(keys: &Path, args: &[&str], input: &str) -> Option<(i32, String)> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return None;
+    }
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_cairn"));
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    let mut command = Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_remove("CAIRN_NODE")
+        .env_remove("CAIRN_PASSPHRASE")
+        .env("CAIRN_KEYRING_DIR", keys)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    Some((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn on_a_terminal_keys_ask_for_passphrases_and_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let Some((code, output)) = on_terminal(&keys, &["keys", "new", "vault"], "pw one\npw one\n")
+    else {
+        return;
+    };
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("passphrase to encrypt key vault"),
+        "{output}"
+    );
+    let (_, stdout, _) = run(cairn(&keys).args(["keys", "show", "vault", "--json"]));
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(info["encrypted"], true, "{output}");
+
+    // Two different entries are refused, and nothing is written.
+    let (code, output) = on_terminal(&keys, &["keys", "new", "typo"], "pw one\npw two\n").unwrap();
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("the two entries differ"), "{output}");
+    assert!(!keys.join("typo.json").exists());
+
+    // --unencrypted is explicit.
+    let (code, output) =
+        on_terminal(&keys, &["keys", "new", "plain", "--unencrypted"], "").unwrap();
+    assert_eq!(code, 0, "{output}");
+    assert!(!output.contains("passphrase"), "{output}");
+    let (_, stdout, _) = run(cairn(&keys).args(["keys", "show", "plain", "--json"]));
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(info["encrypted"], false);
+
+    // An encrypted key is opened with a typed passphrase.
+    let (code, output) = on_terminal(&keys, &["keys", "export", "vault"], "pw one\n").unwrap();
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("passphrase of key vault"), "{output}");
+    let (code, output) = on_terminal(&keys, &["keys", "export", "vault"], "wrong\n").unwrap();
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("wrong passphrase"), "{output}");
+
+    // Delete asks; only yes deletes.
+    for answer in ["\n", "n\n", "nope\n"] {
+        let (code, output) = on_terminal(&keys, &["keys", "delete", "vault"], answer).unwrap();
+        assert_eq!(code, 1, "{answer:?}: {output}");
+        assert!(output.contains("[y/N]"), "{output}");
+        assert!(keys.join("vault.json").is_file(), "{answer:?}: {output}");
+    }
+    let (code, output) = on_terminal(&keys, &["keys", "delete", "vault"], "y\n").unwrap();
+    assert_eq!(code, 0, "{output}");
+    assert!(!keys.join("vault.json").exists(), "{output}");
 }

@@ -10,8 +10,9 @@ use crate::{
     error::{CliError, Result},
     files::read_bounded,
     keyfile::decode_seed,
-    keyring::KeyInfo,
+    keyring::{KeyInfo, KeyName, Keyring},
     limits::SECRET_FILE_BYTES_MAX,
+    prompt,
 };
 
 /// Runs one `cairn keys` command.
@@ -19,19 +20,28 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
     match command {
         KeysCommand::New {
             name,
+            unencrypted,
             keyring,
             json,
         } => {
-            let passphrase = keyring.passphrase()?;
-            let info = keyring.keyring()?.create(&name, passphrase.as_ref())?;
+            let target = keyring.keyring()?;
+            // A taken name is refused before a passphrase is asked for.
+            if target.path_of(&name).exists() {
+                return Err(CliError::KeyExists {
+                    path: target.path_of(&name),
+                    name: name.to_string(),
+                });
+            }
+            let passphrase = keyring.new_key_passphrase(&name, unencrypted)?;
+            let info = target.create(&name, passphrase.as_ref())?;
             if json {
                 return write_json(out, &info);
             }
             write_line(out, &format!("created key {name}"))?;
             write_info(out, &info)?;
-            if !info.encrypted {
+            if !info.encrypted && !unencrypted {
                 eprintln!(
-                    "note: the key is stored unencrypted (mode 0600); pass --passphrase-file or set CAIRN_PASSPHRASE to encrypt keys at rest"
+                    "note: the key is stored unencrypted (mode 0600); pass --passphrase-file, set CAIRN_PASSPHRASE or run on a terminal to encrypt keys at rest, or pass --unencrypted to say it is meant"
                 );
             }
             Ok(())
@@ -84,6 +94,7 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
         KeysCommand::Import {
             name,
             secret_file,
+            unencrypted,
             keyring,
             json,
         } => {
@@ -98,10 +109,15 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
                 std::str::from_utf8(&contents).map_err(|_| bad("it is not text".to_string()))?;
             let seed = decode_seed(text.trim()).map_err(bad)?;
             let keypair = Keypair::from_seed(&seed);
-            let passphrase = keyring.passphrase()?;
-            let info = keyring
-                .keyring()?
-                .import(&name, &keypair, passphrase.as_ref())?;
+            let target = keyring.keyring()?;
+            if target.path_of(&name).exists() {
+                return Err(CliError::KeyExists {
+                    path: target.path_of(&name),
+                    name: name.to_string(),
+                });
+            }
+            let passphrase = keyring.new_key_passphrase(&name, unencrypted)?;
+            let info = target.import(&name, &keypair, passphrase.as_ref())?;
             if json {
                 return write_json(out, &info);
             }
@@ -109,8 +125,7 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
             write_info(out, &info)
         }
         KeysCommand::Export { name, keyring } => {
-            let passphrase = keyring.passphrase()?;
-            let keypair = keyring.keyring()?.keypair(&name, passphrase.as_ref())?;
+            let keypair = keyring.open_key(&keyring.keyring()?, &name)?;
             eprintln!(
                 "warning: this is the secret key of {name}; anyone who has it controls account {}. Do not share it; store it only where only you can read it.",
                 keypair.address()
@@ -118,13 +133,39 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
             let seed = zeroize::Zeroizing::new(hex::encode(keypair.seed()));
             write_line(out, &seed)
         }
-        KeysCommand::Delete { name, keyring } => {
-            let info = keyring.keyring()?.delete(&name)?;
+        KeysCommand::Delete { name, yes, keyring } => {
+            let keyring = keyring.keyring()?;
+            if !yes {
+                confirm_delete(&keyring, &name)?;
+            }
+            let info = keyring.delete(&name)?;
             write_line(
                 out,
                 &format!("deleted key {name} ({})", info.path.display()),
             )
         }
+    }
+}
+
+/// Asks whether to delete the key `name`, on a terminal only.
+fn confirm_delete(keyring: &Keyring, name: &KeyName) -> Result<()> {
+    let action = format!("delete key {name}");
+    let what = match keyring.show(name) {
+        Ok(info) => format!("account {}, file {}", info.address, info.path.display()),
+        // A corrupted file can still be deleted.
+        Err(CliError::CorruptKeyFile { path, .. }) => format!("corrupted file {}", path.display()),
+        Err(error) => return Err(error),
+    };
+    if !prompt::stdin_is_terminal() {
+        return Err(CliError::ConfirmationRequired { action });
+    }
+    let question = format!(
+        "delete key {name} ({what})? Without a copy of its secret (`cairn keys export {name}`) the account cannot be used again."
+    );
+    if prompt::confirm(&question)? {
+        Ok(())
+    } else {
+        Err(CliError::Declined { action })
     }
 }
 

@@ -94,10 +94,8 @@ pub async fn run(command: TxCommand, out: &mut dyn Write) -> Result<()> {
 async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
     let client = args.node.client()?;
     let keyring = args.keyring.keyring()?;
-    let passphrase = args.keyring.passphrase()?;
     let to = args.to.resolve(&keyring, "--to")?;
-    let keypair = keyring.keypair(&args.from, passphrase.as_ref())?;
-    drop(passphrase);
+    let keypair = args.keyring.open_key(&keyring, &args.from)?;
     let transfer = Transfer {
         to,
         amount: args.amount,
