@@ -35,6 +35,20 @@ does not parse.
 
 The keyring: see `cairn keys --help`.";
 
+/// Where the keyring is, shown under `cairn keys --help`.
+const KEYRING_HELP: &str = "\
+The keyring: --keyring-dir DIR, else the environment variable
+CAIRN_KEYRING_DIR, else $XDG_DATA_HOME/cairn/keys when XDG_DATA_HOME is set,
+else ~/.cairn-keys. It is kept apart from the node home ~/.cairn, so deleting
+or resetting a node home never deletes keys. A keyring in the old default
+~/.cairn/keys is still used while the new directory does not exist (with a
+note saying how to move it).
+
+On a terminal, `keys new` and `keys import` ask for a passphrase to encrypt
+the key (--unencrypted stores it in the clear), commands that open an
+encrypted key ask for its passphrase, and `keys delete` asks y/N (--yes
+skips the question; without a terminal it is required).";
+
 /// `cairn`: keys, transfers and queries for a Cairn ledger.
 #[derive(Debug, Parser)]
 #[command(
@@ -76,7 +90,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage the keys in the keyring.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = KEYRING_HELP)]
     Keys(KeysCommand),
     /// Make transactions.
     #[command(subcommand)]
@@ -96,7 +110,9 @@ pub enum Command {
 /// Where the keyring is, and the passphrase of encrypted keys.
 #[derive(Debug, Clone, Args)]
 pub struct KeyringArgs {
-    /// The keyring directory [default: ~/.cairn/keys].
+    /// The keyring directory [default: $XDG_DATA_HOME/cairn/keys if set,
+    /// else ~/.cairn-keys; the old ~/.cairn/keys while the new one does not
+    /// exist].
     #[arg(long, value_name = "DIR", env = "CAIRN_KEYRING_DIR")]
     pub keyring_dir: Option<PathBuf>,
     /// A file holding the passphrase that encrypts keys at rest (one line).

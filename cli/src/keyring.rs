@@ -4,6 +4,10 @@
 //! deleted; with a passphrase their seeds are encrypted at rest (see
 //! [`crate::keyfile`]).
 //!
+//! The default directory is `$XDG_DATA_HOME/cairn/keys` or `~/.cairn-keys`,
+//! apart from the node home `~/.cairn` (see [`default_dir_from`]); the old
+//! default `~/.cairn/keys` is still read while the new one does not exist.
+//!
 //! The devnet command imports the keys it funds with
 //! [`Keyring::import_all`].
 
@@ -129,13 +133,65 @@ pub struct Keyring {
     dir: PathBuf,
 }
 
+/// The default keyring directory, as [`default_dir_from`] chose it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultDir {
+    /// The directory to use.
+    pub dir: PathBuf,
+    /// Set when `dir` is the old default `~/.cairn/keys` (inside the node
+    /// home), used because the new default does not exist yet: where the
+    /// keys should move to.
+    pub move_to: Option<PathBuf>,
+}
+
+/// The default keyring directory for the given `HOME` and
+/// `XDG_DATA_HOME`: `$XDG_DATA_HOME/cairn/keys` when that variable holds
+/// an absolute path, else `~/.cairn-keys`; outside the node home
+/// `~/.cairn`, so `rm -r ~/.cairn` (or a node reset) never takes keys
+/// with it. When the new directory does not exist but the old default
+/// `~/.cairn/keys` does, the old one is used, so no key goes missing.
+pub fn default_dir_from(
+    home: Option<&std::ffi::OsStr>,
+    xdg_data_home: Option<&std::ffi::OsStr>,
+) -> Result<DefaultDir> {
+    let home = home
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .ok_or(CliError::NoKeyringDir)?;
+    let new = match xdg_data_home.map(PathBuf::from) {
+        Some(data) if data.is_absolute() => data.join("cairn").join("keys"),
+        _ => home.join(".cairn-keys"),
+    };
+    let old = home.join(".cairn").join("keys");
+    if !new.exists() && old.is_dir() {
+        return Ok(DefaultDir {
+            dir: old,
+            move_to: Some(new),
+        });
+    }
+    Ok(DefaultDir {
+        dir: new,
+        move_to: None,
+    })
+}
+
 impl Keyring {
-    /// The default keyring directory, `~/.cairn/keys`.
+    /// The default keyring directory (see [`default_dir_from`]), from the
+    /// environment. Using the old default prints a note on standard error
+    /// that says how to move the keys.
     pub fn default_dir() -> Result<PathBuf> {
-        match std::env::var_os("HOME") {
-            Some(home) if !home.is_empty() => Ok(PathBuf::from(home).join(".cairn").join("keys")),
-            _ => Err(CliError::NoKeyringDir),
+        let home = std::env::var_os("HOME");
+        let data = std::env::var_os("XDG_DATA_HOME");
+        let chosen = default_dir_from(home.as_deref(), data.as_deref())?;
+        if let Some(new) = &chosen.move_to {
+            eprintln!(
+                "note: using the keyring in {old}, the old default inside the node home; move it out with `mkdir -p {parent} && mv {old} {new}` (or pass --keyring-dir)",
+                old = chosen.dir.display(),
+                parent = new.parent().unwrap_or(new).display(),
+                new = new.display()
+            );
         }
+        Ok(chosen.dir)
     }
 
     /// The keyring in `dir`. Nothing is created until a key is written.
@@ -412,5 +468,39 @@ fn info_of(name: &str, file: &KeyFile) -> KeyInfo {
         public_key: file.public_key(),
         encrypted: file.is_encrypted(),
         path: file.path().to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_dir_is_outside_the_node_home() {
+        let home = tempfile::tempdir().unwrap();
+        let home_os = home.path().as_os_str();
+        let chosen = default_dir_from(Some(home_os), None).unwrap();
+        assert_eq!(chosen.dir, home.path().join(".cairn-keys"));
+        assert_eq!(chosen.move_to, None);
+        let data = home.path().join("data");
+        let chosen = default_dir_from(Some(home_os), Some(data.as_os_str())).unwrap();
+        assert_eq!(chosen.dir, data.join("cairn").join("keys"));
+        // A relative XDG_DATA_HOME is ignored, as the spec says.
+        let chosen = default_dir_from(Some(home_os), Some("rel".as_ref())).unwrap();
+        assert_eq!(chosen.dir, home.path().join(".cairn-keys"));
+        assert!(matches!(
+            default_dir_from(None, None),
+            Err(CliError::NoKeyringDir)
+        ));
+
+        // The old default is read while the new one does not exist.
+        let old = home.path().join(".cairn").join("keys");
+        fs::create_dir_all(&old).unwrap();
+        let chosen = default_dir_from(Some(home_os), None).unwrap();
+        assert_eq!(chosen.dir, old);
+        assert_eq!(chosen.move_to, Some(home.path().join(".cairn-keys")));
+        fs::create_dir_all(home.path().join(".cairn-keys")).unwrap();
+        let chosen = default_dir_from(Some(home_os), None).unwrap();
+        assert_eq!(chosen.dir, home.path().join(".cairn-keys"));
     }
 }

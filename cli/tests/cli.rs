@@ -865,3 +865,45 @@ fn on_a_terminal_keys_ask_for_passphrases_and_confirmation() {
     assert_eq!(code, 0, "{output}");
     assert!(!keys.join("vault.json").exists(), "{output}");
 }
+
+#[test]
+fn the_default_keyring_is_outside_the_node_home_and_old_keys_are_found() {
+    let home = tempfile::tempdir().unwrap();
+    let default = |home: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command
+            .env_remove("CAIRN_KEYRING_DIR")
+            .env_remove("CAIRN_PASSPHRASE")
+            .env_remove("XDG_DATA_HOME")
+            .env("HOME", home);
+        command
+    };
+    // A key in the old default, ~/.cairn/keys.
+    let old = home.path().join(".cairn").join("keys");
+    let kept = new_key(&old, "kept");
+    let (code, stdout, stderr) = run(default(home.path()).args(["keys", "list"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(kept["address"].as_str().unwrap()),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("old default") && stderr.contains(".cairn-keys"),
+        "{stderr}"
+    );
+
+    // A fresh home gets ~/.cairn-keys.
+    let fresh = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(default(fresh.path()).args(["keys", "new", "k", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        Path::new(info["path"].as_str().unwrap()),
+        fresh.path().join(".cairn-keys").join("k.json")
+    );
+    assert!(!fresh.path().join(".cairn").exists());
+
+    let (code, stdout, _) = run(default(fresh.path()).args(["keys", "--help"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("~/.cairn-keys"), "{stdout}");
+}
