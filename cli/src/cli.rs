@@ -73,7 +73,8 @@ impl Cli {
                 KeysCommand::New { json, .. }
                 | KeysCommand::List { json, .. }
                 | KeysCommand::Show { json, .. }
-                | KeysCommand::Import { json, .. } => *json,
+                | KeysCommand::Import { json, .. }
+                | KeysCommand::ImportDev { json, .. } => *json,
                 _ => false,
             },
             Command::Tx(TxCommand::Send(args)) => args.json,
@@ -274,6 +275,17 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import the well-known accounts of the built-in dev chain
+    /// (`cairnd start --dev`) as dev-0 ... dev-9. INSECURE: everyone knows
+    /// these keys; they are stored unencrypted. Running it again is a no-op.
+    ImportDev {
+        /// Keyring.
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a key's secret seed in hex (anyone who has it controls the account).
     Export {
         /// Name of the key.
@@ -309,8 +321,19 @@ pub enum TxCommand {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Name of the sending key in the keyring.
-    #[arg(long, value_name = "NAME", value_parser = parse_key_name)]
-    pub from: KeyName,
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = parse_key_name,
+        required_unless_present = "private_key_file",
+        conflicts_with = "private_key_file"
+    )]
+    pub from: Option<KeyName>,
+    /// Sign with the key in FILE instead of one from the keyring: 64 hex
+    /// characters, the 32-byte secret seed (as `cairn keys export` prints
+    /// it); the file must not be readable by other users.
+    #[arg(long, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
     /// Recipient: an address (cairn1...) or the name of a key in the keyring.
     #[arg(long, value_name = "ADDRESS|KEY", value_parser = parse_account)]
     pub to: AccountRef,

@@ -907,3 +907,54 @@ fn the_default_keyring_is_outside_the_node_home_and_old_keys_are_found() {
     assert_eq!(code, 0);
     assert!(stdout.contains("~/.cairn-keys"), "{stdout}");
 }
+
+#[test]
+fn dev_accounts_import_and_private_key_files_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let dev = cairn_genesis::dev::dev_account_keypairs();
+    for _ in 0..2 {
+        // A second import keeps the same keys.
+        let (code, stdout, stderr) = run(cairn(&keys).args(["keys", "import-dev", "--json"]));
+        assert_eq!(code, 0, "{stderr}");
+        let infos: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(infos.len(), dev.len());
+        for (index, (info, keypair)) in infos.iter().zip(&dev).enumerate() {
+            assert_eq!(info["name"], format!("dev-{index}"));
+            assert_eq!(info["address"], keypair.address().to_string());
+        }
+    }
+
+    let node = FakeNode::start(cairn_genesis::dev::DEV_CHAIN_ID);
+    let secret = dir.path().join("dev0.key");
+    fs::write(&secret, format!("{}\n", hex::encode(dev[0].seed()))).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let send = |extra: &[&str]| {
+        run(cairn(&keys)
+            .args([
+                "tx", "send", "--to", "dev-1", "--amount", "5", "--node", &node.url,
+            ])
+            .args(extra))
+    };
+    let secret_arg = secret.to_str().unwrap();
+    let (code, _, stderr) = send(&["--private-key-file", secret_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let submitted = node.submitted();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].transaction.sender, dev[0].public_key());
+    assert_eq!(submitted[0].transaction.recipient, dev[1].address());
+
+    // Exactly one of --from and --private-key-file.
+    let (code, _, stderr) = send(&["--private-key-file", secret_arg, "--from", "dev-0"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = send(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--from"), "{stderr}");
+
+    // A key file others can read is refused.
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, stderr) = send(&["--private-key-file", secret_arg]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert_eq!(node.submitted().len(), 1);
+}

@@ -1,6 +1,6 @@
-//! `cairn keys new|list|show|import|export|delete`.
+//! `cairn keys new|list|show|import|import-dev|export|delete`.
 
-use std::io::Write;
+use std::{io::Write, path::Path};
 
 use cairn_types::Keypair;
 
@@ -10,7 +10,7 @@ use crate::{
     error::{CliError, Result},
     files::read_bounded,
     keyfile::decode_seed,
-    keyring::{KeyInfo, KeyName, Keyring},
+    keyring::{ExistingKey, KeyInfo, KeyName, Keyring},
     limits::SECRET_FILE_BYTES_MAX,
     prompt,
 };
@@ -98,17 +98,7 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
             keyring,
             json,
         } => {
-            let bad = |reason: String| CliError::BadSecretFile {
-                path: secret_file.clone(),
-                reason,
-            };
-            let contents = read_bounded(&secret_file, SECRET_FILE_BYTES_MAX, |limit| {
-                bad(format!("it is larger than {limit} bytes"))
-            })?;
-            let text =
-                std::str::from_utf8(&contents).map_err(|_| bad("it is not text".to_string()))?;
-            let seed = decode_seed(text.trim()).map_err(bad)?;
-            let keypair = Keypair::from_seed(&seed);
+            let keypair = read_secret_file(&secret_file)?;
             let target = keyring.keyring()?;
             if target.path_of(&name).exists() {
                 return Err(CliError::KeyExists {
@@ -123,6 +113,34 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
             }
             write_line(out, &format!("imported key {name}"))?;
             write_info(out, &info)
+        }
+        KeysCommand::ImportDev { keyring, json } => {
+            let keyring = keyring.keyring()?;
+            let keys = cairn_genesis::dev::dev_account_keypairs()
+                .into_iter()
+                .enumerate()
+                .map(|(index, keypair)| Ok((KeyName::new(&format!("dev-{index}"))?, keypair)))
+                .collect::<Result<Vec<_>>>()?;
+            let infos = keyring.import_all(&keys, None, ExistingKey::KeepIfSame)?;
+            if json {
+                return write_json(out, &infos);
+            }
+            write_line(
+                out,
+                &format!(
+                    "imported {} dev accounts of chain {} (`cairnd start --dev`) into {}:",
+                    infos.len(),
+                    cairn_genesis::dev::DEV_CHAIN_ID,
+                    keyring.dir().display()
+                ),
+            )?;
+            for info in &infos {
+                write_line(out, &format!("  {:<6}  {}", info.name, info.address))?;
+            }
+            eprintln!(
+                "warning: these keys are public (INSECURE); use them only on the dev chain, never for anything real"
+            );
+            Ok(())
         }
         KeysCommand::Export { name, keyring } => {
             let keypair = keyring.open_key(&keyring.keyring()?, &name)?;
@@ -145,6 +163,21 @@ pub fn run(command: KeysCommand, out: &mut dyn Write) -> Result<()> {
             )
         }
     }
+}
+
+/// The keypair of a file holding a secret seed in hex (`keys import
+/// --secret-file`, `tx send --private-key-file`).
+pub(crate) fn read_secret_file(path: &Path) -> Result<Keypair> {
+    let bad = |reason: String| CliError::BadSecretFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let contents = read_bounded(path, SECRET_FILE_BYTES_MAX, |limit| {
+        bad(format!("it is larger than {limit} bytes"))
+    })?;
+    let text = std::str::from_utf8(&contents).map_err(|_| bad("it is not text".to_string()))?;
+    let seed = decode_seed(text.trim()).map_err(bad)?;
+    Ok(Keypair::from_seed(&seed))
 }
 
 /// Asks whether to delete the key `name`, on a terminal only.

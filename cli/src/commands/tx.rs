@@ -95,7 +95,16 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
     let client = args.node.client()?;
     let keyring = args.keyring.keyring()?;
     let to = args.to.resolve(&keyring, "--to")?;
-    let keypair = args.keyring.open_key(&keyring, &args.from)?;
+    let keypair = match (&args.private_key_file, &args.from) {
+        (Some(path), _) => private_key_file(path)?,
+        (None, Some(name)) => args.keyring.open_key(&keyring, name)?,
+        // clap requires one of the two.
+        (None, None) => {
+            return Err(CliError::InvalidTransfer {
+                reason: "no sender: pass --from NAME or --private-key-file FILE".to_string(),
+            })
+        }
+    };
     let transfer = Transfer {
         to,
         amount: args.amount,
@@ -132,6 +141,22 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
             ),
         ),
     }
+}
+
+/// The key of `--private-key-file`, refused if other users can read it.
+fn private_key_file(path: &std::path::Path) -> Result<Keypair> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(CliError::io("read", path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(CliError::InsecureKeyFile {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    crate::commands::keys::read_secret_file(path)
 }
 
 /// Signs `transfer` with `keypair` and submits it to the node of `client`;
