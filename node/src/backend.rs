@@ -164,6 +164,10 @@ impl RpcBackend for NodeBackend {
             .collect()
     }
 
+    fn queued_behind(&self, hashes: &[Hash]) -> Vec<Option<u64>> {
+        self.ledger.queued_behind(hashes)
+    }
+
     fn transaction(&self, hash: &Hash) -> Result<Option<TransactionView>, RpcError> {
         Ok(self
             .ledger
@@ -203,11 +207,15 @@ impl RpcBackend for NodeBackend {
 
     fn account(&self, address: &Address) -> Result<AccountView, RpcError> {
         let (balance, nonce, next_nonce) = self.ledger.account(address);
+        let pending = self.ledger.sender_pending(address);
         Ok(AccountView {
             address: *address,
             balance,
             nonce,
             next_nonce,
+            pending: pending.executable,
+            queued: pending.queued,
+            missing_nonce: pending.missing_nonce,
         })
     }
 
@@ -236,7 +244,12 @@ impl RpcBackend for NodeBackend {
 
     fn mempool(&self) -> Result<MempoolView, RpcError> {
         let (count, bytes) = self.ledger.mempool_size();
-        Ok(MempoolView { count, bytes })
+        Ok(MempoolView {
+            count,
+            bytes,
+            executable: self.ledger.mempool_executable(),
+            queued: self.ledger.mempool_queued(),
+        })
     }
 
     fn evidence(&self) -> Result<Vec<Evidence>, RpcError> {

@@ -320,7 +320,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         Ok(())
     }
 
-    /// Starts the held height once the mempool has transactions or the
+    /// Starts the held height once the mempool has executable transactions
+    /// (queued ones, behind a missing nonce, do not count) or the
     /// longest interval between blocks has passed. Cheap when not waiting.
     pub fn poll_waiting(&mut self) -> Result<(), NodeError> {
         let Some(waiting) = self.waiting else {
@@ -328,7 +329,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         };
         let now = self.clock.now();
         let waited_ms = now.as_millis().saturating_sub(waiting.since.as_millis());
-        if self.ledger.mempool_size().0 > 0 || waited_ms >= self.config.block_interval_max_ms {
+        if self.ledger.mempool_executable() > 0 || waited_ms >= self.config.block_interval_max_ms {
             self.waiting = None;
             self.start_height(waiting.height, Vec::new())?;
         }
@@ -379,7 +380,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     }
 
     fn should_wait(&self) -> bool {
-        self.config.wait_for_transactions && self.ledger.mempool_size().0 == 0
+        self.config.wait_for_transactions && self.ledger.mempool_executable() == 0
     }
 
     fn read_wal(&self, height: Height) -> Result<Vec<WalEntry>, NodeError> {

@@ -39,7 +39,7 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 
 use crate::{
-    mempool::{AccountView, Mempool, MempoolLimits, Rejection},
+    mempool::{AccountView, Mempool, MempoolLimits, Rejection, SenderPending},
     metrics::Metrics,
     rpc::NewBlockEvent,
 };
@@ -361,6 +361,32 @@ impl Ledger {
     pub fn mempool_size(&self) -> (usize, usize) {
         let mempool = lock(&self.mempool);
         (mempool.len(), mempool.bytes())
+    }
+
+    /// Pending transactions that can run now (not queued behind a missing
+    /// nonce): what a node waiting for transactions waits for.
+    pub fn mempool_executable(&self) -> usize {
+        lock(&self.mempool).executable_len()
+    }
+
+    /// Pending transactions queued behind a missing nonce.
+    pub fn mempool_queued(&self) -> usize {
+        lock(&self.mempool).queued_len()
+    }
+
+    /// What the mempool holds of `address`.
+    pub fn sender_pending(&self, address: &Address) -> SenderPending {
+        lock(&self.mempool).sender_pending(address)
+    }
+
+    /// For each hash, the nonce it is queued behind (`None`: executable,
+    /// or not pending).
+    pub fn queued_behind(&self, hashes: &[Hash]) -> Vec<Option<u64>> {
+        let mempool = lock(&self.mempool);
+        hashes
+            .iter()
+            .map(|hash| mempool.queued_behind(hash))
+            .collect()
     }
 
     /// Subscribes to new-block events.

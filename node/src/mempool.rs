@@ -6,7 +6,14 @@
 //! ZIP-215 batch verification. Each refusal is a typed [`Rejection`] that the
 //! RPC turns into an error code.
 //!
-//! Pending transactions are kept per sender in nonce order. Building a block
+//! Pending transactions are kept per sender in nonce order. Those whose
+//! nonces run without a gap from the sender's committed nonce are
+//! *executable*; the others are *queued* behind the first missing nonce
+//! and wait for it. Only executable transactions count as work: a node
+//! waiting for transactions never starts a height for queued ones
+//! ([`Mempool::executable_len`]).
+//!
+//! Building a block
 //! ([`Mempool::reap`]) does not remove anything, since the round may fail;
 //! only [`Mempool::remove_committed`] does, after which the rest is checked
 //! again against the new state. Hashes of transactions whose signatures were
@@ -192,6 +199,46 @@ struct SenderQueue {
     by_nonce: BTreeMap<u64, Hash>,
     /// Sum of amount plus fee over the queue.
     spending: u64,
+    /// The committed nonce `executable` counts from.
+    base_nonce: u64,
+    /// How many nonces from `base_nonce` on are pending without a gap.
+    executable: usize,
+}
+
+impl SenderQueue {
+    /// The first nonce this sender's queued transactions wait for, if any
+    /// are queued.
+    fn missing_nonce(&self) -> Option<u64> {
+        let first_gap = self.base_nonce.saturating_add(self.executable as u64);
+        self.by_nonce.range(first_gap..).next().map(|_| first_gap)
+    }
+
+    /// Counts the run of nonces from `base_nonce` on again.
+    fn count_executable(&mut self, base_nonce: u64) {
+        self.base_nonce = base_nonce;
+        let mut expected = base_nonce;
+        let mut executable = 0usize;
+        for nonce in self.by_nonce.range(base_nonce..).map(|(nonce, _)| *nonce) {
+            if nonce != expected {
+                break;
+            }
+            executable += 1;
+            expected = expected.saturating_add(1);
+        }
+        self.executable = executable;
+    }
+}
+
+/// What the mempool holds of one sender.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderPending {
+    /// Transactions that can run now, in nonce order from the committed
+    /// nonce.
+    pub executable: usize,
+    /// Transactions waiting behind a missing nonce.
+    pub queued: usize,
+    /// The nonce the queued ones wait for.
+    pub missing_nonce: Option<u64>,
 }
 
 /// Transactions accepted and not yet committed.
@@ -204,6 +251,8 @@ pub struct Mempool {
     arrivals: BTreeMap<u64, Hash>,
     next_arrival: u64,
     bytes: usize,
+    /// Sum of [`SenderQueue::executable`] over the senders.
+    executable: usize,
     verified: HashSet<Hash>,
     verified_order: VecDeque<Hash>,
 }
@@ -255,6 +304,7 @@ impl Mempool {
             arrivals: BTreeMap::new(),
             next_arrival: 0,
             bytes: 0,
+            executable: 0,
             verified: HashSet::new(),
             verified_order: VecDeque::new(),
         }
@@ -273,6 +323,37 @@ impl Mempool {
     /// Pending bytes.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Pending transactions that can run now: each sender's run of nonces
+    /// from its committed nonce. A block can be built from these alone.
+    pub fn executable_len(&self) -> usize {
+        self.executable
+    }
+
+    /// Pending transactions waiting behind a missing nonce.
+    pub fn queued_len(&self) -> usize {
+        self.pending.len().saturating_sub(self.executable)
+    }
+
+    /// What is pending of `address`.
+    pub fn sender_pending(&self, address: &Address) -> SenderPending {
+        self.senders
+            .get(address)
+            .map_or_else(SenderPending::default, |queue| SenderPending {
+                executable: queue.executable,
+                queued: queue.by_nonce.len().saturating_sub(queue.executable),
+                missing_nonce: queue.missing_nonce(),
+            })
+    }
+
+    /// For a pending transaction that waits behind a missing nonce, that
+    /// nonce; `None` if it is executable or not pending.
+    pub fn queued_behind(&self, hash: &Hash) -> Option<u64> {
+        let entry = self.pending.get(hash)?;
+        let queue = self.senders.get(&entry.sender)?;
+        let first_gap = queue.base_nonce.saturating_add(queue.executable as u64);
+        (entry.transaction.transaction.nonce > first_gap).then_some(first_gap)
     }
 
     /// Whether `hash` is pending.
@@ -471,6 +552,22 @@ impl Mempool {
         let queue = self.senders.entry(sender).or_default();
         queue.by_nonce.insert(body.nonce, candidate.hash);
         queue.spending = need;
+        let executable_before = queue.executable;
+        if queue.base_nonce != committed_nonce || queue.by_nonce.len() == 1 {
+            queue.count_executable(committed_nonce);
+        } else if body.nonce == committed_nonce.saturating_add(queue.executable as u64) {
+            // The missing nonce arrived: the run grows through it and any
+            // queued transactions right behind it.
+            let mut next = body.nonce;
+            while queue.by_nonce.contains_key(&next) {
+                queue.executable += 1;
+                next = next.saturating_add(1);
+            }
+        }
+        self.executable = self
+            .executable
+            .saturating_sub(executable_before)
+            .saturating_add(queue.executable);
         let arrival = self.next_arrival;
         self.next_arrival = self.next_arrival.saturating_add(1);
         self.arrivals.insert(arrival, candidate.hash);
@@ -608,6 +705,12 @@ impl Mempool {
         }
         if let Some(queue) = self.senders.get_mut(sender) {
             queue.spending = keep_spending;
+            let executable_before = queue.executable;
+            queue.count_executable(committed_nonce);
+            self.executable = self
+                .executable
+                .saturating_sub(executable_before)
+                .saturating_add(queue.executable);
         }
     }
 
@@ -624,6 +727,16 @@ impl Mempool {
             queue.spending = queue
                 .spending
                 .saturating_sub(body.total_cost().unwrap_or(0));
+            // A removed nonce inside the run cuts it there.
+            let run_end = queue.base_nonce.saturating_add(queue.executable as u64);
+            if body.nonce >= queue.base_nonce && body.nonce < run_end {
+                let executable_after =
+                    usize::try_from(body.nonce - queue.base_nonce).unwrap_or(queue.executable);
+                self.executable = self
+                    .executable
+                    .saturating_sub(queue.executable - executable_after);
+                queue.executable = executable_after;
+            }
             empty = queue.by_nonce.is_empty();
         }
         if empty {
@@ -705,6 +818,77 @@ mod tests {
             bytes_max: 1 << 20,
         };
         (Mempool::new(chain(), limits), accounts, key)
+    }
+
+    /// The sum of executable counts matches a recount from scratch.
+    fn assert_executable_consistent(pool: &Mempool, accounts: &Accounts) {
+        let mut recount = 0;
+        for (sender, queue) in &pool.senders {
+            let mut expected = accounts.balance_and_nonce(sender).1;
+            let mut run = 0;
+            while queue.by_nonce.contains_key(&expected) {
+                run += 1;
+                expected += 1;
+            }
+            assert_eq!(queue.executable, run, "run of {sender}");
+            recount += run;
+        }
+        assert_eq!(pool.executable_len(), recount);
+    }
+
+    /// A future nonce is queued, not executable: it is never reaped and a
+    /// node waiting for transactions does not start a height for it. The
+    /// missing nonce makes it and its successors executable.
+    #[test]
+    fn future_nonces_are_queued_behind_the_missing_one() {
+        let (mut pool, mut accounts, key) = setup();
+        let sender = key.address();
+        let five = pool.add_bytes(&transfer(&key, 5, 1), &accounts).unwrap();
+        let four = pool.add_bytes(&transfer(&key, 4, 1), &accounts).unwrap();
+        assert_eq!(
+            (pool.len(), pool.executable_len(), pool.queued_len()),
+            (2, 0, 2)
+        );
+        assert_eq!(pool.queued_behind(&five), Some(2));
+        assert_eq!(
+            pool.sender_pending(&sender),
+            SenderPending {
+                executable: 0,
+                queued: 2,
+                missing_nonce: Some(2)
+            }
+        );
+        assert!(pool.reap(100, 1 << 20, &accounts).is_empty());
+        assert_executable_consistent(&pool, &accounts);
+
+        pool.add_bytes(&transfer(&key, 2, 1), &accounts).unwrap();
+        assert_eq!(pool.executable_len(), 1);
+        assert_eq!(pool.sender_pending(&sender).missing_nonce, Some(3));
+        let three = transfer(&key, 3, 1);
+        let three_hash = pool.add_bytes(&three, &accounts).unwrap();
+        assert_eq!((pool.executable_len(), pool.queued_len()), (4, 0));
+        assert_eq!(pool.queued_behind(&four), None);
+        assert_eq!(pool.sender_pending(&sender).missing_nonce, None);
+        assert_eq!(pool.reap(100, 1 << 20, &accounts).len(), 4);
+        assert_executable_consistent(&pool, &accounts);
+
+        // Nonces 2 and 3 commit; 4 and 5 stay executable.
+        let two_hash = SignedTransaction::from_bytes(&transfer(&key, 2, 1))
+            .unwrap()
+            .hash();
+        accounts.0.insert(sender, (96, 4));
+        pool.remove_committed(&[two_hash, three_hash], &accounts);
+        assert_eq!((pool.len(), pool.executable_len()), (2, 2));
+        assert_executable_consistent(&pool, &accounts);
+
+        // The state moved past 4 without this pool seeing its block: the
+        // next insert counts the run again from the new committed nonce.
+        accounts.0.insert(sender, (95, 5));
+        pool.add_bytes(&transfer(&key, 7, 1), &accounts).unwrap();
+        pool.remove_committed(&[four], &accounts);
+        assert_eq!((pool.executable_len(), pool.queued_len()), (1, 1));
+        assert_eq!(pool.sender_pending(&sender).missing_nonce, Some(6));
+        assert_executable_consistent(&pool, &accounts);
     }
 
     #[test]

@@ -187,6 +187,15 @@ pub struct AccountView {
     pub nonce: u64,
     /// Next nonce counting this node's pending transfers.
     pub next_nonce: u64,
+    /// Pending transfers that can run now (nonces from `nonce` on).
+    #[serde(default)]
+    pub pending: usize,
+    /// Pending transfers waiting behind a missing nonce.
+    #[serde(default)]
+    pub queued: usize,
+    /// The nonce the queued transfers wait for (send it to unblock them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_nonce: Option<u64>,
 }
 
 /// One entry of `GET /validators`.
@@ -225,10 +234,16 @@ pub struct PeerView {
 /// `GET /mempool`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MempoolView {
-    /// Pending transactions.
+    /// Pending transactions (executable plus queued).
     pub count: usize,
     /// Pending bytes.
     pub bytes: usize,
+    /// Pending transactions that can run now.
+    #[serde(default)]
+    pub executable: usize,
+    /// Pending transactions waiting behind a missing nonce of their sender.
+    #[serde(default)]
+    pub queued: usize,
 }
 
 /// A WebSocket event: one per committed block.
@@ -253,6 +268,11 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn status(&self) -> Result<StatusView, RpcError>;
     /// Submits canonical transaction bytes; one result per input.
     fn submit(&self, transactions: &[Vec<u8>]) -> Vec<Result<Hash, RpcError>>;
+    /// For each accepted hash, the missing nonce it waits behind (`None`:
+    /// executable now).
+    fn queued_behind(&self, hashes: &[Hash]) -> Vec<Option<u64>> {
+        vec![None; hashes.len()]
+    }
     /// A committed transaction.
     fn transaction(&self, hash: &Hash) -> Result<Option<TransactionView>, RpcError>;
     /// A block by height (`None`: the latest).
@@ -323,9 +343,29 @@ struct SubmitMany {
     txs: Vec<String>,
 }
 
+/// The answer to an accepted submission.
 #[derive(Serialize)]
 struct HashBody {
     hash: Hash,
+    /// `pending` (executable now) or `queued` (behind a missing nonce).
+    status: &'static str,
+    /// The nonce a queued transaction waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queued_behind_nonce: Option<u64>,
+}
+
+impl HashBody {
+    fn new(hash: Hash, queued_behind_nonce: Option<u64>) -> HashBody {
+        HashBody {
+            hash,
+            status: if queued_behind_nonce.is_some() {
+                "queued"
+            } else {
+                "pending"
+            },
+            queued_behind_nonce,
+        }
+    }
 }
 
 /// A request body, or axum's reason for refusing it (too large, unreadable).
@@ -371,12 +411,20 @@ fn parse_transaction_hex(text: &str) -> Result<Vec<u8>, RpcError> {
 async fn submit_one(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
     let request: SubmitOne = parse_json(body, r#"{"tx": "<hex>"}"#)?;
     let bytes = parse_transaction_hex(&request.tx)?;
-    let result = tokio::task::spawn_blocking(move || backend.submit(&[bytes]))
-        .await
-        .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?
-        .pop()
-        .unwrap_or_else(|| Err(RpcError::internal("no result for the transaction")));
-    result.map(|hash| Json(HashBody { hash }).into_response())
+    let (result, queued_behind) = tokio::task::spawn_blocking(move || {
+        let result = backend
+            .submit(&[bytes])
+            .pop()
+            .unwrap_or_else(|| Err(RpcError::internal("no result for the transaction")));
+        let queued_behind = match &result {
+            Ok(hash) => backend.queued_behind(&[*hash]).pop().flatten(),
+            Err(_) => None,
+        };
+        (result, queued_behind)
+    })
+    .await
+    .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?;
+    result.map(|hash| Json(HashBody::new(hash, queued_behind)).into_response())
 }
 
 async fn submit_many(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
@@ -400,10 +448,19 @@ async fn submit_many(State(backend): State<Backend>, body: Body) -> Result<Respo
             Err(_) => None,
         })
         .collect();
-    let mut submitted = tokio::task::spawn_blocking(move || backend.submit(&valid))
-        .await
-        .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?
-        .into_iter();
+    let (submitted, queued_behind) = tokio::task::spawn_blocking(move || {
+        let submitted = backend.submit(&valid);
+        let accepted: Vec<Hash> = submitted
+            .iter()
+            .filter_map(|result| result.as_ref().ok().copied())
+            .collect();
+        let queued_behind = backend.queued_behind(&accepted);
+        (submitted, queued_behind)
+    })
+    .await
+    .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?;
+    let mut submitted = submitted.into_iter();
+    let mut queued_behind = queued_behind.into_iter();
     let results: Vec<serde_json::Value> = decoded
         .into_iter()
         .map(|entry| {
@@ -414,7 +471,7 @@ async fn submit_many(State(backend): State<Backend>, body: Body) -> Result<Respo
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok(hash) => serde_json::json!({ "hash": hash }),
+                Ok(hash) => serde_json::json!(HashBody::new(hash, queued_behind.next().flatten())),
                 Err(error) => serde_json::json!(error.body()),
             }
         })

@@ -1,0 +1,104 @@
+//! Shared by the tests that run the real `cairnd` binary: a command with
+//! a clean environment, a guard that kills a child the test leaves behind,
+//! plain HTTP/1.1 requests, and the bound addresses a node writes.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::Path,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+/// How long a test waits for anything a node should do at once.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// `cairnd` with no `RUST_LOG` and no `CAIRN_*` variable of the caller.
+pub fn cairnd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairnd"));
+    command.env_remove("RUST_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAIRN_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Kills the child if the test ends without it having exited.
+pub struct ChildGuard(pub Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`: (status, body).
+pub fn http_request(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let authority = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// GET: (status, body).
+pub fn http_get(base: &str, path: &str) -> (u16, String) {
+    http_request(base, "GET", path, None)
+}
+
+/// GET of a JSON answer.
+pub fn get_json(base: &str, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(base, path);
+    serde_json::from_str(&body)
+        .unwrap_or_else(|error| panic!("GET {path}: {status} {body}: {error}"))
+}
+
+/// Polls `home/addresses.json` until it parses, failing if the child exits.
+pub fn wait_for_addresses(guard: &mut ChildGuard, home: &Path) -> serde_json::Value {
+    let addresses_file = home.join("addresses.json");
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&addresses_file) {
+            if let Ok(value) = serde_json::from_str(&text) {
+                return value;
+            }
+        }
+        if let Some(status) = guard.0.as_mut().unwrap().try_wait().unwrap() {
+            let output = guard.0.take().unwrap().wait_with_output().unwrap();
+            panic!(
+                "cairnd exited early ({status}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        assert!(started.elapsed() < DEADLINE, "no addresses.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
