@@ -64,11 +64,15 @@ impl RpcBackend for TestBackend {
             .lock()
             .unwrap()
             .next_nonce(address, &self.accounts);
+        let pending = self.mempool.lock().unwrap().sender_pending(address);
         Ok(AccountView {
             address: *address,
             balance,
             nonce,
             next_nonce,
+            pending: pending.executable,
+            queued: pending.queued,
+            missing_nonce: pending.missing_nonce,
         })
     }
     fn validators(&self) -> Result<ValidatorsView, RpcError> {
@@ -85,6 +89,8 @@ impl RpcBackend for TestBackend {
         Ok(MempoolView {
             count: mempool.len(),
             bytes: mempool.bytes(),
+            executable: mempool.executable_len(),
+            queued: mempool.queued_len(),
         })
     }
     fn evidence(&self) -> Result<Vec<cairn_types::Evidence>, RpcError> {
