@@ -5,38 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn cairnd() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cairnd"));
-    command.env_remove("RUST_LOG");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-/// Kills the child if the test ends without it having exited.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use support::{cairnd, http_get, wait_for_addresses, ChildGuard, DEADLINE};
 
 fn init(home: &Path, extra: &[&str]) {
     let output = cairnd()
@@ -78,56 +55,6 @@ fn run_failing(args: &[String]) -> Output {
             return guard.0.take().unwrap().wait_with_output().unwrap();
         }
         assert!(started.elapsed() < DEADLINE, "cairnd did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// GET over HTTP/1.1 with `Connection: close`: (status, body).
-fn http_get(base: &str, path: &str) -> (u16, String) {
-    let authority = base
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap();
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Polls `home/addresses.json` until it parses, failing if the child exits.
-fn wait_for_addresses(guard: &mut ChildGuard, home: &Path) -> serde_json::Value {
-    let addresses_file = home.join("addresses.json");
-    let started = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&addresses_file) {
-            if let Ok(value) = serde_json::from_str(&text) {
-                return value;
-            }
-        }
-        if let Some(status) = guard.0.as_mut().unwrap().try_wait().unwrap() {
-            let output = guard.0.take().unwrap().wait_with_output().unwrap();
-            panic!(
-                "cairnd exited early ({status}): {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        assert!(started.elapsed() < DEADLINE, "no addresses.json");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

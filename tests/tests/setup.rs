@@ -61,8 +61,11 @@ fn plain_libclang_is_present_and_a_dangling_link_is_not() {
     let llvm = tree(&["libclang.so"]);
     assert!(detect(&[llvm.path()], None).starts_with("present"));
     let dangling = tree(&[]);
-    std::os::unix::fs::symlink("/nonexistent/libclang.so.1", dangling.path().join("libclang.so"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/libclang.so.1",
+        dangling.path().join("libclang.so"),
+    )
+    .unwrap();
     assert_eq!(detect(&[dangling.path()], None), "missing");
 }
 
