@@ -5,6 +5,8 @@
 //! <home>/config/genesis.json       the chain
 //! <home>/config/node_key.json      libp2p identity (0600)
 //! <home>/config/validator_key.json consensus signing key (0600)
+//! <home>/config/sign_state.json    last (height, round, step) this validator
+//!                                  signed; kept by `reset`, never by a copy
 //! <home>/data/                     RocksDB
 //! <home>/addresses.json            addresses actually bound, for scripts
 //! ```
@@ -68,6 +70,12 @@ impl Home {
     /// `config/validator_key.json`
     pub fn validator_key_file(&self) -> PathBuf {
         self.config_dir().join("validator_key.json")
+    }
+
+    /// `config/sign_state.json`: the last vote or proposal this validator
+    /// signed, so it never signs a conflicting one (see `sign_state`).
+    pub fn sign_state_file(&self) -> PathBuf {
+        self.config_dir().join("sign_state.json")
     }
 
     /// `data/`
