@@ -78,6 +78,28 @@ pub struct P2pConfig {
 pub struct RpcConfig {
     /// Address of the RPC server; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Most open RPC connections (WebSocket subscriptions count apart, see
+    /// `rpc::RPC_WEBSOCKETS_MAX`). At the cap the oldest idle connection is
+    /// closed for a new one; with none idle the new one gets a 503.
+    #[serde(default = "default_rpc_connections_max")]
+    pub connections_max: u32,
+    /// A connection whose request headers do not arrive within this many
+    /// milliseconds is closed.
+    #[serde(default = "default_rpc_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// `GET /ready` answers 503 when the height has not advanced for this
+    /// many milliseconds while blocks are expected (0: derived from the
+    /// consensus timeouts and `consensus.block_interval_max_ms`).
+    #[serde(default)]
+    pub ready_stall_ms: u64,
+}
+
+fn default_rpc_connections_max() -> u32 {
+    1_024
+}
+
+fn default_rpc_header_read_timeout_ms() -> u64 {
+    5_000
 }
 
 /// `[metrics]`
@@ -134,6 +156,9 @@ impl Default for NodeConfig {
             },
             rpc: RpcConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 26657)),
+                connections_max: default_rpc_connections_max(),
+                header_read_timeout_ms: default_rpc_header_read_timeout_ms(),
+                ready_stall_ms: 0,
             },
             metrics: MetricsConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 26660)),
@@ -228,6 +253,14 @@ pub struct ConfigOverrides {
     /// `rpc.listen`, e.g. 127.0.0.1:26657 (port 0 picks one)
     #[arg(long = "rpc-listen", env = "CAIRN_RPC_LISTEN")]
     pub rpc_listen: Option<SocketAddr>,
+    /// `rpc.connections_max`: most open RPC connections; at the cap the
+    /// oldest idle one is closed for a new one
+    #[arg(long = "rpc-connections-max", env = "CAIRN_RPC_CONNECTIONS_MAX")]
+    pub rpc_connections_max: Option<u32>,
+    /// `rpc.ready_stall_ms`: `/ready` is 503 when the height has not
+    /// advanced for this long while blocks are expected (0: derived)
+    #[arg(long = "rpc-ready-stall-ms", env = "CAIRN_RPC_READY_STALL_MS")]
+    pub rpc_ready_stall_ms: Option<u64>,
     /// `metrics.listen`, e.g. 127.0.0.1:26660 (port 0 picks one)
     #[arg(long = "metrics-listen", env = "CAIRN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -306,6 +339,12 @@ impl ConfigOverrides {
         }
         if let Some(listen) = self.rpc_listen {
             config.rpc.listen = listen;
+        }
+        if let Some(count) = self.rpc_connections_max {
+            config.rpc.connections_max = count;
+        }
+        if let Some(stall) = self.rpc_ready_stall_ms {
+            config.rpc.ready_stall_ms = stall;
         }
         if let Some(listen) = self.metrics_listen {
             config.metrics.listen = listen;
