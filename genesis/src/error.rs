@@ -19,7 +19,7 @@ pub enum GenesisError {
     },
     /// The file is not valid genesis JSON (syntax, unknown or missing key).
     #[error(
-        "genesis file {path} is not valid genesis JSON: {message} (line {line}, column {column})"
+        "genesis file {path} is not valid genesis JSON: at line {line}, column {column}: {message}"
     )]
     Json {
         /// The file, or `<input>` for text.

@@ -106,11 +106,31 @@ impl GenesisFile {
 
     /// Parses JSON text; `origin` names it in errors.
     pub fn from_json(text: &str, origin: &Path) -> Result<GenesisFile, GenesisError> {
-        serde_json::from_str(text).map_err(|error| GenesisError::Json {
-            path: origin.to_path_buf(),
-            message: error.to_string(),
-            line: error.line(),
-            column: error.column(),
+        serde_json::from_str(text).map_err(|error| {
+            // serde_json ends its text with " at line L column C"; the
+            // position is said once, by `GenesisError::Json`.
+            let text = error.to_string();
+            let reason = match text.rfind(" at line ") {
+                Some(end) => text[..end].to_string(),
+                None => text,
+            };
+            let message = match error.classify() {
+                serde_json::error::Category::Eof => format!(
+                    "{reason}: the file ends early, so it is probably truncated (an interrupted copy or download); copy the chain's genesis.json again"
+                ),
+                serde_json::error::Category::Syntax => format!(
+                    "{reason}; replace it with the chain's genesis.json"
+                ),
+                _ => format!(
+                    "{reason}; check it against the chain's genesis.json"
+                ),
+            };
+            GenesisError::Json {
+                path: origin.to_path_buf(),
+                message,
+                line: error.line(),
+                column: error.column(),
+            }
         })
     }
 
