@@ -5,7 +5,7 @@
 //! `cairnd start` flag and by a `CAIRN_*` environment variable (flag wins
 //! over environment, environment over file, file over default).
 
-use std::{net::SocketAddr, path::Path};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 
 use serde::{Deserialize, Serialize};
 
@@ -206,14 +206,12 @@ impl NodeConfig {
         Self::from_toml(&text, path)
     }
 
-    /// Parses TOML text; `origin` names it in errors.
+    /// Parses TOML text; `origin` names it in errors. The first line of
+    /// an error names the key at fault (`p2p.peers_target`) and its line.
     pub fn from_toml(text: &str, origin: &Path) -> Result<NodeConfig, NodeError> {
         toml::from_str(text).map_err(|error| NodeError::Config {
             path: origin.to_path_buf(),
-            message: format!(
-                "{}; see `cairnd init` for a complete file with every key",
-                error.to_string().trim_end()
-            ),
+            message: describe_toml_error(text, &error),
         })
     }
 
@@ -227,73 +225,376 @@ impl NodeConfig {
     }
 }
 
-/// `cairnd start` flags, one for every `config.toml` key, each also read
-/// from a `CAIRN_*` environment variable. A flag or variable that is set
-/// wins over the file.
+impl NodeConfig {
+    /// Checks the values that parse but that the node cannot use: the p2p
+    /// multiaddrs, the peer ids of the bootstrap peers and the log filter
+    /// (see also [`check_rust_log`]). `origin` names where a key's
+    /// value came from (see [`ConfigOverrides::origin`]).
+    pub fn validate(&self, origin: impl Fn(&str) -> String) -> Result<(), NodeError> {
+        let bad = |key: &str, message: String| NodeError::Setting {
+            origin: origin(key),
+            message,
+        };
+        let multiaddr = |key: &str, text: &str| {
+            text.parse::<cairn_p2p::Multiaddr>().map_err(|error| {
+                bad(
+                    key,
+                    format!(
+                        "{text:?} is not a multiaddr ({error}); write it like /ip4/127.0.0.1/tcp/26656"
+                    ),
+                )
+            })
+        };
+        for text in &self.p2p.listen {
+            multiaddr("p2p.listen", text)?;
+        }
+        for text in &self.p2p.bootstrap {
+            multiaddr("p2p.bootstrap", text)?;
+            if !text.contains("/p2p/") {
+                return Err(bad(
+                    "p2p.bootstrap",
+                    format!(
+                        "{text:?} has no peer id; append /p2p/<peer id> (`cairnd show-node-id` on that node prints it)"
+                    ),
+                ));
+            }
+        }
+        check_log_filter(&self.log.filter).map_err(|message| bad("log.filter", message))?;
+        Ok(())
+    }
+}
+
+/// Checks `RUST_LOG`, which wins over `log.filter` when set.
+pub fn check_rust_log() -> Result<(), NodeError> {
+    match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => {
+            check_log_filter(&text).map_err(|message| NodeError::Setting {
+                origin: "RUST_LOG (which wins over `log.filter`)".into(),
+                message: format!("{message}, or unset RUST_LOG"),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .map_err(|error| {
+            format!(
+                "{filter:?} is not a log filter ({error}); write e.g. `info` or `info,cairn_p2p=debug`"
+            )
+        })
+}
+
+/// A TOML error as one line that starts with the key at fault and its
+/// line, then the parser's reason and what to do.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let reason = error
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let named = backquoted(&reason);
+    let place = error.span().map(|span| locate_in_toml(text, span.start));
+    let key = match (&place, named) {
+        // `unknown field `x``, `missing field `x``: the key in the table
+        // of that line.
+        (Some(place), Some(name))
+            if reason.starts_with("unknown field") || reason.starts_with("missing field") =>
+        {
+            Some(match &place.header {
+                Some(header) if header.ends_with(name.as_str()) => header.clone(),
+                Some(header) => format!("{header}.{name}"),
+                None => join_key(&place.table, &name),
+            })
+        }
+        (Some(place), _) => match (&place.header, &place.key) {
+            (Some(header), _) => Some(header.clone()),
+            (None, Some(key)) => Some(join_key(&place.table, key)),
+            (None, None) => None,
+        },
+        (None, Some(name)) => Some(name),
+        (None, None) => None,
+    };
+    let line = place.map(|place| format!("line {}", place.line));
+    let at = match (key, line) {
+        (Some(key), Some(line)) => format!("key `{key}` ({line}): "),
+        (Some(key), None) => format!("key `{key}`: "),
+        (None, Some(line)) => format!("{line}: "),
+        (None, None) => String::new(),
+    };
+    let fix = if reason.starts_with("missing field") {
+        "Add that key"
+    } else if reason.starts_with("unknown field") {
+        "Remove or rename that key"
+    } else {
+        "Fix that value"
+    };
+    format!(
+        "{at}{reason}. {fix}; a fresh file from `cairnd init --home <new dir>` has every key with its default"
+    )
+}
+
+/// The first `name` quoted in backquotes in `text`.
+fn backquoted(text: &str) -> Option<String> {
+    let start = text.find('`')? + 1;
+    let length = text[start..].find('`')?;
+    Some(text[start..start + length].to_string())
+}
+
+fn join_key(table: &str, key: &str) -> String {
+    if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    }
+}
+
+/// Where a byte offset of a TOML text is.
+struct TomlPlace {
+    /// 1-based line.
+    line: usize,
+    /// The `[table]` the line is in ("" for the top level).
+    table: String,
+    /// The table named when the line is itself a `[table]` header.
+    header: Option<String>,
+    /// The key of a `key = value` line.
+    key: Option<String>,
+}
+
+fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let index = before.matches('\n').count();
+    let header_of = |line: &str| {
+        let line = line.trim();
+        (line.starts_with('[') && !line.starts_with("[[")).then(|| {
+            line.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    };
+    let key_of = |line: &str| {
+        line.split_once('=')
+            .map(|(key, _)| key.trim().trim_matches('"').to_string())
+            .filter(|key| !key.is_empty() && !key.starts_with('#'))
+    };
+    let mut table = String::new();
+    let mut header = None;
+    // The key whose value the line is in (a multi-line array continues it).
+    let mut key = None;
+    for (number, line) in text.lines().enumerate().take(index + 1) {
+        let found = header_of(line);
+        if number == index {
+            header = found;
+            if header.is_some() {
+                key = None;
+            } else if let Some(own) = key_of(line) {
+                key = Some(own);
+            }
+        } else if let Some(found) = found {
+            table = found;
+            key = None;
+        } else if let Some(own) = key_of(line) {
+            key = Some(own);
+        }
+    }
+    TomlPlace {
+        line: index + 1,
+        table,
+        header,
+        key,
+    }
+}
+
+/// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
+const OVERRIDE_KEYS: [(&str, &str); 17] = [
+    ("moniker", "moniker"),
+    ("mode", "mode"),
+    ("p2p_listen", "p2p.listen"),
+    ("bootstrap", "p2p.bootstrap"),
+    ("mdns", "p2p.mdns"),
+    ("peers_target", "p2p.peers_target"),
+    ("rpc_listen", "rpc.listen"),
+    ("rpc_connections_max", "rpc.connections_max"),
+    ("rpc_ready_stall_ms", "rpc.ready_stall_ms"),
+    ("metrics_listen", "metrics.listen"),
+    ("timeout_commit_ms", "consensus.timeout_commit_ms"),
+    ("wait_for_transactions", "consensus.wait_for_transactions"),
+    ("block_interval_max_ms", "consensus.block_interval_max_ms"),
+    ("mempool_transactions_max", "mempool.transactions_max"),
+    ("mempool_bytes_max", "mempool.bytes_max"),
+    ("log_format", "log.format"),
+    ("log_filter", "log.filter"),
+];
+
+/// Settings given on the command line or in the environment, one for every
+/// `config.toml` key. With `cairnd start` and `cairnd check` each is also
+/// read from a `CAIRN_*` variable, and a flag or variable that is set wins
+/// over the file; with `cairnd init` they are the values written into the
+/// new `config.toml`.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ConfigOverrides {
-    /// `moniker`
-    #[arg(long, env = "CAIRN_MONIKER")]
+    /// Name of this node, shown to peers, in `/status` and in the logs.
+    /// Config key `moniker`; default `cairn-node`.
+    #[arg(long, env = "CAIRN_MONIKER", value_name = "NAME")]
     pub moniker: Option<String>,
-    /// `mode`: validator or full
-    #[arg(long, env = "CAIRN_MODE", value_parser = parse_mode)]
+    /// `validator` signs proposals and votes with config/validator_key.json
+    /// (its key must be in the genesis validator set); `full` follows the
+    /// chain and serves RPC without voting. Config key `mode`; default
+    /// `validator`.
+    #[arg(long, env = "CAIRN_MODE", value_name = "MODE", value_parser = parse_mode)]
     pub mode: Option<NodeMode>,
-    /// `p2p.listen` (repeatable, or comma-separated)
-    #[arg(long = "p2p-listen", env = "CAIRN_P2P_LISTEN", value_delimiter = ',')]
+    /// Multiaddr the peer-to-peer network listens on, e.g.
+    /// /ip4/0.0.0.0/tcp/26656 (port 0 picks a free port); repeat the flag,
+    /// or separate addresses with commas, to listen on several. Config key
+    /// `p2p.listen`; default /ip4/0.0.0.0/tcp/26656.
+    #[arg(
+        long = "p2p-listen",
+        env = "CAIRN_P2P_LISTEN",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
     pub p2p_listen: Vec<String>,
-    /// `p2p.bootstrap`: multiaddr with /p2p/<peer id> (repeatable, or comma-separated)
-    #[arg(long = "bootstrap", env = "CAIRN_P2P_BOOTSTRAP", value_delimiter = ',')]
+    /// A peer to start discovery from: its multiaddr ending in
+    /// /p2p/<peer id>, e.g. /ip4/10.0.0.2/tcp/26656/p2p/12D3Koo...
+    /// (`cairnd show-node-id` on that node prints the id); repeat the flag,
+    /// or separate peers with commas, for several. Config key
+    /// `p2p.bootstrap`; default none.
+    #[arg(
+        long = "bootstrap",
+        env = "CAIRN_P2P_BOOTSTRAP",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
     pub bootstrap: Vec<String>,
-    /// `p2p.mdns`: discover peers on the local network by multicast
-    #[arg(long, env = "CAIRN_P2P_MDNS", num_args = 0..=1, default_missing_value = "true")]
+    /// Discover peers on the local network by multicast DNS (it sends on
+    /// every non-loopback interface); `--mdns` alone means true. Config key
+    /// `p2p.mdns`; default false.
+    #[arg(
+        long,
+        env = "CAIRN_P2P_MDNS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     pub mdns: Option<bool>,
-    /// `p2p.peers_target`
-    #[arg(long = "peers-target", env = "CAIRN_P2P_PEERS_TARGET")]
+    /// Keep dialling discovered peers until this many are connected.
+    /// Config key `p2p.peers_target`; default 16.
+    #[arg(
+        long = "peers-target",
+        env = "CAIRN_P2P_PEERS_TARGET",
+        value_name = "N"
+    )]
     pub peers_target: Option<u32>,
-    /// `rpc.listen`, e.g. 127.0.0.1:26657 (port 0 picks one)
-    #[arg(long = "rpc-listen", env = "CAIRN_RPC_LISTEN")]
+    /// Address (IP:port) of the HTTP/JSON RPC server; port 0 picks a free
+    /// port (the one bound is written to addresses.json). Config key
+    /// `rpc.listen`; default 127.0.0.1:26657.
+    #[arg(long = "rpc-listen", env = "CAIRN_RPC_LISTEN", value_name = "IP:PORT")]
     pub rpc_listen: Option<SocketAddr>,
-    /// `rpc.connections_max`: most open RPC connections; at the cap the
-    /// oldest idle one is closed for a new one
-    #[arg(long = "rpc-connections-max", env = "CAIRN_RPC_CONNECTIONS_MAX")]
+    /// Most RPC connections open at once; at the cap the connection idle
+    /// the longest is closed for a new one, and with none idle the new one
+    /// gets a 503 (lowered to fit the open files limit). Config key
+    /// `rpc.connections_max`; default 1024.
+    #[arg(
+        long = "rpc-connections-max",
+        env = "CAIRN_RPC_CONNECTIONS_MAX",
+        value_name = "N"
+    )]
     pub rpc_connections_max: Option<u32>,
-    /// `rpc.ready_stall_ms`: `/ready` is 503 when the height has not
-    /// advanced for this long while blocks are expected (0: derived)
-    #[arg(long = "rpc-ready-stall-ms", env = "CAIRN_RPC_READY_STALL_MS")]
+    /// `GET /ready` answers 503 when the latest block is older than this
+    /// many milliseconds while blocks are due (0 derives it from the
+    /// consensus timeouts, at least 10 s). Config key `rpc.ready_stall_ms`;
+    /// default 0.
+    #[arg(
+        long = "rpc-ready-stall-ms",
+        env = "CAIRN_RPC_READY_STALL_MS",
+        value_name = "MS"
+    )]
     pub rpc_ready_stall_ms: Option<u64>,
-    /// `metrics.listen`, e.g. 127.0.0.1:26660 (port 0 picks one)
-    #[arg(long = "metrics-listen", env = "CAIRN_METRICS_LISTEN")]
+    /// Address (IP:port) of the Prometheus endpoint, /metrics; port 0 picks
+    /// a free port (the one bound is written to addresses.json). Config key
+    /// `metrics.listen`; default 127.0.0.1:26660.
+    #[arg(
+        long = "metrics-listen",
+        env = "CAIRN_METRICS_LISTEN",
+        value_name = "IP:PORT"
+    )]
     pub metrics_listen: Option<SocketAddr>,
-    /// `consensus.timeout_commit_ms`
-    #[arg(long = "timeout-commit-ms", env = "CAIRN_CONSENSUS_TIMEOUT_COMMIT_MS")]
+    /// Milliseconds to wait after a commit before the next height starts,
+    /// so late precommits still count (0 starts at once; a single
+    /// validator needs no wait). Config key `consensus.timeout_commit_ms`;
+    /// default 100.
+    #[arg(
+        long = "timeout-commit-ms",
+        env = "CAIRN_CONSENSUS_TIMEOUT_COMMIT_MS",
+        value_name = "MS"
+    )]
     pub timeout_commit_ms: Option<u64>,
-    /// `consensus.wait_for_transactions`
+    /// `true`: hold a new height until transactions arrive (or
+    /// --block-interval-max-ms passes), so an idle chain makes few empty
+    /// blocks; `false`: make blocks back to back. Config key
+    /// `consensus.wait_for_transactions`; default true.
     #[arg(
         long = "wait-for-transactions",
-        env = "CAIRN_CONSENSUS_WAIT_FOR_TRANSACTIONS"
+        env = "CAIRN_CONSENSUS_WAIT_FOR_TRANSACTIONS",
+        value_name = "BOOL"
     )]
     pub wait_for_transactions: Option<bool>,
-    /// `consensus.block_interval_max_ms`
+    /// Longest time in milliseconds between two blocks while waiting for
+    /// transactions: an idle chain still commits a block this often.
+    /// Config key `consensus.block_interval_max_ms`; default 10000.
     #[arg(
         long = "block-interval-max-ms",
-        env = "CAIRN_CONSENSUS_BLOCK_INTERVAL_MAX_MS"
+        env = "CAIRN_CONSENSUS_BLOCK_INTERVAL_MAX_MS",
+        value_name = "MS"
     )]
     pub block_interval_max_ms: Option<u64>,
-    /// `mempool.transactions_max`
+    /// Most transactions the mempool holds while they wait for a block;
+    /// beyond it new ones are refused. Config key
+    /// `mempool.transactions_max`; default 200000.
     #[arg(
         long = "mempool-transactions-max",
-        env = "CAIRN_MEMPOOL_TRANSACTIONS_MAX"
+        env = "CAIRN_MEMPOOL_TRANSACTIONS_MAX",
+        value_name = "N"
     )]
     pub mempool_transactions_max: Option<u64>,
-    /// `mempool.bytes_max`
-    #[arg(long = "mempool-bytes-max", env = "CAIRN_MEMPOOL_BYTES_MAX")]
+    /// Most bytes of transactions the mempool holds while they wait for a
+    /// block; beyond it new ones are refused. Config key
+    /// `mempool.bytes_max`; default 134217728 (128 MiB).
+    #[arg(
+        long = "mempool-bytes-max",
+        env = "CAIRN_MEMPOOL_BYTES_MAX",
+        value_name = "BYTES"
+    )]
     pub mempool_bytes_max: Option<u64>,
-    /// `log.format`: plain or json
-    #[arg(long = "log-format", env = "CAIRN_LOG_FORMAT", value_parser = parse_log_format)]
+    /// How logs are written to stderr: `plain` (lines for people) or
+    /// `json` (one object per line, for log collectors). Config key
+    /// `log.format`; default plain.
+    #[arg(
+        long = "log-format",
+        env = "CAIRN_LOG_FORMAT",
+        value_name = "FORMAT",
+        value_parser = parse_log_format
+    )]
     pub log_format: Option<LogFormat>,
-    /// `log.filter`, in the RUST_LOG style (RUST_LOG itself also works)
-    #[arg(long = "log-filter", env = "CAIRN_LOG_FILTER")]
+    /// Which logs to write, in the RUST_LOG style, e.g. `info` or
+    /// `info,cairn_p2p=debug`; RUST_LOG, when set, wins over it. Config key
+    /// `log.filter`; default `info,libp2p_gossipsub=error`.
+    #[arg(long = "log-filter", env = "CAIRN_LOG_FILTER", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// For each `config.toml` key set here, where its value came from
+    /// (`--rpc-listen` or `CAIRN_RPC_LISTEN`), filled by
+    /// [`ConfigOverrides::record_sources`].
+    #[arg(skip)]
+    pub sources: BTreeMap<&'static str, String>,
 }
 
 fn parse_mode(text: &str) -> Result<NodeMode, String> {
@@ -316,7 +617,84 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// The `CAIRN_*` variable and the flag of the override with clap id `id`.
+fn override_names(id: &str) -> (Option<String>, Option<String>) {
+    let command = <ConfigOverrides as clap::Args>::augment_args(clap::Command::new("cairnd"));
+    let names = command
+        .get_arguments()
+        .find(|argument| argument.get_id() == id)
+        .map_or((None, None), |argument| {
+            (
+                argument
+                    .get_env()
+                    .map(|name| name.to_string_lossy().into_owned()),
+                argument.get_long().map(|long| format!("--{long}")),
+            )
+        });
+    names
+}
+
+/// The `config.toml` key and the `CAIRN_*` variable of the override flag
+/// `--long`, to report a bad value by where it came from.
+pub fn override_by_flag(long: &str) -> Option<(&'static str, Option<String>)> {
+    let command = <ConfigOverrides as clap::Args>::augment_args(clap::Command::new("cairnd"));
+    let argument = command
+        .get_arguments()
+        .find(|argument| argument.get_long() == Some(long))?;
+    let key = OVERRIDE_KEYS
+        .iter()
+        .find(|(id, _)| argument.get_id() == *id)
+        .map(|(_, key)| *key)?;
+    Some((
+        key,
+        argument
+            .get_env()
+            .map(|name| name.to_string_lossy().into_owned()),
+    ))
+}
+
 impl ConfigOverrides {
+    /// Records, from the matches of the subcommand these overrides were
+    /// parsed from, which values came from a flag and which from a
+    /// `CAIRN_*` variable (see [`ConfigOverrides::origin`]).
+    pub fn record_sources(&mut self, matches: &clap::ArgMatches) {
+        for (id, key) in OVERRIDE_KEYS {
+            let (variable, flag) = override_names(id);
+            let label = match matches.try_contains_id(id) {
+                Ok(true) => match matches.value_source(id) {
+                    Some(clap::parser::ValueSource::EnvVariable) => variable,
+                    Some(clap::parser::ValueSource::CommandLine) => flag,
+                    _ => None,
+                },
+                _ => None,
+            };
+            match label {
+                Some(label) => {
+                    self.sources.insert(key, label);
+                }
+                None => {
+                    self.sources.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Where the value of `key` in the running configuration came from:
+    /// `CAIRN_RPC_LISTEN (config key rpc.listen)`, `--rpc-listen (config
+    /// key rpc.listen)` or `` `rpc.listen` in <config_file> ``.
+    pub fn origin(&self, key: &str, config_file: &Path) -> String {
+        match self.sources.get(key) {
+            Some(label) => format!("{label} (config key `{key}`)"),
+            None => format!("`{key}` in {}", config_file.display()),
+        }
+    }
+
+    /// The flags and variables that were given, e.g. `--rpc-listen,
+    /// CAIRN_MODE` (empty when none was).
+    pub fn given(&self) -> Vec<String> {
+        self.sources.values().cloned().collect()
+    }
+
     /// Applies every override that is set to `config`.
     pub fn apply(&self, config: &mut NodeConfig) {
         if let Some(moniker) = &self.moniker {
@@ -376,12 +754,21 @@ impl ConfigOverrides {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{FromArgMatches, Parser};
 
     #[derive(Parser)]
     struct TestCli {
         #[command(flatten)]
         overrides: ConfigOverrides,
+    }
+
+    impl TestCli {
+        /// The overrides alone, without their variables (the test's
+        /// environment may hold CAIRN_* variables).
+        fn command_for_sources() -> clap::Command {
+            <ConfigOverrides as clap::Args>::augment_args(clap::Command::new("cairnd"))
+                .mut_args(|argument| argument.env(None::<&str>))
+        }
     }
 
     #[test]
@@ -430,6 +817,107 @@ mod tests {
         assert_eq!(config.mode, NodeMode::Full);
         assert_eq!(config.consensus.timeout_commit_ms, 0);
         assert_eq!(config.moniker, NodeConfig::default().moniker);
+    }
+
+    #[test]
+    fn toml_errors_name_the_key_on_the_first_line() {
+        let path = Path::new("/h/config.toml");
+        let first_line = |text: String| {
+            NodeConfig::from_toml(&text, path)
+                .unwrap_err()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let default = NodeConfig::default().to_toml();
+        for (text, key) in [
+            (
+                default.replace("peers_target", "peer_target"),
+                "`p2p.peer_target`",
+            ),
+            (
+                default.replace("peers_target = 16", "peers_target = -1"),
+                "`p2p.peers_target`",
+            ),
+            (
+                default.replace("listen = \"127.0.0.1:26657\"", "listen = \"x\""),
+                "`rpc.listen`",
+            ),
+            (default.replace("mdns = false\n", ""), "`p2p.mdns`"),
+            (default.replace("[mempool]", "[mempol]"), "`mempol`"),
+            (
+                default.replace("mode = \"validator\"", "mode = \"observer\""),
+                "`mode`",
+            ),
+            (
+                default.replace("listen = [", "listen = [\n    1,"),
+                "`p2p.listen`",
+            ),
+        ] {
+            let line = first_line(text);
+            assert!(
+                line.contains(key) && line.contains("/h/config.toml"),
+                "{key}: {line}"
+            );
+        }
+        let line = first_line(default.replace("[log]", "[log"));
+        assert!(line.contains("line "), "{line}");
+    }
+
+    #[test]
+    fn the_help_states_the_real_defaults() {
+        use clap::CommandFactory;
+        let defaults = NodeConfig::default();
+        let help = TestCli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for expected in [
+            format!("`{}`", defaults.moniker),
+            "`validator`".to_string(),
+            defaults.p2p.listen.join(","),
+            "none".to_string(),
+            defaults.p2p.mdns.to_string(),
+            defaults.p2p.peers_target.to_string(),
+            defaults.rpc.listen.to_string(),
+            defaults.rpc.connections_max.to_string(),
+            defaults.rpc.ready_stall_ms.to_string(),
+            defaults.metrics.listen.to_string(),
+            defaults.consensus.timeout_commit_ms.to_string(),
+            defaults.consensus.wait_for_transactions.to_string(),
+            defaults.consensus.block_interval_max_ms.to_string(),
+            defaults.mempool.transactions_max.to_string(),
+            format!("{} (128 MiB)", defaults.mempool.bytes_max),
+            "plain".to_string(),
+            format!("`{}`", defaults.log.filter),
+        ] {
+            let expected = format!("; default {expected} [env:");
+            assert!(help.contains(&expected), "{expected}: {help}");
+        }
+    }
+
+    #[test]
+    fn sources_name_the_flag_or_the_variable() {
+        let command = TestCli::command_for_sources();
+        let matches = command
+            .try_get_matches_from(["cairnd", "--rpc-listen", "127.0.0.1:1"])
+            .unwrap();
+        let mut overrides = ConfigOverrides::from_arg_matches(&matches).unwrap();
+        overrides.record_sources(&matches);
+        let file = Path::new("/h/config.toml");
+        assert_eq!(
+            overrides.origin("rpc.listen", file),
+            "--rpc-listen (config key `rpc.listen`)"
+        );
+        assert_eq!(
+            overrides.origin("p2p.listen", file),
+            "`p2p.listen` in /h/config.toml"
+        );
+        assert_eq!(
+            override_by_flag("rpc-listen"),
+            Some(("rpc.listen", Some("CAIRN_RPC_LISTEN".into())))
+        );
+        assert_eq!(override_by_flag("home"), None);
     }
 
     #[test]

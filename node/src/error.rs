@@ -25,6 +25,16 @@ pub enum NodeError {
         /// The key at fault and what to do.
         message: String,
     },
+    /// A setting (from `config.toml`, a flag or a `CAIRN_*` variable) holds
+    /// a value the node cannot use.
+    #[error("{origin} is invalid: {message}")]
+    Setting {
+        /// Where the value came from, e.g. `CAIRN_RPC_LISTEN (config key
+        /// rpc.listen)`.
+        origin: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A key file is not valid.
     #[error("key file {path} is invalid: {message}")]
     KeyFile {
