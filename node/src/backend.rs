@@ -14,8 +14,8 @@ use crate::{
     ledger::Ledger,
     metrics::Metrics,
     rpc::{
-        AccountView, BlockView, MempoolView, NewBlockEvent, PeerView, RpcBackend, RpcError,
-        StatusView, TransactionView, ValidatorView, ValidatorsView,
+        AccountView, BlockView, MempoolView, NewBlockEvent, PeerView, ReadinessView, RpcBackend,
+        RpcError, StatusView, TransactionView, ValidatorView, ValidatorsView,
     },
     runtime::GossipQueue,
 };
@@ -78,12 +78,42 @@ pub struct NodeIdentity {
     pub validator: bool,
 }
 
+/// What `GET /ready` expects of the chain: when blocks are due.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadinessPolicy {
+    /// `consensus.wait_for_transactions`: with nothing executable, no block
+    /// is due until `block_interval_max_ms`.
+    pub wait_for_transactions: bool,
+    /// `consensus.block_interval_max_ms` (0: an idle chain makes no block).
+    pub block_interval_max_ms: u64,
+    /// How late a due block may be before the node counts as stalled.
+    pub stall_ms: u64,
+}
+
+/// The least stall bound [`ReadinessPolicy::derived_stall_ms`] gives.
+pub const READY_STALL_MS_MIN: u64 = 10_000;
+
+impl ReadinessPolicy {
+    /// A stall bound from the consensus timeouts: ten rounds of the first
+    /// round's timeouts plus the commit pause, at least
+    /// [`READY_STALL_MS_MIN`].
+    pub fn derived_stall_ms(params: &cairn_types::ConsensusParams, timeout_commit_ms: u64) -> u64 {
+        let round = params
+            .timeout_propose_ms
+            .saturating_add(params.timeout_prevote_ms)
+            .saturating_add(params.timeout_precommit_ms)
+            .saturating_add(timeout_commit_ms);
+        round.saturating_mul(10).max(READY_STALL_MS_MIN)
+    }
+}
+
 /// The RPC backend of a running node.
 pub struct NodeBackend {
     ledger: Arc<Ledger>,
     network: Arc<NetworkView>,
     identity: NodeIdentity,
     gossip: Option<GossipQueue>,
+    readiness: Option<ReadinessPolicy>,
 }
 
 impl NodeBackend {
@@ -94,7 +124,26 @@ impl NodeBackend {
             network,
             identity,
             gossip: None,
+            readiness: None,
         }
+    }
+
+    /// Judges `/ready` by `policy` (without one, only sync and peers count).
+    pub fn with_readiness(mut self, policy: ReadinessPolicy) -> Self {
+        self.readiness = Some(policy);
+        self
+    }
+
+    /// Whether this node needs peers: all but the one validator of a
+    /// one-validator chain do.
+    fn should_have_peers(&self) -> bool {
+        !(self.identity.validator && self.ledger.genesis().validators.validators().len() == 1)
+    }
+
+    /// `/status`'s `catching_up`: block sync is behind, or the node needs
+    /// peers and has none, so it cannot know the chain's tip.
+    fn catching_up(&self) -> bool {
+        self.network.catching_up() || (self.should_have_peers() && self.network.peers().is_empty())
     }
 
     /// Gossips every transaction this backend admits through `gossip`.
@@ -134,8 +183,56 @@ impl RpcBackend for NodeBackend {
             latest_height: tip.height.0,
             latest_hash: tip.hash,
             latest_time: tip.time.as_millis(),
-            catching_up: self.network.catching_up(),
+            catching_up: self.catching_up(),
             peers: self.network.peers().len(),
+        })
+    }
+
+    fn readiness(&self) -> Result<ReadinessView, RpcError> {
+        let tip = self.ledger.tip();
+        let peers = self.network.peers().len();
+        let should_have_peers = self.should_have_peers();
+        let syncing = self.network.catching_up();
+        let age_ms = crate::runtime::system_now()
+            .as_millis()
+            .saturating_sub(tip.time.as_millis());
+        let idle = self
+            .readiness
+            .is_some_and(|policy| policy.wait_for_transactions)
+            && self.ledger.mempool_executable() == 0;
+        let stall_after_ms = self.readiness.and_then(|policy| {
+            if idle {
+                (policy.block_interval_max_ms > 0)
+                    .then(|| policy.block_interval_max_ms.saturating_add(policy.stall_ms))
+            } else {
+                Some(policy.stall_ms)
+            }
+        });
+        let mut reasons = Vec::new();
+        if syncing {
+            reasons.push("block sync is behind its peers".to_string());
+        }
+        if should_have_peers && peers == 0 {
+            reasons.push("no peers are connected".to_string());
+        }
+        if let Some(bound) = stall_after_ms {
+            if age_ms > bound {
+                reasons.push(format!(
+                    "the latest block (height {}) is {age_ms} ms old, more than the {bound} ms a block may take",
+                    tip.height.0
+                ));
+            }
+        }
+        Ok(ReadinessView {
+            ready: reasons.is_empty(),
+            latest_height: tip.height.0,
+            latest_block_age_ms: age_ms,
+            catching_up: syncing || (should_have_peers && peers == 0),
+            peers,
+            should_have_peers,
+            idle,
+            stall_after_ms,
+            reasons,
         })
     }
 

@@ -43,6 +43,15 @@ pub enum NodeError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The validator's sign state file (`config/sign_state.json`) is not
+    /// usable.
+    #[error("sign state file {path} is invalid: {message}")]
+    SignState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The genesis file is not valid.
     #[error(transparent)]
     Genesis(#[from] cairn_genesis::GenesisError),

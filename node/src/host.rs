@@ -39,6 +39,7 @@ use cairn_types::{
 
 use crate::{
     ledger::{BlockRequest, Ledger},
+    sign_state::{LastSigned, SignState, SignVerdict, SignedStep},
     NodeError,
 };
 
@@ -145,6 +146,36 @@ pub struct ConsensusHost<N, T, C> {
     wal_unsynced: bool,
     /// Messages of this step waiting for the WAL sync that lets them go.
     unsent: Vec<Message>,
+    /// The last signed (height, round, step): every new driver's signing
+    /// floor, updated before an own message is persisted or sent (`None`:
+    /// not kept, e.g. a full node or the simulator).
+    sign_state: Option<SignState>,
+    /// This validator's index in the set, if it is in it.
+    own_index: Option<cairn_types::ValidatorIndex>,
+}
+
+/// The (height, round, step, block) an own WAL entry signs, if it is a
+/// proposal or a vote.
+fn signed_entry(entry: &WalEntry) -> Option<LastSigned> {
+    match entry {
+        WalEntry::Proposal(proposal) => Some(LastSigned {
+            height: proposal.height,
+            round: proposal.round,
+            step: SignedStep::Proposal,
+            block_hash: Some(proposal.block_hash),
+        }),
+        WalEntry::Vote(vote) => Some(signed_vote(vote)),
+        _ => None,
+    }
+}
+
+fn signed_vote(vote: &cairn_types::Vote) -> LastSigned {
+    LastSigned {
+        height: vote.height,
+        round: vote.round,
+        step: vote.vote_type.into(),
+        block_hash: vote.block_hash,
+    }
 }
 
 impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
@@ -163,6 +194,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         let driver = Driver::new(driver_config.clone(), keypair.clone())
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         let fee_address = keypair.as_ref().map(Keypair::address).unwrap_or_default();
+        let own_index = keypair
+            .as_ref()
+            .and_then(|keypair| driver_config.validators.index_of(&keypair.public_key()));
         let evidence_pool = pending_evidence(&ledger)?;
         Ok(ConsensusHost {
             ledger,
@@ -178,7 +212,51 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             wal_unsynced: false,
             unsent: Vec::new(),
             evidence_pool,
+            sign_state: None,
+            own_index,
         })
+    }
+
+    /// Keeps the last signed message in `sign_state`: it is the signing
+    /// floor of every driver this host makes, and each new own proposal or
+    /// vote is recorded there before it is persisted or sent (see
+    /// [`crate::sign_state`]).
+    pub fn with_sign_state(mut self, sign_state: SignState) -> Self {
+        self.driver.set_signing_floor(sign_state.last());
+        self.sign_state = Some(sign_state);
+        self
+    }
+
+    /// Says when this validator will not sign (some rounds of) `height`
+    /// because it signed them before its WAL was lost or reset.
+    fn warn_if_at_signing_floor(&self, height: Height) {
+        if let Some(floor) = self.driver.signing_floor() {
+            if height <= floor.height {
+                tracing::warn!(
+                    height = height.0,
+                    "not signing at height {} up to height {} round {} {:?}: this validator signed that before (config/sign_state.json), and its WAL no longer says what; it stays silent there so it cannot sign a conflicting vote",
+                    height.0,
+                    floor.height.0,
+                    floor.round.0,
+                    floor.step
+                );
+            }
+        }
+    }
+
+    /// Records an own proposal or vote in the sign state before it is
+    /// persisted. The driver already kept to the floor; a refusal here
+    /// means it did not, and the node stops rather than sign.
+    fn record_signed(&mut self, message: LastSigned) -> Result<(), NodeError> {
+        let Some(sign_state) = self.sign_state.as_mut() else {
+            return Ok(());
+        };
+        match sign_state.check_and_record(message)? {
+            SignVerdict::Sign => Ok(()),
+            SignVerdict::Refuse(reason) => Err(NodeError::Consensus(format!(
+                "refusing to persist an own message that config/sign_state.json forbids: {reason}"
+            ))),
+        }
     }
 
     /// The height being decided (or waited for).
@@ -247,6 +325,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     pub fn start(&mut self) -> Result<(), NodeError> {
         self.driver = Driver::new(self.driver_config.clone(), self.keypair.clone())
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
+        self.driver
+            .set_signing_floor(self.sign_state.as_ref().and_then(SignState::last));
         self.timers.clear();
         self.waiting = None;
         // Messages of the abandoned driver (left by a failed step) are
@@ -408,6 +488,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         if tip.height.0.saturating_add(1) != height.0 {
             return Ok(());
         }
+        self.warn_if_at_signing_floor(height);
         let resuming = !wal.is_empty();
         if resuming {
             tracing::info!(
@@ -441,6 +522,11 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     ) -> Result<(), NodeError> {
         match output {
             Output::Persist(entry) => {
+                // Recorded in the sign state (synced) before the WAL append,
+                // and so before the message can be sent.
+                if let Some(signed) = signed_entry(&entry) {
+                    self.record_signed(signed)?;
+                }
                 // Appended now, synced once at the end of the step or before
                 // anything slow (a build, the validation of an unknown
                 // block, a commit), with the step's messages held until
@@ -500,6 +586,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 } else {
                     let tip = self.ledger.tip();
                     if tip.height.0.saturating_add(1) == height.0 {
+                        self.warn_if_at_signing_floor(height);
                         inputs.push_back(Input::StartHeight(StartHeight {
                             height,
                             parent_hash: tip.hash,
@@ -594,6 +681,13 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         })?;
         for evidence in &block.evidence {
             self.evidence_pool.remove(&evidence.hash());
+        }
+        if let Some(own) = self.own_index {
+            let signed = certificate
+                .signatures
+                .iter()
+                .any(|signature| signature.validator == own);
+            self.ledger.metrics().record_own_signature(signed);
         }
         // The commit deleted the WAL of this height in the same write, and
         // being synced it made every earlier WAL append durable.

@@ -13,6 +13,7 @@ pub mod config;
 mod error;
 pub mod home;
 pub mod host;
+pub mod http_server;
 pub mod init;
 pub mod ledger;
 pub mod logging;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod rpc;
 pub mod runtime;
 pub mod shutdown;
+pub mod sign_state;
 pub mod start;
 
 pub use error::NodeError;

@@ -3,7 +3,9 @@
 //!
 //! Updated by the commit path and the mempool admission path of
 //! [`crate::ledger::Ledger`]; the network part sets the peer and sync
-//! gauges.
+//! gauges. At each scrape it also reads the p2p layer's counters, the
+//! process (`/proc/self`: resident memory, CPU time, open descriptors) and
+//! the size of the data directory.
 
 use std::{
     fmt::Write as _,
@@ -11,9 +13,18 @@ use std::{
     sync::Mutex,
 };
 
-/// Upper bounds (seconds) of the `cairn_block_interval_seconds` buckets.
-pub const BLOCK_INTERVAL_BUCKETS_SECONDS: [f64; 10] =
-    [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Upper bounds (seconds) of the `cairn_block_interval_seconds` buckets:
+/// under load blocks come every 30-50 ms, so they start at 5 ms.
+pub const BLOCK_INTERVAL_BUCKETS_SECONDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Most directory entries walked to size the data directory at a scrape.
+pub const DATA_DIR_ENTRIES_MAX: usize = 100_000;
+
+/// Clock ticks per second of `/proc/self/stat` times (`USER_HZ`, 100 on
+/// every Linux architecture this runs on).
+const PROC_CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// Every rejection reason the mempool reports (see
 /// [`crate::mempool::Rejection::code`]); the label set is bounded by it.
@@ -45,6 +56,10 @@ pub struct Metrics {
     peers: AtomicU64,
     sync_behind: AtomicU64,
     interval: Mutex<Histogram>,
+    signed_commits: AtomicU64,
+    missed_signatures: AtomicU64,
+    p2p: Mutex<Option<cairn_p2p::Metrics>>,
+    data_dir: Mutex<Option<std::path::PathBuf>>,
 }
 
 #[derive(Default)]
@@ -102,6 +117,32 @@ impl Metrics {
     /// Sets `cairn_p2p_peers`.
     pub fn set_peers(&self, peers: usize) {
         self.peers.store(peers as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a committed block whose certificate has (or lacks) this
+    /// validator's precommit.
+    pub fn record_own_signature(&self, signed: bool) {
+        if signed {
+            self.signed_commits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.missed_signatures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the p2p layer's counters at every scrape.
+    pub fn set_p2p(&self, p2p: cairn_p2p::Metrics) {
+        *self
+            .p2p
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p2p);
+    }
+
+    /// Reports the size of `data_dir` (RocksDB) at every scrape.
+    pub fn set_data_dir(&self, data_dir: std::path::PathBuf) {
+        *self
+            .data_dir
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(data_dir);
     }
 
     /// Sets `cairn_sync_behind_blocks`.
@@ -195,8 +236,204 @@ impl Metrics {
             "Blocks between the local tip and the best known peer tip.",
             load(&self.sync_behind),
         );
+        counter(
+            &mut out,
+            "cairn_validator_signed_blocks_total",
+            "Committed blocks whose certificate holds this validator's precommit.",
+            load(&self.signed_commits),
+        );
+        counter(
+            &mut out,
+            "cairn_validator_missed_signatures_total",
+            "Committed blocks whose certificate lacks this validator's precommit.",
+            load(&self.missed_signatures),
+        );
+        let _ = writeln!(out, "# HELP cairn_build_info The running build.");
+        let _ = writeln!(out, "# TYPE cairn_build_info gauge");
+        let _ = writeln!(
+            out,
+            "cairn_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let p2p = self
+            .p2p
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(cairn_p2p::Metrics::snapshot);
+        if let Some(p2p) = p2p {
+            render_p2p(&mut out, &p2p);
+        }
+        render_process(&mut out);
+        let data_dir = self
+            .data_dir
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(data_dir) = data_dir {
+            gauge(
+                &mut out,
+                "cairn_store_bytes",
+                "Bytes in the data directory (RocksDB).",
+                directory_bytes(&data_dir),
+            );
+        }
         out
     }
+}
+
+fn render_p2p(out: &mut String, p2p: &cairn_p2p::MetricsSnapshot) {
+    for (name, help, value) in [
+        (
+            "cairn_p2p_gossip_bytes_in_total",
+            "Gossip payload bytes received.",
+            p2p.gossip_bytes_in,
+        ),
+        (
+            "cairn_p2p_gossip_bytes_out_total",
+            "Gossip payload bytes published.",
+            p2p.gossip_bytes_out,
+        ),
+        (
+            "cairn_p2p_sync_bytes_in_total",
+            "Block-sync bytes read.",
+            p2p.sync_bytes_in,
+        ),
+        (
+            "cairn_p2p_sync_bytes_out_total",
+            "Block-sync bytes written.",
+            p2p.sync_bytes_out,
+        ),
+        (
+            "cairn_p2p_round_state_bytes_in_total",
+            "Round-state bytes read.",
+            p2p.round_state_bytes_in,
+        ),
+        (
+            "cairn_p2p_round_state_bytes_out_total",
+            "Round-state bytes written.",
+            p2p.round_state_bytes_out,
+        ),
+        (
+            "cairn_p2p_gossip_messages_received_total",
+            "Gossip messages handed to the node.",
+            p2p.gossip_messages_received,
+        ),
+        (
+            "cairn_p2p_gossip_messages_rejected_total",
+            "Gossip messages the node rejected.",
+            p2p.gossip_messages_rejected,
+        ),
+        (
+            "cairn_p2p_gossip_messages_dropped_total",
+            "Gossip messages dropped because the node was too slow to take them.",
+            p2p.gossip_messages_dropped,
+        ),
+        (
+            "cairn_p2p_inbound_requests_refused_total",
+            "Inbound requests refused (malformed, over limit, busy).",
+            p2p.inbound_requests_refused,
+        ),
+        (
+            "cairn_p2p_peers_banned_total",
+            "Peers banned since start.",
+            p2p.peers_banned,
+        ),
+    ] {
+        counter(out, name, help, value);
+    }
+}
+
+/// `process_*` metrics from `/proc/self` (omitted where it cannot be read).
+fn render_process(out: &mut String) {
+    if let Some(resident) = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+    {
+        gauge(
+            out,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            resident.saturating_mul(page_size()),
+        );
+    }
+    if let Some(ticks) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| cpu_ticks(&stat))
+    {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time spent in seconds."
+        );
+        let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
+        let _ = writeln!(
+            out,
+            "process_cpu_seconds_total {}",
+            ticks as f64 / PROC_CLOCK_TICKS_PER_SECOND
+        );
+    }
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        gauge(
+            out,
+            "process_open_fds",
+            "Open file descriptors.",
+            entries.count() as u64,
+        );
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if let Some(current) = limit.current {
+        gauge(
+            out,
+            "process_max_fds",
+            "The soft limit of open file descriptors.",
+            current,
+        );
+    }
+}
+
+fn page_size() -> u64 {
+    u64::try_from(rustix::param::page_size()).unwrap_or(4096)
+}
+
+/// utime + stime from `/proc/self/stat` (fields 14 and 15, counted after
+/// the parenthesised command name, which may hold spaces).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user.saturating_add(system))
+}
+
+/// Bytes of the files in `directory` and below, walking at most
+/// [`DATA_DIR_ENTRIES_MAX`] entries.
+fn directory_bytes(directory: &std::path::Path) -> u64 {
+    let mut total = 0u64;
+    let mut walked = 0usize;
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            walked += 1;
+            if walked > DATA_DIR_ENTRIES_MAX {
+                return total;
+            }
+            match entry.metadata() {
+                Ok(metadata) if metadata.is_dir() => pending.push(entry.path()),
+                Ok(metadata) => total = total.saturating_add(metadata.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
@@ -238,6 +475,7 @@ mod tests {
             "cairn_consensus_height 3",
             "cairn_consensus_rounds 1",
             "cairn_block_interval_seconds_bucket{le=\"2\"} 1",
+            "cairn_block_interval_seconds_bucket{le=\"0.005\"} 0",
             "cairn_block_interval_seconds_count 1",
             "cairn_block_txs 5",
             "cairn_committed_txs_total 5",
@@ -246,8 +484,45 @@ mod tests {
             "cairn_mempool_rejected_total{reason=\"bad_nonce\"} 1",
             "cairn_p2p_peers 0",
             "cairn_sync_behind_blocks 0",
+            "cairn_validator_missed_signatures_total 0",
+            "cairn_build_info{version=",
+            "process_resident_memory_bytes ",
+            "process_cpu_seconds_total ",
+            "process_open_fds ",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_skip_a_command_name_with_spaces() {
+        let stat = "42 (cairn d) S 1 2 3 4 5 6 7 8 9 10 300 40 0 0 20 0 1 0";
+        assert_eq!(cpu_ticks(stat), Some(340));
+        assert_eq!(cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn the_data_directory_is_sized() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        std::fs::write(directory.path().join("a"), [0u8; 100]).expect("write");
+        std::fs::create_dir(directory.path().join("sub")).expect("mkdir");
+        std::fs::write(directory.path().join("sub/b"), [0u8; 23]).expect("write");
+        assert_eq!(directory_bytes(directory.path()), 123);
+        let metrics = Metrics::default();
+        metrics.set_data_dir(directory.path().to_path_buf());
+        metrics.set_p2p(cairn_p2p::Metrics::default());
+        metrics.record_own_signature(false);
+        let text = metrics.render();
+        assert!(text.contains("cairn_store_bytes 123"), "{text}");
+        assert!(text.contains("cairn_p2p_peers_banned_total 0"), "{text}");
+        assert!(
+            text.contains("cairn_validator_missed_signatures_total 1"),
+            "{text}"
+        );
     }
 }

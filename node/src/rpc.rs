@@ -150,6 +150,33 @@ pub struct StatusView {
     pub peers: usize,
 }
 
+/// `GET /ready`: whether the node is fit to serve (200) or not (503), and
+/// why. Liveness is `GET /health`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessView {
+    /// True when every check below passes.
+    pub ready: bool,
+    /// Latest committed height.
+    pub latest_height: u64,
+    /// Milliseconds since the latest block's time (by this node's clock).
+    pub latest_block_age_ms: u64,
+    /// Whether block sync is behind its peers.
+    pub catching_up: bool,
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether this node needs peers to make progress (false only for the
+    /// single validator of a one-validator chain).
+    pub should_have_peers: bool,
+    /// Whether the chain is idle by design: waiting for transactions, with
+    /// none executable.
+    pub idle: bool,
+    /// How old the latest block may get before the node counts as stalled
+    /// (`None`: no block is expected, the node is idle).
+    pub stall_after_ms: Option<u64>,
+    /// What is wrong, one sentence each; empty when ready.
+    pub reasons: Vec<String>,
+}
+
 /// `GET /tx/{hash}`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransactionView {
@@ -266,6 +293,23 @@ pub struct NewBlockEvent {
 pub trait RpcBackend: Send + Sync + 'static {
     /// `GET /status`
     fn status(&self) -> Result<StatusView, RpcError>;
+    /// `GET /ready`. The default knows only what `/status` says.
+    fn readiness(&self) -> Result<ReadinessView, RpcError> {
+        let status = self.status()?;
+        let mut reasons = Vec::new();
+        if status.catching_up {
+            reasons.push("catching up with the chain".to_string());
+        }
+        Ok(ReadinessView {
+            ready: reasons.is_empty(),
+            latest_height: status.latest_height,
+            catching_up: status.catching_up,
+            peers: status.peers,
+            should_have_peers: true,
+            reasons,
+            ..ReadinessView::default()
+        })
+    }
     /// Submits canonical transaction bytes; one result per input.
     fn submit(&self, transactions: &[Vec<u8>]) -> Vec<Result<Hash, RpcError>>;
     /// For each accepted hash, the missing nonce it waits behind (`None`:
@@ -302,6 +346,7 @@ pub fn router(backend: Backend) -> Router {
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/ready", get(ready))
         .route("/status", get(status))
         .route("/tx", post(submit_one))
         .route("/txs", post(submit_many))
@@ -315,9 +360,83 @@ pub fn router(backend: Backend) -> Router {
         .route("/evidence", get(evidence))
         .route("/ws", get(websocket))
         .fallback(|| async { RpcError::not_found("no such endpoint; see node/RPC.md for the API") })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            RpcError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed".into(),
+                message: format!(
+                    "{method} is not allowed on this endpoint; see node/RPC.md for the API"
+                ),
+            }
+        })
+        .layer(axum::middleware::map_response(into_error_shape))
         .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
+        .layer(axum::Extension(WebsocketSlots(Arc::new(
+            tokio::sync::Semaphore::new(RPC_WEBSOCKETS_MAX),
+        ))))
         .with_state(backend)
 }
+
+/// Largest body of an error answer rewritten by [`into_error_shape`].
+const REWRITTEN_ERROR_BYTES_MAX: usize = 64 * 1024;
+
+/// Gives every error answer the `{"error": {"code", "message"}}` shape,
+/// including those axum makes itself (a path that is not UTF-8, `/ws`
+/// without an upgrade, ...): a 4xx or 5xx whose body is not JSON gets its
+/// text as the message.
+async fn into_error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, REWRITTEN_ERROR_BYTES_MAX).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "malformed_request".to_string(),
+        StatusCode::NOT_FOUND => "not_found".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".to_string(),
+        StatusCode::UPGRADE_REQUIRED => "upgrade_required".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large".to_string(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type".to_string(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_lowercase()
+            .replace([' ', '-'], "_"),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let rewritten = RpcError {
+        status,
+        code,
+        message,
+    }
+    .into_response();
+    let (new_parts, body) = rewritten.into_parts();
+    parts.headers.extend(new_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+/// Most WebSocket subscriptions open at once.
+pub const RPC_WEBSOCKETS_MAX: usize = 256;
+
+/// The free WebSocket subscription slots.
+#[derive(Clone)]
+struct WebsocketSlots(Arc<tokio::sync::Semaphore>);
 
 /// Binds `address` (port 0 picks one) and returns the listener and the
 /// address actually bound.
@@ -329,6 +448,27 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<(tokio::net::TcpListen
 
 async fn status(State(backend): State<Backend>) -> Result<Json<StatusView>, RpcError> {
     backend.status().map(Json)
+}
+
+/// 200 with the checks when ready; 503 with the error shape (code
+/// `not_ready`, the reasons in the message) and the same checks otherwise.
+async fn ready(State(backend): State<Backend>) -> Result<Response, RpcError> {
+    let readiness = backend.readiness()?;
+    if readiness.ready {
+        return Ok(Json(readiness).into_response());
+    }
+    let mut body = serde_json::json!({
+        "error": {
+            "code": "not_ready",
+            "message": format!("the node is not ready: {}", readiness.reasons.join("; ")),
+        }
+    });
+    if let (Some(object), Ok(serde_json::Value::Object(checks))) =
+        (body.as_object_mut(), serde_json::to_value(&readiness))
+    {
+        object.extend(checks);
+    }
+    Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -550,11 +690,25 @@ async fn evidence(State(backend): State<Backend>) -> Result<Json<serde_json::Val
     Ok(Json(serde_json::json!({ "evidence": backend.evidence()? })))
 }
 
-async fn websocket(State(backend): State<Backend>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(backend): State<Backend>,
+    axum::Extension(slots): axum::Extension<WebsocketSlots>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, RpcError> {
+    let slot = slots.0.try_acquire_owned().map_err(|_| RpcError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "too_many_subscriptions".into(),
+        message: format!(
+            "{RPC_WEBSOCKETS_MAX} WebSocket subscriptions are open, the limit; retry later"
+        ),
+    })?;
     let events = backend.subscribe();
-    upgrade
+    Ok(upgrade
         .max_message_size(RPC_WEBSOCKET_MESSAGE_BYTES_MAX)
-        .on_upgrade(move |socket| stream_blocks(socket, events))
+        .on_upgrade(move |socket| async move {
+            stream_blocks(socket, events).await;
+            drop(slot);
+        }))
 }
 
 /// Sends every new block to the client until it goes away. A client that

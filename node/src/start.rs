@@ -19,10 +19,11 @@ use cairn_consensus::DriverConfig;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    backend::{NetworkView, NodeBackend, NodeIdentity},
+    backend::{NetworkView, NodeBackend, NodeIdentity, ReadinessPolicy},
     config::{ConfigOverrides, NodeConfig, NodeMode},
     home::{read_key_file, Home},
     host::{ConsensusHost, HostConfig},
+    http_server::{self, ServerLimits},
     ledger::Ledger,
     logging::init_logging,
     mempool::MempoolLimits,
@@ -33,6 +34,7 @@ use crate::{
         TokioTimers, CONSENSUS_INBOX_MAX,
     },
     shutdown::{listen_for_signals, shutdown_channel, Shutdown},
+    sign_state::SignState,
     NodeError,
 };
 
@@ -147,6 +149,8 @@ pub async fn serve(
     announce: bool,
 ) -> Result<(), NodeError> {
     check_validator_key(home, &config, &genesis)?;
+    let open_files_limit = http_server::raise_open_files_limit();
+    let rpc_limits = rpc_limits(&config, open_files_limit);
     let node_key = read_key_file(&home.node_key_file())?;
     let validator_key = match config.mode {
         NodeMode::Validator => Some(read_key_file(&home.validator_key_file())?),
@@ -191,13 +195,15 @@ pub async fn serve(
     )
     .await?;
 
-    let p2p_config = p2p_config(&config, ledger.chain_id(), &node_key)?;
+    let p2p_config = p2p_config(&config, ledger.chain_id(), ledger.genesis_hash(), &node_key)?;
     let (client, events, p2p_task) = cairn_p2p::spawn(p2p_config).map_err(|error| {
         NodeError::Home(format!(
             "cannot start p2p networking: {error}. If another process uses that port, choose another address with `p2p.listen` in config.toml or --p2p-listen / CAIRN_P2P_LISTEN (port 0 picks a free port)"
         ))
     })?;
     let local_peer = client.local_peer_id();
+    metrics.set_p2p(client.metrics().clone());
+    metrics.set_data_dir(data_dir.clone());
 
     let network = Arc::new(NetworkView::new(Arc::clone(&metrics)));
     let (gossip, gossip_queue) = GossipQueue::new();
@@ -210,24 +216,42 @@ pub async fn serve(
             validator: config.mode == NodeMode::Validator,
         },
     )
-    .with_gossip(gossip);
+    .with_gossip(gossip)
+    .with_readiness(ReadinessPolicy {
+        wait_for_transactions: config.consensus.wait_for_transactions,
+        block_interval_max_ms: config.consensus.block_interval_max_ms,
+        stall_ms: if config.rpc.ready_stall_ms > 0 {
+            config.rpc.ready_stall_ms
+        } else {
+            ReadinessPolicy::derived_stall_ms(
+                &ledger.genesis().consensus_params,
+                config.consensus.timeout_commit_ms,
+            )
+        },
+    });
     let addresses = Arc::new(std::sync::Mutex::new(Addresses {
         rpc: format!("http://{rpc_address}"),
         metrics: format!("http://{metrics_address}/metrics"),
         p2p: Vec::new(),
     }));
     write_addresses(home, &lock_addresses(&addresses))?;
-    if announce {
-        println!("RPC URL: http://{rpc_address}");
-        println!("metrics: http://{metrics_address}/metrics");
-    }
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        chain_id = %ledger.chain_id(),
+        genesis_hash = %ledger.genesis_hash(),
+        node_id = %local_peer,
+        mode = ?config.mode,
         rpc = %format!("http://{rpc_address}"),
         metrics = %format!("http://{metrics_address}/metrics"),
-        peer_id = %local_peer,
-        file = %home.addresses_file().display(),
-        "listening"
+        addresses_file = %home.addresses_file().display(),
+        "cairnd {} started",
+        env!("CARGO_PKG_VERSION")
     );
+    if config.p2p.bootstrap.is_empty() {
+        tracing::info!(
+            "no bootstrap peers configured (p2p.bootstrap): waiting for peers to dial this node"
+        );
+    }
 
     let (inbox_sender, inbox) = mpsc::channel(CONSENSUS_INBOX_MAX);
     let on_listen = {
@@ -259,7 +283,22 @@ pub async fn serve(
         ledger.genesis().genesis_time,
     );
     driver_config.timeout_commit_ms = config.consensus.timeout_commit_ms;
-    let host = ConsensusHost::new(
+    let sign_state = match config.mode {
+        NodeMode::Validator => {
+            let sign_state = SignState::open(&home.sign_state_file())?;
+            if let Some(last) = sign_state.last() {
+                tracing::info!(
+                    height = last.height.0,
+                    round = last.round.0,
+                    step = ?last.step,
+                    "sign state: never signing below the last signed message"
+                );
+            }
+            Some(sign_state)
+        }
+        NodeMode::Full => None,
+    };
+    let mut host = ConsensusHost::new(
         Arc::clone(&ledger),
         driver_config,
         validator_key,
@@ -271,6 +310,9 @@ pub async fn serve(
             block_interval_max_ms: config.consensus.block_interval_max_ms,
         },
     )?;
+    if let Some(sign_state) = sign_state {
+        host = host.with_sign_state(sign_state);
+    }
     let consensus = ConsensusLoop::new(
         host,
         Arc::clone(&ledger),
@@ -308,16 +350,34 @@ pub async fn serve(
         })
         .map_err(|error| NodeError::Home(format!("cannot start the consensus thread: {error}")))?;
 
-    let rpc_server = tokio::spawn(serve_router(
+    let rpc_server = tokio::spawn(http_server::serve(
         rpc_listener,
         rpc::router(Arc::new(backend)),
+        rpc_limits,
         stop.clone(),
     ));
-    let metrics_server = tokio::spawn(serve_router(
+    let metrics_server = tokio::spawn(http_server::serve(
         metrics_listener,
         metrics::router(Arc::clone(&metrics)),
+        ServerLimits {
+            connections_max: METRICS_CONNECTIONS_MAX,
+            header_read_timeout: rpc_limits.header_read_timeout,
+        },
         stop.clone(),
     ));
+    tokio::spawn(run_informant(
+        Arc::clone(&ledger),
+        Arc::clone(&network),
+        config.mode == NodeMode::Validator && ledger.genesis().validators.validators().len() == 1,
+        stop.clone(),
+    ));
+    if announce {
+        // Last and alone, easy to spot (and to parse) among the log lines.
+        println!("metrics: http://{metrics_address}/metrics");
+        println!("dev accounts: `cairn keys import-dev` imports their keys as dev-0 .. dev-9");
+        println!();
+        println!("RPC URL: http://{rpc_address}");
+    }
     let mut stop = stop;
     let mut failure = None;
     let mut consensus_finished = false;
@@ -394,12 +454,14 @@ fn lock_addresses(addresses: &std::sync::Mutex<Addresses>) -> std::sync::MutexGu
 fn p2p_config(
     config: &NodeConfig,
     chain_id: &cairn_types::ChainId,
+    genesis_hash: cairn_types::Hash,
     node_key: &cairn_types::Keypair,
 ) -> Result<cairn_p2p::Config, NodeError> {
     let keypair = cairn_p2p::keypair_from_bytes(&node_key.seed()).map_err(|error| {
         NodeError::Home(format!("the node key cannot be used for p2p: {error}"))
     })?;
     let mut p2p = cairn_p2p::Config::new(chain_id.clone(), keypair);
+    p2p.genesis_hash = genesis_hash.to_string();
     let parse = |key: &str, text: &String| {
         text.parse::<cairn_p2p::Multiaddr>().map_err(|error| {
             NodeError::Home(format!(
@@ -432,14 +494,81 @@ fn p2p_config(
     Ok(p2p)
 }
 
-async fn serve_router(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    mut shutdown: Shutdown,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.requested().await })
-        .await
+/// How often the informant looks at the node.
+pub const INFORMANT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Says every [`INFORMANT_INTERVAL`] what a node that makes no progress is
+/// doing: alone (no peers), catching up, or idle (no new block), with its
+/// height, like Substrate's `Idle (0 peers), best: #N`. Quiet while blocks
+/// come.
+async fn run_informant(
+    ledger: Arc<Ledger>,
+    network: Arc<NetworkView>,
+    alone_by_design: bool,
+    mut stop: Shutdown,
+) {
+    let mut interval = tokio::time::interval(INFORMANT_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    let mut last_height = ledger.tip().height;
+    loop {
+        tokio::select! {
+            _ = stop.requested() => return,
+            _ = interval.tick() => {}
+        }
+        let tip = ledger.tip();
+        let peers = network.peers().len();
+        let (pending, _) = ledger.mempool_size();
+        if peers == 0 && !alone_by_design {
+            tracing::warn!(
+                height = tip.height.0,
+                "no peers (0 connected), best: #{}; this node cannot make progress alone: check p2p.bootstrap and that its peers run and are reachable",
+                tip.height.0
+            );
+        } else if network.catching_up() {
+            tracing::info!(
+                height = tip.height.0,
+                peers,
+                "catching up ({peers} peers), best: #{}",
+                tip.height.0
+            );
+        } else if tip.height == last_height {
+            tracing::info!(
+                height = tip.height.0,
+                peers,
+                pending,
+                "idle ({peers} peers), best: #{}, {pending} pending transactions",
+                tip.height.0
+            );
+        }
+        last_height = tip.height;
+    }
+}
+
+/// Open connections of the metrics server (scrapers are few).
+pub const METRICS_CONNECTIONS_MAX: usize = 64;
+/// File descriptors kept for p2p, the store and the rest of the process,
+/// whatever `rpc.connections_max` says: the store's table files
+/// (`cairn_store::OPEN_FILES_MAX`) and this many more.
+pub const DESCRIPTORS_RESERVED: u64 = 512;
+
+/// The RPC server's limits: `rpc.connections_max`, lowered when the open
+/// files limit would not leave the reserve for everything else.
+fn rpc_limits(config: &NodeConfig, open_files_limit: u64) -> ServerLimits {
+    let reserved = DESCRIPTORS_RESERVED
+        + u64::try_from(cairn_store::OPEN_FILES_MAX).unwrap_or(0)
+        + METRICS_CONNECTIONS_MAX as u64;
+    let available = open_files_limit.saturating_sub(reserved).max(16);
+    let configured = u64::from(config.rpc.connections_max).max(1);
+    if configured > available {
+        tracing::warn!(
+            "rpc.connections_max is {configured} but the open files limit ({open_files_limit}) leaves room for {available}; using {available} (raise the hard limit with `ulimit -Hn` or LimitNOFILE=)"
+        );
+    }
+    ServerLimits {
+        connections_max: usize::try_from(configured.min(available)).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_millis(config.rpc.header_read_timeout_ms.max(1)),
+    }
 }
 
 /// Loads everything `cairnd start` needs from `home` and runs the node.

@@ -301,3 +301,215 @@ async fn oversize_bodies_are_refused() {
         (StatusCode::BAD_REQUEST, "too_large")
     );
 }
+
+/// Every route with every method: an answer of 400 or more always has the
+/// `{"error": {"code", "message"}}` shape, including axum's own refusals.
+#[tokio::test]
+async fn every_route_and_method_answers_errors_in_one_shape() {
+    let app = app();
+    let hash = "00".repeat(32);
+    let address = sender().address().to_string();
+    let routes = [
+        "/health".to_string(),
+        "/ready".to_string(),
+        "/status".to_string(),
+        "/tx".to_string(),
+        "/txs".to_string(),
+        format!("/tx/{hash}"),
+        format!("/block/hash/{hash}"),
+        "/block/1".to_string(),
+        "/block/latest".to_string(),
+        format!("/account/{address}"),
+        "/validators".to_string(),
+        "/peers".to_string(),
+        "/mempool".to_string(),
+        "/evidence".to_string(),
+        "/ws".to_string(),
+        "/no/such/route".to_string(),
+        // Not UTF-8 once percent-decoded.
+        "/account/%FF%FE".to_string(),
+        "/tx/%C3%28".to_string(),
+    ];
+    let mut checked = 0;
+    for route in &routes {
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let request = Request::builder()
+                .method(method)
+                .uri(route.as_str())
+                .body(Body::from("{}"))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            if status.as_u16() < 400 {
+                continue;
+            }
+            checked += 1;
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{method} {route}: {status} with a body that is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+            assert!(
+                body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+                "{method} {route}: {status} {body}"
+            );
+            if status == StatusCode::METHOD_NOT_ALLOWED {
+                assert_eq!(error_code(&body), "method_not_allowed", "{method} {route}");
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} error answers walked");
+    // `/ws` without an upgrade, and a path that is not UTF-8, in particular.
+    let (status, body) = call(&app, "GET", "/ws", "").await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    let (status, body) = call(&app, "GET", "/account/%FF", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "malformed_request");
+}
+
+/// `/ready` without a node's policy follows `/status`; the fake backend's
+/// status fails, which is a 500 in the error shape.
+#[tokio::test]
+async fn ready_reports_the_backend_error_in_the_error_shape() {
+    let (status, body) = call(&app(), "GET", "/ready", "").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(error_code(&body), "internal");
+}
+
+mod over_tcp {
+    //! The RPC over the node's own HTTP server: request heads too large to
+    //! route get the error shape, and idle connections cannot lock out a
+    //! client.
+
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        time::Duration,
+    };
+
+    use cairn_node::{
+        http_server::{self, ServerLimits, REQUEST_HEAD_BYTES_MAX, REQUEST_URI_BYTES_MAX},
+        shutdown::shutdown_channel,
+    };
+
+    async fn start(
+        limits: ServerLimits,
+    ) -> (std::net::SocketAddr, cairn_node::shutdown::ShutdownTrigger) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (trigger, shutdown) = shutdown_channel();
+        tokio::spawn(http_server::serve(listener, super::app(), limits, shutdown));
+        (address, trigger)
+    }
+
+    /// Sends `request` on a new connection and reads the answer to its end.
+    fn exchange(address: std::net::SocketAddr, request: &[u8]) -> (u16, serde_json::Value) {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The server may answer before it has read everything.
+        let _ = stream.write_all(request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or("");
+        let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    fn limits() -> ServerLimits {
+        ServerLimits {
+            connections_max: 8,
+            header_read_timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_paths_and_heads_get_414_and_431_in_the_error_shape() {
+        let (address, _trigger) = start(limits()).await;
+        let answers = tokio::task::spawn_blocking(move || {
+            let long_path = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000));
+            let huge_path = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(1_000_000));
+            let huge_header = format!(
+                "GET /health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "b".repeat(REQUEST_HEAD_BYTES_MAX)
+            );
+            let fine = "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+            [
+                exchange(address, long_path.as_bytes()),
+                exchange(address, huge_path.as_bytes()),
+                exchange(address, huge_header.as_bytes()),
+                exchange(address, fine.as_bytes()),
+            ]
+        })
+        .await
+        .unwrap();
+        assert!(REQUEST_URI_BYTES_MAX < 70_000);
+        assert_eq!(answers[0].0, 414, "{:?}", answers[0]);
+        assert_eq!(answers[0].1["error"]["code"], "uri_too_long");
+        assert_eq!(answers[1].0, 414, "{:?}", answers[1]);
+        assert_eq!(answers[2].0, 431, "{:?}", answers[2]);
+        assert_eq!(answers[2].1["error"]["code"], "headers_too_large");
+        assert_eq!(answers[3].0, 200, "{:?}", answers[3]);
+        assert_eq!(answers[3].1["status"], "ok");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_make_room_for_a_real_request() {
+        let (address, _trigger) = start(limits()).await;
+        let answer = tokio::task::spawn_blocking(move || {
+            // Twice the cap of connections that never finish their headers.
+            let idle: Vec<TcpStream> = (0..16)
+                .map(|_| {
+                    let mut stream = TcpStream::connect(address).unwrap();
+                    stream.write_all(b"GET /health HTTP/1.1\r\nhost").unwrap();
+                    stream
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(200));
+            let answer = exchange(
+                address,
+                b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            );
+            drop(idle);
+            answer
+        })
+        .await
+        .unwrap();
+        assert_eq!(answer.0, 200, "{answer:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn headers_that_never_end_are_cut_off() {
+        let (address, _trigger) = start(ServerLimits {
+            connections_max: 8,
+            header_read_timeout: Duration::from_millis(300),
+        })
+        .await;
+        let closed = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(address).unwrap();
+            stream.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buffer = [0u8; 64];
+            // The server closes the connection: read returns 0 (or an error).
+            matches!(stream.read(&mut buffer), Ok(0) | Err(_))
+        })
+        .await
+        .unwrap();
+        assert!(closed, "the half-sent request was not cut off");
+    }
+}

@@ -17,6 +17,10 @@ use crate::limits::{
 pub struct Config {
     /// The chain; namespaces topics and protocols.
     pub chain_id: ChainId,
+    /// The chain's genesis hash (hex), announced through identify so that
+    /// nodes of two chains with one id but different geneses tell each
+    /// other apart (empty: not announced).
+    pub genesis_hash: String,
     /// The node key (its public half is the PeerId).
     pub keypair: Keypair,
     /// Addresses to listen on (port 0 allowed; bound addresses are reported
@@ -54,6 +58,7 @@ impl Config {
             .unwrap_or_else(|_| Multiaddr::empty());
         Config {
             chain_id,
+            genesis_hash: String::new(),
             keypair,
             listen_addresses: vec![any],
             bootstrap: Vec::new(),

@@ -92,6 +92,34 @@ type PendingRequest = (PeerId, oneshot::Sender<Result<Vec<u8>, Error>>);
 
 type InboundFuture = Pin<Box<dyn Future<Output = InboundAnswer> + Send>>;
 
+/// The identify protocol version: `/cairn/<chain id>/1`, then
+/// `/<genesis hash>` when known. Peers with another one are not peered with.
+pub fn identify_protocol_version(chain: &str, genesis_hash: &str) -> String {
+    if genesis_hash.is_empty() {
+        format!("/cairn/{chain}/1")
+    } else {
+        format!("/cairn/{chain}/1/{genesis_hash}")
+    }
+}
+
+/// "chain C (genesis G)" from an identify protocol version, for logs; the
+/// version itself when it is not Cairn's.
+fn describe_identify_protocol(version: &str) -> String {
+    const SHOWN_BYTES_MAX: usize = 160;
+    let mut parts = version.strip_prefix("/cairn/").map(|rest| rest.split('/'));
+    match parts
+        .as_mut()
+        .map(|parts| (parts.next(), parts.next(), parts.next()))
+    {
+        Some((Some(chain), Some(_), Some(genesis))) => format!("chain {chain} (genesis {genesis})"),
+        Some((Some(chain), Some(_), None)) => format!("chain {chain} (genesis not announced)"),
+        _ => {
+            let shown: String = version.chars().take(SHOWN_BYTES_MAX).collect();
+            format!("another protocol ({shown:?})")
+        }
+    }
+}
+
 /// Owns the swarm; run it with [`EventLoop::run`] on a tokio task.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -128,7 +156,7 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
     let peer_id = keypair.public().to_peer_id();
     let kad_protocol = StreamProtocol::try_from_owned(format!("/cairn/{chain}/kad/1"))
         .map_err(|e| Error::Build(e.to_string()))?;
-    let identify_protocol = format!("/cairn/{chain}/1");
+    let identify_protocol = identify_protocol_version(&chain, &config.genesis_hash);
     let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
 
     let gossip_config = gossipsub::ConfigBuilder::default()
@@ -159,7 +187,12 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
                 .with_max_pending_outgoing(Some(CONNECTIONS_PENDING_OUTGOING_MAX));
             let mut kad_config = kad::Config::new(kad_protocol.clone());
             kad_config.set_query_timeout(Duration::from_millis(KAD_QUERY_TIMEOUT_MS));
-            kad_config.set_periodic_bootstrap_interval(Some(config.random_walk_interval));
+            // Without bootstrap peers Kademlia's own periodic bootstrap only
+            // warns "No known peers"; the random walks still run, and
+            // peers that dial in fill the table.
+            kad_config.set_periodic_bootstrap_interval(
+                (!config.bootstrap.is_empty()).then_some(config.random_walk_interval),
+            );
             let mut kad =
                 kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
             kad.set_mode(Some(kad::Mode::Server));
@@ -729,7 +762,7 @@ impl EventLoop {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "p2p listening");
+                tracing::debug!(%address, "p2p listening");
                 if !self.listen.contains(&address) {
                     self.listen.push(address.clone());
                 }
@@ -803,9 +836,16 @@ impl EventLoop {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocol_version != self.identify_protocol {
-                    tracing::debug!(peer = %peer_id, version = %info.protocol_version,
-                        "peer runs another chain or protocol version; disconnecting");
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    // Said once per ban: the ban stops the reconnect loop
+                    // (and the transport noise each attempt made).
+                    tracing::warn!(
+                        peer = %peer_id,
+                        "peer {peer_id} is on {}, we are on {}; not peering with it for {} s",
+                        describe_identify_protocol(&info.protocol_version),
+                        describe_identify_protocol(&self.identify_protocol),
+                        self.config.ban_duration.as_secs()
+                    );
+                    self.ban(peer_id, self.config.ban_duration);
                     return;
                 }
                 let speaks_kad = info.protocols.contains(&self.kad_protocol);
@@ -1091,5 +1131,26 @@ impl EventLoop {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod identify_tests {
+    use super::*;
+
+    #[test]
+    fn identify_versions_name_chain_and_genesis() {
+        let ours = identify_protocol_version("alpha", "ab12");
+        assert_eq!(ours, "/cairn/alpha/1/ab12");
+        assert_eq!(
+            describe_identify_protocol(&ours),
+            "chain alpha (genesis ab12)"
+        );
+        assert_eq!(
+            describe_identify_protocol(&identify_protocol_version("beta", "")),
+            "chain beta (genesis not announced)"
+        );
+        assert!(describe_identify_protocol("/ipfs/0.1.0").starts_with("another protocol"));
+        assert!(describe_identify_protocol(&"x".repeat(10_000)).len() < 200);
     }
 }

@@ -18,6 +18,7 @@ use cairn_types::{
     Timestamp, ValidatorIndex, ValidatorSet, Vote, VoteType,
 };
 
+use crate::signing::{LastSigned, SignedStep};
 use crate::{
     io::{Input, Message, Output, RequestId, SignedProposal, StartHeight, Timeout, TimeoutKind},
     limits::{
@@ -122,6 +123,9 @@ pub struct Driver {
     /// even when the keeper counted an equivocator's other precommit.
     certificates: BTreeMap<(Round, Hash), CommitCertificate>,
     future: Vec<Message>,
+    /// The last message this validator signed before this driver (see
+    /// [`crate::signing`]): nothing before it or against it is signed.
+    signing_floor: Option<LastSigned>,
 }
 
 impl Driver {
@@ -161,7 +165,26 @@ impl Driver {
             fetching: BTreeSet::new(),
             certificates: BTreeMap::new(),
             future: Vec::new(),
+            signing_floor: None,
         })
+    }
+
+    /// Never signs a proposal or vote before `floor` or against it (the
+    /// last message this validator signed, kept by the host across resets
+    /// of its WAL).
+    pub fn set_signing_floor(&mut self, floor: Option<LastSigned>) {
+        self.signing_floor = floor;
+    }
+
+    /// The signing floor, if any.
+    pub fn signing_floor(&self) -> Option<LastSigned> {
+        self.signing_floor
+    }
+
+    /// Whether the signing floor lets this validator sign `next`.
+    fn floor_allows(&self, next: LastSigned) -> bool {
+        self.signing_floor
+            .is_none_or(|floor| floor.allows(&next).is_ok())
     }
 
     /// Test-only: break L22/L28 by ignoring the lock (see [`RoundRules`]).
@@ -1107,6 +1130,14 @@ impl Driver {
                 round,
             });
         }
+        if !self.floor_allows(LastSigned {
+            height,
+            round,
+            step: SignedStep::Proposal,
+            block_hash: Some(value),
+        }) {
+            return Ok(());
+        }
         let block = self
             .blocks
             .get(&value)
@@ -1160,6 +1191,14 @@ impl Driver {
                 height,
                 round,
             });
+        }
+        if !self.floor_allows(LastSigned {
+            height,
+            round,
+            step: vote_type.into(),
+            block_hash: value,
+        }) {
+            return Ok(());
         }
         let vote = Vote::new_signed(
             &self.config.chain_id,

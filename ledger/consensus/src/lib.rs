@@ -62,6 +62,7 @@ pub mod io;
 pub mod limits;
 pub mod proposer;
 pub mod round;
+pub mod signing;
 pub mod vote_keeper;
 pub mod wal;
 
@@ -72,6 +73,7 @@ pub use io::{
 };
 pub use proposer::ProposerSchedule;
 pub use round::{RoundEvent, RoundOutput, RoundRules, RoundState, RoundTimeout, RoundValue, Step};
+pub use signing::{LastSigned, SignedStep};
 pub use vote_keeper::{AddVote, VoteKeeper};
 pub use wal::{WalEntry, WalState};
 

@@ -1,0 +1,283 @@
+//! Operating a real `cairnd`: a flood of half-sent HTTP requests does not
+//! lock clients out or stop consensus; `/ready` tells a node that can make
+//! progress from one that cannot; `reset` keeps the sign state, so a reset
+//! validator refuses to sign again below what it signed, and
+//! `unsafe-reset-all` removes it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    io::Write,
+    net::TcpStream,
+    path::Path,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::{cairnd, get_json, http_get, wait_for_addresses, ChildGuard, DEADLINE};
+
+/// `cairnd --home HOME start --dev` with free ports, making a block as
+/// often as it can; its log goes to `HOME/node.log`.
+fn start_dev(home: &Path, extra: &[&str]) -> Child {
+    std::fs::create_dir_all(home).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("node.log"))
+        .unwrap();
+    cairnd()
+        .args(["--home", &home.display().to_string(), "start", "--dev"])
+        .args([
+            "--rpc-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--wait-for-transactions",
+            "false",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
+fn height(rpc: &str) -> u64 {
+    get_json(rpc, "/status")["latest_height"].as_u64().unwrap()
+}
+
+/// Waits until the height passes `above`.
+fn wait_for_height_above(rpc: &str, above: u64) -> u64 {
+    let started = Instant::now();
+    loop {
+        let now = height(rpc);
+        if now > above {
+            return now;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the height stayed at {now} for {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(guard: &mut ChildGuard) {
+    let mut child = guard.0.take().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_flood_of_half_sent_requests_leaves_the_rpc_answering_and_consensus_committing() {
+    let home = tempfile::tempdir().unwrap();
+    // The node starts with this process's soft limit of open files (often
+    // 1,024) and must raise it itself.
+    let mut guard = ChildGuard(Some(start_dev(home.path(), &[])));
+    let addresses = wait_for_addresses(&mut guard, home.path());
+    let rpc = addresses["rpc"].as_str().unwrap().to_string();
+    let target = rpc.trim_start_matches("http://").to_string();
+    let before = wait_for_height_above(&rpc, 0);
+
+    // This process needs the descriptors for the flood.
+    cairn_node::http_server::raise_open_files_limit();
+    let flood: Vec<TcpStream> = (0..1_100)
+        .filter_map(|_| {
+            let mut stream = TcpStream::connect(&target).ok()?;
+            stream
+                .write_all(b"GET /status HTTP/1.1\r\nhost: flood\r\n")
+                .ok()?;
+            Some(stream)
+        })
+        .collect();
+    assert!(flood.len() >= 1_000, "only {} connections", flood.len());
+
+    let asked = Instant::now();
+    let (status, body) = http_get(&rpc, "/status");
+    let answered_in = asked.elapsed();
+    assert_eq!(status, 200, "{body}");
+    eprintln!(
+        "/status answered in {answered_in:?} with {} half-sent requests open",
+        flood.len()
+    );
+    // Consensus goes on while the flood holds.
+    let during = wait_for_height_above(&rpc, before);
+    assert!(during > before);
+    let (status, _) = http_get(&rpc, "/health");
+    assert_eq!(status, 200);
+    drop(flood);
+    // The node itself is fine afterwards.
+    wait_for_height_above(&rpc, during);
+    let log = std::fs::read_to_string(home.path().join("node.log")).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A validator of a two-validator chain whose peer never comes: not ready
+/// (no peers, then no block in time), and `/status` does not claim it is
+/// caught up. A lone dev validator is ready.
+#[test]
+fn ready_is_503_with_reasons_when_the_node_cannot_make_progress() {
+    let dev_home = tempfile::tempdir().unwrap();
+    let mut dev = ChildGuard(Some(start_dev(dev_home.path(), &[])));
+    let dev_rpc = wait_for_addresses(&mut dev, dev_home.path())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for_height_above(&dev_rpc, 0);
+    let (status, body) = http_get(&dev_rpc, "/ready");
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["should_have_peers"], false, "{ready}");
+    drop(dev);
+
+    let work = tempfile::tempdir().unwrap();
+    let keys = [
+        cairn_genesis::devnet::generate_keypair(),
+        cairn_genesis::devnet::generate_keypair(),
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let genesis =
+        cairn_genesis::devnet::build_devnet_from_keys(&cairn_genesis::devnet::DevnetKeys {
+            chain_id: "ready-test".into(),
+            genesis_time: cairn_types::Timestamp(u64::try_from(now).unwrap()),
+            validators: vec![
+                ("v0".into(), keys[0].public_key()),
+                ("v1".into(), keys[1].public_key()),
+            ],
+            accounts: Vec::new(),
+            consensus_params: cairn_types::ConsensusParams::default(),
+        })
+        .unwrap();
+    let genesis_path = work.path().join("genesis.json");
+    genesis.to_file().save(&genesis_path).unwrap();
+    let home = work.path().join("v0");
+    let output = cairnd()
+        .args(["--home", &home.display().to_string(), "init", "--genesis"])
+        .arg(&genesis_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let key_file = home.join("config/validator_key.json");
+    std::fs::remove_file(&key_file).unwrap();
+    cairn_node::home::write_key_file(&key_file, &keys[0]).unwrap();
+    let log = std::fs::File::create(work.path().join("v0.log")).unwrap();
+    let child = cairnd()
+        .args(["--home", &home.display().to_string(), "start"])
+        .args([
+            "--rpc-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--wait-for-transactions",
+            "false",
+            "--rpc-ready-stall-ms",
+            "1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let rpc = wait_for_addresses(&mut guard, &home)["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = http_get(&rpc, "/ready");
+        assert_eq!(status, 503, "{body}");
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if value["reasons"].as_array().unwrap().len() >= 2 {
+            break value;
+        }
+        assert!(started.elapsed() < DEADLINE, "{value}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body["error"]["code"], "not_ready", "{body}");
+    assert_eq!(body["ready"], false);
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("no peers"), "{reasons}");
+    assert!(reasons.contains("ms old"), "{reasons}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no peers"),
+        "{body}"
+    );
+    assert_eq!(get_json(&rpc, "/status")["catching_up"], true);
+    // Liveness is another question: the process is alive.
+    assert_eq!(http_get(&rpc, "/health").0, 200);
+}
+
+#[test]
+fn reset_keeps_the_sign_state_so_a_reset_validator_refuses_to_sign_below_it() {
+    let home = tempfile::tempdir().unwrap();
+    let home_arg = home.path().display().to_string();
+    let sign_state = home.path().join("config/sign_state.json");
+
+    let mut guard = ChildGuard(Some(start_dev(home.path(), &[])));
+    let rpc = wait_for_addresses(&mut guard, home.path())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reached = wait_for_height_above(&rpc, 5);
+    stop(&mut guard);
+    let recorded: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&sign_state).unwrap().trim()).unwrap();
+    let signed_height = recorded["height"].as_u64().unwrap();
+    assert!(signed_height >= reached, "{recorded}");
+
+    // `reset` deletes the chain data (and with it the WAL) but keeps the
+    // sign state: the validator refuses to sign heights it signed before.
+    let output = cairnd()
+        .args(["--home", &home_arg, "reset", "--yes"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(sign_state.exists(), "reset deleted the sign state");
+    let mut guard = ChildGuard(Some(start_dev(home.path(), &[])));
+    let rpc = wait_for_addresses(&mut guard, home.path())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        height(&rpc),
+        0,
+        "a reset validator signed heights it had signed before"
+    );
+    stop(&mut guard);
+    let log = std::fs::read_to_string(home.path().join("node.log")).unwrap();
+    assert!(log.contains("not signing"), "{log}");
+
+    // `unsafe-reset-all` removes the sign state too: the chain starts over.
+    let output = cairnd()
+        .args(["--home", &home_arg, "unsafe-reset-all", "--yes"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(!sign_state.exists(), "unsafe-reset-all kept the sign state");
+    let mut guard = ChildGuard(Some(start_dev(home.path(), &[])));
+    let rpc = wait_for_addresses(&mut guard, home.path())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for_height_above(&rpc, 1);
+}
