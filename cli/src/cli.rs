@@ -431,8 +431,30 @@ pub enum DevnetCommand {
     Up(DevnetUpArgs),
     /// Stop the nodes of a devnet (SIGTERM, then SIGKILL after a deadline).
     Down(DevnetDirArgs),
-    /// Show each node of a devnet: process, height, peers.
+    /// Show each node of a devnet: process, height, peers, RPC and P2P addresses.
     Status(DevnetStatusArgs),
+    /// Stop one node of a devnet (SIGTERM, then SIGKILL after a deadline).
+    Stop(DevnetNodeArgs),
+    /// Start one stopped node of a devnet, in the background, with the
+    /// flags `devnet up` gives it.
+    Start(DevnetNodeArgs),
+    /// Stop one node of a devnet, then start it again.
+    Restart(DevnetNodeArgs),
+}
+
+/// `cairn devnet stop|start|restart NODE`.
+#[derive(Debug, Args)]
+pub struct DevnetNodeArgs {
+    /// The node: v0, v1, ... (validators) or f0, ... (full nodes), as
+    /// `cairn devnet status` lists them.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// The node binary [default: `cairnd` next to this `cairn`, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub cairnd: Option<PathBuf>,
+    /// Devnet directory.
+    #[command(flatten)]
+    pub dir: DevnetDirArgs,
 }
 
 /// `cairn devnet up`.

@@ -286,6 +286,22 @@ pub enum CliError {
         /// The running nodes and their pids.
         running: String,
     },
+    /// `devnet start NODE` on a node that runs.
+    #[error("node {name} is already running (pid {pid}); restart it with `cairn devnet restart {name} --dir {dir}`, or stop it with `cairn devnet stop {name} --dir {dir}`")]
+    DevnetNodeRunning {
+        /// The node's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The devnet directory, quoted for a shell.
+        dir: String,
+    },
+    /// A node name that is not in the devnet.
+    #[error("{reason}; see them with `cairn devnet status`")]
+    NoSuchDevnetNode {
+        /// Which name, and the names there are.
+        reason: String,
+    },
     /// `devnet up` resumed with flags that do not match the recorded devnet.
     #[error("the devnet in {dir} was made with {setting} {recorded}, not {given}; leave the flag out to resume it, or pass another --dir for a new devnet")]
     DevnetMismatch {
@@ -384,6 +400,8 @@ impl CliError {
             CliError::CorruptDevnetFile { .. } => "corrupt_devnet_file",
             CliError::DevnetRunning { .. } => "devnet_running",
             CliError::DevnetMismatch { .. } => "devnet_mismatch",
+            CliError::DevnetNodeRunning { .. } => "devnet_node_running",
+            CliError::NoSuchDevnetNode { .. } => "no_such_devnet_node",
             CliError::DevnetNodeExited { .. } => "devnet_node_exited",
             CliError::DevnetNotReady { .. } => "devnet_not_ready",
             CliError::Process { .. } => "process",

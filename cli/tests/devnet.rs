@@ -206,6 +206,50 @@ fn devnet_up_status_down() {
     assert_eq!(pids.len(), 4, "{status:#}");
     assert!(pids.iter().all(|pid| alive(*pid)));
 
+    // The text status shows each node's P2P address.
+    let (code, text, stderr) = run(cairn().args(["devnet", "status", "--dir"]).arg(&dir));
+    assert_eq!(code, 0, "{stderr}");
+    for node in nodes {
+        let p2p = node["p2p"].as_str().unwrap();
+        assert!(p2p.starts_with("/ip4/127.0.0.1/tcp/"), "{status:#}");
+        assert!(text.contains(p2p), "{text}");
+    }
+
+    // One node stops, starts and restarts on its own.
+    let node_command =
+        |verb: &str, name: &str| run(cairn().args(["devnet", verb, name, "--dir"]).arg(&dir));
+    let (code, stdout, stderr) = node_command("stop", "v3");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("v3") && stdout.contains("stopped"),
+        "{stdout}"
+    );
+    let v3 = |status: &Value| status["nodes"][3].clone();
+    assert_eq!(v3(&status_json(&dir))["running"], false);
+    assert!(!alive(pids[3]), "v3 still runs after `devnet stop v3`");
+    assert_eq!(status_json(&dir)["nodes"][0]["running"], true);
+    let (code, stdout, stderr) = node_command("start", "v3");
+    assert_eq!(code, 0, "{stdout}{stderr}\n{}", logs(&dir));
+    assert!(stdout.contains("started v3"), "{stdout}");
+    assert_eq!(v3(&status_json(&dir))["running"], true);
+    let (code, _, stderr) = node_command("start", "v3");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already running"), "{stderr}");
+    let before = status_json(&dir)["nodes"][2]["pid"].as_u64().unwrap();
+    let (code, stdout, stderr) = node_command("restart", "v2");
+    assert_eq!(code, 0, "{stdout}{stderr}\n{}", logs(&dir));
+    let after = status_json(&dir)["nodes"][2]["pid"].as_u64().unwrap();
+    assert_ne!(before, after);
+    assert!(!alive(u32::try_from(before).unwrap()));
+    let (code, _, stderr) = node_command("stop", "v9");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no node \"v9\"") && stderr.contains("v0, v1, v2, v3"),
+        "{stderr}"
+    );
+    let pids_now = recorded_pids(&dir);
+    assert_eq!(pids_now.len(), 4);
+
     // A second `up` refuses while the nodes run.
     let (code, _, stderr) = run(cairn()
         .args(["devnet", "up", "--detach", "--dir"])
@@ -219,6 +263,9 @@ fn devnet_up_status_down() {
     assert_eq!(code, 0, "devnet down failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("stopped 4 nodes"), "{stdout}");
     for pid in &pids {
+        assert!(!alive(*pid), "pid {pid} still runs after `devnet down`");
+    }
+    for pid in &pids_now {
         assert!(!alive(*pid), "pid {pid} still runs after `devnet down`");
     }
     assert!(recorded_pids(&dir).is_empty());

@@ -1,4 +1,4 @@
-//! `cairn devnet up|down|status`: a local devnet of `cairnd` processes on
+//! `cairn devnet up|down|status|stop|start|restart`: a local devnet of `cairnd` processes on
 //! loopback, made and driven only through `cairnd`'s command line and the
 //! nodes' public RPC (the CLI links no libp2p and no node internals).
 //!
@@ -50,7 +50,9 @@ use tokio::{
 };
 
 use crate::{
-    cli::{DevnetCommand, DevnetDirArgs, DevnetStatusArgs, DevnetUpArgs, KeyringArgs},
+    cli::{
+        DevnetCommand, DevnetDirArgs, DevnetNodeArgs, DevnetStatusArgs, DevnetUpArgs, KeyringArgs,
+    },
     commands::{write_json, write_line},
     error::{CliError, Result},
     files::read_bounded,
@@ -114,6 +116,12 @@ pub async fn run(command: DevnetCommand, out: &mut dyn Write) -> Result<()> {
         DevnetCommand::Up(args) => up(args, out).await,
         DevnetCommand::Down(args) => down(&args, out).await,
         DevnetCommand::Status(args) => status(&args, out).await,
+        DevnetCommand::Stop(args) => stop_one(&args, out).await,
+        DevnetCommand::Start(args) => start_one(&args, out).await,
+        DevnetCommand::Restart(args) => {
+            stop_one(&args, out).await?;
+            start_one(&args, out).await
+        }
     }
 }
 
@@ -543,6 +551,18 @@ async fn up(args: DevnetUpArgs, out: &mut dyn Write) -> Result<()> {
         Err(error) => return Err(stop_after_error(&devnet, &mut file, &mut running, error).await),
     };
     let _ = write_line(out, &format!("{stopped_by}: stopping the nodes"));
+    // Nodes restarted meanwhile (`cairn devnet restart vN`) have new pids,
+    // recorded in the file: they are stopped too.
+    if let Ok(current) = devnet.read() {
+        file = current;
+        for index in 0..file.nodes.len() {
+            if let Some(node) = running_node(&devnet, &file, index) {
+                if !running.iter().any(|known| known.pid == node.pid) {
+                    running.push(node);
+                }
+            }
+        }
+    }
     let outcomes = stop_nodes(&mut running).await;
     record_stopped(&devnet, &mut file, &running, &outcomes)?;
     report_stops(out, &running, &outcomes)?;
@@ -1893,6 +1913,118 @@ async fn down(args: &DevnetDirArgs, out: &mut dyn Write) -> Result<()> {
     )
 }
 
+/// The index in `file.nodes` of the node named `name`, or an error that
+/// lists the names.
+fn find_node(file: &DevnetFile, dir: &Path, name: &str) -> Result<usize> {
+    file.nodes
+        .iter()
+        .position(|node| node.name == name)
+        .ok_or_else(|| CliError::NoSuchDevnetNode {
+            reason: format!(
+                "the devnet in {} has no node {name:?}; its nodes are {}",
+                dir.display(),
+                file.nodes
+                    .iter()
+                    .map(|node| node.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+}
+
+/// The recorded process of node `index`, if it still runs.
+fn running_node(devnet: &DevnetDir, file: &DevnetFile, index: usize) -> Option<Running> {
+    let node = &file.nodes[index];
+    let pid = node.pid?;
+    (process_state(pid, &devnet.home(node)) == ProcessState::Ours).then(|| Running {
+        name: node.name.clone(),
+        pid,
+        home: devnet.home(node),
+        log: devnet.log(node),
+        child: None,
+        exited: None,
+    })
+}
+
+/// `cairn devnet stop NODE`.
+async fn stop_one(args: &DevnetNodeArgs, out: &mut dyn Write) -> Result<()> {
+    let (devnet, mut file) = DevnetDir::open(&args.dir.dir)?;
+    let index = find_node(&file, &args.dir.dir, &args.node)?;
+    let Some(node) = running_node(&devnet, &file, index) else {
+        if file.nodes[index].pid.take().is_some() {
+            devnet.write(&file)?;
+        }
+        return write_line(out, &format!("{} was not running", args.node));
+    };
+    let mut running = vec![node];
+    let outcomes = stop_nodes(&mut running).await;
+    record_stopped(&devnet, &mut file, &running, &outcomes)?;
+    report_stops(out, &running, &outcomes)?;
+    check_all_stopped(&running, &outcomes)
+}
+
+/// `cairn devnet start NODE`: starts it as `up` does and waits until its
+/// RPC answers.
+async fn start_one(args: &DevnetNodeArgs, out: &mut dyn Write) -> Result<()> {
+    let (devnet, mut file) = DevnetDir::open(&args.dir.dir)?;
+    let index = find_node(&file, &args.dir.dir, &args.node)?;
+    let dir = shell_quote(&args.dir.dir.display().to_string());
+    if let Some(node) = running_node(&devnet, &file, index) {
+        return Err(CliError::DevnetNodeRunning {
+            name: node.name,
+            pid: node.pid,
+            dir,
+        });
+    }
+    let cairnd = find_cairnd(args.cairnd.as_deref())?;
+    check_ports_free(&file.nodes[index..=index], file.base_port)?;
+    let mut node = start_node(&devnet, &file, index, &cairnd)?;
+    file.nodes[index].pid = Some(node.pid);
+    devnet.write(&file)?;
+    let client = NodeClient::new(&file.nodes[index].rpc)?;
+    let deadline = Instant::now() + DEVNET_READY_TIMEOUT;
+    loop {
+        if !node.is_running() {
+            file.nodes[index].pid = None;
+            devnet.write(&file)?;
+            return Err(CliError::DevnetNodeExited {
+                name: node.name.clone(),
+                pid: node.pid,
+                status: node.exited.clone().unwrap_or_default(),
+                log: node.log.clone(),
+                tail: log_tail(&node.log),
+            });
+        }
+        let answer = tokio::time::timeout(DEVNET_STATUS_REQUEST_TIMEOUT, client.status()).await;
+        if let Ok(Ok((status, _))) = answer {
+            // Dropping the `Child` leaves the node running in the background.
+            return write_line(
+                out,
+                &format!(
+                    "started {} (pid {}): rpc {}  p2p {}  height {}; stop it with `cairn devnet stop {} --dir {dir}`",
+                    node.name,
+                    node.pid,
+                    file.nodes[index].rpc,
+                    file.nodes[index].p2p,
+                    status.latest_height,
+                    node.name
+                ),
+            );
+        }
+        if Instant::now() >= deadline {
+            let mut running = vec![node];
+            let outcomes = stop_nodes(&mut running).await;
+            record_stopped(&devnet, &mut file, &running, &outcomes)?;
+            return Err(CliError::DevnetNotReady {
+                seconds: DEVNET_READY_TIMEOUT.as_secs(),
+                reason: format!("node {} did not answer on {}", args.node, client.url()),
+                logs: devnet.log(&file.nodes[index]).display().to_string(),
+            });
+        }
+        tokio::time::sleep(DEVNET_POLL_INTERVAL).await;
+    }
+}
+
 /// One node in `cairn devnet status --json`.
 #[derive(Serialize)]
 struct NodeStatus {
@@ -1970,11 +2102,17 @@ async fn status(args: &DevnetStatusArgs, out: &mut dyn Write) -> Result<()> {
             report.nodes.len()
         ),
     )?;
+    let p2p_width = report
+        .nodes
+        .iter()
+        .map(|node| node.p2p.len())
+        .max()
+        .unwrap_or(0);
     write_line(
         out,
         &format!(
-            "{:<4}  {:<9}  {:>7}  {:<7}  {:>7}  {:>5}  {:<24}  NOTE",
-            "NAME", "ROLE", "PID", "PROCESS", "HEIGHT", "PEERS", "RPC"
+            "{:<4}  {:<9}  {:>7}  {:<7}  {:>7}  {:>5}  {:<24}  {:<p2p_width$}  NOTE",
+            "NAME", "ROLE", "PID", "PROCESS", "HEIGHT", "PEERS", "RPC", "P2P"
         ),
     )?;
     let dash = || "-".to_string();
@@ -1990,7 +2128,7 @@ async fn status(args: &DevnetStatusArgs, out: &mut dyn Write) -> Result<()> {
         write_line(
             out,
             format!(
-                "{:<4}  {:<9}  {:>7}  {:<7}  {:>7}  {:>5}  {:<24}  {note}",
+                "{:<4}  {:<9}  {:>7}  {:<7}  {:>7}  {:>5}  {:<24}  {:<p2p_width$}  {note}",
                 node.name,
                 node.role.to_string(),
                 node.pid
@@ -2004,6 +2142,7 @@ async fn status(args: &DevnetStatusArgs, out: &mut dyn Write) -> Result<()> {
                 node.height.map_or_else(dash, |height| height.to_string()),
                 node.peers.map_or_else(dash, |peers| peers.to_string()),
                 node.rpc,
+                node.p2p,
             )
             .trim_end(),
         )?;
