@@ -158,3 +158,86 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     file.write_all(bytes).map_err(io_error)?;
     file.sync_all().map_err(io_error)
 }
+
+/// What [`check_data_dir`] found in `data/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataDir {
+    /// Not there yet; `cairnd start` creates it.
+    Absent,
+    /// A directory without a store; `cairnd start` creates one in it.
+    Empty,
+    /// A directory with a RocksDB store (a `CURRENT` file).
+    Store,
+    /// A directory holding files but no RocksDB store.
+    Foreign,
+}
+
+/// Checks that `data/` can hold the store before anything opens it: a
+/// directory, or absent. With `probe_write`, also that a file can be
+/// created in it (the probe is removed at once).
+pub fn check_data_dir(home: &Home, probe_write: bool) -> Result<DataDir, NodeError> {
+    let data = home.data_dir();
+    let metadata = match fs::metadata(&data) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if probe_write {
+                // Creatable? (removed again: `cairnd check` leaves no trace)
+                fs::create_dir(&data)
+                    .and_then(|()| fs::remove_dir(&data))
+                    .map_err(|source| {
+                        NodeError::Home(format!(
+                            "{} does not exist and cannot be created: {source}; create it, or give the user running cairnd write access to {}",
+                            data.display(),
+                            home.root().display()
+                        ))
+                    })?;
+            }
+            return Ok(DataDir::Absent);
+        }
+        Err(source) => {
+            return Err(NodeError::Io {
+                action: "look at the data directory",
+                path: data,
+                source,
+            })
+        }
+    };
+    if !metadata.is_dir() {
+        return Err(NodeError::Home(format!(
+            "{path} is a file, not a directory; move it away (e.g. `mv {path} {path}.old`) and the node creates the directory with a new store (it syncs the chain again from its peers)",
+            path = data.display()
+        )));
+    }
+    let mut entries = fs::read_dir(&data).map_err(|source| NodeError::Io {
+        action: "list the data directory",
+        path: data.clone(),
+        source,
+    })?;
+    let found = if data.join("CURRENT").is_file() {
+        DataDir::Store
+    } else if entries.next().is_some() {
+        DataDir::Foreign
+    } else {
+        DataDir::Empty
+    };
+    if probe_write {
+        let probe = data.join(format!(".cairnd-check-{}", std::process::id()));
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .map_err(|source| {
+                NodeError::Home(format!(
+                    "cannot create a file in {}: {source}; give the user running cairnd write access to it (e.g. `chown -R $(id -un) {}`)",
+                    data.display(),
+                    data.display()
+                ))
+            })?;
+        fs::remove_file(&probe).map_err(|source| NodeError::Io {
+            action: "delete the probe file",
+            path: probe.clone(),
+            source,
+        })?;
+    }
+    Ok(found)
+}
