@@ -152,6 +152,8 @@ pub struct ConsensusHost<N, T, C> {
     sign_state: Option<SignState>,
     /// This validator's index in the set, if it is in it.
     own_index: Option<cairn_types::ValidatorIndex>,
+    /// The driver's step and when it was entered, for the step metrics.
+    step_entered: (cairn_consensus::Step, Timestamp),
 }
 
 /// The (height, round, step, block) an own WAL entry signs, if it is a
@@ -214,6 +216,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             evidence_pool,
             sign_state: None,
             own_index,
+            step_entered: (cairn_consensus::Step::Unstarted, Timestamp(0)),
         })
     }
 
@@ -369,10 +372,34 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 self.execute(output, &mut inputs)?;
             }
         }
+        self.time_steps();
         // Whatever this step appended is durable before the next input:
         // a crash between steps loses nothing, and a state entered (a
         // round, a lock) survives it even when nothing was sent.
         self.send_unsent()
+    }
+
+    /// Records how long the driver stayed in the step it just left.
+    fn time_steps(&mut self) {
+        use cairn_consensus::Step;
+        let state = self.driver.round_state();
+        let (step, entered) = self.step_entered;
+        if state.step == step {
+            return;
+        }
+        let now = self.clock.now();
+        let name = match step {
+            Step::Propose => Some("propose"),
+            Step::Prevote => Some("prevote"),
+            Step::Precommit => Some("precommit"),
+            Step::Unstarted | Step::Decided => None,
+        };
+        if let Some(name) = name {
+            self.ledger
+                .metrics()
+                .record_step(name, now.as_millis().saturating_sub(entered.as_millis()));
+        }
+        self.step_entered = (state.step, now);
     }
 
     /// Syncs the WAL, then hands the messages waiting for it to the

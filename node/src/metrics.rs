@@ -19,6 +19,15 @@ pub const BLOCK_INTERVAL_BUCKETS_SECONDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+/// Upper bounds (milliseconds) of the `cairn_consensus_step_seconds`
+/// buckets.
+pub const STEP_BUCKETS_MS: [u64; 13] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000,
+];
+
+/// The consensus steps timed, in the order of a round.
+pub const CONSENSUS_STEPS: [&str; 3] = ["propose", "prevote", "precommit"];
+
 /// Most directory entries walked to size the data directory at a scrape.
 pub const DATA_DIR_ENTRIES_MAX: usize = 100_000;
 
@@ -58,8 +67,16 @@ pub struct Metrics {
     interval: Mutex<Histogram>,
     signed_commits: AtomicU64,
     missed_signatures: AtomicU64,
+    steps: Mutex<[StepHistogram; CONSENSUS_STEPS.len()]>,
     p2p: Mutex<Option<cairn_p2p::Metrics>>,
     data_dir: Mutex<Option<std::path::PathBuf>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct StepHistogram {
+    buckets: [u64; STEP_BUCKETS_MS.len()],
+    count: u64,
+    sum_ms: u64,
 }
 
 #[derive(Default)]
@@ -127,6 +144,26 @@ impl Metrics {
         } else {
             self.missed_signatures.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records that the driver spent `millis` in consensus step `step` (one
+    /// of [`CONSENSUS_STEPS`]; others are ignored).
+    pub fn record_step(&self, step: &str, millis: u64) {
+        let Some(position) = CONSENSUS_STEPS.iter().position(|known| *known == step) else {
+            return;
+        };
+        let mut steps = self
+            .steps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let histogram = &mut steps[position];
+        for (bucket, bound) in histogram.buckets.iter_mut().zip(STEP_BUCKETS_MS) {
+            if millis <= bound {
+                *bucket += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum_ms = histogram.sum_ms.saturating_add(millis);
     }
 
     /// Reads the p2p layer's counters at every scrape.
@@ -236,6 +273,38 @@ impl Metrics {
             "Blocks between the local tip and the best known peer tip.",
             load(&self.sync_behind),
         );
+        {
+            let steps = *self
+                .steps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let name = "cairn_consensus_step_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Time the driver spent in each step of a round."
+            );
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (step, histogram) in CONSENSUS_STEPS.iter().zip(steps) {
+                for (count, bound) in histogram.buckets.iter().zip(STEP_BUCKETS_MS) {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{step=\"{step}\",le=\"{}\"}} {count}",
+                        bound as f64 / 1000.0
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{step=\"{step}\",le=\"+Inf\"}} {}",
+                    histogram.count
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}_sum{{step=\"{step}\"}} {}",
+                    histogram.sum_ms as f64 / 1000.0
+                );
+                let _ = writeln!(out, "{name}_count{{step=\"{step}\"}} {}", histogram.count);
+            }
+        }
         counter(
             &mut out,
             "cairn_validator_signed_blocks_total",
@@ -517,7 +586,17 @@ mod process_tests {
         metrics.set_data_dir(directory.path().to_path_buf());
         metrics.set_p2p(cairn_p2p::Metrics::default());
         metrics.record_own_signature(false);
+        metrics.record_step("prevote", 7);
+        metrics.record_step("no-such-step", 7);
         let text = metrics.render();
+        assert!(
+            text.contains("cairn_consensus_step_seconds_bucket{step=\"prevote\",le=\"0.01\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_consensus_step_seconds_bucket{step=\"prevote\",le=\"0.005\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("cairn_store_bytes 123"), "{text}");
         assert!(text.contains("cairn_p2p_peers_banned_total 0"), "{text}");
         assert!(
