@@ -328,13 +328,8 @@ pub fn check_home(home: &Home, overrides: &ConfigOverrides) -> Vec<Check> {
                 check_validator_key(home, config, genesis)?;
                 let key = keypair.public_key();
                 let index = genesis.validators.index_of(&key).unwrap_or_default();
-                let sign_state = if home.sign_state_file().exists() {
-                    format!("; sign state {}", home.sign_state_file().display())
-                } else {
-                    "; no sign state yet (nothing signed)".into()
-                };
                 Ok(format!(
-                    "{}: {} is validator {} of {} in the genesis{sign_state}",
+                    "{}: {} is validator {} of {} in the genesis",
                     home.validator_key_file().display(),
                     key.to_hex(),
                     index,
@@ -342,6 +337,17 @@ pub fn check_home(home: &Home, overrides: &ConfigOverrides) -> Vec<Check> {
                 ))
             }),
         ),
+    });
+    checks.push(match &config {
+        Err(_) => Check::skipped(
+            "sign state",
+            "the config is not valid, so the mode (validator or full) is not known",
+        ),
+        Ok(config) if config.mode == NodeMode::Full => Check {
+            name: "sign state",
+            outcome: CheckOutcome::Ok("not used: mode is full (this node signs nothing)".into()),
+        },
+        Ok(_) => Check::new("sign state", check_sign_state(home)),
     });
     checks.push(Check::new(
         "data",
@@ -371,6 +377,43 @@ fn check_node_key(home: &Home) -> Result<String, NodeError> {
         "{}: peer id {}",
         path.display(),
         p2p_key.public().to_peer_id()
+    ))
+}
+
+/// Reads `config/sign_state.json` without creating it (`cairnd start`
+/// does): the last (height, round, step) this validator signed.
+fn check_sign_state(home: &Home) -> Result<String, NodeError> {
+    let path = home.sign_state_file();
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(format!(
+                "{} does not exist yet: nothing signed (`cairnd start` creates it)",
+                path.display()
+            ))
+        }
+        Err(source) => {
+            return Err(NodeError::Io {
+                action: "read sign state file",
+                path,
+                source,
+            })
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(format!("{}: nothing signed yet", path.display()));
+    }
+    let last: cairn_consensus::LastSigned =
+        serde_json::from_str(text.trim()).map_err(|error| NodeError::Home(format!(
+            "sign state file {} does not parse ({error}). It records the last vote this validator signed; without it the validator could sign a conflicting one. Restore it from a backup; delete it only if this validator never signed on this chain",
+            path.display()
+        )))?;
+    Ok(format!(
+        "{}: last signed height {}, round {}, step {:?}; it refuses to sign below that",
+        path.display(),
+        last.height,
+        last.round,
+        format!("{:?}", last.step).to_lowercase()
     ))
 }
 

@@ -251,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_deleted(&home, &report);
             if report.sign_state_kept {
                 println!("kept config/sign_state.json: this validator still refuses to sign below its last signed height/round/step");
+                println!("  (it syncs the chain again from its peers; to start a chain over from its genesis, such as a single-validator dev chain, use `cairnd unsafe-reset-all --yes` instead)");
             } else {
                 println!("no config/sign_state.json to keep (this node has signed nothing yet)");
             }

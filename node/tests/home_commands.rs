@@ -157,7 +157,14 @@ fn check_passes_on_a_good_home() {
     let home = init_home(&[]);
     let (code, stdout, stderr) = run(home.path(), &["check"], &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    for name in ["config", "genesis", "node key", "validator key", "data"] {
+    for name in [
+        "config",
+        "genesis",
+        "node key",
+        "validator key",
+        "sign state",
+        "data",
+    ] {
         assert!(
             stdout
                 .lines()
@@ -166,7 +173,8 @@ fn check_passes_on_a_good_home() {
         );
     }
     assert!(stdout.contains("is validator 0 of 1"), "{stdout}");
-    assert!(stdout.contains("all 5 checks passed"), "{stdout}");
+    assert!(stdout.contains("all 6 checks passed"), "{stdout}");
+    assert!(stdout.contains("nothing signed"), "{stdout}");
     // Nothing was left behind by the write probe.
     assert_eq!(
         std::fs::read_dir(home.path().join("data")).unwrap().count(),
@@ -195,7 +203,7 @@ fn check_fails_on_a_broken_genesis_naming_it() {
             .any(|line| line.starts_with("skip") && line.contains("validator key")),
         "{stdout}"
     );
-    assert!(stderr.contains("1 of 5 checks failed"), "{stderr}");
+    assert!(stderr.contains("1 of 6 checks failed"), "{stderr}");
 }
 
 #[test]
@@ -230,6 +238,34 @@ fn check_names_a_validator_key_outside_the_genesis_and_a_bad_variable() {
         stdout.lines().any(|line| line.starts_with("FAIL")
             && line.contains("config")
             && line.contains("CAIRN_P2P_BOOTSTRAP")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_reads_the_sign_state() {
+    let home = init_home(&[]);
+    let path = home.path().join("config/sign_state.json");
+    std::fs::write(
+        &path,
+        r#"{"height": 7, "round": 1, "step": "precommit", "block_hash": null}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(home.path(), &["check"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.lines().any(|line| line.starts_with("ok")
+            && line.contains("sign state")
+            && line.contains("last signed height 7, round 1")),
+        "{stdout}"
+    );
+    std::fs::write(&path, "{\"height\": 7, \"rou").unwrap();
+    let (code, stdout, _) = run(home.path(), &["check"], &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.lines().any(|line| line.starts_with("FAIL")
+            && line.contains("sign state")
+            && line.contains("Restore it from a backup")),
         "{stdout}"
     );
 }
