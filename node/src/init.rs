@@ -443,6 +443,7 @@ pub fn init_dev_home(home: &Home) -> Result<(), NodeError> {
     if home.config_file().exists() {
         return Ok(());
     }
+    check_data_dir(home, false)?;
     create_dir(&home.config_dir())?;
     create_dir(&home.data_dir())?;
     write_key_file(

@@ -240,3 +240,24 @@ fn a_home_without_config_says_to_init() {
     let stderr = start_fails(home.path(), &[]);
     assert!(stderr.contains("cairnd init"), "{stderr}");
 }
+
+#[test]
+fn a_dev_home_whose_data_is_a_file_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    std::fs::write(&data, b"not a directory").unwrap();
+    let stderr = start_fails_with(home.path(), &["start", "--dev"]);
+    assert!(
+        stderr.contains(&format!(
+            "{} is a file, not a directory; move it away",
+            data.display()
+        )),
+        "{stderr}"
+    );
+}
+
+fn start_fails_with(home: &Path, args: &[&str]) -> String {
+    let (code, stderr) = run(home, args, &[]);
+    assert_ne!(code, 0, "{stderr}");
+    stderr
+}
