@@ -703,9 +703,16 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             // Already committed (e.g. by block sync).
             return Ok(());
         }
-        let summary = self.ledger.commit(block, certificate).map_err(|error| {
-            NodeError::Consensus(format!("cannot commit block {height}: {error}"))
-        })?;
+        let summary = match self.ledger.commit(block, certificate) {
+            Ok(summary) => summary,
+            // Block sync (its own task) committed this height meanwhile.
+            Err(_) if self.ledger.tip().height >= height => return Ok(()),
+            Err(error) => {
+                return Err(NodeError::Consensus(format!(
+                    "cannot commit block {height}: {error}"
+                )))
+            }
+        };
         for evidence in &block.evidence {
             self.evidence_pool.remove(&evidence.hash());
         }

@@ -9,6 +9,7 @@
 //! gossip and block sync ([`runtime`]) and `cairnd start` ([`start`]).
 
 pub mod backend;
+pub mod block_sync;
 pub mod config;
 mod error;
 pub mod home;

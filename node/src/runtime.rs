@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     backend::NetworkView,
+    block_sync::SyncHandle,
     host::{message_height, ConsensusHost, HostClock, HostNetwork, HostTimers},
     ledger::Ledger,
     rpc::PeerView,
@@ -78,16 +79,8 @@ pub const POLL_INTERVAL_MS: u64 = 5;
 /// How often a node asks its peers for their tip while its height does
 /// not move.
 pub const SYNC_CHECK_INTERVAL_MS: u64 = 3_000;
-/// Shortest pause between two sync attempts.
-pub const SYNC_RETRY_MS: u64 = 1_000;
-/// Most peers asked for their tip at once.
-pub const SYNC_STATUS_PEERS_MAX: usize = 8;
-/// A node syncing from further behind than this many blocks reports
-/// `catching_up` and refuses new transactions (its state is too old to
-/// check them); a few blocks behind, it keeps taking them while it syncs.
-pub const CATCHING_UP_BLOCKS_MIN: u64 = 16;
-/// Blocks asked for in one range request.
-pub const SYNC_RANGE_BLOCKS: u32 = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
+/// Peers asked, one after another, for a round's messages or a block.
+pub const FETCH_PEERS_MAX: usize = 8;
 
 /// The wall clock.
 pub struct SystemClock;
@@ -128,8 +121,8 @@ pub enum HostEvent {
         /// Where to answer.
         reply: SyncResponder,
     },
-    /// A peer is ahead of us: sync.
-    PeerAhead,
+    /// Block sync moved the tip: restart consensus there if it is behind.
+    Synced,
 }
 
 /// A send of the host, queued for the network task.
@@ -318,7 +311,7 @@ async fn fetch_round_state(
     let Ok(peers) = client.peers().await else {
         return;
     };
-    for peer in peers.into_iter().take(SYNC_STATUS_PEERS_MAX) {
+    for peer in peers.into_iter().take(FETCH_PEERS_MAX) {
         let request = RoundStateRequest { height, round };
         let Ok(state) = client.request_round_state(peer, request).await else {
             continue;
@@ -360,7 +353,7 @@ async fn fetch_block(
     let Ok(peers) = client.peers().await else {
         return;
     };
-    for peer in peers.into_iter().take(SYNC_STATUS_PEERS_MAX) {
+    for peer in peers.into_iter().take(FETCH_PEERS_MAX) {
         let Ok(SyncResponse::Block(Some(found))) = client
             .request_sync(peer, SyncRequest::BlockByHash(block_hash))
             .await
@@ -380,11 +373,13 @@ async fn fetch_block(
     }
 }
 
-fn decode_block(bytes: &[u8]) -> Result<Block, cairn_types::TypesError> {
+pub(crate) fn decode_block(bytes: &[u8]) -> Result<Block, cairn_types::TypesError> {
     codec::decode("block", bytes, cairn_types::limits::BLOCK_BYTES_MAX)
 }
 
-fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate, cairn_types::TypesError> {
+pub(crate) fn decode_certificate(
+    bytes: &[u8],
+) -> Result<CommitCertificate, cairn_types::TypesError> {
     codec::decode("certificate", bytes, CERTIFICATE_BYTES_MAX)
 }
 
@@ -452,6 +447,7 @@ pub async fn run_dispatcher(
     inbox: mpsc::Sender<HostEvent>,
     on_listen: impl Fn(String) + Send + 'static,
     local_peer: PeerId,
+    sync: SyncHandle,
 ) {
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
     tokio::spawn(run_gossip_admissions(Arc::clone(&ledger), admission_queue));
@@ -476,7 +472,7 @@ pub async fn run_dispatcher(
                 peers.insert(peer, address.to_string());
                 publish_peers(&peers);
                 // A new peer may be ahead of us.
-                let _ = inbox.try_send(HostEvent::PeerAhead);
+                sync.request();
             }
             Event::PeerDisconnected { peer } | Event::PeerBanned { peer, .. } => {
                 peers.remove(&peer);
@@ -715,35 +711,32 @@ fn stored_block(ledger: &Ledger, height: Height) -> Option<SyncBlock> {
 pub struct ConsensusLoop {
     host: NodeHost,
     ledger: Arc<Ledger>,
-    client: Client,
-    view: Arc<NetworkView>,
+    sync: SyncHandle,
     inbox: mpsc::Receiver<HostEvent>,
-    last_sync: Option<Instant>,
 }
 
 impl ConsensusLoop {
-    /// A loop over `host`, syncing through `client`, fed by `inbox`.
+    /// A loop over `host`, fed by `inbox`, asking `sync` for block sync
+    /// (which runs as its own task, see [`crate::block_sync`]).
     pub fn new(
         host: NodeHost,
         ledger: Arc<Ledger>,
-        client: Client,
-        view: Arc<NetworkView>,
+        sync: SyncHandle,
         inbox: mpsc::Receiver<HostEvent>,
     ) -> ConsensusLoop {
         ConsensusLoop {
             host,
             ledger,
-            client,
-            view,
+            sync,
             inbox,
-            last_sync: None,
         }
     }
 
     /// Runs until shutdown; returns an error when consensus cannot go on
-    /// safely (the WAL or the store failed).
+    /// safely (the WAL or the store failed). It never waits on the
+    /// network: a sync it needs runs beside it and reports
+    /// [`HostEvent::Synced`].
     pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), NodeError> {
-        self.catch_up().await;
         self.host.start()?;
         let mut poll = tokio::time::interval(Duration::from_millis(POLL_INTERVAL_MS));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -759,7 +752,7 @@ impl ConsensusLoop {
                 _ = shutdown.requested() => break,
                 event = self.inbox.recv() => {
                     let Some(event) = event else { break };
-                    self.on_event(event).await?;
+                    self.on_event(event)?;
                 }
                 _ = self.ledger.transactions_arrived(), if self.host.is_waiting() => {
                     // A held height starts as soon as transactions arrive,
@@ -781,7 +774,7 @@ impl ConsensusLoop {
                         && last_progress.elapsed() >= Duration::from_millis(SYNC_CHECK_INTERVAL_MS)
                     {
                         last_progress = Instant::now();
-                        self.sync_and_restart().await?;
+                        self.sync.request();
                     }
                 }
             }
@@ -789,14 +782,14 @@ impl ConsensusLoop {
         Ok(())
     }
 
-    async fn on_event(&mut self, event: HostEvent) -> Result<(), NodeError> {
+    fn on_event(&mut self, event: HostEvent) -> Result<(), NodeError> {
         match event {
             HostEvent::Input(input) => {
                 let ahead = message_height(&input).unwrap_or(Height::GENESIS);
                 if ahead.0 > self.host.height().0.saturating_add(1) {
                     // Only a message a validator signed may send us syncing.
                     if self.signed_by_a_validator(&input) {
-                        return self.sync_and_restart().await;
+                        self.sync.request();
                     }
                     return Ok(());
                 }
@@ -830,7 +823,14 @@ impl ConsensusLoop {
                 reply.respond(SyncResponse::Block(found));
                 Ok(())
             }
-            HostEvent::PeerAhead => self.sync_and_restart().await,
+            HostEvent::Synced => {
+                // The tip moved past the height being decided: start over
+                // at the new tip (the old height's WAL is pruned).
+                if self.ledger.tip().height >= self.host.height() {
+                    self.host.start()?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -849,143 +849,6 @@ impl ConsensusLoop {
             _ => false,
         }
     }
-
-    /// Syncs from peers; if the tip moved, restarts consensus at the new tip.
-    async fn sync_and_restart(&mut self) -> Result<(), NodeError> {
-        if self
-            .last_sync
-            .is_some_and(|last| last.elapsed() < Duration::from_millis(SYNC_RETRY_MS))
-        {
-            return Ok(());
-        }
-        self.last_sync = Some(Instant::now());
-        let before = self.ledger.tip().height;
-        self.catch_up().await;
-        if self.ledger.tip().height != before {
-            self.host.start()?;
-        }
-        Ok(())
-    }
-
-    /// Fetches, verifies and commits blocks from the peer with the highest
-    /// tip until this node reaches it.
-    async fn catch_up(&mut self) {
-        let Some((mut peers, target)) = self.best_peers().await else {
-            return;
-        };
-        let start = Instant::now();
-        let first = self.ledger.tip().height;
-        if target.0 <= first.0 {
-            self.view.set_sync(false, 0);
-            return;
-        }
-        tracing::info!(
-            height = first.0,
-            target = target.0,
-            "behind the network; syncing blocks"
-        );
-        let mut last_log = Instant::now();
-        while self.ledger.tip().height.0 < target.0 {
-            let tip = self.ledger.tip().height;
-            let behind = target.0.saturating_sub(tip.0);
-            self.view.set_sync(behind > CATCHING_UP_BLOCKS_MIN, behind);
-            let request = SyncRequest::Blocks {
-                from: Height(tip.0.saturating_add(1)),
-                count: SYNC_RANGE_BLOCKS,
-            };
-            let (peer, blocks) = match self.client.request_sync_from_any(&peers, request).await {
-                Ok((peer, SyncResponse::Blocks(blocks))) => (peer, blocks),
-                Ok((peer, _)) => (peer, Vec::new()),
-                Err(error) => {
-                    tracing::warn!("block sync stopped: {error}");
-                    break;
-                }
-            };
-            let ledger = Arc::clone(&self.ledger);
-            let committed = tokio::task::spawn_blocking(move || commit_synced(&ledger, &blocks))
-                .await
-                .unwrap_or(0);
-            if committed == 0 {
-                // Nothing usable from this peer (it claimed a tip it does
-                // not serve, or sent blocks that do not verify): ask the
-                // next one.
-                tracing::warn!(%peer, height = tip.0, "a peer gave no usable blocks; trying another");
-                peers.retain(|other| *other != peer);
-                if peers.is_empty() {
-                    break;
-                }
-            }
-            if last_log.elapsed() >= Duration::from_secs(2) {
-                last_log = Instant::now();
-                let height = self.ledger.tip().height.0;
-                let elapsed = start.elapsed().as_secs_f64().max(0.001);
-                tracing::info!(
-                    height,
-                    target = target.0,
-                    blocks_per_second = (height.saturating_sub(first.0) as f64 / elapsed) as u64,
-                    "syncing"
-                );
-            }
-        }
-        let height = self.ledger.tip().height.0;
-        self.view.set_sync(false, target.0.saturating_sub(height));
-        tracing::info!(
-            height,
-            blocks = height.saturating_sub(first.0),
-            seconds = start.elapsed().as_secs_f64(),
-            "sync finished"
-        );
-    }
-
-    /// Peers ordered by tip height, highest first, with the highest tip.
-    async fn best_peers(&self) -> Option<(Vec<PeerId>, Height)> {
-        let peers = self.client.peers().await.ok()?;
-        let mut tips = Vec::new();
-        for peer in peers.into_iter().take(SYNC_STATUS_PEERS_MAX) {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(2),
-                self.client.request_sync(peer, SyncRequest::Status),
-            )
-            .await;
-            if let Ok(Ok(SyncResponse::Status(status))) = answer {
-                tips.push((status.tip_height, peer));
-            }
-        }
-        tips.sort_by_key(|tip| std::cmp::Reverse(tip.0));
-        let target = tips.first()?.0;
-        Some((tips.into_iter().map(|(_, peer)| peer).collect(), target))
-    }
-}
-
-/// Verifies and commits consecutive synced blocks; returns how many were
-/// committed. Stops at the first block that does not extend the tip or
-/// whose certificate does not verify.
-fn commit_synced(ledger: &Ledger, blocks: &[SyncBlock]) -> usize {
-    let mut committed = 0;
-    for synced in blocks {
-        let (Ok(block), Ok(certificate)) = (
-            decode_block(&synced.block),
-            decode_certificate(&synced.certificate),
-        ) else {
-            tracing::warn!(
-                height = synced.height.0,
-                "a peer sent a block or certificate that does not decode"
-            );
-            break;
-        };
-        if block.header.height.0 != ledger.tip().height.0.saturating_add(1) {
-            break;
-        }
-        if let Err(error) = ledger.commit(&block, &certificate) {
-            tracing::warn!(
-                height = block.header.height.0,
-                "synced block refused: {error}"
-            );
-            break;
-        }
-        committed += 1;
-    }
-    committed
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     backend::{NetworkView, NodeBackend, NodeIdentity, ReadinessPolicy},
+    block_sync::spawn_block_sync,
     config::{ConfigOverrides, NodeConfig, NodeMode},
     home::{read_key_file, Home},
     host::{ConsensusHost, HostConfig},
@@ -266,6 +267,17 @@ pub async fn serve(
             }
         }
     };
+    // One stop signal for every task: the caller's shutdown, or a fatal
+    // consensus error.
+    let (stop_trigger, stop) = shutdown_channel();
+    let stop_trigger = Arc::new(stop_trigger);
+    let sync = spawn_block_sync(
+        client.clone(),
+        Arc::clone(&ledger),
+        Arc::clone(&network),
+        inbox_sender.clone(),
+        stop.clone(),
+    );
     tokio::spawn(run_dispatcher(
         events,
         Arc::clone(&ledger),
@@ -273,6 +285,7 @@ pub async fn serve(
         inbox_sender.clone(),
         on_listen,
         local_peer,
+        sync.clone(),
     ));
     tokio::spawn(run_gossip_batcher(client.clone(), gossip_queue));
 
@@ -313,17 +326,7 @@ pub async fn serve(
     if let Some(sign_state) = sign_state {
         host = host.with_sign_state(sign_state);
     }
-    let consensus = ConsensusLoop::new(
-        host,
-        Arc::clone(&ledger),
-        client.clone(),
-        Arc::clone(&network),
-        inbox,
-    );
-    // One stop signal for every task: the caller's shutdown, or a fatal
-    // consensus error.
-    let (stop_trigger, stop) = shutdown_channel();
-    let stop_trigger = Arc::new(stop_trigger);
+    let consensus = ConsensusLoop::new(host, Arc::clone(&ledger), sync, inbox);
     {
         let stop_trigger = Arc::clone(&stop_trigger);
         let mut shutdown = shutdown;
