@@ -23,6 +23,7 @@ use crate::{
     io::{Input, Message, Output, RequestId, SignedProposal, StartHeight, Timeout, TimeoutKind},
     limits::{
         BLOCKS_PER_HEIGHT_MAX, FUTURE_HEIGHTS_AHEAD_MAX, FUTURE_HEIGHT_MESSAGES_MAX,
+        FUTURE_PROPOSAL_ROUNDS_MAX,
         PENDING_REQUESTS_MAX, ROUNDS_AHEAD_MAX, TRANSITIONS_PER_INPUT_MAX,
     },
     proposer::ProposerSchedule,
@@ -122,7 +123,9 @@ pub struct Driver {
     /// Verified certificates of this height: proof of a precommit quorum
     /// even when the keeper counted an equivocator's other precommit.
     certificates: BTreeMap<(Round, Hash), CommitCertificate>,
-    future: Vec<Message>,
+    /// Messages of the next height, one per (round, kind, signer): a
+    /// repeat or a second message of one signer for one slot is dropped.
+    future: BTreeMap<(Round, u8, u32), Message>,
     /// The last message this validator signed before this driver (see
     /// [`crate::signing`]): nothing before it or against it is signed.
     signing_floor: Option<LastSigned>,
@@ -164,7 +167,7 @@ impl Driver {
             next_request: 0,
             fetching: BTreeSet::new(),
             certificates: BTreeMap::new(),
-            future: Vec::new(),
+            future: BTreeMap::new(),
             signing_floor: None,
         })
     }
@@ -416,7 +419,7 @@ impl Driver {
         self.schedule_rebroadcast(out);
         // Messages that arrived early for this height.
         let buffered = std::mem::take(&mut self.future);
-        for message in buffered {
+        for message in buffered.into_values() {
             let result = match message {
                 Message::Proposal(signed) => self.on_proposal(signed, out),
                 Message::Vote(vote) => self.on_vote(vote, out),
@@ -473,15 +476,43 @@ impl Driver {
                 got: height,
             });
         }
+        // One slot per (round, kind, signer), and only the first rounds of
+        // the next height: a proposal carries up to a whole block, so at
+        // most FUTURE_PROPOSAL_ROUNDS_MAX blocks wait here.
+        let (round, kind, signer) = match message {
+            Message::Proposal(signed) => (signed.proposal.round, 0u8, signed.proposal.proposer.0),
+            Message::Vote(vote) => (
+                vote.round,
+                match vote.vote_type {
+                    VoteType::Prevote => 1,
+                    VoteType::Precommit => 2,
+                },
+                vote.validator.0,
+            ),
+        };
+        let rounds_max = if kind == 0 {
+            FUTURE_PROPOSAL_ROUNDS_MAX
+        } else {
+            ROUNDS_AHEAD_MAX
+        };
+        if round.0 > rounds_max {
+            return Err(ConsensusError::RoundTooFarAhead {
+                current: Round::ZERO,
+                got: round,
+                ahead_max: rounds_max,
+            });
+        }
+        let key = (round, kind, signer);
+        if self.future.contains_key(&key) {
+            return Ok(false);
+        }
         if self.future.len() >= FUTURE_HEIGHT_MESSAGES_MAX {
             return Err(ConsensusError::BufferFull {
                 what: "future height messages",
                 max: FUTURE_HEIGHT_MESSAGES_MAX,
             });
         }
-        if !self.future.contains(message) {
-            self.future.push(message.clone());
-        }
+        self.future.insert(key, message.clone());
         Ok(false)
     }
 

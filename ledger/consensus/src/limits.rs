@@ -6,6 +6,11 @@
 pub const ROUNDS_AHEAD_MAX: u32 = 16;
 /// Most messages buffered for future heights.
 pub const FUTURE_HEIGHT_MESSAGES_MAX: usize = 4_096;
+/// Proposals of the next height are buffered for rounds 0 to this one
+/// only (one per round): each may carry a whole block, so at most three
+/// blocks wait for the next height. Later rounds' proposals are fetched
+/// again with a round-state request if the height gets there.
+pub const FUTURE_PROPOSAL_ROUNDS_MAX: u32 = 2;
 /// How many heights ahead messages are buffered (1: only the next height).
 pub const FUTURE_HEIGHTS_AHEAD_MAX: u64 = 1;
 /// Most distinct blocks held for one height.

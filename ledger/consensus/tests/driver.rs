@@ -497,3 +497,88 @@ fn timeout_commit_then_next_height_ready() {
     let outputs = drivers[0].process(Input::TimeoutElapsed(commit.0));
     assert_eq!(outputs, vec![Output::NextHeightReady { height: Height(2) }]);
 }
+
+#[test]
+fn the_next_height_buffer_holds_one_message_per_slot_and_only_early_rounds() {
+    let mut d = driver(0);
+    d.process(start(1, vec![]));
+    let vote = |round: u32, validator: usize| {
+        Vote::new_signed(
+            &chain(),
+            VoteType::Prevote,
+            Height(2),
+            Round(round),
+            None,
+            ValidatorIndex(validator as u32),
+            &keys()[validator],
+        )
+    };
+    // The same vote a thousand times takes one slot: no refusal, no growth.
+    for _ in 0..1_000 {
+        let outputs = d.process(Input::Vote(vote(0, 3)));
+        assert!(outputs.iter().all(|o| !matches!(o, Output::Rejected(_))));
+    }
+    // A vote of a round far into the next height is refused at once.
+    assert!(matches!(
+        d.process(Input::Vote(vote(1_000, 2))).last(),
+        Some(Output::Rejected(
+            cairn_consensus::ConsensusError::RoundTooFarAhead { .. }
+        ))
+    ));
+}
+
+#[test]
+fn a_driver_with_a_signing_floor_signs_nothing_at_or_below_it() {
+    use cairn_consensus::{LastSigned, SignedStep};
+    // The proposer of height 1 round 0, whose floor says it already
+    // precommitted there (in a WAL lost since).
+    let proposer = driver(0).proposer(Height(1), Round(0));
+    let mut d = driver(proposer.0 as usize);
+    d.set_signing_floor(Some(LastSigned {
+        height: Height(1),
+        round: Round(0),
+        step: SignedStep::Precommit,
+        block_hash: None,
+    }));
+    let mut outputs = d.process(start(1, vec![]));
+    // Answer its block request so it would propose.
+    let built: Vec<Input> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
+                request_id: *request_id,
+                block: Some(Arc::new(block(proposer.0 as usize, GENESIS_MS + 10))),
+            }),
+            _ => None,
+        })
+        .collect();
+    for input in built {
+        outputs.extend(d.process(input));
+    }
+    assert!(
+        outputs.iter().all(|output| !matches!(
+            output,
+            Output::Persist(WalEntry::Proposal(_) | WalEntry::Vote(_)) | Output::Broadcast(_)
+        )),
+        "signed at or below the floor: {outputs:?}"
+    );
+    // Without the floor the same driver proposes.
+    let mut free = driver(proposer.0 as usize);
+    let mut outputs = free.process(start(1, vec![]));
+    let built: Vec<Input> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
+                request_id: *request_id,
+                block: Some(Arc::new(block(proposer.0 as usize, GENESIS_MS + 10))),
+            }),
+            _ => None,
+        })
+        .collect();
+    for input in built {
+        outputs.extend(free.process(input));
+    }
+    assert!(outputs
+        .iter()
+        .any(|output| matches!(output, Output::Persist(WalEntry::Proposal(_)))));
+}
