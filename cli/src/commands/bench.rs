@@ -14,12 +14,20 @@
 //!    transfer from the moment its batch was sent to the moment its block
 //!    was announced.
 //! 3. Reports committed transfers per second (from the first submission to
-//!    the last commit), latency percentiles, rejections by reason, and the
-//!    CPU this process used, since it shares the machine with the nodes.
+//!    the last commit), latency percentiles over the transfers (each one
+//!    from its batch's submission to its own block), rejections by reason,
+//!    and the CPU this process used, since it shares the machine with the
+//!    nodes. `--json` rounds: milliseconds to 0.1 ms, seconds to 1 ms,
+//!    rates to whole transfers per second.
+//!
+//! While sending, a progress line on standard error says what was sent and
+//! committed and the recent rate: redrawn every [`PROGRESS_INTERVAL`] on a
+//! terminal, else printed as a plain line every [`PROGRESS_LOG_INTERVAL`],
+//! so a log gets few lines.
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::Write,
+    io::{IsTerminal, Write},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -32,6 +40,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::{
     commands::{write_json, write_line},
+    duration::parse_duration_at_most,
     error::{CliError, Result},
     keyfile::KeyFile,
     rpc::{BlockSelector, NodeClient},
@@ -45,12 +54,25 @@ pub const BENCH_ACCOUNTS_MAX: usize = 100_000;
 pub const BENCH_BATCH_MAX: usize = 10_000;
 /// Most submission requests in flight at once.
 pub const BENCH_REQUESTS_IN_FLIGHT_MAX: usize = 16;
+/// Longest `--duration` (and `--settle`).
+pub const BENCH_DURATION_MAX: Duration = Duration::from_secs(60 * 60);
+/// Transfers sent when neither `--txs` nor `--duration` is given.
+pub const DEFAULT_TRANSACTIONS: u64 = 10_000;
 /// Most nonce look-ups in flight at once while preparing.
 const NONCE_LOOKUPS_IN_FLIGHT_MAX: usize = 32;
 /// Transfers pre-signed per second of `--duration` with `--rate max`.
 const MAX_RATE_PRESIGN_PER_SECOND: u64 = 40_000;
-/// Interval of the progress line.
+/// How often the progress line is redrawn on a terminal.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a progress line is printed when standard error is not a
+/// terminal (a log): a plain line each time, never more than one a second.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
+/// Decimals of milliseconds in the report (0.1 ms).
+const MILLISECOND_DECIMALS: i32 = 1;
+/// Decimals of seconds in the report (1 ms).
+const SECOND_DECIMALS: i32 = 3;
+/// Decimals of CPU seconds in the report (the kernel counts 10 ms ticks).
+const CPU_SECOND_DECIMALS: i32 = 2;
 /// Block events buffered between the stream reader and the tally.
 const BLOCK_EVENTS_MAX: usize = 1_024;
 
@@ -75,18 +97,21 @@ pub struct BenchArgs {
     /// Number of transfers to send [default: 10000 unless --duration is given].
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub txs: Option<u64>,
-    /// Send for this many seconds instead of a fixed number.
-    #[arg(long, value_name = "S")]
-    pub duration: Option<u64>,
+    /// Send for this long instead of a fixed number (10s, 2m, 500ms; a bare
+    /// number is seconds): --rate R sends R per second for that long, and
+    /// `--rate max` sends as fast as the nodes take them until it ends.
+    #[arg(long, value_name = "DURATION", value_parser = parse_bench_duration)]
+    pub duration: Option<Duration>,
     /// Offered load in transfers per second, or `max`.
     #[arg(long, value_name = "R|max", default_value = "max")]
     pub rate: String,
     /// Transfers per `POST /txs`.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub batch: usize,
-    /// How long to wait for the last commits after the last submission, in seconds.
-    #[arg(long, value_name = "S", default_value_t = 60)]
-    pub settle: u64,
+    /// How long to wait for the last commits after the last submission
+    /// (30s, 2m; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_bench_duration, default_value = "60s")]
+    pub settle: Duration,
     /// Print the figures as JSON only.
     #[arg(long)]
     pub json: bool,
@@ -97,17 +122,23 @@ pub struct BenchArgs {
 pub struct BenchReport {
     /// Transfers signed for the run.
     pub transactions: u64,
+    /// Transfers submitted (fewer than signed when `--duration` ended
+    /// first).
+    pub sent: u64,
     /// Transfers the nodes accepted.
     pub accepted: u64,
     /// Transfers committed (seen in a block).
     pub committed: u64,
     /// Offered load (`null` for max).
     pub offered_per_second: Option<u64>,
-    /// Seconds from the first submission to the last commit.
+    /// Transfers per submission (`--batch`).
+    pub batch: usize,
+    /// Seconds from the first submission to the last commit (to 1 ms).
     pub seconds: f64,
-    /// Committed transfers per second over that window.
-    pub committed_per_second: f64,
-    /// Submit-to-commit latency percentiles, in milliseconds.
+    /// Committed transfers per second over that window (whole).
+    pub committed_per_second: u64,
+    /// Submit-to-commit latency percentiles over the committed transfers,
+    /// in milliseconds (to 0.1 ms).
     pub latency_ms: Percentiles,
     /// Rejections by the node's reason code.
     pub rejected: BTreeMap<String, u64>,
@@ -121,8 +152,8 @@ pub struct BenchReport {
     pub blocks: u64,
 }
 
-/// Latency percentiles.
-#[derive(Debug, Default, Serialize)]
+/// Latency percentiles (nearest rank).
+#[derive(Debug, Default, PartialEq, Serialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -140,6 +171,155 @@ fn bench_error(reason: impl Into<String>) -> CliError {
     }
 }
 
+fn parse_bench_duration(text: &str) -> std::result::Result<Duration, String> {
+    parse_duration_at_most(text, BENCH_DURATION_MAX)
+}
+
+/// `value` rounded to `decimals` decimal places (for the report, so JSON
+/// says `15.1`, not `15.093812000000001`).
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// A rate rounded to a whole number per second (0 for one that is not a
+/// finite positive number).
+fn whole_rate(rate: f64) -> u64 {
+    if rate.is_finite() && rate > 0.0 {
+        // `as` saturates at u64::MAX.
+        rate.round() as u64
+    } else {
+        0
+    }
+}
+
+/// Nearest-rank percentiles of `latencies` (milliseconds, one per
+/// committed transfer, in any order), rounded to 0.1 ms; all zero when
+/// there are none.
+fn percentiles(mut latencies: Vec<f64>) -> Percentiles {
+    if latencies.is_empty() {
+        return Percentiles::default();
+    }
+    latencies.sort_by(f64::total_cmp);
+    let count = latencies.len();
+    let at = |fraction: f64| -> f64 {
+        let rank = ((count as f64 * fraction).ceil() as usize).clamp(1, count);
+        round_to(latencies[rank - 1], MILLISECOND_DECIMALS)
+    };
+    Percentiles {
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+/// The number of transfers a run signs.
+fn transfers_to_sign(txs: Option<u64>, duration: Option<Duration>, rate: Option<u64>) -> u64 {
+    let for_duration = |duration: Duration, per_second: u64| -> u64 {
+        let count = (duration.as_secs_f64() * per_second as f64).ceil();
+        // `as` saturates; the caller refuses counts above the limit.
+        (count as u64).max(1)
+    };
+    match (txs, duration, rate) {
+        (Some(count), _, _) => count,
+        (None, Some(duration), Some(rate)) => for_duration(duration, rate),
+        (None, Some(duration), None) => for_duration(duration, MAX_RATE_PRESIGN_PER_SECOND),
+        (None, None, _) => DEFAULT_TRANSACTIONS,
+    }
+}
+
+/// The live progress line on standard error.
+struct Progress {
+    /// Standard error is a terminal: the line is redrawn in place.
+    terminal: bool,
+    /// When a plain line was last printed (not on a terminal).
+    last_logged: Option<Instant>,
+    /// Committed count and time at the previous line, for the recent rate.
+    last_committed: u64,
+    last_time: Instant,
+    /// Whether a line is on screen that a newline must end.
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(started: Instant) -> Progress {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            last_logged: None,
+            last_committed: 0,
+            last_time: started,
+            drawn: false,
+        }
+    }
+
+    /// Called every [`PROGRESS_INTERVAL`]: draws the line on a terminal;
+    /// elsewhere prints it if [`PROGRESS_LOG_INTERVAL`] has passed.
+    fn tick(&mut self, started: Instant, tally: &Tally) {
+        let now = Instant::now();
+        // Ticks come a little late: half a tick of slack keeps the lines
+        // PROGRESS_LOG_INTERVAL apart rather than one tick more.
+        if !self.terminal
+            && self.last_logged.is_some_and(|logged| {
+                now.duration_since(logged) + PROGRESS_INTERVAL / 2 < PROGRESS_LOG_INTERVAL
+            })
+        {
+            return;
+        }
+        let interval = now.duration_since(self.last_time);
+        let recent = if interval.is_zero() {
+            0.0
+        } else {
+            tally.committed.saturating_sub(self.last_committed) as f64 / interval.as_secs_f64()
+        };
+        self.last_committed = tally.committed;
+        self.last_time = now;
+        let line = progress_line(
+            now.duration_since(started),
+            tally.sent,
+            tally.committed,
+            tally.rejected.values().sum(),
+            recent,
+            interval,
+        );
+        if self.terminal {
+            eprint!("\r\x1b[2K{line}");
+            let _ = std::io::stderr().flush();
+            self.drawn = true;
+        } else {
+            self.last_logged = Some(now);
+            eprintln!("{line}");
+        }
+    }
+
+    /// Ends a line drawn in place, so what follows starts on its own line.
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+}
+
+/// `12.0 s  sent 120000  committed 118000  rejected 0  9850 tx/s in the
+/// last 1.0 s`: what was sent and committed so far, and the committed rate
+/// since the previous line.
+fn progress_line(
+    elapsed: Duration,
+    sent: u64,
+    committed: u64,
+    rejected: u64,
+    recent_per_second: f64,
+    recent: Duration,
+) -> String {
+    format!(
+        "{:>6.1} s  sent {sent:>8}  committed {committed:>8}  rejected {rejected:>6}  {:>7} tx/s in the last {:.1} s",
+        elapsed.as_secs_f64(),
+        whole_rate(recent_per_second),
+        recent.as_secs_f64()
+    )
+}
+
 /// Runs `cairn bench`.
 pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     let rate = parse_rate(&args.rate)?;
@@ -149,15 +329,16 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
             args.batch
         )));
     }
-    let total = match (args.txs, args.duration, rate) {
-        (Some(count), _, _) => count,
-        (None, Some(seconds), Some(rate)) => seconds.saturating_mul(rate),
-        (None, Some(seconds), None) => seconds.saturating_mul(MAX_RATE_PRESIGN_PER_SECOND),
-        (None, None, _) => 10_000,
-    };
+    let total = transfers_to_sign(args.txs, args.duration, rate);
     if total == 0 || total > BENCH_TRANSACTIONS_MAX {
+        let why = match (args.duration, rate) {
+            (Some(_), None) if args.txs.is_none() => format!(
+                " (--rate max signs {MAX_RATE_PRESIGN_PER_SECOND} per second of --duration)"
+            ),
+            _ => String::new(),
+        };
         return Err(bench_error(format!(
-            "the run would send {total} transfers; use --txs or --duration and --rate to send 1 to {BENCH_TRANSACTIONS_MAX}"
+            "the run would send {total} transfers{why}; use --txs, or --duration with --rate, to send 1 to {BENCH_TRANSACTIONS_MAX}"
         )));
     }
     let clients = args
@@ -226,6 +407,8 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
 
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
+    // With --duration, nothing is submitted after it ends.
+    let stop_sending = args.duration.map(|duration| started + duration);
     let in_flight = Arc::new(Semaphore::new(BENCH_REQUESTS_IN_FLIGHT_MAX));
     let batches: Vec<Vec<(usize, String)>> = signed
         .into_iter()
@@ -238,33 +421,66 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     let batch_count = batches.len();
     let mut submitted_all = false;
     let mut batches = batches.into_iter().enumerate();
-    let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
-    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks = tokio::time::interval(PROGRESS_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first tick is immediate; the first line comes after an interval.
+    ticks.reset();
+    let mut progress = Progress::new(started);
     let mut last_submission = started;
     let mut submitters = Vec::with_capacity(batch_count);
     loop {
-        // Submit every batch that is due.
+        // Submit every batch that is due. Blocks are tallied and the
+        // progress line drawn while a batch waits for its time or a slot.
         while !submitted_all {
             let Some((number, batch)) = batches.next() else {
                 submitted_all = true;
                 last_submission = Instant::now();
                 break;
             };
-            if let Some(rate) = rate {
-                let due =
-                    started + Duration::from_secs_f64((number * args.batch) as f64 / rate as f64);
-                // Blocks keep being tallied while the batch is not due.
+            let due = rate.map(|rate| {
+                started + Duration::from_secs_f64((number * args.batch) as f64 / rate as f64)
+            });
+            if let Some(due) = due.filter(|due| stop_sending.is_none_or(|stop| *due < stop)) {
                 while due > Instant::now() {
                     tokio::select! {
                         _ = tokio::time::sleep_until(due.into()) => {}
                         Some(event) = blocks.recv() => tally_block(&tally, &index_of, event),
+                        _ = ticks.tick() => {
+                            if !args.json {
+                                progress.tick(started, &lock(&tally));
+                            }
+                        }
                     }
                 }
             }
-            let permit = Arc::clone(&in_flight)
-                .acquire_owned()
-                .await
-                .map_err(|_| bench_error("the submission limiter closed"))?;
+            let permit = loop {
+                tokio::select! {
+                    permit = Arc::clone(&in_flight).acquire_owned() => {
+                        break permit.map_err(|_| bench_error("the submission limiter closed"))?;
+                    }
+                    Some(event) = blocks.recv() => tally_block(&tally, &index_of, event),
+                    _ = ticks.tick() => {
+                        if !args.json {
+                            progress.tick(started, &lock(&tally));
+                        }
+                    }
+                }
+            };
+            let now = Instant::now();
+            let over =
+                stop_sending.is_some_and(|stop| now >= stop || due.is_some_and(|due| due >= stop));
+            if over {
+                // --duration is over: the rest is never sent.
+                let unsent = batch.len()
+                    + batches
+                        .by_ref()
+                        .map(|(_, batch)| batch.len())
+                        .sum::<usize>();
+                lock(&tally).abandon(unsent as u64);
+                submitted_all = true;
+                last_submission = now;
+                break;
+            }
             let client = clients[number % clients.len()].clone();
             let batch_tally = Arc::clone(&tally);
             submitters.push(tokio::spawn(async move {
@@ -283,29 +499,21 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         if submitted_all && done {
             break;
         }
-        if submitted_all && last_submission.elapsed() > Duration::from_secs(args.settle) {
+        if submitted_all && last_submission.elapsed() > args.settle {
             if !args.json {
+                progress.finish();
                 eprintln!(
-                    "\n{pending} transfers were not committed within {} s",
-                    args.settle
+                    "{pending} transfers were not committed within {} s of the last submission (--settle)",
+                    args.settle.as_secs_f64()
                 );
             }
             break;
         }
         tokio::select! {
             Some(event) = blocks.recv() => tally_block(&tally, &index_of, event),
-            _ = progress.tick() => {
+            _ = ticks.tick() => {
                 if !args.json {
-                    let tally = lock(&tally);
-                    let elapsed = started.elapsed().as_secs_f64().max(0.001);
-                    eprint!(
-                        "\r{:>6.1} s  sent {:>8}  committed {:>8}  rejected {:>6}  {:>8.0} tx/s   ",
-                        elapsed,
-                        tally.sent,
-                        tally.committed,
-                        tally.rejected.values().sum::<u64>(),
-                        tally.committed as f64 / elapsed
-                    );
+                    progress.tick(started, &lock(&tally));
                 }
             }
         }
@@ -315,11 +523,13 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     }
     reader.abort();
     let bench_cpu_seconds = process_cpu_seconds() - cpu_before;
-    let report = lock(&tally).report(total, rate, started, bench_cpu_seconds, signing_cpu_seconds);
+    let mut report =
+        lock(&tally).report(total, rate, started, bench_cpu_seconds, signing_cpu_seconds);
+    report.batch = args.batch;
     if args.json {
         write_json(out, &report)
     } else {
-        eprintln!();
+        progress.finish();
         write_line(out, &format_report(&report))
     }
 }
@@ -483,6 +693,11 @@ impl Tally {
         (self.sent_at.len() as u64).saturating_sub(self.settled)
     }
 
+    /// `count` transfers will never be sent (`--duration` ended).
+    fn abandon(&mut self, count: u64) {
+        self.settled += count;
+    }
+
     fn report(
         &self,
         total: u64,
@@ -491,7 +706,10 @@ impl Tally {
         bench_cpu_seconds: f64,
         signing_cpu_seconds: f64,
     ) -> BenchReport {
-        let mut latencies: Vec<f64> = self
+        // One latency per committed transfer: from the submission of its
+        // batch to the block it is in, so the transfers of one batch that
+        // land in different blocks get different latencies.
+        let latencies: Vec<f64> = self
             .sent_at
             .iter()
             .zip(&self.committed_at)
@@ -502,15 +720,6 @@ impl Tally {
                 _ => None,
             })
             .collect();
-        latencies.sort_by(f64::total_cmp);
-        let percentile = |fraction: f64| -> f64 {
-            if latencies.is_empty() {
-                return 0.0;
-            }
-            let rank =
-                ((latencies.len() as f64 * fraction).ceil() as usize).clamp(1, latencies.len());
-            latencies[rank - 1]
-        };
         let seconds = match (self.first_sent, self.last_commit) {
             (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
             _ => started.elapsed().as_secs_f64(),
@@ -518,21 +727,19 @@ impl Tally {
         .max(0.001);
         BenchReport {
             transactions: total,
+            sent: self.sent,
             accepted: self.accepted,
             committed: self.committed,
             offered_per_second: rate,
-            seconds,
-            committed_per_second: self.committed as f64 / seconds,
-            latency_ms: Percentiles {
-                p50: percentile(0.50),
-                p95: percentile(0.95),
-                p99: percentile(0.99),
-                max: latencies.last().copied().unwrap_or(0.0),
-            },
+            // Set by the caller, which knows --batch.
+            batch: 0,
+            seconds: round_to(seconds, SECOND_DECIMALS),
+            committed_per_second: whole_rate(self.committed as f64 / seconds),
+            latency_ms: percentiles(latencies),
             rejected: self.rejected.clone(),
             request_errors: self.request_errors,
-            bench_cpu_seconds,
-            signing_cpu_seconds,
+            bench_cpu_seconds: round_to(bench_cpu_seconds, CPU_SECOND_DECIMALS),
+            signing_cpu_seconds: round_to(signing_cpu_seconds, CPU_SECOND_DECIMALS),
             blocks: self.blocks,
         }
     }
@@ -606,14 +813,33 @@ fn format_report(report: &BenchReport) -> String {
     let offered = report
         .offered_per_second
         .map_or_else(|| "max".to_string(), |rate| format!("{rate} tx/s"));
+    let unsent = if report.sent < report.transactions {
+        format!(
+            "; {} signed were not sent before --duration ended",
+            report.transactions - report.sent
+        )
+    } else {
+        String::new()
+    };
+    let latency = &report.latency_ms;
+    // Not a rounding artefact: the transfers of one batch share their
+    // submission time and often their block.
+    let one_batch = if report.batch > 1 && report.committed > 1 && latency.p95 == latency.max {
+        format!(
+            "\n            (p95 to max are one batch's latency: its {} transfers went in one request and into one block; a smaller --batch spreads them)",
+            report.batch
+        )
+    } else {
+        String::new()
+    };
     let mut text = format!(
         "offered     {offered}\n\
-         sent        {} transfers ({} accepted)\n\
-         committed   {} in {:.2} s: {:.0} tx/s\n\
-         latency     p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms (submit to block)\n\
+         sent        {} transfers ({} accepted{unsent})\n\
+         committed   {} in {:.2} s: {} tx/s\n\
+         latency     p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms (submit to block){one_batch}\n\
          blocks      {}\n\
          bench cpu   {:.2} s during the run, {:.2} s signing before it",
-        report.transactions,
+        report.sent,
         report.accepted,
         report.committed,
         report.seconds,
@@ -681,12 +907,144 @@ mod tests {
                 Some(start + Duration::from_millis(10 * (index as u64 + 1)));
         }
         tally.committed = 4;
+        tally.sent = 4;
         tally.first_sent = Some(start);
         tally.last_commit = Some(start + Duration::from_millis(40));
         let report = tally.report(4, None, start, 0.0, 0.0);
-        assert_eq!(report.latency_ms.p50.round() as u64, 20);
-        assert_eq!(report.latency_ms.max.round() as u64, 40);
-        assert_eq!(report.committed_per_second.round() as u64, 100);
+        assert_eq!(report.latency_ms.p50, 20.0);
+        assert_eq!(report.latency_ms.max, 40.0);
+        assert_eq!(report.committed_per_second, 100);
+        assert_eq!(report.sent, 4);
+    }
+
+    #[test]
+    fn each_transfer_of_a_batch_has_its_own_latency() {
+        // One batch of 200 sent at once, committed over four blocks: the
+        // percentiles are over the transfers, so they differ.
+        let mut tally = Tally::new(200);
+        let start = Instant::now();
+        let block_of = |index: usize| -> u64 {
+            match index {
+                0..120 => 10,
+                120..195 => 20,
+                195..199 => 30,
+                _ => 40,
+            }
+        };
+        for index in 0..200 {
+            tally.sent_at[index] = Some(start);
+            tally.committed_at[index] = Some(start + Duration::from_millis(block_of(index)));
+        }
+        tally.committed = 200;
+        tally.first_sent = Some(start);
+        tally.last_commit = Some(start + Duration::from_millis(40));
+        let latency = tally.report(200, None, start, 0.0, 0.0).latency_ms;
+        assert_eq!(
+            latency,
+            Percentiles {
+                p50: 10.0,
+                p95: 20.0,
+                p99: 30.0,
+                max: 40.0
+            }
+        );
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_rounded() {
+        assert_eq!(percentiles(Vec::new()), Percentiles::default());
+        let one = percentiles(vec![15.06]);
+        assert_eq!(
+            (one.p50, one.p95, one.p99, one.max),
+            (15.1, 15.1, 15.1, 15.1)
+        );
+        // 1..=100 ms in any order: rank ceil(n * p).
+        let mut latencies: Vec<f64> = (1..=100).map(f64::from).collect();
+        latencies.reverse();
+        let spread = percentiles(latencies);
+        assert_eq!(
+            spread,
+            Percentiles {
+                p50: 50.0,
+                p95: 95.0,
+                p99: 99.0,
+                max: 100.0
+            }
+        );
+    }
+
+    #[test]
+    fn figures_are_rounded() {
+        assert_eq!(round_to(15.093_812_000_000_001, MILLISECOND_DECIMALS), 15.1);
+        assert_eq!(round_to(0.049_9, MILLISECOND_DECIMALS), 0.0);
+        assert_eq!(round_to(2.345_678, SECOND_DECIMALS), 2.346);
+        assert_eq!(round_to(0.126, CPU_SECOND_DECIMALS), 0.13);
+        assert_eq!(whole_rate(12_710.6), 12_711);
+        assert_eq!(whole_rate(0.4), 0);
+        assert_eq!(whole_rate(f64::NAN), 0);
+        assert_eq!(whole_rate(f64::INFINITY), 0);
+
+        let mut tally = Tally::new(3);
+        let start = Instant::now();
+        for (index, micros) in [10_123u64, 20_456, 33_333].into_iter().enumerate() {
+            tally.sent_at[index] = Some(start);
+            tally.committed_at[index] = Some(start + Duration::from_micros(micros));
+        }
+        tally.committed = 3;
+        tally.sent = 3;
+        tally.first_sent = Some(start);
+        tally.last_commit = Some(start + Duration::from_micros(33_333));
+        let report = tally.report(3, Some(100), start, 0.123_456, 1.987_654);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["latency_ms"]["p50"], 20.5);
+        assert_eq!(json["latency_ms"]["max"], 33.3);
+        assert_eq!(json["seconds"], 0.033);
+        assert_eq!(json["committed_per_second"], 90);
+        assert_eq!(json["bench_cpu_seconds"], 0.12);
+        assert_eq!(json["signing_cpu_seconds"], 1.99);
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(!text.contains("0000"), "{text}");
+    }
+
+    #[test]
+    fn durations_and_counts() {
+        assert_eq!(parse_bench_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_bench_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(
+            parse_bench_duration("1500ms"),
+            Ok(Duration::from_millis(1500))
+        );
+        assert!(parse_bench_duration("2h").is_err());
+        assert!(parse_bench_duration("0s").is_err());
+        let ten = Some(Duration::from_secs(10));
+        assert_eq!(transfers_to_sign(Some(7), None, None), 7);
+        assert_eq!(transfers_to_sign(None, None, Some(5)), DEFAULT_TRANSACTIONS);
+        assert_eq!(transfers_to_sign(None, ten, Some(1000)), 10_000);
+        assert_eq!(
+            transfers_to_sign(None, Some(Duration::from_millis(1500)), Some(3)),
+            5
+        );
+        assert_eq!(
+            transfers_to_sign(None, ten, None),
+            10 * MAX_RATE_PRESIGN_PER_SECOND
+        );
+    }
+
+    #[test]
+    fn the_progress_line_says_sent_committed_and_rate() {
+        let line = progress_line(
+            Duration::from_millis(12_040),
+            120_000,
+            118_000,
+            3,
+            9_850.4,
+            Duration::from_millis(1_002),
+        );
+        assert_eq!(
+            line,
+            "  12.0 s  sent   120000  committed   118000  rejected      3     9850 tx/s in the last 1.0 s"
+        );
+        assert!(!line.contains('\n') && !line.contains('\r'));
     }
 
     #[test]
