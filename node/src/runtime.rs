@@ -19,12 +19,12 @@
 //! other task runs on the main runtime.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use cairn_consensus::{Input, Message, RequestId, Timeout};
+use cairn_consensus::{Input, Message, ProposerSchedule, RequestId, Timeout};
 use cairn_p2p::{
     Client, Event, PeerId, RoundState, RoundStateRequest, RoundStateResponder, SyncBlock,
     SyncRequest, SyncResponder, SyncResponse, SyncStatus, Topic, Verdict,
@@ -123,6 +123,11 @@ pub enum HostEvent {
     },
     /// Block sync moved the tip: restart consensus there if it is behind.
     Synced,
+    /// A proposal or vote from a round-state answer: checked like gossip
+    /// ([`check_consensus_message`]) before the driver sees it.
+    Unverified(Input),
+    /// An input holding part of the inbox's byte budget until handled.
+    Budgeted(Input, tokio::sync::OwnedSemaphorePermit),
 }
 
 /// A send of the host, queued for the network task.
@@ -317,7 +322,7 @@ async fn fetch_round_state(
             continue;
         };
         for input in decode_round_state(&state) {
-            if inbox.try_send(HostEvent::Input(input)).is_err() {
+            if inbox.try_send(HostEvent::Unverified(input)).is_err() {
                 return;
             }
         }
@@ -449,6 +454,7 @@ pub async fn run_dispatcher(
     local_peer: PeerId,
     sync: SyncHandle,
 ) {
+    let mut gate = GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone());
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
     tokio::spawn(run_gossip_admissions(Arc::clone(&ledger), admission_queue));
     let mut peers: BTreeMap<PeerId, String> = BTreeMap::new();
@@ -486,7 +492,7 @@ pub async fn run_dispatcher(
                         let _ = admissions.try_send((message.data, message.validation));
                         continue;
                     }
-                    topic => consensus_gossip_verdict(&ledger, &inbox, topic, &message.data),
+                    topic => gate.verdict(topic, &message.data),
                 };
                 message.validation.report(verdict).await;
             }
@@ -547,55 +553,204 @@ async fn run_gossip_admissions(
     }
 }
 
-/// Decodes and checks a consensus, evidence or decision gossip message
-/// and hands it to the consensus loop. Every signature is checked here,
-/// once, so a peer that forwards a badly signed vote, proposal, evidence
-/// or certificate is punished (`Reject`) and the message goes no further.
-fn consensus_gossip_verdict(
-    ledger: &Ledger,
-    inbox: &mpsc::Sender<HostEvent>,
-    topic: Topic,
-    data: &[u8],
-) -> Verdict {
-    let genesis = ledger.genesis();
-    let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
-    match topic {
-        Topic::Consensus => {
-            match codec::decode::<Message>("consensus message", data, CONSENSUS_MESSAGE_BYTES_MAX) {
-                Ok(Message::Proposal(signed)) => match signed.proposal.verify(chain_id, validators)
-                {
-                    Ok(()) => forward(inbox, HostEvent::Input(Input::Proposal(signed))),
-                    Err(_) => Verdict::Reject,
-                },
-                Ok(Message::Vote(vote)) => match vote.verify(chain_id, validators) {
-                    Ok(()) => forward(inbox, HostEvent::Input(Input::Vote(vote))),
-                    Err(_) => Verdict::Reject,
-                },
-                Err(_) => Verdict::Reject,
-            }
+/// Most bytes of proposals (with their blocks) waiting in the consensus
+/// inbox, beside its count bound [`CONSENSUS_INBOX_MAX`]; a proposal that
+/// does not fit is not taken (gossip `Ignore`).
+pub const CONSENSUS_INBOX_PROPOSAL_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Heights of evidence remembered at gossip, to take one piece per
+/// (validator, height); older ones are forgotten.
+pub const GOSSIP_EVIDENCE_SEEN_MAX: usize = 16_384;
+
+/// The cheap checks every consensus gossip message passes before it is
+/// forwarded to the consensus loop, so nothing unchecked is buffered:
+/// signature and signer (a validator; for a proposal, the proposer of its
+/// height and round), height within a window of the tip, for a proposal
+/// the attached block's hash and structure against the signed hash, for
+/// evidence one piece per (validator, height) in the evidence window.
+/// Anything malformed or badly signed is `Reject`ed (its sender is
+/// punished); honest but useless messages (stale, duplicate, no room) are
+/// `Ignore`d.
+pub struct GossipGate {
+    ledger: Arc<Ledger>,
+    schedule: Arc<ProposerSchedule>,
+    inbox: mpsc::Sender<HostEvent>,
+    proposal_bytes: Arc<tokio::sync::Semaphore>,
+    evidence_seen: BTreeSet<(Height, u32)>,
+    sync: SyncHandle,
+}
+
+/// What the window check says of a message's height.
+enum HeightWindow {
+    /// The height being decided or the next one.
+    Current,
+    /// Already decided.
+    Stale,
+    /// Further ahead than the next height: this node is behind.
+    Ahead,
+}
+
+impl GossipGate {
+    /// A gate in front of `inbox`.
+    pub fn new(ledger: Arc<Ledger>, inbox: mpsc::Sender<HostEvent>, sync: SyncHandle) -> GossipGate {
+        let schedule = Arc::new(ProposerSchedule::new(&ledger.genesis().validators));
+        GossipGate {
+            ledger,
+            schedule,
+            inbox,
+            proposal_bytes: Arc::new(tokio::sync::Semaphore::new(
+                CONSENSUS_INBOX_PROPOSAL_BYTES_MAX / 1024,
+            )),
+            evidence_seen: BTreeSet::new(),
+            sync,
         }
-        Topic::Evidence => match codec::decode::<Evidence>("evidence", data, EVIDENCE_BYTES_MAX) {
-            Ok(evidence) => match evidence.verify(chain_id, validators) {
-                Ok(()) => forward(inbox, HostEvent::Evidence(evidence)),
+    }
+
+    fn window(&self, height: Height) -> HeightWindow {
+        let tip = self.ledger.tip().height.0;
+        if height.0 <= tip {
+            HeightWindow::Stale
+        } else if height.0 > tip.saturating_add(2) {
+            HeightWindow::Ahead
+        } else {
+            HeightWindow::Current
+        }
+    }
+
+    /// The verdict on one consensus, evidence or decision message.
+    pub fn verdict(&mut self, topic: Topic, data: &[u8]) -> Verdict {
+        let genesis = self.ledger.genesis();
+        let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
+        match topic {
+            Topic::Consensus => {
+                let Ok(message) =
+                    codec::decode::<Message>("consensus message", data, CONSENSUS_MESSAGE_BYTES_MAX)
+                else {
+                    return Verdict::Reject;
+                };
+                if check_consensus_message(&message, chain_id, validators, &self.schedule).is_err() {
+                    return Verdict::Reject;
+                }
+                let height = match &message {
+                    Message::Proposal(signed) => signed.proposal.height,
+                    Message::Vote(vote) => vote.height,
+                };
+                match self.window(height) {
+                    HeightWindow::Stale => return Verdict::Ignore,
+                    HeightWindow::Ahead => {
+                        // Signed by a validator, so worth a sync (which runs
+                        // beside consensus and rate-limits itself).
+                        self.sync.request();
+                        return Verdict::Ignore;
+                    }
+                    HeightWindow::Current => {}
+                }
+                match message {
+                    Message::Proposal(signed) => {
+                        let kib = u32::try_from(data.len() / 1024).unwrap_or(u32::MAX).max(1);
+                        let Ok(budget) =
+                            Arc::clone(&self.proposal_bytes).try_acquire_many_owned(kib)
+                        else {
+                            return Verdict::Ignore;
+                        };
+                        forward(
+                            &self.inbox,
+                            HostEvent::Budgeted(Input::Proposal(signed), budget),
+                        )
+                    }
+                    Message::Vote(vote) => forward(&self.inbox, HostEvent::Input(Input::Vote(vote))),
+                }
+            }
+            Topic::Evidence => {
+                let Ok(evidence) = codec::decode::<Evidence>("evidence", data, EVIDENCE_BYTES_MAX)
+                else {
+                    return Verdict::Reject;
+                };
+                if evidence.verify(chain_id, validators).is_err() {
+                    return Verdict::Reject;
+                }
+                let tip = self.ledger.tip().height.0;
+                let height = evidence.height();
+                let oldest = tip.saturating_sub(crate::host::EVIDENCE_AGE_MAX_HEIGHTS);
+                if height.0 < oldest || height.0 > tip.saturating_add(1) {
+                    return Verdict::Ignore;
+                }
+                let key = (height, evidence.validator().0);
+                if self.evidence_seen.contains(&key) {
+                    return Verdict::Ignore;
+                }
+                self.evidence_seen
+                    .retain(|(seen, _)| seen.0 >= oldest);
+                while self.evidence_seen.len() >= GOSSIP_EVIDENCE_SEEN_MAX {
+                    self.evidence_seen.pop_first();
+                }
+                self.evidence_seen.insert(key);
+                forward(&self.inbox, HostEvent::Evidence(evidence))
+            }
+            Topic::Decisions => match decode_certificate(data) {
+                Ok(certificate) => match certificate.verify(chain_id, validators) {
+                    Ok(_) => match self.window(certificate.height) {
+                        HeightWindow::Stale => Verdict::Ignore,
+                        HeightWindow::Ahead => {
+                            self.sync.request();
+                            Verdict::Ignore
+                        }
+                        HeightWindow::Current => forward(
+                            &self.inbox,
+                            HostEvent::Input(Input::CertificateSeen {
+                                certificate,
+                                block: None,
+                            }),
+                        ),
+                    },
+                    Err(_) => Verdict::Reject,
+                },
                 Err(_) => Verdict::Reject,
             },
-            Err(_) => Verdict::Reject,
-        },
-        Topic::Decisions => match decode_certificate(data) {
-            Ok(certificate) => match certificate.verify(chain_id, validators) {
-                Ok(_) => forward(
-                    inbox,
-                    HostEvent::Input(Input::CertificateSeen {
-                        certificate,
-                        block: None,
-                    }),
-                ),
-                Err(_) => Verdict::Reject,
-            },
-            Err(_) => Verdict::Reject,
-        },
-        // Transaction batches go through the admission queue instead.
-        Topic::Transactions => Verdict::Ignore,
+            // Transaction batches go through the admission queue instead.
+            Topic::Transactions => Verdict::Ignore,
+        }
+    }
+}
+
+/// Checks a proposal or vote on its own: the signature of a validator; for
+/// a proposal, that its signer proposes its height and round, that the
+/// attached block is the one signed (hash and structure) and of its
+/// height, and that a fresh proposal's block names its signer as the
+/// proposer (who collects the fees).
+pub fn check_consensus_message(
+    message: &Message,
+    chain_id: &cairn_types::ChainId,
+    validators: &cairn_types::ValidatorSet,
+    schedule: &ProposerSchedule,
+) -> Result<(), String> {
+    match message {
+        Message::Vote(vote) => vote.verify(chain_id, validators).map_err(|error| error.to_string()),
+        Message::Proposal(signed) => {
+            let proposal = &signed.proposal;
+            proposal
+                .verify(chain_id, validators)
+                .map_err(|error| error.to_string())?;
+            if schedule.proposer(proposal.height, proposal.round) != proposal.proposer {
+                return Err(format!(
+                    "validator {} does not propose height {} round {}",
+                    proposal.proposer.0, proposal.height.0, proposal.round.0
+                ));
+            }
+            let block = &signed.block;
+            if block.hash() != proposal.block_hash || block.header.height != proposal.height {
+                return Err("the attached block is not the one signed".into());
+            }
+            block.check_structure().map_err(|error| error.to_string())?;
+            if proposal.valid_round.is_none() {
+                let signer = validators
+                    .get(proposal.proposer)
+                    .map(cairn_types::Validator::address);
+                if signer != Some(block.header.proposer) {
+                    return Err("a fresh proposal's block names another proposer".into());
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -713,6 +868,7 @@ pub struct ConsensusLoop {
     ledger: Arc<Ledger>,
     sync: SyncHandle,
     inbox: mpsc::Receiver<HostEvent>,
+    schedule: ProposerSchedule,
 }
 
 impl ConsensusLoop {
@@ -724,11 +880,13 @@ impl ConsensusLoop {
         sync: SyncHandle,
         inbox: mpsc::Receiver<HostEvent>,
     ) -> ConsensusLoop {
+        let schedule = ProposerSchedule::new(&ledger.genesis().validators);
         ConsensusLoop {
             host,
             ledger,
             sync,
             inbox,
+            schedule,
         }
     }
 
@@ -784,6 +942,28 @@ impl ConsensusLoop {
 
     fn on_event(&mut self, event: HostEvent) -> Result<(), NodeError> {
         match event {
+            HostEvent::Budgeted(input, _budget) => self.on_event(HostEvent::Input(input)),
+            HostEvent::Unverified(input) => {
+                let genesis = self.ledger.genesis();
+                let message = match input {
+                    Input::Proposal(signed) => Message::Proposal(signed),
+                    Input::Vote(vote) => Message::Vote(vote),
+                    _ => return Ok(()),
+                };
+                if let Err(reason) = check_consensus_message(
+                    &message,
+                    &genesis.chain_id,
+                    &genesis.validators,
+                    &self.schedule,
+                ) {
+                    tracing::debug!("a round-state answer held a bad message: {reason}");
+                    return Ok(());
+                }
+                self.on_event(HostEvent::Input(match message {
+                    Message::Proposal(signed) => Input::Proposal(signed),
+                    Message::Vote(vote) => Input::Vote(vote),
+                }))
+            }
             HostEvent::Input(input) => {
                 let ahead = message_height(&input).unwrap_or(Height::GENESIS);
                 if ahead.0 > self.host.height().0.saturating_add(1) {
@@ -961,35 +1141,131 @@ mod tests {
         );
         assert_eq!(ledger.mempool_size().0, 1);
 
-        // Consensus gossip is judged on its signatures before the consensus
-        // loop sees it: a forged vote is rejected and never queued.
-        let (inbox, mut queued) = mpsc::channel(4);
-        let vote = cairn_types::Vote::new_signed(
+    }
+
+    #[test]
+    fn the_gossip_gate_checks_signatures_proposers_blocks_windows_and_evidence() {
+        let genesis = cairn_genesis::dev::dev_genesis().unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(
+            Ledger::open(
+                genesis,
+                directory.path(),
+                crate::mempool::MempoolLimits {
+                    transactions_max: 10,
+                    bytes_max: 10_000,
+                },
+                Arc::new(crate::metrics::Metrics::default()),
+            )
+            .unwrap(),
+        );
+        let key = cairn_genesis::dev::dev_validator_keypair();
+        let (inbox, mut queued) = mpsc::channel(16);
+        let mut gate = GossipGate::new(Arc::clone(&ledger), inbox, SyncHandle::detached());
+        let vote = |height: u64, round: u32| {
+            cairn_types::Vote::new_signed(
+                ledger.chain_id(),
+                cairn_types::VoteType::Prevote,
+                Height(height),
+                Round(round),
+                None,
+                cairn_types::ValidatorIndex(0),
+                &key,
+            )
+        };
+        let mut judge =
+            |message: &Message| gate.verdict(Topic::Consensus, &codec::encode(message));
+
+        // A forged vote is rejected and never queued; a good one goes on.
+        let mut forged_vote = vote(1, 0);
+        forged_vote.round = Round(1);
+        assert_eq!(judge(&Message::Vote(forged_vote)), Verdict::Reject);
+        assert!(queued.try_recv().is_err());
+        assert_eq!(judge(&Message::Vote(vote(1, 0))), Verdict::Accept);
+        assert!(matches!(queued.try_recv(), Ok(HostEvent::Input(Input::Vote(_)))));
+        // Far ahead or already decided: ignored (not punished), not queued.
+        assert_eq!(judge(&Message::Vote(vote(50, 0))), Verdict::Ignore);
+        assert!(queued.try_recv().is_err());
+
+        // A proposal with its block: accepted; the same proposal with a
+        // junk block, or signed for a block other than the one attached, is
+        // rejected.
+        let block = ledger
+            .build_block(crate::ledger::BlockRequest {
+                proposer: key.address(),
+                time: Timestamp(cairn_genesis::dev::dev_genesis().unwrap().genesis_time.0 + 1),
+                parent_certificate: None,
+                evidence: Vec::new(),
+            })
+            .unwrap();
+        let proposal = cairn_types::Proposal::new_signed(
             ledger.chain_id(),
-            cairn_types::VoteType::Prevote,
             Height(1),
             Round(0),
             None,
+            block.hash(),
             cairn_types::ValidatorIndex(0),
-            &cairn_genesis::dev::dev_validator_keypair(),
+            &key,
         );
-        let mut forged_vote = vote.clone();
-        forged_vote.round = Round(1);
-        let judge = |message: Message| {
-            consensus_gossip_verdict(&ledger, &inbox, Topic::Consensus, &codec::encode(&message))
+        let signed = |block: Block| {
+            Message::Proposal(cairn_consensus::SignedProposal {
+                proposal: proposal.clone(),
+                block: Arc::new(block),
+            })
         };
-        assert_eq!(judge(Message::Vote(forged_vote)), Verdict::Reject);
-        assert!(queued.try_recv().is_err());
-        assert_eq!(judge(Message::Vote(vote)), Verdict::Accept);
+        assert_eq!(judge(&signed(block.clone())), Verdict::Accept);
         assert!(matches!(
             queued.try_recv(),
-            Ok(HostEvent::Input(Input::Vote(_)))
+            Ok(HostEvent::Budgeted(Input::Proposal(_), _))
         ));
+        let mut junk = block.clone();
+        junk.header.time = Timestamp(junk.header.time.0 + 5);
+        assert_eq!(judge(&signed(junk)), Verdict::Reject);
+        let mut junk_body = block.clone();
+        junk_body.evidence.clear();
+        junk_body.transactions.push(
+            cairn_types::Transaction {
+                chain_id: ledger.chain_id().clone(),
+                sender: key.public_key(),
+                recipient: key.address(),
+                amount: 1,
+                fee: 1,
+                nonce: 0,
+                memo: String::new(),
+            }
+            .sign(&key),
+        );
+        assert_eq!(judge(&signed(junk_body)), Verdict::Reject);
+        assert!(queued.try_recv().is_err());
+
+        // Evidence: one piece per (validator, height); garbage is rejected.
         for topic in [Topic::Consensus, Topic::Evidence, Topic::Decisions] {
+            assert_eq!(gate.verdict(topic, &[0xff; 9]), Verdict::Reject);
+        }
+        let evidence = |round: u32| {
+            let first = vote(1, round);
+            let second = cairn_types::Vote::new_signed(
+                ledger.chain_id(),
+                cairn_types::VoteType::Prevote,
+                Height(1),
+                Round(round),
+                Some(cairn_types::Hash([round as u8 + 1; 32])),
+                cairn_types::ValidatorIndex(0),
+                &key,
+            );
+            cairn_types::Evidence::duplicate_vote(first, second).unwrap()
+        };
+        assert_eq!(
+            gate.verdict(Topic::Evidence, &codec::encode(&evidence(0))),
+            Verdict::Accept
+        );
+        assert!(matches!(queued.try_recv(), Ok(HostEvent::Evidence(_))));
+        for round in 1..100 {
             assert_eq!(
-                consensus_gossip_verdict(&ledger, &inbox, topic, &[0xff; 9]),
-                Verdict::Reject
+                gate.verdict(Topic::Evidence, &codec::encode(&evidence(round))),
+                Verdict::Ignore
             );
         }
+        assert!(queued.try_recv().is_err());
     }
 }

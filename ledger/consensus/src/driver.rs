@@ -587,6 +587,19 @@ impl Driver {
                 what: "proposal",
                 validator: proposal.proposer,
             })?;
+        if proposal.valid_round.is_none() {
+            let signer = self
+                .config
+                .validators
+                .get(proposal.proposer)
+                .map(cairn_types::Validator::address);
+            if signer != Some(signed.block.header.proposer) {
+                return Err(ConsensusError::ForeignFeeAddress {
+                    signer: proposal.proposer.0,
+                    named: signed.block.header.proposer,
+                });
+            }
+        }
         self.keeper.add_proposal_sender(round, proposal.proposer)?;
         let block = signed.block.clone();
         self.proposals.insert(round, signed);

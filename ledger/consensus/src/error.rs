@@ -60,6 +60,16 @@ pub enum ConsensusError {
         /// Hash of the block that came with it.
         carried: Hash,
     },
+    /// A fresh proposal (no valid round) whose block names another
+    /// validator as its proposer, the account its fees go to: a proposer
+    /// collects only its own blocks' fees.
+    #[error("the block of a fresh proposal by validator {signer} names another proposer {named}")]
+    ForeignFeeAddress {
+        /// The proposal's signer.
+        signer: u32,
+        /// The address the block names.
+        named: cairn_types::Address,
+    },
     /// A second, different proposal from the proposer of a round.
     #[error("conflicting proposal for height {height} round {round}")]
     ConflictingProposal {

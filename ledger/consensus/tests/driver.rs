@@ -582,3 +582,32 @@ fn a_driver_with_a_signing_floor_signs_nothing_at_or_below_it() {
         .iter()
         .any(|output| matches!(output, Output::Persist(WalEntry::Proposal(_)))));
 }
+
+#[test]
+fn a_fresh_proposal_whose_block_names_another_fee_address_is_rejected() {
+    let mut d = driver(0);
+    d.process(start(1, vec![]));
+    let proposer = d.proposer(Height(1), Round(0)).0 as usize;
+    let other = (proposer + 1) % 4;
+    // Signed by the round's proposer, but the block pays `other`.
+    let block = Arc::new(block(other, GENESIS_MS + 1));
+    let proposal = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        block.hash(),
+        ValidatorIndex(proposer as u32),
+        &keys()[proposer],
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal { proposal, block }));
+    assert!(
+        matches!(
+            outputs.last(),
+            Some(Output::Rejected(
+                cairn_consensus::ConsensusError::ForeignFeeAddress { .. }
+            ))
+        ),
+        "{outputs:?}"
+    );
+}
