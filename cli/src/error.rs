@@ -205,12 +205,14 @@ pub enum CliError {
         reason: String,
     },
     /// A submitted transaction was not seen in a block in time.
-    #[error("transaction {hash} was submitted but not seen in a block within {waited:?}; check later with `cairn query tx {hash}`, or pass a longer --timeout")]
+    #[error("transaction {hash} was submitted but not seen in a block within {waited:?}{}; check later with `cairn query tx {hash}`, or pass a longer --timeout", queued_reason(*.queued_behind_nonce))]
     WaitTimeout {
         /// The transaction hash.
         hash: String,
         /// The time waited.
         waited: std::time::Duration,
+        /// The nonce it waited for, when the node queued it behind one.
+        queued_behind_nonce: Option<u64>,
     },
     /// Waiting for a submitted transaction failed.
     #[error("transaction {hash} was submitted, but waiting for it failed: {source}; check later with `cairn query tx {hash}`")]
@@ -355,6 +357,16 @@ pub enum CliError {
     /// Writing to standard output failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+}
+
+/// Why a queued transaction was not committed, for [`CliError::WaitTimeout`].
+fn queued_reason(queued_behind_nonce: Option<u64>) -> String {
+    match queued_behind_nonce {
+        Some(nonce) => format!(
+            ": the node queued it behind nonce {nonce}, so it waits for the sender's transfer with nonce {nonce} (send that one if it was never sent)"
+        ),
+        None => String::new(),
+    }
 }
 
 /// The result type of `cairn-cli`.

@@ -8,6 +8,7 @@
 //! - [`commands`]: one module per subcommand; [`commands::tx::send_transfer`]
 //!   is the reusable transfer path.
 //! - [`prompt`]: y/N questions and passphrase prompts on a terminal.
+//! - [`timestamp`]: how times are printed (RFC 3339 UTC, milliseconds).
 //! - [`cli`]: the clap definitions; [`error`]: the one error type;
 //!   [`limits`]: every bound.
 //!
@@ -26,6 +27,7 @@ pub mod keyring;
 pub mod limits;
 pub mod prompt;
 pub mod rpc;
+pub mod timestamp;
 
 pub use error::{CliError, Result};
 pub use keyfile::Passphrase;

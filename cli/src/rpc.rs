@@ -56,6 +56,9 @@ pub struct Status {
     /// Number of connected peers.
     #[serde(default)]
     pub peers: u64,
+    /// The genesis time (ms since the Unix epoch), if the node reports it.
+    #[serde(default)]
+    pub genesis_time: Option<u64>,
 }
 
 /// `GET /account/{address}`.
@@ -69,6 +72,16 @@ pub struct Account {
     pub nonce: u64,
     /// The nonce the next transfer must carry (counts pending ones).
     pub next_nonce: u64,
+    /// Transfers in the node's mempool that can run now (`None` from a
+    /// node that does not say).
+    #[serde(default)]
+    pub pending: Option<u64>,
+    /// Transfers in the node's mempool waiting behind a missing nonce.
+    #[serde(default)]
+    pub queued: Option<u64>,
+    /// The nonce the queued transfers wait for.
+    #[serde(default)]
+    pub missing_nonce: Option<u64>,
 }
 
 /// `POST /tx`.
@@ -76,6 +89,23 @@ pub struct Account {
 pub struct Submitted {
     /// The transaction hash (hex).
     pub hash: String,
+    /// `pending` (it can run now) or `queued` (it waits behind a missing
+    /// nonce of its sender); `None` from a node that does not say.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The nonce a queued transaction waits for.
+    #[serde(default)]
+    pub queued_behind_nonce: Option<u64>,
+}
+
+impl Submitted {
+    /// The nonce this transaction waits for, when the node queued it.
+    pub fn waits_for(&self) -> Option<u64> {
+        match self.status.as_deref() {
+            Some("queued") => self.queued_behind_nonce,
+            _ => None,
+        }
+    }
 }
 
 /// The transfer inside `GET /tx/{hash}`.

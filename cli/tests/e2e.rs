@@ -399,11 +399,12 @@ fn send(
     let (code, stdout, stderr) = run(&mut command);
     if code != 0 {
         return Err(format!(
-            "cairn tx send --from {} --to {} --amount {amount} --fee {fee} --node {url}{}: exit {code}: {}",
+            "cairn tx send --from {} --to {} --amount {amount} --fee {fee} --node {url}{}: exit {code}: {}{}",
             net.accounts[from].0,
             net.accounts[to].1,
             if wait { " --wait" } else { "" },
-            format!("{}{}", stdout.trim(), stderr.trim())
+            stdout.trim(),
+            stderr.trim()
         ));
     }
     serde_json::from_str(&stdout).map_err(|error| format!("not JSON ({error}): {stdout}"))

@@ -5,14 +5,17 @@ use std::io::Write;
 
 use cairn_types::PublicKey;
 use serde_json::Value;
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::{
     cli::{AccountRef, QueryArgs, QueryCommand},
     commands::{write_json, write_line},
     error::{CliError, Result},
     keyring::Keyring,
-    rpc::{BlockJson, CommittedTransaction, NodeClient, Peers, Status, Validators},
+    rpc::{
+        Account, BlockJson, BlockSelector, CommittedTransaction, NodeClient, Peers, Status,
+        Validators,
+    },
+    timestamp::format_time,
 };
 
 /// Runs one `cairn query` command.
@@ -48,17 +51,13 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
                 }
             };
             let (account, json) = client.account(&address).await?;
-            let pending = account.next_nonce.saturating_sub(account.nonce);
-            let text = table(&[
-                ("address", account.address.clone()),
-                ("balance", account.balance.to_string()),
-                ("nonce", account.nonce.to_string()),
-                (
-                    "next nonce",
-                    format!("{} ({pending} pending)", account.next_nonce),
-                ),
-            ]);
-            (text, json)
+            (account_text(&account), json)
+        }
+        QueryCommand::Block {
+            height: BlockSelector::Height(0),
+        } => {
+            let (status, _) = client.status().await?;
+            genesis_answer(&status)
         }
         QueryCommand::Block { height } => {
             let (block, json) = client.block(*height).await?;
@@ -108,6 +107,66 @@ fn status_text(status: &Status) -> String {
         ("peers", status.peers.to_string()),
         ("genesis hash", status.genesis_hash.clone()),
     ])
+}
+
+fn account_text(account: &Account) -> String {
+    // A node that does not count its mempool per account: every nonce
+    // between the committed one and the next is pending.
+    let pending = account
+        .pending
+        .unwrap_or_else(|| account.next_nonce.saturating_sub(account.nonce));
+    let queued = account.queued.unwrap_or(0);
+    let mempool = match (queued, account.missing_nonce) {
+        (0, _) => format!("{pending} pending"),
+        (queued, Some(missing)) => format!(
+            "{pending} pending, {queued} queued behind missing nonce {missing} (a transfer with nonce {missing} unblocks them)"
+        ),
+        (queued, None) => format!("{pending} pending, {queued} queued behind a missing nonce"),
+    };
+    table(&[
+        ("address", account.address.clone()),
+        ("balance", account.balance.to_string()),
+        ("nonce", account.nonce.to_string()),
+        ("next nonce", account.next_nonce.to_string()),
+        ("mempool", mempool),
+    ])
+}
+
+/// The sentence `cairn query block 0` answers with.
+const GENESIS_NOT_A_BLOCK: &str =
+    "height 0 is the genesis, not a block: blocks start at height 1 (`cairn query block 1`)";
+
+/// `cairn query block 0`: height 0 is the genesis state, which has no
+/// block; the answer names the chain and its genesis instead (text and
+/// JSON made here, since the node has no block to return).
+fn genesis_answer(status: &Status) -> (String, Value) {
+    // At height 0 the node reports the genesis time as the latest time.
+    let genesis_time = status
+        .genesis_time
+        .or((status.latest_height == 0).then_some(status.latest_time));
+    let mut text = format!("{GENESIS_NOT_A_BLOCK}\n");
+    text.push_str(&table(&[
+        ("chain id", status.chain_id.clone()),
+        ("genesis hash", status.genesis_hash.clone()),
+        (
+            "genesis time",
+            genesis_time.map_or_else(
+                || "not reported by the node; it is in the chain's genesis.json".to_string(),
+                format_time,
+            ),
+        ),
+        ("latest height", status.latest_height.to_string()),
+    ]));
+    let json = serde_json::json!({
+        "height": 0,
+        "genesis": true,
+        "chain_id": status.chain_id,
+        "genesis_hash": status.genesis_hash,
+        "genesis_time": genesis_time,
+        "latest_height": status.latest_height,
+        "message": GENESIS_NOT_A_BLOCK,
+    });
+    (text, json)
 }
 
 fn block_text(block: &BlockJson) -> String {
@@ -205,28 +264,77 @@ fn table(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
-/// Milliseconds since the Unix epoch as RFC 3339 UTC, with the raw number.
-fn format_time(milliseconds: u64) -> String {
-    let nanoseconds = i128::from(milliseconds) * 1_000_000;
-    match OffsetDateTime::from_unix_timestamp_nanos(nanoseconds)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-    {
-        Some(text) => format!("{text} ({milliseconds} ms)"),
-        None => format!("{milliseconds} ms since the Unix epoch"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn status(latest_height: u64, genesis_time: Option<u64>) -> Status {
+        serde_json::from_value(serde_json::json!({
+            "chain_id": "cairn-test",
+            "genesis_hash": "ab".repeat(32),
+            "latest_height": latest_height,
+            "latest_time": 1_704_067_200_850u64,
+            "genesis_time": genesis_time,
+        }))
+        .unwrap()
+    }
+
     #[test]
-    fn times_are_readable() {
-        assert_eq!(
-            format_time(1_704_067_200_000),
-            "2024-01-01T00:00:00Z (1704067200000 ms)"
+    fn block_times_have_a_millisecond_fraction() {
+        let block: BlockJson = serde_json::from_value(serde_json::json!({
+            "hash": "cd".repeat(32),
+            "header": {
+                "chain_id": "cairn-test", "height": 3, "time": 1_704_067_231_850u64,
+                "parent_hash": "ef".repeat(32), "proposer": "cairn1x",
+            },
+        }))
+        .unwrap();
+        let text = block_text(&block);
+        assert!(
+            text.contains("time          2024-01-01T00:00:31.850Z (1704067231850 ms)"),
+            "{text}"
         );
+    }
+
+    #[test]
+    fn height_zero_names_the_genesis() {
+        let (text, json) = genesis_answer(&status(0, None));
+        assert!(text.starts_with(GENESIS_NOT_A_BLOCK), "{text}");
+        assert!(text.contains("chain id"), "{text}");
+        assert!(text.contains(&"ab".repeat(32)), "{text}");
+        // At height 0 the latest time is the genesis time.
+        assert!(text.contains("2024-01-01T00:00:00.850Z"), "{text}");
+        assert_eq!(json["genesis"], true);
+        assert_eq!(json["genesis_time"], 1_704_067_200_850u64);
+
+        let (text, json) = genesis_answer(&status(9, None));
+        assert!(text.contains("not reported by the node"), "{text}");
+        assert!(json["genesis_time"].is_null());
+        let (text, _) = genesis_answer(&status(9, Some(1_000)));
+        assert!(text.contains("1970-01-01T00:00:01.000Z"), "{text}");
+    }
+
+    #[test]
+    fn accounts_show_pending_and_queued_transfers() {
+        let account = |value: Value| -> Account { serde_json::from_value(value).unwrap() };
+        let text = account_text(&account(serde_json::json!({
+            "address": "cairn1x", "balance": 5, "nonce": 2, "next_nonce": 4,
+            "pending": 2, "queued": 3, "missing_nonce": 4,
+        })));
+        assert!(
+            text.contains("mempool     2 pending, 3 queued behind missing nonce 4"),
+            "{text}"
+        );
+        let text = account_text(&account(serde_json::json!({
+            "address": "cairn1x", "balance": 5, "nonce": 2, "next_nonce": 4,
+            "pending": 2, "queued": 0,
+        })));
+        assert!(text.contains("mempool     2 pending\n"), "{text}");
+        // A node that does not count them: the nonce gap is pending.
+        let text = account_text(&account(serde_json::json!({
+            "address": "cairn1x", "balance": 5, "nonce": 2, "next_nonce": 5,
+        })));
+        assert!(text.contains("mempool     3 pending\n"), "{text}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::{
     commands::{write_json, write_line},
     error::{CliError, Result},
     limits::TX_POLL_INTERVAL,
-    rpc::{BlockSubscription, NewBlock, NodeClient},
+    rpc::{BlockSubscription, NewBlock, NodeClient, Submitted},
 };
 
 /// What to send.
@@ -72,6 +72,13 @@ pub struct SendReport {
     pub fee: u64,
     /// Nonce used.
     pub nonce: u64,
+    /// What the node said of it: `pending` (it can run now) or `queued`
+    /// (it waits behind a missing nonce of the sender).
+    pub status: String,
+    /// The nonce a queued transfer waits for: the sender's transfer with
+    /// this nonce must reach the node first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_behind_nonce: Option<u64>,
     /// The block, when waited for.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub inclusion: Option<Inclusion>,
@@ -116,15 +123,9 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
     };
     let json = args.json;
     let waiting = transfer.wait.is_some();
-    let report = send_transfer(&client, &keypair, &transfer, |hash| {
+    let report = send_transfer(&client, &keypair, &transfer, |submitted| {
         if waiting && !json {
-            let _ = write_line(
-                out,
-                &format!(
-                    "submitted {hash}; waiting for a block (up to {} s)",
-                    args.timeout.as_secs_f64()
-                ),
-            );
+            let _ = write_line(out, &waiting_line(submitted, args.timeout));
         }
     })
     .await?;
@@ -132,13 +133,42 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
         return write_json(out, &report);
     }
     match report.inclusion {
-        None => write_line(out, &report.hash),
+        None => {
+            // Standard output holds the hash alone, for scripts; the
+            // note about a queued transfer goes to standard error.
+            write_line(out, &report.hash)?;
+            if let Some(nonce) = report.queued_behind_nonce {
+                eprintln!("{}", queued_note(&report, nonce));
+            }
+            Ok(())
+        }
         Some(inclusion) => write_line(
             out,
             &format!(
                 "included {} at height {} index {}",
                 report.hash, inclusion.height, inclusion.index
             ),
+        ),
+    }
+}
+
+/// What a queued transfer waits for, and what to do: `queued behind nonce
+/// N: ...`.
+fn queued_note(report: &SendReport, nonce: u64) -> String {
+    format!(
+        "queued behind nonce {nonce}: the node holds transfer {} (nonce {}) until the transfer of {} with nonce {nonce} reaches it; send that one (`cairn query account {}` shows the nonces)",
+        report.hash, report.nonce, report.from, report.from
+    )
+}
+
+/// The line `tx send --wait` prints once the node took the transfer.
+fn waiting_line(report: &SendReport, timeout: Duration) -> String {
+    let wait = format!("up to {} s", timeout.as_secs_f64());
+    match report.queued_behind_nonce {
+        None => format!("submitted {}; waiting for a block ({wait})", report.hash),
+        Some(nonce) => format!(
+            "submitted {}; it is queued behind nonce {nonce}: waiting for nonce {nonce} of {} to arrive, then for a block ({wait})",
+            report.hash, report.from
         ),
     }
 }
@@ -161,12 +191,13 @@ fn private_key_file(path: &std::path::Path) -> Result<Keypair> {
 
 /// Signs `transfer` with `keypair` and submits it to the node of `client`;
 /// with `transfer.wait`, waits for its block. `on_submitted` is called with
-/// the hash once the node accepted the transaction and before waiting.
+/// the report (hash, and whether the node queued it) once the node accepted
+/// the transaction and before waiting.
 pub async fn send_transfer(
     client: &NodeClient,
     keypair: &Keypair,
     transfer: &Transfer,
-    on_submitted: impl FnOnce(&str),
+    on_submitted: impl FnOnce(&SendReport),
 ) -> Result<SendReport> {
     if transfer.memo.len() > MEMO_BYTES_MAX {
         return Err(CliError::InvalidTransfer {
@@ -238,25 +269,32 @@ pub async fn send_transfer(
         amount: transfer.amount,
         fee: transfer.fee,
         nonce,
+        status: PENDING.to_string(),
+        queued_behind_nonce: None,
         inclusion: None,
     };
     let Some(timeout) = transfer.wait else {
-        check_hash(client, &client.submit(&signed).await?.hash, &hash)?;
-        on_submitted(&report.hash);
+        let submitted = client.submit(&signed).await?;
+        check_hash(client, &submitted.hash, &hash)?;
+        report.record(&submitted);
+        on_submitted(&report);
         return Ok(report);
     };
     // Subscribe first, so a block committed right after the node accepts
     // the transaction is seen.
     let deadline = Instant::now() + timeout;
     let subscription = client.subscribe_blocks().await?;
-    check_hash(client, &client.submit(&signed).await?.hash, &hash)?;
-    on_submitted(&report.hash);
+    let submitted = client.submit(&signed).await?;
+    check_hash(client, &submitted.hash, &hash)?;
+    report.record(&submitted);
+    on_submitted(&report);
     let inclusion = wait_for_inclusion(client, subscription, &hash, deadline)
         .await
         .map_err(|error| match error {
             CliError::WaitTimeout { .. } => CliError::WaitTimeout {
                 hash: report.hash.clone(),
                 waited: timeout,
+                queued_behind_nonce: report.queued_behind_nonce,
             },
             other => CliError::WaitFailed {
                 hash: report.hash.clone(),
@@ -265,6 +303,24 @@ pub async fn send_transfer(
         })?;
     report.inclusion = Some(inclusion);
     Ok(report)
+}
+
+/// [`SendReport::status`] of a transfer that can run now.
+const PENDING: &str = "pending";
+/// [`SendReport::status`] of a transfer behind a missing nonce.
+const QUEUED: &str = "queued";
+
+impl SendReport {
+    /// Takes the node's word on the submission: pending or queued.
+    fn record(&mut self, submitted: &Submitted) {
+        self.queued_behind_nonce = submitted.waits_for();
+        self.status = if self.queued_behind_nonce.is_some() {
+            QUEUED
+        } else {
+            PENDING
+        }
+        .to_string();
+    }
 }
 
 fn check_hash(client: &NodeClient, returned: &str, expected: &Hash) -> Result<()> {
@@ -291,6 +347,7 @@ pub async fn wait_for_inclusion(
     let timed_out = || CliError::WaitTimeout {
         hash: hash.to_hex(),
         waited: deadline.saturating_duration_since(started),
+        queued_behind_nonce: None,
     };
     let hash_hex = hash.to_hex();
     let mut subscription = Some(subscription);
