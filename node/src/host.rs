@@ -46,9 +46,10 @@ use crate::{
 /// Most pieces of evidence waiting for a block; older ones are dropped.
 pub const EVIDENCE_POOL_MAX: usize = 1_024;
 /// Evidence older than this many heights below the tip is no longer
-/// proposed (and a restart looks this far back for evidence already
-/// recorded).
-pub const EVIDENCE_AGE_MAX_HEIGHTS: u64 = 100;
+/// proposed (the consensus rule [`cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS`]).
+pub const EVIDENCE_AGE_MAX_HEIGHTS: u64 = cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS;
+/// Heights between two prunings of old evidence from the store.
+pub const EVIDENCE_PRUNE_INTERVAL_HEIGHTS: u64 = 16;
 
 /// How the host sends to peers. Every method queues and returns at once;
 /// a send that cannot be queued is dropped (the driver re-sends its own
@@ -449,7 +450,16 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// former yet, and the latter is no longer proposed.
     pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool, NodeError> {
         let hash = evidence.hash();
-        if self.evidence_pool.contains_key(&hash) || !self.evidence_in_window(&evidence) {
+        let key = crate::ledger::evidence_key(&evidence);
+        // One piece per (validator, height): a second proves nothing new.
+        if self.evidence_pool.contains_key(&hash)
+            || !self.evidence_in_window(&evidence)
+            || self.ledger.evidence_recorded(&evidence)
+            || self
+                .evidence_pool
+                .values()
+                .any(|kept| crate::ledger::evidence_key(kept) == key)
+        {
             return Ok(false);
         }
         self.keep_evidence(evidence)?;
@@ -713,8 +723,19 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 )))
             }
         };
-        for evidence in &block.evidence {
-            self.evidence_pool.remove(&evidence.hash());
+        let recorded: Vec<(Height, u32)> = block
+            .evidence
+            .iter()
+            .map(crate::ledger::evidence_key)
+            .collect();
+        self.evidence_pool
+            .retain(|_, kept| !recorded.contains(&crate::ledger::evidence_key(kept)));
+        if height.0 % EVIDENCE_PRUNE_INTERVAL_HEIGHTS == 0 {
+            let oldest = Height(height.0.saturating_sub(EVIDENCE_AGE_MAX_HEIGHTS));
+            if let Err(error) = self.ledger.store().prune_evidence_below(oldest) {
+                tracing::warn!("cannot prune old evidence: {error}");
+            }
+            self.evidence_pool.retain(|_, kept| kept.height() >= oldest);
         }
         if let Some(own) = self.own_index {
             let signed = certificate

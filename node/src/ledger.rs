@@ -22,7 +22,7 @@
 //! only held to copy an outcome in.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     path::Path,
     sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard},
 };
@@ -31,7 +31,9 @@ use cairn_genesis::Genesis;
 use cairn_state::{ExecutionOutcome, LedgerState, StateError};
 use cairn_store::{ChainIdentity, RocksStore, Store, StoreError};
 use cairn_types::{
-    limits::{CERTIFICATE_BYTES_MAX, EVIDENCE_BYTES_MAX, HEADER_BYTES_MAX},
+    limits::{
+        CERTIFICATE_BYTES_MAX, EVIDENCE_AGE_MAX_BLOCKS, EVIDENCE_BYTES_MAX, HEADER_BYTES_MAX,
+    },
     Address, BatchVerifier, Block, ChainId, CommitCertificate, Evidence, Hash, Header, Height,
     Timestamp, TypesError,
 };
@@ -228,6 +230,15 @@ pub struct Ledger {
     arrivals: tokio::sync::Notify,
     events: broadcast::Sender<NewBlockEvent>,
     metrics: Arc<Metrics>,
+    /// (height, validator) of the evidence recorded by the last
+    /// [`EVIDENCE_AGE_MAX_BLOCKS`] blocks: a block may not record it again.
+    recorded_evidence: Mutex<BTreeSet<(Height, u32)>>,
+}
+
+/// The (height, validator) a piece of evidence is about: the unit of the
+/// one-piece-per-misbehaviour rule.
+pub fn evidence_key(evidence: &Evidence) -> (Height, u32) {
+    (evidence.height(), evidence.validator().0)
 }
 
 impl Ledger {
@@ -294,6 +305,12 @@ impl Ledger {
             state_root: state.root(),
         };
         metrics.set_height(height.0);
+        let mut recorded_evidence = BTreeSet::new();
+        for recent in height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1)..=height.0 {
+            if let Some(block) = store.block(Height(recent))? {
+                recorded_evidence.extend(block.evidence.iter().map(evidence_key));
+            }
+        }
         let validator_set_hash = genesis.validators.hash();
         let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits);
         Ok(Ledger {
@@ -309,6 +326,7 @@ impl Ledger {
             arrivals: tokio::sync::Notify::new(),
             events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
             metrics,
+            recorded_evidence: Mutex::new(recorded_evidence),
         })
     }
 
@@ -431,7 +449,23 @@ impl Ledger {
     /// within the genesis block limits; transfers that no longer apply are
     /// skipped. The mempool keeps every transaction (the round may fail).
     /// The outcome is cached for [`Ledger::commit`].
-    pub fn build_block(&self, request: BlockRequest) -> Result<Block, LedgerError> {
+    pub fn build_block(&self, mut request: BlockRequest) -> Result<Block, LedgerError> {
+        {
+            // Only evidence the block may record (see `check_evidence_is_new`).
+            let next = self.tip().height.0.saturating_add(1);
+            let recorded = lock(&self.recorded_evidence);
+            let mut in_block = BTreeSet::new();
+            request.evidence.retain(|evidence| {
+                let key = evidence_key(evidence);
+                key.0 .0 <= next
+                    && key.0 .0.saturating_add(EVIDENCE_AGE_MAX_BLOCKS) >= next
+                    && !recorded.contains(&key)
+                    && in_block.insert(key)
+            });
+            request
+                .evidence
+                .truncate(cairn_types::limits::BLOCK_EVIDENCE_MAX);
+        }
         let committed = self.read();
         let tip = committed.tip;
         let height = tip
@@ -521,6 +555,7 @@ impl Ledger {
         let committed = self.read();
         self.check_against_tip(&block.header, &committed.tip)
             .map_err(invalid)?;
+        self.check_evidence_is_new(block).map_err(invalid)?;
         let outcome = committed
             .state
             .execute_block(&self.genesis.chain_id, block)
@@ -529,6 +564,37 @@ impl Ledger {
         let outcome = Arc::new(outcome);
         lock(&self.outcomes).insert(hash, Arc::clone(&outcome));
         Ok(outcome)
+    }
+
+    /// The evidence rule: each piece is of a height in the evidence window
+    /// of the block ([`EVIDENCE_AGE_MAX_BLOCKS`]), and no (validator,
+    /// height) is recorded twice, in this block or in an earlier one.
+    fn check_evidence_is_new(&self, block: &Block) -> Result<(), String> {
+        let height = block.header.height.0;
+        let recorded = lock(&self.recorded_evidence);
+        let mut in_block = BTreeSet::new();
+        for (index, evidence) in block.evidence.iter().enumerate() {
+            let key = evidence_key(evidence);
+            if key.0 .0 > height || key.0 .0.saturating_add(EVIDENCE_AGE_MAX_BLOCKS) < height {
+                return Err(format!(
+                    "evidence {index} is of height {}, outside the {EVIDENCE_AGE_MAX_BLOCKS} heights up to {height}",
+                    key.0
+                ));
+            }
+            if !in_block.insert(key) || recorded.contains(&key) {
+                return Err(format!(
+                    "evidence {index} against validator {} at height {} is already recorded",
+                    key.1, key.0
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether evidence about this (height, validator) is already in a
+    /// block (then it is not proposed again).
+    pub fn evidence_recorded(&self, evidence: &Evidence) -> bool {
+        lock(&self.recorded_evidence).contains(&evidence_key(evidence))
     }
 
     /// Checks that need neither the tip nor the state.
@@ -714,6 +780,12 @@ impl Ledger {
             previous
         };
         lock(&self.outcomes).clear();
+        {
+            let mut recorded = lock(&self.recorded_evidence);
+            recorded.extend(block.evidence.iter().map(evidence_key));
+            let oldest = height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS);
+            recorded.retain(|(evidence_height, _)| evidence_height.0 >= oldest);
+        }
         let transaction_hashes: Vec<Hash> = block.transactions.iter().map(|tx| tx.hash()).collect();
         {
             let committed = self.read();

@@ -425,3 +425,72 @@ async fn websocket_subscribers_see_committed_blocks() {
     assert_eq!(event["transactions"][0], transaction.hash().to_hex());
     server.abort();
 }
+
+/// The evidence rule (consensus): a block records evidence only of heights
+/// in its window, at most one piece per (validator, height) across the
+/// chain; the builder leaves out what a block may not record, and the
+/// rule holds after a reopen.
+#[test]
+fn evidence_is_recorded_once_per_validator_and_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let equivocation = |height: u64, round: u32| {
+        let key = &validators()[2];
+        let vote = |hash: u8| {
+            Vote::new_signed(
+                &cairn_types::ChainId::new("ledger-test").unwrap(),
+                VoteType::Prevote,
+                Height(height),
+                Round(round),
+                Some(Hash([hash; 32])),
+                ValidatorIndex(2),
+                key,
+            )
+        };
+        cairn_types::Evidence::duplicate_vote(vote(1), vote(2)).unwrap()
+    };
+    let proposer = validators()[0].address();
+    let build = |ledger: &Ledger, evidence: Vec<cairn_types::Evidence>| {
+        let tip = ledger.tip();
+        let parent_certificate = if tip.height == Height::GENESIS {
+            None
+        } else {
+            ledger.store().certificate(tip.height).unwrap()
+        };
+        ledger
+            .build_block(BlockRequest {
+                proposer,
+                time: Timestamp(tip.time.0 + 1_000),
+                parent_certificate,
+                evidence,
+            })
+            .unwrap()
+    };
+    {
+        let ledger = open(dir.path(), genesis("ledger-test"));
+        // Two pieces against one (validator, height): the builder keeps one.
+        let block = build(&ledger, vec![equivocation(1, 0), equivocation(1, 3)]);
+        assert_eq!(block.evidence.len(), 1);
+        ledger.commit(&block, &certify(&ledger, &block)).unwrap();
+        assert!(ledger.evidence_recorded(&equivocation(1, 5)));
+
+        // A hand-made block recording it again is invalid.
+        let mut again = build(&ledger, vec![]);
+        again.evidence = vec![equivocation(1, 7)];
+        again.header.evidence_hash = Block::evidence_hash_of(&again.evidence);
+        let error = ledger.validate_block(&again).unwrap_err().to_string();
+        assert!(error.contains("already recorded"), "{error}");
+        // So is evidence of a height past the block.
+        let mut future = build(&ledger, vec![]);
+        future.evidence = vec![equivocation(50, 0)];
+        future.header.evidence_hash = Block::evidence_hash_of(&future.evidence);
+        let error = ledger.validate_block(&future).unwrap_err().to_string();
+        assert!(error.contains("outside"), "{error}");
+        let next = build(&ledger, vec![equivocation(1, 9)]);
+        assert!(next.evidence.is_empty(), "the builder proposed it again");
+        ledger.commit(&next, &certify(&ledger, &next)).unwrap();
+    }
+    // After a reopen the ledger still knows what was recorded.
+    let reopened = open(dir.path(), genesis("ledger-test"));
+    assert!(reopened.evidence_recorded(&equivocation(1, 11)));
+    assert!(!reopened.evidence_recorded(&equivocation(2, 0)));
+}

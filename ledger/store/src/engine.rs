@@ -494,7 +494,9 @@ impl<B: Backend> Engine<B> {
         }
         let mut batch = self.backend.batch(0);
         batch.put(Column::Evidence, &key, &codec::encode(evidence));
-        self.backend.write(batch)?;
+        // Not synced: evidence is gossiped again and re-found; the next
+        // synced write (a commit) makes it durable.
+        self.backend.write_unsynced(batch)?;
         Ok(true)
     }
 
@@ -517,7 +519,7 @@ impl<B: Backend> Engine<B> {
             &height_key(Height(0)),
             &height_key(height),
         );
-        self.backend.write(batch)
+        self.backend.write_unsynced(batch)
     }
 }
 

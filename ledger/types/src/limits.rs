@@ -17,6 +17,10 @@ pub const BLOCK_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const BLOCK_TRANSACTIONS_MAX: usize = 65_536;
 /// Most evidence items one block may carry.
 pub const BLOCK_EVIDENCE_MAX: usize = 64;
+/// Consensus rule: a block at height `h` may record evidence of heights
+/// `h - EVIDENCE_AGE_MAX_BLOCKS ..= h` only, at most one piece per
+/// (validator, height) across the chain (a second proves nothing new).
+pub const EVIDENCE_AGE_MAX_BLOCKS: u64 = 100;
 /// Most validators in a validator set.
 pub const VALIDATORS_MAX: usize = 256;
 /// Longest validator name in a validator set.
