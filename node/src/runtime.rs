@@ -591,7 +591,11 @@ enum HeightWindow {
 
 impl GossipGate {
     /// A gate in front of `inbox`.
-    pub fn new(ledger: Arc<Ledger>, inbox: mpsc::Sender<HostEvent>, sync: SyncHandle) -> GossipGate {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        inbox: mpsc::Sender<HostEvent>,
+        sync: SyncHandle,
+    ) -> GossipGate {
         let schedule = Arc::new(ProposerSchedule::new(&ledger.genesis().validators));
         GossipGate {
             ledger,
@@ -622,12 +626,15 @@ impl GossipGate {
         let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
         match topic {
             Topic::Consensus => {
-                let Ok(message) =
-                    codec::decode::<Message>("consensus message", data, CONSENSUS_MESSAGE_BYTES_MAX)
-                else {
+                let Ok(message) = codec::decode::<Message>(
+                    "consensus message",
+                    data,
+                    CONSENSUS_MESSAGE_BYTES_MAX,
+                ) else {
                     return Verdict::Reject;
                 };
-                if check_consensus_message(&message, chain_id, validators, &self.schedule).is_err() {
+                if check_consensus_message(&message, chain_id, validators, &self.schedule).is_err()
+                {
                     return Verdict::Reject;
                 }
                 let height = match &message {
@@ -657,7 +664,9 @@ impl GossipGate {
                             HostEvent::Budgeted(Input::Proposal(signed), budget),
                         )
                     }
-                    Message::Vote(vote) => forward(&self.inbox, HostEvent::Input(Input::Vote(vote))),
+                    Message::Vote(vote) => {
+                        forward(&self.inbox, HostEvent::Input(Input::Vote(vote)))
+                    }
                 }
             }
             Topic::Evidence => {
@@ -678,8 +687,7 @@ impl GossipGate {
                 if self.evidence_seen.contains(&key) {
                     return Verdict::Ignore;
                 }
-                self.evidence_seen
-                    .retain(|(seen, _)| seen.0 >= oldest);
+                self.evidence_seen.retain(|(seen, _)| seen.0 >= oldest);
                 while self.evidence_seen.len() >= GOSSIP_EVIDENCE_SEEN_MAX {
                     self.evidence_seen.pop_first();
                 }
@@ -724,7 +732,9 @@ pub fn check_consensus_message(
     schedule: &ProposerSchedule,
 ) -> Result<(), String> {
     match message {
-        Message::Vote(vote) => vote.verify(chain_id, validators).map_err(|error| error.to_string()),
+        Message::Vote(vote) => vote
+            .verify(chain_id, validators)
+            .map_err(|error| error.to_string()),
         Message::Proposal(signed) => {
             let proposal = &signed.proposal;
             proposal
@@ -1140,7 +1150,6 @@ mod tests {
             vec![Verdict::Reject, Verdict::Accept, Verdict::Reject]
         );
         assert_eq!(ledger.mempool_size().0, 1);
-
     }
 
     #[test]
@@ -1173,8 +1182,7 @@ mod tests {
                 &key,
             )
         };
-        let mut judge =
-            |message: &Message| gate.verdict(Topic::Consensus, &codec::encode(message));
+        let mut judge = |message: &Message| gate.verdict(Topic::Consensus, &codec::encode(message));
 
         // A forged vote is rejected and never queued; a good one goes on.
         let mut forged_vote = vote(1, 0);
@@ -1182,7 +1190,10 @@ mod tests {
         assert_eq!(judge(&Message::Vote(forged_vote)), Verdict::Reject);
         assert!(queued.try_recv().is_err());
         assert_eq!(judge(&Message::Vote(vote(1, 0))), Verdict::Accept);
-        assert!(matches!(queued.try_recv(), Ok(HostEvent::Input(Input::Vote(_)))));
+        assert!(matches!(
+            queued.try_recv(),
+            Ok(HostEvent::Input(Input::Vote(_)))
+        ));
         // Far ahead or already decided: ignored (not punished), not queued.
         assert_eq!(judge(&Message::Vote(vote(50, 0))), Verdict::Ignore);
         assert!(queued.try_recv().is_err());

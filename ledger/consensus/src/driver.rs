@@ -23,8 +23,8 @@ use crate::{
     io::{Input, Message, Output, RequestId, SignedProposal, StartHeight, Timeout, TimeoutKind},
     limits::{
         BLOCKS_PER_HEIGHT_MAX, FUTURE_HEIGHTS_AHEAD_MAX, FUTURE_HEIGHT_MESSAGES_MAX,
-        FUTURE_PROPOSAL_ROUNDS_MAX,
-        PENDING_REQUESTS_MAX, ROUNDS_AHEAD_MAX, TRANSITIONS_PER_INPUT_MAX,
+        FUTURE_PROPOSAL_ROUNDS_MAX, PENDING_REQUESTS_MAX, ROUNDS_AHEAD_MAX,
+        TRANSITIONS_PER_INPUT_MAX,
     },
     proposer::ProposerSchedule,
     round::{apply, RoundEvent, RoundOutput, RoundRules, RoundState, RoundTimeout, Step},
