@@ -167,8 +167,13 @@ impl NodeBackend {
     }
 }
 
+/// A store failure as the RPC tells it: no paths or engine details (those
+/// go to the node's log, loudly).
 fn store_error(error: cairn_store::StoreError) -> RpcError {
-    RpcError::internal(format!("the node's store failed: {error}"))
+    tracing::error!("the store failed while answering an RPC request: {error}");
+    RpcError::internal(
+        "the node's store failed to read; the node's log says why (its operator should look)",
+    )
 }
 
 impl RpcBackend for NodeBackend {

@@ -71,6 +71,17 @@ pub enum LedgerError {
         /// The store's error, naming both values.
         source: Box<StoreError>,
     },
+    /// The store is damaged (a corrupt record or file): the node does not
+    /// run on it.
+    #[error("{source}. The node did not start, so it cannot lose anything more. A full node can resync: `cairnd reset --yes --home {home}` deletes the chain data (keys and config stay) and the next start syncs the chain from peers. A validator can do the same: `reset` keeps config/sign_state.json, so the resynced validator signs nothing at or below what it signed before (it stays silent there rather than double-sign); or restore {data_dir} from a backup")]
+    Damaged {
+        /// The store's directory.
+        data_dir: std::path::PathBuf,
+        /// The home holding it, for the command to run.
+        home: String,
+        /// What RocksDB found.
+        source: Box<StoreError>,
+    },
     /// The genesis could not give a state.
     #[error(transparent)]
     Genesis(#[from] cairn_genesis::GenesisError),
@@ -268,6 +279,14 @@ impl Ledger {
                             source: Box::new(error),
                         }
                     }
+                    StoreError::Damaged { .. } => LedgerError::Damaged {
+                        data_dir: data_dir.to_path_buf(),
+                        home: data_dir.parent().map_or_else(
+                            || "<home>".to_string(),
+                            |home| home.display().to_string(),
+                        ),
+                        source: Box::new(error),
+                    },
                     other => LedgerError::Store(other),
                 },
             )?;

@@ -281,3 +281,73 @@ fn reset_keeps_the_sign_state_so_a_reset_validator_refuses_to_sign_below_it() {
         .to_string();
     wait_for_height_above(&rpc, 1);
 }
+
+/// A corrupt record in the middle of RocksDB's log (bit rot, a bad disk)
+/// stops the start with one message naming the store and what to do,
+/// instead of RocksDB truncating the log there and the node running on
+/// silently lost writes.
+#[test]
+fn a_corrupt_store_log_stops_the_start_with_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    let mut guard = ChildGuard(Some(start_dev(home.path(), &[])));
+    let rpc = wait_for_addresses(&mut guard, home.path())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for_height_above(&rpc, 300);
+    // A crash: RocksDB's log still holds the writes.
+    let mut child = guard.0.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let data = home.path().join("data");
+    let log = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a RocksDB log file");
+    let mut bytes = std::fs::read(&log).unwrap();
+    assert!(bytes.len() > 64 * 1024, "log of {} bytes", bytes.len());
+    let middle = bytes.len() / 3;
+    for (offset, byte) in bytes[middle..middle + 4096].iter_mut().enumerate() {
+        *byte ^= 0x5a ^ (offset as u8);
+    }
+    std::fs::write(&log, &bytes).unwrap();
+
+    let child = cairnd()
+        .args([
+            "--home",
+            &home.path().display().to_string(),
+            "start",
+            "--dev",
+        ])
+        .args([
+            "--rpc-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let started = Instant::now();
+    while guard.0.as_mut().unwrap().try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "cairnd runs on a damaged store"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = guard.0.take().unwrap().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started on a damaged store: {stderr}"
+    );
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    assert!(stderr.contains(&data.display().to_string()), "{stderr}");
+    assert!(stderr.contains("cairnd reset --yes"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

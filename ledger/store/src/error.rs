@@ -17,6 +17,15 @@ pub enum StoreError {
         /// What RocksDB said.
         reason: String,
     },
+    /// The database is damaged: RocksDB found a corrupt record or file
+    /// while opening it. Nothing was changed.
+    #[error("the store at {path} is damaged and was not opened (nothing was changed): {reason}")]
+    Damaged {
+        /// The store's directory.
+        path: PathBuf,
+        /// What RocksDB found.
+        reason: String,
+    },
     /// A read or write failed in the storage engine.
     #[error("storage engine failed to {operation}: {reason}")]
     Backend {

@@ -20,8 +20,8 @@ use std::path::Path;
 
 use cairn_state::LedgerState;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    DBRecoveryMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::{
@@ -131,14 +131,30 @@ impl RocksBackend {
         options.set_max_total_wal_size(LOG_TOTAL_BYTES_MAX);
         options.set_max_background_jobs(BACKGROUND_JOBS);
         options.set_paranoid_checks(true);
+        // A corrupt record anywhere but an unfinished last one stops the
+        // open instead of truncating the log there (RocksDB's default, point
+        // in time, would silently drop every later record: synced consensus
+        // WAL entries among them, which is amnesia). An unfinished last
+        // record can only be a write that was never synced, so never
+        // acknowledged.
+        options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
         let columns = Column::ALL.iter().map(|column| {
             ColumnFamilyDescriptor::new(column.name(), column_options(*column, &cache))
         });
-        let db =
-            DB::open_cf_descriptors(&options, path, columns).map_err(|error| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: error.to_string(),
-            })?;
+        let db = DB::open_cf_descriptors(&options, path, columns).map_err(|error| {
+            let reason = error.to_string();
+            if reason.contains("Corruption") {
+                StoreError::Damaged {
+                    path: path.to_path_buf(),
+                    reason,
+                }
+            } else {
+                StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason,
+                }
+            }
+        })?;
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         let backend = RocksBackend {
