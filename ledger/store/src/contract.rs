@@ -140,12 +140,14 @@ pub trait Store: Send + Sync {
     /// height).
     fn wal_prune_below(&self, height: Height) -> Result<(), StoreError>;
 
-    /// Keeps `evidence` (synced); `false` if it was already kept.
+    /// Keeps `evidence` (unsynced: durable with the next synced write or
+    /// [`Store::wal_sync`]; evidence is gossiped again if lost); `false` if
+    /// it was already kept.
     fn add_evidence(&self, evidence: &Evidence) -> Result<bool, StoreError>;
 
     /// Kept evidence, by height then hash, at most [`EVIDENCE_LIST_MAX`].
     fn evidence(&self) -> Result<Vec<Evidence>, StoreError>;
 
-    /// Deletes kept evidence of heights below `height` (synced).
+    /// Deletes kept evidence of heights below `height` (unsynced).
     fn prune_evidence_below(&self, height: Height) -> Result<(), StoreError>;
 }

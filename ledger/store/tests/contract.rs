@@ -385,6 +385,9 @@ fn evidence_is_kept_once_and_pruned<H: Harness>(mut harness: H) {
     assert!(store.add_evidence(&evidence(5, 1)).unwrap());
     assert!(store.add_evidence(&evidence(3, 2)).unwrap());
     assert!(!store.add_evidence(&evidence(5, 1)).unwrap());
+    // Evidence is written unsynced; the next sync (a commit, a WAL sync)
+    // makes it durable.
+    store.wal_sync().unwrap();
     drop(store);
     let store = open(&mut harness, &chain);
     assert_eq!(
