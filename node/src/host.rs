@@ -559,6 +559,11 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     ) -> Result<(), NodeError> {
         match output {
             Output::Persist(entry) => {
+                // A node that does not vote has nothing to keep: after a
+                // crash it follows the chain again from its peers.
+                if self.own_index.is_none() {
+                    return Ok(());
+                }
                 // Recorded in the sign state (synced) before the WAL append,
                 // and so before the message can be sent.
                 if let Some(signed) = signed_entry(&entry) {

@@ -65,6 +65,20 @@ impl ConsensusParams {
                 return Err(bad(field, "must be more than 0".into()));
             }
         }
+        // Timeouts that never grow leave no round long enough once the
+        // network is slower than they are: eventual synchrony needs growth.
+        for (field, value) in [
+            ("timeout_propose_delta_ms", self.timeout_propose_delta_ms),
+            ("timeout_prevote_delta_ms", self.timeout_prevote_delta_ms),
+            ("timeout_precommit_delta_ms", self.timeout_precommit_delta_ms),
+        ] {
+            if value == 0 {
+                return Err(bad(
+                    field,
+                    "must be more than 0, so timeouts grow each round until the network keeps up".into(),
+                ));
+            }
+        }
         if self.block_bytes_max == 0 || self.block_bytes_max > BLOCK_BYTES_MAX as u64 {
             return Err(bad(
                 "block_bytes_max",
@@ -115,4 +129,21 @@ impl ConsensusParams {
 
 fn grow(base_ms: u64, delta_ms: u64, round: crate::Round) -> u64 {
     base_ms.saturating_add(delta_ms.saturating_mul(u64::from(round.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_and_their_growth_must_be_positive() {
+        assert!(ConsensusParams::default().validate().is_ok());
+        let mut params = ConsensusParams::default();
+        params.timeout_prevote_delta_ms = 0;
+        let error = params.validate().expect_err("delta 0").to_string();
+        assert!(error.contains("timeout_prevote_delta_ms"), "{error}");
+        let mut params = ConsensusParams::default();
+        params.timeout_propose_ms = 0;
+        assert!(params.validate().is_err());
+    }
 }
