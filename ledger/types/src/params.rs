@@ -70,12 +70,16 @@ impl ConsensusParams {
         for (field, value) in [
             ("timeout_propose_delta_ms", self.timeout_propose_delta_ms),
             ("timeout_prevote_delta_ms", self.timeout_prevote_delta_ms),
-            ("timeout_precommit_delta_ms", self.timeout_precommit_delta_ms),
+            (
+                "timeout_precommit_delta_ms",
+                self.timeout_precommit_delta_ms,
+            ),
         ] {
             if value == 0 {
                 return Err(bad(
                     field,
-                    "must be more than 0, so timeouts grow each round until the network keeps up".into(),
+                    "must be more than 0, so timeouts grow each round until the network keeps up"
+                        .into(),
                 ));
             }
         }
@@ -138,12 +142,16 @@ mod tests {
     #[test]
     fn timeouts_and_their_growth_must_be_positive() {
         assert!(ConsensusParams::default().validate().is_ok());
-        let mut params = ConsensusParams::default();
-        params.timeout_prevote_delta_ms = 0;
+        let params = ConsensusParams {
+            timeout_prevote_delta_ms: 0,
+            ..ConsensusParams::default()
+        };
         let error = params.validate().expect_err("delta 0").to_string();
         assert!(error.contains("timeout_prevote_delta_ms"), "{error}");
-        let mut params = ConsensusParams::default();
-        params.timeout_propose_ms = 0;
+        let params = ConsensusParams {
+            timeout_propose_ms: 0,
+            ..ConsensusParams::default()
+        };
         assert!(params.validate().is_err());
     }
 }
