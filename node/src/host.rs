@@ -48,6 +48,15 @@ pub const EVIDENCE_POOL_MAX: usize = 1_024;
 /// Evidence older than this many heights below the tip is no longer
 /// proposed (the consensus rule [`cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS`]).
 pub const EVIDENCE_AGE_MAX_HEIGHTS: u64 = cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS;
+/// Most WAL bytes the blocks of one height may take: half of
+/// [`cairn_store::WAL_HEIGHT_BYTES_MAX`] (256 MiB), so the other half is
+/// always there for votes, proposals and locks. Those take about 1 KiB a
+/// round; timeouts grow by their deltas each round, so the 128 MiB (and
+/// the 65,536 entries, about 6 a round) would take a height of over ten
+/// thousand rounds, days of growing timeouts. A proposer puts one own
+/// block per height in the WAL (a later round proposes it again), so only
+/// many distinct locks on 16 MiB blocks of others come near the share.
+pub const WAL_BLOCK_BYTES_PER_HEIGHT_MAX: u64 = cairn_store::WAL_HEIGHT_BYTES_MAX / 2;
 /// Heights between two prunings of old evidence from the store.
 pub const EVIDENCE_PRUNE_INTERVAL_HEIGHTS: u64 = 16;
 
@@ -155,6 +164,8 @@ pub struct ConsensusHost<N, T, C> {
     own_index: Option<cairn_types::ValidatorIndex>,
     /// The driver's step and when it was entered, for the step metrics.
     step_entered: (cairn_consensus::Step, Timestamp),
+    /// WAL bytes of blocks appended for a height.
+    wal_block_bytes: (Height, u64),
 }
 
 /// The (height, round, step, block) an own WAL entry signs, if it is a
@@ -218,6 +229,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             sign_state: None,
             own_index,
             step_entered: (cairn_consensus::Step::Unstarted, Timestamp(0)),
+            wal_block_bytes: (Height::GENESIS, 0),
         })
     }
 
@@ -573,10 +585,36 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 // anything slow (a build, the validation of an unknown
                 // block, a commit), with the step's messages held until
                 // then: the entries of one step cost one fsync.
-                self.ledger
-                    .store()
-                    .wal_append(entry.height(), &entry.to_bytes())
-                    .map_err(wal_failed)?;
+                let bytes = entry.to_bytes();
+                if let WalEntry::Block { height, .. } = &entry {
+                    // Blocks get at most half of a height's WAL, so votes
+                    // and locks (what must never be lost) always fit.
+                    if self.wal_block_bytes.0 != *height {
+                        self.wal_block_bytes = (*height, 0);
+                    }
+                    let total = self.wal_block_bytes.1.saturating_add(bytes.len() as u64);
+                    if total > WAL_BLOCK_BYTES_PER_HEIGHT_MAX {
+                        tracing::warn!(
+                            height = height.0,
+                            "this height's blocks fill their share of the consensus WAL; a block is kept in memory only (after a crash it is fetched again by hash)"
+                        );
+                        return Ok(());
+                    }
+                    self.wal_block_bytes.1 = total;
+                }
+                match self.ledger.store().wal_append(entry.height(), &bytes) {
+                    Ok(()) => {}
+                    // After a restart the share above starts counting again;
+                    // the store's own bound still leaves a block out, never
+                    // stops the node.
+                    Err(cairn_store::StoreError::WalFull { .. })
+                        if matches!(entry, WalEntry::Block { .. }) =>
+                    {
+                        tracing::warn!("the consensus WAL of this height is full; a block is kept in memory only");
+                        return Ok(());
+                    }
+                    Err(error) => return Err(wal_failed(error)),
+                }
                 self.wal_unsynced = true;
             }
             // Sent once the WAL holds it, at the latest at the end of the

@@ -1036,6 +1036,19 @@ impl Driver {
                 if self.own_index.is_none() {
                     return Ok(());
                 }
+                // A block this validator already proposed at this height is
+                // proposed again rather than a new one built: the WAL holds
+                // one own block per height, however many rounds it takes
+                // (a fresh 16 MiB block per round once filled the WAL).
+                let earlier = self
+                    .own_proposals
+                    .values()
+                    .map(|proposal| proposal.block_hash)
+                    .find(|hash| self.blocks.contains_key(hash));
+                if let Some(value) = earlier {
+                    self.run_event(RoundEvent::BlockBuilt { round, value }, out)?;
+                    return Ok(());
+                }
                 let request_id = self.new_request(PendingRequest::Build { height, round })?;
                 let time_min = self
                     .parent_time

@@ -611,3 +611,72 @@ fn a_fresh_proposal_whose_block_names_another_fee_address_is_rejected() {
         "{outputs:?}"
     );
 }
+
+#[test]
+fn a_proposer_of_a_later_round_proposes_its_earlier_block_again() {
+    let proposer = driver(0).proposer(Height(1), Round(0));
+    let later = (1..16)
+        .map(Round)
+        .find(|round| driver(0).proposer(Height(1), *round) == proposer)
+        .expect("the proposer comes round again");
+    let own = proposer.0 as usize;
+    let mut d = driver(own);
+    let mut outputs = d.process(start(1, vec![]));
+    let built: Vec<Input> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
+                request_id: *request_id,
+                block: Some(Arc::new(block(own, GENESIS_MS + 10))),
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(built.len(), 1);
+    for input in built {
+        outputs.extend(d.process(input));
+    }
+    let first_hash = outputs
+        .iter()
+        .find_map(|output| match output {
+            Output::Persist(WalEntry::Proposal(proposal)) => Some(proposal.block_hash),
+            _ => None,
+        })
+        .expect("round 0 proposal");
+    // f + 1 prevotes of the later round make the driver skip to it (L55).
+    let mut skipped = Vec::new();
+    for other in (0..4).filter(|index| *index != own).take(2) {
+        let vote = Vote::new_signed(
+            &chain(),
+            VoteType::Prevote,
+            Height(1),
+            later,
+            None,
+            ValidatorIndex(other as u32),
+            &keys()[other],
+        );
+        skipped.extend(d.process(Input::Vote(vote)));
+    }
+    assert_eq!(d.round_state().round, later, "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|output| !matches!(output, Output::BuildBlock { .. })),
+        "built a second block: {skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .all(|output| !matches!(output, Output::Persist(WalEntry::Block { .. }))),
+        "persisted a second block"
+    );
+    let again = skipped
+        .iter()
+        .find_map(|output| match output {
+            Output::Persist(WalEntry::Proposal(proposal)) => Some(proposal.clone()),
+            _ => None,
+        })
+        .expect("a proposal in the later round");
+    assert_eq!(again.block_hash, first_hash);
+    assert_eq!(again.round, later);
+}
