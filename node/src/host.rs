@@ -112,8 +112,22 @@ fn log_vote(direction: &'static str, vote: &cairn_types::Vote) {
 /// The error that stops consensus when the WAL cannot be written.
 fn wal_failed(error: cairn_store::StoreError) -> NodeError {
     NodeError::Consensus(format!(
-        "cannot write the consensus WAL ({error}); stopping rather than sign what could not be persisted"
+        "cannot write the consensus WAL ({error}); stopping rather than sign what could not be persisted{}",
+        disk_hint(&error.to_string())
     ))
+}
+
+/// What to do about a failed write, when its reason says: a full disk or
+/// a failing one. Nothing acknowledged is lost either way: the node stops
+/// before it sends or answers anything that was not written.
+pub fn disk_hint(reason: &str) -> &'static str {
+    if reason.contains("No space left") {
+        ". The disk is full: free space on it (or give the home more), then start the node again; every committed block and every vote it sent are kept"
+    } else if reason.contains("Input/output error") {
+        ". The disk reported an I/O error: check it (dmesg, smartctl) before starting the node again; if its data is damaged the next start says so"
+    } else {
+        ""
+    }
 }
 
 /// Tells the host the time (the wall clock in a node, simulated time in
@@ -761,9 +775,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             // Block sync (its own task) committed this height meanwhile.
             Err(_) if self.ledger.tip().height >= height => return Ok(()),
             Err(error) => {
+                let hint = disk_hint(&error.to_string());
                 return Err(NodeError::Consensus(format!(
-                    "cannot commit block {height}: {error}"
-                )))
+                    "cannot commit block {height}: {error}{hint}"
+                )));
             }
         };
         let recorded: Vec<(Height, u32)> = block

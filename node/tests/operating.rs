@@ -351,3 +351,93 @@ fn a_corrupt_store_log_stops_the_start_with_what_to_do() {
     assert!(stderr.contains("cairnd reset --yes"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A tmpfs mounted for one test, unmounted however the test ends.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> SmallDisk {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs (the test runs as root)");
+        SmallDisk {
+            path,
+            _parent: parent,
+        }
+    }
+
+    fn resize(&self, bytes: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// A full disk stops the node cleanly (non-zero exit, a message that says
+/// the disk is full and what to do); with space again it starts at the
+/// last committed block, nothing acknowledged lost.
+#[test]
+fn a_full_disk_stops_the_node_cleanly_and_loses_nothing_committed() {
+    let disk = SmallDisk::mount(6 * 1024 * 1024);
+    let home = disk.path.join("home");
+    let mut guard = ChildGuard(Some(start_dev(&home, &[])));
+    let rpc = wait_for_addresses(&mut guard, &home)["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut last_seen = 0;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.0.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        // The last height the node acknowledged over RPC.
+        if let Ok((200, body)) = std::panic::catch_unwind(|| http_get(&rpc, "/status")) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) {
+                last_seen = value["latest_height"].as_u64().unwrap_or(last_seen);
+            }
+        }
+        assert!(started.elapsed() < DEADLINE * 4, "the disk never filled");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    guard.0 = None;
+    assert!(!status.success(), "{status}");
+    let log = std::fs::read_to_string(home.join("node.log")).unwrap();
+    assert!(log.contains("The disk is full"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    disk.resize(64 * 1024 * 1024);
+    let mut guard = ChildGuard(Some(start_dev(&home, &[])));
+    let rpc = wait_for_addresses(&mut guard, &home)["rpc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restarted = height(&rpc);
+    assert!(
+        restarted >= last_seen,
+        "height {restarted} after the restart, {last_seen} was acknowledged"
+    );
+    wait_for_height_above(&rpc, restarted);
+    stop(&mut guard);
+}
