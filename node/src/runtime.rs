@@ -1,22 +1,26 @@
 //! The node's tokio runtime around the consensus host: the p2p event
-//! dispatcher, the transaction gossip batcher, the outbox that turns the
-//! host's sends into `cairn-p2p` calls, tokio timers, and the consensus
-//! loop with block sync.
+//! dispatcher with its gossip gate, the transaction gossip batcher, the
+//! outbox that turns the host's sends into `cairn-p2p` calls, tokio
+//! timers, and the consensus loop. Block sync runs beside it
+//! ([`crate::block_sync`]).
 //!
 //! Tasks and the bounded channels between them:
 //!
 //! ```text
 //! p2p events ──dispatcher──► transactions: Ledger::submit (blocking pool)
 //!                         ├─► sync requests: answered from the store
-//!                         └─► consensus inbox (CONSENSUS_INBOX_MAX) ──► consensus loop
+//!                         └─► gossip gate ──► consensus inbox ──► consensus loop
+//!                               (CONSENSUS_INBOX_MAX events,
+//!                                CONSENSUS_INBOX_PROPOSAL_BYTES_MAX of proposals)
 //! RPC submit ──► gossip queue (GOSSIP_QUEUE_MAX) ──batcher──► p2p publish
-//! consensus loop ──► outbox (OUTBOX_MAX) ──sender──► p2p publish / requests
+//! consensus loop ──► outbox (OUTBOX_MAX, OUTBOX_BYTES_MAX) ──sender──► p2p publish / requests
 //!                                                     └─ answers ──► consensus inbox
+//! consensus loop ──SyncHandle──► block sync task ──Synced──► consensus inbox
 //! ```
 //!
 //! The consensus loop runs on its own thread (a current-thread tokio
 //! runtime), since the host blocks on fsyncs and block execution; every
-//! other task runs on the main runtime.
+//! other task runs on the main runtime. It never waits on the network.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -136,6 +140,8 @@ enum OutboxItem {
     Publish {
         topic: Topic,
         data: Vec<u8>,
+        /// This message's share of [`OUTBOX_BYTES_MAX`], given back once sent.
+        _budget: tokio::sync::OwnedSemaphorePermit,
     },
     RoundState {
         height: Height,
@@ -147,9 +153,16 @@ enum OutboxItem {
     },
 }
 
+/// Most bytes of messages waiting in the outbox, beside its count bound
+/// [`OUTBOX_MAX`] (a proposal carries its block, and the driver re-sends
+/// its own messages while a round makes no progress).
+pub const OUTBOX_BYTES_MAX: usize = 128 * 1024 * 1024;
+
 /// [`HostNetwork`] over a bounded queue to [`run_outbox`].
 pub struct P2pOutbox {
     queue: mpsc::Sender<OutboxItem>,
+    /// KiB of [`OUTBOX_BYTES_MAX`] still free.
+    bytes: Arc<tokio::sync::Semaphore>,
 }
 
 impl P2pOutbox {
@@ -158,28 +171,36 @@ impl P2pOutbox {
             tracing::warn!("network outbox full ({OUTBOX_MAX}); dropping a send: {error}");
         }
     }
+
+    /// Queues a publish if its bytes fit the budget; a dropped one is sent
+    /// again by the driver's re-broadcast.
+    fn publish(&self, topic: Topic, data: Vec<u8>) {
+        let kib = u32::try_from(data.len() / 1024).unwrap_or(u32::MAX).max(1);
+        match Arc::clone(&self.bytes).try_acquire_many_owned(kib) {
+            Ok(budget) => self.push(OutboxItem::Publish {
+                topic,
+                data,
+                _budget: budget,
+            }),
+            Err(_) => tracing::warn!(
+                "network outbox holds {} MiB, its limit; dropping a send",
+                OUTBOX_BYTES_MAX >> 20
+            ),
+        }
+    }
 }
 
 impl HostNetwork for P2pOutbox {
     fn broadcast(&mut self, message: &Message) {
-        self.push(OutboxItem::Publish {
-            topic: Topic::Consensus,
-            data: codec::encode(message),
-        });
+        self.publish(Topic::Consensus, codec::encode(message));
     }
 
     fn publish_evidence(&mut self, evidence: &Evidence) {
-        self.push(OutboxItem::Publish {
-            topic: Topic::Evidence,
-            data: codec::encode(evidence),
-        });
+        self.publish(Topic::Evidence, codec::encode(evidence));
     }
 
     fn publish_decision(&mut self, certificate: &CommitCertificate) {
-        self.push(OutboxItem::Publish {
-            topic: Topic::Decisions,
-            data: codec::encode(certificate),
-        });
+        self.publish(Topic::Decisions, codec::encode(certificate));
     }
 
     fn request_round_state(&mut self, height: Height, round: Round) {
@@ -260,7 +281,10 @@ pub struct NetworkParts {
 pub fn spawn_outbox(client: Client, inbox: mpsc::Sender<HostEvent>) -> P2pOutbox {
     let (queue, items) = mpsc::channel(OUTBOX_MAX);
     tokio::spawn(run_outbox(client, items, inbox));
-    P2pOutbox { queue }
+    P2pOutbox {
+        queue,
+        bytes: Arc::new(tokio::sync::Semaphore::new(OUTBOX_BYTES_MAX / 1024)),
+    }
 }
 
 async fn run_outbox(
@@ -271,7 +295,7 @@ async fn run_outbox(
     let fetches = Arc::new(tokio::sync::Semaphore::new(FETCHES_IN_FLIGHT_MAX));
     while let Some(item) = items.recv().await {
         match item {
-            OutboxItem::Publish { topic, data } => {
+            OutboxItem::Publish { topic, data, .. } => {
                 if let Err(error) = client.publish(topic, data).await {
                     tracing::debug!(?topic, "publish failed: {error}");
                 }
