@@ -436,7 +436,7 @@ pub enum DevnetCommand {
     /// Stop one node of a devnet (SIGTERM, then SIGKILL after a deadline).
     Stop(DevnetNodeArgs),
     /// Start one stopped node of a devnet, in the background, with the
-    /// flags `devnet up` gives it.
+    /// settings in its config/config.toml (as `devnet up` does).
     Start(DevnetNodeArgs),
     /// Stop one node of a devnet, then start it again.
     Restart(DevnetNodeArgs),

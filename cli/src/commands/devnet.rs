@@ -18,12 +18,21 @@
 //! [`cairn_genesis::devnet::build_devnet`], funds freshly generated
 //! accounts and imports their keys into the keyring. `up` on a directory
 //! with a `devnet.json` resumes that chain. Either way it checks the ports,
-//! starts every node in its own process group (node `i` listens on
-//! `base+10i` for p2p, `base+10i+1` for RPC, `base+10i+2` for metrics, all
-//! on 127.0.0.1, every other node as a bootstrap peer), records the pids,
-//! and waits until every node answers and blocks are committed. Without
-//! `--detach` it then shows a status line until Ctrl-C (or SIGTERM, SIGHUP)
-//! and stops the nodes; with `--detach` it returns and `down` stops them.
+//! starts every node in its own process group, records the pids, and waits
+//! until every node answers and blocks are committed. Without `--detach` it
+//! then shows a status line until Ctrl-C (or SIGTERM, SIGHUP) and stops
+//! the nodes; with `--detach` it returns and `down` stops them.
+//!
+//! Every setting of a node is in its `config/config.toml`, written by
+//! `cairnd init` (see [`node_settings`]): node `i` listens on `base+10i`
+//! for p2p, `base+10i+1` for RPC, `base+10i+2` for metrics, all on
+//! 127.0.0.1, with every other node as a bootstrap peer. The peer ids are
+//! only known once every home exists, so each config is written a second
+//! time after that, by a `cairnd init` with every flag into a scratch home
+//! whose `config.toml` replaces the node's ([`write_config`]; the CLI links
+//! no TOML library and never edits the file itself). Nodes are started
+//! with `cairnd start --home HOME` and nothing else, so what the config
+//! says is what the node runs with, and an operator's edits to it stay.
 //!
 //! Processes are signalled with the system's `kill` (the workspace forbids
 //! `unsafe`, so no libc). Before a recorded pid is signalled, it is checked
@@ -81,20 +90,34 @@ pub const DEFAULT_CHAIN_ID: &str = "cairn-devnet";
 pub const DEFAULT_BASE_PORT: u16 = 26600;
 /// Genesis balance of each funded account.
 pub const ACCOUNT_BALANCE: u64 = 1_000_000_000_000;
-/// `--block-interval-max-ms` given to every node, so an idle devnet still
-/// commits a block a second (nodes wait for transactions otherwise).
+/// `consensus.block_interval_max_ms` written into every node's config, so
+/// an idle devnet still commits a block a second (nodes wait for
+/// transactions otherwise).
 pub const BLOCK_INTERVAL_MAX_MS: u64 = 1_000;
 /// `consensus.timeout_commit_ms` written into every node's config: on
 /// loopback the pause after a commit is the largest part of the block
 /// interval, and 10 ms cuts light-load latency to a third of the 100 ms
 /// default (BENCHMARKS.md). A devnet of one validator gets 0, as
-/// `cairnd start --dev` does. Edit the configs to change it.
+/// `cairnd start --dev` does. Edit the configs to change it (a resume
+/// with another `--base-port` rewrites them, see [`update_configs`]).
 pub const DEVNET_TIMEOUT_COMMIT_MS: u64 = 10;
 
 /// Name of the devnet file in the devnet directory.
 const DEVNET_FILE: &str = "devnet.json";
-/// Version of `devnet.json` written, and the only one read.
-const DEVNET_FILE_VERSION: u32 = 1;
+/// Version of `devnet.json` written: every node's `config.toml` holds the
+/// settings it runs with.
+const DEVNET_FILE_VERSION: u32 = 2;
+/// Version of a `devnet.json` whose nodes' `config.toml` may not hold
+/// their settings. Older `cairn` wrote it: they passed the ports, peers and
+/// timings as `cairnd start` flags, over a config with their defaults. It is
+/// also recorded while `up --base-port` moves the nodes, until every config
+/// is rewritten, so a run cut short rewrites them again. Such a devnet is
+/// not started with flags: `up` and `start` first rewrite every node's
+/// config once ([`update_configs`], the previous file kept as
+/// `config.toml.bak`) and record [`DEVNET_FILE_VERSION`].
+const DEVNET_FILE_VERSION_CONFIGS_STALE: u32 = 1;
+/// Next to a node's `config.toml`: the file it had before `cairn` rewrote it.
+const CONFIG_BACKUP_FILE: &str = "config.toml.bak";
 /// Name of the genesis copy in the devnet directory.
 const GENESIS_FILE: &str = "genesis.json";
 /// Folder of the funded accounts' key files in the devnet directory.
@@ -313,9 +336,10 @@ impl DevnetDir {
         })?;
         let file: DevnetFile = serde_json::from_slice(&bytes)
             .map_err(|error| corrupt(format!("it is not a devnet file ({error})")))?;
-        if file.version != DEVNET_FILE_VERSION {
+        if file.version != DEVNET_FILE_VERSION && file.version != DEVNET_FILE_VERSION_CONFIGS_STALE
+        {
             return Err(corrupt(format!(
-                "version {} is not supported (this cairn reads version {DEVNET_FILE_VERSION})",
+                "version {} is not supported (this cairn reads versions {DEVNET_FILE_VERSION_CONFIGS_STALE} and {DEVNET_FILE_VERSION})",
                 file.version
             )));
         }
@@ -499,6 +523,7 @@ async fn up(args: DevnetUpArgs, out: &mut dyn Write) -> Result<()> {
         (devnet, file, false)
     };
     drop(passphrase);
+    update_configs(&devnet, &mut file, &cairnd, out).await?;
     let mut signals = StopSignals::new()?;
     let mut running = start_nodes(&devnet, &mut file, &cairnd)?;
     write_line(
@@ -714,33 +739,19 @@ async fn make_devnet(
     replace_keys: bool,
 ) -> Result<DevnetFile> {
     let mut validators = Vec::with_capacity(settings.validators);
-    for node in &mut nodes {
-        let home = devnet.home(node);
+    for index in 0..nodes.len() {
+        let home = devnet.home(&nodes[index]);
         let home_text = home.display().to_string();
-        // One validator has no other precommits to wait for.
-        let timeout_commit = if settings.validators > 1 {
-            DEVNET_TIMEOUT_COMMIT_MS
-        } else {
-            0
-        }
-        .to_string();
-        let mut init = vec![
-            "--home",
-            &home_text,
-            "init",
-            "--moniker",
-            &node.name,
-            "--timeout-commit-ms",
-            &timeout_commit,
-        ];
-        if node.role == Role::Full {
-            init.extend(["--mode", "full"]);
-        }
+        // Every setting but the bootstrap peers, whose ids are not known
+        // yet: they are written below, once every home exists.
+        let mut init = vec!["--home".to_string(), home_text.clone(), "init".to_string()];
+        init.extend(node_settings(&nodes, index, false));
         run_cairnd(cairnd, &init).await?;
         let peer_id = run_cairnd(cairnd, &["--home", &home_text, "show-node-id"]).await?;
+        let node = &mut nodes[index];
         node.peer_id = check_peer_id(cairnd, &peer_id)?;
-        let index = node_index(settings, node);
-        node.set_ports(settings.base_port, index)?;
+        let port_index = node_index(settings, node);
+        node.set_ports(settings.base_port, port_index)?;
         if node.role == Role::Validator {
             let key = run_cairnd(cairnd, &["--home", &home_text, "show-validator"]).await?;
             let public_key =
@@ -749,6 +760,11 @@ async fn make_devnet(
                     reason: format!("it printed {:?}, not a public key ({error})", key.trim()),
                 })?;
             validators.push((node.name.clone(), public_key));
+        }
+    }
+    if nodes.len() > 1 {
+        for index in 0..nodes.len() {
+            write_config(devnet, &nodes, index, cairnd, false).await?;
         }
     }
     let devnet_genesis = build_devnet(&DevnetSpec {
@@ -812,6 +828,125 @@ fn node_index(settings: &NewDevnet, node: &DevnetNode) -> usize {
         Role::Validator => index,
         Role::Full => settings.validators + index,
     }
+}
+
+/// The `cairnd init` flags of node `index` of `nodes`: everything it runs
+/// with, written into its `config.toml`. The bootstrap peers (every other
+/// node) only `with_bootstrap`, as their peer ids must be known.
+fn node_settings(nodes: &[DevnetNode], index: usize, with_bootstrap: bool) -> Vec<String> {
+    let node = &nodes[index];
+    let validators = nodes
+        .iter()
+        .filter(|node| node.role == Role::Validator)
+        .count();
+    // One validator has no other precommits to wait for.
+    let timeout_commit = if validators > 1 {
+        DEVNET_TIMEOUT_COMMIT_MS
+    } else {
+        0
+    };
+    let mut settings = vec![
+        "--moniker".to_string(),
+        node.name.clone(),
+        "--mode".to_string(),
+        node.role.to_string(),
+        "--p2p-listen".to_string(),
+        format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port),
+        "--rpc-listen".to_string(),
+        format!("127.0.0.1:{}", node.rpc_port),
+        "--metrics-listen".to_string(),
+        format!("127.0.0.1:{}", node.metrics_port),
+        "--mdns".to_string(),
+        "false".to_string(),
+        "--timeout-commit-ms".to_string(),
+        timeout_commit.to_string(),
+        "--block-interval-max-ms".to_string(),
+        BLOCK_INTERVAL_MAX_MS.to_string(),
+    ];
+    if with_bootstrap {
+        for (other, peer) in nodes.iter().enumerate() {
+            if other != index {
+                settings.extend(["--bootstrap".to_string(), peer.p2p.clone()]);
+            }
+        }
+    }
+    settings
+}
+
+/// Writes every setting of node `index` (with its bootstrap peers) into
+/// its `config/config.toml`: `cairnd init` with [`node_settings`] makes a
+/// scratch home next to the node homes, and its `config.toml` replaces the
+/// node's (a rename, so the node never sees half a file); the scratch
+/// home, its keys and genesis are deleted. With `backup`, the node's
+/// previous config is kept as [`CONFIG_BACKUP_FILE`].
+async fn write_config(
+    devnet: &DevnetDir,
+    nodes: &[DevnetNode],
+    index: usize,
+    cairnd: &Path,
+    backup: bool,
+) -> Result<()> {
+    let node = &nodes[index];
+    let config_dir = devnet.home(node).join("config");
+    let config = config_dir.join("config.toml");
+    let scratch = devnet.root.join(format!(".{}.config.tmp", node.name));
+    let remove_scratch = || match fs::remove_dir_all(&scratch) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(CliError::io("delete the scratch home", &scratch)(error))
+        }
+        _ => Ok(()),
+    };
+    // Left over by a run that was cut short.
+    remove_scratch()?;
+    let mut init = vec![
+        "--home".to_string(),
+        scratch.display().to_string(),
+        "init".to_string(),
+    ];
+    init.extend(node_settings(nodes, index, true));
+    let installed = async {
+        run_cairnd(cairnd, &init).await?;
+        if backup && config.is_file() {
+            let kept = config_dir.join(CONFIG_BACKUP_FILE);
+            fs::copy(&config, &kept).map_err(CliError::io("copy", &config))?;
+        }
+        let written = scratch.join("config").join("config.toml");
+        fs::rename(&written, &config).map_err(CliError::io("replace", &config))
+    }
+    .await;
+    let removed = remove_scratch();
+    installed.and(removed)
+}
+
+/// Brings a devnet whose configs may not hold the nodes' settings
+/// ([`DEVNET_FILE_VERSION_CONFIGS_STALE`]: made by an older `cairn`, or
+/// moved by `up --base-port`) up to date: rewrites every node's
+/// `config.toml` once, keeping the previous one as `config.toml.bak`, and
+/// records [`DEVNET_FILE_VERSION`]. Older `cairn` started the nodes with
+/// the settings as `cairnd start` flags; instead of going on doing that for
+/// such homes, the flags are written into the configs, so that every node
+/// starts with `cairnd start --home HOME` alone. Nodes still running
+/// (started by an older `cairn`) keep what they run with until restarted.
+async fn update_configs(
+    devnet: &DevnetDir,
+    file: &mut DevnetFile,
+    cairnd: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if file.version == DEVNET_FILE_VERSION {
+        return Ok(());
+    }
+    for index in 0..file.nodes.len() {
+        write_config(devnet, &file.nodes, index, cairnd, true).await?;
+    }
+    file.version = DEVNET_FILE_VERSION;
+    devnet.write(file)?;
+    write_line(
+        out,
+        &format!(
+            "wrote the ports, bootstrap peers and timings of every node into its config/config.toml (the previous one is kept as config/{CONFIG_BACKUP_FILE}); each node starts with `cairnd start --home <its home>` alone"
+        ),
+    )
 }
 
 /// A peer id as printed by `cairnd show-node-id`: one base58 word.
@@ -931,11 +1066,16 @@ fn resume(
             running: running.join(", "),
         });
     }
-    // A new base port moves every node; peer ids and data stay.
+    // A new base port moves every node; peer ids and data stay. The
+    // configs then name the old ports: `up` rewrites them before the
+    // nodes start (`update_configs`).
     if let Some(base_port) = args.base_port {
         let base_port = checked_base_port(base_port)?;
         for (index, node) in file.nodes.iter_mut().enumerate() {
             node.set_ports(base_port, index)?;
+        }
+        if base_port != file.base_port {
+            file.version = DEVNET_FILE_VERSION_CONFIGS_STALE;
         }
         file.base_port = base_port;
     }
@@ -1053,7 +1193,8 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// Environment variables of this process that would change how `cairnd`
-/// runs (`CAIRN_*`); the devnet configures its nodes by flags alone.
+/// runs (`CAIRN_*`); the devnet configures its nodes by their
+/// `config.toml` alone.
 fn cairn_variables() -> Vec<std::ffi::OsString> {
     std::env::vars_os()
         .map(|(key, _)| key)
@@ -1063,7 +1204,8 @@ fn cairn_variables() -> Vec<std::ffi::OsString> {
 
 /// Runs `cairnd args...` to completion (within [`DEVNET_COMMAND_TIMEOUT`]);
 /// returns its standard output.
-async fn run_cairnd(cairnd: &Path, args: &[&str]) -> Result<String> {
+async fn run_cairnd<S: AsRef<str>>(cairnd: &Path, args: &[S]) -> Result<String> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let command_line = format!("{} {}", cairnd.display(), args.join(" "));
     let failed = |reason: String| CliError::CairndFailed {
         command: command_line.clone(),
@@ -1201,25 +1343,9 @@ fn start_node(
         .try_clone()
         .map_err(CliError::io("open the log", &log_path))?;
     let mut command = std::process::Command::new(cairnd);
-    command
-        .arg("--home")
-        .arg(&home)
-        .arg("start")
-        .arg("--p2p-listen")
-        .arg(format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port))
-        .arg("--rpc-listen")
-        .arg(format!("127.0.0.1:{}", node.rpc_port))
-        .arg("--metrics-listen")
-        .arg(format!("127.0.0.1:{}", node.metrics_port))
-        .arg("--mdns")
-        .arg("false")
-        .arg("--block-interval-max-ms")
-        .arg(BLOCK_INTERVAL_MAX_MS.to_string());
-    for (other, peer) in file.nodes.iter().enumerate() {
-        if other != index {
-            command.arg("--bootstrap").arg(&peer.p2p);
-        }
-    }
+    // Every setting comes from the home's config.toml (see
+    // `update_configs`): no flag, and no CAIRN_* variable, overrides it.
+    command.arg("--home").arg(&home).arg("start");
     for key in cairn_variables() {
         command.env_remove(key);
     }
@@ -1978,6 +2104,7 @@ async fn start_one(args: &DevnetNodeArgs, out: &mut dyn Write) -> Result<()> {
     }
     let cairnd = find_cairnd(args.cairnd.as_deref())?;
     check_ports_free(&file.nodes[index..=index], file.base_port)?;
+    update_configs(&devnet, &mut file, &cairnd, out).await?;
     let mut node = start_node(&devnet, &file, index, &cairnd)?;
     file.nodes[index].pid = Some(node.pid);
     devnet.write(&file)?;
