@@ -503,6 +503,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .store()
             .add_evidence(&evidence)
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
+        // Written unsynced; synced with this step's WAL entries (one sync
+        // per step, not one per piece), so nothing is sent while a write
+        // waits.
+        self.wal_unsynced = true;
         if self.evidence_pool.len() >= EVIDENCE_POOL_MAX {
             // The oldest evidence goes first.
             let oldest = self
@@ -788,13 +792,6 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .collect();
         self.evidence_pool
             .retain(|_, kept| !recorded.contains(&crate::ledger::evidence_key(kept)));
-        if height.0 % EVIDENCE_PRUNE_INTERVAL_HEIGHTS == 0 {
-            let oldest = Height(height.0.saturating_sub(EVIDENCE_AGE_MAX_HEIGHTS));
-            if let Err(error) = self.ledger.store().prune_evidence_below(oldest) {
-                tracing::warn!("cannot prune old evidence: {error}");
-            }
-            self.evidence_pool.retain(|_, kept| kept.height() >= oldest);
-        }
         if let Some(own) = self.own_index {
             let signed = certificate
                 .signatures
@@ -805,6 +802,15 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         // The commit deleted the WAL of this height in the same write, and
         // being synced it made every earlier WAL append durable.
         self.wal_unsynced = false;
+        if height.0 % EVIDENCE_PRUNE_INTERVAL_HEIGHTS == 0 {
+            let oldest = Height(height.0.saturating_sub(EVIDENCE_AGE_MAX_HEIGHTS));
+            if let Err(error) = self.ledger.store().prune_evidence_below(oldest) {
+                tracing::warn!("cannot prune old evidence: {error}");
+            }
+            // Unsynced: synced with the next step's WAL entries.
+            self.wal_unsynced = true;
+            self.evidence_pool.retain(|_, kept| kept.height() >= oldest);
+        }
         tracing::info!(
             height = height.0,
             round = certificate.round.0,

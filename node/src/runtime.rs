@@ -698,9 +698,8 @@ impl GossipGate {
                 else {
                     return Verdict::Reject;
                 };
-                if evidence.verify(chain_id, validators).is_err() {
-                    return Verdict::Reject;
-                }
+                // The cheap checks first: a flood of distinct pieces about
+                // one (validator, height) costs one signature check.
                 let tip = self.ledger.tip().height.0;
                 let height = evidence.height();
                 let oldest = tip.saturating_sub(crate::host::EVIDENCE_AGE_MAX_HEIGHTS);
@@ -710,6 +709,9 @@ impl GossipGate {
                 let key = (height, evidence.validator().0);
                 if self.evidence_seen.contains(&key) {
                     return Verdict::Ignore;
+                }
+                if evidence.verify(chain_id, validators).is_err() {
+                    return Verdict::Reject;
                 }
                 self.evidence_seen.retain(|(seen, _)| seen.0 >= oldest);
                 while self.evidence_seen.len() >= GOSSIP_EVIDENCE_SEEN_MAX {

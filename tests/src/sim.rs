@@ -77,6 +77,7 @@ use cairn_consensus::{
 use cairn_genesis::Genesis;
 use cairn_node::{
     host::{ConsensusHost, HostClock, HostConfig, HostNetwork, HostTimers},
+    ledger::evidence_key,
     ledger::Ledger,
     mempool::MempoolLimits,
     metrics::Metrics,
@@ -340,7 +341,9 @@ struct Node {
     /// Evidence this node published or accepted and has not committed,
     /// re-gossiped at every commit.
     evidence_pool: BTreeMap<Hash, Evidence>,
-    committed_evidence: BTreeSet<Hash>,
+    /// (height, validator) of the evidence in its chain (the ledger's
+    /// rule: one piece per misbehaving validator and height).
+    committed_evidence: BTreeSet<(Height, u32)>,
     highest_peer_height: u64,
     last_sync_request_ms: u64,
     crash_snapshot: Option<RoundState>,
@@ -417,7 +420,7 @@ pub struct Simulation {
     transactions_by_height: BTreeMap<u64, u64>,
     signed: BTreeMap<(usize, u64, u32, u8), Option<Hash>>,
     certificates_verified: BTreeSet<Hash>,
-    evidence_seen: BTreeMap<Hash, (usize, u64)>,
+    evidence_seen: BTreeMap<(Height, u32), (usize, u64)>,
     heights_at_heal: Option<Vec<u64>>,
     report: Report,
     tracing: bool,
@@ -658,7 +661,7 @@ impl Simulation {
         honest_done && self.evidence_missing().is_empty()
     }
 
-    fn evidence_missing(&self) -> Vec<Hash> {
+    fn evidence_missing(&self) -> Vec<(Height, u32)> {
         (0..self.nodes.len())
             .filter(|node| self.honest(*node))
             .flat_map(|node| {
@@ -859,7 +862,7 @@ impl Simulation {
         let mut committed = BTreeSet::new();
         for height in 1..=latest {
             if let Ok(Some(block)) = store.block(Height(height)) {
-                committed.extend(block.evidence.iter().map(Evidence::hash));
+                committed.extend(block.evidence.iter().map(evidence_key));
             }
         }
         let clock = SimClock {
@@ -1038,12 +1041,11 @@ impl Simulation {
                 }
                 Outgoing::Evidence(evidence) => {
                     let hash = evidence.hash();
+                    let key = evidence_key(&evidence);
                     if honest {
-                        self.evidence_seen
-                            .entry(hash)
-                            .or_insert((node, self.now_ms));
+                        self.evidence_seen.entry(key).or_insert((node, self.now_ms));
                     }
-                    if !self.nodes[node].committed_evidence.contains(&hash) {
+                    if !self.nodes[node].committed_evidence.contains(&key) {
                         self.nodes[node]
                             .evidence_pool
                             .insert(hash, evidence.clone());
@@ -1235,11 +1237,13 @@ impl Simulation {
         let mut recorded_twice = 0;
         let state = &mut self.nodes[node];
         for evidence in &block.evidence {
-            let evidence_hash = evidence.hash();
-            if !state.committed_evidence.insert(evidence_hash) && honest {
+            let key = evidence_key(evidence);
+            if !state.committed_evidence.insert(key) && honest {
                 recorded_twice += 1;
             }
-            state.evidence_pool.remove(&evidence_hash);
+            state
+                .evidence_pool
+                .retain(|_, pooled| evidence_key(pooled) != key);
         }
         if recorded_twice > 0 {
             self.report.evidence_recorded_twice += recorded_twice;
@@ -1548,7 +1552,7 @@ impl Simulation {
             NetMessage::Evidence(evidence) => {
                 let hash = evidence.hash();
                 let state = &self.nodes[to];
-                if state.committed_evidence.contains(&hash)
+                if state.committed_evidence.contains(&evidence_key(&evidence))
                     || state.evidence_pool.contains_key(&hash)
                     || evidence.verify(&self.chain_id, &self.validators).is_err()
                 {
