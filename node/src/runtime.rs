@@ -591,9 +591,9 @@ pub const GOSSIP_EVIDENCE_SEEN_MAX: usize = 16_384;
 /// height and round), height within a window of the tip, for a proposal
 /// the attached block's hash and structure against the signed hash, for
 /// evidence one piece per (validator, height) in the evidence window.
-/// Anything malformed or badly signed is `Reject`ed (its sender is
-/// punished); honest but useless messages (stale, duplicate, no room) are
-/// `Ignore`d.
+/// Anything malformed or badly signed, and a second piece of evidence for
+/// one (validator, height), is `Reject`ed (its sender is punished); honest
+/// but useless messages (stale, far ahead, no room) are `Ignore`d.
 pub struct GossipGate {
     ledger: Arc<Ledger>,
     schedule: Arc<ProposerSchedule>,
@@ -708,7 +708,12 @@ impl GossipGate {
                 }
                 let key = (height, evidence.validator().0);
                 if self.evidence_seen.contains(&key) {
-                    return Verdict::Ignore;
+                    // A second piece proves nothing new. Honest nodes
+                    // forward only what they accepted, so they send one
+                    // such piece per equivocation at most (a -10 their
+                    // accepted messages soon make up for); a flooder is
+                    // banned after a few.
+                    return Verdict::Reject;
                 }
                 if evidence.verify(chain_id, validators).is_err() {
                     return Verdict::Reject;
@@ -1297,10 +1302,12 @@ mod tests {
             Verdict::Accept
         );
         assert!(matches!(queued.try_recv(), Ok(HostEvent::Evidence(_))));
+        // More pieces about the same (validator, height) prove nothing new:
+        // rejected, so a flooder is punished.
         for round in 1..100 {
             assert_eq!(
                 gate.verdict(Topic::Evidence, &codec::encode(&evidence(round))),
-                Verdict::Ignore
+                Verdict::Reject
             );
         }
         assert!(queued.try_recv().is_err());

@@ -6,7 +6,11 @@
 //!   requests (block sync used to run on the consensus thread, so this
 //!   froze every validator it reached);
 //! - a forger re-sends every authentic proposal it sees with a junk block
-//!   (it used to be accepted and forwarded network-wide).
+//!   (it used to be accepted and forwarded network-wide);
+//! - with validator 3's key, a Byzantine peer floods 100,000 distinct valid
+//!   pieces of evidence of its own double votes (each used to be stored
+//!   with a synced write on the consensus thread), then replays the old
+//!   authentic messages it saw.
 //!
 //! Heights per second under attack are compared with the same devnet
 //! unattacked, measured in this run (asserted loosely, at least half; the
@@ -44,6 +48,8 @@ struct Devnet {
     p2p: Vec<String>,
     genesis_hash: Hash,
     chain_id: String,
+    /// The validators' consensus keys (the Byzantine case signs with one).
+    keys: Vec<cairn_types::Keypair>,
 }
 
 fn start_node(home: &Path, bootstrap: Option<&str>) -> ChildGuard {
@@ -132,6 +138,7 @@ fn start_devnet() -> Devnet {
         p2p,
         genesis_hash: genesis.hash(),
         chain_id: "adversary-test".into(),
+        keys,
     }
 }
 
@@ -252,6 +259,79 @@ async fn run_liar(
     drop(flood);
 }
 
+/// Pieces of evidence the Byzantine validator floods.
+const EVIDENCE_FLOOD: u32 = 100_000;
+
+/// With validator 3's key: floods distinct, valid evidence of its own
+/// double votes at the heights it sees, and replays the old authentic
+/// consensus messages it saw.
+async fn run_byzantine(
+    client: cairn_p2p::Client,
+    mut events: tokio::sync::mpsc::Receiver<Event>,
+    chain_id: cairn_types::ChainId,
+    key: cairn_types::Keypair,
+) {
+    let mut seen_height = 0u64;
+    let mut old_messages: Vec<Vec<u8>> = Vec::new();
+    let mut sent = 0u32;
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = tokio::time::sleep(Duration::from_millis(1)) => None,
+        };
+        if let Some(Event::Gossip(message)) = event {
+            if message.topic == Topic::Consensus {
+                if let Ok(Message::Vote(vote)) = codec::decode::<Message>(
+                    "vote",
+                    &message.data,
+                    cairn_node::runtime::CONSENSUS_MESSAGE_BYTES_MAX,
+                ) {
+                    seen_height = seen_height.max(vote.height.0);
+                }
+                if old_messages.len() < 2_000 {
+                    old_messages.push(message.data.clone());
+                }
+            }
+            message.validation.report(Verdict::Ignore).await;
+        }
+        if seen_height == 0 || sent >= EVIDENCE_FLOOD {
+            if sent >= EVIDENCE_FLOOD {
+                // Then replay what it saw, long after it was news.
+                for data in old_messages.drain(..) {
+                    let _ = client.publish(Topic::Consensus, data).await;
+                }
+            }
+            continue;
+        }
+        // Signing costs this machine's CPU, which the validators share:
+        // only while someone still listens.
+        if sent % 1_000 == 0 && client.peers().await.map_or(true, |peers| peers.is_empty()) {
+            sent += 1_000;
+            continue;
+        }
+        for _ in 0..200 {
+            let round = Round(sent);
+            let vote = |hash: u8| {
+                cairn_types::Vote::new_signed(
+                    &chain_id,
+                    cairn_types::VoteType::Prevote,
+                    Height(seen_height),
+                    round,
+                    Some(Hash([hash; 32])),
+                    cairn_types::ValidatorIndex(3),
+                    &key,
+                )
+            };
+            if let Some(evidence) = cairn_types::Evidence::duplicate_vote(vote(1), vote(2)) {
+                let _ = client
+                    .publish(Topic::Evidence, codec::encode(&evidence))
+                    .await;
+            }
+            sent += 1;
+        }
+    }
+}
+
 /// Re-sends every authentic proposal it sees with a junk block.
 async fn run_forger(client: cairn_p2p::Client, mut events: tokio::sync::mpsc::Receiver<Event>) {
     while let Some(event) = events.recv().await {
@@ -318,6 +398,13 @@ fn the_chain_keeps_committing_while_peers_lie_withhold_flood_and_forge() {
         let (forger, forger_events) = attacker(&devnet);
         let id = forger.local_peer_id();
         tokio::spawn(run_forger(forger, forger_events));
+        let (byzantine, byzantine_events) = attacker(&devnet);
+        tokio::spawn(run_byzantine(
+            byzantine,
+            byzantine_events,
+            cairn_types::ChainId::new(&devnet.chain_id).unwrap(),
+            devnet.keys[3].clone(),
+        ));
         id
     });
     // Let the attack reach every validator, then measure.
