@@ -479,6 +479,8 @@ pub async fn run_dispatcher(
     sync: SyncHandle,
 ) {
     let mut gate = GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone());
+    let mut budgets = RequestBudgets::default();
+    let serving = Arc::new(tokio::sync::Semaphore::new(SYNC_SERVING_MAX));
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
     tokio::spawn(run_gossip_admissions(Arc::clone(&ledger), admission_queue));
     let mut peers: BTreeMap<PeerId, String> = BTreeMap::new();
@@ -520,25 +522,106 @@ pub async fn run_dispatcher(
                 };
                 message.validation.report(verdict).await;
             }
-            Event::SyncRequest { request, reply, .. } => match request {
-                SyncRequest::BlockByHash(hash) => {
-                    if inbox
-                        .try_send(HostEvent::BlockByHash { hash, reply })
-                        .is_err()
-                    {
-                        tracing::debug!("consensus inbox full; refusing a block request");
+            Event::SyncRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                if !matches!(request, SyncRequest::Status) && !budgets.allow(peer) {
+                    reply.respond(SyncResponse::Refused(format!(
+                        "more than {PEER_REQUESTS_PER_SECOND} requests a second; slow down"
+                    )));
+                    continue;
+                }
+                match request {
+                    SyncRequest::BlockByHash(hash) => {
+                        if inbox
+                            .try_send(HostEvent::BlockByHash { hash, reply })
+                            .is_err()
+                        {
+                            tracing::debug!("consensus inbox full; refusing a block request");
+                        }
+                    }
+                    request => {
+                        // Reading blocks blocks: at most SYNC_SERVING_MAX at once.
+                        let Ok(permit) = Arc::clone(&serving).try_acquire_owned() else {
+                            reply.respond(SyncResponse::Refused(
+                                "busy serving other peers; ask another or retry".into(),
+                            ));
+                            continue;
+                        };
+                        let ledger = Arc::clone(&ledger);
+                        tokio::task::spawn_blocking(move || {
+                            reply.respond(serve_sync(&ledger, &request));
+                            drop(permit);
+                        });
                     }
                 }
-                request => {
-                    let ledger = Arc::clone(&ledger);
-                    tokio::task::spawn_blocking(move || {
-                        reply.respond(serve_sync(&ledger, &request));
-                    });
+            }
+            Event::RoundStateRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                if !budgets.allow(peer) {
+                    reply.respond(cairn_p2p::RoundStateResponse::Refused(format!(
+                        "more than {PEER_REQUESTS_PER_SECOND} requests a second; slow down"
+                    )));
+                    continue;
                 }
-            },
-            Event::RoundStateRequest { request, reply, .. } => {
                 let _ = inbox.try_send(HostEvent::RoundStateRequest { request, reply });
             }
+        }
+    }
+}
+
+/// Requests a peer may have served per second, on average (block sync
+/// needs one per range of blocks; round-state requests one per round).
+pub const PEER_REQUESTS_PER_SECOND: f64 = 50.0;
+/// Requests a peer may send at once above the average.
+pub const PEER_REQUESTS_BURST: f64 = 200.0;
+/// Peers whose request budget is remembered; beyond, the fullest are
+/// forgotten (a forgotten peer starts with a full budget).
+pub const PEER_BUDGETS_MAX: usize = 1_024;
+/// Block-range and status requests served at once (each reads the store on
+/// the blocking pool); more are refused as busy.
+pub const SYNC_SERVING_MAX: usize = 8;
+
+/// A token bucket per peer for the requests this node serves.
+#[derive(Default)]
+pub struct RequestBudgets {
+    buckets: std::collections::HashMap<PeerId, (f64, Instant)>,
+}
+
+impl RequestBudgets {
+    /// Takes one request from `peer`'s budget; false when it is spent.
+    pub fn allow(&mut self, peer: PeerId) -> bool {
+        self.allow_at(peer, Instant::now())
+    }
+
+    fn allow_at(&mut self, peer: PeerId, now: Instant) -> bool {
+        if !self.buckets.contains_key(&peer) && self.buckets.len() >= PEER_BUDGETS_MAX {
+            // Forget peers whose budget has refilled (they cost nothing).
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * PEER_REQUESTS_PER_SECOND
+                    < PEER_REQUESTS_BURST
+            });
+            if self.buckets.len() >= PEER_BUDGETS_MAX {
+                self.buckets.clear();
+            }
+        }
+        let (tokens, at) = self
+            .buckets
+            .entry(peer)
+            .or_insert((PEER_REQUESTS_BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * PEER_REQUESTS_PER_SECOND)
+            .min(PEER_REQUESTS_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
@@ -1181,6 +1264,24 @@ mod tests {
             vec![Verdict::Reject, Verdict::Accept, Verdict::Reject]
         );
         assert_eq!(ledger.mempool_size().0, 1);
+    }
+
+    #[test]
+    fn each_peer_gets_a_request_budget_that_refills() {
+        let mut budgets = RequestBudgets::default();
+        let peer = PeerId::random();
+        let other = PeerId::random();
+        let start = Instant::now();
+        let served = (0..1_000).filter(|_| budgets.allow_at(peer, start)).count();
+        assert_eq!(served, PEER_REQUESTS_BURST as usize);
+        assert!(
+            budgets.allow_at(other, start),
+            "another peer has its own budget"
+        );
+        assert!(budgets.allow_at(peer, start + Duration::from_millis(100)));
+        let later = start + Duration::from_secs(1);
+        let refilled = (0..1_000).filter(|_| budgets.allow_at(peer, later)).count();
+        assert!((40..=60).contains(&refilled), "{refilled}");
     }
 
     #[test]
