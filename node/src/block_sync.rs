@@ -313,6 +313,11 @@ impl BlockSync {
                 .await
                 .unwrap_or(0);
             if committed == 0 {
+                if self.ledger.tip().height >= from {
+                    // Consensus committed this height meanwhile: the peer is
+                    // not at fault, and this range is done.
+                    continue;
+                }
                 tracing::warn!(peer = %peer.peer, height = from.0, "a peer gave no usable blocks; leaving it out of sync");
                 self.back_off(peer.peer, "no usable blocks");
                 in_order = false;

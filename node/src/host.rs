@@ -39,7 +39,7 @@ use cairn_types::{
 
 use crate::{
     ledger::{BlockRequest, Ledger},
-    sign_state::{LastSigned, SignState, SignVerdict, SignedStep},
+    sign_state::{LastSigned, LockedValue, SignState, SignVerdict, SignedStep},
     NodeError,
 };
 
@@ -182,6 +182,19 @@ pub struct ConsensusHost<N, T, C> {
     wal_block_bytes: (Height, u64),
 }
 
+/// The lock a sign state holds, as the driver takes it.
+fn lock_floor(sign_state: &SignState) -> Option<(Height, cairn_consensus::RoundValue)> {
+    sign_state.locked().map(|lock| {
+        (
+            lock.height,
+            cairn_consensus::RoundValue {
+                round: lock.round,
+                value: lock.block_hash,
+            },
+        )
+    })
+}
+
 /// The (height, round, step, block) an own WAL entry signs, if it is a
 /// proposal or a vote.
 fn signed_entry(entry: &WalEntry) -> Option<LastSigned> {
@@ -253,6 +266,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// [`crate::sign_state`]).
     pub fn with_sign_state(mut self, sign_state: SignState) -> Self {
         self.driver.set_signing_floor(sign_state.last());
+        self.driver.set_lock_floor(lock_floor(&sign_state));
         self.sign_state = Some(sign_state);
         self
     }
@@ -357,6 +371,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         self.driver
             .set_signing_floor(self.sign_state.as_ref().and_then(SignState::last));
+        self.driver
+            .set_lock_floor(self.sign_state.as_ref().and_then(lock_floor));
         self.timers.clear();
         self.waiting = None;
         // Messages of the abandoned driver (left by a failed step) are
@@ -366,6 +382,13 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         // Entries of committed heights are of no use any more.
         self.prune_wal_below(height);
         let wal = self.read_wal(height)?;
+        // The blocks' share of this height's WAL counts what is already there.
+        let block_bytes: u64 = wal
+            .iter()
+            .filter(|entry| matches!(entry, WalEntry::Block { .. }))
+            .map(|entry| entry.to_bytes().len() as u64)
+            .sum();
+        self.wal_block_bytes = (height, block_bytes);
         if wal.is_empty() && self.should_wait() {
             self.waiting = Some(Waiting {
                 height,
@@ -599,6 +622,21 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 if let Some(signed) = signed_entry(&entry) {
                     self.record_signed(signed)?;
                 }
+                if let (
+                    WalEntry::Locked {
+                        height,
+                        round,
+                        block_hash,
+                    },
+                    Some(sign_state),
+                ) = (&entry, self.sign_state.as_mut())
+                {
+                    sign_state.record_lock(LockedValue {
+                        height: *height,
+                        round: *round,
+                        block_hash: *block_hash,
+                    })?;
+                }
                 // Appended now, synced once at the end of the step or before
                 // anything slow (a build, the validation of an unknown
                 // block, a commit), with the step's messages held until
@@ -703,7 +741,15 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 block_hash,
             } => self.network.request_block(request_id, height, block_hash),
             Output::Evidence(evidence) => {
-                if !self.evidence_pool.contains_key(&evidence.hash()) {
+                // One piece per (validator, height): a new pair of votes of
+                // a misbehaviour already known is not published again.
+                let key = crate::ledger::evidence_key(&evidence);
+                let known = self.ledger.evidence_recorded(&evidence)
+                    || self
+                        .evidence_pool
+                        .values()
+                        .any(|kept| crate::ledger::evidence_key(kept) == key);
+                if !known {
                     tracing::warn!(
                         validator = evidence.validator().0,
                         height = evidence.height().0,

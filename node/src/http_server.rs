@@ -49,6 +49,9 @@ use crate::shutdown::Shutdown;
 pub const REQUEST_URI_BYTES_MAX: usize = 8 * 1024;
 /// Longest request head (request line and headers) accepted.
 pub const REQUEST_HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Longest time one request may take, body and answer included (a
+/// WebSocket counts until its upgrade).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a refusal (414, 431, 503) may take to write before the
 /// connection is dropped.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -233,6 +236,33 @@ fn error_response(status: u16, reason: &str, code: &str, message: &str) -> Vec<u
     .into_bytes()
 }
 
+/// The 408 for a request over [`REQUEST_TIMEOUT`]; it closes the
+/// connection.
+fn request_timed_out() -> axum::response::Response {
+    let body = serde_json::json!({
+        "error": {
+            "code": "request_timeout",
+            "message": format!(
+                "the request took more than {} s (its body came too slowly); send it again",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        }
+    })
+    .to_string();
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// Why the first request head was not passed on.
 enum HeadRefusal {
     /// The client closed, sent nothing in time, or the read failed.
@@ -339,7 +369,13 @@ async fn serve_connection(
             };
             let router = router.clone();
             async move {
-                let response = router.oneshot(request).await;
+                // A client that trickles its body holds its connection busy
+                // (not evictable): it gets this long for the whole request.
+                let response =
+                    match tokio::time::timeout(REQUEST_TIMEOUT, router.oneshot(request)).await {
+                        Ok(response) => response,
+                        Err(_) => Ok(request_timed_out()),
+                    };
                 drop(guard);
                 response
             }

@@ -403,8 +403,8 @@ fn check_sign_state(home: &Home) -> Result<String, NodeError> {
     if text.trim().is_empty() {
         return Ok(format!("{}: nothing signed yet", path.display()));
     }
-    let last: cairn_consensus::LastSigned =
-        serde_json::from_str(text.trim()).map_err(|error| NodeError::Home(format!(
+    let (last, _) =
+        crate::sign_state::parse_record(&text).map_err(|error| NodeError::Home(format!(
             "sign state file {} does not parse ({error}). It records the last vote this validator signed; without it the validator could sign a conflicting one. Restore it from a backup; delete it only if this validator never signed on this chain",
             path.display()
         )))?;

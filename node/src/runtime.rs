@@ -518,7 +518,7 @@ pub async fn run_dispatcher(
                         let _ = admissions.try_send((message.data, message.validation));
                         continue;
                     }
-                    topic => gate.verdict(topic, &message.data),
+                    topic => gate.verdict(topic, &message.data, message.source),
                 };
                 message.validation.report(verdict).await;
             }
@@ -683,6 +683,8 @@ pub struct GossipGate {
     inbox: mpsc::Sender<HostEvent>,
     proposal_bytes: Arc<tokio::sync::Semaphore>,
     evidence_seen: BTreeSet<(Height, u32)>,
+    /// (height, validator, peer) of redundant evidence a peer sent.
+    evidence_senders: BTreeSet<(Height, u32, PeerId)>,
     sync: SyncHandle,
 }
 
@@ -712,6 +714,7 @@ impl GossipGate {
                 CONSENSUS_INBOX_PROPOSAL_BYTES_MAX / 1024,
             )),
             evidence_seen: BTreeSet::new(),
+            evidence_senders: BTreeSet::new(),
             sync,
         }
     }
@@ -728,7 +731,7 @@ impl GossipGate {
     }
 
     /// The verdict on one consensus, evidence or decision message.
-    pub fn verdict(&mut self, topic: Topic, data: &[u8]) -> Verdict {
+    pub fn verdict(&mut self, topic: Topic, data: &[u8], source: PeerId) -> Verdict {
         let genesis = self.ledger.genesis();
         let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
         match topic {
@@ -791,12 +794,24 @@ impl GossipGate {
                 }
                 let key = (height, evidence.validator().0);
                 if self.evidence_seen.contains(&key) {
-                    // A second piece proves nothing new. Honest nodes
-                    // forward only what they accepted, so they send one
-                    // such piece per equivocation at most (a -10 their
-                    // accepted messages soon make up for); a flooder is
-                    // banned after a few.
-                    return Verdict::Reject;
+                    // A second piece proves nothing new. An honest peer
+                    // sends at most one piece per (validator, height) (it
+                    // forwards only what it accepted, and publishes its own
+                    // find only for a new key), while other honest peers
+                    // may each send a different one: ignored. A peer that
+                    // sends a second piece for one key is flooding:
+                    // rejected, and banned after a few.
+                    let repeat = (height, evidence.validator().0, source);
+                    if self.evidence_senders.contains(&repeat) {
+                        return Verdict::Reject;
+                    }
+                    self.evidence_senders
+                        .retain(|(seen, _, _)| seen.0 >= oldest);
+                    while self.evidence_senders.len() >= GOSSIP_EVIDENCE_SEEN_MAX {
+                        self.evidence_senders.pop_first();
+                    }
+                    self.evidence_senders.insert(repeat);
+                    return Verdict::Ignore;
                 }
                 if evidence.verify(chain_id, validators).is_err() {
                     return Verdict::Reject;
@@ -1314,7 +1329,9 @@ mod tests {
                 &key,
             )
         };
-        let mut judge = |message: &Message| gate.verdict(Topic::Consensus, &codec::encode(message));
+        let peer = PeerId::random();
+        let mut judge =
+            |message: &Message| gate.verdict(Topic::Consensus, &codec::encode(message), peer);
 
         // A forged vote is rejected and never queued; a good one goes on.
         let mut forged_vote = vote(1, 0);
@@ -1383,7 +1400,7 @@ mod tests {
 
         // Evidence: one piece per (validator, height); garbage is rejected.
         for topic in [Topic::Consensus, Topic::Evidence, Topic::Decisions] {
-            assert_eq!(gate.verdict(topic, &[0xff; 9]), Verdict::Reject);
+            assert_eq!(gate.verdict(topic, &[0xff; 9], peer), Verdict::Reject);
         }
         let evidence = |round: u32| {
             let first = vote(1, round);
@@ -1399,15 +1416,25 @@ mod tests {
             cairn_types::Evidence::duplicate_vote(first, second).unwrap()
         };
         assert_eq!(
-            gate.verdict(Topic::Evidence, &codec::encode(&evidence(0))),
+            gate.verdict(Topic::Evidence, &codec::encode(&evidence(0)), peer),
             Verdict::Accept
         );
         assert!(matches!(queued.try_recv(), Ok(HostEvent::Evidence(_))));
         // More pieces about the same (validator, height) prove nothing new:
-        // rejected, so a flooder is punished.
-        for round in 1..100 {
+        // the first from each peer is ignored (honest peers may each have
+        // found another pair), a second from the same peer is rejected.
+        let other = PeerId::random();
+        assert_eq!(
+            gate.verdict(Topic::Evidence, &codec::encode(&evidence(1)), other),
+            Verdict::Ignore
+        );
+        assert_eq!(
+            gate.verdict(Topic::Evidence, &codec::encode(&evidence(2)), peer),
+            Verdict::Ignore
+        );
+        for round in 3..100 {
             assert_eq!(
-                gate.verdict(Topic::Evidence, &codec::encode(&evidence(round))),
+                gate.verdict(Topic::Evidence, &codec::encode(&evidence(round)), peer),
                 Verdict::Reject
             );
         }

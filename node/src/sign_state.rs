@@ -1,18 +1,23 @@
-//! The validator's sign state: the last (height, round, step) it signed,
-//! kept in `config/sign_state.json` apart from the chain data, so that no
-//! reset of `data/` (which holds the consensus WAL) can make it sign a
-//! proposal or vote that conflicts with one it signed before (CometBFT's
-//! `priv_validator_state.json`).
+//! The validator's sign state: the last (height, round, step) it signed and
+//! the lock it held at that height, kept in `config/sign_state.json` apart
+//! from the chain data, so that no reset of `data/` (which holds the
+//! consensus WAL) can make it sign a proposal or vote that conflicts with
+//! one it signed before, or forget a lock (CometBFT's
+//! `priv_validator_state.json` keeps the first, not the second).
 //!
 //! The rule ([`LastSigned::allows`], in `cairn-consensus`): a message is
 //! signed only if its (height, round, step) is after the recorded one, or
 //! is the recorded one with the same block (the same message again); steps
 //! order as proposal < prevote < precommit. Every new driver gets the
 //! record as its signing floor, so it does not even sign anything else: the
-//! validator stays silent for those steps (a liveness cost of at most the
-//! rounds it already signed, never a safety one). The host records each
-//! new signature here when the driver persists it, and stops the node
-//! should one ever break the rule.
+//! validator stays silent for those steps. It also gets the recorded lock
+//! ([`cairn_consensus::Driver::set_lock_floor`]): a height started without
+//! a newer lock in its WAL takes it, so after a reset in the middle of a
+//! height the validator still prevotes only as its lock allows (a lost WAL
+//! costs at most the rounds it already signed, never a vote against its
+//! lock). The host records each new signature and each new lock here when
+//! the driver persists them, and stops the node should a signature ever
+//! break the rule.
 //!
 //! The record is written before the message can leave (before the step's
 //! WAL sync releases it): one `pwrite` of a fixed-size record at offset 0
@@ -29,11 +34,69 @@ use std::{
 };
 
 pub use cairn_consensus::{LastSigned, SignedStep};
+use cairn_types::{Hash, Height, Round};
+use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 
-/// Length of the record on disk: JSON padded with spaces, then a newline.
-pub const RECORD_BYTES: usize = 256;
+/// Length of the record on disk: JSON padded with spaces, then a newline
+/// (one disk sector).
+pub const RECORD_BYTES: usize = 512;
+
+/// The lock this validator held at the height of its last signature
+/// (Tendermint's `lockedValue`/`lockedRound`): kept with the signature so
+/// that a validator whose WAL was lost keeps its lock too, not only its
+/// floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedValue {
+    /// Height of the lock.
+    pub height: Height,
+    /// `lockedRound`.
+    pub round: Round,
+    /// `lockedValue`.
+    pub block_hash: Hash,
+}
+
+/// The record on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignRecord {
+    height: Height,
+    round: Round,
+    step: SignedStep,
+    block_hash: Option<Hash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    locked: Option<LockedValue>,
+}
+
+impl SignRecord {
+    fn new(last: LastSigned, locked: Option<LockedValue>) -> SignRecord {
+        SignRecord {
+            height: last.height,
+            round: last.round,
+            step: last.step,
+            block_hash: last.block_hash,
+            locked: locked.filter(|lock| lock.height == last.height),
+        }
+    }
+
+    fn last(&self) -> LastSigned {
+        LastSigned {
+            height: self.height,
+            round: self.round,
+            step: self.step,
+            block_hash: self.block_hash,
+        }
+    }
+}
+
+/// Parses the text of a sign state record (for `cairnd check`, which reads
+/// without creating the file): the last signed message and the lock.
+pub fn parse_record(text: &str) -> Result<(LastSigned, Option<LockedValue>), serde_json::Error> {
+    let record: SignRecord = serde_json::from_str(text.trim())?;
+    Ok((record.last(), record.locked))
+}
 
 /// Whether a message may be signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +111,7 @@ pub enum SignVerdict {
 #[derive(Debug)]
 pub struct SignState {
     last: Option<LastSigned>,
+    locked: Option<LockedValue>,
     file: Option<(File, PathBuf)>,
 }
 
@@ -56,6 +120,7 @@ impl SignState {
     pub fn in_memory() -> SignState {
         SignState {
             last: None,
+            locked: None,
             file: None,
         }
     }
@@ -78,13 +143,20 @@ impl SignState {
         let mut file = options
             .open(path)
             .map_err(io_error("open sign state file"))?;
+        // The directory entry of a new file is durable too (the first
+        // record must survive a power loss).
+        if let Some(directory) = path.parent() {
+            File::open(directory)
+                .and_then(|directory| directory.sync_all())
+                .map_err(io_error("sync the directory of the sign state file"))?;
+        }
         let mut text = String::new();
         (&mut file)
             .take(RECORD_BYTES as u64 * 4)
             .read_to_string(&mut text)
             .map_err(io_error("read sign state file"))?;
         let trimmed = text.trim();
-        let last = if trimmed.is_empty() {
+        let record: Option<SignRecord> = if trimmed.is_empty() {
             None
         } else {
             Some(serde_json::from_str(trimmed).map_err(|error| NodeError::SignState {
@@ -95,7 +167,8 @@ impl SignState {
             })?)
         };
         Ok(SignState {
-            last,
+            last: record.map(|record| record.last()),
+            locked: record.and_then(|record| record.locked),
             file: Some((file, path.to_path_buf())),
         })
     }
@@ -103,6 +176,39 @@ impl SignState {
     /// The last signed message.
     pub fn last(&self) -> Option<LastSigned> {
         self.last
+    }
+
+    /// The lock held at the height of the last signed message.
+    pub fn locked(&self) -> Option<LockedValue> {
+        self.locked
+    }
+
+    /// Records a new lock (durably) before it can show in a vote.
+    pub fn record_lock(&mut self, lock: LockedValue) -> Result<(), NodeError> {
+        let Some(last) = self.last else {
+            // Nothing signed yet at any height: the lock's precommit comes
+            // next and is recorded with it.
+            self.locked = Some(lock);
+            return Ok(());
+        };
+        if self.locked == Some(lock) {
+            return Ok(());
+        }
+        let record = SignRecord::new(last, Some(lock));
+        self.write(&record)?;
+        self.locked = record.locked;
+        Ok(())
+    }
+
+    fn write(&self, record: &SignRecord) -> Result<(), NodeError> {
+        if let Some((file, path)) = &self.file {
+            write_record(file, record).map_err(|source| NodeError::Io {
+                action: "write sign state file",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks `message` against the last one and, when it may be signed,
@@ -116,21 +222,17 @@ impl SignState {
                 return Ok(SignVerdict::Sign);
             }
         }
-        if let Some((file, path)) = &self.file {
-            write_record(file, &message).map_err(|source| NodeError::Io {
-                action: "write sign state file",
-                path: path.clone(),
-                source,
-            })?;
-        }
+        let record = SignRecord::new(message, self.locked);
+        self.write(&record)?;
         self.last = Some(message);
+        self.locked = record.locked;
         Ok(SignVerdict::Sign)
     }
 }
 
 /// Writes the fixed-size record at offset 0 and syncs it.
-fn write_record(file: &File, message: &LastSigned) -> std::io::Result<()> {
-    let mut record = serde_json::to_vec(message)?;
+fn write_record(file: &File, record: &SignRecord) -> std::io::Result<()> {
+    let mut record = serde_json::to_vec(record)?;
     if record.len() >= RECORD_BYTES {
         return Err(std::io::Error::other(format!(
             "the sign state record is {} bytes, more than {RECORD_BYTES}",
@@ -146,7 +248,6 @@ fn write_record(file: &File, message: &LastSigned) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_types::{Hash, Height, Round};
 
     fn message(height: u64, round: u32, step: SignedStep, hash: Option<u8>) -> LastSigned {
         LastSigned {
@@ -224,5 +325,33 @@ mod tests {
         std::fs::write(&path, b"{\"height\": 3, garbage").expect("write");
         let error = SignState::open(&path).expect_err("corrupt");
         assert!(error.to_string().contains("sign_state.json"), "{error}");
+    }
+
+    #[test]
+    fn the_lock_is_kept_with_the_signature_of_its_height() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("sign_state.json");
+        let mut state = SignState::open(&path).expect("open");
+        state
+            .check_and_record(message(4, 1, SignedStep::Prevote, Some(7)))
+            .expect("record");
+        let lock = LockedValue {
+            height: Height(4),
+            round: Round(1),
+            block_hash: Hash([7; 32]),
+        };
+        state.record_lock(lock).expect("lock");
+        state
+            .check_and_record(message(4, 1, SignedStep::Precommit, Some(7)))
+            .expect("record");
+        drop(state);
+        let mut reopened = SignState::open(&path).expect("reopen");
+        assert_eq!(reopened.locked(), Some(lock));
+        // The next height drops it.
+        reopened
+            .check_and_record(message(5, 0, SignedStep::Prevote, None))
+            .expect("record");
+        drop(reopened);
+        assert_eq!(SignState::open(&path).expect("reopen").locked(), None);
     }
 }

@@ -27,7 +27,9 @@ use crate::{
         TRANSITIONS_PER_INPUT_MAX,
     },
     proposer::ProposerSchedule,
-    round::{apply, RoundEvent, RoundOutput, RoundRules, RoundState, RoundTimeout, Step},
+    round::{
+        apply, RoundEvent, RoundOutput, RoundRules, RoundState, RoundTimeout, RoundValue, Step,
+    },
     vote_keeper::{AddVote, VoteKeeper},
     wal::{WalEntry, WalState},
     ConsensusError,
@@ -129,6 +131,9 @@ pub struct Driver {
     /// The last message this validator signed before this driver (see
     /// [`crate::signing`]): nothing before it or against it is signed.
     signing_floor: Option<LastSigned>,
+    /// The lock held when the last message was signed, as (height, lock):
+    /// restored when the WAL of that height holds none (it was lost).
+    lock_floor: Option<(Height, RoundValue)>,
 }
 
 impl Driver {
@@ -169,6 +174,7 @@ impl Driver {
             certificates: BTreeMap::new(),
             future: BTreeMap::new(),
             signing_floor: None,
+            lock_floor: None,
         })
     }
 
@@ -177,6 +183,13 @@ impl Driver {
     /// of its WAL).
     pub fn set_signing_floor(&mut self, floor: Option<LastSigned>) {
         self.signing_floor = floor;
+    }
+
+    /// The lock this validator held at `height` when it last signed,
+    /// kept by the host beside the signing floor: a height started without
+    /// a newer lock in its WAL takes it, so a lost WAL loses no lock.
+    pub fn set_lock_floor(&mut self, lock: Option<(Height, RoundValue)>) {
+        self.lock_floor = lock;
     }
 
     /// The signing floor, if any.
@@ -401,6 +414,12 @@ impl Driver {
             self.keeper.add_vote(vote.clone())?;
         }
         self.state.locked = wal.locked;
+        if let Some((lock_height, lock)) = self.lock_floor {
+            if lock_height == height && self.state.locked.is_none_or(|kept| kept.round < lock.round)
+            {
+                self.state.locked = Some(lock);
+            }
+        }
         self.state.valid = wal.valid;
         self.state.round = wal.round;
         let round = wal.round;
@@ -1195,13 +1214,11 @@ impl Driver {
         }) {
             return Ok(());
         }
-        let block = self
-            .blocks
-            .get(&value)
-            .map(|entry| entry.block.clone())
-            .ok_or_else(|| ConsensusError::InvalidBlock {
-                reason: format!("proposing block {value} that is not held"),
-            })?;
+        // A valid value kept by hash only (its bytes were left out of a full
+        // WAL before a restart) cannot be proposed: the round goes by.
+        let Some(block) = self.blocks.get(&value).map(|entry| entry.block.clone()) else {
+            return Ok(());
+        };
         let proposal = Proposal::new_signed(
             &self.config.chain_id,
             height,

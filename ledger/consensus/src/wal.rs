@@ -105,8 +105,11 @@ pub struct WalState {
 
 impl WalState {
     /// Replays the entries of `height`, in append order. Refuses entries of
-    /// another height, locks on blocks the WAL does not hold, and two
-    /// different own messages for one slot.
+    /// another height and two different own messages for one slot. A lock
+    /// or valid value whose block bytes are not in the WAL (the host leaves
+    /// a block out when a very long height fills its share of the WAL) is
+    /// kept by hash: the lock still binds the votes, and the block comes
+    /// again with any proposal of it.
     pub fn replay(height: Height, entries: &[WalEntry]) -> Result<WalState, ConsensusError> {
         let corrupt = |reason: String| ConsensusError::WalCorrupt { reason };
         let mut state = WalState::default();
@@ -150,11 +153,6 @@ impl WalState {
                 WalEntry::Locked {
                     round, block_hash, ..
                 } => {
-                    if !state.blocks.contains_key(block_hash) {
-                        return Err(corrupt(format!(
-                            "lock on block {block_hash} whose bytes are not in the WAL"
-                        )));
-                    }
                     state.locked = Some(RoundValue {
                         round: *round,
                         value: *block_hash,
@@ -163,11 +161,6 @@ impl WalState {
                 WalEntry::Valid {
                     round, block_hash, ..
                 } => {
-                    if !state.blocks.contains_key(block_hash) {
-                        return Err(corrupt(format!(
-                            "valid value {block_hash} whose bytes are not in the WAL"
-                        )));
-                    }
                     state.valid = Some(RoundValue {
                         round: *round,
                         value: *block_hash,

@@ -680,3 +680,20 @@ fn a_proposer_of_a_later_round_proposes_its_earlier_block_again() {
     assert_eq!(again.block_hash, first_hash);
     assert_eq!(again.round, later);
 }
+
+#[test]
+fn a_lock_kept_beside_the_signing_floor_is_restored_when_the_wal_is_lost() {
+    let mut d = driver(1);
+    let lock = cairn_consensus::RoundValue {
+        round: Round(2),
+        value: Hash([5; 32]),
+    };
+    d.set_lock_floor(Some((Height(1), lock)));
+    d.process(start(1, vec![]));
+    assert_eq!(d.round_state().locked, Some(lock));
+    // Another height does not take it.
+    let mut other = driver(1);
+    other.set_lock_floor(Some((Height(7), lock)));
+    other.process(start(1, vec![]));
+    assert_eq!(other.round_state().locked, None);
+}
