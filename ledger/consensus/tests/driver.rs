@@ -135,6 +135,26 @@ fn pump(drivers: &mut [Driver], first: Vec<(usize, Input)>) -> Vec<Vec<Output>> 
     log
 }
 
+/// Starts height 1 on `d` and answers its block request (if it is the
+/// proposer) with a block of validator `own`; every output.
+fn start_and_build(d: &mut Driver, own: usize) -> Vec<Output> {
+    let mut outputs = d.process(start(1, vec![]));
+    let built: Vec<Input> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
+                request_id: *request_id,
+                block: Some(Arc::new(block(own, GENESIS_MS + 10))),
+            }),
+            _ => None,
+        })
+        .collect();
+    for input in built {
+        outputs.extend(d.process(input));
+    }
+    outputs
+}
+
 fn decisions(log: &[Output]) -> Vec<(Arc<Block>, CommitCertificate)> {
     log.iter()
         .filter_map(|output| match output {
@@ -540,21 +560,8 @@ fn a_driver_with_a_signing_floor_signs_nothing_at_or_below_it() {
         step: SignedStep::Precommit,
         block_hash: None,
     }));
-    let mut outputs = d.process(start(1, vec![]));
-    // Answer its block request so it would propose.
-    let built: Vec<Input> = outputs
-        .iter()
-        .filter_map(|output| match output {
-            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
-                request_id: *request_id,
-                block: Some(Arc::new(block(proposer.0 as usize, GENESIS_MS + 10))),
-            }),
-            _ => None,
-        })
-        .collect();
-    for input in built {
-        outputs.extend(d.process(input));
-    }
+    // Its block request is answered, so it would propose.
+    let outputs = start_and_build(&mut d, proposer.0 as usize);
     assert!(
         outputs.iter().all(|output| !matches!(
             output,
@@ -564,20 +571,7 @@ fn a_driver_with_a_signing_floor_signs_nothing_at_or_below_it() {
     );
     // Without the floor the same driver proposes.
     let mut free = driver(proposer.0 as usize);
-    let mut outputs = free.process(start(1, vec![]));
-    let built: Vec<Input> = outputs
-        .iter()
-        .filter_map(|output| match output {
-            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
-                request_id: *request_id,
-                block: Some(Arc::new(block(proposer.0 as usize, GENESIS_MS + 10))),
-            }),
-            _ => None,
-        })
-        .collect();
-    for input in built {
-        outputs.extend(free.process(input));
-    }
+    let outputs = start_and_build(&mut free, proposer.0 as usize);
     assert!(outputs
         .iter()
         .any(|output| matches!(output, Output::Persist(WalEntry::Proposal(_)))));
@@ -621,21 +615,7 @@ fn a_proposer_of_a_later_round_proposes_its_earlier_block_again() {
         .expect("the proposer comes round again");
     let own = proposer.0 as usize;
     let mut d = driver(own);
-    let mut outputs = d.process(start(1, vec![]));
-    let built: Vec<Input> = outputs
-        .iter()
-        .filter_map(|output| match output {
-            Output::BuildBlock { request_id, .. } => Some(Input::BlockBuilt {
-                request_id: *request_id,
-                block: Some(Arc::new(block(own, GENESIS_MS + 10))),
-            }),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(built.len(), 1);
-    for input in built {
-        outputs.extend(d.process(input));
-    }
+    let outputs = start_and_build(&mut d, own);
     let first_hash = outputs
         .iter()
         .find_map(|output| match output {
