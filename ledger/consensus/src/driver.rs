@@ -83,6 +83,13 @@ enum Verdict {
     Valid,
     /// Invalid.
     Invalid,
+    /// Sound, but its time is more than the drift ahead of this node's
+    /// clock: not timely as a fresh proposal (prevote nil), yet judged again
+    /// (validated, no clock check) once it is re-proposed with a valid
+    /// round or has a precommit quorum. A clock rejection is never
+    /// remembered as "invalid": a lagging clock must not keep a validator
+    /// from a block the others locked on.
+    NotYet,
 }
 
 #[derive(Clone, Debug)]
@@ -685,7 +692,24 @@ impl Driver {
                 max: BLOCKS_PER_HEIGHT_MAX,
             });
         }
-        match self.check_block(&block, check_clock) {
+        let checked = self.check_block(&block, false).and_then(|()| {
+            if check_clock {
+                self.check_block_time(&block)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error @ ConsensusError::BlockTooFarAhead { .. }) = checked {
+            self.blocks.insert(
+                hash,
+                BlockEntry {
+                    block,
+                    verdict: Verdict::NotYet,
+                },
+            );
+            return Err(error);
+        }
+        match checked {
             Ok(()) => {
                 let request_id = self.new_request(PendingRequest::Validate {
                     height: self.state.height,
@@ -762,6 +786,43 @@ impl Driver {
     /// time (after the parent, not before genesis, and unless the block is
     /// certified, at most the clock drift ahead of our clock), validator
     /// set, parent certificate and evidence signatures.
+    /// Timeliness of a fresh proposal's block: not more than the drift
+    /// ahead of this node's clock.
+    fn check_block_time(&self, block: &Block) -> Result<(), ConsensusError> {
+        let latest = self
+            .now
+            .saturating_add_millis(self.config.params.clock_drift_max_ms);
+        if block.header.time > latest {
+            return Err(ConsensusError::BlockTooFarAhead {
+                time: block.header.time,
+                drift_ms: self.config.params.clock_drift_max_ms,
+                now: self.now,
+            });
+        }
+        Ok(())
+    }
+
+    /// Re-judges a block kept as [`Verdict::NotYet`] without the clock:
+    /// sends it to the host for validation.
+    fn judge_again(&mut self, hash: Hash, out: &mut Vec<Output>) -> Result<(), ConsensusError> {
+        let Some(entry) = self.blocks.get(&hash) else {
+            return Ok(());
+        };
+        if entry.verdict != Verdict::NotYet {
+            return Ok(());
+        }
+        let block = entry.block.clone();
+        let request_id = self.new_request(PendingRequest::Validate {
+            height: self.state.height,
+            block_hash: hash,
+        })?;
+        if let Some(entry) = self.blocks.get_mut(&hash) {
+            entry.verdict = Verdict::Pending;
+        }
+        out.push(Output::ValidateBlock { request_id, block });
+        Ok(())
+    }
+
     fn check_block(&self, block: &Block, check_clock: bool) -> Result<(), ConsensusError> {
         let invalid = |reason: String| ConsensusError::InvalidBlock { reason };
         block.check_structure()?;
@@ -793,14 +854,8 @@ impl Driver {
                 header.time
             )));
         }
-        let latest = self
-            .now
-            .saturating_add_millis(self.config.params.clock_drift_max_ms);
-        if check_clock && header.time > latest {
-            return Err(invalid(format!(
-                "time {} is more than {} ms ahead of our clock {}",
-                header.time, self.config.params.clock_drift_max_ms, self.now
-            )));
+        if check_clock {
+            self.check_block_time(block)?;
         }
         if header.validator_set_hash != self.validator_set_hash {
             return Err(invalid("validator set hash is not ours".into()));
@@ -973,6 +1028,9 @@ impl Driver {
                     value: hash,
                 }),
                 Some(Verdict::Pending | Verdict::Invalid) => {}
+                // More than 2/3 precommitted it: its time is no reason to
+                // refuse it.
+                Some(Verdict::NotYet) => self.judge_again(hash, out)?,
                 None => {
                     if !self.fetching.contains(&hash) {
                         let height = self.state.height;
@@ -995,12 +1053,33 @@ impl Driver {
             events.push(RoundEvent::RoundSkip { round: higher });
         }
         // L22, L28, L36: the proposal of the current round.
-        if let Some(signed) = self.proposals.get(&round) {
-            let hash = signed.proposal.block_hash;
-            let verdict = self.blocks.get(&hash).map(|entry| entry.verdict);
+        let current = self
+            .proposals
+            .get(&round)
+            .map(|signed| (signed.proposal.block_hash, signed.proposal.valid_round));
+        if let Some((hash, proposal_valid_round)) = current {
+            let polka_current =
+                self.keeper.quorum_value(round, VoteType::Prevote) == Some(Some(hash));
+            let mut verdict = self.blocks.get(&hash).map(|entry| entry.verdict);
+            if verdict == Some(Verdict::NotYet) {
+                if proposal_valid_round.is_some() || polka_current {
+                    // A re-proposal, or a block more than 2/3 prevoted, is
+                    // not judged on this node's clock.
+                    self.judge_again(hash, out)?;
+                }
+                if proposal_valid_round.is_none() {
+                    // A fresh proposal that is not timely: prevote nil.
+                    events.push(RoundEvent::Proposal {
+                        round,
+                        value: hash,
+                        valid: false,
+                    });
+                }
+                verdict = None;
+            }
             if let Some(verdict @ (Verdict::Valid | Verdict::Invalid)) = verdict {
                 let valid = verdict == Verdict::Valid;
-                match signed.proposal.valid_round {
+                match proposal_valid_round {
                     None => events.push(RoundEvent::Proposal {
                         round,
                         value: hash,
@@ -1020,7 +1099,7 @@ impl Driver {
                         }
                     }
                 }
-                if valid && self.keeper.quorum_value(round, VoteType::Prevote) == Some(Some(hash)) {
+                if valid && polka_current {
                     events.push(RoundEvent::ProposalWithPolkaCurrent { round, value: hash });
                 }
             }

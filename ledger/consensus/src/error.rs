@@ -70,6 +70,17 @@ pub enum ConsensusError {
         /// The address the block names.
         named: cairn_types::Address,
     },
+    /// A fresh proposal's block whose time is more than the drift ahead of
+    /// this node's clock (not timely; judged again if re-proposed).
+    #[error("block time {time} is more than {drift_ms} ms ahead of our clock {now}")]
+    BlockTooFarAhead {
+        /// The block's time.
+        time: cairn_types::Timestamp,
+        /// The allowed drift.
+        drift_ms: u64,
+        /// This node's clock.
+        now: cairn_types::Timestamp,
+    },
     /// A second, different proposal from the proposer of a round.
     #[error("conflicting proposal for height {height} round {round}")]
     ConflictingProposal {

@@ -342,6 +342,7 @@ fn a_block_too_far_ahead_of_our_clock_gets_a_nil_prevote() {
         ValidatorIndex(1),
         &keys()[1],
     );
+    let late_hash = late.hash();
     let outputs = d.process(Input::Proposal(SignedProposal {
         proposal,
         block: late,
@@ -356,8 +357,31 @@ fn a_block_too_far_ahead_of_our_clock_gets_a_nil_prevote() {
     )));
     assert!(outputs.iter().any(|o| matches!(
         o,
-        Output::Rejected(cairn_consensus::ConsensusError::InvalidBlock { .. })
+        Output::Rejected(cairn_consensus::ConsensusError::BlockTooFarAhead { .. })
     )));
+    // The others' clocks found it timely and prevoted it: a lagging clock is
+    // no reason to refuse it now. The block is validated (no clock check)
+    // instead of staying "invalid" for the whole height.
+    let mut judged = Vec::new();
+    for validator in 1..4 {
+        let vote = Vote::new_signed(
+            &chain(),
+            VoteType::Prevote,
+            Height(1),
+            Round(0),
+            Some(late_hash),
+            ValidatorIndex(validator),
+            &keys()[validator as usize],
+        );
+        judged.extend(d.process(Input::Vote(vote)));
+    }
+    assert!(
+        judged.iter().any(|o| matches!(
+            o,
+            Output::ValidateBlock { block, .. } if block.hash() == late_hash
+        )),
+        "{judged:?}"
+    );
 }
 
 #[test]
