@@ -40,8 +40,10 @@ impl Behaviour {
 pub struct Scenario {
     /// The seed of everything random in the run.
     pub seed: u64,
-    /// Number of validators (equal power).
+    /// Number of validators.
     pub validators: usize,
+    /// Voting power of each validator (index order).
+    pub powers: Vec<u64>,
     /// Behaviour of each validator (index order).
     pub behaviours: Vec<Behaviour>,
     /// Probability of dropping a message while faults are active.
@@ -78,6 +80,7 @@ impl Scenario {
         Scenario {
             seed,
             validators,
+            powers: vec![10; validators],
             behaviours: vec![Behaviour::Honest; validators],
             drop_per_mille: 0,
             duplicate_per_mille: 0,
@@ -109,6 +112,7 @@ impl Scenario {
         Scenario {
             seed,
             validators,
+            powers: vec![10; validators],
             behaviours,
             drop_per_mille: rng.between(0, 250),
             duplicate_per_mille: rng.between(0, 100),
@@ -126,6 +130,53 @@ impl Scenario {
         }
     }
 
+    /// [`Scenario::from_seed`] with unequal voting powers (1 to 50 each)
+    /// and Byzantine validators holding as much power as the fault bound
+    /// allows, often exactly the most that is still below a third (3B <
+    /// total): the boundary where one more unit would break safety.
+    pub fn weighted_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0x0BE1_6475);
+        let mut powers: Vec<u64> = (0..validators).map(|_| rng.between(1, 50)).collect();
+        let byzantine: Vec<usize> = (0..validators)
+            .filter(|index| scenario.behaviours[*index] != Behaviour::Honest)
+            .collect();
+        if !byzantine.is_empty() {
+            let honest: u64 = (0..validators)
+                .filter(|index| !byzantine.contains(index))
+                .map(|index| powers[index])
+                .sum();
+            // 3B < B + H  <=>  B < H / 2: the most is (H - 1) / 2.
+            let most = honest.saturating_sub(1) / 2;
+            let budget = if rng.below(2) == 0 {
+                most
+            } else {
+                rng.between(0, most)
+            };
+            if budget < byzantine.len() as u64 {
+                // Not even one unit each fits: these stay honest.
+                for index in &byzantine {
+                    scenario.behaviours[*index] = Behaviour::Honest;
+                }
+            } else {
+                // Spread the budget over the Byzantine validators, at least 1 each.
+                let mut left = budget;
+                for (position, index) in byzantine.iter().enumerate() {
+                    let still = (byzantine.len() - position - 1) as u64;
+                    let share = if still == 0 {
+                        left
+                    } else {
+                        rng.between(1, left.saturating_sub(still).max(1))
+                    };
+                    powers[*index] = share.max(1);
+                    left = left.saturating_sub(share);
+                }
+            }
+        }
+        scenario.powers = powers;
+        scenario
+    }
+
     /// A one-line description for failure messages.
     pub fn describe(&self) -> String {
         let byzantine: Vec<String> = self
@@ -136,8 +187,9 @@ impl Scenario {
             .map(|(i, b)| format!("{i}:{b:?}"))
             .collect();
         format!(
-            "n={} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
             self.validators,
+            self.powers,
             byzantine.join(","),
             self.drop_per_mille,
             self.duplicate_per_mille,

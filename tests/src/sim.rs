@@ -455,7 +455,7 @@ impl Simulation {
                 .map(|(i, keypair)| Validator {
                     name: format!("validator-{i}"),
                     public_key: keypair.public_key(),
-                    power: VotingPower(10),
+                    power: VotingPower(scenario.powers.get(i).copied().unwrap_or(10)),
                 })
                 .collect(),
         )

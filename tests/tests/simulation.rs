@@ -85,6 +85,40 @@ fn ci_seeds_7_validators() {
     seed_set("ci_seeds_7_validators", 7, 2_000, 150);
 }
 
+/// Unequal voting powers, n = 4 to 7 (3f+1, 3f+2, 3f+3), Byzantine power
+/// up to (often exactly at) the most below a third.
+#[test]
+fn ci_seeds_weighted_validators() {
+    let start = std::time::Instant::now();
+    let mut at_boundary = 0;
+    for validators in 4..=7 {
+        let first = 4_000 + 100 * validators as u64;
+        for seed in seeds(first..first + 25) {
+            let scenario = Scenario::weighted_from_seed(seed, validators);
+            let byzantine: u64 = scenario
+                .behaviours
+                .iter()
+                .zip(&scenario.powers)
+                .filter(|(behaviour, _)| **behaviour != Behaviour::Honest)
+                .map(|(_, power)| power)
+                .sum();
+            let total: u64 = scenario.powers.iter().sum();
+            assert!(3 * byzantine < total, "{}", scenario.describe());
+            // The most Byzantine power below a third of the total: one unit
+            // more (3(B+1) >= B+1+H) and safety is no longer promised.
+            if byzantine > 0 && byzantine == (total - byzantine - 1) / 2 {
+                at_boundary += 1;
+            }
+            check("ci_seeds_weighted_validators", scenario);
+        }
+    }
+    eprintln!(
+        "100 weighted seeds in {:.1} s, {at_boundary} with Byzantine power at the bound",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(at_boundary > 0, "no seed reached the boundary");
+}
+
 #[test]
 fn ci_seeds_10_validators() {
     seed_set("ci_seeds_10_validators", 10, 3_000, 50);
