@@ -56,6 +56,11 @@ pub struct Scenario {
     pub latency_healed_ms: (u64, u64),
     /// Network partitions during the fault phase.
     pub partitions: u32,
+    /// A minority of this many validators cut off from the rest from 100 ms
+    /// for [`Scenario::long_partition_ms`] (0: none).
+    pub long_partition_nodes: usize,
+    /// How long the minority stays cut off (many rounds of timeouts).
+    pub long_partition_ms: u64,
     /// Crashes (with restart from the store and WAL) of honest validators.
     pub crashes: u32,
     /// Every fault heals at this simulated time (ms after genesis).
@@ -87,6 +92,8 @@ impl Scenario {
             latency_faulty_ms: (1, 1),
             latency_healed_ms: (1, 1),
             partitions: 0,
+            long_partition_nodes: 0,
+            long_partition_ms: 0,
             crashes: 0,
             fault_phase_ms: 0,
             heights_after_heal: 10,
@@ -119,6 +126,8 @@ impl Scenario {
             latency_faulty_ms: (latency_low, latency_low + rng.between(0, 40)),
             latency_healed_ms: (1, rng.between(1, 10)),
             partitions: rng.below(3) as u32,
+            long_partition_nodes: 0,
+            long_partition_ms: 0,
             crashes: rng.below(3) as u32,
             fault_phase_ms: rng.between(500, 2_000),
             heights_after_heal: 10,
@@ -177,6 +186,22 @@ impl Scenario {
         scenario
     }
 
+    /// [`Scenario::from_seed`] with one long partition instead of the short
+    /// ones: a minority (1 to f validators, possibly the proposers of the
+    /// next rounds) cut off for `ms`, long enough for the majority to
+    /// decide many heights and the minority to run many rounds alone; then
+    /// it heals and the minority must catch up.
+    pub fn long_partition_from_seed(seed: u64, validators: usize, ms: u64) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0x10C6_9A27);
+        let faulty_max = ((validators - 1) / 3).max(1);
+        scenario.partitions = 0;
+        scenario.long_partition_nodes = rng.between(1, faulty_max as u64) as usize;
+        scenario.long_partition_ms = ms;
+        scenario.fault_phase_ms = scenario.fault_phase_ms.max(100 + ms + 1);
+        scenario
+    }
+
     /// A one-line description for failure messages.
     pub fn describe(&self) -> String {
         let byzantine: Vec<String> = self
@@ -187,7 +212,7 @@ impl Scenario {
             .map(|(i, b)| format!("{i}:{b:?}"))
             .collect();
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -196,6 +221,8 @@ impl Scenario {
             self.latency_faulty_ms,
             self.latency_healed_ms,
             self.partitions,
+            self.long_partition_nodes,
+            self.long_partition_ms,
             self.crashes,
             self.fault_phase_ms,
             self.timeout_commit_ms,

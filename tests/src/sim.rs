@@ -734,6 +734,25 @@ impl Simulation {
             self.schedule(start, Event::PartitionStart { sides });
             self.schedule(end, Event::PartitionEnd);
         }
+        if self.scenario.long_partition_nodes > 0 {
+            // The minority: that many nodes drawn from all of them.
+            let mut sides = vec![false; count];
+            let mut cut = 0;
+            while cut
+                < self
+                    .scenario
+                    .long_partition_nodes
+                    .min(count.saturating_sub(1))
+            {
+                let node = self.rng.below(count as u64) as usize;
+                if !sides[node] {
+                    sides[node] = true;
+                    cut += 1;
+                }
+            }
+            self.schedule(100, Event::PartitionStart { sides });
+            self.schedule(100 + self.scenario.long_partition_ms, Event::PartitionEnd);
+        }
         let honest: Vec<usize> = (0..count).filter(|n| self.honest(*n)).collect();
         for _ in 0..self.scenario.crashes {
             let node = honest[self.rng.below(honest.len() as u64) as usize];

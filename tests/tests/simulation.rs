@@ -85,6 +85,22 @@ fn ci_seeds_7_validators() {
     seed_set("ci_seeds_7_validators", 7, 2_000, 150);
 }
 
+/// A minority cut off for 20 s (dozens of rounds with growing timeouts on
+/// its side, hundreds of heights on the other) catches up after the heal,
+/// and nothing conflicts meanwhile.
+#[test]
+fn a_minority_cut_off_for_many_rounds_catches_up_after_the_heal() {
+    for (validators, first) in [(4, 6_000), (7, 6_100)] {
+        for seed in seeds(first..first + 6) {
+            let scenario = Scenario::long_partition_from_seed(seed, validators, 20_000);
+            check(
+                "a_minority_cut_off_for_many_rounds_catches_up_after_the_heal",
+                scenario,
+            );
+        }
+    }
+}
+
 /// Unequal voting powers, n = 4 to 7 (3f+1, 3f+2, 3f+3), Byzantine power
 /// up to (often exactly at) the most below a third.
 #[test]
