@@ -73,6 +73,9 @@ pub struct Scenario {
     pub timeout_commit_ms: u64,
     /// Largest clock skew of a node, either way.
     pub clock_skew_max_ms: u64,
+    /// Nodes whose clock is off by this much instead (beyond the drift the
+    /// chain allows): (node, skew in ms, negative = behind).
+    pub clock_outliers: Vec<(usize, i64)>,
     /// Transfers per block.
     pub transactions_per_block: usize,
     /// Test-only: every honest node ignores its lock at L22/L28.
@@ -100,6 +103,7 @@ impl Scenario {
             liveness_budget_ms: 30_000,
             timeout_commit_ms: 10,
             clock_skew_max_ms: 0,
+            clock_outliers: Vec::new(),
             transactions_per_block: 2,
             ignore_lock: false,
         }
@@ -134,6 +138,7 @@ impl Scenario {
             liveness_budget_ms: 60_000,
             timeout_commit_ms: [0, 20, 100][rng.below(3) as usize],
             clock_skew_max_ms: rng.between(0, 200),
+            clock_outliers: Vec::new(),
             transactions_per_block: rng.below(3) as usize,
             ignore_lock: false,
         }
@@ -202,6 +207,33 @@ impl Scenario {
         scenario
     }
 
+    /// [`Scenario::from_seed`] where one honest validator's clock is off by
+    /// 1.5 to 4 s (behind or ahead), beyond the 1 s drift blocks may have:
+    /// its view of fresh proposals' timeliness differs from the others'
+    /// for the whole run. At most f validators are Byzantine or off.
+    pub fn clock_outlier_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0xC10C_4B1D);
+        let faulty_max = (validators - 1) / 3;
+        // Make room for the outlier in the fault budget.
+        let byzantine: Vec<usize> = (0..validators)
+            .filter(|index| scenario.behaviours[*index] != Behaviour::Honest)
+            .collect();
+        if byzantine.len() >= faulty_max {
+            if let Some(first) = byzantine.first() {
+                scenario.behaviours[*first] = Behaviour::Honest;
+            }
+        }
+        let honest: Vec<usize> = (0..validators)
+            .filter(|index| scenario.behaviours[*index] == Behaviour::Honest)
+            .collect();
+        let node = honest[rng.below(honest.len() as u64) as usize];
+        let size = rng.between(1_500, 4_000) as i64;
+        let skew = if rng.below(2) == 0 { -size } else { size };
+        scenario.clock_outliers = vec![(node, skew)];
+        scenario
+    }
+
     /// A one-line description for failure messages.
     pub fn describe(&self) -> String {
         let byzantine: Vec<String> = self
@@ -212,7 +244,7 @@ impl Scenario {
             .map(|(i, b)| format!("{i}:{b:?}"))
             .collect();
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -223,6 +255,7 @@ impl Scenario {
             self.partitions,
             self.long_partition_nodes,
             self.long_partition_ms,
+            self.clock_outliers,
             self.crashes,
             self.fault_phase_ms,
             self.timeout_commit_ms,

@@ -494,7 +494,12 @@ impl Simulation {
         let mut nodes = Vec::new();
         for (index, keypair) in keypairs.into_iter().enumerate() {
             let skew_range = scenario.clock_skew_max_ms;
-            let clock_skew_ms = rng.between(0, 2 * skew_range) as i64 - skew_range as i64;
+            let drawn = rng.between(0, 2 * skew_range) as i64 - skew_range as i64;
+            let clock_skew_ms = scenario
+                .clock_outliers
+                .iter()
+                .find(|(node, _)| *node == index)
+                .map_or(drawn, |(_, skew)| *skew);
             nodes.push(Node {
                 behaviour: scenario.behaviours[index],
                 keypair,

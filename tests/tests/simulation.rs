@@ -85,6 +85,24 @@ fn ci_seeds_7_validators() {
     seed_set("ci_seeds_7_validators", 7, 2_000, 150);
 }
 
+/// One honest validator whose clock is 1.5 to 4 s off (the drift allowed
+/// is 1 s): it finds the others' fresh blocks untimely (or they find its
+/// own), yet it locks and commits with them once they have a polka or a
+/// certificate, and the chain stays live and safe (a clock rejection used
+/// to be remembered for the whole height).
+#[test]
+fn a_validator_whose_clock_is_off_beyond_the_drift_does_not_stall_the_chain() {
+    for (validators, first) in [(4, 7_000), (7, 7_100)] {
+        for seed in seeds(first..first + 10) {
+            let scenario = Scenario::clock_outlier_from_seed(seed, validators);
+            check(
+                "a_validator_whose_clock_is_off_beyond_the_drift_does_not_stall_the_chain",
+                scenario,
+            );
+        }
+    }
+}
+
 /// A minority cut off for 20 s (dozens of rounds with growing timeouts on
 /// its side, hundreds of heights on the other) catches up after the heal,
 /// and nothing conflicts meanwhile.
