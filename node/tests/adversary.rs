@@ -5,6 +5,8 @@
 //!   floods the validators with 10,000 round-state and block-by-hash
 //!   requests (block sync used to run on the consensus thread, so this
 //!   froze every validator it reached);
+//! - a sloth claims a far tip and answers every request after 9.9 s, just
+//!   inside the deadline, with nothing;
 //! - a forger re-sends every authentic proposal it sees with a junk block
 //!   (it used to be accepted and forwarded network-wide);
 //! - with validator 3's key, a Byzantine peer floods 100,000 distinct valid
@@ -259,6 +261,35 @@ async fn run_liar(
     drop(flood);
 }
 
+/// Claims a far tip and answers every block and round-state request after
+/// 9.9 s (just inside the requester's 10 s deadline) with nothing.
+async fn run_sloth(mut events: tokio::sync::mpsc::Receiver<Event>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::SyncRequest { request, reply, .. } => match request {
+                SyncRequest::Status => reply.respond(SyncResponse::Status(SyncStatus {
+                    tip_height: Height(1 << 61),
+                    tip_hash: Hash([8; 32]),
+                })),
+                _ => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(9_900)).await;
+                        reply.respond(SyncResponse::Blocks(Vec::new()));
+                    });
+                }
+            },
+            Event::RoundStateRequest { reply, .. } => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(9_900)).await;
+                    reply.respond(cairn_p2p::RoundStateResponse::State(Default::default()));
+                });
+            }
+            Event::Gossip(message) => message.validation.report(Verdict::Ignore).await,
+            _ => {}
+        }
+    }
+}
+
 /// Pieces of evidence the Byzantine validator floods.
 const EVIDENCE_FLOOD: u32 = 100_000;
 
@@ -395,6 +426,11 @@ fn the_chain_keeps_committing_while_peers_lie_withhold_flood_and_forge() {
     let forger_id = runtime.block_on(async {
         let (liar, liar_events) = attacker(&devnet);
         tokio::spawn(run_liar(devnet_peers.clone(), liar, liar_events));
+        let (sloth, sloth_events) = attacker(&devnet);
+        tokio::spawn(async move {
+            let _client = sloth;
+            run_sloth(sloth_events).await;
+        });
         let (forger, forger_events) = attacker(&devnet);
         let id = forger.local_peer_id();
         tokio::spawn(run_forger(forger, forger_events));
