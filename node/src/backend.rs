@@ -107,6 +107,12 @@ impl ReadinessPolicy {
     }
 }
 
+/// Whether a node needs peers to make progress: all but the one validator
+/// of a one-validator chain do.
+pub fn needs_peers(validator: bool, genesis: &cairn_genesis::Genesis) -> bool {
+    !(validator && genesis.validators.validators().len() == 1)
+}
+
 /// The RPC backend of a running node.
 pub struct NodeBackend {
     ledger: Arc<Ledger>,
@@ -134,10 +140,8 @@ impl NodeBackend {
         self
     }
 
-    /// Whether this node needs peers: all but the one validator of a
-    /// one-validator chain do.
     fn should_have_peers(&self) -> bool {
-        !(self.identity.validator && self.ledger.genesis().validators.validators().len() == 1)
+        needs_peers(self.identity.validator, self.ledger.genesis())
     }
 
     /// `/status`'s `catching_up`: block sync is behind, or the node needs
@@ -232,7 +236,7 @@ impl RpcBackend for NodeBackend {
             ready: reasons.is_empty(),
             latest_height: tip.height.0,
             latest_block_age_ms: age_ms,
-            catching_up: syncing || (should_have_peers && peers == 0),
+            catching_up: self.catching_up(),
             peers,
             should_have_peers,
             idle,

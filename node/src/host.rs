@@ -498,21 +498,23 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// [`EVIDENCE_AGE_MAX_HEIGHTS`], is refused: no block could hold the
     /// former yet, and the latter is no longer proposed.
     pub fn add_evidence(&mut self, evidence: Evidence) -> Result<bool, NodeError> {
-        let hash = evidence.hash();
-        let key = crate::ledger::evidence_key(&evidence);
-        // One piece per (validator, height): a second proves nothing new.
-        if self.evidence_pool.contains_key(&hash)
-            || !self.evidence_in_window(&evidence)
-            || self.ledger.evidence_recorded(&evidence)
-            || self
-                .evidence_pool
-                .values()
-                .any(|kept| crate::ledger::evidence_key(kept) == key)
-        {
+        if !self.evidence_in_window(&evidence) || self.knows_misbehaviour(&evidence) {
             return Ok(false);
         }
         self.keep_evidence(evidence)?;
         Ok(true)
+    }
+
+    /// Whether evidence of this (validator, height) is already pooled or
+    /// recorded in a block: one piece per misbehaviour, a second proves
+    /// nothing new.
+    fn knows_misbehaviour(&self, evidence: &Evidence) -> bool {
+        let key = crate::ledger::evidence_key(evidence);
+        self.ledger.evidence_recorded(evidence)
+            || self
+                .evidence_pool
+                .values()
+                .any(|kept| crate::ledger::evidence_key(kept) == key)
     }
 
     fn evidence_in_window(&self, evidence: &Evidence) -> bool {
@@ -743,13 +745,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             Output::Evidence(evidence) => {
                 // One piece per (validator, height): a new pair of votes of
                 // a misbehaviour already known is not published again.
-                let key = crate::ledger::evidence_key(&evidence);
-                let known = self.ledger.evidence_recorded(&evidence)
-                    || self
-                        .evidence_pool
-                        .values()
-                        .any(|kept| crate::ledger::evidence_key(kept) == key);
-                if !known {
+                if !self.knows_misbehaviour(&evidence) {
                     tracing::warn!(
                         validator = evidence.validator().0,
                         height = evidence.height().0,

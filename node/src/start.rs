@@ -371,7 +371,7 @@ pub async fn serve(
     tokio::spawn(run_informant(
         Arc::clone(&ledger),
         Arc::clone(&network),
-        config.mode == NodeMode::Validator && ledger.genesis().validators.validators().len() == 1,
+        !crate::backend::needs_peers(config.mode == NodeMode::Validator, ledger.genesis()),
         stop.clone(),
     ));
     if announce {

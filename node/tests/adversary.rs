@@ -59,16 +59,8 @@ fn start_node(home: &Path, bootstrap: Option<&str>) -> ChildGuard {
     let mut command = cairnd();
     command
         .args(["--home", &home.display().to_string(), "start"])
-        .args([
-            "--rpc-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--wait-for-transactions",
-            "false",
-        ]);
+        .args(support::FREE_PORTS)
+        .args(["--wait-for-transactions", "false"]);
     if let Some(bootstrap) = bootstrap {
         command.args(["--bootstrap", bootstrap]);
     }
@@ -83,43 +75,7 @@ fn start_node(home: &Path, bootstrap: Option<&str>) -> ChildGuard {
 
 fn start_devnet() -> Devnet {
     let root = tempfile::tempdir().unwrap();
-    let keys: Vec<_> = (0..4)
-        .map(|_| cairn_genesis::devnet::generate_keypair())
-        .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let genesis =
-        cairn_genesis::devnet::build_devnet_from_keys(&cairn_genesis::devnet::DevnetKeys {
-            chain_id: "adversary-test".into(),
-            genesis_time: cairn_types::Timestamp(u64::try_from(now).unwrap()),
-            validators: keys
-                .iter()
-                .enumerate()
-                .map(|(index, key)| (format!("v{index}"), key.public_key()))
-                .collect(),
-            accounts: Vec::new(),
-            consensus_params: cairn_types::ConsensusParams::default(),
-        })
-        .unwrap();
-    let genesis_path = root.path().join("genesis.json");
-    genesis.to_file().save(&genesis_path).unwrap();
-    let mut homes = Vec::new();
-    for (index, key) in keys.iter().enumerate() {
-        let home = root.path().join(format!("v{index}"));
-        let output = cairnd()
-            .args(["--home", &home.display().to_string(), "init", "--genesis"])
-            .arg(&genesis_path)
-            .args(["--moniker", &format!("v{index}")])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let key_file = home.join("config/validator_key.json");
-        std::fs::remove_file(&key_file).unwrap();
-        cairn_node::home::write_key_file(&key_file, key).unwrap();
-        homes.push(home);
-    }
+    let (homes, genesis, keys) = support::validator_homes(root.path(), "adversary-test", 4);
     let mut guards = vec![start_node(&homes[0], None)];
     let first = wait_for_addresses(&mut guards[0], &homes[0]);
     let bootstrap = wait_for_p2p(&homes[0]);

@@ -142,48 +142,13 @@ fn ready_is_503_with_reasons_when_the_node_cannot_make_progress() {
     drop(dev);
 
     let work = tempfile::tempdir().unwrap();
-    let keys = [
-        cairn_genesis::devnet::generate_keypair(),
-        cairn_genesis::devnet::generate_keypair(),
-    ];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let genesis =
-        cairn_genesis::devnet::build_devnet_from_keys(&cairn_genesis::devnet::DevnetKeys {
-            chain_id: "ready-test".into(),
-            genesis_time: cairn_types::Timestamp(u64::try_from(now).unwrap()),
-            validators: vec![
-                ("v0".into(), keys[0].public_key()),
-                ("v1".into(), keys[1].public_key()),
-            ],
-            accounts: Vec::new(),
-            consensus_params: cairn_types::ConsensusParams::default(),
-        })
-        .unwrap();
-    let genesis_path = work.path().join("genesis.json");
-    genesis.to_file().save(&genesis_path).unwrap();
-    let home = work.path().join("v0");
-    let output = cairnd()
-        .args(["--home", &home.display().to_string(), "init", "--genesis"])
-        .arg(&genesis_path)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let key_file = home.join("config/validator_key.json");
-    std::fs::remove_file(&key_file).unwrap();
-    cairn_node::home::write_key_file(&key_file, &keys[0]).unwrap();
+    let (homes, _, _) = support::validator_homes(work.path(), "ready-test", 2);
+    let home = homes[0].clone();
     let log = std::fs::File::create(work.path().join("v0.log")).unwrap();
     let child = cairnd()
         .args(["--home", &home.display().to_string(), "start"])
+        .args(support::FREE_PORTS)
         .args([
-            "--rpc-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
             "--wait-for-transactions",
             "false",
             "--rpc-ready-stall-ms",

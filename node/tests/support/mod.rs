@@ -102,3 +102,65 @@ pub fn wait_for_addresses(guard: &mut ChildGuard, home: &Path) -> serde_json::Va
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Flags that put every listener of a node on a free loopback port.
+pub const FREE_PORTS: [&str; 6] = [
+    "--rpc-listen",
+    "127.0.0.1:0",
+    "--metrics-listen",
+    "127.0.0.1:0",
+    "--p2p-listen",
+    "/ip4/127.0.0.1/tcp/0",
+];
+
+/// Homes `root/v0 ..` of a chain `chain_id` of `count` fresh validators,
+/// each made by `cairnd init --genesis` and given its validator key; the
+/// genesis and the keys.
+pub fn validator_homes(
+    root: &Path,
+    chain_id: &str,
+    count: usize,
+) -> (
+    Vec<std::path::PathBuf>,
+    cairn_genesis::Genesis,
+    Vec<cairn_types::Keypair>,
+) {
+    let keys: Vec<_> = (0..count)
+        .map(|_| cairn_genesis::devnet::generate_keypair())
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let genesis =
+        cairn_genesis::devnet::build_devnet_from_keys(&cairn_genesis::devnet::DevnetKeys {
+            chain_id: chain_id.into(),
+            genesis_time: cairn_types::Timestamp(u64::try_from(now).unwrap()),
+            validators: keys
+                .iter()
+                .enumerate()
+                .map(|(index, key)| (format!("v{index}"), key.public_key()))
+                .collect(),
+            accounts: Vec::new(),
+            consensus_params: cairn_types::ConsensusParams::default(),
+        })
+        .unwrap();
+    let genesis_path = root.join("genesis.json");
+    genesis.to_file().save(&genesis_path).unwrap();
+    let mut homes = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let home = root.join(format!("v{index}"));
+        let output = cairnd()
+            .args(["--home", &home.display().to_string(), "init", "--genesis"])
+            .arg(&genesis_path)
+            .args(["--moniker", &format!("v{index}")])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let key_file = home.join("config/validator_key.json");
+        std::fs::remove_file(&key_file).unwrap();
+        cairn_node::home::write_key_file(&key_file, key).unwrap();
+        homes.push(home);
+    }
+    (homes, genesis, keys)
+}
