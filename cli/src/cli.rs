@@ -78,6 +78,12 @@ impl Cli {
                 _ => false,
             },
             Command::Tx(TxCommand::Send(args)) => args.json,
+            Command::Validator(
+                ValidatorCommand::Bond { common, .. }
+                | ValidatorCommand::Unbond { common, .. }
+                | ValidatorCommand::Unjail { common }
+                | ValidatorCommand::RotateKey { common, .. },
+            ) => common.json,
             Command::Query(args) => args.json,
             Command::Devnet(DevnetCommand::Status(args)) => args.json,
             Command::Devnet(_) => false,
@@ -96,6 +102,9 @@ pub enum Command {
     /// Make transactions.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Stake: bond to a validator key, unbond, unjail, rotate the key.
+    #[command(subcommand)]
+    Validator(ValidatorCommand),
     /// Read the chain from a node.
     Query(QueryArgs),
     /// Run a local devnet: several cairnd nodes on this machine.
@@ -377,6 +386,100 @@ pub struct SendArgs {
     pub keyring: KeyringArgs,
 }
 
+/// `cairn validator ...`: the staking transactions of an operator.
+#[derive(Debug, Subcommand)]
+pub enum ValidatorCommand {
+    /// Bond stake from the operator's balance to a validator key (the
+    /// first bond makes the sender its operator).
+    Bond {
+        /// The consensus key (64 hex characters: `cairnd show-validator`).
+        #[arg(long, value_name = "HEX")]
+        validator_key: String,
+        /// Units to bond.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        amount: u64,
+        /// The validator's name (first bond only; at most 64 bytes).
+        #[arg(long, value_name = "NAME", default_value = "")]
+        moniker: String,
+        /// Sender, fee, nonce, wait and node.
+        #[command(flatten)]
+        common: StakingArgs,
+    },
+    /// Start unbonding stake (released after the chain's unbonding period).
+    Unbond {
+        /// Units to unbond.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        amount: u64,
+        /// Sender, fee, nonce, wait and node.
+        #[command(flatten)]
+        common: StakingArgs,
+    },
+    /// Return a jailed validator to candidacy after its jail period.
+    Unjail {
+        /// Sender, fee, nonce, wait and node.
+        #[command(flatten)]
+        common: StakingArgs,
+    },
+    /// Replace the validator's consensus key (a lost or compromised one).
+    RotateKey {
+        /// The new consensus key (64 hex characters).
+        #[arg(long, value_name = "HEX")]
+        new_validator_key: String,
+        /// Sender, fee, nonce, wait and node.
+        #[command(flatten)]
+        common: StakingArgs,
+    },
+}
+
+/// What every `cairn validator` command takes: the operator's key, fee,
+/// nonce, waiting and the node.
+#[derive(Debug, Args)]
+pub struct StakingArgs {
+    /// Name of the operator's key in the keyring.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = parse_key_name,
+        required_unless_present = "private_key_file",
+        conflicts_with = "private_key_file"
+    )]
+    pub from: Option<KeyName>,
+    /// Sign with the key in FILE (64 hex characters of secret seed, or a
+    /// node's `config/validator_key.json` for a genesis validator, which is
+    /// its own operator).
+    #[arg(long, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// Units paid to the block proposer.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub fee: u64,
+    /// Nonce to use [default: the account's next_nonce from the node].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nonce: Option<u64>,
+    /// The chain to sign for [default: the node's chain].
+    #[arg(long, value_name = "ID", env = "CAIRN_CHAIN_ID", value_parser = parse_chain_id)]
+    pub chain_id: Option<String>,
+    /// Wait until the transaction is in a committed block.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (500ms, 30s, 2m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Keyring and passphrase.
+    #[command(flatten)]
+    pub keyring: KeyringArgs,
+}
+
 /// `cairn query ...`.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -417,8 +520,13 @@ pub enum QueryCommand {
         #[arg(value_parser = parse_hash)]
         hash: Hash,
     },
-    /// The validator set.
-    Validators,
+    /// The validator set of a height (default: the next one) and the
+    /// candidates.
+    Validators {
+        /// The height.
+        #[arg(long, value_name = "N")]
+        height: Option<u64>,
+    },
     /// The node's connected peers.
     Peers,
 }

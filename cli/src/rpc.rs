@@ -82,6 +82,12 @@ pub struct Account {
     /// The nonce the queued transfers wait for.
     #[serde(default)]
     pub missing_nonce: Option<u64>,
+    /// The validator this account operates.
+    #[serde(default)]
+    pub stake: Option<CandidateJson>,
+    /// Its unbonding entries.
+    #[serde(default)]
+    pub unbonding: Vec<UnbondingJson>,
 }
 
 /// `POST /tx`.
@@ -210,15 +216,57 @@ pub struct ValidatorJson {
     pub address: String,
     /// Voting power.
     pub power: u64,
+    /// `bonded`, `jailed` or `unbonding` (empty from an older node).
+    #[serde(default)]
+    pub status: String,
+}
+
+/// A validator candidate in `GET /validators` and `GET /account`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CandidateJson {
+    /// Operator address.
+    pub operator: String,
+    /// Consensus key (hex).
+    pub validator_key: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Stake bonded.
+    pub bonded: u64,
+    /// Voting power it is worth.
+    pub power: u64,
+    /// `bonded`, `jailed` or `unbonding`.
+    pub status: String,
+    /// Height from which unjail is accepted.
+    #[serde(default)]
+    pub jailed_until: Option<u64>,
+}
+
+/// An unbonding entry in `GET /account`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UnbondingJson {
+    /// Stake.
+    pub amount: u64,
+    /// Released at the end of this block.
+    pub release_height: u64,
 }
 
 /// `GET /validators`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Validators {
+    /// The height whose set this is (0 from an older node).
+    #[serde(default)]
+    pub height: u64,
+    /// The set's hash.
+    #[serde(default)]
+    pub set_hash: String,
     /// Sum of voting power.
     pub total_power: u64,
     /// The validators.
     pub validators: Vec<ValidatorJson>,
+    /// Every candidate (for the heights the current state decides).
+    #[serde(default)]
+    pub candidates: Vec<CandidateJson>,
 }
 
 /// One peer in `GET /peers`.
@@ -362,8 +410,11 @@ impl NodeClient {
     }
 
     /// `GET /validators`.
-    pub async fn validators(&self) -> Result<(Validators, Value)> {
-        self.get("/validators").await
+    pub async fn validators(&self, height: Option<u64>) -> Result<(Validators, Value)> {
+        match height {
+            Some(height) => self.get(&format!("/validators?height={height}")).await,
+            None => self.get("/validators").await,
+        }
     }
 
     /// `GET /peers`.

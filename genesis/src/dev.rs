@@ -61,5 +61,6 @@ pub fn dev_genesis() -> Result<Genesis, GenesisError> {
             .map(|keypair| (keypair.address(), DEV_ACCOUNT_BALANCE))
             .collect(),
         consensus_params: dev_consensus_params(),
+        staking_params: crate::devnet::devnet_staking_params(),
     })
 }

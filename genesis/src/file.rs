@@ -3,8 +3,8 @@
 use std::{collections::BTreeSet, path::Path};
 
 use cairn_types::{
-    codec, sha256, Address, ChainId, ConsensusParams, Hash, PublicKey, Timestamp, Validator,
-    ValidatorSet, VotingPower,
+    codec, sha256, Address, ChainId, ConsensusParams, Hash, PublicKey, StakingParams, Timestamp,
+    Validator, ValidatorSet, VotingPower,
 };
 use serde::{Deserialize, Serialize};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -16,7 +16,7 @@ pub const GENESIS_ACCOUNTS_MAX: usize = 1_000_000;
 /// Largest genesis file read from disk.
 pub const GENESIS_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Domain separator of the genesis hash.
-const GENESIS_HASH_DOMAIN: &[u8] = b"cairn/genesis/v1\0";
+const GENESIS_HASH_DOMAIN: &[u8] = b"cairn/genesis/v2\0";
 
 /// `genesis.json` as written on disk: text fields, checked by
 /// [`GenesisFile::validate`].
@@ -33,6 +33,9 @@ pub struct GenesisFile {
     pub accounts: Vec<GenesisAccount>,
     /// Timeouts, block limits and clock drift.
     pub consensus_params: ConsensusParams,
+    /// Proof-of-stake parameters (defaults when absent).
+    #[serde(default)]
+    pub staking_params: StakingParams,
 }
 
 /// One validator entry of `genesis.json`.
@@ -43,8 +46,13 @@ pub struct GenesisValidator {
     pub name: String,
     /// ed25519 public key, 64 hex characters.
     pub public_key: String,
-    /// Voting power, more than zero.
+    /// Voting power, more than zero. The operator bonds power x
+    /// `staking_params.power_unit` from its genesis balance.
     pub power: u64,
+    /// bech32m address of the operator account that bonds the stake and
+    /// receives the fees; the address of `public_key` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 /// One funded account of `genesis.json`.
@@ -64,12 +72,16 @@ pub struct Genesis {
     pub chain_id: ChainId,
     /// No block may be earlier than this.
     pub genesis_time: Timestamp,
-    /// The validator set of every height (no validator set changes yet).
+    /// The validator set of heights 1 and 2; staking changes it from
+    /// height 3 on.
     pub validators: ValidatorSet,
-    /// Funded accounts, in file order.
+    /// Funded accounts, in file order, with their balances before the
+    /// validators' stake is bonded.
     pub accounts: Vec<(Address, u64)>,
     /// Chain-wide consensus parameters.
     pub consensus_params: ConsensusParams,
+    /// Proof-of-stake parameters.
+    pub staking_params: StakingParams,
 }
 
 /// What the genesis hash covers.
@@ -80,6 +92,7 @@ struct CanonicalGenesis<'a> {
     validators: &'a [Validator],
     accounts: &'a [(Address, u64)],
     consensus_params: &'a ConsensusParams,
+    staking_params: &'a StakingParams,
 }
 
 impl GenesisFile {
@@ -161,6 +174,9 @@ impl GenesisFile {
         self.consensus_params
             .validate()
             .map_err(|error| GenesisError::invalid("consensus_params", error.to_string()))?;
+        self.staking_params
+            .validate()
+            .map_err(|error| GenesisError::invalid("staking_params", error.to_string()))?;
 
         if self.validators.is_empty() {
             return Err(GenesisError::invalid(
@@ -196,10 +212,16 @@ impl GenesisFile {
                     ),
                 ));
             }
+            let operator = match &entry.operator {
+                Some(text) => Address::from_bech32(text)
+                    .map_err(|error| GenesisError::invalid(field("operator"), error.to_string()))?,
+                None => public_key.address(),
+            };
             validators.push(Validator {
                 name: entry.name.clone(),
                 public_key,
                 power: VotingPower(entry.power),
+                operator,
             });
         }
         let validators = ValidatorSet::new(validators)
@@ -235,13 +257,16 @@ impl GenesisFile {
             })?;
             accounts.push((address, entry.balance));
         }
-        Ok(Genesis {
+        let genesis = Genesis {
             chain_id,
             genesis_time,
             validators,
             accounts,
             consensus_params: self.consensus_params.clone(),
-        })
+            staking_params: self.staking_params.clone(),
+        };
+        genesis.check_stakes()?;
+        Ok(genesis)
     }
 }
 
@@ -283,15 +308,92 @@ impl Genesis {
             validators: self.validators.validators(),
             accounts: &self.accounts,
             consensus_params: &self.consensus_params,
+            staking_params: &self.staking_params,
         };
         let mut bytes = GENESIS_HASH_DOMAIN.to_vec();
         bytes.extend_from_slice(&codec::encode(&canonical));
         sha256(&bytes)
     }
 
-    /// The ledger state before the first block.
+    /// The stake each genesis validator bonds: power x `power_unit`.
+    pub fn stakes(&self) -> Result<Vec<u64>, GenesisError> {
+        self.validators
+            .validators()
+            .iter()
+            .enumerate()
+            .map(|(index, validator)| {
+                validator
+                    .power
+                    .0
+                    .checked_mul(self.staking_params.power_unit)
+                    .ok_or_else(|| {
+                        GenesisError::invalid(
+                            format!("validators[{index}].power"),
+                            "power x staking_params.power_unit overflows a u64; lower the power",
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Checks that every validator's operator is a genesis account able
+    /// to bond its stake, and one operator runs one validator.
+    fn check_stakes(&self) -> Result<(), GenesisError> {
+        let stakes = self.stakes()?;
+        let mut operators = BTreeSet::new();
+        for (index, (validator, stake)) in
+            self.validators.validators().iter().zip(&stakes).enumerate()
+        {
+            let field = format!("validators[{index}].operator");
+            if !operators.insert(validator.operator) {
+                return Err(GenesisError::invalid(
+                    field,
+                    format!(
+                        "operator {} already runs another validator; one operator runs one validator",
+                        validator.operator
+                    ),
+                ));
+            }
+            let balance = self
+                .accounts
+                .iter()
+                .find(|(address, _)| *address == validator.operator)
+                .map(|(_, balance)| *balance);
+            match balance {
+                Some(balance) if balance >= *stake => {}
+                Some(balance) => {
+                    return Err(GenesisError::invalid(
+                        field,
+                        format!(
+                            "validator {:?} bonds {stake} (power {} x power_unit {}) but its operator {} holds {balance}; raise the operator's balance in `accounts`",
+                            validator.name, validator.power.0, self.staking_params.power_unit, validator.operator
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(GenesisError::invalid(
+                        field,
+                        format!(
+                            "validator {:?} bonds {stake} (power {} x power_unit {}) from operator {}, which is not in `accounts`; fund it there",
+                            validator.name, validator.power.0, self.staking_params.power_unit, validator.operator
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The ledger state before the first block: the accounts, less the
+    /// stake the validators' operators bond, and the staking state.
     pub fn state(&self) -> Result<cairn_state::LedgerState, GenesisError> {
-        cairn_state::LedgerState::from_genesis(&self.accounts)
+        let staking = cairn_state::StakingState::genesis(
+            self.staking_params.clone(),
+            &self.validators,
+            &self.stakes()?,
+        )
+        .map_err(|error| GenesisError::invalid("validators", error.to_string()))?;
+        cairn_state::LedgerState::from_genesis_with_staking(&self.accounts, staking)
             .map_err(|error| GenesisError::invalid("accounts", error.to_string()))
     }
 
@@ -316,6 +418,8 @@ impl Genesis {
                     name: validator.name.clone(),
                     public_key: validator.public_key.to_hex(),
                     power: validator.power.0,
+                    operator: (validator.operator != validator.public_key.address())
+                        .then(|| validator.operator.to_bech32()),
                 })
                 .collect(),
             accounts: self
@@ -327,6 +431,7 @@ impl Genesis {
                 })
                 .collect(),
             consensus_params: self.consensus_params.clone(),
+            staking_params: self.staking_params.clone(),
         }
     }
 }

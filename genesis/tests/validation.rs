@@ -10,8 +10,18 @@ use cairn_genesis::{
     devnet::{build_devnet, DevnetSpec},
     Genesis, GenesisAccount, GenesisError, GenesisFile, GenesisValidator,
 };
-use cairn_types::{ConsensusParams, Keypair, Timestamp};
+use cairn_types::{ConsensusParams, Keypair, StakingParams, Timestamp};
 
+fn staking_params() -> StakingParams {
+    StakingParams {
+        power_unit: 100,
+        min_self_stake: 100,
+        ..StakingParams::default()
+    }
+}
+
+/// Four validators of power 1, each its own operator holding exactly its
+/// stake (100), and three accounts of 1,000.
 fn valid_file() -> GenesisFile {
     GenesisFile {
         chain_id: "cairn-test".into(),
@@ -21,16 +31,68 @@ fn valid_file() -> GenesisFile {
                 name: format!("v{n}"),
                 public_key: Keypair::from_seed(&[n; 32]).public_key().to_hex(),
                 power: 1,
+                operator: None,
             })
             .collect(),
-        accounts: (10..13u8)
+        accounts: (1..=4u8)
             .map(|n| GenesisAccount {
                 address: Keypair::from_seed(&[n; 32]).address().to_bech32(),
-                balance: 1_000,
+                balance: 100,
             })
+            .chain((10..13u8).map(|n| GenesisAccount {
+                address: Keypair::from_seed(&[n; 32]).address().to_bech32(),
+                balance: 1_000,
+            }))
             .collect(),
         consensus_params: ConsensusParams::default(),
+        staking_params: staking_params(),
     }
+}
+
+#[test]
+fn every_validator_bonds_its_stake_from_a_funded_operator() {
+    let genesis = valid_file().validate().unwrap();
+    let state = genesis.state().unwrap();
+    // The stake left the operators' balances and is bonded.
+    let operator = Keypair::from_seed(&[1; 32]).address();
+    assert_eq!(state.account(&operator).unwrap().balance, 0);
+    let staking = state.staking().unwrap();
+    assert_eq!(staking.candidate(&operator).unwrap().bonded, 100);
+    assert_eq!(staking.total_bonded(), 400);
+    assert_eq!(state.total_supply(), 3_400);
+    assert_eq!(staking.current_set(), &genesis.validators);
+    assert_eq!(staking.next_set(), &genesis.validators);
+
+    let mut poor = valid_file();
+    poor.accounts[0].balance = 99;
+    let (field, reason) = invalid(poor);
+    assert_eq!(field, "validators[0].operator");
+    assert!(
+        reason.contains("holds 99") && reason.contains("bonds 100"),
+        "{reason}"
+    );
+
+    let mut unfunded = valid_file();
+    unfunded.accounts.remove(1);
+    let (field, reason) = invalid(unfunded);
+    assert_eq!(field, "validators[1].operator");
+    assert!(reason.contains("not in `accounts`"), "{reason}");
+
+    let mut shared = valid_file();
+    let first = Keypair::from_seed(&[1; 32]).address().to_bech32();
+    shared.validators[1].operator = Some(first);
+    let (field, reason) = invalid(shared);
+    assert_eq!(field, "validators[1].operator");
+    assert!(
+        reason.contains("already runs another validator"),
+        "{reason}"
+    );
+
+    let mut bad_params = valid_file();
+    bad_params.staking_params.unbonding_period_blocks = 10;
+    let (field, reason) = invalid(bad_params);
+    assert_eq!(field, "staking_params");
+    assert!(reason.contains("evidence window"), "{reason}");
 }
 
 fn invalid(file: GenesisFile) -> (String, String) {
@@ -45,7 +107,7 @@ fn a_valid_file_passes_and_round_trips_through_json() {
     let file = valid_file();
     let genesis = file.validate().unwrap();
     assert_eq!(genesis.validators.len(), 4);
-    assert_eq!(genesis.total_supply(), 3_000);
+    assert_eq!(genesis.total_supply(), 3_400);
     let text = file.to_json_pretty();
     let back = GenesisFile::from_json(&text, Path::new("genesis.json")).unwrap();
     assert_eq!(back, file);
@@ -198,15 +260,23 @@ fn missing_file_is_a_clear_error() {
 fn genesis_state_holds_the_balances() {
     let genesis = valid_file().validate().unwrap();
     let state = genesis.state().unwrap();
+    let operators: Vec<_> = genesis
+        .validators
+        .validators()
+        .iter()
+        .map(|v| v.operator)
+        .collect();
     for (address, balance) in &genesis.accounts {
+        // An operator's stake (power 1 x power_unit 100) is bonded.
+        let stake = if operators.contains(address) { 100 } else { 0 };
         assert_eq!(
             state.account(address).map(|account| account.balance),
-            Some(*balance)
+            Some(*balance - stake)
         );
     }
     let other = {
         let mut file = valid_file();
-        file.accounts[0].balance = 999;
+        file.accounts[5].balance = 999;
         file.validate().unwrap().state().unwrap()
     };
     assert_ne!(state.root(), other.root());
@@ -218,7 +288,8 @@ fn dev_chain_is_fixed_and_funded() {
     let b = dev_genesis().unwrap();
     assert_eq!(a.hash(), b.hash());
     assert_eq!(a.validators.len(), 1);
-    assert_eq!(a.accounts.len(), DEV_ACCOUNTS);
+    // The dev accounts, then the validator's own account.
+    assert_eq!(a.accounts.len(), DEV_ACCOUNTS + 1);
     let keys = dev_account_keypairs();
     assert_eq!(a.accounts[0], (keys[0].address(), DEV_ACCOUNT_BALANCE));
 }
@@ -235,6 +306,7 @@ fn devnet_generation_funds_fresh_accounts() {
         accounts: 5,
         account_balance: 77,
         consensus_params: ConsensusParams::default(),
+        staking_params: cairn_genesis::devnet::devnet_staking_params(),
     })
     .unwrap();
     assert_eq!(devnet.account_keys.len(), 5);

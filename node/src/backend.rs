@@ -14,8 +14,9 @@ use crate::{
     ledger::Ledger,
     metrics::Metrics,
     rpc::{
-        AccountView, BlockView, MempoolView, NewBlockEvent, PeerView, ReadinessView, RpcBackend,
-        RpcError, StatusView, TransactionView, ValidatorView, ValidatorsView,
+        AccountView, BlockView, CandidateView, MempoolView, NewBlockEvent, PeerView, ReadinessView,
+        RpcBackend, RpcError, StatusView, TransactionView, UnbondingView, ValidatorView,
+        ValidatorsView,
     },
     runtime::GossipQueue,
 };
@@ -111,6 +112,30 @@ impl ReadinessPolicy {
 /// of a one-validator chain do.
 pub fn needs_peers(validator: bool, genesis: &cairn_genesis::Genesis) -> bool {
     !(validator && genesis.validators.validators().len() == 1)
+}
+
+/// The RPC form of a candidate.
+fn candidate_view(
+    staking: &cairn_state::StakingState,
+    operator: &Address,
+    candidate: &cairn_state::Candidate,
+) -> CandidateView {
+    let status = if candidate.jailed_until.is_some() {
+        "jailed"
+    } else if candidate.bonded == 0 {
+        "unbonding"
+    } else {
+        "bonded"
+    };
+    CandidateView {
+        operator: *operator,
+        validator_key: candidate.validator_key,
+        name: candidate.name.clone(),
+        bonded: candidate.bonded,
+        power: staking.params().power_of(candidate.bonded),
+        status: status.into(),
+        jailed_until: candidate.jailed_until.map(|height| height.0),
+    }
 }
 
 /// The RPC backend of a running node.
@@ -322,12 +347,60 @@ impl RpcBackend for NodeBackend {
             pending: pending.executable,
             queued: pending.queued,
             missing_nonce: pending.missing_nonce,
+            stake: None,
+            unbonding: Vec::new(),
+        })
+        .map(|mut view| {
+            if let Some(staking) = self.ledger.staking() {
+                view.stake = staking
+                    .candidate(address)
+                    .map(|candidate| candidate_view(&staking, address, candidate));
+                view.unbonding = staking
+                    .unbonding_of(address)
+                    .iter()
+                    .map(|entry| UnbondingView {
+                        amount: entry.amount,
+                        release_height: entry.release_height.0,
+                    })
+                    .collect();
+            }
+            view
         })
     }
 
-    fn validators(&self) -> Result<ValidatorsView, RpcError> {
-        let set = &self.ledger.genesis().validators;
+    fn validators(&self, height: Option<u64>) -> Result<ValidatorsView, RpcError> {
+        let next = self.ledger.tip().height.0.saturating_add(1);
+        let height = Height(height.unwrap_or(next));
+        let set = self
+            .ledger
+            .validator_set(height)
+            .map_err(|error| RpcError::internal(error.to_string()))?
+            .ok_or_else(|| {
+                RpcError::not_found(format!(
+                    "no validator set is known for height {height}: sets are known from height 1 up to {} (the height after the next)",
+                    next.saturating_add(1)
+                ))
+            })?;
+        // Status and candidates describe the stake now: shown for the
+        // heights the current state decides.
+        let staking = (height.0 >= next).then(|| self.ledger.staking()).flatten();
+        let status_of = |validator: &cairn_types::Validator| {
+            let Some(staking) = &staking else {
+                return "bonded".to_string();
+            };
+            match staking.candidate(&validator.operator) {
+                Some(candidate) if candidate.jailed_until.is_some() => "jailed".into(),
+                Some(candidate)
+                    if candidate.validator_key == validator.public_key && candidate.bonded > 0 =>
+                {
+                    "bonded".into()
+                }
+                _ => "unbonding".into(),
+            }
+        };
         Ok(ValidatorsView {
+            height: height.0,
+            set_hash: set.hash(),
             total_power: set.total_power().0,
             validators: set
                 .validators()
@@ -339,8 +412,18 @@ impl RpcBackend for NodeBackend {
                     public_key: validator.public_key,
                     address: validator.address(),
                     power: validator.power.0,
+                    status: status_of(validator),
                 })
                 .collect(),
+            candidates: staking
+                .as_ref()
+                .map(|staking| {
+                    staking
+                        .candidates()
+                        .map(|(operator, candidate)| candidate_view(staking, operator, candidate))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -174,7 +174,8 @@ pub struct ConsensusHost<N, T, C> {
     /// floor, updated before an own message is persisted or sent (`None`:
     /// not kept, e.g. a full node or the simulator).
     sign_state: Option<SignState>,
-    /// This validator's index in the set, if it is in it.
+    /// This validator's index in the current height's set, if it is in it
+    /// (updated at each height: staking moves the set).
     own_index: Option<cairn_types::ValidatorIndex>,
     /// The driver's step and when it was entered, for the step metrics.
     step_entered: (cairn_consensus::Step, Timestamp),
@@ -234,10 +235,15 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     ) -> Result<Self, NodeError> {
         let driver = Driver::new(driver_config.clone(), keypair.clone())
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
-        let fee_address = keypair.as_ref().map(Keypair::address).unwrap_or_default();
         let own_index = keypair
             .as_ref()
             .and_then(|keypair| driver_config.validators.index_of(&keypair.public_key()));
+        let fee_address = own_index
+            .and_then(|index| driver_config.validators.get(index))
+            .map_or_else(
+                || keypair.as_ref().map(Keypair::address).unwrap_or_default(),
+                cairn_types::Validator::address,
+            );
         let evidence_pool = pending_evidence(&ledger)?;
         Ok(ConsensusHost {
             ledger,
@@ -589,11 +595,56 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 "resuming the height from the WAL"
             );
         }
-        self.handle(Input::StartHeight(StartHeight {
+        let input = self.start_height_input(height, tip.hash, tip.time, wal)?;
+        self.handle(input)
+    }
+
+    /// The input that starts `height`, with the height's validator set
+    /// from the ledger. Updates this node's place in the set (and its fee
+    /// address) and logs when it enters or leaves the set.
+    fn start_height_input(
+        &mut self,
+        height: Height,
+        parent_hash: Hash,
+        parent_time: cairn_types::Timestamp,
+        wal: Vec<WalEntry>,
+    ) -> Result<Input, NodeError> {
+        let validators = self
+            .ledger
+            .validator_set(height)
+            .map_err(|error| NodeError::Consensus(error.to_string()))?
+            .ok_or_else(|| {
+                NodeError::Consensus(format!("no validator set is known for height {height}"))
+            })?;
+        if let Some(keypair) = &self.keypair {
+            let index = validators.index_of(&keypair.public_key());
+            match (self.own_index.is_some(), index.is_some()) {
+                (false, true) => tracing::info!(
+                    height = height.0,
+                    "this node's validator key is in the validator set from this height: it votes"
+                ),
+                (true, false) => tracing::warn!(
+                    height = height.0,
+                    "this node's validator key is not in the validator set of this height (unbonded, jailed or outranked): it follows the chain without voting"
+                ),
+                _ => {}
+            }
+            self.own_index = index;
+            if let Some(validator) = index.and_then(|index| validators.get(index)) {
+                self.fee_address = validator.address();
+            }
+        }
+        self.ledger.metrics().set_validator_set(
+            validators.len(),
+            validators.total_power().0,
+            self.own_index.is_some(),
+        );
+        Ok(Input::StartHeight(StartHeight {
             height,
-            parent_hash: tip.hash,
-            parent_time: tip.time,
+            parent_hash,
+            parent_time,
             wal,
+            validators,
         }))
     }
 
@@ -725,12 +776,9 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                     let tip = self.ledger.tip();
                     if tip.height.0.saturating_add(1) == height.0 {
                         self.warn_if_at_signing_floor(height);
-                        inputs.push_back(Input::StartHeight(StartHeight {
-                            height,
-                            parent_hash: tip.hash,
-                            parent_time: tip.time,
-                            wal: Vec::new(),
-                        }));
+                        let input =
+                            self.start_height_input(height, tip.hash, tip.time, Vec::new())?;
+                        inputs.push_back(input);
                     }
                 }
             }

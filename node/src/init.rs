@@ -78,6 +78,7 @@ pub fn init_home(home: &Home, options: &InitOptions) -> Result<(), NodeError> {
             validators: vec![(options.config.moniker.clone(), validator_key.public_key())],
             accounts: Vec::new(),
             consensus_params: ConsensusParams::default(),
+            staking_params: cairn_types::StakingParams::default(),
         })?
         .to_file(),
     };
@@ -325,7 +326,9 @@ pub fn check_home(home: &Home, overrides: &ConfigOverrides) -> Vec<Check> {
         (Ok(config), Ok(genesis)) => Check::new(
             "validator key",
             read_key_explained(&home.validator_key_file()).and_then(|keypair| {
-                check_validator_key(home, config, genesis)?;
+                if let Some(note) = check_validator_key(home, config, genesis)? {
+                    return Ok(note);
+                }
                 let key = keypair.public_key();
                 let index = genesis.validators.index_of(&key).unwrap_or_default();
                 Ok(format!(

@@ -17,6 +17,12 @@
 //!   `store.commit_block`, `state.apply`, `mempool.remove_committed`, and
 //!   the event, reusing validation's outcome from the cache.
 //!
+//! Validator sets: the state holds the sets of the next two heights
+//! (staking moves them); the set of any committed height is read from the
+//! store by the hash its header names ([`Ledger::validator_set`]), so
+//! parent certificates, evidence and block sync are checked against the
+//! set of their own height.
+//!
 //! Lock order: the state lock before the mempool lock, never the reverse.
 //! Commits are serialised by their own mutex; the state's write lock is
 //! only held to copy an outcome in.
@@ -35,7 +41,7 @@ use cairn_types::{
         CERTIFICATE_BYTES_MAX, EVIDENCE_AGE_MAX_BLOCKS, EVIDENCE_BYTES_MAX, HEADER_BYTES_MAX,
     },
     Address, BatchVerifier, Block, ChainId, CommitCertificate, Evidence, Hash, Header, Height,
-    Timestamp, TypesError,
+    Timestamp, TypesError, ValidatorSet,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -46,6 +52,8 @@ use crate::{
     rpc::NewBlockEvent,
 };
 
+/// Most validator sets of past heights kept in memory by hash.
+pub const VALIDATOR_SET_CACHE_MAX: usize = 16;
 /// Most execution outcomes kept by block hash (proposals of the current
 /// height; cleared at each commit).
 pub const OUTCOME_CACHE_MAX: usize = 64;
@@ -147,6 +155,27 @@ pub struct Tip {
 struct Committed {
     state: LedgerState,
     tip: Tip,
+    /// The set that signed the tip's certificate (`None` at genesis).
+    tip_set: Option<ValidatorSet>,
+}
+
+impl Committed {
+    /// The set of the next height.
+    fn current_set(&self) -> Result<&ValidatorSet, LedgerError> {
+        self.state.current_validator_set().ok_or_else(no_staking)
+    }
+
+    /// The set of the height after the next.
+    fn next_set(&self) -> Result<&ValidatorSet, LedgerError> {
+        self.state.next_validator_set().ok_or_else(no_staking)
+    }
+}
+
+fn no_staking() -> LedgerError {
+    LedgerError::Store(StoreError::Corrupt {
+        what: "state".into(),
+        reason: "it holds no staking state (no validator set); the data directory is of an older format, run `cairnd reset --yes`".into(),
+    })
 }
 
 /// Reads committed accounts for the mempool.
@@ -156,6 +185,13 @@ impl AccountView for StateAccounts<'_> {
     fn balance_and_nonce(&self, address: &Address) -> (u64, u64) {
         let account = self.0.account(address).unwrap_or_default();
         (account.balance, account.nonce)
+    }
+
+    fn check_staking(
+        &self,
+        transaction: &cairn_types::SignedTransaction,
+    ) -> Result<(), StateError> {
+        self.0.check_staking(transaction)
     }
 }
 
@@ -225,8 +261,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Ledger {
     genesis: Genesis,
     genesis_hash: Hash,
-    validator_set_hash: Hash,
     store: Arc<dyn Store>,
+    /// Sets of past heights read from the store, by hash (bounded).
+    set_cache: Mutex<VecDeque<(Hash, ValidatorSet)>>,
     committed: RwLock<Committed>,
     mempool: Mutex<Mempool>,
     outcomes: Mutex<OutcomeCache>,
@@ -244,6 +281,13 @@ pub struct Ledger {
     /// (height, validator) of the evidence recorded by the last
     /// [`EVIDENCE_AGE_MAX_BLOCKS`] blocks: a block may not record it again.
     recorded_evidence: Mutex<BTreeSet<(Height, u32)>>,
+}
+
+fn missing_set(height: Height, hash: &Hash) -> LedgerError {
+    LedgerError::Store(StoreError::Corrupt {
+        what: format!("validator set {hash} of height {height}"),
+        reason: "the header names it but the store does not hold it".into(),
+    })
 }
 
 /// The (height, validator) a piece of evidence is about: the unit of the
@@ -330,14 +374,35 @@ impl Ledger {
                 recorded_evidence.extend(block.evidence.iter().map(evidence_key));
             }
         }
-        let validator_set_hash = genesis.validators.hash();
+        if state.staking().is_none() {
+            return Err(no_staking());
+        }
+        let tip_set = if height == Height::GENESIS {
+            None
+        } else {
+            let header = store.header(height)?.ok_or_else(|| {
+                LedgerError::Store(StoreError::Corrupt {
+                    what: format!("header of the latest block {height}"),
+                    reason: "missing".into(),
+                })
+            })?;
+            Some(
+                store
+                    .validator_set(&header.validator_set_hash)?
+                    .ok_or_else(|| missing_set(height, &header.validator_set_hash))?,
+            )
+        };
         let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits);
         Ok(Ledger {
             genesis,
             genesis_hash,
-            validator_set_hash,
             store,
-            committed: RwLock::new(Committed { state, tip }),
+            set_cache: Mutex::new(VecDeque::new()),
+            committed: RwLock::new(Committed {
+                state,
+                tip,
+                tip_set,
+            }),
             mempool: Mutex::new(mempool),
             outcomes: Mutex::new(OutcomeCache::default()),
             commit_lock: Mutex::new(()),
@@ -383,6 +448,91 @@ impl Ledger {
     /// The latest committed block.
     pub fn tip(&self) -> Tip {
         self.read().tip
+    }
+
+    /// The validator set of `height`: of a committed height (by the hash
+    /// its header names), of the next height, or of the one after it.
+    /// `None` beyond that (not decided yet) and at height 0.
+    pub fn validator_set(&self, height: Height) -> Result<Option<ValidatorSet>, LedgerError> {
+        let hash = {
+            let committed = self.read();
+            let tip = committed.tip.height.0;
+            if height.0 == tip.saturating_add(1) {
+                return Ok(Some(committed.current_set()?.clone()));
+            }
+            if height.0 == tip.saturating_add(2) {
+                return Ok(Some(committed.next_set()?.clone()));
+            }
+            if height.0 == tip && committed.tip_set.is_some() {
+                return Ok(committed.tip_set.clone());
+            }
+            if height == Height::GENESIS || height.0 > tip {
+                return Ok(None);
+            }
+            drop(committed);
+            match self.store.header(height)? {
+                Some(header) => header.validator_set_hash,
+                None => return Ok(None),
+            }
+        };
+        if let Some((_, set)) = lock(&self.set_cache)
+            .iter()
+            .find(|(known, _)| *known == hash)
+        {
+            return Ok(Some(set.clone()));
+        }
+        let set = self
+            .store
+            .validator_set(&hash)?
+            .ok_or_else(|| missing_set(height, &hash))?;
+        let mut cache = lock(&self.set_cache);
+        cache.push_back((hash, set.clone()));
+        while cache.len() > VALIDATOR_SET_CACHE_MAX {
+            cache.pop_front();
+        }
+        Ok(Some(set))
+    }
+
+    /// The sets of the next height and of the one after it.
+    pub fn upcoming_validator_sets(&self) -> Result<(ValidatorSet, ValidatorSet), LedgerError> {
+        let committed = self.read();
+        Ok((
+            committed.current_set()?.clone(),
+            committed.next_set()?.clone(),
+        ))
+    }
+
+    /// A copy of the committed state's staking part.
+    pub fn staking(&self) -> Option<cairn_state::StakingState> {
+        self.read().state.staking().cloned()
+    }
+
+    /// The set the evidence's height names, checked to hold the offender.
+    fn evidence_set(&self, evidence: &Evidence) -> Result<ValidatorSet, String> {
+        self.validator_set(evidence.height())
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("no validator set is known for height {}", evidence.height()))
+    }
+
+    /// The operators the evidence names (one per piece, in order): whom
+    /// the block jails and slashes.
+    fn offenders(&self, evidence: &[Evidence]) -> Result<Vec<Address>, String> {
+        evidence
+            .iter()
+            .map(|evidence| {
+                let set = self.evidence_set(evidence)?;
+                set.get(evidence.validator())
+                    .map(cairn_types::Validator::address)
+                    .ok_or_else(|| {
+                        format!(
+                            "evidence names validator {} of height {}, which has {} validators",
+                            evidence.validator().0,
+                            evidence.height(),
+                            set.len()
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// `(balance, committed nonce, next nonce counting pending transfers)`.
@@ -500,11 +650,27 @@ impl Ledger {
             .unwrap_or(usize::MAX)
             .saturating_sub(BLOCK_OVERHEAD_BYTES + evidence_bytes);
         let count_budget = usize::try_from(params.block_transactions_max).unwrap_or(usize::MAX);
+        let (validator_set_hash, next_validator_set_hash) = (
+            committed.current_set()?.hash(),
+            committed.next_set()?.hash(),
+        );
+        drop(committed);
+        let offenders = self
+            .offenders(&request.evidence)
+            .map_err(|reason| LedgerError::InvalidBlock { height, reason })?;
+        let committed = self.read();
+        if committed.tip != tip {
+            return Err(LedgerError::InvalidBlock {
+                height,
+                reason: "the tip moved while the block was built".into(),
+            });
+        }
         let accounts = StateAccounts(&committed.state);
         let candidates = lock(&self.mempool).reap(count_budget, bytes_budget, &accounts);
         let mut execution = committed
             .state
             .begin_block(&self.genesis.chain_id, request.proposer);
+        execution.record_offenders(&offenders);
         let mut transactions = Vec::with_capacity(candidates.len());
         for transaction in candidates {
             if execution.push(&transaction).is_ok() {
@@ -532,7 +698,8 @@ impl Ledger {
                 request.parent_certificate.as_ref(),
             ),
             evidence_hash: Block::evidence_hash_of(&request.evidence),
-            validator_set_hash: self.validator_set_hash,
+            validator_set_hash,
+            next_validator_set_hash,
         };
         let block = Block {
             header,
@@ -575,9 +742,17 @@ impl Ledger {
         self.check_against_tip(&block.header, &committed.tip)
             .map_err(invalid)?;
         self.check_evidence_is_new(block).map_err(invalid)?;
+        self.check_validator_sets(block, &committed)
+            .map_err(invalid)?;
+        drop(committed);
+        let offenders = self.offenders(&block.evidence).map_err(invalid)?;
+        self.check_signed_parts(block).map_err(invalid)?;
+        let committed = self.read();
+        self.check_against_tip(&block.header, &committed.tip)
+            .map_err(invalid)?;
         let outcome = committed
             .state
-            .execute_block(&self.genesis.chain_id, block)
+            .execute_block(&self.genesis.chain_id, block, &offenders)
             .map_err(|source| LedgerError::Execution { height, source })?;
         drop(committed);
         let outcome = Arc::new(outcome);
@@ -640,28 +815,66 @@ impl Ledger {
                 params.block_bytes_max
             ));
         }
-        if header.validator_set_hash != self.validator_set_hash {
+        Ok(())
+    }
+
+    /// The header names the sets the state holds for its height and the
+    /// next, and its fee address is an operator of its height's set.
+    fn check_validator_sets(&self, block: &Block, committed: &Committed) -> Result<(), String> {
+        let header = &block.header;
+        let current = committed.current_set().map_err(|error| error.to_string())?;
+        let next = committed.next_set().map_err(|error| error.to_string())?;
+        if header.validator_set_hash != current.hash() {
             return Err(format!(
-                "validator set hash {} is not the genesis set's {}",
-                header.validator_set_hash, self.validator_set_hash
+                "validator set hash {} is not the set of height {} ({})",
+                header.validator_set_hash,
+                header.height,
+                current.hash()
             ));
         }
-        let validators = &self.genesis.validators;
-        if !validators
+        if header.next_validator_set_hash != next.hash() {
+            return Err(format!(
+                "next validator set hash {} is not the set of the next height ({})",
+                header.next_validator_set_hash,
+                next.hash()
+            ));
+        }
+        if !current
             .validators()
             .iter()
             .any(|validator| validator.address() == header.proposer)
         {
-            return Err(format!("proposer {} is not a validator", header.proposer));
+            return Err(format!(
+                "proposer {} is not the operator of a validator of height {}",
+                header.proposer, header.height
+            ));
         }
+        Ok(())
+    }
+
+    /// The parent certificate verifies against the parent's set, and each
+    /// piece of evidence against the set of its height.
+    fn check_signed_parts(&self, block: &Block) -> Result<(), String> {
         if let Some(certificate) = &block.parent_certificate {
+            let set = self
+                .validator_set(certificate.height)
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| {
+                    format!(
+                        "parent certificate: no validator set is known for height {}",
+                        certificate.height
+                    )
+                })?;
             certificate
-                .verify(&self.genesis.chain_id, validators)
+                .verify(&self.genesis.chain_id, &set)
                 .map_err(|error: TypesError| format!("parent certificate: {error}"))?;
         }
         for (index, evidence) in block.evidence.iter().enumerate() {
+            let set = self
+                .evidence_set(evidence)
+                .map_err(|reason| format!("evidence {index}: {reason}"))?;
             evidence
-                .verify(&self.genesis.chain_id, validators)
+                .verify(&self.genesis.chain_id, &set)
                 .map_err(|error| format!("evidence {index}: {error}"))?;
         }
         Ok(())
@@ -775,8 +988,18 @@ impl Ledger {
                 certificate.block_hash, certificate.height
             )));
         }
+        let signers = {
+            let committed = self.read();
+            if committed.tip.height.next().ok() != Some(height) {
+                return Err(bad_certificate(format!(
+                    "the next height is {}",
+                    Height(committed.tip.height.0.saturating_add(1))
+                )));
+            }
+            committed.current_set()?.clone()
+        };
         certificate
-            .verify(&self.genesis.chain_id, &self.genesis.validators)
+            .verify(&self.genesis.chain_id, &signers)
             .map_err(|error| bad_certificate(error.to_string()))?;
 
         self.store.commit_block(block, certificate, outcome)?;
@@ -790,6 +1013,7 @@ impl Ledger {
                 .apply(outcome)
                 .map_err(|source| LedgerError::StateDiverged { height, source })?;
             let previous = committed.tip.time;
+            committed.tip_set = Some(signers);
             committed.tip = Tip {
                 height,
                 hash,

@@ -40,6 +40,12 @@ pub const VERIFIED_CACHE_MAX: usize = 200_000;
 pub trait AccountView {
     /// `(balance, nonce)` of `address`; zeros for an unknown account.
     fn balance_and_nonce(&self, address: &Address) -> (u64, u64);
+
+    /// The staking rules of a staking transaction against the committed
+    /// state (operator, stake, jail, keys); transfers pass.
+    fn check_staking(&self, _transaction: &SignedTransaction) -> Result<(), StateError> {
+        Ok(())
+    }
 }
 
 /// Why a transaction was refused.
@@ -98,6 +104,8 @@ pub enum Rejection {
         /// Bytes pending.
         bytes: usize,
     },
+    /// A staking transaction breaks a staking rule.
+    Staking(StateError),
 }
 
 impl Rejection {
@@ -115,6 +123,7 @@ impl Rejection {
             Rejection::InsufficientFunds { .. } => "insufficient_funds",
             Rejection::BadSignature => "bad_signature",
             Rejection::Full { .. } => "mempool_full",
+            Rejection::Staking(error) => error.code().unwrap_or("bad_staking_transaction"),
         }
     }
 
@@ -170,6 +179,7 @@ impl fmt::Display for Rejection {
                 f,
                 "mempool full ({count} transactions, {bytes} bytes); retry later"
             ),
+            Rejection::Staking(error) => write!(f, "{error}"),
         }
     }
 }
@@ -273,6 +283,7 @@ fn cheap_checks(chain_id: &ChainId, bytes: &[u8]) -> Result<Candidate, Rejection
         StateError::WrongChain { expected, got } => Rejection::WrongChain { expected, got },
         StateError::MemoTooLong { len, .. } => Rejection::MemoTooLong { len },
         StateError::Overflow { .. } => Rejection::Overflow,
+        error @ StateError::BadStakingTransaction { .. } => Rejection::Staking(error),
         other => Rejection::Malformed(other.to_string()),
     })?;
     let hash = transaction.hash();
@@ -541,6 +552,11 @@ impl Mempool {
                 need,
             });
         }
+        if !body.is_transfer() {
+            accounts
+                .check_staking(&candidate.transaction)
+                .map_err(Rejection::Staking)?;
+        }
         if self.pending.len() >= self.limits.transactions_max
             || self.bytes.saturating_add(candidate.size_bytes) > self.limits.bytes_max
         {
@@ -784,6 +800,7 @@ mod tests {
             fee: 1,
             nonce,
             memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
         }
         .sign(key)
         .to_bytes()

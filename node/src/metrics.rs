@@ -37,7 +37,7 @@ const PROC_CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// Every rejection reason the mempool reports (see
 /// [`crate::mempool::Rejection::code`]); the label set is bounded by it.
-pub const REJECTION_REASONS: [&str; 12] = [
+pub const REJECTION_REASONS: [&str; 21] = [
     "too_large",
     "malformed_transaction",
     "wrong_chain",
@@ -50,6 +50,15 @@ pub const REJECTION_REASONS: [&str; 12] = [
     "bad_signature",
     "mempool_full",
     "catching_up",
+    "not_operator",
+    "key_in_use",
+    "below_min_self_stake",
+    "insufficient_stake",
+    "still_jailed",
+    "not_jailed",
+    "candidates_full",
+    "unbonding_full",
+    "bad_staking_transaction",
 ];
 
 /// The node's metrics.
@@ -67,6 +76,9 @@ pub struct Metrics {
     interval: Mutex<Histogram>,
     signed_commits: AtomicU64,
     missed_signatures: AtomicU64,
+    validator_set_size: AtomicU64,
+    validator_set_power: AtomicU64,
+    validator_in_set: AtomicU64,
     steps: Mutex<[StepHistogram; CONSENSUS_STEPS.len()]>,
     p2p: Mutex<Option<cairn_p2p::Metrics>>,
     data_dir: Mutex<Option<std::path::PathBuf>>,
@@ -136,8 +148,19 @@ impl Metrics {
         self.peers.store(peers as u64, Ordering::Relaxed);
     }
 
-    /// Counts a committed block whose certificate has (or lacks) this
-    /// validator's precommit.
+    /// Sets the validator set gauges: its size and total power, and
+    /// whether this node's key is in it.
+    pub fn set_validator_set(&self, size: usize, total_power: u64, in_set: bool) {
+        self.validator_set_size
+            .store(size as u64, Ordering::Relaxed);
+        self.validator_set_power
+            .store(total_power, Ordering::Relaxed);
+        self.validator_in_set
+            .store(u64::from(in_set), Ordering::Relaxed);
+    }
+
+    /// Records whether this validator's precommit is in a committed
+    /// block's certificate.
     pub fn record_own_signature(&self, signed: bool) {
         if signed {
             self.signed_commits.fetch_add(1, Ordering::Relaxed);
@@ -316,6 +339,24 @@ impl Metrics {
             "cairn_validator_missed_signatures_total",
             "Committed blocks whose certificate lacks this validator's precommit.",
             load(&self.missed_signatures),
+        );
+        gauge(
+            &mut out,
+            "cairn_validator_set_size",
+            "Validators in the set of the height being decided.",
+            load(&self.validator_set_size),
+        );
+        gauge(
+            &mut out,
+            "cairn_validator_set_power",
+            "Total voting power of the set of the height being decided.",
+            load(&self.validator_set_power),
+        );
+        gauge(
+            &mut out,
+            "cairn_validator_in_set",
+            "1 if this node's validator key is in the set of the height being decided.",
+            load(&self.validator_in_set),
         );
         let _ = writeln!(out, "# HELP cairn_build_info The running build.");
         let _ = writeln!(out, "# TYPE cairn_build_info gauge");

@@ -223,6 +223,41 @@ pub struct AccountView {
     /// The nonce the queued transfers wait for (send it to unblock them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_nonce: Option<u64>,
+    /// The validator this account operates, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake: Option<CandidateView>,
+    /// Stake on its way back to this account's balance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unbonding: Vec<UnbondingView>,
+}
+
+/// A validator candidate (an operator's bonded stake).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CandidateView {
+    /// The operator account.
+    pub operator: Address,
+    /// The consensus key.
+    pub validator_key: cairn_types::PublicKey,
+    /// Its name.
+    pub name: String,
+    /// Stake bonded.
+    pub bonded: u64,
+    /// Voting power the stake is worth (bonded / power_unit).
+    pub power: u64,
+    /// `bonded`, `jailed` or `unbonding` (nothing bonded).
+    pub status: String,
+    /// The height from which `unjail` is accepted, if jailed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jailed_until: Option<u64>,
+}
+
+/// One unbonding entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnbondingView {
+    /// Stake (less any slash).
+    pub amount: u64,
+    /// Released to the balance at the end of this block.
+    pub release_height: u64,
 }
 
 /// One entry of `GET /validators`.
@@ -234,19 +269,40 @@ pub struct ValidatorView {
     pub name: String,
     /// Public key.
     pub public_key: cairn_types::PublicKey,
-    /// Fee account.
+    /// Operator (fee) account.
     pub address: Address,
     /// Voting power.
     pub power: u64,
+    /// `bonded`, `jailed` (it leaves with the next set) or `unbonding`
+    /// (its stake is leaving); `bonded` for a past height.
+    #[serde(default)]
+    pub status: String,
 }
 
-/// `GET /validators`
+/// `GET /validators[?height=H]`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ValidatorsView {
+    /// The height whose set this is.
+    #[serde(default)]
+    pub height: u64,
+    /// The set's hash (what headers name).
+    #[serde(default)]
+    pub set_hash: Hash,
     /// Sum of the power.
     pub total_power: u64,
     /// The validators in index order.
     pub validators: Vec<ValidatorView>,
+    /// Every candidate now (bonded, jailed or unbonding stake); empty for
+    /// a past height.
+    #[serde(default)]
+    pub candidates: Vec<CandidateView>,
+}
+
+/// The query of `GET /validators`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct ValidatorsQuery {
+    /// The height (default: the next height to decide).
+    pub height: Option<u64>,
 }
 
 /// One entry of `GET /peers`.
@@ -325,8 +381,8 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn block_by_hash(&self, hash: &Hash) -> Result<Option<BlockView>, RpcError>;
     /// An account.
     fn account(&self, address: &Address) -> Result<AccountView, RpcError>;
-    /// The validator set.
-    fn validators(&self) -> Result<ValidatorsView, RpcError>;
+    /// The validator set of `height` (default: the next height).
+    fn validators(&self, height: Option<u64>) -> Result<ValidatorsView, RpcError>;
     /// Connected peers.
     fn peers(&self) -> Result<Vec<PeerView>, RpcError>;
     /// Mempool size.
@@ -674,8 +730,17 @@ async fn account(
     backend.account(&address).map(Json)
 }
 
-async fn validators(State(backend): State<Backend>) -> Result<Json<ValidatorsView>, RpcError> {
-    backend.validators().map(Json)
+async fn validators(
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<ValidatorsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ValidatorsView>, RpcError> {
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /validators?height=12",
+            error.body_text()
+        ))
+    })?;
+    backend.validators(query.height).map(Json)
 }
 
 async fn peers(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {

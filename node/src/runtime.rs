@@ -679,13 +679,81 @@ pub const GOSSIP_EVIDENCE_SEEN_MAX: usize = 16_384;
 /// but useless messages (stale, far ahead, no room) are `Ignore`d.
 pub struct GossipGate {
     ledger: Arc<Ledger>,
-    schedule: Arc<ProposerSchedule>,
+    sets: UpcomingSets,
     inbox: mpsc::Sender<HostEvent>,
     proposal_bytes: Arc<tokio::sync::Semaphore>,
     evidence_seen: BTreeSet<(Height, u32)>,
     /// (height, validator, peer) of redundant evidence a peer sent.
     evidence_senders: BTreeSet<(Height, u32, PeerId)>,
     sync: SyncHandle,
+}
+
+/// A validator set with its proposer schedule.
+struct SetAndSchedule {
+    set: cairn_types::ValidatorSet,
+    hash: Hash,
+    schedule: ProposerSchedule,
+}
+
+/// The validator sets (with their proposer schedules) of the two heights
+/// after the tip, cached by tip: what gossip and round-state answers are
+/// checked against. A schedule is computed once per set, not per height.
+struct UpcomingSets {
+    tip: Option<Height>,
+    sets: Vec<Arc<SetAndSchedule>>,
+}
+
+impl UpcomingSets {
+    fn new() -> UpcomingSets {
+        UpcomingSets {
+            tip: None,
+            sets: Vec::new(),
+        }
+    }
+
+    fn refresh(&mut self, ledger: &Ledger) {
+        let tip = ledger.tip().height;
+        if self.tip == Some(tip) {
+            return;
+        }
+        let Ok((current, next)) = ledger.upcoming_validator_sets() else {
+            self.sets.clear();
+            return;
+        };
+        let known = std::mem::take(&mut self.sets);
+        for set in [current, next] {
+            let hash = set.hash();
+            let entry = match known
+                .iter()
+                .chain(self.sets.iter())
+                .find(|entry| entry.hash == hash)
+            {
+                Some(entry) => Arc::clone(entry),
+                None => Arc::new(SetAndSchedule {
+                    schedule: ProposerSchedule::new(&set),
+                    set,
+                    hash,
+                }),
+            };
+            self.sets.push(entry);
+        }
+        self.tip = Some(tip);
+    }
+
+    /// The set of `height` if it is one of the two after the tip.
+    fn for_height(&mut self, ledger: &Ledger, height: Height) -> Option<Arc<SetAndSchedule>> {
+        self.refresh(ledger);
+        let tip = self.tip?.0;
+        let offset = height.0.checked_sub(tip)?.checked_sub(1)?;
+        self.sets.get(usize::try_from(offset).ok()?).cloned()
+    }
+
+    /// The latest set known (of the height after the next): what a message
+    /// from further ahead is checked against before it triggers a sync.
+    fn latest(&mut self, ledger: &Ledger) -> Option<Arc<SetAndSchedule>> {
+        self.refresh(ledger);
+        self.sets.last().cloned()
+    }
 }
 
 /// What the window check says of a message's height.
@@ -705,10 +773,9 @@ impl GossipGate {
         inbox: mpsc::Sender<HostEvent>,
         sync: SyncHandle,
     ) -> GossipGate {
-        let schedule = Arc::new(ProposerSchedule::new(&ledger.genesis().validators));
         GossipGate {
             ledger,
-            schedule,
+            sets: UpcomingSets::new(),
             inbox,
             proposal_bytes: Arc::new(tokio::sync::Semaphore::new(
                 CONSENSUS_INBOX_PROPOSAL_BYTES_MAX / 1024,
@@ -732,8 +799,8 @@ impl GossipGate {
 
     /// The verdict on one consensus, evidence or decision message.
     pub fn verdict(&mut self, topic: Topic, data: &[u8], source: PeerId) -> Verdict {
-        let genesis = self.ledger.genesis();
-        let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
+        let ledger = Arc::clone(&self.ledger);
+        let chain_id = &ledger.genesis().chain_id;
         match topic {
             Topic::Consensus => {
                 let Ok(message) = codec::decode::<Message>(
@@ -743,10 +810,6 @@ impl GossipGate {
                 ) else {
                     return Verdict::Reject;
                 };
-                if check_consensus_message(&message, chain_id, validators, &self.schedule).is_err()
-                {
-                    return Verdict::Reject;
-                }
                 let height = match &message {
                     Message::Proposal(signed) => signed.proposal.height,
                     Message::Vote(vote) => vote.height,
@@ -754,12 +817,32 @@ impl GossipGate {
                 match self.window(height) {
                     HeightWindow::Stale => return Verdict::Ignore,
                     HeightWindow::Ahead => {
-                        // Signed by a validator, so worth a sync (which runs
-                        // beside consensus and rate-limits itself).
-                        self.sync.request();
+                        // Signed by a validator of the latest set known, so
+                        // worth a sync (which runs beside consensus and
+                        // rate-limits itself). The set may have changed
+                        // since: a message that fails is ignored, not
+                        // punished.
+                        if let Some(latest) = self.sets.latest(&ledger) {
+                            if check_consensus_message(
+                                &message,
+                                chain_id,
+                                &latest.set,
+                                &latest.schedule,
+                            )
+                            .is_ok()
+                            {
+                                self.sync.request();
+                            }
+                        }
                         return Verdict::Ignore;
                     }
                     HeightWindow::Current => {}
+                }
+                let Some(sets) = self.sets.for_height(&ledger, height) else {
+                    return Verdict::Ignore;
+                };
+                if check_consensus_message(&message, chain_id, &sets.set, &sets.schedule).is_err() {
+                    return Verdict::Reject;
                 }
                 match message {
                     Message::Proposal(signed) => {
@@ -813,7 +896,10 @@ impl GossipGate {
                     self.evidence_senders.insert(repeat);
                     return Verdict::Ignore;
                 }
-                if evidence.verify(chain_id, validators).is_err() {
+                let Ok(Some(set)) = ledger.validator_set(height) else {
+                    return Verdict::Ignore;
+                };
+                if evidence.verify(chain_id, &set).is_err() {
                     return Verdict::Reject;
                 }
                 self.evidence_seen.retain(|(seen, _)| seen.0 >= oldest);
@@ -824,22 +910,33 @@ impl GossipGate {
                 forward(&self.inbox, HostEvent::Evidence(evidence))
             }
             Topic::Decisions => match decode_certificate(data) {
-                Ok(certificate) => match certificate.verify(chain_id, validators) {
-                    Ok(_) => match self.window(certificate.height) {
-                        HeightWindow::Stale => Verdict::Ignore,
-                        HeightWindow::Ahead => {
+                Ok(certificate) => match self.window(certificate.height) {
+                    HeightWindow::Stale => Verdict::Ignore,
+                    HeightWindow::Ahead => {
+                        if self
+                            .sets
+                            .latest(&ledger)
+                            .is_some_and(|latest| certificate.verify(chain_id, &latest.set).is_ok())
+                        {
                             self.sync.request();
-                            Verdict::Ignore
                         }
-                        HeightWindow::Current => forward(
-                            &self.inbox,
-                            HostEvent::Input(Input::CertificateSeen {
-                                certificate,
-                                block: None,
-                            }),
-                        ),
-                    },
-                    Err(_) => Verdict::Reject,
+                        Verdict::Ignore
+                    }
+                    HeightWindow::Current => {
+                        let Some(sets) = self.sets.for_height(&ledger, certificate.height) else {
+                            return Verdict::Ignore;
+                        };
+                        match certificate.verify(chain_id, &sets.set) {
+                            Ok(_) => forward(
+                                &self.inbox,
+                                HostEvent::Input(Input::CertificateSeen {
+                                    certificate,
+                                    block: None,
+                                }),
+                            ),
+                            Err(_) => Verdict::Reject,
+                        }
+                    }
                 },
                 Err(_) => Verdict::Reject,
             },
@@ -1007,7 +1104,7 @@ pub struct ConsensusLoop {
     ledger: Arc<Ledger>,
     sync: SyncHandle,
     inbox: mpsc::Receiver<HostEvent>,
-    schedule: ProposerSchedule,
+    sets: UpcomingSets,
 }
 
 impl ConsensusLoop {
@@ -1019,13 +1116,12 @@ impl ConsensusLoop {
         sync: SyncHandle,
         inbox: mpsc::Receiver<HostEvent>,
     ) -> ConsensusLoop {
-        let schedule = ProposerSchedule::new(&ledger.genesis().validators);
         ConsensusLoop {
             host,
             ledger,
             sync,
             inbox,
-            schedule,
+            sets: UpcomingSets::new(),
         }
     }
 
@@ -1083,17 +1179,24 @@ impl ConsensusLoop {
         match event {
             HostEvent::Budgeted(input, _budget) => self.on_event(HostEvent::Input(input)),
             HostEvent::Unverified(input) => {
-                let genesis = self.ledger.genesis();
                 let message = match input {
                     Input::Proposal(signed) => Message::Proposal(signed),
                     Input::Vote(vote) => Message::Vote(vote),
                     _ => return Ok(()),
                 };
+                let height = match &message {
+                    Message::Proposal(signed) => signed.proposal.height,
+                    Message::Vote(vote) => vote.height,
+                };
+                let ledger = Arc::clone(&self.ledger);
+                let Some(sets) = self.sets.for_height(&ledger, height) else {
+                    return Ok(());
+                };
                 if let Err(reason) = check_consensus_message(
                     &message,
-                    &genesis.chain_id,
-                    &genesis.validators,
-                    &self.schedule,
+                    &ledger.genesis().chain_id,
+                    &sets.set,
+                    &sets.schedule,
                 ) {
                     tracing::debug!("a round-state answer held a bad message: {reason}");
                     return Ok(());
@@ -1156,9 +1259,12 @@ impl ConsensusLoop {
     /// Whether a proposal, vote or certificate carries valid signatures of
     /// the validator set (checked before a far-ahead message makes the node
     /// sync, so an unsigned message cannot keep it busy).
-    fn signed_by_a_validator(&self, input: &Input) -> bool {
-        let genesis = self.ledger.genesis();
-        let (chain_id, validators) = (&genesis.chain_id, &genesis.validators);
+    fn signed_by_a_validator(&mut self, input: &Input) -> bool {
+        let ledger = Arc::clone(&self.ledger);
+        let Some(latest) = self.sets.latest(&ledger) else {
+            return false;
+        };
+        let (chain_id, validators) = (&ledger.genesis().chain_id, &latest.set);
         match input {
             Input::Proposal(signed) => signed.proposal.verify(chain_id, validators).is_ok(),
             Input::Vote(vote) => vote.verify(chain_id, validators).is_ok(),
@@ -1262,6 +1368,7 @@ mod tests {
             fee: 1,
             nonce,
             memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
         };
         let good = transfer(0).sign(&keys[0]);
         let mut forged = transfer(1).sign(&keys[0]);
@@ -1392,6 +1499,7 @@ mod tests {
                 fee: 1,
                 nonce: 0,
                 memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
             }
             .sign(&key),
         );

@@ -69,30 +69,31 @@ pub fn load_config(home: &Home, overrides: &ConfigOverrides) -> Result<NodeConfi
     Ok(config)
 }
 
-/// Checks that a validator's key is in the genesis set.
+/// Says whether a validator's key is in the genesis set. A key outside it
+/// is no error: the node follows the chain, and votes from the height its
+/// key enters the set (after its operator bonds to it). Returns the note
+/// to log, if any.
 pub fn check_validator_key(
     home: &Home,
     config: &NodeConfig,
     genesis: &Genesis,
-) -> Result<(), NodeError> {
+) -> Result<Option<String>, NodeError> {
     if config.mode != NodeMode::Validator {
-        return Ok(());
+        return Ok(None);
     }
     let path = home.validator_key_file();
     let keypair = read_key_file(&path)?;
     if genesis.validators.index_of(&keypair.public_key()).is_none() {
-        return Err(NodeError::KeyFile {
-            path,
-            message: format!(
-                "this node runs as a validator but its key {} is not in the validator set of {} ({} validators). Set `mode = \"full\"` in {} (or pass --mode full) to follow the chain without voting, or use the key of a genesis validator",
-                keypair.public_key().to_hex(),
-                home.genesis_file().display(),
-                genesis.validators.len(),
-                home.config_file().display()
-            ),
-        });
+        return Ok(Some(format!(
+            "validator key {} is not in the genesis validator set of {} ({} validators): the node follows the chain and votes once the key is bonded (`cairn validator bond --validator-key {}`); set `mode = \"full\"` in {} if it should never vote",
+            keypair.public_key().to_hex(),
+            home.genesis_file().display(),
+            genesis.validators.len(),
+            keypair.public_key().to_hex(),
+            home.config_file().display()
+        )));
     }
-    Ok(())
+    Ok(None)
 }
 
 async fn bind(
@@ -149,7 +150,9 @@ pub async fn serve(
     shutdown: Shutdown,
     announce: bool,
 ) -> Result<(), NodeError> {
-    check_validator_key(home, &config, &genesis)?;
+    if let Some(note) = check_validator_key(home, &config, &genesis)? {
+        tracing::warn!("{note}");
+    }
     let open_files_limit = http_server::raise_open_files_limit();
     let rpc_limits = rpc_limits(&config, open_files_limit);
     let node_key = read_key_file(&home.node_key_file())?;

@@ -1,7 +1,8 @@
 //! The real `cairnd` binary: `init` then `start` on port 0, addresses read
 //! from `addresses.json`, `/health`, `/status` and `/metrics` over real
-//! HTTP, a clean exit 0 on SIGTERM; bad configuration and a validator key
-//! outside the genesis set stop start-up with a clear message.
+//! HTTP, a clean exit 0 on SIGTERM; bad configuration stops start-up with
+//! a clear message, and a validator key outside the genesis set follows
+//! the chain without voting (and says how to bond it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -208,23 +209,45 @@ fn an_unknown_config_key_is_named_with_its_file() {
 }
 
 #[test]
-fn a_validator_key_outside_the_genesis_set_refuses_to_start() {
+fn a_validator_key_outside_the_genesis_set_follows_without_voting() {
     let home = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();
     init(home.path(), &[]);
     init(other.path(), &[]);
-    // The other home's genesis names another validator.
+    // The other home's genesis names another validator: this key can be
+    // bonded later, so the node starts and follows.
     std::fs::copy(
         other.path().join("config/genesis.json"),
         home.path().join("config/genesis.json"),
     )
     .unwrap();
-    let output = run_failing(&start_args(home.path()));
-    assert!(!output.status.success());
-    let message = String::from_utf8_lossy(&output.stderr);
+    let child = cairnd()
+        .args(start_args(home.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let addresses = wait_for_addresses(&mut guard, home.path());
+    let metrics = addresses["metrics"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    loop {
+        let (_, body) = http_get(&metrics, "/metrics");
+        if body.contains("cairn_validator_set_size 1") {
+            assert!(body.contains("cairn_validator_in_set 0"), "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no validator set metrics: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (stdout, stderr) = stop_with_sigterm(&mut guard);
+    let log = stdout + &stderr;
     assert!(
-        message.contains("not in the validator set") && message.contains("mode = \"full\""),
-        "{message}"
+        log.contains("not in the genesis validator set") && log.contains("cairn validator bond"),
+        "{log}"
     );
 }
 

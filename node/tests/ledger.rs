@@ -56,6 +56,7 @@ fn genesis(chain: &str) -> Genesis {
             .collect(),
         accounts: vec![(alice().address(), 1_000_000)],
         consensus_params: ConsensusParams::default(),
+        staking_params: cairn_genesis::devnet::devnet_staking_params(),
     })
     .unwrap()
 }
@@ -80,6 +81,7 @@ fn transfer(ledger: &Ledger, nonce: u64, amount: u64) -> cairn_types::SignedTran
         fee: 1,
         nonce,
         memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
     .sign(&alice())
 }
@@ -139,6 +141,7 @@ fn hand_block(
             parent_certificate_hash: Block::parent_certificate_hash_of(parent_certificate.as_ref()),
             evidence_hash: Block::evidence_hash_of(&[]),
             validator_set_hash: ledger.genesis().validators.hash(),
+            next_validator_set_hash: ledger.genesis().validators.hash(),
         },
         transactions,
         parent_certificate,
@@ -291,6 +294,7 @@ fn built_blocks_validate_commit_and_survive_a_reopen() {
         let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         assert!(ledger.submit(&slices).iter().all(Result::is_ok));
         let proposer = validators()[1].address();
+        let (balance_before, _, _) = ledger.account(&proposer);
         let block = ledger
             .build_block(BlockRequest {
                 proposer,
@@ -306,7 +310,7 @@ fn built_blocks_validate_commit_and_survive_a_reopen() {
         ledger.commit(&block, &certify(&ledger, &block)).unwrap();
         assert_eq!(ledger.mempool_size().0, 0);
         let (balance, _, _) = ledger.account(&proposer);
-        assert_eq!(balance, 5, "the proposer earns the fees");
+        assert_eq!(balance, balance_before + 5, "the proposer earns the fees");
 
         // The next block carries the certificate and nothing else.
         let certificate = ledger.store().certificate(Height(1)).unwrap();

@@ -236,6 +236,7 @@ fn devnet(validators: usize, funded: &[&Keypair]) -> Devnet {
                 .map(|keypair| (keypair.address(), 1_000_000))
                 .collect(),
             consensus_params: test_params(),
+            staking_params: cairn_genesis::devnet::devnet_staking_params(),
         })
         .unwrap();
     let genesis_file = root.path().join("genesis.json");
@@ -297,6 +298,7 @@ fn transfer(chain_id: &ChainId, from: &Keypair, to: &Keypair, amount: u64, nonce
         fee: 1,
         nonce,
         memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
     .sign(from);
     format!("{{\"tx\": \"{}\"}}", hex::encode(signed.to_bytes()))
@@ -356,6 +358,7 @@ fn dev_node_commits_a_transfer() {
         fee: 1,
         nonce: 0,
         memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
     .sign(&accounts[2]);
     bad.transaction.amount = 6;

@@ -26,6 +26,7 @@ fn transfer_hex(nonce: u64) -> String {
         fee: 1,
         nonce,
         memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
     .sign(key);
     hex::encode(transaction.to_bytes())

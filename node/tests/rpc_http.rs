@@ -73,12 +73,17 @@ impl RpcBackend for TestBackend {
             pending: pending.executable,
             queued: pending.queued,
             missing_nonce: pending.missing_nonce,
+            stake: None,
+            unbonding: vec![],
         })
     }
-    fn validators(&self) -> Result<ValidatorsView, RpcError> {
+    fn validators(&self, height: Option<u64>) -> Result<ValidatorsView, RpcError> {
         Ok(ValidatorsView {
+            height: height.unwrap_or(1),
+            set_hash: cairn_types::Hash::ZERO,
             total_power: 0,
             validators: vec![],
+            candidates: vec![],
         })
     }
     fn peers(&self) -> Result<Vec<PeerView>, RpcError> {
@@ -135,6 +140,7 @@ fn transfer_hex(nonce: u64, amount: u64) -> String {
             fee: 1,
             nonce,
             memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
         }
         .sign(&key)
         .to_bytes(),

@@ -394,6 +394,9 @@ pub struct Report {
     pub transactions_submitted: u64,
     /// Transfers committed (in the chain of the highest node).
     pub transactions_committed: u64,
+    /// Hashes of the distinct validator sets that signed a verified
+    /// certificate (more than one when staking changed the set).
+    pub validator_sets_seen: std::collections::BTreeSet<Hash>,
 }
 
 /// One simulated network of validators.
@@ -456,16 +459,27 @@ impl Simulation {
                     name: format!("validator-{i}"),
                     public_key: keypair.public_key(),
                     power: VotingPower(scenario.powers.get(i).copied().unwrap_or(10)),
+                    operator: keypair.address(),
                 })
                 .collect(),
         )
         .unwrap_or_else(|error| panic!("validator set: {error}"));
+        let staking_params = cairn_genesis::devnet::devnet_staking_params();
         let accounts: Vec<Keypair> = (0..ACCOUNTS)
             .map(|i| Keypair::from_seed(&[0x40 + i as u8; 32]))
             .collect();
-        let balances: Vec<(Address, u64)> = accounts
+        // Each validator is its own operator, funded with its stake and as
+        // much again to spend.
+        let balances: Vec<(Address, u64)> = validators
+            .validators()
             .iter()
-            .map(|k| (k.address(), 1_000_000_000))
+            .map(|validator| {
+                (
+                    validator.operator,
+                    validator.power.0 * staking_params.power_unit * 2,
+                )
+            })
+            .chain(accounts.iter().map(|k| (k.address(), 1_000_000_000)))
             .collect();
         let params = ConsensusParams {
             timeout_propose_ms: 300,
@@ -483,6 +497,7 @@ impl Simulation {
             validators: validators.clone(),
             accounts: balances,
             consensus_params: params.clone(),
+            staking_params,
         };
         let genesis_state = genesis
             .state()
@@ -1141,6 +1156,7 @@ impl Simulation {
                             fee: 1,
                             nonce,
                             memo: String::new(),
+                            kind: cairn_types::TransactionKind::Transfer,
                         };
                         let bytes = transaction.sign(sender_key).to_bytes();
                         signed = Some((nonce, bytes.clone()));
@@ -1199,12 +1215,38 @@ impl Simulation {
         let mut problems = Vec::new();
         // Nodes often commit the very same certificate: verify each once.
         let certificate_hash = certificate.hash();
+        // The set that signs height H is the one the header names, and
+        // that is the set the parent header named as next (the genesis
+        // set at height 1): the set chain holds across staking changes.
+        let named_by_parent = if height == 1 {
+            Ok(Some(self.validators.hash()))
+        } else {
+            store
+                .header(Height(height - 1))
+                .map(|header| header.map(|header| header.next_validator_set_hash))
+        };
+        if let Ok(Some(expected)) = named_by_parent {
+            if expected != block.header.validator_set_hash {
+                problems.push(format!(
+                    "the header names validator set {} but its parent named {expected}",
+                    block.header.validator_set_hash
+                ));
+            }
+        }
+        let signers = store.validator_set(&block.header.validator_set_hash);
         if !self.certificates_verified.contains(&certificate_hash) {
-            match certificate.verify(&self.chain_id, &self.validators) {
-                Ok(_) => {
-                    self.certificates_verified.insert(certificate_hash);
-                }
-                Err(error) => problems.push(format!("certificate: {error}")),
+            match signers {
+                Ok(Some(signers)) => match certificate.verify(&self.chain_id, &signers) {
+                    Ok(_) => {
+                        self.report.validator_sets_seen.insert(signers.hash());
+                        self.certificates_verified.insert(certificate_hash);
+                    }
+                    Err(error) => problems.push(format!("certificate: {error}")),
+                },
+                _ => problems.push(format!(
+                    "the store does not hold validator set {} the header names",
+                    block.header.validator_set_hash
+                )),
             }
         }
         if certificate.block_hash != hash || certificate.height != block.height() {
@@ -1576,9 +1618,15 @@ impl Simulation {
             NetMessage::Evidence(evidence) => {
                 let hash = evidence.hash();
                 let state = &self.nodes[to];
+                let signers = state.host.as_ref().and_then(|host| {
+                    host.ledger()
+                        .validator_set(evidence.height())
+                        .ok()
+                        .flatten()
+                });
                 if state.committed_evidence.contains(&evidence_key(&evidence))
                     || state.evidence_pool.contains_key(&hash)
-                    || evidence.verify(&self.chain_id, &self.validators).is_err()
+                    || signers.is_none_or(|set| evidence.verify(&self.chain_id, &set).is_err())
                 {
                     return;
                 }

@@ -638,6 +638,7 @@ fn sign_all(
                                 fee: 1,
                                 nonce: nonces[sender] + index / accounts,
                                 memo: String::new(),
+                                kind: cairn_types::TransactionKind::Transfer,
                             }
                             .sign(&keys[sender]);
                             (signed.hash().to_string(), hex::encode(signed.to_bytes()))

@@ -774,6 +774,7 @@ async fn make_devnet(
         accounts: settings.accounts + settings.bench_accounts,
         account_balance: ACCOUNT_BALANCE,
         consensus_params: cairn_genesis::dev::dev_consensus_params(),
+        staking_params: cairn_genesis::devnet::devnet_staking_params(),
     })?;
     let genesis_file = devnet_genesis.genesis.to_file();
     for node in &nodes {

@@ -176,8 +176,30 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Keypair> {
         bad(format!("it is larger than {limit} bytes"))
     })?;
     let text = std::str::from_utf8(&contents).map_err(|_| bad("it is not text".to_string()))?;
-    let seed = decode_seed(text.trim()).map_err(bad)?;
+    let text = text.trim();
+    if text.starts_with('{') {
+        return node_key_file(text).map_err(bad);
+    }
+    let seed = decode_seed(text).map_err(bad)?;
     Ok(Keypair::from_seed(&seed))
+}
+
+/// A `cairnd` key file (`config/validator_key.json`): its secret, checked
+/// against the public key it names.
+fn node_key_file(text: &str) -> std::result::Result<Keypair, String> {
+    #[derive(serde::Deserialize)]
+    struct NodeKeyFile {
+        public_key: String,
+        secret_key: String,
+    }
+    let file: NodeKeyFile = serde_json::from_str(text)
+        .map_err(|error| format!("it is JSON but not a cairnd key file ({error})"))?;
+    let seed = decode_seed(file.secret_key.trim())?;
+    let keypair = Keypair::from_seed(&seed);
+    if keypair.public_key().to_hex() != file.public_key.trim().to_lowercase() {
+        return Err("its public_key does not belong to its secret_key".into());
+    }
+    Ok(keypair)
 }
 
 /// Asks whether to delete the key `name`, on a terminal only.

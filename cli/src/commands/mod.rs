@@ -7,6 +7,7 @@ pub mod devnet;
 pub mod keys;
 pub mod query;
 pub mod tx;
+pub mod validator;
 
 use std::io::Write;
 
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::Keys(command) => keys::run(command, out),
         Command::Tx(command) => tx::run(command, out).await,
+        Command::Validator(command) => validator::run(command, out).await,
         Command::Query(args) => query::run(args, out).await,
         Command::Devnet(command) => devnet::run(command, out).await,
         Command::Completions(args) => completions::run(&args, out),

@@ -76,8 +76,8 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
                 })
             }
         },
-        QueryCommand::Validators => {
-            let (validators, json) = client.validators().await?;
+        QueryCommand::Validators { height } => {
+            let (validators, json) = client.validators(*height).await?;
             (validators_text(&validators), json)
         }
         QueryCommand::Peers => {
@@ -123,13 +123,36 @@ fn account_text(account: &Account) -> String {
         ),
         (queued, None) => format!("{pending} pending, {queued} queued behind a missing nonce"),
     };
-    table(&[
+    let mut rows = vec![
         ("address", account.address.clone()),
         ("balance", account.balance.to_string()),
         ("nonce", account.nonce.to_string()),
         ("next nonce", account.next_nonce.to_string()),
         ("mempool", mempool),
-    ])
+    ];
+    if let Some(stake) = &account.stake {
+        let status = match stake.jailed_until {
+            Some(until) => format!("{} (unjail from height {until})", stake.status),
+            None => stake.status.clone(),
+        };
+        rows.push((
+            "stake",
+            format!(
+                "{} bonded (power {}) to validator {} {:?}, {status}",
+                stake.bonded, stake.power, stake.validator_key, stake.name
+            ),
+        ));
+    }
+    for entry in &account.unbonding {
+        rows.push((
+            "unbonding",
+            format!(
+                "{} released at height {}",
+                entry.amount, entry.release_height
+            ),
+        ));
+    }
+    table(&rows)
 }
 
 /// The sentence `cairn query block 0` answers with.
@@ -217,9 +240,11 @@ fn transaction_text(committed: &CommittedTransaction) -> String {
 
 fn validators_text(validators: &Validators) -> String {
     let mut text = format!(
-        "{} validators, total power {}\n",
+        "{} validators at height {}, total power {} (set {})\n",
         validators.validators.len(),
-        validators.total_power
+        validators.height,
+        validators.total_power,
+        validators.set_hash
     );
     let name_width = validators
         .validators
@@ -229,18 +254,40 @@ fn validators_text(validators: &Validators) -> String {
         .unwrap_or(0)
         .max("NAME".len());
     text.push_str(&format!(
-        "{:>5}  {:<name_width$}  {:>5}  {:<44}  PUBLIC KEY\n",
-        "INDEX", "NAME", "POWER", "ADDRESS"
+        "{:>5}  {:<name_width$}  {:>5}  {:<9}  {:<44}  PUBLIC KEY\n",
+        "INDEX", "NAME", "POWER", "STATUS", "OPERATOR"
     ));
     for validator in &validators.validators {
         text.push_str(&format!(
-            "{:>5}  {:<name_width$}  {:>5}  {:<44}  {}\n",
+            "{:>5}  {:<name_width$}  {:>5}  {:<9}  {:<44}  {}\n",
             validator.index,
             validator.name,
             validator.power,
+            validator.status,
             validator.address,
             validator.public_key
         ));
+    }
+    if !validators.candidates.is_empty() {
+        text.push_str(&format!("\n{} candidates\n", validators.candidates.len()));
+        text.push_str(&format!(
+            "{:<44}  {:>14}  {:>5}  {:<22}  VALIDATOR KEY\n",
+            "OPERATOR", "BONDED", "POWER", "STATUS"
+        ));
+        for candidate in &validators.candidates {
+            let status = match candidate.jailed_until {
+                Some(until) => format!("{} until {until}", candidate.status),
+                None => candidate.status.clone(),
+            };
+            text.push_str(&format!(
+                "{:<44}  {:>14}  {:>5}  {:<22}  {}\n",
+                candidate.operator,
+                candidate.bonded,
+                candidate.power,
+                status,
+                candidate.validator_key
+            ));
+        }
     }
     text
 }

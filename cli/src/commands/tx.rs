@@ -1,8 +1,9 @@
 //! `cairn tx send`: sign a transfer locally, submit it, optionally wait
 //! for its block.
 //!
-//! [`send_transfer`] is the library form (used by `cairn tx send`, and by
-//! the devnet and bench commands): it fetches the chain id from
+//! [`send_transfer`] is the library form (used by `cairn tx send`, by
+//! `cairn validator` for the staking kinds, and by the devnet and bench
+//! commands): it fetches the chain id from
 //! `GET /status` (refusing a node of another chain than `--chain-id`) and
 //! the nonce from `GET /account/{address}` (unless one
 //! is given), checks the balance, signs, and with a wait it subscribes to
@@ -11,7 +12,9 @@
 
 use std::{io::Write, time::Duration};
 
-use cairn_types::{limits::MEMO_BYTES_MAX, Address, ChainId, Hash, Keypair, Transaction};
+use cairn_types::{
+    limits::MEMO_BYTES_MAX, Address, ChainId, Hash, Keypair, Transaction, TransactionKind,
+};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -42,6 +45,9 @@ pub struct Transfer {
     /// The chain to sign for; the node's `/status` must report it. `None`
     /// signs for the node's chain.
     pub chain_id: Option<String>,
+    /// What the transaction does (a transfer, or a staking kind whose
+    /// `to` is the sender itself).
+    pub kind: TransactionKind,
 }
 
 /// Where a transaction landed.
@@ -120,6 +126,7 @@ async fn send(args: SendArgs, out: &mut dyn Write) -> Result<()> {
         memo: args.memo,
         wait: args.wait.then_some(args.timeout),
         chain_id: args.chain_id,
+        kind: TransactionKind::Transfer,
     };
     let json = args.json;
     let waiting = transfer.wait.is_some();
@@ -174,7 +181,7 @@ fn waiting_line(report: &SendReport, timeout: Duration) -> String {
 }
 
 /// The key of `--private-key-file`, refused if other users can read it.
-fn private_key_file(path: &std::path::Path) -> Result<Keypair> {
+pub(crate) fn private_key_file(path: &std::path::Path) -> Result<Keypair> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(CliError::io("read", path))?
@@ -207,16 +214,21 @@ pub async fn send_transfer(
             ),
         });
     }
-    let need =
-        transfer
-            .amount
-            .checked_add(transfer.fee)
-            .ok_or_else(|| CliError::InvalidTransfer {
-                reason: format!(
-                    "amount {} + fee {} overflows a 64-bit balance",
-                    transfer.amount, transfer.fee
-                ),
-            })?;
+    let debits_amount = matches!(
+        transfer.kind,
+        TransactionKind::Transfer | TransactionKind::Bond { .. }
+    );
+    let need = if debits_amount {
+        transfer.amount.checked_add(transfer.fee)
+    } else {
+        Some(transfer.fee)
+    }
+    .ok_or_else(|| CliError::InvalidTransfer {
+        reason: format!(
+            "amount {} + fee {} overflows a 64-bit balance",
+            transfer.amount, transfer.fee
+        ),
+    })?;
     let (status, _) = client.status().await?;
     if let Some(expected) = &transfer.chain_id {
         if *expected != status.chain_id {
@@ -258,6 +270,7 @@ pub async fn send_transfer(
         fee: transfer.fee,
         nonce,
         memo: transfer.memo.clone(),
+        kind: transfer.kind,
     }
     .sign(keypair);
     let hash = signed.hash();

@@ -40,7 +40,8 @@ use crate::{
 pub struct DriverConfig {
     /// The chain every signature names.
     pub chain_id: ChainId,
-    /// Who votes, with what power.
+    /// Who votes at the first height this driver starts, with what power;
+    /// each [`StartHeight`] then names its height's set.
     pub validators: ValidatorSet,
     /// Timeouts, block limits and clock drift from the genesis.
     pub params: ConsensusParams,
@@ -110,6 +111,8 @@ enum PendingRequest {
 #[derive(Debug)]
 pub struct Driver {
     config: DriverConfig,
+    /// The validator set of the current height (from [`StartHeight`]).
+    validators: ValidatorSet,
     validator_set_hash: Hash,
     schedule: ProposerSchedule,
     keypair: Option<Keypair>,
@@ -156,8 +159,8 @@ impl Driver {
         let own_index = keypair
             .as_ref()
             .and_then(|keypair| config.validators.index_of(&keypair.public_key()));
-        let keypair = own_index.and(keypair);
         Ok(Driver {
+            validators: config.validators.clone(),
             validator_set_hash: config.validators.hash(),
             schedule: ProposerSchedule::new(&config.validators),
             keeper: VoteKeeper::new(Height::GENESIS, config.validators.clone()),
@@ -226,9 +229,14 @@ impl Driver {
         self.state.height
     }
 
-    /// This validator's index, if it is one.
+    /// This validator's index in the current height's set, if it is in it.
     pub fn validator_index(&self) -> Option<ValidatorIndex> {
         self.own_index
+    }
+
+    /// The validator set of the current height.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
     }
 
     /// The configuration.
@@ -383,7 +391,16 @@ impl Driver {
         self.state = RoundState::new(height);
         self.parent_hash = start.parent_hash;
         self.parent_time = start.parent_time;
-        self.keeper = VoteKeeper::new(height, self.config.validators.clone());
+        if start.validators.hash() != self.validator_set_hash {
+            self.validator_set_hash = start.validators.hash();
+            self.schedule = ProposerSchedule::new(&start.validators);
+            self.validators = start.validators;
+        }
+        self.own_index = self
+            .keypair
+            .as_ref()
+            .and_then(|keypair| self.validators.index_of(&keypair.public_key()));
+        self.keeper = VoteKeeper::new(height, self.validators.clone());
         self.proposals.clear();
         self.blocks.clear();
         self.persisted_blocks.clear();
@@ -563,7 +580,7 @@ impl Driver {
         if self.keeper.contains(&vote) {
             return Ok(());
         }
-        vote.verify(&self.config.chain_id, &self.config.validators)
+        vote.verify(&self.config.chain_id, &self.validators)
             .map_err(|_| ConsensusError::BadSignature {
                 what: "vote",
                 validator: vote.validator,
@@ -608,14 +625,13 @@ impl Driver {
             });
         }
         proposal
-            .verify(&self.config.chain_id, &self.config.validators)
+            .verify(&self.config.chain_id, &self.validators)
             .map_err(|_| ConsensusError::BadSignature {
                 what: "proposal",
                 validator: proposal.proposer,
             })?;
         if proposal.valid_round.is_none() {
             let signer = self
-                .config
                 .validators
                 .get(proposal.proposer)
                 .map(cairn_types::Validator::address);
@@ -641,7 +657,7 @@ impl Driver {
         if certificate.height != self.state.height || self.state.decision.is_some() {
             return Ok(());
         }
-        certificate.verify(&self.config.chain_id, &self.config.validators)?;
+        certificate.verify(&self.config.chain_id, &self.validators)?;
         for signature in &certificate.signatures {
             let vote = Vote {
                 vote_type: VoteType::Precommit,
@@ -867,14 +883,13 @@ impl Driver {
                 self.config.params.block_transactions_max
             )));
         }
-        if let Some(certificate) = &block.parent_certificate {
-            certificate.verify(&self.config.chain_id, &self.config.validators)?;
-        }
+        // The parent certificate and the evidence are signed by the sets
+        // of their own heights, which the host's ledger keeps: it checks
+        // them when it validates the block.
         for evidence in &block.evidence {
             if evidence.height() > header.height {
                 return Err(invalid("evidence from a future height".into()));
             }
-            evidence.verify(&self.config.chain_id, &self.config.validators)?;
         }
         Ok(())
     }

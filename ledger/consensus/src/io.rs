@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use cairn_types::{
-    Block, CommitCertificate, Evidence, Hash, Height, Proposal, Round, Timestamp, Vote,
+    Block, CommitCertificate, Evidence, Hash, Height, Proposal, Round, Timestamp, ValidatorSet,
+    Vote,
 };
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +75,9 @@ pub struct StartHeight {
     pub parent_time: Timestamp,
     /// The WAL entries of `height` (empty unless restarting mid-height).
     pub wal: Vec<WalEntry>,
+    /// The validator set of `height` (the one its parent's header names
+    /// as next).
+    pub validators: ValidatorSet,
 }
 
 /// Everything that can happen to the driver.

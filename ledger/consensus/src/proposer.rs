@@ -102,6 +102,7 @@ mod tests {
                     name: format!("v{i}"),
                     public_key: Keypair::from_seed(&[i as u8 + 1; 32]).public_key(),
                     power: VotingPower(*p),
+                    operator: Keypair::from_seed(&[i as u8 + 1; 32]).address(),
                 })
                 .collect(),
         )

@@ -309,6 +309,7 @@ mod tests {
                     name: format!("v{i}"),
                     public_key: keys[i].public_key(),
                     power: VotingPower(*p),
+                    operator: keys[i].address(),
                 })
                 .collect(),
         )

@@ -36,6 +36,7 @@ fn validators() -> ValidatorSet {
                 name: format!("v{i}"),
                 public_key: k.public_key(),
                 power: VotingPower(1),
+                operator: k.address(),
             })
             .collect(),
     )
@@ -63,6 +64,7 @@ fn start(height: u64, wal: Vec<WalEntry>) -> Input {
         parent_hash: sha256(b"genesis"),
         parent_time: Timestamp(GENESIS_MS),
         wal,
+        validators: validators(),
     })
 }
 
@@ -79,6 +81,7 @@ fn block(proposer: usize, time_ms: u64) -> Block {
             parent_certificate_hash: Hash::ZERO,
             evidence_hash: Block::evidence_hash_of(&[]),
             validator_set_hash: validators().hash(),
+            next_validator_set_hash: validators().hash(),
         },
         transactions: vec![],
         parent_certificate: None,

@@ -64,6 +64,7 @@ fn workload(accounts: usize) -> (LedgerState, Vec<SignedTransaction>) {
                 fee: 1,
                 nonce: 0,
                 memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
             }
             .sign(keypair)
         })

@@ -98,9 +98,96 @@ pub enum StateError {
         /// The root of the state it was computed from.
         outcome_parent: Hash,
     },
+    /// The sender does not operate the validator the transaction names
+    /// (or operates no validator).
+    #[error("{reason}")]
+    NotOperator {
+        /// Who operates what.
+        reason: String,
+    },
+    /// The consensus key is already another validator's.
+    #[error("validator key {key} is already used by another validator; generate a new consensus key with `cairnd init` or `cairn keys add`")]
+    KeyInUse {
+        /// The key.
+        key: cairn_types::PublicKey,
+    },
+    /// A candidate would keep less than the minimum stake bonded.
+    #[error("the validator would keep {bonded} bonded, less than the chain's min_self_stake {min}; bond at least {min} (or unbond all of it)")]
+    BelowMinSelfStake {
+        /// What would stay bonded.
+        bonded: u64,
+        /// The minimum.
+        min: u64,
+    },
+    /// More unbonding than is bonded.
+    #[error("the validator has {bonded} bonded, less than the {need} to unbond")]
+    InsufficientStake {
+        /// Bonded now.
+        bonded: u64,
+        /// Asked for.
+        need: u64,
+    },
+    /// `unjail` before the jail period is over.
+    #[error("the validator is jailed until height {until}; send unjail at or after it")]
+    StillJailed {
+        /// The first height at which unjail is accepted.
+        until: cairn_types::Height,
+    },
+    /// `unjail` of a validator that is not jailed.
+    #[error("the validator is not jailed")]
+    NotJailed,
+    /// No room for another candidate.
+    #[error("the chain already has {max} validator candidates, the limit")]
+    TooManyCandidates {
+        /// The limit.
+        max: usize,
+    },
+    /// No room for another unbonding entry of this operator.
+    #[error(
+        "the operator already has {max} unbonding entries, the limit; wait for one to be released"
+    )]
+    TooManyUnbonding {
+        /// The limit.
+        max: usize,
+    },
+    /// A staking transaction that breaks a rule of its own shape.
+    #[error("{reason}")]
+    BadStakingTransaction {
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// A stored staking state that does not decode or fails its checks.
+    #[error("the staking state is corrupt: {reason}")]
+    CorruptStaking {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl StateError {
+    /// The stable code the RPC returns for a rule a transaction broke
+    /// (`None` for errors that are not about one transaction).
+    pub fn code(&self) -> Option<&'static str> {
+        Some(match self {
+            StateError::NotOperator { .. } => "not_operator",
+            StateError::KeyInUse { .. } => "key_in_use",
+            StateError::BelowMinSelfStake { .. } => "below_min_self_stake",
+            StateError::InsufficientStake { .. } => "insufficient_stake",
+            StateError::StillJailed { .. } => "still_jailed",
+            StateError::NotJailed => "not_jailed",
+            StateError::TooManyCandidates { .. } => "candidates_full",
+            StateError::TooManyUnbonding { .. } => "unbonding_full",
+            StateError::BadStakingTransaction { .. } => "bad_staking_transaction",
+            StateError::BadNonce { .. } => "bad_nonce",
+            StateError::InsufficientFunds { .. } => "insufficient_funds",
+            StateError::MemoTooLong { .. } => "memo_too_long",
+            StateError::WrongChain { .. } => "wrong_chain",
+            StateError::Overflow { .. } => "overflow",
+            StateError::BadSignature => "bad_signature",
+            _ => return None,
+        })
+    }
+
     /// Wraps a transfer-level error with the transfer's position in a block.
     pub fn at_index(self, index: usize) -> StateError {
         StateError::TransactionInvalid {

@@ -6,18 +6,34 @@
 //! proposal while validating it, keeps the outcome, and at commit hands it
 //! to [`LedgerState::apply`] (a copy, no re-execution) and to the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use cairn_types::{
-    limits::BLOCK_TRANSACTIONS_MAX, Address, Block, ChainId, Hash, SignedTransaction,
+    limits::BLOCK_TRANSACTIONS_MAX, sha256, Address, Block, ChainId, Hash, Height,
+    SignedTransaction, TransactionKind, ValidatorSet,
 };
 
 use crate::{
     rules::check_stateless,
+    staking::{StakingAction, StakingState},
     tree::{leaf_hash, AccountProof, AccountTree, TreeUpdate, ACCOUNTS_MAX},
     Account, AccountChange, StateError,
 };
+
+/// Domain separator of the state root.
+const STATE_ROOT_DOMAIN: &[u8] = b"cairn/state/v2\0";
+
+/// The state root: SHA-256 of a domain tag, the account tree's root and
+/// the staking hash ([`Hash::ZERO`] for a state without staking).
+pub fn state_root_of(accounts_root: &Hash, staking_hash: &Hash) -> Hash {
+    let mut bytes = Vec::with_capacity(STATE_ROOT_DOMAIN.len() + 64);
+    bytes.extend_from_slice(STATE_ROOT_DOMAIN);
+    bytes.extend_from_slice(&accounts_root.0);
+    bytes.extend_from_slice(&staking_hash.0);
+    sha256(&bytes)
+}
 
 /// One account in slot order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +42,13 @@ struct SlotEntry {
     account: Account,
 }
 
-/// All accounts, their tree and its root.
+/// All accounts, their tree, the staking state and the state root, after
+/// the block of [`LedgerState::height`].
+///
+/// A state built from accounts alone ([`LedgerState::from_genesis`]) has no
+/// staking: it executes transfers only (transfer benchmarks and tests use
+/// it). A chain's state always has staking
+/// ([`LedgerState::from_genesis_with_staking`]).
 ///
 /// The address index is a `HashMap` used for lookups only, never
 /// iterated, so its per-process random hashing (which resists crafted
@@ -38,14 +60,17 @@ pub struct LedgerState {
     index: HashMap<Address, u64>,
     tree: AccountTree,
     root: Hash,
-    total_supply: u64,
+    balances_total: u64,
+    staking: Option<Arc<StakingState>>,
+    height: Height,
 }
 
 impl fmt::Debug for LedgerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LedgerState")
             .field("accounts", &self.slots.len())
-            .field("total_supply", &self.total_supply)
+            .field("balances_total", &self.balances_total)
+            .field("height", &self.height)
             .field("root", &self.root)
             .finish()
     }
@@ -64,10 +89,84 @@ impl LedgerState {
         LedgerState {
             slots: Vec::new(),
             index: HashMap::new(),
-            root: tree.root(),
+            root: state_root_of(&tree.root(), &Hash::ZERO),
             tree,
-            total_supply: 0,
+            balances_total: 0,
+            staking: None,
+            height: Height::GENESIS,
         }
+    }
+
+    /// The genesis state of a chain: `accounts` with their balances, less
+    /// the stake each genesis validator's operator bonds, and `staking`.
+    /// Refuses an operator whose balance does not cover its stake.
+    pub fn from_genesis_with_staking(
+        accounts: &[(Address, u64)],
+        staking: StakingState,
+    ) -> Result<LedgerState, StateError> {
+        let mut balances: Vec<(Address, u64)> = accounts.to_vec();
+        for (operator, candidate) in staking.candidates() {
+            let entry = balances
+                .iter_mut()
+                .find(|(address, _)| address == operator)
+                .ok_or_else(|| StateError::CorruptStaking {
+                    reason: format!(
+                        "validator {} bonds {} from operator {operator}, which has no genesis account; fund it in `accounts`",
+                        candidate.name, candidate.bonded
+                    ),
+                })?;
+            entry.1 = entry.1.checked_sub(candidate.bonded).ok_or_else(|| {
+                StateError::CorruptStaking {
+                    reason: format!(
+                        "validator {} bonds {} but its operator {operator} holds only {}; raise the operator's genesis balance",
+                        candidate.name, candidate.bonded, entry.1
+                    ),
+                }
+            })?;
+        }
+        let state = LedgerState::from_genesis(&balances)?;
+        Ok(state.with_staking(Some(staking), Height::GENESIS))
+    }
+
+    /// This state with `staking` and as of `height` (a store restoring
+    /// its latest state).
+    pub fn with_staking(mut self, staking: Option<StakingState>, height: Height) -> LedgerState {
+        self.staking = staking.map(Arc::new);
+        self.height = height;
+        self.root = state_root_of(&self.tree.root(), &self.staking_hash());
+        self
+    }
+
+    /// The hash of the staking state ([`Hash::ZERO`] without staking).
+    pub fn staking_hash(&self) -> Hash {
+        self.staking
+            .as_ref()
+            .map_or(Hash::ZERO, |staking| staking.hash())
+    }
+
+    /// The staking state, if the chain has one.
+    pub fn staking(&self) -> Option<&StakingState> {
+        self.staking.as_deref()
+    }
+
+    /// The height of the last block applied (0 at genesis).
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    /// The root of the account tree alone (what an account proof shows).
+    pub fn accounts_root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    /// The validator set of the next height (`None` without staking).
+    pub fn current_validator_set(&self) -> Option<&ValidatorSet> {
+        self.staking.as_deref().map(StakingState::current_set)
+    }
+
+    /// The validator set of the height after the next.
+    pub fn next_validator_set(&self) -> Option<&ValidatorSet> {
+        self.staking.as_deref().map(StakingState::next_set)
     }
 
     /// The genesis state: `accounts` with their balances and nonce 0, given
@@ -95,7 +194,7 @@ impl LedgerState {
         let accounts = accounts.into_iter();
         let mut slots = Vec::with_capacity(accounts.size_hint().0);
         let mut index = HashMap::with_capacity(accounts.size_hint().0);
-        let mut total_supply = 0u64;
+        let mut balances_total = 0u64;
         for (address, account) in accounts {
             let slot = slots.len() as u64;
             if slot >= ACCOUNTS_MAX {
@@ -104,8 +203,8 @@ impl LedgerState {
             if index.insert(address, slot).is_some() {
                 return Err(StateError::DuplicateAccount { address });
             }
-            total_supply =
-                total_supply
+            balances_total =
+                balances_total
                     .checked_add(account.balance)
                     .ok_or(StateError::Overflow {
                         what: "total supply",
@@ -120,13 +219,16 @@ impl LedgerState {
         Ok(LedgerState {
             slots,
             index,
-            root: tree.root(),
+            root: state_root_of(&tree.root(), &Hash::ZERO),
             tree,
-            total_supply,
+            balances_total,
+            staking: None,
+            height: Height::GENESIS,
         })
     }
 
-    /// The state root: the root of the account tree.
+    /// The state root ([`state_root_of`] the account tree's root and the
+    /// staking hash).
     pub fn root(&self) -> Hash {
         self.root
     }
@@ -148,9 +250,20 @@ impl LedgerState {
         self.account(address).unwrap_or_default().nonce
     }
 
-    /// Sum of all balances; execution conserves it.
+    /// Sum of all balances, bonded and unbonding stake: execution
+    /// conserves it except for slashes, which burn stake.
     pub fn total_supply(&self) -> u64 {
-        self.total_supply
+        let staked = self.staking.as_deref().map_or(0, |staking| {
+            staking
+                .total_bonded()
+                .saturating_add(staking.total_unbonding())
+        });
+        self.balances_total.saturating_add(staked)
+    }
+
+    /// Sum of all balances.
+    pub fn balances_total(&self) -> u64 {
+        self.balances_total
     }
 
     /// Number of accounts.
@@ -179,7 +292,7 @@ impl LedgerState {
     }
 
     /// A proof that `address` holds [`LedgerState::account`] under
-    /// [`LedgerState::root`], or `None` if it has no account.
+    /// [`LedgerState::accounts_root`], or `None` if it has no account.
     pub fn prove(&self, address: &Address) -> Option<AccountProof> {
         self.tree.prove(self.slot(address)?)
     }
@@ -196,6 +309,21 @@ impl LedgerState {
         execution.push(transaction)
     }
 
+    /// Checks a staking transaction's own rule (operator, stake, jail,
+    /// keys) against this state, as the mempool does at admission: a
+    /// transfer always passes. Nonce and balance are not checked here.
+    pub fn check_staking(&self, transaction: &SignedTransaction) -> Result<(), StateError> {
+        let Some(action) = staking_action(transaction) else {
+            return Ok(());
+        };
+        let staking = self.staking.as_deref().ok_or_else(no_staking)?;
+        staking.check_action(
+            transaction.transaction.sender.address(),
+            Height(self.height.0.saturating_add(1)),
+            &action,
+        )
+    }
+
     /// Starts executing a block built by `proposer` on top of this state.
     /// Push transfers one by one; a refused transfer leaves the execution
     /// as it was, so a proposer can skip it and go on.
@@ -208,11 +336,15 @@ impl LedgerState {
             parent: self,
             chain_id,
             proposer,
+            height: Height(self.height.0.saturating_add(1)),
             touched: Vec::new(),
             positions: HashMap::new(),
             created: 0,
             fees: 0,
             transactions: 0,
+            staking: None,
+            offenders: Vec::new(),
+            bonded_from_balances: 0,
         }
     }
 
@@ -228,6 +360,19 @@ impl LedgerState {
         chain_id: &ChainId,
         proposer: Address,
         transactions: &[SignedTransaction],
+    ) -> Result<ExecutionOutcome, StateError> {
+        self.execute_with_offenders(chain_id, proposer, transactions, &[])
+    }
+
+    /// [`LedgerState::execute`] of a block whose evidence names
+    /// `offenders` (operators, one per piece of evidence): each is jailed
+    /// and slashed at the end of the block (see [`crate::staking`]).
+    pub fn execute_with_offenders(
+        &self,
+        chain_id: &ChainId,
+        proposer: Address,
+        transactions: &[SignedTransaction],
+        offenders: &[Address],
     ) -> Result<ExecutionOutcome, StateError> {
         if transactions.len() > BLOCK_TRANSACTIONS_MAX {
             return Err(StateError::TooManyTransactions {
@@ -261,17 +406,21 @@ impl LedgerState {
                 .push_prepared(transaction, sender, Some(parent_reads))
                 .map_err(|error| error.at_index(index))?;
         }
+        execution.record_offenders(offenders);
         execution.finish()
     }
 
     /// Executes `block` (whose signatures the caller has verified) on this
     /// state and checks the result against its header: the header names
     /// `chain_id` and claims the computed state root. Fees go to the
-    /// header's proposer.
+    /// header's proposer. The block's evidence must be resolved to the
+    /// operators it names by the caller (`offenders`), who knows the
+    /// validator sets of past heights.
     pub fn execute_block(
         &self,
         chain_id: &ChainId,
         block: &Block,
+        offenders: &[Address],
     ) -> Result<ExecutionOutcome, StateError> {
         if block.header.chain_id != *chain_id {
             return Err(StateError::WrongChain {
@@ -279,7 +428,12 @@ impl LedgerState {
                 got: block.header.chain_id.clone(),
             });
         }
-        let outcome = self.execute(chain_id, block.header.proposer, &block.transactions)?;
+        let outcome = self.execute_with_offenders(
+            chain_id,
+            block.header.proposer,
+            &block.transactions,
+            offenders,
+        )?;
         if outcome.state_root != block.header.state_root {
             return Err(StateError::StateRootMismatch {
                 header: block.header.state_root,
@@ -314,6 +468,11 @@ impl LedgerState {
         }
         self.tree.apply(&outcome.tree);
         self.root = outcome.state_root;
+        self.balances_total = outcome.balances_total;
+        if let Some(staking) = &outcome.staking {
+            self.staking = Some(Arc::clone(staking));
+        }
+        self.height = outcome.height;
         debug_assert_eq!(self.tree.leaf_count(), self.slots.len() as u64);
         Ok(())
     }
@@ -332,6 +491,10 @@ pub struct ExecutionOutcome {
     proposer: Address,
     transaction_count: usize,
     tree: TreeUpdate,
+    balances_total: u64,
+    /// The staking state after the block, if the block changed it.
+    staking: Option<Arc<StakingState>>,
+    height: Height,
 }
 
 impl fmt::Debug for ExecutionOutcome {
@@ -383,6 +546,43 @@ impl ExecutionOutcome {
     pub fn transaction_count(&self) -> usize {
         self.transaction_count
     }
+
+    /// The staking state after the block, if the block changed it (a
+    /// store persists it, and the sets it names).
+    pub fn staking(&self) -> Option<&StakingState> {
+        self.staking.as_deref()
+    }
+
+    /// The executed block's height.
+    pub fn height(&self) -> Height {
+        self.height
+    }
+}
+
+/// The staking action of a transaction (`None` for a transfer).
+fn staking_action(transaction: &SignedTransaction) -> Option<StakingAction> {
+    let body = &transaction.transaction;
+    Some(match body.kind {
+        TransactionKind::Transfer => return None,
+        TransactionKind::Bond { validator_key } => StakingAction::Bond {
+            validator_key,
+            amount: body.amount,
+            name: body.memo.clone(),
+        },
+        TransactionKind::Unbond => StakingAction::Unbond {
+            amount: body.amount,
+        },
+        TransactionKind::Unjail => StakingAction::Unjail,
+        TransactionKind::RotateKey { new_validator_key } => {
+            StakingAction::RotateKey { new_validator_key }
+        }
+    })
+}
+
+fn no_staking() -> StateError {
+    StateError::BadStakingTransaction {
+        reason: "this state has no staking (it was built from accounts alone)".into(),
+    }
 }
 
 /// An account as the parent state holds it: slot and value, or nothing.
@@ -420,11 +620,19 @@ pub struct BlockExecution<'a> {
     parent: &'a LedgerState,
     chain_id: &'a ChainId,
     proposer: Address,
+    height: Height,
     touched: Vec<AccountChange>,
     positions: HashMap<Address, usize>,
     created: u64,
     fees: u64,
     transactions: usize,
+    /// The staking state as this block has changed it (copied from the
+    /// parent at the first change).
+    staking: Option<StakingState>,
+    /// Operators named by the block's evidence.
+    offenders: Vec<Address>,
+    /// Stake bonded out of balances by this block.
+    bonded_from_balances: u64,
 }
 
 impl BlockExecution<'_> {
@@ -448,6 +656,17 @@ impl BlockExecution<'_> {
     /// Fees collected so far.
     pub fn fees(&self) -> u64 {
         self.fees
+    }
+
+    /// The operators the block's evidence names, jailed and slashed at
+    /// [`BlockExecution::finish`].
+    pub fn record_offenders(&mut self, offenders: &[Address]) {
+        self.offenders.extend_from_slice(offenders);
+    }
+
+    /// The staking state as this block has left it so far.
+    fn staking_view(&self) -> Option<&StakingState> {
+        self.staking.as_ref().or(self.parent.staking.as_deref())
     }
 
     /// The account at `address` as this block has left it so far.
@@ -566,6 +785,27 @@ impl BlockExecution<'_> {
             .fees
             .checked_add(transfer.fee)
             .ok_or(StateError::Overflow { what: "block fees" })?;
+        if let Some(action) = staking_action(transaction) {
+            let mut staking = self.staking_view().ok_or_else(no_staking)?.clone();
+            staking.apply_action(sender_address, self.height, &action)?;
+            let bonded = match action {
+                StakingAction::Bond { amount, .. } => amount,
+                _ => 0,
+            };
+            let bonded_from_balances =
+                self.bonded_from_balances
+                    .checked_add(bonded)
+                    .ok_or(StateError::Overflow {
+                        what: "bonded stake",
+                    })?;
+            self.check_room(u64::from(matches!(sender_location, Location::Absent)))?;
+            self.write(sender_location, sender_address, sender_after);
+            self.staking = Some(staking);
+            self.bonded_from_balances = bonded_from_balances;
+            self.fees = fees;
+            self.transactions += 1;
+            return Ok(());
+        }
         let credit = |balance: u64| {
             balance
                 .checked_add(transfer.amount)
@@ -598,8 +838,47 @@ impl BlockExecution<'_> {
         Ok(())
     }
 
-    /// Credits the fees to the proposer and computes the new tree and root.
+    /// Ends the block: releases the unbonding entries due, credits the fees
+    /// to the proposer, jails and slashes the offenders, moves the
+    /// validator sets (see [`crate::staking`]), and computes the new tree
+    /// and root.
     pub fn finish(mut self) -> Result<ExecutionOutcome, StateError> {
+        let mut released_total = 0u64;
+        let staking_moves = self.staking_view().is_some_and(|staking| {
+            !staking.is_settled()
+                || staking.has_release_by(self.height)
+                || !self.offenders.is_empty()
+        }) || self.staking.is_some();
+        if staking_moves {
+            let mut staking = match self.staking.take() {
+                Some(staking) => staking,
+                None => self.staking_view().cloned().ok_or_else(no_staking)?,
+            };
+            for (operator, amount) in staking.take_released(self.height) {
+                let (location, account) = self.locate(&operator);
+                let after = Account {
+                    balance: account
+                        .balance
+                        .checked_add(amount)
+                        .ok_or(StateError::Overflow {
+                            what: "released stake",
+                        })?,
+                    nonce: account.nonce,
+                };
+                self.check_room(u64::from(matches!(location, Location::Absent)))?;
+                self.write(location, operator, after);
+                released_total = released_total.saturating_add(amount);
+            }
+            let mut jailed_now = BTreeSet::new();
+            let offenders = std::mem::take(&mut self.offenders);
+            for operator in &offenders {
+                if let Some(key) = staking.punish(operator, self.height) {
+                    jailed_now.insert(key);
+                }
+            }
+            staking.rotate_sets(&jailed_now);
+            self.staking = Some(staking);
+        }
         if self.fees > 0 {
             let (location, proposer) = self.locate(&self.proposer);
             let after = Account {
@@ -625,15 +904,31 @@ impl BlockExecution<'_> {
             .parent
             .tree
             .compute_update(leaves, parent_len + self.created);
+        let staking = self.staking.map(Arc::new);
+        let staking_hash = match &staking {
+            Some(staking) => staking.hash(),
+            None => self.parent.staking_hash(),
+        };
+        let balances_total = self
+            .parent
+            .balances_total
+            .checked_add(released_total)
+            .and_then(|total| total.checked_sub(self.bonded_from_balances))
+            .ok_or(StateError::Overflow {
+                what: "total of balances",
+            })?;
         Ok(ExecutionOutcome {
             parent_root: self.parent.root,
             parent_len,
-            state_root: tree.root(),
+            state_root: state_root_of(&tree.root(), &staking_hash),
             changes,
             fees: self.fees,
             proposer: self.proposer,
             transaction_count: self.transactions,
             tree,
+            balances_total,
+            staking,
+            height: self.height,
         })
     }
 }

@@ -62,10 +62,12 @@ pub mod account;
 pub mod error;
 pub mod ledger;
 pub mod rules;
+pub mod staking;
 pub mod tree;
 
 pub use account::{Account, AccountChange};
 pub use error::StateError;
-pub use ledger::{BlockExecution, ExecutionOutcome, LedgerState};
+pub use ledger::{state_root_of, BlockExecution, ExecutionOutcome, LedgerState};
 pub use rules::{check_stateless, signature_verdicts, verify_signatures};
+pub use staking::{Candidate, StakingState, UnbondingEntry};
 pub use tree::{verify_proof, AccountProof, ACCOUNTS_MAX};

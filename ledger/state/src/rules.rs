@@ -1,5 +1,6 @@
-//! The validity rules of a transfer that need no account state (chain,
-//! memo, overflow) and the one signature rule (ZIP-215, batch-verified).
+//! The validity rules of a transaction that need no account state (chain,
+//! memo, overflow, the shape of a staking transaction) and the one
+//! signature rule (ZIP-215, batch-verified).
 //!
 //! The rules that need state (nonce, balance) live in
 //! [`crate::LedgerState`]. Every path that admits transfers (mempool,
@@ -33,6 +34,33 @@ pub fn check_stateless(
         return Err(StateError::Overflow {
             what: "amount + fee",
         });
+    }
+    check_staking_shape(transfer)
+}
+
+/// The shape of a staking transaction: it names the sender as recipient,
+/// a bond or unbond moves more than 0, and `unjail` and `rotate_key` move
+/// nothing.
+fn check_staking_shape(transaction: &cairn_types::Transaction) -> Result<(), StateError> {
+    use cairn_types::TransactionKind;
+    let kind = transaction.kind.name();
+    let bad = |reason: String| Err(StateError::BadStakingTransaction { reason });
+    match transaction.kind {
+        TransactionKind::Transfer => return Ok(()),
+        TransactionKind::Bond { .. } | TransactionKind::Unbond if transaction.amount == 0 => {
+            return bad(format!("a {kind} must move more than 0"));
+        }
+        TransactionKind::Unjail | TransactionKind::RotateKey { .. } if transaction.amount != 0 => {
+            return bad(format!("a {kind} moves no amount; set it to 0"));
+        }
+        _ => {}
+    }
+    if transaction.recipient != transaction.sender.address() {
+        return bad(format!(
+            "a {kind} names the sender's own address {} as recipient, not {}",
+            transaction.sender.address(),
+            transaction.recipient
+        ));
     }
     Ok(())
 }

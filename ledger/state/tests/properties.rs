@@ -75,6 +75,7 @@ fn sign(candidate: &Candidate, nonce: u64) -> SignedTransaction {
         fee: candidate.fee,
         nonce,
         memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
     .sign(&keypair)
 }
@@ -195,7 +196,7 @@ proptest! {
             // ... and proofs hold for every account.
             for (_, address, account) in state.iter() {
                 let proof = state.prove(&address).unwrap();
-                prop_assert!(proof.verify(&state.root(), &address, &account));
+                prop_assert!(proof.verify(&state.accounts_root(), &address, &account));
             }
         }
     }

@@ -35,6 +35,7 @@ fn transfer(amount: u64, fee: u64, nonce: u64) -> Transaction {
         fee,
         nonce,
         memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
 }
 
@@ -84,6 +85,7 @@ fn each_invalid_transfer_has_its_typed_error() {
             "memo too long",
             Transaction {
                 memo: "x".repeat(MEMO_BYTES_MAX + 1),
+                kind: cairn_types::TransactionKind::Transfer,
                 ..transfer(1, 1, 0)
             },
             StateError::MemoTooLong {
@@ -109,6 +111,7 @@ fn each_invalid_transfer_has_its_typed_error() {
 fn memo_at_the_limit_is_accepted() {
     let signed = Transaction {
         memo: "x".repeat(MEMO_BYTES_MAX),
+        kind: cairn_types::TransactionKind::Transfer,
         ..transfer(1, 1, 0)
     }
     .sign(&alice());
@@ -287,22 +290,26 @@ fn execute_block_checks_the_header() {
             parent_certificate_hash: cairn_types::Hash::ZERO,
             evidence_hash: cairn_types::Block::evidence_hash_of(&[]),
             validator_set_hash: cairn_types::Hash::ZERO,
+            next_validator_set_hash: cairn_types::Hash::ZERO,
         },
         transactions,
         parent_certificate: None,
         evidence: Vec::new(),
     };
     assert_eq!(
-        state.execute_block(&chain(), &block).unwrap().state_root(),
+        state
+            .execute_block(&chain(), &block, &[])
+            .unwrap()
+            .state_root(),
         outcome.state_root()
     );
     block.header.state_root = cairn_types::Hash([1; 32]);
     assert!(matches!(
-        state.execute_block(&chain(), &block),
+        state.execute_block(&chain(), &block, &[]),
         Err(StateError::StateRootMismatch { .. })
     ));
     assert!(matches!(
-        state.execute_block(&ChainId::new("other").unwrap(), &block),
+        state.execute_block(&ChainId::new("other").unwrap(), &block, &[]),
         Err(StateError::WrongChain { .. })
     ));
 }

@@ -112,6 +112,7 @@ impl Pipeline {
                     fee: 1,
                     nonce: self.state.next_nonce(&sender.address()),
                     memo: String::new(),
+                    kind: cairn_types::TransactionKind::Transfer,
                 }
                 .sign(sender)
             })
@@ -138,6 +139,7 @@ impl Pipeline {
                 ),
                 evidence_hash: Block::evidence_hash_of(&[]),
                 validator_set_hash: Hash::ZERO,
+                next_validator_set_hash: Hash::ZERO,
             },
             transactions,
             parent_certificate: self.last_certificate.clone(),

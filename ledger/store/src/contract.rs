@@ -120,6 +120,13 @@ pub trait Store: Send + Sync {
     /// root. Called once at start-up.
     fn load_state(&self) -> Result<LedgerState, StoreError>;
 
+    /// The validator set with `hash`, if a committed header (or the
+    /// staking state) named it.
+    fn validator_set(
+        &self,
+        hash: &cairn_types::Hash,
+    ) -> Result<Option<cairn_types::ValidatorSet>, StoreError>;
+
     /// Appends an opaque consensus WAL entry for `height`. It is visible
     /// to [`Store::wal_entries`] at once but durable only after
     /// [`Store::wal_sync`] (or any later synced write): append every entry

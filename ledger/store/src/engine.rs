@@ -4,11 +4,15 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use cairn_state::{Account, ExecutionOutcome, LedgerState, ACCOUNTS_MAX};
+use cairn_state::{Account, ExecutionOutcome, LedgerState, StakingState, ACCOUNTS_MAX};
 use cairn_types::{
     codec,
-    limits::{CERTIFICATE_BYTES_MAX, EVIDENCE_BYTES_MAX, HEADER_BYTES_MAX, TRANSACTION_BYTES_MAX},
+    limits::{
+        CERTIFICATE_BYTES_MAX, EVIDENCE_BYTES_MAX, HEADER_BYTES_MAX, TRANSACTION_BYTES_MAX,
+        VALIDATOR_SET_BYTES_MAX,
+    },
     Address, Block, CommitCertificate, Evidence, Hash, Header, Height, SignedTransaction,
+    ValidatorSet,
 };
 
 use crate::{
@@ -19,8 +23,8 @@ use crate::{
     },
     format::{
         account_entries, decode_account, decode_address, decode_hash, decode_u32, decode_u64,
-        encode_account, encode_block, evidence_key, height_key, wal_key, Column, MetaKey,
-        TransactionLocation, FORMAT_VERSION,
+        encode_account, encode_block, evidence_key, height_key, validator_set_key, wal_key, Column,
+        MetaKey, TransactionLocation, FORMAT_VERSION,
     },
     StoreError,
 };
@@ -186,6 +190,9 @@ impl<B: Backend> Engine<B> {
         for (address, value) in &accounts {
             batch.put(Column::Accounts, address, value);
         }
+        if let Some(staking) = outcome.staking() {
+            put_staking(&mut batch, staking);
+        }
         batch.put(Column::Metadata, MetaKey::LatestHeight.key(), &key);
         // The consensus WAL of this height is of no use once the block is
         // committed; dropping it in the same write costs no sync of its own
@@ -343,11 +350,17 @@ impl<B: Backend> Engine<B> {
                 format!("it has slot {slot} where slot {position} was expected (slots must be 0..n without gaps)"),
             ));
         }
+        let staking = self
+            .backend
+            .get(Column::Metadata, MetaKey::Staking.key())?
+            .map(|bytes| StakingState::from_bytes(&bytes))
+            .transpose()?;
         let state = LedgerState::from_slots(
             slots
                 .into_iter()
                 .map(|(_, address, account)| (address, account)),
-        )?;
+        )?
+        .with_staking(staking, self.latest_height());
         let expected = self.state_root();
         if state.root() != expected {
             return Err(StoreError::corrupt(
@@ -359,6 +372,27 @@ impl<B: Backend> Engine<B> {
             ));
         }
         Ok(state)
+    }
+
+    pub(crate) fn validator_set(&self, hash: &Hash) -> Result<Option<ValidatorSet>, StoreError> {
+        self.backend
+            .get(Column::Metadata, &validator_set_key(hash))?
+            .map(|bytes| {
+                let set: ValidatorSet =
+                    codec::decode("validator set", &bytes, VALIDATOR_SET_BYTES_MAX).map_err(
+                        |error| {
+                            StoreError::corrupt(format!("validator set {hash}"), error.to_string())
+                        },
+                    )?;
+                if set.hash() != *hash {
+                    return Err(StoreError::corrupt(
+                        format!("validator set {hash}"),
+                        format!("its bytes hash to {}", set.hash()),
+                    ));
+                }
+                Ok(set)
+            })
+            .transpose()
     }
 
     pub(crate) fn wal_append(&self, height: Height, entry: &[u8]) -> Result<(), StoreError> {
@@ -577,7 +611,27 @@ fn initialize<B: Backend>(
         MetaKey::FormatVersion.key(),
         &FORMAT_VERSION.to_be_bytes(),
     );
+    if let Some(staking) = genesis.staking() {
+        put_staking(&mut batch, staking);
+    }
     backend.write(batch)
+}
+
+/// Writes the staking state and the two validator sets it holds (under
+/// their hashes; writing a set again is harmless).
+fn put_staking<T: Batch>(batch: &mut T, staking: &StakingState) {
+    batch.put(
+        Column::Metadata,
+        MetaKey::Staking.key(),
+        &staking.to_bytes(),
+    );
+    for set in [staking.current_set(), staking.next_set()] {
+        batch.put(
+            Column::Metadata,
+            &validator_set_key(&set.hash()),
+            &codec::encode(set),
+        );
+    }
 }
 
 /// Reads a metadata value that must be there.
@@ -728,6 +782,12 @@ macro_rules! delegate_store {
                 address: &cairn_types::Address,
             ) -> Result<Option<cairn_state::Account>, $crate::StoreError> {
                 self.engine.account(address)
+            }
+            fn validator_set(
+                &self,
+                hash: &cairn_types::Hash,
+            ) -> Result<Option<cairn_types::ValidatorSet>, $crate::StoreError> {
+                self.engine.validator_set(hash)
             }
             fn load_state(&self) -> Result<cairn_state::LedgerState, $crate::StoreError> {
                 self.engine.load_state()

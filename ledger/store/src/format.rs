@@ -11,6 +11,13 @@
 //! | `evidence` | height (8, BE) evidence hash (32) | the evidence (canonical) |
 //! | `wal` | height (8, BE) sequence (8, BE) | opaque consensus entry |
 //! | `metadata` | name (ASCII) | see [`MetaKey`] |
+//! | `metadata` | `vset` + set hash (32) | a validator set (canonical) |
+//!
+//! The staking state (candidates, unbonding, the sets of the next two
+//! heights) is one value, [`MetaKey::Staking`], rewritten by each commit
+//! that changes it. Every validator set a header names is kept under its
+//! hash, so the set of any height is two reads: the header's
+//! `validator_set_hash`, then the set.
 //!
 //! Heights are big-endian so key order is height order. A transaction's
 //! location points into its block's stored bytes (offset and length of its
@@ -27,7 +34,7 @@ use cairn_types::{codec, Address, Block, Hash, Height};
 use crate::StoreError;
 
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The column families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,6 +103,8 @@ pub enum MetaKey {
     GenesisStateRoot,
     /// u64 BE: the latest committed height (0 before the first block).
     LatestHeight,
+    /// The staking state after the latest block (canonical).
+    Staking,
 }
 
 impl MetaKey {
@@ -107,8 +116,17 @@ impl MetaKey {
             MetaKey::GenesisHash => b"genesis_hash",
             MetaKey::GenesisStateRoot => b"genesis_state_root",
             MetaKey::LatestHeight => b"latest_height",
+            MetaKey::Staking => b"staking",
         }
     }
+}
+
+/// Metadata key of the validator set with `hash`.
+pub(crate) fn validator_set_key(hash: &Hash) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..4].copy_from_slice(b"vset");
+    key[4..].copy_from_slice(&hash.0);
+    key
 }
 
 /// Key of a height.
@@ -365,6 +383,7 @@ mod tests {
                     fee: nonce,
                     nonce,
                     memo: "m".repeat(nonce as usize * 50),
+                    kind: cairn_types::TransactionKind::Transfer,
                 }
                 .sign(&key)
             })
@@ -403,6 +422,7 @@ mod tests {
                 parent_certificate_hash: certificate.hash(),
                 evidence_hash: Block::evidence_hash_of(&evidence),
                 validator_set_hash: Hash::ZERO,
+                next_validator_set_hash: Hash::ZERO,
             },
             transactions,
             parent_certificate: Some(certificate),

@@ -39,7 +39,10 @@ fn chain_at(store: &dyn Store, height: Height) -> TestChain {
     for height in 1..=height.0 {
         let block = store.block(Height(height)).unwrap().unwrap();
         let certificate = store.certificate(Height(height)).unwrap().unwrap();
-        let outcome = chain.state.execute_block(&chain.chain_id, &block).unwrap();
+        let outcome = chain
+            .state
+            .execute_block(&chain.chain_id, &block, &[])
+            .unwrap();
         chain.advance(&block, &certificate, &outcome);
     }
     chain

@@ -20,6 +20,7 @@ fn signed_transfers(count: usize) -> Vec<SignedTransaction> {
                 fee: 1,
                 nonce: i as u64,
                 memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
             }
             .sign(&keypair)
         })

@@ -34,8 +34,14 @@ pub struct Header {
     pub parent_certificate_hash: Hash,
     /// Merkle root of the hashes of the evidence in this block.
     pub evidence_hash: Hash,
-    /// Hash of the validator set that decides this block.
+    /// Hash of the validator set that decides this block (signs its
+    /// commit certificate).
     pub validator_set_hash: Hash,
+    /// Hash of the validator set of the next height. The set of height
+    /// H+2 is computed from the state after block H, so every header names
+    /// the set that follows it and a certificate chain can be followed
+    /// across set changes.
+    pub next_validator_set_hash: Hash,
 }
 
 impl Header {

@@ -37,6 +37,6 @@ pub const EVIDENCE_BYTES_MAX: usize = 2 * VOTE_BYTES_MAX + 16;
 pub const HEADER_BYTES_MAX: usize = 512;
 /// Largest encoded validator set.
 pub const VALIDATOR_SET_BYTES_MAX: usize =
-    16 + VALIDATORS_MAX * (32 + 10 + VALIDATOR_NAME_BYTES_MAX + 4);
+    16 + VALIDATORS_MAX * (32 + 20 + 10 + VALIDATOR_NAME_BYTES_MAX + 4);
 /// Largest batch of signatures handed to one batch verification call.
 pub const SIGNATURE_BATCH_MAX: usize = 1024;

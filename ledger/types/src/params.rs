@@ -1,11 +1,110 @@
-//! Chain-wide consensus parameters, fixed in the genesis file.
+//! Chain-wide consensus and staking parameters, fixed in the genesis file.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    limits::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX},
+    limits::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX, EVIDENCE_AGE_MAX_BLOCKS, VALIDATORS_MAX},
     TypesError,
 };
+
+/// Most basis points (1/10,000) a slash may take: all of it.
+pub const SLASH_FRACTION_BPS_MAX: u64 = 10_000;
+
+/// The rules of proof-of-stake every node applies (see `cairn-state`'s
+/// `staking` module for how they are used).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StakingParams {
+    /// Units of bonded stake per unit of voting power (power = bonded /
+    /// power_unit, rounded down).
+    pub power_unit: u64,
+    /// Most validators in a set (the candidates with the most power).
+    pub validators_max: u64,
+    /// Least stake a candidate must keep bonded to be a validator.
+    pub min_self_stake: u64,
+    /// Blocks an unbonding entry waits before its stake returns to the
+    /// balance; at least [`EVIDENCE_AGE_MAX_BLOCKS`], so stake cannot leave
+    /// before evidence against it can be recorded.
+    pub unbonding_period_blocks: u64,
+    /// Blocks a jailed validator waits before `unjail` is accepted.
+    pub jail_blocks: u64,
+    /// Basis points of bonded and unbonding stake burned per piece of
+    /// evidence (500 = 5%).
+    pub slash_fraction_bps: u64,
+}
+
+impl Default for StakingParams {
+    fn default() -> Self {
+        StakingParams {
+            power_unit: 1_000_000,
+            validators_max: 100,
+            min_self_stake: 1_000_000,
+            unbonding_period_blocks: 1_000,
+            jail_blocks: 100,
+            slash_fraction_bps: 500,
+        }
+    }
+}
+
+impl StakingParams {
+    /// Checks the parameters; errors name the field.
+    pub fn validate(&self) -> Result<(), TypesError> {
+        let bad = |field: &'static str, reason: String| TypesError::Malformed {
+            what: "staking_params",
+            reason: format!("{field}: {reason}"),
+        };
+        if self.power_unit == 0 {
+            return Err(bad("power_unit", "must be more than 0".into()));
+        }
+        if self.validators_max == 0 || self.validators_max > VALIDATORS_MAX as u64 {
+            return Err(bad(
+                "validators_max",
+                format!("{} is outside 1..={VALIDATORS_MAX}", self.validators_max),
+            ));
+        }
+        if self.min_self_stake < self.power_unit {
+            return Err(bad(
+                "min_self_stake",
+                format!(
+                    "{} is less than power_unit {}, so a validator could hold no power",
+                    self.min_self_stake, self.power_unit
+                ),
+            ));
+        }
+        if self.unbonding_period_blocks < EVIDENCE_AGE_MAX_BLOCKS {
+            return Err(bad(
+                "unbonding_period_blocks",
+                format!(
+                    "{} is less than the evidence window of {EVIDENCE_AGE_MAX_BLOCKS} blocks, so stake could leave before its evidence is recorded",
+                    self.unbonding_period_blocks
+                ),
+            ));
+        }
+        if self.slash_fraction_bps > SLASH_FRACTION_BPS_MAX {
+            return Err(bad(
+                "slash_fraction_bps",
+                format!(
+                    "{} is more than {SLASH_FRACTION_BPS_MAX} (all of the stake)",
+                    self.slash_fraction_bps
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The voting power of `bonded` stake.
+    pub fn power_of(&self, bonded: u64) -> u64 {
+        bonded / self.power_unit.max(1)
+    }
+
+    /// What a slash takes of `amount`, rounded down.
+    pub fn slash_of(&self, amount: u64) -> u64 {
+        let taken = u128::from(amount)
+            * u128::from(self.slash_fraction_bps.min(SLASH_FRACTION_BPS_MAX))
+            / u128::from(SLASH_FRACTION_BPS_MAX);
+        u64::try_from(taken).unwrap_or(amount)
+    }
+}
 
 /// Timeouts, block bounds and the clock drift all validators agree on.
 /// Node-local settings (`timeout_commit`, waiting for transactions, mempool

@@ -1,4 +1,12 @@
-//! Transfers: the only transaction of Cairn.
+//! Transactions: transfers and the staking actions (bond, unbond, unjail,
+//! rotate a consensus key), one signed shape for all of them.
+//!
+//! Every transaction names the chain, its sender, a nonce, a fee and a
+//! memo, and one [`TransactionKind`]. `recipient` and `amount` keep their
+//! transfer meaning; for the staking kinds `recipient` must be the
+//! sender's own address and `amount` is the stake bonded or unbonded (0
+//! for `unjail` and `rotate_key`). `cairn-state` documents the rules of
+//! each kind.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,11 +15,52 @@ use crate::{
     Signature, TypesError,
 };
 
-/// Domain separator of transfer signatures.
-pub const TRANSFER_SIGNING_DOMAIN: &[u8] = b"cairn/transfer/v1\0";
+/// Domain separator of transaction signatures (version 2: transactions
+/// carry a [`TransactionKind`]).
+pub const TRANSFER_SIGNING_DOMAIN: &[u8] = b"cairn/transaction/v2\0";
 
-/// A transfer of `amount` from the account of `sender` to `recipient`,
-/// paying `fee` to the proposer of the block that includes it.
+/// What a transaction does besides paying its fee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionKind {
+    /// Moves `amount` from the sender to `recipient`.
+    Transfer,
+    /// Moves `amount` from the sender's balance to stake bonded to
+    /// `validator_key`; the sender becomes (or must already be) that
+    /// validator's operator.
+    Bond {
+        /// The consensus key that signs votes (not the account key).
+        validator_key: PublicKey,
+    },
+    /// Moves `amount` of the sender's bonded stake to an unbonding entry,
+    /// released to its balance after the unbonding period.
+    Unbond,
+    /// Returns the sender's jailed validator to candidacy once its jail
+    /// period is over.
+    Unjail,
+    /// Replaces the consensus key of the sender's validator.
+    RotateKey {
+        /// The new consensus key.
+        new_validator_key: PublicKey,
+    },
+}
+
+impl TransactionKind {
+    /// The name used in JSON, rejections and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TransactionKind::Transfer => "transfer",
+            TransactionKind::Bond { .. } => "bond",
+            TransactionKind::Unbond => "unbond",
+            TransactionKind::Unjail => "unjail",
+            TransactionKind::RotateKey { .. } => "rotate_key",
+        }
+    }
+}
+
+/// A transaction of `sender`, paying `fee` to the operator of the
+/// validator that proposed the block including it. For a transfer,
+/// `amount` goes to `recipient`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     /// The chain this transfer is for; it is signed, so it cannot be
@@ -28,7 +77,10 @@ pub struct Transaction {
     /// Must equal the sender account's next nonce.
     pub nonce: u64,
     /// Free text of at most [`crate::limits::MEMO_BYTES_MAX`] bytes, checked by `cairn-state`.
+    /// A `bond` that creates a validator names it with its memo.
     pub memo: String,
+    /// What the transaction does.
+    pub kind: TransactionKind,
 }
 
 impl Transaction {
@@ -55,9 +107,23 @@ impl Transaction {
         }
     }
 
-    /// Total debit of the sender: amount plus fee, or `None` on overflow.
+    /// Total debit of the sender's balance: amount plus fee for a
+    /// transfer or a bond, the fee alone otherwise; `None` on overflow.
     pub fn total_cost(&self) -> Option<u64> {
-        self.amount.checked_add(self.fee)
+        match self.kind {
+            TransactionKind::Transfer | TransactionKind::Bond { .. } => {
+                self.amount.checked_add(self.fee)
+            }
+            TransactionKind::Unbond
+            | TransactionKind::Unjail
+            | TransactionKind::RotateKey { .. } => Some(self.fee),
+        }
+    }
+
+    /// Whether this is a transfer (the only kind that credits another
+    /// account).
+    pub fn is_transfer(&self) -> bool {
+        self.kind == TransactionKind::Transfer
     }
 }
 

@@ -19,12 +19,16 @@ pub struct Validator {
     pub public_key: PublicKey,
     /// Its voting power, never zero.
     pub power: VotingPower,
+    /// The operator's account: it bonded the stake and receives the fees
+    /// of the blocks this validator proposes.
+    pub operator: Address,
 }
 
 impl Validator {
-    /// The account that receives the fees of blocks this validator builds.
+    /// The account that receives the fees of blocks this validator builds
+    /// (its operator's).
     pub fn address(&self) -> Address {
-        self.public_key.address()
+        self.operator
     }
 }
 
@@ -153,6 +157,7 @@ mod tests {
             name: format!("v{n}"),
             public_key: Keypair::from_seed(&[n; 32]).public_key(),
             power: VotingPower(power),
+            operator: Keypair::from_seed(&[n; 32]).address(),
         }
     }
 

@@ -6,7 +6,8 @@
 use cairn_types::{
     codec, limits, merkle::merkle_root, sha256, Address, Block, ChainId, CommitCertificate,
     CommitSignature, Evidence, Hash, Header, Height, Keypair, Proposal, PublicKey, Round,
-    Signature, SignedTransaction, Timestamp, Transaction, ValidatorIndex, Vote, VoteType,
+    Signature, SignedTransaction, Timestamp, Transaction, TransactionKind, ValidatorIndex, Vote,
+    VoteType,
 };
 use proptest::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -28,6 +29,20 @@ fn signature_strategy() -> impl Strategy<Value = Signature> {
     })
 }
 
+fn kind_strategy() -> impl Strategy<Value = TransactionKind> {
+    (0u8..5, any::<[u8; 32]>()).prop_map(|(tag, key)| match tag {
+        0 => TransactionKind::Transfer,
+        1 => TransactionKind::Bond {
+            validator_key: PublicKey(key),
+        },
+        2 => TransactionKind::Unbond,
+        3 => TransactionKind::Unjail,
+        _ => TransactionKind::RotateKey {
+            new_validator_key: PublicKey(key),
+        },
+    })
+}
+
 fn transaction_strategy() -> impl Strategy<Value = SignedTransaction> {
     (
         any::<[u8; 32]>(),
@@ -37,9 +52,10 @@ fn transaction_strategy() -> impl Strategy<Value = SignedTransaction> {
         any::<u64>(),
         "[a-z ]{0,40}",
         signature_strategy(),
+        kind_strategy(),
     )
-        .prop_map(|(sender, recipient, amount, fee, nonce, memo, signature)| {
-            SignedTransaction {
+        .prop_map(
+            |(sender, recipient, amount, fee, nonce, memo, signature, kind)| SignedTransaction {
                 transaction: Transaction {
                     chain_id: chain(),
                     sender: PublicKey(sender),
@@ -48,10 +64,11 @@ fn transaction_strategy() -> impl Strategy<Value = SignedTransaction> {
                     fee,
                     nonce,
                     memo,
+                    kind,
                 },
                 signature,
-            }
-        })
+            },
+        )
 }
 
 fn header_strategy() -> impl Strategy<Value = Header> {
@@ -76,6 +93,7 @@ fn header_strategy() -> impl Strategy<Value = Header> {
                 parent_certificate_hash: other,
                 evidence_hash: other,
                 validator_set_hash: other,
+                next_validator_set_hash: other,
             },
         )
 }
@@ -250,6 +268,7 @@ fn golden_transaction() -> SignedTransaction {
         fee: 10,
         nonce: 7,
         memo: "golden".into(),
+        kind: cairn_types::TransactionKind::Transfer,
     }
     .sign(&keypair)
 }
@@ -266,7 +285,40 @@ fn golden_header() -> Header {
         parent_certificate_hash: sha256(b"certificate"),
         evidence_hash: merkle_root(&[]),
         validator_set_hash: sha256(b"validators"),
+        next_validator_set_hash: sha256(b"next validators"),
     }
+}
+
+/// A bond of 5,000 to a consensus key, naming the validator "golden".
+fn golden_bond() -> SignedTransaction {
+    let keypair = Keypair::from_seed(&[1; 32]);
+    Transaction {
+        chain_id: chain(),
+        sender: keypair.public_key(),
+        recipient: keypair.address(),
+        amount: 5_000,
+        fee: 10,
+        nonce: 8,
+        memo: "golden".into(),
+        kind: TransactionKind::Bond {
+            validator_key: Keypair::from_seed(&[5; 32]).public_key(),
+        },
+    }
+    .sign(&keypair)
+}
+
+fn golden_validator_set() -> cairn_types::ValidatorSet {
+    cairn_types::ValidatorSet::new(
+        (1..=3u8)
+            .map(|n| cairn_types::Validator {
+                name: format!("v{n}"),
+                public_key: Keypair::from_seed(&[n; 32]).public_key(),
+                power: cairn_types::VotingPower(u64::from(n) * 10),
+                operator: Keypair::from_seed(&[n + 10; 32]).address(),
+            })
+            .collect(),
+    )
+    .unwrap()
 }
 
 fn golden_vote() -> Vote {
@@ -295,6 +347,22 @@ fn golden_vectors() {
         ("block hash", header.hash().to_hex()),
         ("vote bytes", hex::encode(vote.to_bytes())),
         ("vote hash", sha256(&vote.to_bytes()).to_hex()),
+        ("bond bytes", hex::encode(golden_bond().to_bytes())),
+        (
+            "unbond kind",
+            hex::encode(codec::encode(&TransactionKind::Unbond)),
+        ),
+        (
+            "unjail kind",
+            hex::encode(codec::encode(&TransactionKind::Unjail)),
+        ),
+        (
+            "rotate_key kind",
+            hex::encode(codec::encode(&TransactionKind::RotateKey {
+                new_validator_key: Keypair::from_seed(&[6; 32]).public_key(),
+            })),
+        ),
+        ("validator set hash", golden_validator_set().hash().to_hex()),
     ];
     let expected = [
         ("transaction bytes", GOLDEN_TRANSACTION_BYTES),
@@ -303,6 +371,11 @@ fn golden_vectors() {
         ("block hash", GOLDEN_BLOCK_HASH),
         ("vote bytes", GOLDEN_VOTE_BYTES),
         ("vote hash", GOLDEN_VOTE_HASH),
+        ("bond bytes", GOLDEN_BOND_BYTES),
+        ("unbond kind", "02"),
+        ("unjail kind", "03"),
+        ("rotate_key kind", GOLDEN_ROTATE_KEY_KIND),
+        ("validator set hash", GOLDEN_VALIDATOR_SET_HASH),
     ];
     for ((name, actual), (_, expected)) in actual.iter().zip(expected) {
         assert_eq!(actual, expected, "golden vector {name} changed");
@@ -311,12 +384,18 @@ fn golden_vectors() {
 }
 
 const GOLDEN_TRANSACTION_BYTES: &str =
-    "0a636169726e2d74657374208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c146a3803d5f059902a1c6dafbc9ba4729212f7caace8070a0706676f6c64656e40c57b30aaff4ca36f867d9bf27055314c646989336e4aa7d777c582e2d250de43b8a93e0cea27fa4d7f3a77683c859a134702a9708a67651fbdcd1ee073d63a00";
+    "0a636169726e2d74657374208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c146a3803d5f059902a1c6dafbc9ba4729212f7caace8070a0706676f6c64656e0040e7ed0b30834afb1487d85530c243a9c5a48153a01c02853ae878823f7eb716c1834126d453445aeb88b27491b0ae2036f8142714ee7ebd943b41d3135900c005";
 const GOLDEN_TRANSACTION_HASH: &str =
-    "9182afd71d35789684abb8b10a7d773e7e59bdaf574c5957e9af330c1ab7b387";
+    "54551fff8dc67db69a55109525ba8166b571b9034a0ac8a0aa92c65d79cc74ec";
 const GOLDEN_HEADER_BYTES: &str =
-    "0a636169726e2d746573742a80d095ffbc3120e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c14b62e867fa2f33afe62d5d6b1642e1621d5433078204808abc15fb4e43ca77493a8b03f3807445499b0d4d66dbe31c161bdedb7e672204ba69735ca53765ed6a709edb56c6ea236b7193a3b29a6b390c346f0f4340e4e2003d66dd08835c1ca3f128cceacd1f31ac94163096b20f445ae84285bc0832d7220e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8552066d18af4cf3d736390761abbea054bcedb18191b65128c2b057cdef5071a1698";
-const GOLDEN_BLOCK_HASH: &str = "9a68e5f8497abd784fa55533aec0d6cc2a493fc09c472addf044aff8cabb431a";
+    "0a636169726e2d746573742a80d095ffbc3120e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c14b62e867fa2f33afe62d5d6b1642e1621d543307820378c27d6c164f8a0ec78e13e609b807857d6b069c403ab921f7f62a2536a6600204ba69735ca53765ed6a709edb56c6ea236b7193a3b29a6b390c346f0f4340e4e2003d66dd08835c1ca3f128cceacd1f31ac94163096b20f445ae84285bc0832d7220e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8552066d18af4cf3d736390761abbea054bcedb18191b65128c2b057cdef5071a169820efd045fd653313863020f4a2cdb6a21a5da6e3e250192a32cbf87c92d9d8fe55";
+const GOLDEN_BLOCK_HASH: &str = "cd49d2f79f62785af21fb0bbdd703e97881156bc3213fc6e8b85b8063c7156c6";
 const GOLDEN_VOTE_BYTES: &str =
     "012a010120496aca80e4d8f29fb8e8cd816c3afb48d3f103970b3a2ee1600c08ca67326dee024024021867bc70b1d97aa8302345d7b1ab5b93cfb8cd0ea4d81f2f9b104bc6885cbbbe53979f1c47bad561dea5aa740ee8e9b93ffc339770d96b2ab47e3998b70d";
 const GOLDEN_VOTE_HASH: &str = "33c0c40ecbc5324c46c878a5c964cbb607857485cd62eb1f246ea63055f681d8";
+const GOLDEN_BOND_BYTES: &str =
+    "0a636169726e2d74657374208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c1434750f98bd59fcfc946da45aaabe933be154a4b588270a0806676f6c64656e01206e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf140ee6adcc3484882708cbe9cc525e6c33c71624dfa2b1c14793359a85d9440a8084c5dfac08e589aafefcc02bdae16513dc1a4e483d0ca80ba7d24693a13a8b500";
+const GOLDEN_ROTATE_KEY_KIND: &str =
+    "04208a875fff1eb38451577acd5afee405456568dd7c89e090863a0557bc7af49f17";
+const GOLDEN_VALIDATOR_SET_HASH: &str =
+    "5b924352834c107c5a4ecc14d8079ab5405144344681e2e2393e9f5c19a9d33d";

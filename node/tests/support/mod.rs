@@ -143,6 +143,7 @@ pub fn validator_homes(
                 .collect(),
             accounts: Vec::new(),
             consensus_params: cairn_types::ConsensusParams::default(),
+            staking_params: cairn_genesis::devnet::devnet_staking_params(),
         })
         .unwrap();
     let genesis_path = root.join("genesis.json");

@@ -126,6 +126,7 @@ impl TestChain {
                 } else {
                     String::new()
                 },
+                kind: cairn_types::TransactionKind::Transfer,
             }
             .sign(sender);
             if execution.push(&transaction).is_ok() {
@@ -178,6 +179,7 @@ impl TestChain {
                 ),
                 evidence_hash: Block::evidence_hash_of(&[]),
                 validator_set_hash: Hash::ZERO,
+                next_validator_set_hash: Hash::ZERO,
             },
             transactions,
             parent_certificate: self.last_certificate.clone(),
@@ -250,7 +252,7 @@ pub fn check_consistency(store: &dyn Store, genesis: &LedgerState) {
             assert_eq!(record.index as usize, index);
             assert_eq!(&record.transaction, transaction);
         }
-        let outcome = state.execute_block(&chain_id, &block).unwrap();
+        let outcome = state.execute_block(&chain_id, &block, &[]).unwrap();
         state.apply(&outcome).unwrap();
         parent_hash = hash;
         parent_certificate = Some(certificate);
