@@ -655,9 +655,21 @@ impl Ledger {
             committed.next_set()?.hash(),
         );
         drop(committed);
-        let offenders = self
-            .offenders(&request.evidence)
-            .map_err(|reason| LedgerError::InvalidBlock { height, reason })?;
+        // Evidence whose validator cannot be named in its height's set is
+        // left out (it could not be valid in a block), never the block.
+        let mut offenders = Vec::with_capacity(request.evidence.len());
+        request.evidence.retain(
+            |evidence| match self.offenders(std::slice::from_ref(evidence)) {
+                Ok(named) => {
+                    offenders.extend(named);
+                    true
+                }
+                Err(reason) => {
+                    tracing::warn!("evidence left out of block {height}: {reason}");
+                    false
+                }
+            },
+        );
         let committed = self.read();
         if committed.tip != tip {
             return Err(LedgerError::InvalidBlock {

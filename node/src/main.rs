@@ -81,7 +81,8 @@ enum Command {
         #[command(flatten)]
         overrides: ConfigOverrides,
     },
-    /// Print this node's validator public key (hex).
+    /// Print this node's validator (consensus) public key (hex): what its
+    /// operator bonds to with `cairn validator bond --validator-key`.
     ShowValidator,
     /// Print this node's libp2p peer id (for other nodes' `--bootstrap`).
     ShowNodeId,
@@ -230,6 +231,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let keypair = read_key_file(&home.validator_key_file())
                 .context("run `cairnd init` first, or pass --home")?;
             println!("{}", keypair.public_key().to_hex());
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                eprintln!(
+                    "this is the consensus key; to make it a validator, its operator bonds to it: `cairn validator bond --validator-key {} --amount N --from OPERATOR` (see STAKING.md)",
+                    keypair.public_key().to_hex()
+                );
+            }
         }
         Command::ShowNodeId => {
             let keypair = read_key_file(&home.node_key_file())

@@ -41,6 +41,11 @@ fn alice() -> Keypair {
     Keypair::from_seed(&[1; 32])
 }
 
+/// The operator of the staking test.
+fn carol() -> Keypair {
+    Keypair::from_seed(&[2; 32])
+}
+
 fn bob() -> Address {
     Address([7; 20])
 }
@@ -54,7 +59,10 @@ fn genesis(chain: &str) -> Genesis {
             .enumerate()
             .map(|(i, key)| (format!("v{i}"), key.public_key()))
             .collect(),
-        accounts: vec![(alice().address(), 1_000_000)],
+        accounts: vec![
+            (alice().address(), 1_000_000),
+            (carol().address(), 10_000_000),
+        ],
         consensus_params: ConsensusParams::default(),
         staking_params: cairn_genesis::devnet::devnet_staking_params(),
     })
@@ -497,4 +505,143 @@ fn evidence_is_recorded_once_per_validator_and_height() {
     let reopened = open(dir.path(), genesis("ledger-test"));
     assert!(reopened.evidence_recorded(&equivocation(1, 11)));
     assert!(!reopened.evidence_recorded(&equivocation(2, 0)));
+}
+
+/// A certificate of `block` by every key of `signers` that is in `set`.
+fn certify_by_set(
+    ledger: &Ledger,
+    block: &Block,
+    set: &cairn_types::ValidatorSet,
+    signers: &[Keypair],
+) -> CommitCertificate {
+    let mut signatures: Vec<CommitSignature> = signers
+        .iter()
+        .filter_map(|key| {
+            let index = set.index_of(&key.public_key())?;
+            let vote = Vote::new_signed(
+                ledger.chain_id(),
+                VoteType::Precommit,
+                block.header.height,
+                Round(0),
+                Some(block.hash()),
+                index,
+                key,
+            );
+            Some(CommitSignature {
+                validator: index,
+                signature: vote.signature,
+            })
+        })
+        .collect();
+    signatures.sort_by_key(|signature| signature.validator);
+    CommitCertificate {
+        height: block.header.height,
+        round: Round(0),
+        block_hash: block.hash(),
+        signatures,
+    }
+}
+
+/// Builds and commits the next (empty but for `submitted`) block, signed
+/// by `signers` under the height's set.
+fn commit_next(ledger: &Ledger, signers: &[Keypair]) -> Block {
+    let tip = ledger.tip();
+    let parent_certificate = ledger.store().certificate(tip.height).unwrap();
+    let block = ledger
+        .build_block(BlockRequest {
+            proposer: validators()[1].address(),
+            time: Timestamp(tip.time.0 + 1_000),
+            parent_certificate,
+            evidence: vec![],
+        })
+        .unwrap();
+    let set = ledger.validator_set(block.header.height).unwrap().unwrap();
+    assert_eq!(block.header.validator_set_hash, set.hash());
+    ledger
+        .commit(&block, &certify_by_set(ledger, &block, &set, signers))
+        .unwrap();
+    block
+}
+
+#[test]
+fn a_bond_changes_the_set_two_heights_later_and_the_sets_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let newcomer = Keypair::from_seed(&[50; 32]);
+    let mut signers = validators();
+    signers.push(newcomer.clone());
+    let genesis_set = genesis("staking-ledger").validators;
+    let hashes: Vec<Hash> = {
+        let ledger = open(dir.path(), genesis("staking-ledger"));
+        // Carol bonds 2 power units to the newcomer's key; the mempool
+        // checks the staking rules (a foreign key is refused by name).
+        let bond = |nonce, key: &Keypair, amount| {
+            Transaction {
+                chain_id: ledger.chain_id().clone(),
+                sender: carol().public_key(),
+                recipient: carol().address(),
+                amount,
+                fee: 1,
+                nonce,
+                memo: "newcomer".into(),
+                kind: cairn_types::TransactionKind::Bond {
+                    validator_key: key.public_key(),
+                },
+            }
+            .sign(&carol())
+            .to_bytes()
+        };
+        let foreign = bond(0, &validators()[2], 2_000_000);
+        let refused = ledger.submit(&[foreign.as_slice()]);
+        assert_eq!(refused[0].as_ref().unwrap_err().code(), "not_operator");
+        let accepted = bond(0, &newcomer, 2_000_000);
+        assert!(ledger.submit(&[accepted.as_slice()])[0].is_ok());
+        let first = commit_next(&ledger, &signers);
+        assert_eq!(first.transactions.len(), 1);
+        // After block 1: height 2 keeps the genesis set, height 3 gets the
+        // newcomer with power 1 (a third of 4, rounded down), the header
+        // of block 2 will name it.
+        assert_eq!(
+            ledger.validator_set(Height(2)).unwrap().unwrap(),
+            genesis_set
+        );
+        let third = ledger.validator_set(Height(3)).unwrap().unwrap();
+        assert_eq!(third.total_power().0, 5);
+        assert!(third.index_of(&newcomer.public_key()).is_some());
+        let second = commit_next(&ledger, &signers);
+        assert_eq!(second.header.next_validator_set_hash, third.hash());
+        // Block 3 is signed under the new set (which needs 4 of 5).
+        let block3 = commit_next(&ledger, &signers);
+        assert_eq!(block3.header.validator_set_hash, third.hash());
+        commit_next(&ledger, &signers);
+        (1..=6)
+            .map(|height| {
+                ledger
+                    .validator_set(Height(height))
+                    .unwrap()
+                    .unwrap()
+                    .hash()
+            })
+            .collect()
+    };
+    // The newcomer's power grew to 2 at height 4 (1 more, within a third).
+    assert_ne!(hashes[2], hashes[3]);
+    let reopened = open(dir.path(), genesis("staking-ledger"));
+    let after: Vec<Hash> = (1..=6)
+        .map(|height| {
+            reopened
+                .validator_set(Height(height))
+                .unwrap()
+                .unwrap()
+                .hash()
+        })
+        .collect();
+    assert_eq!(after, hashes, "the set of every height survives a reopen");
+    let staking = reopened.staking().unwrap();
+    let candidate = staking.candidate(&carol().address()).unwrap();
+    assert_eq!(candidate.bonded, 2_000_000);
+    assert_eq!(candidate.validator_key, newcomer.public_key());
+    // The chain goes on under the reopened sets.
+    commit_next(&reopened, &signers);
+    assert!(reopened.validator_set(Height(0)).unwrap().is_none());
+    assert!(reopened.validator_set(Height(8)).unwrap().is_none());
 }

@@ -62,6 +62,9 @@ pub struct LedgerState {
     root: Hash,
     balances_total: u64,
     staking: Option<Arc<StakingState>>,
+    /// The hash of `staking`, kept so a block that leaves the staking
+    /// state as it is costs no hashing of it.
+    staking_hash: Hash,
     height: Height,
 }
 
@@ -93,6 +96,7 @@ impl LedgerState {
             tree,
             balances_total: 0,
             staking: None,
+            staking_hash: Hash::ZERO,
             height: Height::GENESIS,
         }
     }
@@ -132,16 +136,18 @@ impl LedgerState {
     /// its latest state).
     pub fn with_staking(mut self, staking: Option<StakingState>, height: Height) -> LedgerState {
         self.staking = staking.map(Arc::new);
+        self.staking_hash = self
+            .staking
+            .as_ref()
+            .map_or(Hash::ZERO, |staking| staking.hash());
         self.height = height;
-        self.root = state_root_of(&self.tree.root(), &self.staking_hash());
+        self.root = state_root_of(&self.tree.root(), &self.staking_hash);
         self
     }
 
     /// The hash of the staking state ([`Hash::ZERO`] without staking).
     pub fn staking_hash(&self) -> Hash {
-        self.staking
-            .as_ref()
-            .map_or(Hash::ZERO, |staking| staking.hash())
+        self.staking_hash
     }
 
     /// The staking state, if the chain has one.
@@ -223,6 +229,7 @@ impl LedgerState {
             tree,
             balances_total,
             staking: None,
+            staking_hash: Hash::ZERO,
             height: Height::GENESIS,
         })
     }
@@ -471,6 +478,7 @@ impl LedgerState {
         self.balances_total = outcome.balances_total;
         if let Some(staking) = &outcome.staking {
             self.staking = Some(Arc::clone(staking));
+            self.staking_hash = outcome.staking_hash;
         }
         self.height = outcome.height;
         debug_assert_eq!(self.tree.leaf_count(), self.slots.len() as u64);
@@ -494,6 +502,7 @@ pub struct ExecutionOutcome {
     balances_total: u64,
     /// The staking state after the block, if the block changed it.
     staking: Option<Arc<StakingState>>,
+    staking_hash: Hash,
     height: Height,
 }
 
@@ -928,6 +937,7 @@ impl BlockExecution<'_> {
             tree,
             balances_total,
             staking,
+            staking_hash,
             height: self.height,
         })
     }
