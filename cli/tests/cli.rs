@@ -958,3 +958,87 @@ fn dev_accounts_import_and_private_key_files_sign() {
     assert!(stderr.contains("chmod 600"), "{stderr}");
     assert_eq!(node.submitted().len(), 1);
 }
+
+#[test]
+fn validator_commands_sign_the_staking_kinds_and_read_node_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let operator = cairn_types::Keypair::from_seed(&[9; 32]);
+    let consensus = cairn_types::Keypair::from_seed(&[10; 32]);
+    // A cairnd key file (config/validator_key.json) signs too.
+    let key_file = dir.path().join("validator_key.json");
+    fs::write(
+        &key_file,
+        serde_json::json!({
+            "public_key": operator.public_key().to_hex(),
+            "secret_key": hex::encode(operator.seed()),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let node = FakeNode::start("cairn-staking");
+    let key_arg = key_file.to_str().unwrap().to_string();
+    let validator = |args: &[&str]| {
+        run(cairn(&keys).arg("validator").args(args).args([
+            "--private-key-file",
+            &key_arg,
+            "--node",
+            &node.url,
+        ]))
+    };
+    let consensus_hex = consensus.public_key().to_hex();
+    let runs: [&[&str]; 4] = [
+        &[
+            "bond",
+            "--validator-key",
+            &consensus_hex,
+            "--amount",
+            "900000",
+            "--moniker",
+            "v9",
+        ],
+        &["unbond", "--amount", "500"],
+        &["unjail"],
+        &["rotate-key", "--new-validator-key", &consensus_hex],
+    ];
+    for args in runs {
+        let (code, stdout, stderr) = validator(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stdout.trim().len(), 64, "the hash alone: {stdout}");
+    }
+    let submitted = node.submitted();
+    let kinds: Vec<_> = submitted.iter().map(|tx| tx.transaction.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            cairn_types::TransactionKind::Bond {
+                validator_key: consensus.public_key()
+            },
+            cairn_types::TransactionKind::Unbond,
+            cairn_types::TransactionKind::Unjail,
+            cairn_types::TransactionKind::RotateKey {
+                new_validator_key: consensus.public_key()
+            },
+        ]
+    );
+    for tx in &submitted {
+        // Every staking kind names the sender as recipient and verifies.
+        assert_eq!(tx.transaction.sender, operator.public_key());
+        assert_eq!(tx.transaction.recipient, operator.address());
+        assert!(tx.verify_signature().is_ok());
+    }
+    assert_eq!(submitted[0].transaction.amount, 900_000);
+    assert_eq!(submitted[0].transaction.memo, "v9");
+    assert_eq!(submitted[1].transaction.amount, 500);
+    assert_eq!(submitted[2].transaction.amount, 0);
+
+    // A key that is not 64 hex characters is named before anything is sent.
+    let (code, _, stderr) = validator(&["bond", "--validator-key", "abc", "--amount", "1"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--validator-key") && stderr.contains("show-validator"),
+        "{stderr}"
+    );
+    assert_eq!(node.submitted().len(), 4);
+}
