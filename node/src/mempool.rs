@@ -684,7 +684,8 @@ impl Mempool {
 
     /// Removes the transactions of a committed block, then drops pending
     /// transactions the new state makes invalid (stale nonces, spending the
-    /// balance no longer covers).
+    /// balance no longer covers, a sender's next staking transaction that
+    /// breaks a staking rule now).
     pub fn remove_committed(&mut self, committed: &[Hash], accounts: &impl AccountView) {
         for hash in committed {
             self.remove(hash);
@@ -704,15 +705,23 @@ impl Mempool {
         let mut keep_spending: u64 = 0;
         let mut drop_hashes = Vec::new();
         for (nonce, hash) in &queue.by_nonce {
-            let cost = self
-                .pending
-                .get(hash)
-                .and_then(|entry| entry.transaction.transaction.total_cost());
+            let entry = self.pending.get(hash);
+            let cost = entry.and_then(|entry| entry.transaction.transaction.total_cost());
             let fits = cost
                 .and_then(|cost| keep_spending.checked_add(cost))
                 .filter(|total| *total <= balance);
+            // The sender's next staking transaction is judged against the
+            // new state: one a block made invalid (a key taken meanwhile,
+            // stake already unbonded) would otherwise block the sender.
+            let staking_broken = *nonce == committed_nonce
+                && entry.is_some_and(|entry| {
+                    !entry.transaction.transaction.is_transfer()
+                        && accounts.check_staking(&entry.transaction).is_err()
+                });
             match fits {
-                Some(total) if *nonce >= committed_nonce => keep_spending = total,
+                Some(total) if *nonce >= committed_nonce && !staking_broken => {
+                    keep_spending = total
+                }
                 _ => drop_hashes.push(*hash),
             }
         }
@@ -804,6 +813,63 @@ mod tests {
         }
         .sign(key)
         .to_bytes()
+    }
+
+    /// Accounts whose staking check refuses everything once `broken`.
+    struct StakingView {
+        accounts: Accounts,
+        broken: bool,
+    }
+
+    impl AccountView for StakingView {
+        fn balance_and_nonce(&self, address: &Address) -> (u64, u64) {
+            self.accounts.balance_and_nonce(address)
+        }
+
+        fn check_staking(&self, _transaction: &SignedTransaction) -> Result<(), StateError> {
+            if self.broken {
+                return Err(StateError::NotJailed);
+            }
+            Ok(())
+        }
+    }
+
+    /// A staking transaction is checked at admission, and dropped when a
+    /// block makes it invalid, so it never blocks its sender.
+    #[test]
+    fn staking_transactions_are_checked_at_admission_and_after_commits() {
+        let (mut pool, accounts, key) = setup();
+        let unjail = |nonce| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient: key.address(),
+                amount: 0,
+                fee: 1,
+                nonce,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Unjail,
+            }
+            .sign(&key)
+            .to_bytes()
+        };
+        let mut view = StakingView {
+            accounts,
+            broken: true,
+        };
+        let refused = pool.add_bytes(&unjail(2), &view);
+        assert_eq!(refused.unwrap_err().code(), "not_jailed");
+        view.broken = false;
+        assert!(pool.add_bytes(&unjail(2), &view).is_ok());
+        assert!(pool.add_bytes(&transfer(&key, 3, 5), &view).is_ok());
+        assert_eq!(pool.len(), 2);
+        // A block (not holding it) made the unjail invalid: it goes; the
+        // transfer behind it waits for nonce 2 again.
+        view.broken = true;
+        pool.remove_committed(&[], &view);
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.executable_len(), 0);
+        assert_eq!(pool.queued_len(), 1);
     }
 
     /// Signatures this node verified before (by hash, which covers the
