@@ -507,6 +507,14 @@ pub enum QueryCommand {
         /// The keyring a key name is looked up in [default: see `cairn keys --help`].
         #[arg(long, value_name = "DIR", env = "CAIRN_KEYRING_DIR")]
         keyring_dir: Option<PathBuf>,
+        /// Trust no node: verify the balance and nonce with a proof against
+        /// a header, and every header from the genesis in --genesis on
+        /// (light client).
+        #[arg(long, requires = "genesis")]
+        prove: bool,
+        /// The chain's genesis.json, the root of trust of --prove.
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
     },
     /// A block by height (default: the latest).
     Block {

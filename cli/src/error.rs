@@ -174,6 +174,14 @@ pub enum CliError {
         /// What is wrong with the answer.
         reason: String,
     },
+    /// What the node said does not verify against the trusted genesis.
+    #[error("the answer of the node at {url} does not verify: {reason}. Do not trust it; ask another node")]
+    Unverified {
+        /// The node's base URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
     /// The node is on another chain than the one asked for.
     #[error("chain id mismatch: --chain-id is {given:?} but the node at {url} is on chain {node:?}; nothing was signed. Pass --node with a node of chain {given:?}, or --chain-id {node:?} to sign for that chain")]
     ChainIdMismatch {
@@ -398,6 +406,7 @@ impl CliError {
             CliError::NodeTimeout { .. } => "node_timeout",
             CliError::NodeError { code, .. } => code,
             CliError::BadResponse { .. } => "bad_response",
+            CliError::Unverified { .. } => "unverified",
             CliError::ChainIdMismatch { .. } => "chain_id_mismatch",
             CliError::InsufficientFunds { .. } => "insufficient_funds",
             CliError::InvalidTransfer { .. } => "invalid_transfer",

@@ -24,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod keyfile;
 pub mod keyring;
+pub mod light;
 pub mod limits;
 pub mod prompt;
 pub mod rpc;

@@ -14,9 +14,9 @@ use crate::{
     ledger::Ledger,
     metrics::Metrics,
     rpc::{
-        AccountView, BlockView, CandidateView, MempoolView, NewBlockEvent, PeerView, ReadinessView,
-        RpcBackend, RpcError, StatusView, TransactionView, UnbondingView, ValidatorView,
-        ValidatorsView,
+        AccountProofView, AccountView, BlockView, CandidateView, MempoolView, NewBlockEvent,
+        PeerView, ReadinessView, RpcBackend, RpcError, StatusView, TransactionView, UnbondingView,
+        ValidatorView, ValidatorsView,
     },
     runtime::GossipQueue,
 };
@@ -349,6 +349,7 @@ impl RpcBackend for NodeBackend {
             missing_nonce: pending.missing_nonce,
             stake: None,
             unbonding: Vec::new(),
+            proof: None,
         })
         .map(|mut view| {
             if let Some(staking) = self.ledger.staking() {
@@ -366,6 +367,47 @@ impl RpcBackend for NodeBackend {
             }
             view
         })
+    }
+
+    fn account_proof(&self, address: &Address) -> Result<Option<AccountProofView>, RpcError> {
+        let Some((height, account, proof, staking_hash)) = self.ledger.prove_account(address)
+        else {
+            return Ok(None);
+        };
+        let store = self.ledger.store();
+        let missing = |what: &str| {
+            RpcError::internal(format!(
+                "the {what} of height {height} is missing from the store; retry"
+            ))
+        };
+        let header = store
+            .header(height)
+            .map_err(store_error)?
+            .ok_or_else(|| missing("header"))?;
+        let certificate = store
+            .certificate(height)
+            .map_err(store_error)?
+            .ok_or_else(|| missing("certificate"))?;
+        Ok(Some(AccountProofView {
+            height: height.0,
+            balance: account.balance,
+            nonce: account.nonce,
+            account_proof: proof,
+            staking_hash,
+            header,
+            certificate,
+        }))
+    }
+
+    fn header(&self, height: Height) -> Result<Option<cairn_types::Header>, RpcError> {
+        self.ledger.store().header(height).map_err(store_error)
+    }
+
+    fn certificate(
+        &self,
+        height: Height,
+    ) -> Result<Option<cairn_types::CommitCertificate>, RpcError> {
+        self.ledger.store().certificate(height).map_err(store_error)
     }
 
     fn validators(&self, height: Option<u64>) -> Result<ValidatorsView, RpcError> {

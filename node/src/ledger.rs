@@ -502,6 +502,30 @@ impl Ledger {
         ))
     }
 
+    /// A proof of `address`'s committed account, read under one lock with
+    /// the height it belongs to: `(height, account, proof, staking hash)`;
+    /// `None` if the address has no account (this tree of dense slots has
+    /// no proofs of absence).
+    pub fn prove_account(
+        &self,
+        address: &Address,
+    ) -> Option<(
+        Height,
+        cairn_state::Account,
+        cairn_state::AccountProof,
+        Hash,
+    )> {
+        let committed = self.read();
+        let account = committed.state.account(address)?;
+        let proof = committed.state.prove(address)?;
+        Some((
+            committed.tip.height,
+            account,
+            proof,
+            committed.state.staking_hash(),
+        ))
+    }
+
     /// A copy of the committed state's staking part.
     pub fn staking(&self) -> Option<cairn_state::StakingState> {
         self.read().state.staking().cloned()

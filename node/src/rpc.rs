@@ -229,6 +229,43 @@ pub struct AccountView {
     /// Stake on its way back to this account's balance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unbonding: Vec<UnbondingView>,
+    /// With `?prove=true`: the proof that the committed `balance` and
+    /// `nonce` are in the state of a signed header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<AccountProofView>,
+}
+
+/// A proof of an account (`GET /account/{address}?prove=true`): the
+/// account tree path, the staking hash the state root also covers, and
+/// the header of the height whose state it is with the certificate that
+/// signs it. A client checks: the path gives `accounts_root`,
+/// `SHA-256("cairn/state/v2\0" || accounts_root || staking_hash)` is the
+/// header's `state_root`, and the certificate (of a validator set it
+/// trusts) signs the header's hash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountProofView {
+    /// The height whose state the proof is of.
+    pub height: u64,
+    /// The proven balance.
+    pub balance: u64,
+    /// The proven nonce.
+    pub nonce: u64,
+    /// The account tree path (slot, leaf count, siblings).
+    pub account_proof: cairn_state::AccountProof,
+    /// The hash of the staking state.
+    pub staking_hash: Hash,
+    /// The header of `height`.
+    pub header: cairn_types::Header,
+    /// The certificate that signs it.
+    pub certificate: cairn_types::CommitCertificate,
+}
+
+/// The query of `GET /account/{address}`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct AccountQuery {
+    /// Whether to add a proof.
+    #[serde(default)]
+    pub prove: bool,
 }
 
 /// A validator candidate (an operator's bonded stake).
@@ -381,6 +418,21 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn block_by_hash(&self, hash: &Hash) -> Result<Option<BlockView>, RpcError>;
     /// An account.
     fn account(&self, address: &Address) -> Result<AccountView, RpcError>;
+    /// A proof of the committed account (`None`: no such account).
+    fn account_proof(&self, _address: &Address) -> Result<Option<AccountProofView>, RpcError> {
+        Err(RpcError::not_found("this node does not serve proofs"))
+    }
+    /// The header of a committed height.
+    fn header(&self, _height: Height) -> Result<Option<cairn_types::Header>, RpcError> {
+        Ok(None)
+    }
+    /// The commit certificate of a committed height.
+    fn certificate(
+        &self,
+        _height: Height,
+    ) -> Result<Option<cairn_types::CommitCertificate>, RpcError> {
+        Ok(None)
+    }
     /// The validator set of `height` (default: the next height).
     fn validators(&self, height: Option<u64>) -> Result<ValidatorsView, RpcError>;
     /// Connected peers.
@@ -410,6 +462,8 @@ pub fn router(backend: Backend) -> Router {
         .route("/block/hash/{hash}", get(block_by_hash))
         .route("/block/{height}", get(block_by_height))
         .route("/account/{address}", get(account))
+        .route("/header/{height}", get(header))
+        .route("/certificate/{height}", get(certificate))
         .route("/validators", get(validators))
         .route("/peers", get(peers))
         .route("/mempool", get(mempool))
@@ -724,10 +778,57 @@ async fn block_by_hash(
 async fn account(
     State(backend): State<Backend>,
     Path(address): Path<String>,
+    query: Result<axum::extract::Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AccountView>, RpcError> {
     let address =
         Address::from_bech32(&address).map_err(|error| RpcError::malformed(error.to_string()))?;
-    backend.account(&address).map(Json)
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /account/cairn1...?prove=true",
+            error.body_text()
+        ))
+    })?;
+    let mut view = backend.account(&address)?;
+    if query.prove {
+        let proof = backend.account_proof(&address)?.ok_or_else(|| {
+            RpcError::not_found(format!(
+                "{address} has no account, and this state tree proves accounts that exist only"
+            ))
+        })?;
+        // The values the proof is of (read with it, under one lock).
+        view.balance = proof.balance;
+        view.nonce = proof.nonce;
+        view.proof = Some(proof);
+    }
+    Ok(Json(view))
+}
+
+fn parse_height(text: &str) -> Result<Height, RpcError> {
+    text.parse()
+        .map(Height)
+        .map_err(|_| RpcError::malformed(format!("{text:?} is not a height; use a number")))
+}
+
+async fn header(
+    State(backend): State<Backend>,
+    Path(height): Path<String>,
+) -> Result<Json<cairn_types::Header>, RpcError> {
+    let height = parse_height(&height)?;
+    backend
+        .header(height)?
+        .map(Json)
+        .ok_or_else(|| RpcError::not_found(format!("no block at height {height} yet")))
+}
+
+async fn certificate(
+    State(backend): State<Backend>,
+    Path(height): Path<String>,
+) -> Result<Json<cairn_types::CommitCertificate>, RpcError> {
+    let height = parse_height(&height)?;
+    backend
+        .certificate(height)?
+        .map(Json)
+        .ok_or_else(|| RpcError::not_found(format!("no certificate of height {height} yet")))
 }
 
 async fn validators(

@@ -75,6 +75,7 @@ impl RpcBackend for TestBackend {
             missing_nonce: pending.missing_nonce,
             stake: None,
             unbonding: vec![],
+            proof: None,
         })
     }
     fn validators(&self, height: Option<u64>) -> Result<ValidatorsView, RpcError> {

@@ -39,6 +39,8 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
         QueryCommand::Account {
             address,
             keyring_dir,
+            prove,
+            genesis,
         } => {
             let address = match address {
                 AccountRef::Address(address) => *address,
@@ -50,6 +52,22 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
                     address.resolve(&keyring, "ADDRESS")?
                 }
             };
+            if let (true, Some(path)) = (prove, genesis) {
+                let genesis = cairn_genesis::Genesis::load(path)?;
+                let proven = crate::light::verify_account(client, &genesis, &address).await?;
+                let text = format!(
+                    "address  {}\nbalance  {}\nnonce    {}\nproven   at height {} (block {}): {} headers verified from the genesis, {} validator set changes followed\n",
+                    proven.address,
+                    proven.balance,
+                    proven.nonce,
+                    proven.verified.height,
+                    proven.verified.header_hash,
+                    proven.verified.headers,
+                    proven.verified.set_changes
+                );
+                let json = serde_json::to_value(&proven).unwrap_or_default();
+                return Ok((text, json));
+            }
             let (account, json) = client.account(&address).await?;
             (account_text(&account), json)
         }

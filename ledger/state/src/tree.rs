@@ -303,11 +303,18 @@ impl AccountProof {
     /// Whether this proof shows that `address` holds `account` in the
     /// state whose root is `root`.
     pub fn verify(&self, root: &Hash, address: &Address, account: &Account) -> bool {
+        self.root_for(address, account) == Some(*root)
+    }
+
+    /// The account-tree root this proof gives for `address` holding
+    /// `account`, or `None` if the proof is malformed (slot, leaf count or
+    /// number of siblings inconsistent).
+    pub fn root_for(&self, address: &Address, account: &Account) -> Option<Hash> {
         if self.leaf_count > ACCOUNTS_MAX
             || self.slot >= self.leaf_count
             || self.siblings.len() != depth(self.leaf_count)
         {
-            return false;
+            return None;
         }
         let mut node = leaf_hash(address, account);
         for (level, sibling) in self.siblings.iter().enumerate() {
@@ -317,11 +324,30 @@ impl AccountProof {
                 node_hash(sibling, &node)
             };
         }
-        root_hash(self.leaf_count, &node) == *root
+        Some(root_hash(self.leaf_count, &node))
     }
 }
 
-/// Whether `proof` shows that `address` holds `account` under `root`.
+/// Whether `proof` shows that `address` holds `account` in the state
+/// whose state root (a header's `state_root`) is `state_root`, given the
+/// staking hash that root also covers
+/// ([`crate::state_root_of`]).
+pub fn verify_in_state(
+    state_root: &Hash,
+    staking_hash: &Hash,
+    address: &Address,
+    account: &Account,
+    proof: &AccountProof,
+) -> bool {
+    proof
+        .root_for(address, account)
+        .is_some_and(|accounts_root| {
+            crate::state_root_of(&accounts_root, staking_hash) == *state_root
+        })
+}
+
+/// Whether `proof` shows that `address` holds `account` under the
+/// account-tree root `root`.
 pub fn verify_proof(
     root: &Hash,
     address: &Address,

@@ -1,0 +1,218 @@
+//! A light client: checks what one node says against a genesis the user
+//! trusts, so the CLI never has to trust the node it talks to.
+//!
+//! [`follow_headers`] walks the chain from genesis to a height, one
+//! header at a time: each header must name the parent's hash and the set
+//! its parent named as next (the genesis set at height 1), and its commit
+//! certificate must verify against that set; when a header names a new
+//! next set, the set is fetched (`GET /validators?height=`) and must hash
+//! to the name. [`verify_account`] then checks an account proof
+//! (`GET /account/{address}?prove=true`) against the state root of the
+//! verified header. The walk costs two requests and one certificate check
+//! per height; the one-third bound on set changes (STAKING.md) would let a
+//! later version skip headers.
+
+use cairn_genesis::Genesis;
+use cairn_state::{verify_in_state, Account, AccountProof};
+use cairn_types::{
+    Address, CommitCertificate, Hash, Header, Height, PublicKey, Validator, ValidatorSet,
+    VotingPower,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{CliError, Result},
+    rpc::{NodeClient, Validators},
+};
+
+/// What the light client verified.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verified {
+    /// The height verified up to.
+    pub height: u64,
+    /// Headers checked.
+    pub headers: u64,
+    /// Validator set changes followed.
+    pub set_changes: u64,
+    /// The hash of the verified header.
+    pub header_hash: Hash,
+}
+
+/// The proof part of `GET /account/{address}?prove=true`.
+#[derive(Clone, Debug, Deserialize)]
+struct ProofJson {
+    height: u64,
+    balance: u64,
+    nonce: u64,
+    account_proof: AccountProof,
+    staking_hash: Hash,
+    header: Header,
+    certificate: CommitCertificate,
+}
+
+/// A proven account.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProvenAccount {
+    /// The address.
+    pub address: String,
+    /// The proven balance.
+    pub balance: u64,
+    /// The proven nonce.
+    pub nonce: u64,
+    /// What was verified.
+    pub verified: Verified,
+}
+
+fn unverified(client: &NodeClient, reason: String) -> CliError {
+    CliError::Unverified {
+        url: client.url().to_string(),
+        reason,
+    }
+}
+
+/// The validator set a `GET /validators` answer describes, in index order.
+fn set_of(client: &NodeClient, answer: &Validators) -> Result<ValidatorSet> {
+    let mut members: Vec<_> = answer.validators.iter().collect();
+    members.sort_by_key(|member| member.index);
+    let validators = members
+        .into_iter()
+        .map(|member| {
+            Ok(Validator {
+                name: member.name.clone(),
+                public_key: PublicKey::from_hex(&member.public_key)
+                    .map_err(|error| unverified(client, format!("a set member's key: {error}")))?,
+                power: VotingPower(member.power),
+                operator: Address::from_bech32(&member.address).map_err(|error| {
+                    unverified(client, format!("a set member's operator: {error}"))
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ValidatorSet::new(validators).map_err(|error| unverified(client, error.to_string()))
+}
+
+/// Verifies the headers of heights 1 to `height` from `genesis`; returns
+/// the verified header of `height`.
+pub async fn follow_headers(
+    client: &NodeClient,
+    genesis: &Genesis,
+    height: u64,
+) -> Result<(Header, Verified)> {
+    let mut trusted = genesis.validators.clone();
+    let mut parent_hash = genesis.hash();
+    let mut set_changes = 0;
+    let mut last: Option<Header> = None;
+    for current in 1..=height {
+        let (header_path, certificate_path) = (
+            format!("/header/{current}"),
+            format!("/certificate/{current}"),
+        );
+        let ((header, _), (certificate, _)) = tokio::try_join!(
+            client.get::<Header>(&header_path),
+            client.get::<CommitCertificate>(&certificate_path),
+        )?;
+        let at = |reason: String| unverified(client, format!("height {current}: {reason}"));
+        if header.height != Height(current) || header.chain_id != genesis.chain_id {
+            return Err(at("the header is of another height or chain".into()));
+        }
+        if header.parent_hash != parent_hash {
+            return Err(at(format!(
+                "the header's parent {} is not the verified block {parent_hash}",
+                header.parent_hash
+            )));
+        }
+        if header.validator_set_hash != trusted.hash() {
+            return Err(at(format!(
+                "the header names validator set {} but the verified chain says {}",
+                header.validator_set_hash,
+                trusted.hash()
+            )));
+        }
+        let hash = header.hash();
+        if certificate.height != Height(current) || certificate.block_hash != hash {
+            return Err(at("the certificate is not of this header".into()));
+        }
+        certificate
+            .verify(&genesis.chain_id, &trusted)
+            .map_err(|error| at(format!("the certificate: {error}")))?;
+        if header.next_validator_set_hash != trusted.hash() {
+            let (answer, _) = client.validators(Some(current + 1)).await?;
+            let next = set_of(client, &answer)?;
+            if next.hash() != header.next_validator_set_hash {
+                return Err(at(format!(
+                    "the set served for height {} hashes to {}, not the {} its parent names",
+                    current + 1,
+                    next.hash(),
+                    header.next_validator_set_hash
+                )));
+            }
+            trusted = next;
+            set_changes += 1;
+        }
+        parent_hash = hash;
+        last = Some(header);
+    }
+    let header = last.ok_or_else(|| {
+        unverified(
+            client,
+            "the state is the genesis state (height 0): nothing to verify".into(),
+        )
+    })?;
+    let verified = Verified {
+        height,
+        headers: height,
+        set_changes,
+        header_hash: parent_hash,
+    };
+    Ok((header, verified))
+}
+
+/// Fetches `address`'s account with a proof and verifies it (and every
+/// header up to the proof's height) against `genesis`.
+pub async fn verify_account(
+    client: &NodeClient,
+    genesis: &Genesis,
+    address: &Address,
+) -> Result<ProvenAccount> {
+    let (answer, _) = client
+        .get::<serde_json::Value>(&format!("/account/{address}?prove=true"))
+        .await?;
+    let proof: ProofJson =
+        serde_json::from_value(answer["proof"].clone()).map_err(|error| CliError::BadResponse {
+            url: client.url().to_string(),
+            what: format!("GET /account/{address}?prove=true"),
+            reason: format!("no proof ({error})"),
+        })?;
+    let (header, verified) = follow_headers(client, genesis, proof.height).await?;
+    if header != proof.header || proof.certificate.block_hash != header.hash() {
+        return Err(unverified(
+            client,
+            "the proof's header is not the verified header of its height".into(),
+        ));
+    }
+    let account = Account {
+        balance: proof.balance,
+        nonce: proof.nonce,
+    };
+    if !verify_in_state(
+        &header.state_root,
+        &proof.staking_hash,
+        address,
+        &account,
+        &proof.account_proof,
+    ) {
+        return Err(unverified(
+            client,
+            format!(
+                "the account proof does not lead to the state root {} of height {}",
+                header.state_root, proof.height
+            ),
+        ));
+    }
+    Ok(ProvenAccount {
+        address: address.to_string(),
+        balance: proof.balance,
+        nonce: proof.nonce,
+        verified,
+    })
+}
