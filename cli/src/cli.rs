@@ -527,6 +527,13 @@ pub enum QueryCommand {
         /// The transaction hash (64 hex characters).
         #[arg(value_parser = parse_hash)]
         hash: Hash,
+        /// Trust no node: verify the inclusion with a proof against a
+        /// header, and every header from the genesis in --genesis on.
+        #[arg(long, requires = "genesis")]
+        prove: bool,
+        /// The chain's genesis.json, the root of trust of --prove.
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
     },
     /// The validator set of a height (default: the next one) and the
     /// candidates.

@@ -8,7 +8,8 @@
 //! next set, the set is fetched (`GET /validators?height=`) and must hash
 //! to the name. [`verify_account`] then checks an account proof
 //! (`GET /account/{address}?prove=true`) against the state root of the
-//! verified header. The walk costs two requests and one certificate check
+//! verified header, and [`verify_transaction`] an inclusion proof
+//! (`GET /tx/{hash}?prove=true`) against its transactions root. The walk costs two requests and one certificate check
 //! per height; the one-third bound on set changes (STAKING.md) would let a
 //! later version skip headers.
 
@@ -48,6 +49,91 @@ struct ProofJson {
     staking_hash: Hash,
     header: Header,
     certificate: CommitCertificate,
+}
+
+/// The proof part of `GET /tx/{hash}?prove=true`.
+#[derive(Clone, Debug, Deserialize)]
+struct InclusionJson {
+    index: u64,
+    count: u64,
+    path: Vec<Hash>,
+    header: Header,
+}
+
+/// A proven transaction.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProvenTransaction {
+    /// Its hash.
+    pub hash: Hash,
+    /// The height of its block.
+    pub height: u64,
+    /// Its position in the block.
+    pub index: u64,
+    /// The transaction itself, checked to have `hash`.
+    pub transaction: cairn_types::SignedTransaction,
+    /// What was verified.
+    pub verified: Verified,
+}
+
+/// Fetches transaction `hash` with its inclusion proof and verifies it
+/// (and every header up to its block) against `genesis`.
+pub async fn verify_transaction(
+    client: &NodeClient,
+    genesis: &Genesis,
+    hash: &Hash,
+) -> Result<ProvenTransaction> {
+    let (answer, _) = client
+        .get::<serde_json::Value>(&format!("/tx/{}?prove=true", hash.to_hex()))
+        .await?;
+    let bad = |reason: String| CliError::BadResponse {
+        url: client.url().to_string(),
+        what: format!("GET /tx/{hash}?prove=true"),
+        reason,
+    };
+    let proof: InclusionJson = serde_json::from_value(answer["proof"].clone())
+        .map_err(|error| bad(format!("no proof ({error})")))?;
+    let transaction: cairn_types::SignedTransaction =
+        serde_json::from_value(answer["transaction"].clone())
+            .map_err(|error| bad(format!("no transaction ({error})")))?;
+    if transaction.hash() != *hash {
+        return Err(unverified(
+            client,
+            format!(
+                "the transaction served hashes to {}, not {hash}",
+                transaction.hash()
+            ),
+        ));
+    }
+    let height = proof.header.height.0;
+    let (header, verified) = follow_headers(client, genesis, height).await?;
+    if header != proof.header {
+        return Err(unverified(
+            client,
+            "the proof's header is not the verified header of its height".into(),
+        ));
+    }
+    if !cairn_types::merkle::verify_inclusion(
+        &header.transactions_root,
+        hash,
+        proof.index,
+        proof.count,
+        &proof.path,
+    ) {
+        return Err(unverified(
+            client,
+            format!(
+                "the inclusion proof does not lead to the transactions root {} of height {height}",
+                header.transactions_root
+            ),
+        ));
+    }
+    Ok(ProvenTransaction {
+        hash: *hash,
+        height,
+        index: proof.index,
+        transaction,
+        verified,
+    })
 }
 
 /// A proven account.

@@ -95,7 +95,8 @@ fn get(url: &str, path: &str) -> (u16, String) {
 }
 
 /// An HTTP proxy in front of `target` that adds 1 to the balance of every
-/// account proof it passes on (a lying node).
+/// account proof and to the index of every inclusion proof it passes on
+/// (a lying node).
 fn lying_proxy(target: String) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -116,11 +117,18 @@ fn lying_proxy(target: String) -> String {
                 }
                 let path = request_line.split_whitespace().nth(1).unwrap().to_string();
                 let (status, mut body) = get(&target, &path);
-                if path.contains("prove=true") {
+                if path.contains("prove=true") && path.starts_with("/account/") {
                     let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();
                     let balance = value["proof"]["balance"].as_u64().unwrap();
                     value["proof"]["balance"] = (balance + 1).into();
                     value["balance"] = (balance + 1).into();
+                    body = value.to_string();
+                }
+                if path.contains("prove=true") && path.starts_with("/tx/") {
+                    // Claims the transaction sits one place further on.
+                    let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let index = value["proof"]["index"].as_u64().unwrap();
+                    value["proof"]["index"] = (index + 1).into();
                     body = value.to_string();
                 }
                 let _ = write!(
@@ -209,6 +217,48 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
         stdout.contains("does not verify") && stdout.contains("state root"),
         "{stdout}"
     );
+    // A transfer from the validator's account (its key file signs), then
+    // its inclusion proof, verified from the genesis; the liar is caught.
+    let output = command("cairn")
+        .args(["tx", "send", "--private-key-file"])
+        .arg(home.path().join("config/validator_key.json"))
+        .args([
+            "--to",
+            &cairn_types::Address([8; 20]).to_string(),
+            "--amount",
+            "5",
+        ])
+        .args(["--node", &url, "--wait", "--json"])
+        .output()
+        .unwrap();
+    let sent = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{sent} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    let hash = sent["hash"].as_str().unwrap().to_string();
+    let prove_tx = |node: &str| {
+        let output = command("cairn")
+            .args(["query", "tx", &hash, "--prove", "--genesis"])
+            .arg(&genesis)
+            .args(["--node", node, "--json"])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = prove_tx(&url);
+    assert_eq!(code, 0, "{stdout}");
+    let proven: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(proven["height"], sent["height"], "{stdout}");
+    let (code, stdout) = prove_tx(&liar);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("inclusion proof does not lead"), "{stdout}");
+
     // An account that does not exist has no proof, and says so.
     let (code, stdout, _) = prove(&url, &cairn_types::Address([9; 20]).to_string(), &genesis);
     assert_eq!(code, 1, "{stdout}");

@@ -14,9 +14,9 @@ use crate::{
     ledger::Ledger,
     metrics::Metrics,
     rpc::{
-        AccountProofView, AccountView, BlockView, CandidateView, MempoolView, NewBlockEvent,
-        PeerView, ReadinessView, RpcBackend, RpcError, StatusView, TransactionView, UnbondingView,
-        ValidatorView, ValidatorsView,
+        AccountProofView, AccountView, BlockView, CandidateView, InclusionProofView, MempoolView,
+        NewBlockEvent, PeerView, ReadinessView, RpcBackend, RpcError, StatusView, TransactionView,
+        UnbondingView, ValidatorView, ValidatorsView,
     },
     runtime::GossipQueue,
 };
@@ -310,7 +310,33 @@ impl RpcBackend for NodeBackend {
                 height: record.height.0,
                 index: record.index,
                 transaction: record.transaction,
+                proof: None,
             }))
+    }
+
+    fn inclusion_proof(
+        &self,
+        height: Height,
+        index: u32,
+    ) -> Result<Option<InclusionProofView>, RpcError> {
+        let store = self.ledger.store();
+        let (Some(block), Some(certificate)) = (
+            store.block(height).map_err(store_error)?,
+            store.certificate(height).map_err(store_error)?,
+        ) else {
+            return Ok(None);
+        };
+        let hashes: Vec<Hash> = block.transactions.iter().map(|tx| tx.hash()).collect();
+        let Some(path) = cairn_types::merkle::audit_path(&hashes, index as usize) else {
+            return Ok(None);
+        };
+        Ok(Some(InclusionProofView {
+            index: u64::from(index),
+            count: hashes.len() as u64,
+            path,
+            header: block.header,
+            certificate,
+        }))
     }
 
     fn block_by_height(&self, height: Option<Height>) -> Result<Option<BlockView>, RpcError> {

@@ -188,6 +188,26 @@ pub struct TransactionView {
     pub index: u32,
     /// The signed transaction.
     pub transaction: cairn_types::SignedTransaction,
+    /// With `?prove=true`: its inclusion proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<InclusionProofView>,
+}
+
+/// An inclusion proof (`GET /tx/{hash}?prove=true`): the RFC 6962 audit
+/// path of the transaction hash to the header's `transactions_root`, with
+/// the header and the certificate that signs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InclusionProofView {
+    /// Position of the transaction in its block.
+    pub index: u64,
+    /// Transactions in the block.
+    pub count: u64,
+    /// Sibling hashes from the leaf up.
+    pub path: Vec<Hash>,
+    /// The block's header.
+    pub header: cairn_types::Header,
+    /// The certificate that signs it.
+    pub certificate: cairn_types::CommitCertificate,
 }
 
 /// `GET /block/...`
@@ -260,7 +280,7 @@ pub struct AccountProofView {
     pub certificate: cairn_types::CommitCertificate,
 }
 
-/// The query of `GET /account/{address}`.
+/// The query of `GET /account/{address}` and `GET /tx/{hash}`.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 pub struct AccountQuery {
     /// Whether to add a proof.
@@ -420,6 +440,15 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn account(&self, address: &Address) -> Result<AccountView, RpcError>;
     /// A proof of the committed account (`None`: no such account).
     fn account_proof(&self, _address: &Address) -> Result<Option<AccountProofView>, RpcError> {
+        Err(RpcError::not_found("this node does not serve proofs"))
+    }
+    /// The inclusion proof of a committed transaction at `height`,
+    /// `index`.
+    fn inclusion_proof(
+        &self,
+        _height: Height,
+        _index: u32,
+    ) -> Result<Option<InclusionProofView>, RpcError> {
         Err(RpcError::not_found("this node does not serve proofs"))
     }
     /// The header of a committed height.
@@ -736,11 +765,22 @@ fn parse_hash(text: &str) -> Result<Hash, RpcError> {
 async fn transaction(
     State(backend): State<Backend>,
     Path(hash): Path<String>,
+    query: Result<axum::extract::Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TransactionView>, RpcError> {
     let hash = parse_hash(&hash)?;
-    backend.transaction(&hash)?.map(Json).ok_or_else(|| {
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /tx/<hash>?prove=true",
+            error.body_text()
+        ))
+    })?;
+    let mut view = backend.transaction(&hash)?.ok_or_else(|| {
         RpcError::not_found(format!("transaction {hash} is not in a committed block"))
-    })
+    })?;
+    if query.prove {
+        view.proof = backend.inclusion_proof(Height(view.height), view.index)?;
+    }
+    Ok(Json(view))
 }
 
 async fn block_by_height(

@@ -81,7 +81,25 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             let (block, json) = client.block(*height).await?;
             (block_text(&block), json)
         }
-        QueryCommand::Tx { hash } => match client.transaction(hash).await? {
+        QueryCommand::Tx {
+            hash,
+            prove: true,
+            genesis: Some(path),
+        } => {
+            let genesis = cairn_genesis::Genesis::load(path)?;
+            let proven = crate::light::verify_transaction(client, &genesis, hash).await?;
+            let text = format!(
+                "hash     {}\nincluded at height {} index {}\nproven   {} headers verified from the genesis, {} validator set changes followed\n",
+                proven.hash,
+                proven.height,
+                proven.index,
+                proven.verified.headers,
+                proven.verified.set_changes
+            );
+            let json = serde_json::to_value(&proven).unwrap_or_default();
+            (text, json)
+        }
+        QueryCommand::Tx { hash, .. } => match client.transaction(hash).await? {
             Some((committed, json)) => (transaction_text(&committed), json),
             None => {
                 return Err(CliError::NodeError {

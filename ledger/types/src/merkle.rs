@@ -47,9 +47,107 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
     level[0]
 }
 
+/// The audit path of leaf `index` among `leaves` (RFC 6962, section
+/// 2.1.1: the siblings from the leaf up, each the root of the subtree
+/// beside the path), or `None` if `index` is out of range. O(n log n).
+pub fn audit_path(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    fn walk(leaves: &[Hash], index: usize, path: &mut Vec<Hash>) {
+        if leaves.len() <= 1 {
+            return;
+        }
+        // The largest power of two below the size.
+        let split = leaves.len().next_power_of_two() / 2;
+        if index < split {
+            walk(&leaves[..split], index, path);
+            path.push(merkle_root(&leaves[split..]));
+        } else {
+            walk(&leaves[split..], index - split, path);
+            path.push(merkle_root(&leaves[..split]));
+        }
+    }
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut path = Vec::new();
+    walk(leaves, index, &mut path);
+    Some(path)
+}
+
+/// Whether `path` proves that `leaf` is leaf `index` of a tree of `count`
+/// leaves whose root is `root` (the verification of RFC 9162, section
+/// 2.1.3.2).
+pub fn verify_inclusion(root: &Hash, leaf: &Hash, index: u64, count: u64, path: &[Hash]) -> bool {
+    if index >= count {
+        return false;
+    }
+    let (mut position, mut last) = (index, count - 1);
+    let mut node = leaf_hash(&leaf.0);
+    for sibling in path {
+        if last == 0 {
+            return false;
+        }
+        if position & 1 == 1 || position == last {
+            node = node_hash(sibling, &node);
+            while position & 1 == 0 && position != 0 {
+                position >>= 1;
+                last >>= 1;
+            }
+        } else {
+            node = node_hash(&node, sibling);
+        }
+        position >>= 1;
+        last >>= 1;
+    }
+    last == 0 && node == *root
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_paths_verify_for_every_leaf_and_nothing_else() {
+        for count in 1..34u8 {
+            let leaves: Vec<Hash> = (0..count).map(|i| sha256(&[i])).collect();
+            let root = merkle_root(&leaves);
+            for index in 0..count as usize {
+                let path = audit_path(&leaves, index).unwrap();
+                let (index_u64, count_u64) = (index as u64, u64::from(count));
+                assert!(verify_inclusion(
+                    &root,
+                    &leaves[index],
+                    index_u64,
+                    count_u64,
+                    &path
+                ));
+                // Another leaf or position fails, and so does a changed sibling.
+                let other = sha256(b"other");
+                assert!(!verify_inclusion(
+                    &root, &other, index_u64, count_u64, &path
+                ));
+                if count > 1 {
+                    let moved = (index_u64 + 1) % count_u64;
+                    assert!(!verify_inclusion(
+                        &root,
+                        &leaves[index],
+                        moved,
+                        count_u64,
+                        &path
+                    ));
+                    let mut bent = path.clone();
+                    bent[0] = other;
+                    assert!(!verify_inclusion(
+                        &root,
+                        &leaves[index],
+                        index_u64,
+                        count_u64,
+                        &bent
+                    ));
+                }
+            }
+            assert!(audit_path(&leaves, count as usize).is_none());
+        }
+    }
 
     /// The recursive definition of RFC 6962, section 2.1.
     fn reference_root(leaves: &[Hash]) -> Hash {
