@@ -324,11 +324,13 @@ impl LedgerState {
             return Ok(());
         };
         let staking = self.staking.as_deref().ok_or_else(no_staking)?;
-        staking.check_action(
-            transaction.transaction.sender.address(),
-            Height(self.height.0.saturating_add(1)),
-            &action,
-        )
+        staking
+            .check_action(
+                transaction.transaction.sender.address(),
+                Height(self.height.0.saturating_add(1)),
+                &action,
+            )
+            .map(|_| ())
     }
 
     /// Starts executing a block built by `proposer` on top of this state.
@@ -795,8 +797,6 @@ impl BlockExecution<'_> {
             .checked_add(transfer.fee)
             .ok_or(StateError::Overflow { what: "block fees" })?;
         if let Some(action) = staking_action(transaction) {
-            let mut staking = self.staking_view().ok_or_else(no_staking)?.clone();
-            staking.apply_action(sender_address, self.height, &action)?;
             let bonded = match action {
                 StakingAction::Bond { amount, .. } => amount,
                 _ => 0,
@@ -808,8 +808,15 @@ impl BlockExecution<'_> {
                         what: "bonded stake",
                     })?;
             self.check_room(u64::from(matches!(sender_location, Location::Absent)))?;
+            // The overlay is copied from the parent once per block, not per
+            // transaction; `apply_action` changes nothing when it refuses.
+            if self.staking.is_none() {
+                self.staking = Some(self.staking_view().ok_or_else(no_staking)?.clone());
+            }
+            if let Some(staking) = self.staking.as_mut() {
+                staking.apply_action(sender_address, self.height, &action)?;
+            }
             self.write(sender_location, sender_address, sender_after);
-            self.staking = Some(staking);
             self.bonded_from_balances = bonded_from_balances;
             self.fees = fees;
             self.transactions += 1;

@@ -145,6 +145,34 @@ pub enum StakingAction {
     },
 }
 
+/// What a checked staking action changes (see
+/// [`StakingState::check_action`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The candidate's bonded stake becomes `bonded`.
+    Bond {
+        /// Stake bonded after.
+        bonded: u64,
+    },
+    /// The candidate keeps `remaining`; the entry of `release_height`
+    /// holds `unbonding`.
+    Unbond {
+        /// Stake bonded after.
+        remaining: u64,
+        /// When the entry is released.
+        release_height: Height,
+        /// The entry's amount after.
+        unbonding: u64,
+    },
+    /// The jail ends.
+    Unjail,
+    /// The key becomes `new_key`.
+    RotateKey {
+        /// The new key.
+        new_key: PublicKey,
+    },
+}
+
 impl StakingState {
     /// The staking state before the first block: each genesis validator a
     /// candidate with its stake, and the genesis set as both `current` and
@@ -288,28 +316,75 @@ impl StakingState {
         height: Height,
         action: &StakingAction,
     ) -> Result<(), StateError> {
-        match action {
-            StakingAction::Bond {
-                validator_key,
-                amount,
-                name,
-            } => self.bond(operator, *validator_key, *amount, name),
-            StakingAction::Unbond { amount } => self.unbond(operator, height, *amount),
-            StakingAction::Unjail => self.unjail(operator, height),
-            StakingAction::RotateKey { new_validator_key } => {
-                self.rotate_key(operator, *new_validator_key)
+        let change = self.check_action(operator, height, action)?;
+        match change {
+            Change::Bond { bonded } => {
+                if let StakingAction::Bond {
+                    validator_key,
+                    name,
+                    ..
+                } = action
+                {
+                    let candidate = self
+                        .candidates
+                        .entry(operator)
+                        .or_insert_with(|| Candidate {
+                            validator_key: *validator_key,
+                            name: name.clone(),
+                            bonded: 0,
+                            jailed_until: None,
+                        });
+                    candidate.bonded = bonded;
+                }
+            }
+            Change::Unbond {
+                remaining,
+                release_height,
+                unbonding,
+            } => {
+                if let Some(candidate) = self.candidates.get_mut(&operator) {
+                    candidate.bonded = remaining;
+                }
+                self.unbonding.insert((release_height, operator), unbonding);
+                self.remove_if_empty(&operator);
+            }
+            Change::Unjail => {
+                if let Some(candidate) = self.candidates.get_mut(&operator) {
+                    candidate.jailed_until = None;
+                }
+                self.remove_if_empty(&operator);
+            }
+            Change::RotateKey { new_key } => {
+                if let Some(candidate) = self.candidates.get_mut(&operator) {
+                    candidate.validator_key = new_key;
+                }
             }
         }
+        self.settled = false;
+        Ok(())
     }
 
-    /// Checks `action` without applying it.
+    /// Checks `action` without applying it (no copy of the state: the
+    /// mempool calls this for every staking transaction it admits), and
+    /// says what applying it changes.
     pub fn check_action(
         &self,
         operator: Address,
         height: Height,
         action: &StakingAction,
-    ) -> Result<(), StateError> {
-        self.clone().apply_action(operator, height, action)
+    ) -> Result<Change, StateError> {
+        match action {
+            StakingAction::Bond {
+                validator_key,
+                amount,
+                name,
+            } => self.check_bond(operator, *validator_key, *amount, name),
+            StakingAction::Unbond { amount } => self.check_unbond(operator, height, *amount),
+            StakingAction::Unjail => self.check_unjail(operator, height),
+            StakingAction::RotateKey { new_validator_key } => {
+                self.check_rotate_key(operator, *new_validator_key)
+            }
+        }
     }
 
     /// Whether `key` is free for `operator`: no other candidate has it and
@@ -327,13 +402,13 @@ impl StakingState {
         !taken_by_candidate && !taken_in_sets
     }
 
-    fn bond(
-        &mut self,
+    fn check_bond(
+        &self,
         operator: Address,
         validator_key: PublicKey,
         amount: u64,
         name: &str,
-    ) -> Result<(), StateError> {
+    ) -> Result<Change, StateError> {
         if amount == 0 {
             return Err(StateError::BadStakingTransaction {
                 reason: "a bond must move more than 0".into(),
@@ -385,21 +460,15 @@ impl StakingState {
         if bonded < min {
             return Err(StateError::BelowMinSelfStake { bonded, min });
         }
-        let candidate = self
-            .candidates
-            .entry(operator)
-            .or_insert_with(|| Candidate {
-                validator_key,
-                name: name.to_string(),
-                bonded: 0,
-                jailed_until: None,
-            });
-        candidate.bonded = bonded;
-        self.settled = false;
-        Ok(())
+        Ok(Change::Bond { bonded })
     }
 
-    fn unbond(&mut self, operator: Address, height: Height, amount: u64) -> Result<(), StateError> {
+    fn check_unbond(
+        &self,
+        operator: Address,
+        height: Height,
+        amount: u64,
+    ) -> Result<Change, StateError> {
         if amount == 0 {
             return Err(StateError::BadStakingTransaction {
                 reason: "an unbond must move more than 0".into(),
@@ -407,21 +476,12 @@ impl StakingState {
         }
         let min = self.params.min_self_stake;
         let release_height = Height(height.0.saturating_add(self.params.unbonding_period_blocks));
-        let entries = self
-            .unbonding
-            .keys()
-            .filter(|(release, entry_operator)| {
-                *entry_operator == operator && *release != release_height
-            })
-            .count();
-        let candidate =
-            self.candidates
-                .get_mut(&operator)
-                .ok_or_else(|| StateError::NotOperator {
-                    reason: format!(
-                        "{operator} operates no validator, so it has nothing to unbond"
-                    ),
-                })?;
+        let candidate = self
+            .candidates
+            .get(&operator)
+            .ok_or_else(|| StateError::NotOperator {
+                reason: format!("{operator} operates no validator, so it has nothing to unbond"),
+            })?;
         if candidate.bonded < amount {
             return Err(StateError::InsufficientStake {
                 bonded: candidate.bonded,
@@ -435,44 +495,53 @@ impl StakingState {
                 min,
             });
         }
+        let entries = self
+            .unbonding
+            .keys()
+            .filter(|(release, entry_operator)| {
+                *entry_operator == operator && *release != release_height
+            })
+            .count();
         if entries >= UNBONDING_ENTRIES_PER_OPERATOR_MAX {
             return Err(StateError::TooManyUnbonding {
                 max: UNBONDING_ENTRIES_PER_OPERATOR_MAX,
             });
         }
-        candidate.bonded = remaining;
-        let entry = self
+        let unbonding = self
             .unbonding
-            .entry((release_height, operator))
-            .or_insert(0);
-        *entry = entry.checked_add(amount).ok_or(StateError::Overflow {
-            what: "unbonding stake",
-        })?;
-        self.remove_if_empty(&operator);
-        self.settled = false;
-        Ok(())
+            .get(&(release_height, operator))
+            .copied()
+            .unwrap_or(0)
+            .checked_add(amount)
+            .ok_or(StateError::Overflow {
+                what: "unbonding stake",
+            })?;
+        Ok(Change::Unbond {
+            remaining,
+            release_height,
+            unbonding,
+        })
     }
 
-    fn unjail(&mut self, operator: Address, height: Height) -> Result<(), StateError> {
-        let candidate =
-            self.candidates
-                .get_mut(&operator)
-                .ok_or_else(|| StateError::NotOperator {
-                    reason: format!("{operator} operates no validator"),
-                })?;
+    fn check_unjail(&self, operator: Address, height: Height) -> Result<Change, StateError> {
+        let candidate = self
+            .candidates
+            .get(&operator)
+            .ok_or_else(|| StateError::NotOperator {
+                reason: format!("{operator} operates no validator"),
+            })?;
         match candidate.jailed_until {
             None => Err(StateError::NotJailed),
             Some(until) if height < until => Err(StateError::StillJailed { until }),
-            Some(_) => {
-                candidate.jailed_until = None;
-                self.remove_if_empty(&operator);
-                self.settled = false;
-                Ok(())
-            }
+            Some(_) => Ok(Change::Unjail),
         }
     }
 
-    fn rotate_key(&mut self, operator: Address, new_key: PublicKey) -> Result<(), StateError> {
+    fn check_rotate_key(
+        &self,
+        operator: Address,
+        new_key: PublicKey,
+    ) -> Result<Change, StateError> {
         let current_key = self
             .candidates
             .get(&operator)
@@ -492,11 +561,7 @@ impl StakingState {
         {
             return Err(StateError::KeyInUse { key: new_key });
         }
-        if let Some(candidate) = self.candidates.get_mut(&operator) {
-            candidate.validator_key = new_key;
-        }
-        self.settled = false;
-        Ok(())
+        Ok(Change::RotateKey { new_key })
     }
 
     fn remove_if_empty(&mut self, operator: &Address) {
