@@ -351,14 +351,10 @@ pub struct SendArgs {
     // (instead of "unexpected argument '-1' found").
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub amount: u64,
-    /// Units paid to the block proposer.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub fee: u64,
+    /// Units paid to the block proposer [default: the node's minimum fee,
+    /// from `GET /status`].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub fee: Option<u64>,
     /// Nonce to use [default: the account's next_nonce from the node].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nonce: Option<u64>,
@@ -449,14 +445,10 @@ pub struct StakingArgs {
     /// its own operator).
     #[arg(long, value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
-    /// Units paid to the block proposer.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub fee: u64,
+    /// Units paid to the block proposer [default: the node's minimum fee,
+    /// from `GET /status`].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub fee: Option<u64>,
     /// Nonce to use [default: the account's next_nonce from the node].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nonce: Option<u64>,

@@ -59,6 +59,9 @@ pub struct Status {
     /// The genesis time (ms since the Unix epoch), if the node reports it.
     #[serde(default)]
     pub genesis_time: Option<u64>,
+    /// The least fee the node admits (0 from a node that does not say).
+    #[serde(default)]
+    pub min_fee: u64,
 }
 
 /// `GET /account/{address}`.

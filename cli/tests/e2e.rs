@@ -999,8 +999,9 @@ fn devnet_end_to_end() {
         ),
         (
             "amount above balance with an explicit nonce (the node's check)",
+            // The minimum fee (1) comes on top of the amount.
             format!("--from devnet-acct4 {to} --amount {too_much} --nonce {nonce} --wait"),
-            vec!["insufficient_funds".into(), too_much.to_string()],
+            vec!["insufficient_funds".into(), (too_much + 1).to_string()],
         ),
         (
             "malformed amount",

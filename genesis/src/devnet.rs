@@ -119,6 +119,7 @@ pub fn build_devnet_from_keys(keys: &DevnetKeys) -> Result<Genesis, GenesisError
             .collect(),
         consensus_params: keys.consensus_params.clone(),
         staking_params: keys.staking_params.clone(),
+        fee_params: cairn_types::FeeParams::default(),
     }
     .validate()
 }

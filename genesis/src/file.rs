@@ -3,8 +3,8 @@
 use std::{collections::BTreeSet, path::Path};
 
 use cairn_types::{
-    codec, sha256, Address, ChainId, ConsensusParams, Hash, PublicKey, StakingParams, Timestamp,
-    Validator, ValidatorSet, VotingPower,
+    codec, sha256, Address, ChainId, ConsensusParams, FeeParams, Hash, PublicKey, StakingParams,
+    Timestamp, Validator, ValidatorSet, VotingPower,
 };
 use serde::{Deserialize, Serialize};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -36,6 +36,9 @@ pub struct GenesisFile {
     /// Proof-of-stake parameters (defaults when absent).
     #[serde(default)]
     pub staking_params: StakingParams,
+    /// The minimum fee and the existential deposit (defaults when absent).
+    #[serde(default)]
+    pub fee_params: FeeParams,
 }
 
 /// One validator entry of `genesis.json`.
@@ -82,6 +85,8 @@ pub struct Genesis {
     pub consensus_params: ConsensusParams,
     /// Proof-of-stake parameters.
     pub staking_params: StakingParams,
+    /// The minimum fee and the existential deposit.
+    pub fee_params: FeeParams,
 }
 
 /// What the genesis hash covers.
@@ -93,6 +98,7 @@ struct CanonicalGenesis<'a> {
     accounts: &'a [(Address, u64)],
     consensus_params: &'a ConsensusParams,
     staking_params: &'a StakingParams,
+    fee_params: &'a FeeParams,
 }
 
 impl GenesisFile {
@@ -264,8 +270,10 @@ impl GenesisFile {
             accounts,
             consensus_params: self.consensus_params.clone(),
             staking_params: self.staking_params.clone(),
+            fee_params: self.fee_params,
         };
         genesis.check_stakes()?;
+        genesis.check_deposits()?;
         Ok(genesis)
     }
 }
@@ -309,6 +317,7 @@ impl Genesis {
             accounts: &self.accounts,
             consensus_params: &self.consensus_params,
             staking_params: &self.staking_params,
+            fee_params: &self.fee_params,
         };
         let mut bytes = GENESIS_HASH_DOMAIN.to_vec();
         bytes.extend_from_slice(&codec::encode(&canonical));
@@ -384,6 +393,33 @@ impl Genesis {
         Ok(())
     }
 
+    /// Checks that every genesis balance, after the validators bond their
+    /// stake, is 0 or at least the existential deposit.
+    fn check_deposits(&self) -> Result<(), GenesisError> {
+        let minimum = self.fee_params.existential_deposit;
+        let stakes = self.stakes()?;
+        for (index, (address, balance)) in self.accounts.iter().enumerate() {
+            let bonded: u64 = self
+                .validators
+                .validators()
+                .iter()
+                .zip(&stakes)
+                .filter(|(validator, _)| validator.operator == *address)
+                .map(|(_, stake)| *stake)
+                .sum();
+            let left = balance.saturating_sub(bonded);
+            if left != 0 && left < minimum {
+                return Err(GenesisError::invalid(
+                    format!("accounts[{index}].balance"),
+                    format!(
+                        "{address} would hold {left} (after bonding {bonded}), less than fee_params.existential_deposit {minimum}; give it 0 or at least {minimum}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The ledger state before the first block: the accounts, less the
     /// stake the validators' operators bond, and the staking state.
     pub fn state(&self) -> Result<cairn_state::LedgerState, GenesisError> {
@@ -394,6 +430,7 @@ impl Genesis {
         )
         .map_err(|error| GenesisError::invalid("validators", error.to_string()))?;
         cairn_state::LedgerState::from_genesis_with_staking(&self.accounts, staking)
+            .map(|state| state.with_fee_params(self.fee_params))
             .map_err(|error| GenesisError::invalid("accounts", error.to_string()))
     }
 
@@ -432,6 +469,7 @@ impl Genesis {
                 .collect(),
             consensus_params: self.consensus_params.clone(),
             staking_params: self.staking_params.clone(),
+            fee_params: self.fee_params,
         }
     }
 }

@@ -46,6 +46,7 @@ fn valid_file() -> GenesisFile {
             .collect(),
         consensus_params: ConsensusParams::default(),
         staking_params: staking_params(),
+        fee_params: cairn_types::FeeParams::default(),
     }
 }
 

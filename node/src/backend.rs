@@ -219,6 +219,8 @@ impl RpcBackend for NodeBackend {
             latest_time: tip.time.as_millis(),
             catching_up: self.catching_up(),
             peers: self.network.peers().len(),
+            min_fee: self.ledger.min_fee(),
+            existential_deposit: self.ledger.genesis().fee_params.existential_deposit,
         })
     }
 

@@ -131,6 +131,10 @@ pub struct MempoolConfig {
     pub transactions_max: u64,
     /// Most bytes of pending transactions.
     pub bytes_max: u64,
+    /// The least fee admitted; the chain's `min_fee` applies if higher
+    /// (0: the chain's).
+    #[serde(default)]
+    pub min_fee: u64,
 }
 
 /// `[log]`
@@ -171,6 +175,7 @@ impl Default for NodeConfig {
             mempool: MempoolConfig {
                 transactions_max: 200_000,
                 bytes_max: 128 * 1024 * 1024,
+                min_fee: 0,
             },
             log: LogConfig {
                 format: LogFormat::Plain,
@@ -415,7 +420,7 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 17] = [
+const OVERRIDE_KEYS: [(&str, &str); 18] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),
@@ -431,6 +436,7 @@ const OVERRIDE_KEYS: [(&str, &str); 17] = [
     ("block_interval_max_ms", "consensus.block_interval_max_ms"),
     ("mempool_transactions_max", "mempool.transactions_max"),
     ("mempool_bytes_max", "mempool.bytes_max"),
+    ("mempool_min_fee", "mempool.min_fee"),
     ("log_format", "log.format"),
     ("log_filter", "log.filter"),
 ];
@@ -575,6 +581,15 @@ pub struct ConfigOverrides {
         value_name = "BYTES"
     )]
     pub mempool_bytes_max: Option<u64>,
+    /// The least fee this node admits to its mempool; the chain's minimum
+    /// (genesis `fee_params.min_fee`) applies if it is higher. Config key
+    /// `mempool.min_fee`; default 0 (the chain's).
+    #[arg(
+        long = "mempool-min-fee",
+        env = "CAIRN_MEMPOOL_MIN_FEE",
+        value_name = "N"
+    )]
+    pub mempool_min_fee: Option<u64>,
     /// How logs are written to stderr: `plain` (lines for people) or
     /// `json` (one object per line, for log collectors). Config key
     /// `log.format`; default plain.
@@ -741,6 +756,9 @@ impl ConfigOverrides {
         }
         if let Some(bytes) = self.mempool_bytes_max {
             config.mempool.bytes_max = bytes;
+        }
+        if let Some(fee) = self.mempool_min_fee {
+            config.mempool.min_fee = fee;
         }
         if let Some(format) = self.log_format {
             config.log.format = format;

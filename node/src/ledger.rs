@@ -193,6 +193,10 @@ impl AccountView for StateAccounts<'_> {
     ) -> Result<(), StateError> {
         self.0.check_staking(transaction)
     }
+
+    fn exists(&self, address: &Address) -> bool {
+        self.0.account(address).is_some()
+    }
 }
 
 /// What a proposer asks [`Ledger::build_block`] for.
@@ -346,7 +350,7 @@ impl Ledger {
         metrics: Arc<Metrics>,
     ) -> Result<Ledger, LedgerError> {
         let genesis_hash = genesis.hash();
-        let state = store.load_state()?;
+        let state = store.load_state()?.with_fee_params(genesis.fee_params);
         let height = store.latest_height();
         let time = if height == Height::GENESIS {
             genesis.genesis_time
@@ -392,7 +396,8 @@ impl Ledger {
                     .ok_or_else(|| missing_set(height, &header.validator_set_hash))?,
             )
         };
-        let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits);
+        let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits)
+            .with_fee_rules(genesis.fee_params, mempool_limits.min_fee);
         Ok(Ledger {
             genesis,
             genesis_hash,
@@ -566,6 +571,11 @@ impl Ledger {
         let (balance, nonce) = accounts.balance_and_nonce(address);
         let next = lock(&self.mempool).next_nonce(address, &accounts);
         (balance, nonce, next)
+    }
+
+    /// The least fee the mempool admits.
+    pub fn min_fee(&self) -> u64 {
+        lock(&self.mempool).min_fee()
     }
 
     /// `(count, bytes)` of the mempool.

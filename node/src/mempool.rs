@@ -28,7 +28,7 @@ use std::{
 use cairn_state::StateError;
 use cairn_types::{
     limits::{MEMO_BYTES_MAX, TRANSACTION_BYTES_MAX},
-    Address, BatchVerifier, ChainId, Hash, SignedTransaction,
+    Address, BatchVerifier, ChainId, FeeParams, Hash, SignedTransaction,
 };
 
 /// How far above an account's committed nonce a pending nonce may be.
@@ -45,6 +45,11 @@ pub trait AccountView {
     /// state (operator, stake, jail, keys); transfers pass.
     fn check_staking(&self, _transaction: &SignedTransaction) -> Result<(), StateError> {
         Ok(())
+    }
+
+    /// Whether `address` has a committed account.
+    fn exists(&self, _address: &Address) -> bool {
+        true
     }
 }
 
@@ -104,8 +109,9 @@ pub enum Rejection {
         /// Bytes pending.
         bytes: usize,
     },
-    /// A staking transaction breaks a staking rule.
-    Staking(StateError),
+    /// The transaction breaks a rule of the chain's state: a staking rule,
+    /// the minimum fee or the existential deposit.
+    Rule(StateError),
 }
 
 impl Rejection {
@@ -123,7 +129,7 @@ impl Rejection {
             Rejection::InsufficientFunds { .. } => "insufficient_funds",
             Rejection::BadSignature => "bad_signature",
             Rejection::Full { .. } => "mempool_full",
-            Rejection::Staking(error) => error.code().unwrap_or("bad_staking_transaction"),
+            Rejection::Rule(error) => error.code().unwrap_or("invalid_transaction"),
         }
     }
 
@@ -179,7 +185,7 @@ impl fmt::Display for Rejection {
                 f,
                 "mempool full ({count} transactions, {bytes} bytes); retry later"
             ),
-            Rejection::Staking(error) => write!(f, "{error}"),
+            Rejection::Rule(error) => write!(f, "{error}"),
         }
     }
 }
@@ -191,6 +197,9 @@ pub struct MempoolLimits {
     pub transactions_max: usize,
     /// Most pending bytes.
     pub bytes_max: usize,
+    /// The least fee this node admits (`mempool.min_fee`); the chain's
+    /// minimum applies if it is higher.
+    pub min_fee: u64,
 }
 
 /// One pending transaction.
@@ -255,6 +264,10 @@ pub struct SenderPending {
 pub struct Mempool {
     chain_id: ChainId,
     limits: MempoolLimits,
+    /// The chain's fee rules.
+    fee_params: FeeParams,
+    /// The least fee admitted: the chain's, or this node's if higher.
+    min_fee: u64,
     pending: HashMap<Hash, Pending>,
     senders: HashMap<Address, SenderQueue>,
     /// Arrival order, for fair reaping.
@@ -283,7 +296,7 @@ fn cheap_checks(chain_id: &ChainId, bytes: &[u8]) -> Result<Candidate, Rejection
         StateError::WrongChain { expected, got } => Rejection::WrongChain { expected, got },
         StateError::MemoTooLong { len, .. } => Rejection::MemoTooLong { len },
         StateError::Overflow { .. } => Rejection::Overflow,
-        error @ StateError::BadStakingTransaction { .. } => Rejection::Staking(error),
+        error @ StateError::BadStakingTransaction { .. } => Rejection::Rule(error),
         other => Rejection::Malformed(other.to_string()),
     })?;
     let hash = transaction.hash();
@@ -310,6 +323,8 @@ impl Mempool {
         Mempool {
             chain_id,
             limits,
+            fee_params: FeeParams::NONE,
+            min_fee: 0,
             pending: HashMap::new(),
             senders: HashMap::new(),
             arrivals: BTreeMap::new(),
@@ -319,6 +334,20 @@ impl Mempool {
             verified: HashSet::new(),
             verified_order: VecDeque::new(),
         }
+    }
+
+    /// This mempool under the chain's fee rules, admitting no fee below
+    /// `node_min_fee` (the node's own minimum; the chain's applies if it is
+    /// higher).
+    pub fn with_fee_rules(mut self, fee_params: FeeParams, node_min_fee: u64) -> Mempool {
+        self.fee_params = fee_params;
+        self.min_fee = node_min_fee.max(fee_params.min_fee);
+        self
+    }
+
+    /// The least fee this mempool admits.
+    pub fn min_fee(&self) -> u64 {
+        self.min_fee
     }
 
     /// Pending transactions.
@@ -555,8 +584,10 @@ impl Mempool {
         if !body.is_transfer() {
             accounts
                 .check_staking(&candidate.transaction)
-                .map_err(Rejection::Staking)?;
+                .map_err(Rejection::Rule)?;
         }
+        self.check_fee_rules(body, balance - need, accounts)
+            .map_err(Rejection::Rule)?;
         if self.pending.len() >= self.limits.transactions_max
             || self.bytes.saturating_add(candidate.size_bytes) > self.limits.bytes_max
         {
@@ -598,6 +629,61 @@ impl Mempool {
             },
         );
         Ok(candidate.hash)
+    }
+
+    /// The fee rules of the chain and of this node at admission (the
+    /// chain's are checked again in blocks): the minimum fee, a known
+    /// sender, no dust left behind (`left` is the balance after this and
+    /// the sender's pending transactions) and no account created with less
+    /// than the deposit. A recipient that only a pending transaction funds
+    /// counts as new.
+    fn check_fee_rules(
+        &self,
+        body: &cairn_types::Transaction,
+        left: u64,
+        accounts: &impl AccountView,
+    ) -> Result<(), StateError> {
+        let (min_fee, deposit) = (self.min_fee, self.fee_params.existential_deposit);
+        if body.fee < min_fee {
+            return Err(StateError::FeeTooLow {
+                fee: body.fee,
+                min: min_fee,
+            });
+        }
+        if deposit == 0 {
+            return Ok(());
+        }
+        let sender = body.sender_address();
+        if !accounts.exists(&sender) {
+            return Err(StateError::UnknownSender { address: sender });
+        }
+        let to_self = body.is_transfer() && body.recipient == sender;
+        let left = if to_self {
+            left.saturating_add(body.amount)
+        } else {
+            left
+        };
+        if left != 0 && left < deposit {
+            return Err(StateError::BelowExistentialDeposit {
+                what: "the sender",
+                balance: left,
+                min: deposit,
+                hint: "spend all of the balance or leave at least the deposit",
+            });
+        }
+        if body.is_transfer()
+            && !to_self
+            && body.amount < deposit
+            && !accounts.exists(&body.recipient)
+        {
+            return Err(StateError::BelowExistentialDeposit {
+                what: "the new account",
+                balance: body.amount,
+                min: deposit,
+                hint: "an address without an account receives at least the deposit",
+            });
+        }
+        Ok(())
     }
 
     /// Picks transactions for a block, in arrival order but never out of a
@@ -815,6 +901,75 @@ mod tests {
         .to_bytes()
     }
 
+    /// The node's minimum fee (above the chain's) and the deposit rules
+    /// are applied at admission, with the codes the RPC returns.
+    #[test]
+    fn fees_below_the_minimum_and_dust_are_refused_at_admission() {
+        let (pool, accounts, key) = setup();
+        let rules = FeeParams {
+            min_fee: 1,
+            existential_deposit: 10,
+        };
+        let mut pool = pool.with_fee_rules(rules, 3);
+        assert_eq!(pool.min_fee(), 3);
+        let send = |amount, fee, recipient: Address| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient,
+                amount,
+                fee,
+                nonce: 2,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
+            }
+            .sign(&key)
+            .to_bytes()
+        };
+        let refused = pool.add_bytes(&send(5, 1, Address([1; 20])), &accounts);
+        let refused = refused.unwrap_err();
+        assert_eq!(refused.code(), "fee_too_low");
+        assert!(refused.to_string().contains("minimum fee 3"), "{refused}");
+        // Balance 100: sending 90 + fee 3 leaves 7, below the deposit.
+        let dust = pool.add_bytes(&send(90, 3, Address([1; 20])), &accounts);
+        assert_eq!(dust.unwrap_err().code(), "below_existential_deposit");
+        assert!(pool
+            .add_bytes(&send(50, 3, Address([1; 20])), &accounts)
+            .is_ok());
+        // A sender without an account cannot even pay the fee.
+        let stranger = Keypair::from_seed(&[77; 32]);
+        let unknown = Transaction {
+            chain_id: chain(),
+            sender: stranger.public_key(),
+            recipient: stranger.address(),
+            amount: 0,
+            fee: 3,
+            nonce: 0,
+            memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
+        }
+        .sign(&stranger)
+        .to_bytes();
+        let struct_view = NewAccounts(&accounts);
+        assert_eq!(
+            pool.add_bytes(&unknown, &struct_view).unwrap_err().code(),
+            "insufficient_funds"
+        );
+    }
+
+    /// The accounts of `Accounts`, and no others.
+    struct NewAccounts<'a>(&'a Accounts);
+
+    impl AccountView for NewAccounts<'_> {
+        fn balance_and_nonce(&self, address: &Address) -> (u64, u64) {
+            self.0.balance_and_nonce(address)
+        }
+
+        fn exists(&self, address: &Address) -> bool {
+            self.0 .0.contains_key(address)
+        }
+    }
+
     /// Accounts whose staking check refuses everything once `broken`.
     struct StakingView {
         accounts: Accounts,
@@ -899,6 +1054,7 @@ mod tests {
         let limits = MempoolLimits {
             transactions_max: 10,
             bytes_max: 1 << 20,
+            min_fee: 0,
         };
         (Mempool::new(chain(), limits), accounts, key)
     }

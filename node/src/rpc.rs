@@ -148,6 +148,13 @@ pub struct StatusView {
     pub catching_up: bool,
     /// Connected peers.
     pub peers: usize,
+    /// The least fee this node admits (the chain's minimum, or the node's
+    /// own if higher).
+    #[serde(default)]
+    pub min_fee: u64,
+    /// The chain's existential deposit.
+    #[serde(default)]
+    pub existential_deposit: u64,
 }
 
 /// `GET /ready`: whether the node is fit to serve (200) or not (503), and

@@ -1341,6 +1341,7 @@ mod tests {
             crate::mempool::MempoolLimits {
                 transactions_max: 10,
                 bytes_max: 10_000,
+                min_fee: 0,
             },
             Arc::new(crate::metrics::Metrics::default()),
         )
@@ -1417,6 +1418,7 @@ mod tests {
                 crate::mempool::MempoolLimits {
                     transactions_max: 10,
                     bytes_max: 10_000,
+                    min_fee: 0,
                 },
                 Arc::new(crate::metrics::Metrics::default()),
             )

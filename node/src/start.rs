@@ -164,6 +164,7 @@ pub async fn serve(
     let limits = MempoolLimits {
         transactions_max: usize::try_from(config.mempool.transactions_max).unwrap_or(usize::MAX),
         bytes_max: usize::try_from(config.mempool.bytes_max).unwrap_or(usize::MAX),
+        min_fee: config.mempool.min_fee,
     };
     let data_dir = home.data_dir();
     let ledger = {

@@ -73,6 +73,7 @@ fn limits() -> MempoolLimits {
     MempoolLimits {
         transactions_max: 1_000,
         bytes_max: 1 << 20,
+        min_fee: 0,
     }
 }
 

@@ -122,6 +122,7 @@ fn app() -> axum::Router {
             MempoolLimits {
                 transactions_max: 100,
                 bytes_max: 1 << 20,
+                min_fee: 0,
             },
         )),
         accounts: Accounts(HashMap::from([(sender().address(), (1_000, 0))])),

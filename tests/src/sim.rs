@@ -112,6 +112,7 @@ const SUBMIT_INTERVAL_MS: u64 = 50;
 const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
     transactions_max: 10_000,
     bytes_max: 16 * 1024 * 1024,
+    min_fee: 0,
 };
 
 /// What a host asked its network to send, queued until the simulation
@@ -498,6 +499,7 @@ impl Simulation {
             accounts: balances,
             consensus_params: params.clone(),
             staking_params,
+            fee_params: cairn_types::FeeParams::default(),
         };
         let genesis_state = genesis
             .state()

@@ -33,8 +33,8 @@ pub struct Transfer {
     pub to: Address,
     /// Amount.
     pub amount: u64,
-    /// Fee.
-    pub fee: u64,
+    /// Fee; `None` pays the node's minimum fee (`GET /status`).
+    pub fee: Option<u64>,
     /// Nonce; `None` asks the node for the account's next nonce.
     pub nonce: Option<u64>,
     /// Memo (at most [`MEMO_BYTES_MAX`] bytes).
@@ -214,21 +214,16 @@ pub async fn send_transfer(
             ),
         });
     }
-    let debits_amount = matches!(
-        transfer.kind,
-        TransactionKind::Transfer | TransactionKind::Bond { .. }
-    );
-    let need = if debits_amount {
-        transfer.amount.checked_add(transfer.fee)
-    } else {
-        Some(transfer.fee)
+    if let Some(fee) = transfer.fee {
+        if transfer.amount.checked_add(fee).is_none() {
+            return Err(CliError::InvalidTransfer {
+                reason: format!(
+                    "amount {} + fee {fee} overflows a 64-bit balance",
+                    transfer.amount
+                ),
+            });
+        }
     }
-    .ok_or_else(|| CliError::InvalidTransfer {
-        reason: format!(
-            "amount {} + fee {} overflows a 64-bit balance",
-            transfer.amount, transfer.fee
-        ),
-    })?;
     let (status, _) = client.status().await?;
     if let Some(expected) = &transfer.chain_id {
         if *expected != status.chain_id {
@@ -239,6 +234,22 @@ pub async fn send_transfer(
             });
         }
     }
+    let fee = transfer.fee.unwrap_or(status.min_fee);
+    let debits_amount = matches!(
+        transfer.kind,
+        TransactionKind::Transfer | TransactionKind::Bond { .. }
+    );
+    let need = if debits_amount {
+        transfer.amount.checked_add(fee)
+    } else {
+        Some(fee)
+    }
+    .ok_or_else(|| CliError::InvalidTransfer {
+        reason: format!(
+            "amount {} + fee {fee} overflows a 64-bit balance",
+            transfer.amount
+        ),
+    })?;
     let chain_id =
         ChainId::new(status.chain_id.clone()).map_err(|error| CliError::BadResponse {
             url: client.url().to_string(),
@@ -256,7 +267,7 @@ pub async fn send_transfer(
                     balance: account.balance,
                     need,
                     amount: transfer.amount,
-                    fee: transfer.fee,
+                    fee,
                 });
             }
             account.next_nonce
@@ -267,7 +278,7 @@ pub async fn send_transfer(
         sender: keypair.public_key(),
         recipient: transfer.to,
         amount: transfer.amount,
-        fee: transfer.fee,
+        fee,
         nonce,
         memo: transfer.memo.clone(),
         kind: transfer.kind,
@@ -280,7 +291,7 @@ pub async fn send_transfer(
         from,
         to: transfer.to,
         amount: transfer.amount,
-        fee: transfer.fee,
+        fee,
         nonce,
         status: PENDING.to_string(),
         queued_behind_nonce: None,

@@ -156,6 +156,34 @@ pub enum StateError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// The fee is below the chain's minimum.
+    #[error("the fee {fee} is below the chain's minimum fee {min}; pay at least {min}")]
+    FeeTooLow {
+        /// The fee paid.
+        fee: u64,
+        /// The minimum.
+        min: u64,
+    },
+    /// The sender has no account (a key that was never funded).
+    #[error("the sender {address} has no account: fund it with a transfer of at least the existential deposit first")]
+    UnknownSender {
+        /// The sender.
+        address: Address,
+    },
+    /// A balance would end up below the existential deposit (and not 0).
+    #[error(
+        "{what} would hold {balance}, less than the chain's existential deposit {min}; {hint}"
+    )]
+    BelowExistentialDeposit {
+        /// Whose balance.
+        what: &'static str,
+        /// The balance it would hold.
+        balance: u64,
+        /// The existential deposit.
+        min: u64,
+        /// What to do.
+        hint: &'static str,
+    },
     /// A stored staking state that does not decode or fails its checks.
     #[error("the staking state is corrupt: {reason}")]
     CorruptStaking {
@@ -178,6 +206,9 @@ impl StateError {
             StateError::TooManyCandidates { .. } => "candidates_full",
             StateError::TooManyUnbonding { .. } => "unbonding_full",
             StateError::BadStakingTransaction { .. } => "bad_staking_transaction",
+            StateError::FeeTooLow { .. } => "fee_too_low",
+            StateError::UnknownSender { .. } => "unknown_sender",
+            StateError::BelowExistentialDeposit { .. } => "below_existential_deposit",
             StateError::BadNonce { .. } => "bad_nonce",
             StateError::InsufficientFunds { .. } => "insufficient_funds",
             StateError::MemoTooLong { .. } => "memo_too_long",

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use cairn_types::{
-    limits::BLOCK_TRANSACTIONS_MAX, sha256, Address, Block, ChainId, Hash, Height,
+    limits::BLOCK_TRANSACTIONS_MAX, sha256, Address, Block, ChainId, FeeParams, Hash, Height,
     SignedTransaction, TransactionKind, ValidatorSet,
 };
 
@@ -65,6 +65,9 @@ pub struct LedgerState {
     /// The hash of `staking`, kept so a block that leaves the staking
     /// state as it is costs no hashing of it.
     staking_hash: Hash,
+    /// The chain's fee rules (from its genesis; [`FeeParams::NONE`] for a
+    /// state built from accounts alone).
+    fee_params: FeeParams,
     height: Height,
 }
 
@@ -97,6 +100,7 @@ impl LedgerState {
             balances_total: 0,
             staking: None,
             staking_hash: Hash::ZERO,
+            fee_params: FeeParams::NONE,
             height: Height::GENESIS,
         }
     }
@@ -143,6 +147,18 @@ impl LedgerState {
         self.height = height;
         self.root = state_root_of(&self.tree.root(), &self.staking_hash);
         self
+    }
+
+    /// This state under the chain's fee rules `fee_params` (a node sets
+    /// them from its genesis after loading a state from its store).
+    pub fn with_fee_params(mut self, fee_params: FeeParams) -> LedgerState {
+        self.fee_params = fee_params;
+        self
+    }
+
+    /// The fee rules this state executes under.
+    pub fn fee_params(&self) -> FeeParams {
+        self.fee_params
     }
 
     /// The hash of the staking state ([`Hash::ZERO`] without staking).
@@ -230,6 +246,7 @@ impl LedgerState {
             balances_total,
             staking: None,
             staking_hash: Hash::ZERO,
+            fee_params: FeeParams::NONE,
             height: Height::GENESIS,
         })
     }
@@ -774,6 +791,12 @@ impl BlockExecution<'_> {
             what: "amount + fee",
         })?;
         let (sender_location, sender) = self.locate_with(&sender_address, sender_read);
+        let rules = self.parent.fee_params;
+        if rules.existential_deposit > 0 && matches!(sender_location, Location::Absent) {
+            return Err(StateError::UnknownSender {
+                address: sender_address,
+            });
+        }
         if transfer.nonce != sender.nonce {
             return Err(StateError::BadNonce {
                 expected: sender.nonce,
@@ -796,6 +819,27 @@ impl BlockExecution<'_> {
             .fees
             .checked_add(transfer.fee)
             .ok_or(StateError::Overflow { what: "block fees" })?;
+        if transfer.fee < rules.min_fee {
+            return Err(StateError::FeeTooLow {
+                fee: transfer.fee,
+                min: rules.min_fee,
+            });
+        }
+        if rules.existential_deposit > 0 {
+            let left = if transfer.is_transfer() && transfer.recipient == sender_address {
+                sender_after.balance.saturating_add(transfer.amount)
+            } else {
+                sender_after.balance
+            };
+            if left != 0 && left < rules.existential_deposit {
+                return Err(StateError::BelowExistentialDeposit {
+                    what: "the sender",
+                    balance: left,
+                    min: rules.existential_deposit,
+                    hint: "spend all of the balance or leave at least the deposit",
+                });
+            }
+        }
         if let Some(action) = staking_action(transaction) {
             let bonded = match action {
                 StakingAction::Bond { amount, .. } => amount,
@@ -839,6 +883,16 @@ impl BlockExecution<'_> {
         } else {
             let (recipient_location, recipient) =
                 self.locate_with(&transfer.recipient, recipient_read);
+            if matches!(recipient_location, Location::Absent)
+                && transfer.amount < rules.existential_deposit
+            {
+                return Err(StateError::BelowExistentialDeposit {
+                    what: "the new account",
+                    balance: transfer.amount,
+                    min: rules.existential_deposit,
+                    hint: "an address without an account receives at least the deposit",
+                });
+            }
             let recipient_after = Account {
                 balance: credit(recipient.balance)?,
                 nonce: recipient.nonce,

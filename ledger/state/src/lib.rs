@@ -9,9 +9,14 @@
 //! [`cairn_types::limits::MEMO_BYTES_MAX`], amount + fee does not overflow
 //! ([`check_stateless`]), its signature verifies under ZIP-215
 //! ([`verify_signatures`], batched), its nonce is the sender's next nonce
-//! and the sender's balance covers amount + fee. Fees are credited to the
-//! block's proposer (the header's `proposer` address) after the block's
-//! last transfer; see [`BlockExecution`] for the exact rules.
+//! and the sender's balance covers amount + fee. Under the chain's fee
+//! rules ([`cairn_types::FeeParams`]) it also pays at least the minimum
+//! fee, its sender has an account, a new recipient gets at least the
+//! existential deposit, and the sender is not left with less than the
+//! deposit (but more than 0). Fees are credited to the block's proposer
+//! (the header's `proposer` address) after the block's last transfer; see
+//! [`BlockExecution`] for the exact rules. Staking transactions follow
+//! [`staking`]; their stake is part of the state root ([`state_root_of`]).
 //!
 //! A block is valid only if every transfer is valid in order; execution is
 //! all or nothing and never modifies the parent state:

@@ -359,3 +359,57 @@ fn genesis_accessors() {
         LedgerState::from_genesis(&[]).unwrap().root()
     );
 }
+
+/// The fee rules: a minimum fee, no unfunded sender, no account created
+/// or left with less than the existential deposit; fees and conservation
+/// hold under them.
+#[test]
+fn fee_rules_refuse_spam_and_dust() {
+    let rules = cairn_types::FeeParams {
+        min_fee: 2,
+        existential_deposit: 10,
+    };
+    let state = state().with_fee_params(rules);
+    let code = |transaction: Transaction, key: &Keypair| {
+        state
+            .execute(&chain(), PROPOSER, &[transaction.sign(key)])
+            .map(|_| ())
+            .map_err(|error| match error {
+                StateError::TransactionInvalid { source, .. } => source.code().unwrap(),
+                other => panic!("{other}"),
+            })
+    };
+    assert_eq!(code(transfer(10, 1, 0), &alice()), Err("fee_too_low"));
+    // bob holds 5 (a genesis balance below the deposit is not refused by
+    // the state), any transfer to him is fine; a new account needs 10.
+    assert_eq!(code(transfer(1, 2, 0), &alice()), Ok(()));
+    let stranger = Keypair::from_seed(&[9; 32]);
+    let to_new = |amount| Transaction {
+        recipient: stranger.address(),
+        ..transfer(amount, 2, 0)
+    };
+    assert_eq!(code(to_new(9), &alice()), Err("below_existential_deposit"));
+    assert_eq!(code(to_new(10), &alice()), Ok(()));
+    // Leaving 1..9 behind is dust; leaving 0 is fine.
+    assert_eq!(
+        code(transfer(990, 2, 0), &alice()),
+        Err("below_existential_deposit")
+    );
+    assert_eq!(code(transfer(998, 2, 0), &alice()), Ok(()));
+    // A key that was never funded sends nothing, even for free.
+    let unfunded = Transaction {
+        sender: stranger.public_key(),
+        recipient: stranger.address(),
+        ..transfer(0, 2, 0)
+    };
+    assert_eq!(code(unfunded, &stranger), Err("unknown_sender"));
+    // The rules survive as the state moves on, and supply is conserved.
+    let mut state = state.clone();
+    let outcome = state
+        .execute(&chain(), PROPOSER, &[to_new(10).sign(&alice())])
+        .unwrap();
+    state.apply(&outcome).unwrap();
+    assert_eq!(state.fee_params(), rules);
+    assert_eq!(state.total_supply(), 1_005);
+    assert_eq!(state.account(&PROPOSER).unwrap().balance, 2);
+}

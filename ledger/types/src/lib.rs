@@ -46,6 +46,6 @@ pub use crypto::{BatchVerifier, Keypair, PublicKey, Signature};
 pub use error::TypesError;
 pub use hash::{sha256, Hash};
 pub use ids::{ChainId, Height, Round, Timestamp, ValidatorIndex, VotingPower};
-pub use params::{ConsensusParams, StakingParams};
+pub use params::{ConsensusParams, FeeParams, StakingParams};
 pub use transaction::{SignedTransaction, Transaction, TransactionKind};
 pub use validator::{Validator, ValidatorSet};

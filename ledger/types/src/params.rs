@@ -7,6 +7,38 @@ use crate::{
     TypesError,
 };
 
+/// The fee rules every node applies (see `cairn-state`'s rules): a
+/// minimum fee per transaction, and an existential deposit so that no
+/// account is created or left holding dust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeParams {
+    /// Least fee of any transaction (a fixed amount per transaction).
+    pub min_fee: u64,
+    /// Least balance an account may hold other than 0: a transfer that
+    /// creates an account brings at least this much, and no transaction
+    /// leaves its sender with less (unless with nothing).
+    pub existential_deposit: u64,
+}
+
+impl FeeParams {
+    /// No minimum fee and no existential deposit (states built from
+    /// accounts alone, in tests and benchmarks).
+    pub const NONE: FeeParams = FeeParams {
+        min_fee: 0,
+        existential_deposit: 0,
+    };
+}
+
+impl Default for FeeParams {
+    fn default() -> Self {
+        FeeParams {
+            min_fee: 1,
+            existential_deposit: 1,
+        }
+    }
+}
+
 /// Most basis points (1/10,000) a slash may take: all of it.
 pub const SLASH_FRACTION_BPS_MAX: u64 = 10_000;
 
