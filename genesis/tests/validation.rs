@@ -317,3 +317,15 @@ fn devnet_generation_funds_fresh_accounts() {
         assert_eq!(*balance, 77);
     }
 }
+
+#[test]
+fn genesis_balances_respect_the_existential_deposit() {
+    let mut file = valid_file();
+    file.fee_params.existential_deposit = 500;
+    // Operators bond all of their 100 (0 left), the others hold 1,000.
+    assert!(file.clone().validate().is_ok());
+    file.accounts[5].balance = 499;
+    let (field, reason) = invalid(file);
+    assert_eq!(field, "accounts[5].balance");
+    assert!(reason.contains("existential_deposit 500"), "{reason}");
+}
