@@ -11,7 +11,9 @@
 //! verified header, and [`verify_transaction`] an inclusion proof
 //! (`GET /tx/{hash}?prove=true`) against its transactions root. The walk costs two requests and one certificate check
 //! per height; the one-third bound on set changes (STAKING.md) would let a
-//! later version skip headers.
+//! later version skip headers. What was verified (the height, its hash and
+//! the set of the next height) is kept per chain in a light directory
+//! ([`default_light_dir`]), so the next walk starts there.
 
 use cairn_genesis::Genesis;
 use cairn_state::{verify_in_state, Account, AccountProof};
@@ -20,6 +22,81 @@ use cairn_types::{
     VotingPower,
 };
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Largest trusted-state file read back.
+pub const TRUSTED_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// What a light client verified of one chain, kept between runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Trusted {
+    chain_id: String,
+    genesis_hash: Hash,
+    /// The verified height.
+    height: u64,
+    /// Its block hash.
+    header_hash: Hash,
+    /// The set of the height after it (named by the verified header).
+    next_set: ValidatorSet,
+}
+
+/// The light directory: `$CAIRN_LIGHT_DIR`, else `$XDG_DATA_HOME/cairn/light`,
+/// else `~/.cairn-light`; `None` without a home.
+pub fn default_light_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CAIRN_LIGHT_DIR").filter(|dir| !dir.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
+        if data.is_absolute() {
+            return Some(data.join("cairn").join("light"));
+        }
+    }
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(".cairn-light"))
+}
+
+fn trusted_file(dir: &Path, genesis: &Genesis) -> PathBuf {
+    dir.join(format!("{}.json", genesis.hash().to_hex()))
+}
+
+/// The trusted state of `genesis`'s chain in `dir`, if one is there, of
+/// this chain, and not beyond `height`. Anything unreadable is ignored
+/// (the walk then starts at the genesis).
+fn load_trusted(dir: Option<&Path>, genesis: &Genesis, height: u64) -> Option<Trusted> {
+    let path = trusted_file(dir?, genesis);
+    let length = std::fs::metadata(&path).ok()?.len();
+    if length > TRUSTED_FILE_BYTES_MAX {
+        return None;
+    }
+    let trusted: Trusted = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    (trusted.chain_id == genesis.chain_id.as_str()
+        && trusted.genesis_hash == genesis.hash()
+        && trusted.height <= height)
+        .then_some(trusted)
+}
+
+/// Keeps `trusted` for the next walk (written to a temporary file, then
+/// renamed); a failure is only reported.
+fn save_trusted(dir: Option<&Path>, genesis: &Genesis, trusted: &Trusted) {
+    let Some(dir) = dir else { return };
+    let path = trusted_file(dir, genesis);
+    let temporary = path.with_extension("json.tmp");
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            std::fs::write(
+                &temporary,
+                serde_json::to_vec_pretty(trusted).unwrap_or_default(),
+            )
+        })
+        .and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(error) = written {
+        eprintln!(
+            "note: cannot keep the verified height in {} ({error}); the next check starts at the genesis again",
+            path.display()
+        );
+    }
+}
 
 use crate::{
     error::{CliError, Result},
@@ -31,7 +108,10 @@ use crate::{
 pub struct Verified {
     /// The height verified up to.
     pub height: u64,
-    /// Headers checked.
+    /// The height the walk started from (0: the genesis; more: a height
+    /// verified by an earlier run, from the light directory).
+    pub from_height: u64,
+    /// Headers checked by this run.
     pub headers: u64,
     /// Validator set changes followed.
     pub set_changes: u64,
@@ -81,6 +161,7 @@ pub async fn verify_transaction(
     client: &NodeClient,
     genesis: &Genesis,
     hash: &Hash,
+    light_dir: Option<&Path>,
 ) -> Result<ProvenTransaction> {
     let (answer, _) = client
         .get::<serde_json::Value>(&format!("/tx/{}?prove=true", hash.to_hex()))
@@ -105,7 +186,7 @@ pub async fn verify_transaction(
         ));
     }
     let height = proof.header.height.0;
-    let (header, verified) = follow_headers(client, genesis, height).await?;
+    let (header, verified) = follow_headers(client, genesis, height, light_dir).await?;
     if header != proof.header {
         return Err(unverified(
             client,
@@ -177,18 +258,23 @@ fn set_of(client: &NodeClient, answer: &Validators) -> Result<ValidatorSet> {
     ValidatorSet::new(validators).map_err(|error| unverified(client, error.to_string()))
 }
 
-/// Verifies the headers of heights 1 to `height` from `genesis`; returns
-/// the verified header of `height`.
+/// Verifies the headers up to `height` from `genesis` (or from the height
+/// an earlier run verified, kept in `light_dir`); returns the verified
+/// header of `height`.
 pub async fn follow_headers(
     client: &NodeClient,
     genesis: &Genesis,
     height: u64,
+    light_dir: Option<&Path>,
 ) -> Result<(Header, Verified)> {
-    let mut trusted = genesis.validators.clone();
-    let mut parent_hash = genesis.hash();
+    let resumed = load_trusted(light_dir, genesis, height.saturating_sub(1));
+    let (mut trusted, mut parent_hash, from_height) = match resumed {
+        Some(state) => (state.next_set, state.header_hash, state.height),
+        None => (genesis.validators.clone(), genesis.hash(), 0),
+    };
     let mut set_changes = 0;
     let mut last: Option<Header> = None;
-    for current in 1..=height {
+    for current in from_height + 1..=height {
         let (header_path, certificate_path) = (
             format!("/header/{current}"),
             format!("/certificate/{current}"),
@@ -244,9 +330,21 @@ pub async fn follow_headers(
             "the state is the genesis state (height 0): nothing to verify".into(),
         )
     })?;
+    save_trusted(
+        light_dir,
+        genesis,
+        &Trusted {
+            chain_id: genesis.chain_id.to_string(),
+            genesis_hash: genesis.hash(),
+            height,
+            header_hash: parent_hash,
+            next_set: trusted,
+        },
+    );
     let verified = Verified {
         height,
-        headers: height,
+        from_height,
+        headers: height - from_height,
         set_changes,
         header_hash: parent_hash,
     };
@@ -259,6 +357,7 @@ pub async fn verify_account(
     client: &NodeClient,
     genesis: &Genesis,
     address: &Address,
+    light_dir: Option<&Path>,
 ) -> Result<ProvenAccount> {
     let (answer, _) = client
         .get::<serde_json::Value>(&format!("/account/{address}?prove=true"))
@@ -269,7 +368,7 @@ pub async fn verify_account(
             what: format!("GET /account/{address}?prove=true"),
             reason: format!("no proof ({error})"),
         })?;
-    let (header, verified) = follow_headers(client, genesis, proof.height).await?;
+    let (header, verified) = follow_headers(client, genesis, proof.height, light_dir).await?;
     if header != proof.header || proof.certificate.block_hash != header.hash() {
         return Err(unverified(
             client,

@@ -143,7 +143,22 @@ fn lying_proxy(target: String) -> String {
 }
 
 fn prove(url: &str, address: &str, genesis: &Path) -> (i32, String, String) {
-    let output = command("cairn")
+    prove_with(url, address, genesis, None)
+}
+
+/// `prove` keeping what it verified in `light_dir` (none: nothing kept).
+fn prove_with(
+    url: &str,
+    address: &str,
+    genesis: &Path,
+    light_dir: Option<&Path>,
+) -> (i32, String, String) {
+    let mut query = command("cairn");
+    match light_dir {
+        Some(dir) => query.env("CAIRN_LIGHT_DIR", dir),
+        None => query.env("CAIRN_LIGHT_DIR", "/dev/null/none"),
+    };
+    let output = query
         .args(["query", "account", address, "--prove", "--genesis"])
         .arg(genesis)
         .args(["--node", url, "--json"])
@@ -201,6 +216,26 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
     assert!(height >= 3, "{stdout}");
     assert_eq!(proven["verified"]["headers"].as_u64().unwrap(), height);
 
+    // What a run verified is kept: the next run walks only the new headers.
+    let light = tempfile::tempdir().unwrap();
+    let (code, first, _) = prove_with(&url, &address, &genesis, Some(light.path()));
+    assert_eq!(code, 0, "{first}");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let (code, second, _) = prove_with(&url, &address, &genesis, Some(light.path()));
+    assert_eq!(code, 0, "{second}");
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+    let resumed_from = second["verified"]["from_height"].as_u64().unwrap();
+    assert_eq!(
+        resumed_from,
+        first["verified"]["height"].as_u64().unwrap(),
+        "{second}"
+    );
+    assert_eq!(
+        second["verified"]["headers"].as_u64().unwrap(),
+        second["verified"]["height"].as_u64().unwrap() - resumed_from
+    );
+
     // The genesis of another chain (same chain id, other validator) is not
     // the root of this chain's headers.
     // (With --json the error comes on standard output, in the error shape.)
@@ -241,6 +276,7 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
     let hash = sent["hash"].as_str().unwrap().to_string();
     let prove_tx = |node: &str| {
         let output = command("cairn")
+            .env("CAIRN_LIGHT_DIR", "/dev/null/none")
             .args(["query", "tx", &hash, "--prove", "--genesis"])
             .arg(&genesis)
             .args(["--node", node, "--json"])

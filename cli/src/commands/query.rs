@@ -54,15 +54,19 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             };
             if let (true, Some(path)) = (prove, genesis) {
                 let genesis = cairn_genesis::Genesis::load(path)?;
-                let proven = crate::light::verify_account(client, &genesis, &address).await?;
+                let light_dir = crate::light::default_light_dir();
+                let proven =
+                    crate::light::verify_account(client, &genesis, &address, light_dir.as_deref())
+                        .await?;
                 let text = format!(
-                    "address  {}\nbalance  {}\nnonce    {}\nproven   at height {} (block {}): {} headers verified from the genesis, {} validator set changes followed\n",
+                    "address  {}\nbalance  {}\nnonce    {}\nproven   at height {} (block {}): {} headers verified from height {} (0: the genesis), {} validator set changes followed\n",
                     proven.address,
                     proven.balance,
                     proven.nonce,
                     proven.verified.height,
                     proven.verified.header_hash,
                     proven.verified.headers,
+                    proven.verified.from_height,
                     proven.verified.set_changes
                 );
                 let json = serde_json::to_value(&proven).unwrap_or_default();
@@ -87,13 +91,17 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             genesis: Some(path),
         } => {
             let genesis = cairn_genesis::Genesis::load(path)?;
-            let proven = crate::light::verify_transaction(client, &genesis, hash).await?;
+            let light_dir = crate::light::default_light_dir();
+            let proven =
+                crate::light::verify_transaction(client, &genesis, hash, light_dir.as_deref())
+                    .await?;
             let text = format!(
-                "hash     {}\nincluded at height {} index {}\nproven   {} headers verified from the genesis, {} validator set changes followed\n",
+                "hash     {}\nincluded at height {} index {}\nproven   {} headers verified from height {} (0: the genesis), {} validator set changes followed\n",
                 proven.hash,
                 proven.height,
                 proven.index,
                 proven.verified.headers,
+                proven.verified.from_height,
                 proven.verified.set_changes
             );
             let json = serde_json::to_value(&proven).unwrap_or_default();
