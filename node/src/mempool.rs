@@ -109,6 +109,16 @@ pub enum Rejection {
         /// Bytes pending.
         bytes: usize,
     },
+    /// Another pending transaction holds this nonce and this one does not
+    /// pay enough more to replace it.
+    ReplacementUnderpriced {
+        /// The nonce.
+        nonce: u64,
+        /// The pending transaction holding it.
+        existing: Hash,
+        /// The least fee that replaces it.
+        needed: u64,
+    },
     /// The transaction breaks a rule of the chain's state: a staking rule,
     /// the minimum fee or the existential deposit.
     Rule(StateError),
@@ -129,6 +139,7 @@ impl Rejection {
             Rejection::InsufficientFunds { .. } => "insufficient_funds",
             Rejection::BadSignature => "bad_signature",
             Rejection::Full { .. } => "mempool_full",
+            Rejection::ReplacementUnderpriced { .. } => "replacement_underpriced",
             Rejection::Rule(error) => error.code().unwrap_or("invalid_transaction"),
         }
     }
@@ -186,8 +197,26 @@ impl fmt::Display for Rejection {
                 "mempool full ({count} transactions, {bytes} bytes); retry later"
             ),
             Rejection::Rule(error) => write!(f, "{error}"),
+            Rejection::ReplacementUnderpriced {
+                nonce,
+                existing,
+                needed,
+            } => write!(
+                f,
+                "nonce {nonce} is taken by pending transaction {existing}; to replace it, sign the same nonce with a fee of at least {needed}"
+            ),
         }
     }
+}
+
+/// How much more (percent) a transaction must pay to replace a pending one
+/// of the same sender and nonce.
+pub const REPLACEMENT_FEE_BUMP_PERCENT: u64 = 10;
+
+/// The least fee that replaces a pending transaction paying `fee`: 10%
+/// more, and at least 1 more.
+pub fn replacement_fee(fee: u64) -> u64 {
+    fee.saturating_add((fee.saturating_mul(REPLACEMENT_FEE_BUMP_PERCENT) / 100).max(1))
 }
 
 /// Caps of the mempool.
@@ -564,13 +593,28 @@ impl Mempool {
             });
         }
         let queue = self.senders.get(&sender);
+        // Replace-by-fee: a transaction for a nonce already pending takes
+        // its place if it pays at least REPLACEMENT_FEE_BUMP_PERCENT more.
+        let mut replaced: Option<(Hash, u64)> = None;
         if let Some(existing) = queue.and_then(|queue| queue.by_nonce.get(&body.nonce)) {
-            return Err(Rejection::Duplicate(format!(
-                "nonce {} of {sender} is already taken by pending transaction {existing}",
-                body.nonce
-            )));
+            let old = self
+                .pending
+                .get(existing)
+                .map(|entry| &entry.transaction.transaction);
+            let old_fee = old.map_or(0, |old| old.fee);
+            let needed = replacement_fee(old_fee);
+            if body.fee < needed {
+                return Err(Rejection::ReplacementUnderpriced {
+                    nonce: body.nonce,
+                    existing: *existing,
+                    needed,
+                });
+            }
+            replaced = Some((*existing, old.and_then(|old| old.total_cost()).unwrap_or(0)));
         }
-        let pending_spending = queue.map_or(0, |queue| queue.spending);
+        let pending_spending = queue
+            .map_or(0, |queue| queue.spending)
+            .saturating_sub(replaced.map_or(0, |(_, cost)| cost));
         let cost = body.total_cost().ok_or(Rejection::Overflow)?;
         let need = pending_spending
             .checked_add(cost)
@@ -588,13 +632,23 @@ impl Mempool {
         }
         self.check_fee_rules(body, balance - need, accounts)
             .map_err(Rejection::Rule)?;
-        if self.pending.len() >= self.limits.transactions_max
-            || self.bytes.saturating_add(candidate.size_bytes) > self.limits.bytes_max
+        let freed = replaced
+            .and_then(|(hash, _)| self.pending.get(&hash))
+            .map_or(0, |entry| entry.size_bytes);
+        if (replaced.is_none() && self.pending.len() >= self.limits.transactions_max)
+            || self
+                .bytes
+                .saturating_sub(freed)
+                .saturating_add(candidate.size_bytes)
+                > self.limits.bytes_max
         {
             return Err(Rejection::Full {
                 count: self.pending.len(),
                 bytes: self.bytes,
             });
+        }
+        if let Some((old, _)) = replaced {
+            self.remove(&old);
         }
         let queue = self.senders.entry(sender).or_default();
         queue.by_nonce.insert(body.nonce, candidate.hash);
@@ -955,6 +1009,40 @@ mod tests {
             pool.add_bytes(&unknown, &struct_view).unwrap_err().code(),
             "insufficient_funds"
         );
+    }
+
+    /// A transaction for a pending nonce replaces it when it pays 10%
+    /// (at least 1) more; the pool's counts follow.
+    #[test]
+    fn replace_by_fee_takes_the_nonce_when_it_pays_enough_more() {
+        let (mut pool, accounts, key) = setup();
+        let with_fee = |fee, amount| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient: Address([1; 20]),
+                amount,
+                fee,
+                nonce: 2,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
+            }
+            .sign(&key)
+            .to_bytes()
+        };
+        let first = pool.add_bytes(&with_fee(20, 5), &accounts).unwrap();
+        let under = pool.add_bytes(&with_fee(21, 6), &accounts).unwrap_err();
+        assert_eq!(under.code(), "replacement_underpriced");
+        assert!(under.to_string().contains("at least 22"), "{under}");
+        let second = pool.add_bytes(&with_fee(22, 6), &accounts).unwrap();
+        assert!(!pool.contains(&first) && pool.contains(&second));
+        assert_eq!((pool.len(), pool.executable_len()), (1, 1));
+        assert_executable_consistent(&pool, &accounts);
+        // The balance (100) counts the replacement only: 22 + 70 fits.
+        assert!(pool.add_bytes(&with_fee(30, 70), &accounts).is_ok());
+        assert_eq!(pool.len(), 1);
+        assert_eq!(replacement_fee(0), 1);
+        assert_eq!(replacement_fee(1_000), 1_100);
     }
 
     /// The accounts of `Accounts`, and no others.

@@ -37,7 +37,7 @@ const PROC_CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// Every rejection reason the mempool reports (see
 /// [`crate::mempool::Rejection::code`]); the label set is bounded by it.
-pub const REJECTION_REASONS: [&str; 21] = [
+pub const REJECTION_REASONS: [&str; 25] = [
     "too_large",
     "malformed_transaction",
     "wrong_chain",
@@ -59,6 +59,10 @@ pub const REJECTION_REASONS: [&str; 21] = [
     "candidates_full",
     "unbonding_full",
     "bad_staking_transaction",
+    "replacement_underpriced",
+    "fee_too_low",
+    "unknown_sender",
+    "below_existential_deposit",
 ];
 
 /// The node's metrics.
