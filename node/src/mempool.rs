@@ -740,8 +740,13 @@ impl Mempool {
         Ok(())
     }
 
-    /// Picks transactions for a block, in arrival order but never out of a
-    /// sender's nonce order, within `transactions_max` and `bytes_max`.
+    /// Picks transactions for a block, within `transactions_max` and
+    /// `bytes_max`: the highest fees first, never out of a sender's nonce
+    /// order. A heap holds each sender's next executable transaction,
+    /// ordered by fee (then arrival); taking one puts that sender's next
+    /// nonce in its place. Cost per reap: O(senders) to fill the heap, then
+    /// O(log senders) per transaction taken. A transaction too large for
+    /// what is left of `bytes_max` ends its sender's run in this block.
     /// Nothing is removed.
     pub fn reap(
         &self,
@@ -749,77 +754,48 @@ impl Mempool {
         bytes_max: usize,
         accounts: &impl AccountView,
     ) -> Vec<SignedTransaction> {
+        use std::{cmp::Reverse, collections::BinaryHeap};
+        // (fee, earliest arrival first, sender, nonce)
+        type Head = (u64, Reverse<u64>, Address, u64);
+        let head = |sender: &Address, nonce: u64| -> Option<Head> {
+            let hash = self.senders.get(sender)?.by_nonce.get(&nonce)?;
+            let entry = self.pending.get(hash)?;
+            Some((
+                entry.transaction.transaction.fee,
+                Reverse(entry.arrival),
+                *sender,
+                nonce,
+            ))
+        };
+        let mut heap: BinaryHeap<Head> = self
+            .senders
+            .keys()
+            .filter_map(|sender| head(sender, accounts.balance_and_nonce(sender).1))
+            .collect();
         let mut picked = Vec::new();
         let mut picked_bytes = 0usize;
-        let mut next_nonce: HashMap<Address, u64> = HashMap::new();
-        let mut blocked: HashSet<Address> = HashSet::new();
-        for hash in self.arrivals.values() {
+        while let Some((_, _, sender, nonce)) = heap.pop() {
             if picked.len() >= transactions_max {
                 break;
             }
-            let Some(entry) = self.pending.get(hash) else {
+            let Some(entry) = self
+                .senders
+                .get(&sender)
+                .and_then(|queue| queue.by_nonce.get(&nonce))
+                .and_then(|hash| self.pending.get(hash))
+            else {
                 continue;
             };
-            if blocked.contains(&entry.sender) {
-                continue;
-            }
-            let expected = *next_nonce
-                .entry(entry.sender)
-                .or_insert_with(|| accounts.balance_and_nonce(&entry.sender).1);
-            if entry.transaction.transaction.nonce != expected {
-                // A gap or a later nonce that arrived first: take this
-                // sender's transactions in nonce order from its queue.
-                self.reap_sender_in_order(
-                    &entry.sender,
-                    expected,
-                    &mut picked,
-                    &mut picked_bytes,
-                    transactions_max,
-                    bytes_max,
-                    &mut next_nonce,
-                );
-                blocked.insert(entry.sender);
-                continue;
-            }
             if picked_bytes.saturating_add(entry.size_bytes) > bytes_max {
-                break;
+                continue;
             }
             picked_bytes += entry.size_bytes;
             picked.push(entry.transaction.clone());
-            next_nonce.insert(entry.sender, expected.saturating_add(1));
+            if let Some(next) = head(&sender, nonce.saturating_add(1)) {
+                heap.push(next);
+            }
         }
         picked
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn reap_sender_in_order(
-        &self,
-        sender: &Address,
-        mut expected: u64,
-        picked: &mut Vec<SignedTransaction>,
-        picked_bytes: &mut usize,
-        transactions_max: usize,
-        bytes_max: usize,
-        next_nonce: &mut HashMap<Address, u64>,
-    ) {
-        let Some(queue) = self.senders.get(sender) else {
-            return;
-        };
-        for (nonce, hash) in queue.by_nonce.range(expected..) {
-            if *nonce != expected || picked.len() >= transactions_max {
-                break;
-            }
-            let Some(entry) = self.pending.get(hash) else {
-                break;
-            };
-            if picked_bytes.saturating_add(entry.size_bytes) > bytes_max {
-                break;
-            }
-            *picked_bytes += entry.size_bytes;
-            picked.push(entry.transaction.clone());
-            expected = expected.saturating_add(1);
-        }
-        next_nonce.insert(*sender, expected);
     }
 
     /// Removes the transactions of a committed block, then drops pending
@@ -1324,5 +1300,55 @@ mod tests {
         assert!(pool.signature_verified(&first));
         assert_eq!(pool.len(), 1, "nonce 4 no longer fits the balance");
         assert_eq!(pool.next_nonce(&key.address(), &accounts), 4);
+    }
+
+    /// Blocks take the highest fees first, each sender in nonce order: a
+    /// rich later nonce waits for its sender's cheap earlier one.
+    #[test]
+    fn reap_takes_the_highest_fees_first_in_nonce_order() {
+        let keys: Vec<Keypair> = (0..3u8)
+            .map(|n| Keypair::from_seed(&[60 + n; 32]))
+            .collect();
+        let accounts = Accounts(
+            keys.iter()
+                .map(|key| (key.address(), (1_000_000, 0)))
+                .collect(),
+        );
+        let limits = MempoolLimits {
+            transactions_max: 100,
+            bytes_max: 1 << 20,
+            min_fee: 0,
+        };
+        let mut pool = Mempool::new(chain(), limits);
+        let send = |key: &Keypair, nonce, fee| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient: Address([1; 20]),
+                amount: 1,
+                fee,
+                nonce,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
+            }
+            .sign(key)
+            .to_bytes()
+        };
+        // Sender 0: fees 5 then 100; sender 1: 50; sender 2: 20 (first to arrive).
+        for (key, nonce, fee) in [(2, 0, 20), (0, 0, 5), (0, 1, 100), (1, 0, 50)] {
+            assert!(pool
+                .add_bytes(&send(&keys[key], nonce, fee), &accounts)
+                .is_ok());
+        }
+        let fees = |count| -> Vec<u64> {
+            pool.reap(count, 1 << 20, &accounts)
+                .iter()
+                .map(|tx| tx.transaction.fee)
+                .collect()
+        };
+        assert_eq!(fees(1), vec![50]);
+        assert_eq!(fees(2), vec![50, 20]);
+        // Sender 0's fee-100 nonce 1 waits behind its fee-5 nonce 0.
+        assert_eq!(fees(4), vec![50, 20, 5, 100]);
     }
 }

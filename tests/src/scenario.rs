@@ -80,6 +80,75 @@ pub struct Scenario {
     pub transactions_per_block: usize,
     /// Test-only: every honest node ignores its lock at L22/L28.
     pub ignore_lock: bool,
+    /// Staking events (candidates that join, unbonds, key rotations,
+    /// jailing), if any.
+    pub staking: Option<StakingPlan>,
+}
+
+/// What one staking event of a [`StakingPlan`] does. The simulator picks
+/// its target when it fires (from the seed's RNG and the chain's state),
+/// among those that keep the honest power above two thirds of every set
+/// to come; an event with no such target waits a few heights, then is
+/// skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StakingKind {
+    /// A node whose operator has no candidate (a candidate node, or a
+    /// validator that left) bonds and joins.
+    Join,
+    /// A validator bonds more.
+    BondMore,
+    /// A validator unbonds part of its stake (at least one unit stays).
+    PartialUnbond,
+    /// A validator unbonds all of its stake: it leaves the set.
+    Leave,
+    /// [`StakingKind::Leave`] of a validator that holds a lock when the
+    /// unbond is submitted (if one does within a few polls).
+    LeaveLocked,
+    /// A validator rotates its consensus key; its node restarts with the
+    /// new key once the old one has left the set of its next height.
+    RotateKey,
+    /// Evidence of a double vote by an honest validator (signed by the
+    /// simulator with its key) is handed to the nodes: a block records
+    /// it, and the validator is jailed and slashed.
+    Jail,
+    /// A jailed validator whose jail is over unjails.
+    Unjail,
+}
+
+/// A fault that strikes when a staking event fires (in the fault phase).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventFault {
+    /// The event's target node crashes (restarting 100-500 ms later).
+    CrashTarget,
+    /// Another honest node crashes.
+    CrashOther,
+    /// The target node is cut off from all others for 100-500 ms.
+    PartitionTarget,
+}
+
+/// One event of a [`StakingPlan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StakingEvent {
+    /// What it does.
+    pub kind: StakingKind,
+    /// What strikes with it, if it fires in the fault phase.
+    pub fault: Option<EventFault>,
+}
+
+/// The staking part of a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StakingPlan {
+    /// Extra nodes with a validator key not in the genesis set and a
+    /// funded operator account (their own): they follow and may join.
+    pub candidates: usize,
+    /// Balance of each candidate's operator, in power units.
+    pub candidate_balance_units: u64,
+    /// The first event fires once an honest node decided this height.
+    pub first_height: u64,
+    /// Heights between one event and the next (drawn per event).
+    pub gap_heights: (u64, u64),
+    /// The events, in order.
+    pub events: Vec<StakingEvent>,
 }
 
 impl Scenario {
@@ -106,6 +175,7 @@ impl Scenario {
             clock_outliers: Vec::new(),
             transactions_per_block: 2,
             ignore_lock: false,
+            staking: None,
         }
     }
 
@@ -141,7 +211,78 @@ impl Scenario {
             clock_outliers: Vec::new(),
             transactions_per_block: rng.below(3) as usize,
             ignore_lock: false,
+            staking: None,
         }
+    }
+
+    /// [`Scenario::from_seed`] with staking events: 1 to 3 candidate nodes
+    /// and 7 to 10 events drawn from `seed` (at least one join, one full
+    /// unbond, one key rotation and one jailing; some of them struck by a
+    /// crash or a partition), one every 2 to 4 heights, during a longer
+    /// fault phase (2.5 to 4.5 s) and after it. In half of the seeds that
+    /// allow a Byzantine validator, one is a double voter (jailed by the
+    /// evidence of its own votes).
+    pub fn staking_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0x57A4_1E06);
+        let faulty_max = (validators - 1) / 3;
+        if faulty_max > 0 && rng.chance(500) {
+            let slot = validators - 1;
+            scenario.behaviours[slot] = Behaviour::DoubleVoter;
+        }
+        scenario.fault_phase_ms = rng.between(2_500, 4_500);
+        let mut events = vec![
+            StakingKind::Join,
+            StakingKind::RotateKey,
+            if rng.chance(500) {
+                StakingKind::LeaveLocked
+            } else {
+                StakingKind::Leave
+            },
+            StakingKind::Jail,
+        ];
+        const EXTRA: [StakingKind; 8] = [
+            StakingKind::Join,
+            StakingKind::BondMore,
+            StakingKind::PartialUnbond,
+            StakingKind::Leave,
+            StakingKind::LeaveLocked,
+            StakingKind::RotateKey,
+            StakingKind::Jail,
+            StakingKind::Unjail,
+        ];
+        for _ in 0..rng.between(3, 6) {
+            events.push(EXTRA[rng.below(EXTRA.len() as u64) as usize]);
+        }
+        // A join first (it makes room for removals), the rest shuffled.
+        for index in (2..events.len()).rev() {
+            let other = 1 + rng.below(index as u64) as usize;
+            events.swap(index, other);
+        }
+        const FAULTS: [EventFault; 3] = [
+            EventFault::CrashTarget,
+            EventFault::CrashOther,
+            EventFault::PartitionTarget,
+        ];
+        let events = events
+            .into_iter()
+            .map(|kind| StakingEvent {
+                kind,
+                fault: if rng.chance(400) {
+                    Some(FAULTS[rng.below(FAULTS.len() as u64) as usize])
+                } else {
+                    None
+                },
+            })
+            .collect();
+        scenario.staking = Some(StakingPlan {
+            candidates: rng.between(1, if validators >= 7 { 3 } else { 2 }) as usize,
+            candidate_balance_units: 30,
+            first_height: 2,
+            gap_heights: (2, 4),
+            events,
+        });
+        scenario
     }
 
     /// [`Scenario::from_seed`] with unequal voting powers (1 to 50 each)
@@ -243,8 +384,26 @@ impl Scenario {
             .filter(|(_, b)| **b != Behaviour::Honest)
             .map(|(i, b)| format!("{i}:{b:?}"))
             .collect();
+        let staking = match &self.staking {
+            None => String::new(),
+            Some(plan) => {
+                let events: Vec<String> = plan
+                    .events
+                    .iter()
+                    .map(|event| match event.fault {
+                        Some(fault) => format!("{:?}+{fault:?}", event.kind),
+                        None => format!("{:?}", event.kind),
+                    })
+                    .collect();
+                format!(
+                    " staking: candidates={} events=[{}]",
+                    plan.candidates,
+                    events.join(",")
+                )
+            }
+        };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
