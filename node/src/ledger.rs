@@ -631,6 +631,7 @@ impl Ledger {
         let mut mempool = lock(&self.mempool);
         let results = mempool.insert_prepared(prepared, &StateAccounts(&committed.state));
         self.metrics.set_mempool(mempool.len(), mempool.bytes());
+        self.metrics.set_mempool_evicted(mempool.evicted());
         drop(mempool);
         drop(committed);
         for rejection in results.iter().filter_map(|result| result.as_ref().err()) {

@@ -21,7 +21,7 @@
 //! them is not verified again.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     fmt,
 };
 
@@ -102,12 +102,16 @@ pub enum Rejection {
     },
     /// The signature does not verify.
     BadSignature,
-    /// The mempool is at its count or byte cap.
+    /// The mempool is at its count or byte cap, and the transaction does
+    /// not pay more than the cheapest pending one.
     Full {
         /// Transactions pending.
         count: usize,
         /// Bytes pending.
         bytes: usize,
+        /// The fee that would have evicted the cheapest pending
+        /// transaction.
+        fee_needed: Option<u64>,
     },
     /// Another pending transaction holds this nonce and this one does not
     /// pay enough more to replace it.
@@ -192,10 +196,20 @@ impl fmt::Display for Rejection {
                 f,
                 "signature does not verify for the sender's public key; sign the transaction with the sender's key"
             ),
-            Rejection::Full { count, bytes } => write!(
-                f,
-                "mempool full ({count} transactions, {bytes} bytes); retry later"
-            ),
+            Rejection::Full {
+                count,
+                bytes,
+                fee_needed,
+            } => match fee_needed {
+                Some(fee) => write!(
+                    f,
+                    "mempool full ({count} transactions, {bytes} bytes); a fee of at least {fee} would take the place of the cheapest, or retry later"
+                ),
+                None => write!(
+                    f,
+                    "mempool full ({count} transactions, {bytes} bytes); retry later"
+                ),
+            },
             Rejection::Rule(error) => write!(f, "{error}"),
             Rejection::ReplacementUnderpriced {
                 nonce,
@@ -208,6 +222,10 @@ impl fmt::Display for Rejection {
         }
     }
 }
+
+/// Most transactions one admission evicts to make room (each with its
+/// sender's later nonces).
+pub const EVICTIONS_PER_ADMISSION_MAX: u64 = 16;
 
 /// How much more (percent) a transaction must pay to replace a pending one
 /// of the same sender and nonce.
@@ -299,8 +317,11 @@ pub struct Mempool {
     min_fee: u64,
     pending: HashMap<Hash, Pending>,
     senders: HashMap<Address, SenderQueue>,
-    /// Arrival order, for fair reaping.
-    arrivals: BTreeMap<u64, Hash>,
+    /// Cheapest transactions evicted for better-paying ones, counted.
+    evicted: u64,
+    /// Every pending transaction by (fee, newest first): the first is the
+    /// one a better-paying newcomer evicts when the pool is full.
+    by_fee: BTreeSet<(u64, std::cmp::Reverse<u64>, Hash)>,
     next_arrival: u64,
     bytes: usize,
     /// Sum of [`SenderQueue::executable`] over the senders.
@@ -356,7 +377,8 @@ impl Mempool {
             min_fee: 0,
             pending: HashMap::new(),
             senders: HashMap::new(),
-            arrivals: BTreeMap::new(),
+            by_fee: BTreeSet::new(),
+            evicted: 0,
             next_arrival: 0,
             bytes: 0,
             executable: 0,
@@ -635,18 +657,37 @@ impl Mempool {
         let freed = replaced
             .and_then(|(hash, _)| self.pending.get(&hash))
             .map_or(0, |entry| entry.size_bytes);
-        if (replaced.is_none() && self.pending.len() >= self.limits.transactions_max)
+        let mut evictions = 0;
+        while (replaced.is_none() && self.pending.len() >= self.limits.transactions_max)
             || self
                 .bytes
                 .saturating_sub(freed)
                 .saturating_add(candidate.size_bytes)
                 > self.limits.bytes_max
         {
-            return Err(Rejection::Full {
-                count: self.pending.len(),
-                bytes: self.bytes,
+            // Full: the cheapest pending transaction (and its sender's
+            // later nonces, which depend on it) makes room for one that
+            // pays more, a few per admission at most.
+            let cheapest = self.by_fee.first().copied();
+            let evictable = cheapest.filter(|(fee, _, hash)| {
+                body.fee > *fee
+                    && evictions < EVICTIONS_PER_ADMISSION_MAX
+                    && self
+                        .pending
+                        .get(hash)
+                        .is_some_and(|entry| entry.sender != sender)
             });
+            let Some((_, _, victim)) = evictable else {
+                return Err(Rejection::Full {
+                    count: self.pending.len(),
+                    bytes: self.bytes,
+                    fee_needed: cheapest.map(|(fee, _, _)| fee.saturating_add(1)),
+                });
+            };
+            self.evict_with_later_nonces(&victim);
+            evictions += 1;
         }
+        self.evicted = self.evicted.saturating_add(evictions);
         if let Some((old, _)) = replaced {
             self.remove(&old);
         }
@@ -671,7 +712,11 @@ impl Mempool {
             .saturating_add(queue.executable);
         let arrival = self.next_arrival;
         self.next_arrival = self.next_arrival.saturating_add(1);
-        self.arrivals.insert(arrival, candidate.hash);
+        self.by_fee.insert((
+            candidate.transaction.transaction.fee,
+            std::cmp::Reverse(arrival),
+            candidate.hash,
+        ));
         self.bytes = self.bytes.saturating_add(candidate.size_bytes);
         self.pending.insert(
             candidate.hash,
@@ -855,12 +900,45 @@ impl Mempool {
         }
     }
 
+    /// Removes `hash` and the pending transactions of its sender with
+    /// higher nonces (they could not run without it).
+    fn evict_with_later_nonces(&mut self, hash: &Hash) {
+        let Some(entry) = self.pending.get(hash) else {
+            return;
+        };
+        let (sender, nonce) = (entry.sender, entry.transaction.transaction.nonce);
+        let doomed: Vec<Hash> = self
+            .senders
+            .get(&sender)
+            .map(|queue| {
+                queue
+                    .by_nonce
+                    .range(nonce..)
+                    .map(|(_, hash)| *hash)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for hash in doomed {
+            self.remove(&hash);
+        }
+    }
+
+    /// Cheapest transactions evicted so far (each with its sender's later
+    /// nonces) for better-paying ones.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
     fn remove(&mut self, hash: &Hash) {
         let Some(entry) = self.pending.remove(hash) else {
             return;
         };
         self.bytes = self.bytes.saturating_sub(entry.size_bytes);
-        self.arrivals.remove(&entry.arrival);
+        self.by_fee.remove(&(
+            entry.transaction.transaction.fee,
+            std::cmp::Reverse(entry.arrival),
+            *hash,
+        ));
         let body = &entry.transaction.transaction;
         let mut empty = false;
         if let Some(queue) = self.senders.get_mut(&entry.sender) {
@@ -1271,7 +1349,66 @@ mod tests {
         }
         let full = pool.add_bytes(&transfer(&keys[10], 0, 1), &accounts);
         assert!(matches!(full, Err(Rejection::Full { count: 10, .. })));
-        assert_eq!(full.unwrap_err().code(), "mempool_full");
+        let full = full.unwrap_err();
+        assert_eq!(full.code(), "mempool_full");
+        assert!(full.to_string().contains("fee of at least 2"), "{full}");
+    }
+
+    /// A full pool admits a newcomer that pays more than the cheapest
+    /// pending transaction, evicting it and its sender's later nonces.
+    #[test]
+    fn a_better_fee_evicts_the_cheapest_and_what_depends_on_it() {
+        let limits = MempoolLimits {
+            transactions_max: 3,
+            bytes_max: 1 << 20,
+            min_fee: 0,
+        };
+        let mut pool = Mempool::new(chain(), limits);
+        let keys: Vec<Keypair> = (0..3u8)
+            .map(|i| Keypair::from_seed(&[i + 40; 32]))
+            .collect();
+        let accounts = Accounts(keys.iter().map(|key| (key.address(), (1_000, 0))).collect());
+        let send = |key: &Keypair, nonce, fee| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient: Address([1; 20]),
+                amount: 1,
+                fee,
+                nonce,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
+            }
+            .sign(key)
+            .to_bytes()
+        };
+        // Sender 0 holds nonces 0 (fee 1) and 1 (fee 9); sender 1 fee 5.
+        pool.add_bytes(&send(&keys[0], 0, 1), &accounts).unwrap();
+        pool.add_bytes(&send(&keys[0], 1, 9), &accounts).unwrap();
+        pool.add_bytes(&send(&keys[1], 0, 5), &accounts).unwrap();
+        // Paying the cheapest's fee is not enough.
+        let refused = pool
+            .add_bytes(&send(&keys[2], 0, 1), &accounts)
+            .unwrap_err();
+        assert!(matches!(
+            refused,
+            Rejection::Full {
+                fee_needed: Some(2),
+                ..
+            }
+        ));
+        // Fee 2 evicts sender 0's nonce 0 and, with it, its nonce 1.
+        pool.add_bytes(&send(&keys[2], 0, 2), &accounts).unwrap();
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.evicted(), 1);
+        assert_eq!(pool.sender_pending(&keys[0].address()).executable, 0);
+        assert_executable_consistent(&pool, &accounts);
+        let fees: Vec<u64> = pool
+            .reap(10, 1 << 20, &accounts)
+            .iter()
+            .map(|tx| tx.transaction.fee)
+            .collect();
+        assert_eq!(fees, vec![5, 2]);
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub struct Metrics {
     committed_txs: AtomicU64,
     mempool_size: AtomicU64,
     mempool_bytes: AtomicU64,
+    mempool_evicted: AtomicU64,
     rejected: [AtomicU64; REJECTION_REASONS.len()],
     peers: AtomicU64,
     sync_behind: AtomicU64,
@@ -138,6 +139,12 @@ impl Metrics {
     pub fn set_mempool(&self, count: usize, bytes: usize) {
         self.mempool_size.store(count as u64, Ordering::Relaxed);
         self.mempool_bytes.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Sets `cairn_mempool_evicted_total`: transactions evicted by
+    /// better-paying ones so far.
+    pub fn set_mempool_evicted(&self, evicted: u64) {
+        self.mempool_evicted.store(evicted, Ordering::Relaxed);
     }
 
     /// Counts one rejection with reason `code` (unknown codes are ignored).
@@ -275,6 +282,12 @@ impl Metrics {
             "cairn_mempool_bytes",
             "Pending bytes.",
             load(&self.mempool_bytes),
+        );
+        counter(
+            &mut out,
+            "cairn_mempool_evicted_total",
+            "Cheaper pending transactions evicted from a full mempool (each with its sender's later nonces) for better-paying ones.",
+            load(&self.mempool_evicted),
         );
         let _ = writeln!(
             out,
