@@ -545,13 +545,16 @@ impl Ledger {
 
     /// The operators the evidence names (one per piece, in order): whom
     /// the block jails and slashes.
-    fn offenders(&self, evidence: &[Evidence]) -> Result<Vec<Address>, String> {
+    fn offenders(&self, evidence: &[Evidence]) -> Result<Vec<cairn_state::Offence>, String> {
         evidence
             .iter()
             .map(|evidence| {
                 let set = self.evidence_set(evidence)?;
                 set.get(evidence.validator())
-                    .map(cairn_types::Validator::address)
+                    .map(|validator| cairn_state::Offence {
+                        operator: validator.address(),
+                        height: evidence.height(),
+                    })
                     .ok_or_else(|| {
                         format!(
                             "evidence names validator {} of height {}, which has {} validators",

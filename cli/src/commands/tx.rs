@@ -79,7 +79,8 @@ pub struct SendReport {
     /// Nonce used.
     pub nonce: u64,
     /// What the node said of it: `pending` (it can run now) or `queued`
-    /// (it waits behind a missing nonce of the sender).
+    /// (it waits behind a missing nonce of the sender); `committed` once
+    /// `--wait` saw its block.
     pub status: String,
     /// The nonce a queued transfer waits for: the sender's transfer with
     /// this nonce must reach the node first.
@@ -326,6 +327,7 @@ pub async fn send_transfer(
             },
         })?;
     report.inclusion = Some(inclusion);
+    report.status = COMMITTED.to_string();
     Ok(report)
 }
 
@@ -333,6 +335,8 @@ pub async fn send_transfer(
 const PENDING: &str = "pending";
 /// [`SendReport::status`] of a transfer behind a missing nonce.
 const QUEUED: &str = "queued";
+/// [`SendReport::status`] of a transfer waited for until its block.
+const COMMITTED: &str = "committed";
 
 impl SendReport {
     /// Takes the node's word on the submission: pending or queued.

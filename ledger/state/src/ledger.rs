@@ -17,7 +17,7 @@ use cairn_types::{
 
 use crate::{
     rules::check_stateless,
-    staking::{StakingAction, StakingState},
+    staking::{Offence, StakingAction, StakingState},
     tree::{leaf_hash, AccountProof, AccountTree, TreeUpdate, ACCOUNTS_MAX},
     Account, AccountChange, StateError,
 };
@@ -398,7 +398,7 @@ impl LedgerState {
         chain_id: &ChainId,
         proposer: Address,
         transactions: &[SignedTransaction],
-        offenders: &[Address],
+        offenders: &[Offence],
     ) -> Result<ExecutionOutcome, StateError> {
         if transactions.len() > BLOCK_TRANSACTIONS_MAX {
             return Err(StateError::TooManyTransactions {
@@ -446,7 +446,7 @@ impl LedgerState {
         &self,
         chain_id: &ChainId,
         block: &Block,
-        offenders: &[Address],
+        offenders: &[Offence],
     ) -> Result<ExecutionOutcome, StateError> {
         if block.header.chain_id != *chain_id {
             return Err(StateError::WrongChain {
@@ -658,7 +658,7 @@ pub struct BlockExecution<'a> {
     /// parent at the first change).
     staking: Option<StakingState>,
     /// Operators named by the block's evidence.
-    offenders: Vec<Address>,
+    offenders: Vec<Offence>,
     /// Stake bonded out of balances by this block.
     bonded_from_balances: u64,
 }
@@ -688,7 +688,7 @@ impl BlockExecution<'_> {
 
     /// The operators the block's evidence names, jailed and slashed at
     /// [`BlockExecution::finish`].
-    pub fn record_offenders(&mut self, offenders: &[Address]) {
+    pub fn record_offenders(&mut self, offenders: &[Offence]) {
         self.offenders.extend_from_slice(offenders);
     }
 
@@ -941,8 +941,8 @@ impl BlockExecution<'_> {
             }
             let mut jailed_now = BTreeSet::new();
             let offenders = std::mem::take(&mut self.offenders);
-            for operator in &offenders {
-                if let Some(key) = staking.punish(operator, self.height) {
+            for offence in &offenders {
+                if let Some(key) = staking.punish(offence, self.height) {
                     jailed_now.insert(key);
                 }
             }

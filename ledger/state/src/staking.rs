@@ -36,7 +36,10 @@
 //! - **Evidence**: a block recording equivocation of a validator jails its
 //!   candidate until `height + jail_blocks`, burns `slash_fraction_bps` of
 //!   its bonded stake and of each of its unbonding entries, and removes it
-//!   from `next` at once. `unjail` is accepted from that height on.
+//!   from `next` at once. `unjail` is accepted from that height on. One
+//!   episode is punished once: evidence against a jailed candidate, or of
+//!   a height up to the one after the block of its last punishment (the
+//!   last height it was in the set), changes nothing.
 //! - **Keys**: `rotate_key { new_validator_key }` replaces the candidate's
 //!   key; the set changes with the next `next` (a removal of the old key
 //!   and an addition of the new one, within the budget).
@@ -75,6 +78,21 @@ pub struct Candidate {
     pub bonded: u64,
     /// `Some(h)`: jailed, and `unjail` is accepted from height `h` on.
     pub jailed_until: Option<Height>,
+    /// The last height of its last punished episode (the punishing block's
+    /// height + 1, the last height it was still in the set): evidence of
+    /// misbehaviour at or below it was paid for then.
+    #[serde(default)]
+    pub punished_through: Option<Height>,
+}
+
+/// One piece of evidence as the state sees it: whose validator
+/// misbehaved (its operator), and at which height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offence {
+    /// The operator of the validator the evidence names.
+    pub operator: Address,
+    /// The height of the misbehaviour.
+    pub height: Height,
 }
 
 /// Stake on its way back to an operator's balance.
@@ -200,6 +218,7 @@ impl StakingState {
                 name: validator.name.clone(),
                 bonded: *stake,
                 jailed_until: None,
+                punished_through: None,
             };
             if candidates.insert(validator.operator, candidate).is_some() {
                 return Err(corrupt(format!(
@@ -333,6 +352,7 @@ impl StakingState {
                             name: name.clone(),
                             bonded: 0,
                             jailed_until: None,
+                            punished_through: None,
                         });
                     candidate.bonded = bonded;
                 }
@@ -595,16 +615,29 @@ impl StakingState {
             .is_some_and(|(release, _)| *release <= height)
     }
 
-    /// Jails and slashes the candidate of `operator` for evidence recorded
-    /// at `height`; returns its key if it had a candidate. Idempotent
-    /// within a block is the caller's business (it passes each offender
-    /// once per piece of evidence).
-    pub fn punish(&mut self, operator: &Address, height: Height) -> Option<PublicKey> {
+    /// Jails and slashes the candidate of `offence.operator` for evidence
+    /// recorded by block `height`; returns its key if it was punished. One
+    /// misbehaviour episode costs one slash: a jailed candidate, and
+    /// evidence of a height at or below the candidate's last punishment,
+    /// are not punished again (a validator run twice signs conflicting
+    /// votes at several heights before it leaves the set).
+    pub fn punish(&mut self, offence: &Offence, height: Height) -> Option<PublicKey> {
+        let operator = &offence.operator;
         let until = Height(height.0.saturating_add(self.params.jail_blocks));
         let params = self.params.clone();
         let mut burned = 0u64;
         let key = {
             let candidate = self.candidates.get_mut(operator)?;
+            if candidate.jailed_until.is_some()
+                || candidate
+                    .punished_through
+                    .is_some_and(|through| offence.height <= through)
+            {
+                return None;
+            }
+            // It leaves with the set of height + 2: what it signs up to
+            // height + 1 belongs to this episode.
+            candidate.punished_through = Some(Height(height.0.saturating_add(1)));
             let taken = params.slash_of(candidate.bonded);
             candidate.bonded -= taken;
             burned = burned.saturating_add(taken);

@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cairn_state::{staking::power_change, LedgerState, StakingState, StateError};
+use cairn_state::{staking::power_change, LedgerState, Offence, StakingState, StateError};
 use cairn_types::{
-    Address, ChainId, Keypair, PublicKey, SignedTransaction, StakingParams, Transaction,
+    Address, ChainId, Height, Keypair, PublicKey, SignedTransaction, StakingParams, Transaction,
     TransactionKind, Validator, ValidatorSet, VotingPower,
 };
 use proptest::prelude::*;
@@ -85,13 +85,30 @@ fn bond(n: u8, nonce: u64, amount: u64) -> SignedTransaction {
 }
 
 /// Executes and applies one block; returns the error of a refused block.
+/// Each offender misbehaved at the block's own height.
 fn block(
     state: &mut LedgerState,
     transactions: &[SignedTransaction],
     offenders: &[Address],
 ) -> Result<(), StateError> {
+    let height = Height(state.height().0 + 1);
+    let offences: Vec<Offence> = offenders
+        .iter()
+        .map(|operator| Offence {
+            operator: *operator,
+            height,
+        })
+        .collect();
+    block_with_offences(state, transactions, &offences)
+}
+
+fn block_with_offences(
+    state: &mut LedgerState,
+    transactions: &[SignedTransaction],
+    offences: &[Offence],
+) -> Result<(), StateError> {
     let outcome =
-        state.execute_with_offenders(&chain(), operator(1).address(), transactions, offenders)?;
+        state.execute_with_offenders(&chain(), operator(1).address(), transactions, offences)?;
     state.apply(&outcome).unwrap();
     Ok(())
 }
@@ -327,6 +344,55 @@ fn evidence_jails_slashes_and_removes_at_once_until_unjail() {
         empty_block(&mut state);
     }
     assert_eq!(power_in(staking(&state).current_set(), &key), 1);
+    assert_conserved(&state);
+}
+
+/// A validator run twice signs conflicting votes at several heights before
+/// it leaves the set: the episode costs one slash. After unjail, evidence
+/// of the old episode changes nothing; a new misbehaviour is punished.
+#[test]
+fn one_misbehaviour_episode_is_slashed_once() {
+    let mut state = genesis();
+    let offender = operator(2).address();
+    let at = |height| Offence {
+        operator: offender,
+        height: Height(height),
+    };
+    // Block 1 records evidence of height 1; block 2 two more pieces.
+    block_with_offences(&mut state, &[], &[at(1)]).unwrap();
+    block_with_offences(&mut state, &[], &[at(1), at(2)]).unwrap();
+    let candidate = staking(&state).candidate(&offender).unwrap().clone();
+    assert_eq!(candidate.bonded, 95, "one slash of 5%");
+    assert_eq!(
+        candidate.jailed_until.map(|h| h.0),
+        Some(11),
+        "the jail is not extended"
+    );
+    assert_eq!(staking(&state).total_slashed(), 5);
+    while state.height().0 < 10 {
+        empty_block(&mut state);
+    }
+    block(
+        &mut state,
+        &[sign(2, 0, 0, TransactionKind::Unjail, "")],
+        &[],
+    )
+    .unwrap();
+    assert!(staking(&state)
+        .candidate(&offender)
+        .unwrap()
+        .jailed_until
+        .is_none());
+    // Late evidence of the old episode: height 2, when it was still in the
+    // set (it left with the set of 3, two heights after block 1).
+    block_with_offences(&mut state, &[], &[at(2)]).unwrap();
+    assert_eq!(staking(&state).candidate(&offender).unwrap().bonded, 95);
+    // A new misbehaviour after the unjail is punished.
+    let now = state.height().0 + 1;
+    block_with_offences(&mut state, &[], &[at(now)]).unwrap();
+    let candidate = staking(&state).candidate(&offender).unwrap();
+    assert_eq!(candidate.bonded, 95 - 4, "5% of 95, rounded down");
+    assert!(candidate.jailed_until.is_some());
     assert_conserved(&state);
 }
 
