@@ -149,6 +149,9 @@ pub struct StakingPlan {
     pub gap_heights: (u64, u64),
     /// The events, in order.
     pub events: Vec<StakingEvent>,
+    /// Test-only: choose targets without keeping the honest power above
+    /// two thirds (the checker must then catch a set that breaks it).
+    pub unguarded: bool,
 }
 
 impl Scenario {
@@ -281,6 +284,7 @@ impl Scenario {
             first_height: 2,
             gap_heights: (2, 4),
             events,
+            unguarded: false,
         });
         scenario
     }

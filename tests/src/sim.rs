@@ -41,6 +41,26 @@
 //! with the block and certificate, which the host takes as
 //! `Input::CertificateSeen` and commits through the ledger.
 //!
+//! With a staking plan ([`crate::scenario::StakingPlan`]) the genesis has
+//! extra candidate nodes (a consensus key outside the genesis set, a
+//! funded operator account) that follow the chain, and a schedule fires
+//! staking events every few heights: signed bond, unbond (part or all,
+//! often of the validator whose host holds a lock), rotate-key and unjail
+//! transactions offered to every running node's mempool until committed,
+//! and evidence of a double vote (signed with an honest validator's key)
+//! handed to the nodes so a block jails it; some events crash their
+//! target or another node, or cut the target off. A rotated validator's
+//! node restarts with the new key (the host takes one key for its life)
+//! once the old key has left the set of its next height. Each target is
+//! chosen so that in every set to come (each key's power lies between its
+//! power in the next set, in the current target and in the target with
+//! all pending changes) the honest keys hold more than two thirds, no key
+//! holds two thirds alone and at least three validators stay; an event
+//! with no such target is preceded by a join, or waits, or is skipped.
+//! The checker verifies the promise at every height's first decision and
+//! counts joins, removals, jailings and rotations from the changes of the
+//! signing sets.
+//!
 //! Byzantine validators run the same host behind a transforming network
 //! layer ("Byzantine mocks beside the honest code"): a silent node sends
 //! nothing; an equivocating proposer sends a second, re-timed block to half
@@ -83,17 +103,20 @@ use cairn_node::{
     metrics::Metrics,
     NodeError,
 };
-use cairn_state::LedgerState;
+use cairn_state::{
+    staking::{Offence, StakingAction, StakingState},
+    LedgerState,
+};
 use cairn_store::{ChainIdentity, InterruptedWrite, MemoryDisk, MemoryStore, Store};
 use cairn_types::{
     codec, sha256, Address, Block, ChainId, CommitCertificate, ConsensusParams, Evidence, Hash,
-    Height, Keypair, Proposal, Round, Timestamp, Transaction, Validator, ValidatorSet, Vote,
-    VoteType, VotingPower,
+    Height, Keypair, Proposal, PublicKey, Round, Timestamp, Transaction, TransactionKind,
+    Validator, ValidatorSet, Vote, VoteType, VotingPower,
 };
 
 use crate::{
     rng::SplitMix64,
-    scenario::{Behaviour, Scenario},
+    scenario::{Behaviour, EventFault, Scenario, StakingKind},
 };
 
 /// Genesis time of every simulated chain (ms since the epoch).
@@ -108,6 +131,20 @@ const EVENTS_MAX: u64 = 20_000_000;
 const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 /// The simulated client submits `transactions_per_block` transfers this often.
 const SUBMIT_INTERVAL_MS: u64 = 50;
+/// A staking run checks its schedule this often (ms).
+const STAKING_TICK_MS: u64 = 10;
+/// Pending staking transactions are offered again every this many ticks
+/// (a crash empties a mempool).
+const STAKING_REOFFER_TICKS: u64 = 10;
+/// An event with no target that keeps the honest power safe waits this
+/// many heights for one, then is skipped.
+const STAKING_EVENT_PATIENCE_HEIGHTS: u64 = 8;
+/// Joins fired in place of an event that has no safe target yet, at most.
+const STAKING_FILLERS_MAX: u32 = 2;
+/// Staking keeps at least this many validators in every set.
+const STAKING_VALIDATORS_MIN: usize = 3;
+/// A locked-validator unbond polls the hosts this many ticks for a lock.
+const STAKING_LOCK_POLLS: u32 = 12;
 /// Mempool caps of every simulated node.
 const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
     transactions_max: 10_000,
@@ -313,6 +350,11 @@ enum Event {
     },
     PartitionEnd,
     Submit,
+    StakingTick,
+    KeySwap {
+        node: usize,
+        incarnation: u64,
+    },
 }
 
 impl Event {
@@ -325,13 +367,25 @@ impl Event {
             Event::PartitionStart { .. } => 5,
             Event::PartitionEnd => 6,
             Event::Submit => 7,
+            Event::StakingTick => 8,
+            Event::KeySwap { node, .. } => 9 + ((*node as u64) << 8),
         }
     }
 }
 
 struct Node {
     behaviour: Behaviour,
+    /// The consensus key the host signs with (a rotation replaces it).
     keypair: Keypair,
+    /// The key of the validator's operator account (its first consensus
+    /// key: each validator is its own operator).
+    operator: Keypair,
+    /// A rotated key and the nonce of the rotation: the node restarts with
+    /// it once the rotation is committed and the old key has left the set
+    /// of its next height.
+    pending_key: Option<(Keypair, u64)>,
+    /// A key swap is scheduled.
+    swap_scheduled: bool,
     disk: MemoryDisk,
     /// `None` while crashed.
     host: Option<SimHost>,
@@ -398,6 +452,100 @@ pub struct Report {
     /// Hashes of the distinct validator sets that signed a verified
     /// certificate (more than one when staking changed the set).
     pub validator_sets_seen: std::collections::BTreeSet<Hash>,
+    /// Staking events that fired (a transaction or evidence submitted).
+    pub staking_events_fired: u64,
+    /// Staking events skipped: no target kept the honest power safe.
+    pub staking_events_skipped: u64,
+    /// Staking events fired while a node was crashed or cut off.
+    pub staking_events_during_faults: u64,
+    /// Staking events by kind (fired).
+    pub staking_kinds: BTreeMap<String, u64>,
+    /// Staking events skipped, by kind.
+    pub staking_kinds_skipped: BTreeMap<String, u64>,
+    /// Joins fired in place of an event with no safe target, to make room.
+    pub staking_room_joins: u64,
+    /// Staking transactions committed (in the highest honest chain).
+    pub staking_transactions_committed: u64,
+    /// Keys that entered a signing set by a bond (not by a rotation).
+    pub joins: u64,
+    /// Keys that left a signing set unjailed (a full unbond).
+    pub removals: u64,
+    /// Keys that left a signing set because their validator was jailed.
+    pub jailings: u64,
+    /// Rotated keys that entered a signing set.
+    pub rotations: u64,
+    /// Full unbonds submitted for a validator whose host held a lock.
+    pub locked_validator_unbonds: u64,
+    /// Nodes restarted with their rotated key.
+    pub key_swaps: u64,
+    /// Heights whose signing set changed from the previous height's.
+    pub set_changes: u64,
+}
+
+/// The highest honest chain's staking state, as the staking schedule
+/// sees it (read from the node that committed it).
+struct Reference {
+    /// The committed height.
+    height: u64,
+    /// The staking state after it.
+    state: StakingState,
+    /// The set that signed it.
+    tip_set: ValidatorSet,
+    /// Committed nonce and balance of each node's operator.
+    nonces: Vec<u64>,
+    balances: Vec<u64>,
+}
+
+/// A staking change submitted and not yet in the reference state.
+#[derive(Clone, Debug)]
+enum PendingChange {
+    /// A signed staking transaction of `node`'s operator.
+    Transaction {
+        node: usize,
+        nonce: u64,
+        bytes: Vec<u8>,
+        action: StakingAction,
+    },
+    /// Evidence against `node`'s validator, handed to the nodes.
+    Jail {
+        node: usize,
+        since_height: u64,
+        evidence: Evidence,
+    },
+}
+
+impl PendingChange {
+    fn node(&self) -> usize {
+        match self {
+            PendingChange::Transaction { node, .. } | PendingChange::Jail { node, .. } => *node,
+        }
+    }
+}
+
+/// What a staking event does once its target is chosen.
+struct StakingStep {
+    node: usize,
+    change: PendingChange,
+    /// A rotation's new key.
+    new_key: Option<Keypair>,
+}
+
+/// The staking schedule of a run.
+struct StakingRun {
+    next_event: usize,
+    next_trigger: u64,
+    /// Ticks spent looking for a locked validator.
+    lock_polls: u32,
+    /// Joins fired to make room for the next event.
+    fillers: u32,
+    last_fired_height: u64,
+    ticks: u64,
+    reference: Reference,
+    pending: Vec<PendingChange>,
+    rotated_old_keys: BTreeSet<PublicKey>,
+    rotated_new_keys: BTreeSet<PublicKey>,
+    keys_made: u64,
+    last_signing_set: Option<ValidatorSet>,
 }
 
 /// One simulated network of validators.
@@ -428,6 +576,7 @@ pub struct Simulation {
     heights_at_heal: Option<Vec<u64>>,
     report: Report,
     tracing: bool,
+    staking: Option<StakingRun>,
 }
 
 fn fold(trace: u64, value: u64) -> u64 {
@@ -444,7 +593,8 @@ impl Simulation {
     pub fn new(scenario: Scenario) -> Simulation {
         let mut rng = SplitMix64::new(scenario.seed);
         let chain_id = ChainId::new("cairn-sim").unwrap_or_else(|_| unreachable!());
-        let keypairs: Vec<Keypair> = (0..scenario.validators)
+        let candidates = scenario.staking.as_ref().map_or(0, |plan| plan.candidates);
+        let keypairs: Vec<Keypair> = (0..scenario.validators + candidates)
             .map(|i| {
                 let mut seed = [0u8; 32];
                 seed[0] = i as u8;
@@ -455,6 +605,7 @@ impl Simulation {
         let validators = ValidatorSet::new(
             keypairs
                 .iter()
+                .take(scenario.validators)
                 .enumerate()
                 .map(|(i, keypair)| Validator {
                     name: format!("validator-{i}"),
@@ -480,6 +631,14 @@ impl Simulation {
                     validator.power.0 * staking_params.power_unit * 2,
                 )
             })
+            .chain(keypairs.iter().skip(scenario.validators).map(|keypair| {
+                // Candidates' operators, funded to bond.
+                let units = scenario
+                    .staking
+                    .as_ref()
+                    .map_or(0, |plan| plan.candidate_balance_units);
+                (keypair.address(), units * staking_params.power_unit)
+            }))
             .chain(accounts.iter().map(|k| (k.address(), 1_000_000_000)))
             .collect();
         let params = ConsensusParams {
@@ -518,8 +677,15 @@ impl Simulation {
                 .find(|(node, _)| *node == index)
                 .map_or(drawn, |(_, skew)| *skew);
             nodes.push(Node {
-                behaviour: scenario.behaviours[index],
+                behaviour: scenario
+                    .behaviours
+                    .get(index)
+                    .copied()
+                    .unwrap_or(Behaviour::Honest),
+                operator: keypair.clone(),
                 keypair,
+                pending_key: None,
+                swap_scheduled: false,
                 disk: MemoryDisk::new(),
                 host: None,
                 incarnation: 0,
@@ -539,6 +705,36 @@ impl Simulation {
             seed: scenario.seed,
             ..Report::default()
         };
+        let staking = scenario.staking.as_ref().map(|plan| StakingRun {
+            next_event: 0,
+            next_trigger: plan.first_height,
+            lock_polls: 0,
+            fillers: 0,
+            last_fired_height: 0,
+            ticks: 0,
+            reference: Reference {
+                height: 0,
+                state: genesis_state
+                    .staking()
+                    .cloned()
+                    .unwrap_or_else(|| panic!("the simulated genesis has no staking state")),
+                tip_set: validators.clone(),
+                nonces: vec![0; nodes.len()],
+                balances: nodes
+                    .iter()
+                    .map(|node| {
+                        genesis_state
+                            .account(&node.operator.address())
+                            .map_or(0, |account| account.balance)
+                    })
+                    .collect(),
+            },
+            pending: Vec::new(),
+            rotated_old_keys: BTreeSet::new(),
+            rotated_new_keys: BTreeSet::new(),
+            keys_made: 0,
+            last_signing_set: None,
+        });
         Simulation {
             rng,
             chain_id,
@@ -564,6 +760,7 @@ impl Simulation {
             report,
             scenario,
             tracing: std::env::var_os("CAIRN_SIM_TRACE").is_some(),
+            staking,
         }
     }
 
@@ -619,6 +816,9 @@ impl Simulation {
         self.plan_faults();
         if self.scenario.transactions_per_block > 0 {
             self.schedule(SUBMIT_INTERVAL_MS, Event::Submit);
+        }
+        if self.staking.is_some() {
+            self.schedule(STAKING_TICK_MS, Event::StakingTick);
         }
         for node in 0..self.nodes.len() {
             self.boot(node);
@@ -680,7 +880,7 @@ impl Simulation {
         let honest_done = (0..self.nodes.len())
             .filter(|node| self.honest(*node))
             .all(|node| heights[node] >= target[node]);
-        honest_done && self.evidence_missing().is_empty()
+        honest_done && self.evidence_missing().is_empty() && self.staking_done()
     }
 
     fn evidence_missing(&self) -> Vec<(Height, u32)> {
@@ -847,6 +1047,11 @@ impl Simulation {
                 self.submit_transactions();
                 self.schedule(self.now_ms + SUBMIT_INTERVAL_MS, Event::Submit);
             }
+            Event::StakingTick => {
+                self.staking_tick();
+                self.schedule(self.now_ms + STAKING_TICK_MS, Event::StakingTick);
+            }
+            Event::KeySwap { node, incarnation } => self.swap_key(node, incarnation),
         }
     }
 
@@ -901,7 +1106,9 @@ impl Simulation {
         };
         let latest = store.latest_height().0;
         let mut committed = BTreeSet::new();
-        for height in 1..=latest {
+        // The evidence of the heights already checked; `check_commit`
+        // records that of the others.
+        for height in 1..=latest.min(self.nodes[node].checked_height) {
             if let Ok(Some(block)) = store.block(Height(height)) {
                 committed.extend(block.evidence.iter().map(evidence_key));
             }
@@ -938,7 +1145,8 @@ impl Simulation {
             self.violation(message);
             return;
         }
-        state.checked_height = latest;
+        // Heights committed in the step a crash struck (not checked then)
+        // are checked by the `after_step` below, from the store.
         state.committed_evidence = committed;
         state.incarnation += 1;
         state.host = Some(host);
@@ -946,7 +1154,18 @@ impl Simulation {
         let snapshot = self.nodes[node].crash_snapshot.take();
         if let (Some(snapshot), Some(host)) = (snapshot, self.nodes[node].host.as_ref()) {
             let now = host.round_state();
-            if snapshot.height == now.height && self.honest(node) {
+            // A node outside its height's set keeps no WAL: it follows
+            // again from its peers (a candidate, or a validator that left).
+            let votes = host
+                .ledger()
+                .validator_set(now.height)
+                .ok()
+                .flatten()
+                .is_some_and(|set| {
+                    set.index_of(&self.nodes[node].keypair.public_key())
+                        .is_some()
+                });
+            if snapshot.height == now.height && self.honest(node) && votes {
                 self.report.restarts_checked += 1;
                 let same = now.round == snapshot.round
                     && now.step == snapshot.step
@@ -1013,7 +1232,9 @@ impl Simulation {
             // it is down until its restart, with no snapshot to compare:
             // its state in the middle of a step was never meant to be
             // durable (the WAL replay and the signing checkers judge it).
-            self.after_step(node);
+            // Its store is down: what it committed in this step is judged
+            // after the restart, from what the disk kept.
+            self.after_step_with(node, false);
             let state = &mut self.nodes[node];
             state.host = None;
             state.crash_snapshot = None;
@@ -1031,14 +1252,25 @@ impl Simulation {
     /// After a host ran: check what it committed, send what it queued,
     /// schedule its timers.
     fn after_step(&mut self, node: usize) {
+        self.after_step_with(node, true);
+    }
+
+    /// [`Simulation::after_step`]; `check_commits` false when the node's
+    /// store crashed in the step (reads fail until it restarts).
+    fn after_step_with(&mut self, node: usize, check_commits: bool) {
         let Some(host) = self.nodes[node].host.as_ref() else {
             return;
         };
         let tip = host.ledger().tip().height.0;
-        for height in self.nodes[node].checked_height + 1..=tip {
-            self.check_commit(node, height);
+        if check_commits {
+            for height in self.nodes[node].checked_height + 1..=tip {
+                self.check_commit(node, height);
+            }
+            self.nodes[node].checked_height = self.nodes[node].checked_height.max(tip);
+            if self.staking.is_some() {
+                self.staking_after_step(node, tip);
+            }
         }
-        self.nodes[node].checked_height = self.nodes[node].checked_height.max(tip);
         let incarnation = self.nodes[node].incarnation;
         let Some(host) = self.nodes[node].host.as_mut() else {
             return;
@@ -1188,14 +1420,17 @@ impl Simulation {
             store.certificate(Height(height)),
         ) {
             (Ok(Some(block)), Ok(Some(certificate))) => (block, certificate),
-            _ => {
+            (block, certificate) => {
+                let block = block.map(|block| block.map(|block| block.hash()));
+                let certificate = certificate.map(|certificate| certificate.map(|c| c.hash()));
                 self.violation(format!(
-                    "node {node} committed height {height} but its store lacks the block or certificate"
+                    "node {node} committed height {height} but its store lacks the block or certificate (block {block:?}, certificate {certificate:?})"
                 ));
                 return;
             }
         };
         let hash = block.hash();
+        let mut first_decision = false;
         // Agreement.
         if honest {
             match self.decisions.get(&height) {
@@ -1210,6 +1445,7 @@ impl Simulation {
                     self.decisions.insert(height, hash);
                     self.transactions_by_height
                         .insert(height, block.transactions.len() as u64);
+                    first_decision = true;
                 }
             }
         }
@@ -1236,6 +1472,12 @@ impl Simulation {
             }
         }
         let signers = store.validator_set(&block.header.validator_set_hash);
+        if first_decision && self.staking.is_some() {
+            if let Ok(Some(set)) = &signers {
+                let set = set.clone();
+                self.note_signing_set(node, height, &block, set);
+            }
+        }
         if !self.certificates_verified.contains(&certificate_hash) {
             match signers {
                 Ok(Some(signers)) => match certificate.verify(&self.chain_id, &signers) {
@@ -1300,7 +1542,7 @@ impl Simulation {
             return;
         }
         let honest_proposer = (0..self.nodes.len()).any(|index| {
-            self.honest(index) && self.nodes[index].keypair.address() == block.header.proposer
+            self.honest(index) && self.nodes[index].operator.address() == block.header.proposer
         });
         let mut recorded_twice = 0;
         let state = &mut self.nodes[node];
@@ -1660,6 +1902,745 @@ impl Simulation {
                     round: Round::ZERO,
                 },
             );
+        }
+    }
+}
+
+/// The target set of `state`'s candidates, as the staking rules compute
+/// it: the non-jailed candidates with at least the least self-stake and
+/// power of at least 1, the `validators_max` with the most power.
+fn target_powers(state: &StakingState) -> BTreeMap<PublicKey, u64> {
+    let params = state.params();
+    let mut members: Vec<(PublicKey, u64)> = state
+        .candidates()
+        .filter(|(_, candidate)| {
+            candidate.jailed_until.is_none() && candidate.bonded >= params.min_self_stake
+        })
+        .map(|(_, candidate)| (candidate.validator_key, params.power_of(candidate.bonded)))
+        .filter(|(_, power)| *power > 0)
+        .collect();
+    members.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    members.truncate(usize::try_from(params.validators_max).unwrap_or(usize::MAX));
+    members.into_iter().collect()
+}
+
+fn set_powers(set: &ValidatorSet) -> BTreeMap<PublicKey, u64> {
+    set.validators()
+        .iter()
+        .map(|validator| (validator.public_key, validator.power.0))
+        .collect()
+}
+
+// ----- staking events ------------------------------------------------------
+
+impl Simulation {
+    /// Whether the staking schedule is over: every event fired or skipped,
+    /// and what they changed committed and in force (or waited for long
+    /// enough).
+    fn staking_done(&self) -> bool {
+        let Some(run) = &self.staking else {
+            return true;
+        };
+        let events = self
+            .scenario
+            .staking
+            .as_ref()
+            .map_or(0, |plan| plan.events.len());
+        if run.next_event < events {
+            return false;
+        }
+        let height = run.reference.height;
+        let settled = run.pending.is_empty()
+            && self.nodes.iter().all(|node| node.pending_key.is_none())
+            && run.reference.state.is_settled();
+        height >= run.last_fired_height + 4 && (settled || height >= run.last_fired_height + 30)
+    }
+
+    /// The honest keys: those honest nodes sign with, or will once their
+    /// rotation is in force.
+    fn honest_keys(&self) -> BTreeSet<PublicKey> {
+        let mut keys = BTreeSet::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            if self.honest(index) {
+                keys.insert(node.keypair.public_key());
+                if let Some((key, _)) = &node.pending_key {
+                    keys.insert(key.public_key());
+                }
+            }
+        }
+        keys
+    }
+
+    /// After a step of `node` in a staking run: a new highest honest tip
+    /// becomes the reference (and settles the pending changes it holds);
+    /// a node whose rotation is in force restarts with its new key.
+    fn staking_after_step(&mut self, node: usize, tip: u64) {
+        let honest = self.honest(node);
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let ledger = Arc::clone(host.ledger());
+        let reference_height = self
+            .staking
+            .as_ref()
+            .map_or(u64::MAX, |run| run.reference.height);
+        if honest && tip > reference_height {
+            if let (Some(state), Ok(Some(tip_set))) =
+                (ledger.staking(), ledger.validator_set(Height(tip)))
+            {
+                let accounts: Vec<(u64, u64, u64)> = self
+                    .nodes
+                    .iter()
+                    .map(|other| ledger.account(&other.operator.address()))
+                    .collect();
+                let operators: Vec<Address> = self
+                    .nodes
+                    .iter()
+                    .map(|other| other.operator.address())
+                    .collect();
+                if let Some(run) = self.staking.as_mut() {
+                    let nonces: Vec<u64> = accounts.iter().map(|account| account.1).collect();
+                    run.pending.retain(|change| match change {
+                        PendingChange::Transaction { node, nonce, .. } => nonces[*node] <= *nonce,
+                        PendingChange::Jail {
+                            node, since_height, ..
+                        } => {
+                            let jailed = state
+                                .candidate(&operators[*node])
+                                .is_some_and(|candidate| candidate.jailed_until.is_some());
+                            !jailed && tip < since_height + 30
+                        }
+                    });
+                    run.reference = Reference {
+                        height: tip,
+                        state,
+                        tip_set,
+                        nonces,
+                        balances: accounts.iter().map(|account| account.0).collect(),
+                    };
+                }
+            }
+        }
+        let state = &self.nodes[node];
+        if let Some((_, nonce)) = &state.pending_key {
+            if !state.swap_scheduled && state.crash_armed.is_none() {
+                let committed = ledger.account(&state.operator.address()).1 > *nonce;
+                let old = state.keypair.public_key();
+                let old_gone = ledger
+                    .validator_set(Height(tip + 1))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|set| set.index_of(&old).is_none());
+                if committed && old_gone {
+                    let incarnation = state.incarnation;
+                    self.nodes[node].swap_scheduled = true;
+                    self.schedule(self.now_ms, Event::KeySwap { node, incarnation });
+                }
+            }
+        }
+    }
+
+    /// The operator of a rotated validator restarts its node with the new
+    /// key (the host takes one key for its life): a clean stop, no lost
+    /// writes, then the usual boot (the WAL of the height holds nothing of
+    /// the old key, which is not in its set).
+    fn swap_key(&mut self, node: usize, incarnation: u64) {
+        let state = &mut self.nodes[node];
+        state.swap_scheduled = false;
+        if state.incarnation != incarnation || state.host.is_none() || state.crash_armed.is_some() {
+            // The next step after its restart looks again.
+            return;
+        }
+        let Some((key, _)) = state.pending_key.take() else {
+            return;
+        };
+        state.host = None;
+        state.keypair = key;
+        state.incarnation += 1;
+        self.report.key_swaps += 1;
+        self.boot(node);
+    }
+
+    fn staking_tick(&mut self) {
+        let Some(run) = self.staking.as_mut() else {
+            return;
+        };
+        run.ticks += 1;
+        if run.ticks % STAKING_REOFFER_TICKS == 0 {
+            self.offer_pending();
+        }
+        self.fire_due_event();
+    }
+
+    /// Offers the pending staking transactions to every running node and
+    /// hands them the pending evidence (a crash loses a mempool).
+    fn offer_pending(&mut self) {
+        let Some(run) = self.staking.as_ref() else {
+            return;
+        };
+        let mut transactions: Vec<Vec<u8>> = Vec::new();
+        let mut evidence: Vec<Evidence> = Vec::new();
+        for change in &run.pending {
+            match change {
+                PendingChange::Transaction { bytes, .. } => transactions.push(bytes.clone()),
+                PendingChange::Jail { evidence: item, .. } => evidence.push(item.clone()),
+            }
+        }
+        self.offer(&transactions, &evidence);
+    }
+
+    fn offer(&mut self, transactions: &[Vec<u8>], evidence: &[Evidence]) {
+        let batch: Vec<&[u8]> = transactions.iter().map(Vec::as_slice).collect();
+        for node in 0..self.nodes.len() {
+            let Some(host) = self.nodes[node].host.as_ref() else {
+                continue;
+            };
+            if !batch.is_empty() {
+                // Refusals (already pooled, already committed) are fine.
+                let _ = host.ledger().submit(&batch);
+            }
+            for item in evidence {
+                self.schedule(
+                    self.now_ms + 1,
+                    Event::Deliver {
+                        to: node,
+                        from: node,
+                        message: Box::new(NetMessage::Evidence(item.clone())),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Fires the next event of the schedule once its height is reached.
+    fn fire_due_event(&mut self) {
+        let Some(plan) = self.scenario.staking.as_ref() else {
+            return;
+        };
+        let gap = plan.gap_heights;
+        let Some(run) = self.staking.as_ref() else {
+            return;
+        };
+        let Some(event) = plan.events.get(run.next_event).copied() else {
+            return;
+        };
+        let height = run.reference.height;
+        let trigger = run.next_trigger;
+        if height < trigger {
+            return;
+        }
+        let polls_before = run.lock_polls;
+        let fillers = run.fillers;
+        match self.choose_staking_step(event.kind) {
+            Some(step) => self.perform_staking_step(step, event.kind, event.fault),
+            None => {
+                let polling = self
+                    .staking
+                    .as_ref()
+                    .is_some_and(|run| run.lock_polls > polls_before);
+                if polling {
+                    return;
+                }
+                // Make room: a join first, the event at the next trigger.
+                if event.kind != StakingKind::Join && fillers < STAKING_FILLERS_MAX {
+                    if let Some(step) = self.choose_staking_step(StakingKind::Join) {
+                        self.perform_staking_step(step, StakingKind::Join, None);
+                        self.report.staking_room_joins += 1;
+                        let next = height + self.rng.between(gap.0, gap.1);
+                        if let Some(run) = self.staking.as_mut() {
+                            run.fillers += 1;
+                            run.next_trigger = next;
+                            run.last_fired_height = height;
+                        }
+                        return;
+                    }
+                }
+                if height < trigger + STAKING_EVENT_PATIENCE_HEIGHTS {
+                    return;
+                }
+                self.report.staking_events_skipped += 1;
+                *self
+                    .report
+                    .staking_kinds_skipped
+                    .entry(format!("{:?}", event.kind))
+                    .or_default() += 1;
+            }
+        }
+        let next = height + self.rng.between(gap.0, gap.1);
+        if let Some(run) = self.staking.as_mut() {
+            run.next_event += 1;
+            run.next_trigger = next;
+            run.lock_polls = 0;
+            run.fillers = 0;
+            run.last_fired_height = height;
+        }
+    }
+
+    /// A signed staking transaction of `node`'s operator.
+    fn staking_transaction(
+        &self,
+        node: usize,
+        nonce: u64,
+        kind: TransactionKind,
+        amount: u64,
+        memo: String,
+    ) -> Vec<u8> {
+        let operator = &self.nodes[node].operator;
+        Transaction {
+            chain_id: self.chain_id.clone(),
+            sender: operator.public_key(),
+            recipient: operator.address(),
+            amount,
+            fee: 1,
+            nonce,
+            memo,
+            kind,
+        }
+        .sign(operator)
+        .to_bytes()
+    }
+
+    /// A target for an event of `kind` that keeps the honest power above
+    /// two thirds of every set to come, drawn from the seed; `None` if
+    /// there is none (yet).
+    fn choose_staking_step(&mut self, kind: StakingKind) -> Option<StakingStep> {
+        let mut options = self.staking_options(kind);
+        if kind == StakingKind::LeaveLocked {
+            let locked: Vec<StakingStep> = options
+                .iter()
+                .filter(|step| self.holds_lock(step.node))
+                .map(|step| StakingStep {
+                    node: step.node,
+                    change: step.change.clone(),
+                    new_key: None,
+                })
+                .collect();
+            let run = self.staking.as_mut()?;
+            if locked.is_empty() && run.lock_polls < STAKING_LOCK_POLLS {
+                run.lock_polls += 1;
+                return None;
+            }
+            if !locked.is_empty() {
+                options = locked;
+            }
+        }
+        let safe: Vec<StakingStep> = options
+            .into_iter()
+            .filter(|step| {
+                self.staking_safe(&step.change, step.new_key.as_ref().map(Keypair::public_key))
+            })
+            .collect();
+        if safe.is_empty() {
+            return None;
+        }
+        let pick = self.rng.below(safe.len() as u64) as usize;
+        safe.into_iter().nth(pick)
+    }
+
+    /// Whether `node`'s host holds a lock in the height it runs.
+    fn holds_lock(&self, node: usize) -> bool {
+        self.nodes[node]
+            .host
+            .as_ref()
+            .is_some_and(|host| host.round_state().locked.is_some())
+    }
+
+    /// Every target an event of `kind` could have now (not checked for
+    /// safety yet).
+    fn staking_options(&mut self, kind: StakingKind) -> Vec<StakingStep> {
+        let Some(run) = self.staking.as_ref() else {
+            return Vec::new();
+        };
+        let reference = &run.reference;
+        let params = reference.state.params().clone();
+        let unit = params.power_unit.max(1);
+        let height = reference.height;
+        let busy: BTreeSet<usize> = run.pending.iter().map(PendingChange::node).collect();
+        let keys_made = run.keys_made;
+        let mut drafts: Vec<(usize, TransactionKind, u64, StakingAction, Option<Keypair>)> =
+            Vec::new();
+        let mut jail_targets = Vec::new();
+        for node in 0..self.nodes.len() {
+            let state = &self.nodes[node];
+            if busy.contains(&node) || state.pending_key.is_some() {
+                continue;
+            }
+            let honest = self.honest(node);
+            let address = state.operator.address();
+            let key = state.keypair.public_key();
+            let candidate = reference.state.candidate(&address);
+            let free = candidate.is_some_and(|candidate| candidate.jailed_until.is_none());
+            let bonded = candidate.map_or(0, |candidate| candidate.bonded);
+            let balance_units = reference.balances[node] / unit;
+            match kind {
+                StakingKind::Join if honest && candidate.is_none() && balance_units >= 2 => {
+                    let power = self.rng.between(4, 12).min(balance_units - 1);
+                    let amount = power * unit;
+                    drafts.push((
+                        node,
+                        TransactionKind::Bond { validator_key: key },
+                        amount,
+                        StakingAction::Bond {
+                            validator_key: key,
+                            amount,
+                            name: format!("node-{node}"),
+                        },
+                        None,
+                    ));
+                }
+                StakingKind::BondMore if honest && free && balance_units >= 2 => {
+                    let amount = self.rng.between(1, 5).min(balance_units - 1) * unit;
+                    drafts.push((
+                        node,
+                        TransactionKind::Bond { validator_key: key },
+                        amount,
+                        StakingAction::Bond {
+                            validator_key: key,
+                            amount,
+                            name: String::new(),
+                        },
+                        None,
+                    ));
+                }
+                StakingKind::PartialUnbond if free && bonded >= 2 * unit => {
+                    let amount = self.rng.between(1, bonded / unit - 1) * unit;
+                    drafts.push((
+                        node,
+                        TransactionKind::Unbond,
+                        amount,
+                        StakingAction::Unbond { amount },
+                        None,
+                    ));
+                }
+                StakingKind::Leave | StakingKind::LeaveLocked if free && bonded > 0 => {
+                    drafts.push((
+                        node,
+                        TransactionKind::Unbond,
+                        bonded,
+                        StakingAction::Unbond { amount: bonded },
+                        None,
+                    ));
+                }
+                StakingKind::RotateKey
+                    if honest && free && reference.state.current_set().index_of(&key).is_some() =>
+                {
+                    let mut seed = [0xB2u8; 32];
+                    seed[0] = node as u8;
+                    seed[1] = keys_made as u8;
+                    seed[2] = (keys_made >> 8) as u8;
+                    let new_key = Keypair::from_seed(&seed);
+                    let new_validator_key = new_key.public_key();
+                    drafts.push((
+                        node,
+                        TransactionKind::RotateKey { new_validator_key },
+                        0,
+                        StakingAction::RotateKey { new_validator_key },
+                        Some(new_key),
+                    ));
+                }
+                StakingKind::Jail if honest && free && height >= 1 => {
+                    if let Some(index) = reference.tip_set.index_of(&key) {
+                        jail_targets.push((node, index));
+                    }
+                }
+                StakingKind::Unjail
+                    if candidate.is_some_and(|candidate| {
+                        candidate
+                            .jailed_until
+                            .is_some_and(|until| until.0 <= height + 1)
+                    }) =>
+                {
+                    drafts.push((
+                        node,
+                        TransactionKind::Unjail,
+                        0,
+                        StakingAction::Unjail,
+                        None,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let nonces = reference.nonces.clone();
+        let mut steps: Vec<StakingStep> = drafts
+            .into_iter()
+            .map(|(node, kind, amount, action, new_key)| {
+                let nonce = nonces[node];
+                let memo = match &action {
+                    StakingAction::Bond { name, .. } => name.clone(),
+                    _ => String::new(),
+                };
+                let bytes = self.staking_transaction(node, nonce, kind, amount, memo);
+                StakingStep {
+                    node,
+                    change: PendingChange::Transaction {
+                        node,
+                        nonce,
+                        bytes,
+                        action,
+                    },
+                    new_key,
+                }
+            })
+            .collect();
+        for (node, index) in jail_targets {
+            let vote = |sim: &mut Simulation| {
+                Vote::new_signed(
+                    &sim.chain_id,
+                    VoteType::Prevote,
+                    Height(height),
+                    Round::ZERO,
+                    Some(sha256(&sim.rng.next_u64().to_le_bytes())),
+                    index,
+                    &sim.nodes[node].keypair,
+                )
+            };
+            let first = vote(self);
+            let second = vote(self);
+            if let Some(evidence) = Evidence::duplicate_vote(first, second) {
+                steps.push(StakingStep {
+                    node,
+                    change: PendingChange::Jail {
+                        node,
+                        since_height: height,
+                        evidence,
+                    },
+                    new_key: None,
+                });
+            }
+        }
+        steps
+    }
+
+    /// Whether every set from the reference's next one on keeps the honest
+    /// power above two thirds, with the pending changes and `extra` in
+    /// force in any order and at any stage: each key's power moves
+    /// monotonically from the next set towards its target, so it stays
+    /// between its power in the next set, in today's target and in the
+    /// target with every change applied. The honest keys at their least
+    /// must outweigh twice the others at their most. `extra_key` counts
+    /// as honest (a rotation's new key).
+    fn staking_safe(&self, extra: &PendingChange, extra_key: Option<PublicKey>) -> bool {
+        let Some(run) = self.staking.as_ref() else {
+            return false;
+        };
+        let reference = &run.reference;
+        let at = Height(reference.height + 1);
+        let mut after = reference.state.clone();
+        for (position, change) in run.pending.iter().chain([extra]).enumerate() {
+            let applied = match change {
+                PendingChange::Transaction { node, action, .. } => after
+                    .apply_action(self.nodes[*node].operator.address(), at, action)
+                    .is_ok(),
+                PendingChange::Jail {
+                    node, since_height, ..
+                } => after
+                    .punish(
+                        &Offence {
+                            operator: self.nodes[*node].operator.address(),
+                            height: Height(*since_height),
+                        },
+                        at,
+                    )
+                    .is_some(),
+            };
+            if position == run.pending.len() && !applied {
+                return false;
+            }
+        }
+        let next = set_powers(reference.state.next_set());
+        let today = target_powers(&reference.state);
+        let after = target_powers(&after);
+        let mut honest_keys = self.honest_keys();
+        honest_keys.extend(extra_key);
+        let keys: BTreeSet<&PublicKey> = next
+            .keys()
+            .chain(today.keys())
+            .chain(after.keys())
+            .collect();
+        let (mut honest_least, mut other_most, mut all_least) = (0u64, 0u64, 0u64);
+        let mut bounds = Vec::new();
+        for key in keys {
+            let powers =
+                [&next, &today, &after].map(|powers| powers.get(key).copied().unwrap_or(0));
+            let least = powers.iter().min().copied().unwrap_or(0);
+            let most = powers.iter().max().copied().unwrap_or(0);
+            if honest_keys.contains(key) {
+                honest_least += least;
+            } else {
+                other_most += most;
+            }
+            all_least += least;
+            bounds.push((least, most));
+        }
+        // No validator may hold two thirds alone: one that does decides
+        // with its own votes, no message between nodes and no simulated
+        // time passing (with timeout_commit 0, heights without end at one
+        // instant).
+        let nobody_alone = bounds
+            .iter()
+            .all(|(least, most)| *most < 2 * (all_least - least));
+        let enough =
+            bounds.iter().filter(|(least, _)| *least > 0).count() >= STAKING_VALIDATORS_MIN;
+        let unguarded = self
+            .scenario
+            .staking
+            .as_ref()
+            .is_some_and(|plan| plan.unguarded);
+        (unguarded || honest_least > 2 * other_most) && nobody_alone && enough
+    }
+
+    fn perform_staking_step(
+        &mut self,
+        step: StakingStep,
+        kind: StakingKind,
+        fault: Option<EventFault>,
+    ) {
+        let node = step.node;
+        if matches!(kind, StakingKind::Leave | StakingKind::LeaveLocked) && self.holds_lock(node) {
+            self.report.locked_validator_unbonds += 1;
+        }
+        self.report.staking_events_fired += 1;
+        *self
+            .report
+            .staking_kinds
+            .entry(format!("{kind:?}"))
+            .or_default() += 1;
+        match &step.change {
+            PendingChange::Transaction { bytes, nonce, .. } => {
+                if let Some(key) = step.new_key {
+                    let old = self.nodes[node].keypair.public_key();
+                    if let Some(run) = self.staking.as_mut() {
+                        run.rotated_old_keys.insert(old);
+                        run.rotated_new_keys.insert(key.public_key());
+                        run.keys_made += 1;
+                    }
+                    self.nodes[node].pending_key = Some((key, *nonce));
+                }
+                let bytes = bytes.clone();
+                self.offer(&[bytes], &[]);
+            }
+            PendingChange::Jail { evidence, .. } => {
+                let evidence = evidence.clone();
+                self.offer(&[], &[evidence]);
+            }
+        }
+        if self.tracing {
+            eprintln!("{:>6} ms staking: {kind:?} of node {node}", self.now_ms);
+        }
+        if let Some(run) = self.staking.as_mut() {
+            run.pending.push(step.change);
+        }
+        if self.faults_active() {
+            let phase = self.scenario.fault_phase_ms;
+            let until = (self.now_ms + self.rng.between(100, 500)).min(phase.saturating_sub(1));
+            match fault {
+                Some(EventFault::CrashTarget) if self.honest(node) => {
+                    self.schedule(self.now_ms + 1, Event::Crash { node });
+                    self.schedule(until.max(self.now_ms + 2), Event::Restart { node });
+                }
+                Some(EventFault::CrashOther) => {
+                    let others: Vec<usize> = (0..self.nodes.len())
+                        .filter(|other| *other != node && self.honest(*other))
+                        .collect();
+                    if !others.is_empty() {
+                        let other = others[self.rng.below(others.len() as u64) as usize];
+                        self.schedule(self.now_ms + 1, Event::Crash { node: other });
+                        self.schedule(until.max(self.now_ms + 2), Event::Restart { node: other });
+                    }
+                }
+                Some(EventFault::PartitionTarget) => {
+                    let mut sides = vec![false; self.nodes.len()];
+                    sides[node] = true;
+                    self.schedule(self.now_ms + 1, Event::PartitionStart { sides });
+                    self.schedule(until.max(self.now_ms + 2), Event::PartitionEnd);
+                }
+                _ => {}
+            }
+            if fault.is_some()
+                || self.partition.is_some()
+                || self.nodes.iter().any(|n| n.host.is_none())
+            {
+                self.report.staking_events_during_faults += 1;
+            }
+        }
+    }
+
+    /// At the first decision of `height`: the honest keys hold more than
+    /// two thirds of its signing set (the schedule's promise, which
+    /// liveness needs), and what changed from the previous height's set.
+    fn note_signing_set(&mut self, node: usize, height: u64, block: &Block, set: ValidatorSet) {
+        let honest_keys = self.honest_keys();
+        // The set that signed, and the one the state after this block
+        // chose for two heights on (checked as soon as it is known: a set
+        // without an honest quorum would never sign).
+        let chosen = self.nodes[node].host.as_ref().and_then(|host| {
+            host.ledger()
+                .validator_set(Height(height + 2))
+                .ok()
+                .flatten()
+        });
+        for (at, checked) in [(height, Some(&set)), (height + 2, chosen.as_ref())] {
+            let Some(checked) = checked else {
+                continue;
+            };
+            let total = checked.total_power().0;
+            let honest: u64 = checked
+                .validators()
+                .iter()
+                .filter(|validator| honest_keys.contains(&validator.public_key))
+                .map(|validator| validator.power.0)
+                .sum();
+            if 3 * honest <= 2 * total {
+                self.violation(format!(
+                    "staking schedule: honest validators hold {honest} of {total} power in the set of height {at}"
+                ));
+            }
+        }
+        self.report.staking_transactions_committed += block
+            .transactions
+            .iter()
+            .filter(|transaction| !transaction.transaction.is_transfer())
+            .count() as u64;
+        let state = self.nodes[node]
+            .host
+            .as_ref()
+            .and_then(|host| host.ledger().staking());
+        let Some(run) = self.staking.as_mut() else {
+            return;
+        };
+        let Some(last) = run.last_signing_set.replace(set.clone()) else {
+            return;
+        };
+        if last.hash() == set.hash() {
+            return;
+        }
+        self.report.set_changes += 1;
+        for validator in set.validators() {
+            let key = validator.public_key;
+            if last.index_of(&key).is_none() {
+                if run.rotated_new_keys.remove(&key) {
+                    self.report.rotations += 1;
+                } else {
+                    self.report.joins += 1;
+                }
+            }
+        }
+        for validator in last.validators() {
+            let key = validator.public_key;
+            if set.index_of(&key).is_some() || run.rotated_old_keys.remove(&key) {
+                continue;
+            }
+            let jailed = state.as_ref().is_some_and(|state| {
+                state.candidates().any(|(_, candidate)| {
+                    candidate.validator_key == key && candidate.jailed_until.is_some()
+                })
+            });
+            if jailed {
+                self.report.jailings += 1;
+            } else {
+                self.report.removals += 1;
+            }
         }
     }
 }

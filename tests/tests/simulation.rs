@@ -1,7 +1,8 @@
 //! The deterministic simulator's test suite: the CI seed set (300, 150 and
 //! 50 seeds of 4, 7 and 10 validators, every node a real consensus host),
-//! replay of one seed, soak runs, targeted fault scenarios, the latency
-//! bound and the proof that the checkers can fail.
+//! replay of one seed, soak runs, targeted fault scenarios, staking events
+//! (joins, unbonds, key rotations, jailing) while the chain runs, the
+//! latency bound and the proof that the checkers can fail.
 //!
 //! Replay a failing seed:
 //! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_VALIDATORS=<n> cargo test -p cairn-tests --test simulation replay_one_seed -- --nocapture`
@@ -153,6 +154,187 @@ fn ci_seeds_weighted_validators() {
     assert!(at_boundary > 0, "no seed reached the boundary");
 }
 
+/// What the staking seeds did, summed over seeds.
+#[derive(Default)]
+struct StakingTotals {
+    seeds: u64,
+    with_set_changes: u64,
+    distinct_sets: u64,
+    report: Report,
+}
+
+impl StakingTotals {
+    fn add(&mut self, report: &Report) {
+        self.seeds += 1;
+        if report.validator_sets_seen.len() >= 2 {
+            self.with_set_changes += 1;
+        }
+        self.distinct_sets += report.validator_sets_seen.len() as u64;
+        let total = &mut self.report;
+        total.staking_events_fired += report.staking_events_fired;
+        total.staking_events_skipped += report.staking_events_skipped;
+        total.staking_events_during_faults += report.staking_events_during_faults;
+        total.staking_transactions_committed += report.staking_transactions_committed;
+        total.joins += report.joins;
+        total.removals += report.removals;
+        total.jailings += report.jailings;
+        total.rotations += report.rotations;
+        total.locked_validator_unbonds += report.locked_validator_unbonds;
+        total.key_swaps += report.key_swaps;
+        total.set_changes += report.set_changes;
+        total.staking_room_joins += report.staking_room_joins;
+        for (kind, count) in &report.staking_kinds {
+            *total.staking_kinds.entry(kind.clone()).or_default() += count;
+        }
+        for (kind, count) in &report.staking_kinds_skipped {
+            *total.staking_kinds_skipped.entry(kind.clone()).or_default() += count;
+        }
+    }
+}
+
+/// Staking while the chain runs, every validator a real host: candidates
+/// bond and join, validators unbond part or all of their stake (often the
+/// one holding a lock), rotate their keys (their node restarts with the
+/// new one), get jailed by evidence of a double vote (injected, or their
+/// own as Byzantine double voters) and unjail, every 2 to 4 heights,
+/// during crashes and partitions and after the heal. Agreement, validity,
+/// the certificate checks (each against the set its header names, the
+/// set chain through next_validator_set_hash) and liveness hold, and
+/// honest validators keep more than two thirds of every set.
+fn staking_seed_set(test: &str, validators: usize, first: u64, count: u64) {
+    let start = std::time::Instant::now();
+    let mut totals = StakingTotals::default();
+    for seed in seeds(first..first + count) {
+        let report = check(test, Scenario::staking_from_seed(seed, validators));
+        totals.add(&report);
+    }
+    let total = &totals.report;
+    eprintln!(
+        "staking, n = {validators}: {} seeds in {:.1} s, {} with set changes, {} distinct signing sets; \
+         {} events fired ({:?}; {} of them joins to make room; {} during crashes or partitions), {} skipped ({:?}), {} staking transactions committed; \
+         signing sets changed {} times: {} joins, {} removals, {} jailings, {} rotations ({} key swaps); \
+         {} unbonds of a validator holding a lock",
+        totals.seeds,
+        start.elapsed().as_secs_f64(),
+        totals.with_set_changes,
+        totals.distinct_sets,
+        total.staking_events_fired,
+        total.staking_kinds,
+        total.staking_room_joins,
+        total.staking_events_during_faults,
+        total.staking_events_skipped,
+        total.staking_kinds_skipped,
+        total.staking_transactions_committed,
+        total.set_changes,
+        total.joins,
+        total.removals,
+        total.jailings,
+        total.rotations,
+        total.key_swaps,
+        total.locked_validator_unbonds,
+    );
+    if chosen_seed().is_some() {
+        return;
+    }
+    assert!(
+        totals.with_set_changes * 10 >= totals.seeds * 9,
+        "only {} of {} seeds changed the set",
+        totals.with_set_changes,
+        totals.seeds
+    );
+    assert!(total.joins > 0, "no bond joined a set");
+    assert!(total.removals > 0, "no full unbond removed a validator");
+    assert!(total.jailings > 0, "no validator was jailed");
+    assert!(total.rotations > 0, "no rotated key signed");
+    assert!(
+        total.locked_validator_unbonds > 0,
+        "no validator holding a lock unbonded"
+    );
+    assert!(
+        total.staking_events_during_faults > 0,
+        "no event during a fault"
+    );
+}
+
+#[test]
+fn ci_seeds_staking_4_validators() {
+    staking_seed_set("ci_seeds_staking_4_validators", 4, 8_000, 40);
+}
+
+#[test]
+fn ci_seeds_staking_7_validators() {
+    staking_seed_set("ci_seeds_staking_7_validators", 7, 8_100, 25);
+}
+
+/// The staking checker can fail: with the test-only switch that lets the
+/// schedule ignore the honest power, unbonds and jailings of honest
+/// validators beside a silent one leave a set where the honest keys hold
+/// two thirds or less, and the checker says so.
+#[test]
+fn a_schedule_that_ignores_the_honest_power_is_caught() {
+    use cairn_tests::scenario::{StakingEvent, StakingKind};
+    for seed in seeds(8_500..8_520) {
+        let mut scenario = Scenario::staking_from_seed(seed, 4);
+        scenario.behaviours = vec![
+            Behaviour::Honest,
+            Behaviour::Honest,
+            Behaviour::Honest,
+            Behaviour::Silent,
+        ];
+        if let Some(plan) = scenario.staking.as_mut() {
+            plan.unguarded = true;
+            plan.candidates = 1;
+            plan.events = [
+                StakingKind::Join,
+                StakingKind::Leave,
+                StakingKind::Jail,
+                StakingKind::Leave,
+            ]
+            .into_iter()
+            .map(|kind| StakingEvent { kind, fault: None })
+            .collect();
+        }
+        let report = run(scenario);
+        if report
+            .violations
+            .iter()
+            .any(|violation| violation.contains("staking schedule"))
+        {
+            eprintln!("seed {seed} was caught: {:?}", report.violations);
+            return;
+        }
+    }
+    assert!(
+        chosen_seed().is_some(),
+        "no unguarded schedule broke the honest power"
+    );
+}
+
+#[test]
+#[ignore = "soak: run on demand with CAIRN_SIM_SOAK_SEEDS"]
+fn staking_soak() {
+    let count: u64 = std::env::var("CAIRN_SIM_SOAK_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let first: u64 = std::env::var("CAIRN_SIM_SOAK_FIRST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut totals = StakingTotals::default();
+    for seed in first..first + count {
+        let validators = [4, 7, 10][(seed % 3) as usize];
+        totals.add(&check(
+            "staking_soak",
+            Scenario::staking_from_seed(seed, validators),
+        ));
+    }
+    eprintln!(
+        "staking soak: {} seeds from {first}, {} with set changes",
+        totals.seeds, totals.with_set_changes
+    );
+}
+
 #[test]
 fn ci_seeds_10_validators() {
     seed_set("ci_seeds_10_validators", 10, 3_000, 50);
@@ -214,6 +396,14 @@ fn a_seed_replays_the_same_trace() {
         run(Scenario::from_seed(42, 4)).trace_hash,
         run(Scenario::from_seed(43, 4)).trace_hash
     );
+    // With staking events (key swaps, injected evidence, faults on events).
+    let scenario = Scenario::staking_from_seed(42, 4);
+    let first = run(scenario.clone());
+    let second = run(scenario);
+    assert!(first.set_changes > 0);
+    assert_eq!(first.trace_hash, second.trace_hash);
+    assert_eq!(first.heights, second.heights);
+    assert_eq!(first.validator_sets_seen, second.validator_sets_seen);
 }
 
 #[test]
