@@ -181,6 +181,23 @@ pub struct ConsensusHost<N, T, C> {
     step_entered: (cairn_consensus::Step, Timestamp),
     /// WAL bytes of blocks appended for a height.
     wal_block_bytes: (Height, u64),
+    /// Test-only rule switches (see [`HostFaults`]).
+    #[cfg(feature = "fault-injection")]
+    faults: HostFaults,
+}
+
+/// Switches that break the host's rules, and the consensus rules of every
+/// driver it makes. Only `fault-injection` builds have them: they exist to
+/// prove that each of the simulator's checkers can fail. `cairnd` never
+/// has them (the feature is enabled only by the simulator's tests).
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostFaults {
+    /// The rule switches of every driver this host makes.
+    pub rules: cairn_consensus::RoundRules,
+    /// Send own messages without syncing the WAL first (breaks persist
+    /// before send).
+    pub skip_wal_sync: bool,
 }
 
 /// The lock a sign state holds, as the driver takes it.
@@ -263,7 +280,16 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             own_index,
             step_entered: (cairn_consensus::Step::Unstarted, Timestamp(0)),
             wal_block_bytes: (Height::GENESIS, 0),
+            #[cfg(feature = "fault-injection")]
+            faults: HostFaults::default(),
         })
+    }
+
+    /// Test-only: breaks the rules `faults` switches on, from the next
+    /// driver on ([`ConsensusHost::start`]).
+    #[cfg(feature = "fault-injection")]
+    pub fn set_faults(&mut self, faults: HostFaults) {
+        self.faults = faults;
     }
 
     /// Keeps the last signed message in `sign_state`: it is the signing
@@ -363,6 +389,12 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         self.driver.round_messages(height, round)
     }
 
+    /// A higher round that L55 should have moved the driver to (see
+    /// [`Driver::round_skip_pending`]); `None` when the rules are followed.
+    pub fn round_skip_pending(&self) -> Option<Round> {
+        self.driver.round_skip_pending()
+    }
+
     /// A block of the current height this node holds, for a peer's
     /// block-by-hash request.
     pub fn block(&self, hash: &Hash) -> Option<Arc<Block>> {
@@ -379,6 +411,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .set_signing_floor(self.sign_state.as_ref().and_then(SignState::last));
         self.driver
             .set_lock_floor(self.sign_state.as_ref().and_then(lock_floor));
+        #[cfg(feature = "fault-injection")]
+        self.driver.set_rules(self.faults.rules);
         self.timers.clear();
         self.waiting = None;
         // Messages of the abandoned driver (left by a failed step) are
@@ -476,6 +510,10 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
 
     /// Syncs the WAL if entries were appended since the last sync.
     fn sync_wal(&mut self) -> Result<(), NodeError> {
+        #[cfg(feature = "fault-injection")]
+        if self.faults.skip_wal_sync {
+            return Ok(());
+        }
         if self.wal_unsynced {
             self.ledger.store().wal_sync().map_err(wal_failed)?;
             self.wal_unsynced = false;

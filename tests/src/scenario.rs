@@ -1,7 +1,38 @@
 //! Scenarios: which faults a simulated run injects, all derived from its
 //! seed, and the named configurations of the CI seed set.
 
-use crate::rng::SplitMix64;
+use crate::{rng::SplitMix64, sim::SimHost};
+
+/// A test-only change to the rules of the honest validators' hosts (and of
+/// every consensus driver they make), applied to each host when it boots:
+/// "ignore the lock", "skip the WAL sync", ... to prove that a checker can
+/// fail. The rule switches exist only in `fault-injection` builds of
+/// cairn-node and cairn-consensus, which the simulator's tests enable as a
+/// dev-dependency: the simulator library and `cairnd` never have them, so a
+/// test that does passes its switch in here.
+#[derive(Clone, Copy)]
+pub struct HostFault {
+    /// What the fault does, for the scenario's description.
+    pub name: &'static str,
+    /// Turns the fault on in a host that has not started yet.
+    pub apply: fn(&mut SimHost),
+}
+
+impl std::fmt::Debug for HostFault {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name)
+    }
+}
+
+/// Two faults are the same when they have the same name (function pointers
+/// do not compare reliably).
+impl PartialEq for HostFault {
+    fn eq(&self, other: &HostFault) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for HostFault {}
 
 /// How a validator misbehaves (while faults are active; see
 /// [`Scenario::fault_phase_ms`]).
@@ -78,8 +109,8 @@ pub struct Scenario {
     pub clock_outliers: Vec<(usize, i64)>,
     /// Transfers per block.
     pub transactions_per_block: usize,
-    /// Test-only: every honest node ignores its lock at L22/L28.
-    pub ignore_lock: bool,
+    /// Test-only: a rule every honest node breaks (see [`HostFault`]).
+    pub honest_host_fault: Option<HostFault>,
     /// Staking events (candidates that join, unbonds, key rotations,
     /// jailing), if any.
     pub staking: Option<StakingPlan>,
@@ -177,7 +208,7 @@ impl Scenario {
             clock_skew_max_ms: 0,
             clock_outliers: Vec::new(),
             transactions_per_block: 2,
-            ignore_lock: false,
+            honest_host_fault: None,
             staking: None,
         }
     }
@@ -213,7 +244,7 @@ impl Scenario {
             clock_skew_max_ms: rng.between(0, 200),
             clock_outliers: Vec::new(),
             transactions_per_block: rng.below(3) as usize,
-            ignore_lock: false,
+            honest_host_fault: None,
             staking: None,
         }
     }
@@ -407,7 +438,7 @@ impl Scenario {
             }
         };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms ignore_lock={}{staking}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?}{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -422,7 +453,7 @@ impl Scenario {
             self.crashes,
             self.fault_phase_ms,
             self.timeout_commit_ms,
-            self.ignore_lock
+            self.honest_host_fault
         )
     }
 }

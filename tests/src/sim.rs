@@ -1129,13 +1129,18 @@ impl Simulation {
                 block_interval_max_ms: 1_000,
             },
         );
-        let host = match host {
+        let mut host = match host {
             Ok(host) => host,
             Err(error) => {
                 self.violation(format!("node {node} cannot build its host: {error}"));
                 return;
             }
         };
+        if let Some(fault) = self.scenario.honest_host_fault {
+            if self.honest(node) {
+                (fault.apply)(&mut host);
+            }
+        }
         let state = &mut self.nodes[node];
         if latest < state.checked_height {
             let message = format!(
@@ -1183,16 +1188,12 @@ impl Simulation {
     }
 
     /// `host.start()`: a fresh driver for the next height, replaying the
-    /// WAL. The test-only lock switch is set on the new driver.
+    /// WAL.
     fn start_host(&mut self, node: usize) {
-        let ignore_lock = self.scenario.ignore_lock && self.honest(node);
         let Some(host) = self.nodes[node].host.as_mut() else {
             return;
         };
         let result = host.start();
-        if ignore_lock {
-            host.driver_mut().set_fault_ignore_lock(true);
-        }
         if let Err(error) = result {
             self.host_error(node, &error);
         }
@@ -1270,6 +1271,18 @@ impl Simulation {
             if self.staking.is_some() {
                 self.staking_after_step(node, tip);
             }
+        }
+        // L55 conformance: no honest driver stays below a round whose
+        // senders hold more than a third of the power.
+        let skip_pending = self.nodes[node].host.as_ref().and_then(|host| {
+            host.round_skip_pending()
+                .map(|round| (host.round_state().clone(), round))
+        });
+        if let (true, Some((state, round))) = (self.honest(node), skip_pending) {
+            self.violation(format!(
+                "round skip: honest node {node} stays in round {} of height {} while more than a third of the power sent messages of round {round} (L55)",
+                state.round, state.height
+            ));
         }
         let incarnation = self.nodes[node].incarnation;
         let Some(host) = self.nodes[node].host.as_mut() else {

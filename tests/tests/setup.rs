@@ -1,6 +1,7 @@
 //! The README's set-up, checked without a fresh machine: `run.sh`'s
 //! libclang detection runs against fake library trees, the way clang-sys
-//! (RocksDB's bindgen) looks for libclang.
+//! (RocksDB's bindgen) looks for libclang; and the built binaries carry no
+//! test-only switch.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -79,4 +80,47 @@ fn libclang_path_is_honoured() {
     let good = tree(&["libclang-15.so"]);
     assert!(detect(&[], Some(good.path())).starts_with("present"));
     assert!(detect(&[], Some(&good.path().join("libclang-15.so"))).starts_with("present"));
+}
+
+/// The features cargo resolves for cairn-consensus over the workspace, with
+/// the given dependency edges (`normal,build` is what `cargo build` and
+/// `cargo install` of the binaries resolve; adding `dev` is a test build).
+fn consensus_features(edges: &str) -> String {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = Command::new(env!("CARGO"))
+        .args(["tree", "--workspace", "--offline", "--edges", edges])
+        .args(["--invert", "cairn-consensus", "--depth", "0"])
+        .args(["--format", "{p} features=[{f}]"])
+        .current_dir(workspace)
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("cairn-consensus"),
+        "cargo tree said: {stdout}"
+    );
+    stdout
+}
+
+/// The consensus rule switches that prove the simulator's checkers can
+/// fail (`fault-injection`) are not compiled into a built `cairnd`: a build
+/// of the workspace leaves the feature off, and only the test build (the
+/// simulator's dev-dependency) turns it on, which shows the check can fail.
+#[test]
+fn built_binaries_have_no_fault_injection_switch() {
+    let built = consensus_features("normal,build");
+    assert!(
+        !built.contains("fault-injection"),
+        "a workspace build enables fault-injection: {built}"
+    );
+    let tested = consensus_features("normal,build,dev");
+    assert!(
+        tested.contains("fault-injection"),
+        "the simulator's tests lost their switches: {tested}"
+    );
 }

@@ -2,7 +2,9 @@
 //! 50 seeds of 4, 7 and 10 validators, every node a real consensus host),
 //! replay of one seed, soak runs, targeted fault scenarios, staking events
 //! (joins, unbonds, key rotations, jailing) while the chain runs, the
-//! latency bound and the proof that the checkers can fail.
+//! latency bound, and mutation tests: each test-only rule switch (of
+//! cairn-consensus and the node's host, built only into this test) is caught
+//! by a named checker within a bounded seed search.
 //!
 //! Replay a failing seed:
 //! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_VALIDATORS=<n> cargo test -p cairn-tests --test simulation replay_one_seed -- --nocapture`
@@ -10,9 +12,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cairn_consensus::RoundRules;
+use cairn_node::host::HostFaults;
 use cairn_tests::{
-    scenario::{Behaviour, Scenario},
-    sim::{run, Report},
+    scenario::{Behaviour, HostFault, Scenario},
+    sim::{run, Report, SimHost},
 };
 
 /// The seed chosen with `CAIRN_SIM_SEED`, which restricts every seed loop
@@ -504,42 +508,199 @@ fn crashes_restore_locks_and_never_double_sign() {
     );
 }
 
-/// The checkers can fail: with the test-only switch that makes honest
-/// validators ignore their locks (L22/L28/L36), an equivocating proposer
-/// and a lossy network split the honest nodes' decisions. Seeds are tried
-/// in order until one breaks agreement (seed 365 does as of writing;
-/// the seeds change with every change of message timing).
-#[test]
-fn ignoring_the_lock_is_caught_by_the_checkers() {
-    for seed in seeds(300..700) {
-        let mut scenario = Scenario::from_seed(seed, 4);
-        scenario.ignore_lock = true;
-        scenario.behaviours = vec![
-            Behaviour::Honest,
-            Behaviour::Honest,
-            Behaviour::Honest,
-            Behaviour::EquivocatingProposer,
-        ];
-        scenario.drop_per_mille = 300;
-        scenario.timeout_commit_ms = 20;
-        scenario.fault_phase_ms = 10_000;
-        scenario.partitions = 0;
-        scenario.crashes = 0;
+/// Searches `seeds` for a run of `scenario_for(seed)` in which the honest
+/// validators' hosts are broken by `faults` and `checker` (a phrase of its
+/// violation message) reports it. Returns the seed that proves the checker
+/// can fail; panics, naming the fault, if none did (a mutation no checker
+/// catches is a missing checker).
+fn mutation_is_caught(
+    name: &'static str,
+    apply: fn(&mut SimHost),
+    checker: &str,
+    seeds_to_try: std::ops::Range<u64>,
+    scenario_for: impl Fn(u64) -> Scenario,
+) {
+    let tried = seeds(seeds_to_try.clone());
+    for seed in &tried {
+        let mut scenario = scenario_for(*seed);
+        scenario.honest_host_fault = Some(HostFault { name, apply });
         let report = run(scenario);
-        if report
+        if let Some(violation) = report
             .violations
             .iter()
-            .any(|violation| violation.contains("agreement"))
+            .find(|violation| violation.contains(checker))
         {
-            eprintln!(
-                "seed {} broke agreement: {:?}",
-                report.seed, report.violations
-            );
+            eprintln!("{name}: seed {seed} is caught by the {checker:?} checker: {violation}");
             return;
         }
     }
     assert!(
         chosen_seed().is_some(),
-        "ignoring the lock never broke agreement in 400 seeds"
+        "{name}: no checker reported {checker:?} in seeds {seeds_to_try:?}"
+    );
+}
+
+/// The honest hosts break the rules `rules` switches on.
+fn break_rules(host: &mut SimHost, rules: RoundRules) {
+    host.set_faults(HostFaults {
+        rules,
+        ..HostFaults::default()
+    });
+}
+
+/// A lossy 4-validator run with an equivocating proposer, no crashes.
+fn lossy_with_equivocator(seed: u64) -> Scenario {
+    let mut scenario = Scenario::from_seed(seed, 4);
+    scenario.behaviours = vec![
+        Behaviour::Honest,
+        Behaviour::Honest,
+        Behaviour::Honest,
+        Behaviour::EquivocatingProposer,
+    ];
+    scenario.drop_per_mille = 300;
+    scenario.timeout_commit_ms = 20;
+    scenario.fault_phase_ms = 10_000;
+    scenario.partitions = 0;
+    scenario.crashes = 0;
+    scenario
+}
+
+/// A 4-validator run, all honest, with many crashes while the network is
+/// lossy (restarts replay the WAL mid-height).
+fn crashing(seed: u64) -> Scenario {
+    let mut scenario = Scenario::from_seed(seed, 4);
+    scenario.behaviours = vec![Behaviour::Honest; 4];
+    scenario.drop_per_mille = 200;
+    scenario.crashes = 12;
+    scenario.fault_phase_ms = 6_000;
+    scenario.partitions = 0;
+    scenario
+}
+
+/// The agreement checker can fail: with honest validators ignoring their
+/// locks (L22/L28/L36), an equivocating proposer and a lossy network split
+/// the honest nodes' decisions.
+#[test]
+fn mutation_ignoring_the_lock_is_caught_by_agreement() {
+    mutation_is_caught(
+        "ignore the lock",
+        |host| {
+            break_rules(
+                host,
+                RoundRules {
+                    ignore_lock: true,
+                    ..RoundRules::default()
+                },
+            )
+        },
+        "agreement",
+        300..700,
+        lossy_with_equivocator,
+    );
+}
+
+/// The persist-before-send checker can fail: a host that sends its votes
+/// without syncing the WAL is caught at its first vote.
+#[test]
+fn mutation_skipping_the_wal_sync_is_caught_by_persist_before_send() {
+    mutation_is_caught(
+        "skip the WAL sync before send",
+        |host| {
+            host.set_faults(HostFaults {
+                skip_wal_sync: true,
+                ..HostFaults::default()
+            })
+        },
+        "before its WAL held it",
+        0..20,
+        |seed| Scenario::from_seed(seed, 4),
+    );
+}
+
+/// The no-double-sign checker can fail: a validator whose replay forgets
+/// its own votes signs a second, different vote after a crash.
+#[test]
+fn mutation_forgetting_own_votes_on_replay_is_caught_by_no_double_sign() {
+    mutation_is_caught(
+        "forget own votes on replay",
+        |host| {
+            break_rules(
+                host,
+                RoundRules {
+                    forget_own_votes_on_replay: true,
+                    ..RoundRules::default()
+                },
+            )
+        },
+        "signed two different",
+        0..300,
+        crashing,
+    );
+}
+
+/// The restart checker (a restarted validator resumes its height with the
+/// round, step, lock and valid value it had) can fail: a replay that drops
+/// the lock is caught.
+#[test]
+fn mutation_forgetting_the_lock_on_replay_is_caught_by_the_restart_check() {
+    mutation_is_caught(
+        "forget the lock on replay",
+        |host| {
+            break_rules(
+                host,
+                RoundRules {
+                    forget_lock_on_replay: true,
+                    ..RoundRules::default()
+                },
+            )
+        },
+        "restarted with round state",
+        0..300,
+        crashing,
+    );
+}
+
+/// The liveness checker can fail: without L65 a validator whose round ends
+/// without a decision never starts the next round.
+#[test]
+fn mutation_disabling_the_precommit_timeout_is_caught_by_liveness() {
+    mutation_is_caught(
+        "no precommit timeout (L65)",
+        |host| {
+            break_rules(
+                host,
+                RoundRules {
+                    no_precommit_timeout: true,
+                    ..RoundRules::default()
+                },
+            )
+        },
+        "liveness",
+        0..100,
+        lossy_with_equivocator,
+    );
+}
+
+/// Without L55 a validator left behind in an old round joins the others
+/// only through its own timeouts. Liveness does not catch it (Byzantine
+/// validators behave once the faults heal, and the others then decide
+/// without the laggard), so a conformance checker does: no honest driver
+/// stays below a round whose senders hold more than a third of the power.
+#[test]
+fn mutation_disabling_the_round_skip_is_caught_by_the_round_skip_check() {
+    mutation_is_caught(
+        "no round skip (L55)",
+        |host| {
+            break_rules(
+                host,
+                RoundRules {
+                    no_round_skip: true,
+                    ..RoundRules::default()
+                },
+            )
+        },
+        "round skip",
+        0..100,
+        lossy_with_equivocator,
     );
 }

@@ -213,15 +213,26 @@ impl Driver {
             .is_none_or(|floor| floor.allows(&next).is_ok())
     }
 
-    /// Test-only: break L22/L28 by ignoring the lock (see [`RoundRules`]).
+    /// Test-only: breaks the rules [`RoundRules`] switches on, from the
+    /// next event (and the next height's replay) on.
     #[cfg(feature = "fault-injection")]
-    pub fn set_fault_ignore_lock(&mut self, on: bool) {
-        self.rules.ignore_lock = on;
+    pub fn set_rules(&mut self, rules: RoundRules) {
+        self.rules = rules;
     }
 
     /// The round state (height, round, step, locks, decision).
     pub fn round_state(&self) -> &RoundState {
         &self.state
+    }
+
+    /// A round above the current one whose senders hold more than a third
+    /// of the power, if any. After every input this is `None` for a driver
+    /// that follows L55 (it moved there); the simulator checks it.
+    pub fn round_skip_pending(&self) -> Option<Round> {
+        if !self.started || self.state.decision.is_some() {
+            return None;
+        }
+        self.keeper.round_skip(self.state.round)
     }
 
     /// The current height.
@@ -433,18 +444,26 @@ impl Driver {
             }
             self.keeper.add_proposal_sender(*round, proposal.proposer)?;
         }
-        for (slot, vote) in &wal.votes {
-            self.own_votes.insert(*slot, vote.clone());
-            self.keeper.add_vote(vote.clone())?;
+        if !self.rules.forget_own_votes_on_replay() {
+            for (slot, vote) in &wal.votes {
+                self.own_votes.insert(*slot, vote.clone());
+                self.keeper.add_vote(vote.clone())?;
+            }
         }
         self.state.locked = wal.locked;
-        if let Some((lock_height, lock)) = self.lock_floor {
+        if self.rules.forget_lock_on_replay() {
+            self.state.locked = None;
+        } else if let Some((lock_height, lock)) = self.lock_floor {
             if lock_height == height && self.state.locked.is_none_or(|kept| kept.round < lock.round)
             {
                 self.state.locked = Some(lock);
             }
         }
-        self.state.valid = wal.valid;
+        self.state.valid = if self.rules.forget_lock_on_replay() {
+            None
+        } else {
+            wal.valid
+        };
         self.state.round = wal.round;
         let round = wal.round;
         let proposer = self.is_proposer(round);

@@ -229,26 +229,56 @@ pub enum RoundOutput {
 }
 
 /// Switches that change the rules. Only `fault-injection` builds can turn
-/// one on: they exist to prove that the simulator's checkers can fail.
+/// one on: they exist to prove that each of the simulator's checkers can
+/// fail (a mutation no checker catches is a missing checker). A node never
+/// has them: the feature is enabled only by the simulator's tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RoundRules {
     /// Ignore locks: at L22 and L28 prevote as if unlocked, and at L36
     /// remember neither a lock nor a valid value (breaks safety).
     #[cfg(feature = "fault-injection")]
     pub ignore_lock: bool,
+    /// L55 does nothing: f+1 messages of a higher round do not move this
+    /// validator there (it catches up by timeouts only).
+    #[cfg(feature = "fault-injection")]
+    pub no_round_skip: bool,
+    /// L65 does nothing: a precommit timeout never starts the next round
+    /// (breaks liveness).
+    #[cfg(feature = "fault-injection")]
+    pub no_precommit_timeout: bool,
+    /// Replay forgets the lock and the valid value the WAL holds (amnesia
+    /// of locks across a restart; breaks safety).
+    #[cfg(feature = "fault-injection")]
+    pub forget_lock_on_replay: bool,
+    /// Replay forgets this validator's own votes, so it may sign a second,
+    /// different vote for a slot after a restart (breaks no-double-sign).
+    #[cfg(feature = "fault-injection")]
+    pub forget_own_votes_on_replay: bool,
+}
+
+/// `RoundRules::$name()`: the switch in `fault-injection` builds, `false`
+/// in every other build.
+macro_rules! switch {
+    ($name:ident) => {
+        pub(crate) fn $name(&self) -> bool {
+            #[cfg(feature = "fault-injection")]
+            {
+                self.$name
+            }
+            #[cfg(not(feature = "fault-injection"))]
+            {
+                false
+            }
+        }
+    };
 }
 
 impl RoundRules {
-    fn ignore_lock(&self) -> bool {
-        #[cfg(feature = "fault-injection")]
-        {
-            self.ignore_lock
-        }
-        #[cfg(not(feature = "fault-injection"))]
-        {
-            false
-        }
-    }
+    switch!(ignore_lock);
+    switch!(no_round_skip);
+    switch!(no_precommit_timeout);
+    switch!(forget_lock_on_replay);
+    switch!(forget_own_votes_on_replay);
 }
 
 /// Applies one event; returns the new state and the outputs, in order.
@@ -409,7 +439,7 @@ pub fn apply(
         }
         // L55-L56.
         RoundEvent::RoundSkip { round } => {
-            if round > current {
+            if round > current && !rules.no_round_skip() {
                 outputs.push(RoundOutput::NewRound(round));
             }
         }
@@ -429,7 +459,7 @@ pub fn apply(
         }
         // L65-L67.
         RoundEvent::TimeoutPrecommit { round } => {
-            if round == current {
+            if round == current && !rules.no_precommit_timeout() {
                 if let Ok(following) = round.next() {
                     outputs.push(RoundOutput::NewRound(following));
                 }
