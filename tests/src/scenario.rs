@@ -114,6 +114,20 @@ pub struct Scenario {
     /// Staking events (candidates that join, unbonds, key rotations,
     /// jailing), if any.
     pub staking: Option<StakingPlan>,
+    /// Clock jumps during the fault phase: each moves one node's clock by
+    /// 0.5-5 s, forward or back (the drift blocks may have is 1 s).
+    pub clock_jumps: u32,
+    /// Largest drift rate of a node's clock during the fault phase, either
+    /// way, in parts per million (200,000: 2 s off after 10 s).
+    pub clock_drift_ppm_max: u64,
+    /// Directed links (from, to) that carry nothing during the fault phase.
+    pub one_way_links: u32,
+    /// Chance (per mille) that a message's delay during the fault phase is
+    /// 10-50 times the drawn latency (a heavy tail).
+    pub heavy_tail_per_mille: u64,
+    /// Chance (per mille) that a consensus message has one byte flipped in
+    /// flight during the fault phase (it arrives as raw bytes to decode).
+    pub corrupt_per_mille: u64,
 }
 
 /// What one staking event of a [`StakingPlan`] does. The simulator picks
@@ -210,6 +224,11 @@ impl Scenario {
             transactions_per_block: 2,
             honest_host_fault: None,
             staking: None,
+            clock_jumps: 0,
+            clock_drift_ppm_max: 0,
+            one_way_links: 0,
+            heavy_tail_per_mille: 0,
+            corrupt_per_mille: 0,
         }
     }
 
@@ -246,6 +265,11 @@ impl Scenario {
             transactions_per_block: rng.below(3) as usize,
             honest_host_fault: None,
             staking: None,
+            clock_jumps: 0,
+            clock_drift_ppm_max: 0,
+            one_way_links: 0,
+            heavy_tail_per_mille: 0,
+            corrupt_per_mille: 0,
         }
     }
 
@@ -410,6 +434,32 @@ impl Scenario {
         scenario
     }
 
+    /// [`Scenario::from_seed`] in a harsher world during a longer fault
+    /// phase (3-15 s): clocks skewed up to 4x the drift, jumping by seconds
+    /// both ways and drifting at up to 20%; one-way links, heavy-tailed
+    /// latency, flipped bytes in flight; and sometimes a split with no
+    /// side holding two thirds for most of the phase. Clocks return within
+    /// the drift and every link heals when the phase ends: safety is checked
+    /// throughout, liveness after.
+    pub fn harsh_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0x4A25_11E5);
+        scenario.fault_phase_ms = rng.between(3_000, 15_000);
+        scenario.clock_skew_max_ms = rng.between(0, 4_000);
+        scenario.clock_jumps = rng.below(6) as u32;
+        scenario.clock_drift_ppm_max = rng.between(0, 200_000);
+        scenario.one_way_links = rng.below(validators as u64 + 1) as u32;
+        scenario.heavy_tail_per_mille = rng.between(0, 50);
+        scenario.corrupt_per_mille = rng.between(0, 30);
+        if rng.chance(300) {
+            // No side holds two thirds: half the nodes cut off.
+            scenario.partitions = 0;
+            scenario.long_partition_nodes = validators / 2;
+            scenario.long_partition_ms = scenario.fault_phase_ms.saturating_sub(200);
+        }
+        scenario
+    }
+
     /// A one-line description for failure messages.
     pub fn describe(&self) -> String {
         let byzantine: Vec<String> = self
@@ -438,7 +488,7 @@ impl Scenario {
             }
         };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?}{staking}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -453,7 +503,13 @@ impl Scenario {
             self.crashes,
             self.fault_phase_ms,
             self.timeout_commit_ms,
-            self.honest_host_fault
+            self.honest_host_fault,
+            self.clock_skew_max_ms,
+            self.clock_jumps,
+            self.clock_drift_ppm_max,
+            self.one_way_links,
+            self.heavy_tail_per_mille,
+            self.corrupt_per_mille
         )
     }
 }

@@ -284,17 +284,40 @@ impl HostTimers for SimTimers {
     }
 }
 
+/// How far a node's clock is off: a skew plus a drift rate since a
+/// moment. Jumps change the skew; the heal at the end of the fault phase
+/// brings the clock back within the drift blocks may have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClockOffset {
+    /// Fixed offset, ms (negative: behind).
+    pub skew_ms: i64,
+    /// Drift rate, parts per million of the simulated time since
+    /// `drift_from_ms`.
+    pub drift_ppm: i64,
+    /// Simulated time (ms) the drift counts from.
+    pub drift_from_ms: u64,
+}
+
+impl ClockOffset {
+    /// The offset at simulated time `now_ms`.
+    fn at(&self, now_ms: u64) -> i64 {
+        let elapsed = now_ms.saturating_sub(self.drift_from_ms) as i64;
+        self.skew_ms + elapsed * self.drift_ppm / 1_000_000
+    }
+}
+
 /// [`HostClock`] of a simulated node: the shared simulated time (ms after
-/// genesis) plus the node's skew.
+/// genesis) plus the node's offset (kept across its restarts).
 #[derive(Clone, Debug)]
 pub struct SimClock {
     now_ms: Rc<Cell<u64>>,
-    skew_ms: i64,
+    offset: Rc<Cell<ClockOffset>>,
 }
 
 impl HostClock for SimClock {
     fn now(&self) -> Timestamp {
-        let local = (GENESIS_TIME_MS + self.now_ms.get()) as i64 + self.skew_ms;
+        let now_ms = self.now_ms.get();
+        let local = (GENESIS_TIME_MS + now_ms) as i64 + self.offset.get().at(now_ms);
         Timestamp(local.max(0) as u64)
     }
 }
@@ -349,6 +372,13 @@ enum Event {
         sides: Vec<bool>,
     },
     PartitionEnd,
+    /// A node's clock jumps by `by_ms`.
+    ClockJump {
+        node: usize,
+        by_ms: i64,
+    },
+    /// Every clock returns within the drift (the end of the fault phase).
+    ClockHeal,
     Submit,
     StakingTick,
     KeySwap {
@@ -369,6 +399,8 @@ impl Event {
             Event::Submit => 7,
             Event::StakingTick => 8,
             Event::KeySwap { node, .. } => 9 + ((*node as u64) << 8),
+            Event::ClockJump { node, .. } => 10 + ((*node as u64) << 8),
+            Event::ClockHeal => 11,
         }
     }
 }
@@ -390,7 +422,10 @@ struct Node {
     /// `None` while crashed.
     host: Option<SimHost>,
     incarnation: u64,
-    clock_skew_ms: i64,
+    /// How far this node's clock is off (shared with its [`SimClock`]).
+    clock: Rc<Cell<ClockOffset>>,
+    /// The skew it returns to when clocks heal.
+    healed_skew_ms: i64,
     /// Highest height whose commit the checkers have seen.
     checked_height: u64,
     /// Evidence this node published or accepted and has not committed,
@@ -429,6 +464,8 @@ pub struct Report {
     pub messages_sent: u64,
     /// Messages dropped by the network.
     pub messages_dropped: u64,
+    /// Consensus messages with a byte flipped in flight.
+    pub messages_corrupted: u64,
     /// Garbage messages that did not decode, and host errors of Byzantine nodes.
     pub rejected: u64,
     /// Evidence items committed in the reference chain.
@@ -566,6 +603,8 @@ pub struct Simulation {
     /// The simulated time every [`SimClock`] reads.
     clock: Rc<Cell<u64>>,
     partition: Option<Vec<bool>>,
+    /// Directed links (from, to) that carry nothing during the fault phase.
+    one_way_cut: BTreeSet<(usize, usize)>,
     trace: u64,
     // Checkers' memory.
     decisions: BTreeMap<u64, Hash>,
@@ -671,11 +710,20 @@ impl Simulation {
         for (index, keypair) in keypairs.into_iter().enumerate() {
             let skew_range = scenario.clock_skew_max_ms;
             let drawn = rng.between(0, 2 * skew_range) as i64 - skew_range as i64;
-            let clock_skew_ms = scenario
+            let outlier = scenario
                 .clock_outliers
                 .iter()
                 .find(|(node, _)| *node == index)
-                .map_or(drawn, |(_, skew)| *skew);
+                .map(|(_, skew)| *skew);
+            let clock_skew_ms = outlier.unwrap_or(drawn);
+            // Drawn only when asked for, so the other seeds stay as they were.
+            let drift_ppm = match scenario.clock_drift_ppm_max {
+                0 => 0,
+                max => rng.between(0, 2 * max) as i64 - max as i64,
+            };
+            // A healed clock is back within a fifth of the 1 s drift (an
+            // outlier stays off: it is off for the whole run by design).
+            let healed_skew_ms = outlier.unwrap_or(clock_skew_ms.clamp(-200, 200));
             nodes.push(Node {
                 behaviour: scenario
                     .behaviours
@@ -689,7 +737,12 @@ impl Simulation {
                 disk: MemoryDisk::new(),
                 host: None,
                 incarnation: 0,
-                clock_skew_ms,
+                clock: Rc::new(Cell::new(ClockOffset {
+                    skew_ms: clock_skew_ms,
+                    drift_ppm,
+                    drift_from_ms: 0,
+                })),
+                healed_skew_ms,
                 checked_height: 0,
                 evidence_pool: BTreeMap::new(),
                 committed_evidence: BTreeSet::new(),
@@ -750,6 +803,7 @@ impl Simulation {
             now_ms: 0,
             clock: Rc::new(Cell::new(0)),
             partition: None,
+            one_way_cut: BTreeSet::new(),
             trace: 0xCBF2_9CE4_8422_2325,
             decisions: BTreeMap::new(),
             transactions_by_height: BTreeMap::new(),
@@ -975,6 +1029,24 @@ impl Simulation {
             self.schedule(100, Event::PartitionStart { sides });
             self.schedule(100 + self.scenario.long_partition_ms, Event::PartitionEnd);
         }
+        for _ in 0..self.scenario.clock_jumps {
+            let node = self.rng.below(count as u64) as usize;
+            let at = self.rng.below(phase);
+            let size = self.rng.between(500, 5_000) as i64;
+            let by_ms = if self.rng.chance(500) { size } else { -size };
+            self.schedule(at, Event::ClockJump { node, by_ms });
+        }
+        if self.scenario.clock_jumps > 0
+            || self.scenario.clock_drift_ppm_max > 0
+            || self.scenario.clock_skew_max_ms > 1_000
+        {
+            self.schedule(phase, Event::ClockHeal);
+        }
+        for _ in 0..self.scenario.one_way_links {
+            let from = self.rng.below(count as u64) as usize;
+            let to = (from + 1 + self.rng.below(count as u64 - 1) as usize) % count;
+            self.one_way_cut.insert((from, to));
+        }
         let honest: Vec<usize> = (0..count).filter(|n| self.honest(*n)).collect();
         for _ in 0..self.scenario.crashes {
             let node = honest[self.rng.below(honest.len() as u64) as usize];
@@ -1043,6 +1115,21 @@ impl Simulation {
             }
             Event::PartitionStart { sides } => self.partition = Some(sides),
             Event::PartitionEnd => self.partition = None,
+            Event::ClockJump { node, by_ms } => {
+                let clock = &self.nodes[node].clock;
+                let mut offset = clock.get();
+                offset.skew_ms += by_ms;
+                clock.set(offset);
+            }
+            Event::ClockHeal => {
+                for node in &self.nodes {
+                    node.clock.set(ClockOffset {
+                        skew_ms: node.healed_skew_ms,
+                        drift_ppm: 0,
+                        drift_from_ms: 0,
+                    });
+                }
+            }
             Event::Submit => {
                 self.submit_transactions();
                 self.schedule(self.now_ms + SUBMIT_INTERVAL_MS, Event::Submit);
@@ -1115,7 +1202,7 @@ impl Simulation {
         }
         let clock = SimClock {
             now_ms: Rc::clone(&self.clock),
-            skew_ms: self.nodes[node].clock_skew_ms,
+            offset: Rc::clone(&self.nodes[node].clock),
         };
         let host = ConsensusHost::new(
             Arc::new(ledger),
@@ -1635,6 +1722,10 @@ impl Simulation {
                     return;
                 }
             }
+            if self.one_way_cut.contains(&(from, to)) {
+                self.report.messages_dropped += 1;
+                return;
+            }
             if self.rng.chance(self.scenario.drop_per_mille) {
                 self.report.messages_dropped += 1;
                 return;
@@ -1651,7 +1742,27 @@ impl Simulation {
                 );
             }
         }
-        let delay = self.rng.between(low, high);
+        let mut delay = self.rng.between(low, high);
+        let mut message = message;
+        if faults {
+            // Drawn only when asked for, so the other seeds stay as they were.
+            if self.scenario.heavy_tail_per_mille > 0
+                && self.rng.chance(self.scenario.heavy_tail_per_mille)
+            {
+                delay *= self.rng.between(10, 50);
+            }
+            if self.scenario.corrupt_per_mille > 0
+                && self.rng.chance(self.scenario.corrupt_per_mille)
+            {
+                if let NetMessage::Consensus(consensus) = &message {
+                    let mut bytes = codec::encode(consensus);
+                    let at = self.rng.below(bytes.len() as u64) as usize;
+                    bytes[at] ^= 1 << self.rng.below(8);
+                    self.report.messages_corrupted += 1;
+                    message = NetMessage::Raw(bytes);
+                }
+            }
+        }
         self.schedule(
             self.now_ms + delay,
             Event::Deliver {

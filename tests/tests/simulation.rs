@@ -108,6 +108,34 @@ fn a_validator_whose_clock_is_off_beyond_the_drift_does_not_stall_the_chain() {
     }
 }
 
+/// A harsher world in the fault phase (`Scenario::harsh_from_seed`):
+/// clocks skewed up to 4 s, jumping by seconds both ways and drifting up to
+/// 20%; one-way links, heavy-tailed latency, bytes flipped in flight, and
+/// sometimes a split with no side holding two thirds. Safe throughout,
+/// live once clocks and links heal.
+#[test]
+fn ci_seeds_harsh_clocks_and_links() {
+    let start = std::time::Instant::now();
+    let mut corrupted = 0;
+    let mut runs = 0;
+    for (validators, first) in [(4, 9_000), (5, 9_100), (7, 9_200)] {
+        for seed in seeds(first..first + 20) {
+            let scenario = Scenario::harsh_from_seed(seed, validators);
+            let report = check("ci_seeds_harsh_clocks_and_links", scenario);
+            corrupted += report.messages_corrupted;
+            runs += 1;
+        }
+    }
+    eprintln!(
+        "{runs} harsh seeds in {:.1} s, {corrupted} messages corrupted in flight",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        corrupted > 0 || chosen_seed().is_some(),
+        "no message was corrupted"
+    );
+}
+
 /// A minority cut off for 20 s (dozens of rounds with growing timeouts on
 /// its side, hundreds of heights on the other) catches up after the heal,
 /// and nothing conflicts meanwhile.

@@ -721,6 +721,11 @@ impl Driver {
         if self.blocks.contains_key(&hash) {
             return Ok(());
         }
+        // The hash names the header only: a body that does not match its
+        // header (a junk body under an authentic header, or bytes flipped
+        // in flight) says nothing about the block of that hash, so it is
+        // refused without a verdict; the real body may still come.
+        block.check_structure()?;
         if self.blocks.len() >= BLOCKS_PER_HEIGHT_MAX && !self.evict_one_block() {
             return Err(ConsensusError::BufferFull {
                 what: "blocks of this height",
@@ -1096,12 +1101,20 @@ impl Driver {
                 self.keeper.quorum_value(round, VoteType::Prevote) == Some(Some(hash));
             let mut verdict = self.blocks.get(&hash).map(|entry| entry.verdict);
             if verdict == Some(Verdict::NotYet) {
-                if proposal_valid_round.is_some() || polka_current {
+                // "Too far ahead" means "not yet": once this node's clock
+                // has caught up, the block is timely (a proposer proposes
+                // its block of the height again in later rounds, so a
+                // verdict kept for the height would refuse it forever).
+                let timely_now = self
+                    .blocks
+                    .get(&hash)
+                    .is_some_and(|entry| self.check_block_time(&entry.block).is_ok());
+                if proposal_valid_round.is_some() || polka_current || timely_now {
                     // A re-proposal, or a block more than 2/3 prevoted, is
                     // not judged on this node's clock.
                     self.judge_again(hash, out)?;
                 }
-                if proposal_valid_round.is_none() {
+                if proposal_valid_round.is_none() && !timely_now {
                     // A fresh proposal that is not timely: prevote nil.
                     events.push(RoundEvent::Proposal {
                         round,

@@ -704,3 +704,158 @@ fn a_lock_kept_beside_the_signing_floor_is_restored_when_the_wal_is_lost() {
     other.process(start(1, vec![]));
     assert_eq!(other.round_state().locked, None);
 }
+
+/// The block hash names the header only. A body that does not match its
+/// header (a junk body under an authentic header, or bytes flipped in
+/// flight) is refused without a verdict for that hash: the real block,
+/// arriving later, is judged and decided. (Found by the simulator's
+/// in-flight corruption: a validator that kept "invalid" for the hash never
+/// committed the height.)
+#[test]
+fn a_junk_body_under_an_authentic_header_does_not_poison_the_block() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    let (decided, certificate) = decisions(&log[0]).remove(0);
+    let mut junk = (*decided).clone();
+    junk.transactions.push(
+        cairn_types::Transaction {
+            chain_id: chain(),
+            sender: keys()[0].public_key(),
+            recipient: keys()[1].address(),
+            amount: 1,
+            fee: 1,
+            nonce: 0,
+            memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
+        }
+        .sign(&keys()[0]),
+    );
+    assert_eq!(junk.hash(), decided.hash(), "the header is authentic");
+    let mut late = Driver::new(config(), None).unwrap();
+    late.process(start(1, vec![]));
+    let outputs = late.process(Input::CertificateSeen {
+        certificate: certificate.clone(),
+        block: Some(Arc::new(junk)),
+    });
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::ValidateBlock { .. } | Output::Decide { .. })),
+        "a junk body is neither judged nor decided: {outputs:?}"
+    );
+    let outputs = late.process(Input::CertificateSeen {
+        certificate,
+        block: Some(decided.clone()),
+    });
+    let validation = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::ValidateBlock { request_id, block } if block.hash() == decided.hash() => {
+                Some(*request_id)
+            }
+            _ => None,
+        })
+        .expect("the real block is judged");
+    let outputs = late.process(Input::BlockValidated {
+        request_id: validation,
+        valid: true,
+    });
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Decide { block, .. } if block.hash() == decided.hash())));
+}
+
+/// "Too far ahead" means "not yet": a block refused as a fresh proposal
+/// while this node's clock lagged is judged again when it is proposed
+/// afresh in a later round and the clock has caught up (a proposer proposes
+/// its block of the height again in every round it leads). Found by the
+/// simulator's clock jumps: the height never decided.
+#[test]
+fn a_block_once_too_far_ahead_is_judged_again_when_the_clock_has_caught_up() {
+    let mut d = driver(0);
+    d.process(Input::Time(Timestamp(GENESIS_MS + 10)));
+    d.process(start(1, vec![]));
+    let drift = ConsensusParams::default().clock_drift_max_ms;
+    let ahead_ms = GENESIS_MS + 10 + drift + 1;
+    // Validator 1 leads round 0 and proposes a block too far ahead.
+    let early = Arc::new(block(1, ahead_ms));
+    let proposal = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        early.hash(),
+        ValidatorIndex(1),
+        &keys()[1],
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal,
+        block: early.clone(),
+    }));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Rejected(cairn_consensus::ConsensusError::BlockTooFarAhead { .. })
+    )));
+    // Validator 1 leads a later round; by then the clock has passed the
+    // block's time. Prevotes of that round from more than a third of the
+    // power move this driver there (L55).
+    let leads_again = (1..16)
+        .map(Round)
+        .find(|round| d.proposer(Height(1), *round) == ValidatorIndex(1))
+        .expect("validator 1 leads a later round");
+    // The clock catches up: the block is judged again at once.
+    let outputs = d.process(Input::Time(Timestamp(ahead_ms)));
+    let validation = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::ValidateBlock { request_id, block } if block.hash() == early.hash() => {
+                Some(*request_id)
+            }
+            _ => None,
+        })
+        .expect("the block is judged again once the clock has caught up");
+    d.process(Input::BlockValidated {
+        request_id: validation,
+        valid: true,
+    });
+    for validator in [2u32, 3] {
+        let vote = Vote::new_signed(
+            &chain(),
+            VoteType::Prevote,
+            Height(1),
+            leads_again,
+            None,
+            ValidatorIndex(validator),
+            &keys()[validator as usize],
+        );
+        d.process(Input::Vote(vote));
+    }
+    assert_eq!(d.round_state().round, leads_again);
+    let proposal = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        leads_again,
+        None,
+        early.hash(),
+        ValidatorIndex(1),
+        &keys()[1],
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal,
+        block: early.clone(),
+    }));
+    assert!(
+        outputs.iter().any(|o| matches!(
+            o,
+            Output::Broadcast(Message::Vote(Vote {
+                vote_type: VoteType::Prevote,
+                block_hash: Some(hash),
+                ..
+            })) if *hash == early.hash()
+        )),
+        "the block proposed afresh is prevoted now that it is timely: {outputs:?}"
+    );
+}
