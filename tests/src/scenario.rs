@@ -128,6 +128,10 @@ pub struct Scenario {
     /// Chance (per mille) that a consensus message has one byte flipped in
     /// flight during the fault phase (it arrives as raw bytes to decode).
     pub corrupt_per_mille: u64,
+    /// The node-local `wait_for_transactions`: a height starts only when
+    /// the mempool has an executable transaction or the longest interval
+    /// between blocks (1 s here) has passed.
+    pub wait_for_transactions: bool,
 }
 
 /// What one staking event of a [`StakingPlan`] does. The simulator picks
@@ -229,6 +233,7 @@ impl Scenario {
             one_way_links: 0,
             heavy_tail_per_mille: 0,
             corrupt_per_mille: 0,
+            wait_for_transactions: false,
         }
     }
 
@@ -270,6 +275,7 @@ impl Scenario {
             one_way_links: 0,
             heavy_tail_per_mille: 0,
             corrupt_per_mille: 0,
+            wait_for_transactions: false,
         }
     }
 
@@ -460,6 +466,26 @@ impl Scenario {
         scenario
     }
 
+    /// [`Scenario::weighted_from_seed`] of any size from 1 to 31 validators
+    /// (f = 0 up to 10), so 3f+1, 3f+2 and 3f+3 all occur, with Byzantine
+    /// power up to (half the time exactly at) the most below a third.
+    pub fn any_size_from_seed(seed: u64) -> Scenario {
+        // Consecutive seeds walk through the sizes.
+        let validators = 1 + (seed % 31) as usize;
+        Scenario::weighted_from_seed(seed, validators)
+    }
+
+    /// [`Scenario::from_seed`] with busy blocks: 50-150 signed transfers
+    /// offered every 50 ms (hundreds a height), and half the time
+    /// `wait_for_transactions` on.
+    pub fn busy_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0xB057_7B10);
+        scenario.transactions_per_block = rng.between(50, 150) as usize;
+        scenario.wait_for_transactions = rng.chance(500);
+        scenario
+    }
+
     /// A one-line description for failure messages.
     pub fn describe(&self) -> String {
         let byzantine: Vec<String> = self
@@ -488,7 +514,7 @@ impl Scenario {
             }
         };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰{staking}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -504,6 +530,8 @@ impl Scenario {
             self.fault_phase_ms,
             self.timeout_commit_ms,
             self.honest_host_fault,
+            self.transactions_per_block,
+            self.wait_for_transactions,
             self.clock_skew_max_ms,
             self.clock_jumps,
             self.clock_drift_ppm_max,

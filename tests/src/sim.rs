@@ -131,6 +131,9 @@ const EVENTS_MAX: u64 = 20_000_000;
 const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 /// The simulated client submits `transactions_per_block` transfers this often.
 const SUBMIT_INTERVAL_MS: u64 = 50;
+/// Hosts that wait for transactions poll their mempools this often (the
+/// node's runtime does on its tick).
+const POLL_WAITING_MS: u64 = 10;
 /// A staking run checks its schedule this often (ms).
 const STAKING_TICK_MS: u64 = 10;
 /// Pending staking transactions are offered again every this many ticks
@@ -379,6 +382,8 @@ enum Event {
     },
     /// Every clock returns within the drift (the end of the fault phase).
     ClockHeal,
+    /// Hosts that wait for transactions look at their mempools.
+    PollWaiting,
     Submit,
     StakingTick,
     KeySwap {
@@ -401,6 +406,7 @@ impl Event {
             Event::KeySwap { node, .. } => 9 + ((*node as u64) << 8),
             Event::ClockJump { node, .. } => 10 + ((*node as u64) << 8),
             Event::ClockHeal => 11,
+            Event::PollWaiting => 12,
         }
     }
 }
@@ -874,6 +880,9 @@ impl Simulation {
         if self.staking.is_some() {
             self.schedule(STAKING_TICK_MS, Event::StakingTick);
         }
+        if self.scenario.wait_for_transactions {
+            self.schedule(POLL_WAITING_MS, Event::PollWaiting);
+        }
         for node in 0..self.nodes.len() {
             self.boot(node);
         }
@@ -937,6 +946,43 @@ impl Simulation {
         honest_done && self.evidence_missing().is_empty() && self.staking_done()
     }
 
+    /// Conservation of funds on every running honest node: the balances of
+    /// every account the run can touch (the client's accounts and the
+    /// operators, who collect fees), bonded and unbonding stake, and what
+    /// slashing burned add up to the genesis supply. (Runs with staking
+    /// events create more accounts; they check the stake ledger instead.)
+    fn check_conservation(&mut self) {
+        if self.staking.is_some() {
+            return;
+        }
+        let supply = self.genesis_state.total_supply();
+        let mut addresses: BTreeSet<Address> = self.accounts.iter().map(Keypair::address).collect();
+        addresses.extend(self.nodes.iter().map(|node| node.operator.address()));
+        let mut problems = Vec::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let Some(host) = node.host.as_ref().filter(|_| self.honest(index)) else {
+                continue;
+            };
+            let ledger = host.ledger();
+            let balances: u64 = addresses
+                .iter()
+                .map(|address| ledger.account(address).0)
+                .sum();
+            let staked = ledger.staking().map_or(0, |staking| {
+                staking.total_bonded() + staking.total_unbonding() + staking.total_slashed()
+            });
+            if balances + staked != supply {
+                problems.push(format!(
+                    "node {index} at height {}: balances {balances} + stake and slashed {staked} != supply {supply}",
+                    ledger.tip().height
+                ));
+            }
+        }
+        for problem in problems {
+            self.violation(format!("conservation of funds: {problem}"));
+        }
+    }
+
     fn evidence_missing(&self) -> Vec<(Height, u32)> {
         (0..self.nodes.len())
             .filter(|node| self.honest(*node))
@@ -965,6 +1011,7 @@ impl Simulation {
                     }
                 }
             }
+            self.check_conservation();
             let missing = self.evidence_missing();
             if !missing.is_empty() {
                 self.violation(format!(
@@ -1134,6 +1181,18 @@ impl Simulation {
                 self.submit_transactions();
                 self.schedule(self.now_ms + SUBMIT_INTERVAL_MS, Event::Submit);
             }
+            Event::PollWaiting => {
+                for node in 0..self.nodes.len() {
+                    let Some(host) = self.nodes[node].host.as_mut() else {
+                        continue;
+                    };
+                    if let Err(error) = host.poll_waiting() {
+                        self.host_error(node, &error);
+                    }
+                    self.after_step(node);
+                }
+                self.schedule(self.now_ms + POLL_WAITING_MS, Event::PollWaiting);
+            }
             Event::StakingTick => {
                 self.staking_tick();
                 self.schedule(self.now_ms + STAKING_TICK_MS, Event::StakingTick);
@@ -1212,7 +1271,7 @@ impl Simulation {
             SimTimers::default(),
             clock,
             HostConfig {
-                wait_for_transactions: false,
+                wait_for_transactions: self.scenario.wait_for_transactions,
                 block_interval_max_ms: 1_000,
             },
         );

@@ -136,6 +136,46 @@ fn ci_seeds_harsh_clocks_and_links() {
     );
 }
 
+/// Validator sets of every size from 1 to 31 with random weights and
+/// Byzantine power up to (often exactly at) the most below a third.
+#[test]
+fn ci_seeds_any_size_weighted() {
+    let start = std::time::Instant::now();
+    let mut sizes = std::collections::BTreeSet::new();
+    for seed in seeds(9_500..9_522) {
+        let scenario = Scenario::any_size_from_seed(seed);
+        sizes.insert(scenario.validators);
+        check("ci_seeds_any_size_weighted", scenario);
+    }
+    eprintln!("sizes {sizes:?} in {:.1} s", start.elapsed().as_secs_f64());
+}
+
+/// Busy blocks: hundreds of signed transfers a height (conservation of
+/// funds checked at the end of every run), and `wait_for_transactions` on
+/// in about half the seeds.
+#[test]
+fn ci_seeds_busy_blocks() {
+    let start = std::time::Instant::now();
+    let mut committed = 0;
+    let mut waiting = 0;
+    for (validators, count, first) in [(4, 5, 9_700), (7, 3, 9_800)] {
+        for seed in seeds(first..first + count) {
+            let scenario = Scenario::busy_from_seed(seed, validators);
+            waiting += u32::from(scenario.wait_for_transactions);
+            let report = check("ci_seeds_busy_blocks", scenario);
+            committed += report.transactions_committed;
+        }
+    }
+    eprintln!(
+        "{committed} transfers committed, {waiting} seeds waiting for transactions, in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        committed > 1_000 || chosen_seed().is_some(),
+        "busy blocks committed only {committed} transfers"
+    );
+}
+
 /// A minority cut off for 20 s (dozens of rounds with growing timeouts on
 /// its side, hundreds of heights on the other) catches up after the heal,
 /// and nothing conflicts meanwhile.
