@@ -52,6 +52,22 @@ pub enum Behaviour {
     BadSignatures,
     /// Proposes blocks with a bad timestamp or a wrong state root.
     BadProposer,
+    /// Splits locks: sends one block to half the peers and another to the
+    /// other half, and withholds its precommits.
+    LockSplitter,
+    /// Sends each of its messages only to half the peers (a different half
+    /// at each height).
+    SelectiveSender,
+    /// Besides its honest votes, signs and sends nil votes for rounds far
+    /// ahead (some inside the window a node accepts, some beyond it).
+    RoundSpammer,
+    /// Besides its honest messages, re-sends old authentic messages it
+    /// received from others.
+    Replayer,
+    /// Runs honestly, and so does a second instance of its key with its
+    /// own WAL (a twin): the key signs conflicting messages. Both instances
+    /// count as one Byzantine validator.
+    Twin,
 }
 
 impl Behaviour {
@@ -63,6 +79,16 @@ impl Behaviour {
         Behaviour::Amnesiac,
         Behaviour::BadSignatures,
         Behaviour::BadProposer,
+    ];
+
+    /// Adversaries that act inside the protocol (see
+    /// [`Scenario::adversary_from_seed`]).
+    pub const PROTOCOL_ADVERSARIES: [Behaviour; 5] = [
+        Behaviour::LockSplitter,
+        Behaviour::SelectiveSender,
+        Behaviour::RoundSpammer,
+        Behaviour::Replayer,
+        Behaviour::Twin,
     ];
 }
 
@@ -462,6 +488,28 @@ impl Scenario {
             scenario.partitions = 0;
             scenario.long_partition_nodes = validators / 2;
             scenario.long_partition_ms = scenario.fault_phase_ms.saturating_sub(200);
+        }
+        scenario
+    }
+
+    /// [`Scenario::from_seed`] with up to f validators acting inside the
+    /// protocol: lock-splitting proposers, selective senders, high-round
+    /// vote spammers, replayers of old messages, and twins (a second
+    /// instance of a key, with its own WAL; the key counts as Byzantine).
+    pub fn adversary_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0xAD7E_5A21);
+        let faulty_max = (validators - 1) / 3;
+        let count = rng.between(1, faulty_max.max(1) as u64) as usize;
+        scenario.behaviours = vec![Behaviour::Honest; validators];
+        for slot in scenario
+            .behaviours
+            .iter_mut()
+            .rev()
+            .take(count.min(faulty_max))
+        {
+            *slot = Behaviour::PROTOCOL_ADVERSARIES
+                [rng.below(Behaviour::PROTOCOL_ADVERSARIES.len() as u64) as usize];
         }
         scenario
     }

@@ -131,6 +131,10 @@ const EVENTS_MAX: u64 = 20_000_000;
 const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 /// The simulated client submits `transactions_per_block` transfers this often.
 const SUBMIT_INTERVAL_MS: u64 = 50;
+/// Messages a replayer remembers.
+const REPLAY_MEMORY_MAX: usize = 64;
+/// Nil votes of far rounds a round spammer adds to each of its votes.
+const ROUND_SPAM_VOTES: u64 = 3;
 /// Hosts that wait for transactions poll their mempools this often (the
 /// node's runtime does on its tick).
 const POLL_WAITING_MS: u64 = 10;
@@ -449,6 +453,9 @@ struct Node {
     decide_times_ms: BTreeMap<u64, u64>,
     /// A bad proposer's replacement of each of its proposals, by (height, round).
     bad_proposals: BTreeMap<(u64, u32), Message>,
+    /// A replayer's memory of the messages it received (the last
+    /// [`REPLAY_MEMORY_MAX`]).
+    heard: std::collections::VecDeque<Message>,
 }
 
 /// The result of a run.
@@ -712,8 +719,17 @@ impl Simulation {
             chain_id: chain_id.clone(),
             genesis_hash: genesis.hash(),
         };
+        // A twin runs the key of its validator on a node of its own.
+        let twin_keys: Vec<Keypair> = scenario
+            .behaviours
+            .iter()
+            .enumerate()
+            .filter(|(_, behaviour)| **behaviour == Behaviour::Twin)
+            .map(|(index, _)| keypairs[index].clone())
+            .collect();
+        let base_nodes = keypairs.len();
         let mut nodes = Vec::new();
-        for (index, keypair) in keypairs.into_iter().enumerate() {
+        for (index, keypair) in keypairs.into_iter().chain(twin_keys).enumerate() {
             let skew_range = scenario.clock_skew_max_ms;
             let drawn = rng.between(0, 2 * skew_range) as i64 - skew_range as i64;
             let outlier = scenario
@@ -730,12 +746,17 @@ impl Simulation {
             // A healed clock is back within a fifth of the 1 s drift (an
             // outlier stays off: it is off for the whole run by design).
             let healed_skew_ms = outlier.unwrap_or(clock_skew_ms.clamp(-200, 200));
-            nodes.push(Node {
-                behaviour: scenario
+            let behaviour = if index >= base_nodes {
+                Behaviour::Twin
+            } else {
+                scenario
                     .behaviours
                     .get(index)
                     .copied()
-                    .unwrap_or(Behaviour::Honest),
+                    .unwrap_or(Behaviour::Honest)
+            };
+            nodes.push(Node {
+                behaviour,
                 operator: keypair.clone(),
                 keypair,
                 pending_key: None,
@@ -758,6 +779,7 @@ impl Simulation {
                 crash_armed: None,
                 decide_times_ms: BTreeMap::new(),
                 bad_proposals: BTreeMap::new(),
+                heard: std::collections::VecDeque::new(),
             });
         }
         let report = Report {
@@ -1889,6 +1911,62 @@ impl Simulation {
                 let bad = self.bad_proposal(from, signed);
                 self.broadcast(from, NetMessage::Consensus(bad));
             }
+            (Some(Behaviour::LockSplitter), Message::Proposal(signed)) => {
+                let other = self.conflicting_proposal(from, signed);
+                for to in 0..peers {
+                    let copy = if to < peers / 2 {
+                        message.clone()
+                    } else {
+                        other.clone()
+                    };
+                    self.send(from, to, NetMessage::Consensus(copy));
+                }
+            }
+            (Some(Behaviour::LockSplitter), Message::Vote(vote))
+                if vote.vote_type == VoteType::Precommit => {}
+            (Some(Behaviour::SelectiveSender), _) => {
+                let height = message.height().0 as usize;
+                for to in 0..peers {
+                    if to == from || (to + height) % 2 == 0 {
+                        self.send(from, to, NetMessage::Consensus(message.clone()));
+                    }
+                }
+            }
+            (Some(Behaviour::RoundSpammer), Message::Vote(vote)) => {
+                let vote = vote.clone();
+                self.broadcast(from, NetMessage::Consensus(message));
+                for _ in 0..ROUND_SPAM_VOTES {
+                    // Half inside the window a node accepts, half far beyond.
+                    let ahead = if self.rng.chance(500) {
+                        1 + self.rng.below(8)
+                    } else {
+                        100 + self.rng.below(100_000)
+                    };
+                    let vote_type = if self.rng.chance(500) {
+                        VoteType::Prevote
+                    } else {
+                        VoteType::Precommit
+                    };
+                    let spam = Vote::new_signed(
+                        &self.chain_id,
+                        vote_type,
+                        vote.height,
+                        Round(vote.round.0.saturating_add(ahead as u32)),
+                        None,
+                        vote.validator,
+                        &self.nodes[from].keypair,
+                    );
+                    self.broadcast(from, NetMessage::Consensus(Message::Vote(spam)));
+                }
+            }
+            (Some(Behaviour::Replayer), _) => {
+                self.broadcast(from, NetMessage::Consensus(message));
+                let heard = self.nodes[from].heard.len();
+                for _ in 0..heard.min(2) {
+                    let old = self.nodes[from].heard[self.rng.below(heard as u64) as usize].clone();
+                    self.broadcast(from, NetMessage::Consensus(old));
+                }
+            }
             _ => self.broadcast(from, NetMessage::Consensus(message)),
         }
     }
@@ -1969,6 +2047,13 @@ impl Simulation {
         match message {
             NetMessage::Consensus(message) => {
                 self.note_peer_height(to, from, message.height().0, my_height);
+                if self.nodes[to].behaviour == Behaviour::Replayer {
+                    let heard = &mut self.nodes[to].heard;
+                    if heard.len() >= REPLAY_MEMORY_MAX {
+                        heard.pop_front();
+                    }
+                    heard.push_back(message.clone());
+                }
                 let input = match message {
                     Message::Proposal(signed) => Input::Proposal(signed),
                     Message::Vote(vote) => Input::Vote(vote),

@@ -1,6 +1,8 @@
 //! The deterministic simulator's test suite: the CI seed set (300, 150 and
 //! 50 seeds of 4, 7 and 10 validators, every node a real consensus host),
-//! replay of one seed, soak runs, targeted fault scenarios, staking events
+//! replay of one seed, soak runs, targeted fault scenarios (harsh clocks and
+//! links, any set size 1-31, busy blocks, protocol adversaries and twins),
+//! staking events
 //! (joins, unbonds, key rotations, jailing) while the chain runs, the
 //! latency bound, and mutation tests: each test-only rule switch (of
 //! cairn-consensus and the node's host, built only into this test) is caught
@@ -174,6 +176,45 @@ fn ci_seeds_busy_blocks() {
         committed > 1_000 || chosen_seed().is_some(),
         "busy blocks committed only {committed} transfers"
     );
+}
+
+/// Adversaries inside the protocol at up to f: lock-splitting proposers
+/// (different blocks to each half, precommits withheld), selective
+/// senders, high-round vote spammers, replayers of old messages, and twins
+/// (two honest instances of one key, each with its own WAL).
+#[test]
+fn ci_seeds_protocol_adversaries() {
+    let start = std::time::Instant::now();
+    let mut mixes: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut twin_evidence = 0;
+    for (validators, count, first) in [(4, 80, 10_000), (7, 40, 10_100)] {
+        for seed in seeds(first..first + count) {
+            let scenario = Scenario::adversary_from_seed(seed, validators);
+            for behaviour in &scenario.behaviours {
+                if *behaviour != Behaviour::Honest {
+                    *mixes.entry(format!("{behaviour:?}")).or_default() += 1;
+                }
+            }
+            let twins = scenario.behaviours.contains(&Behaviour::Twin);
+            let report = check("ci_seeds_protocol_adversaries", scenario);
+            if twins {
+                twin_evidence += report.evidence_committed;
+            }
+        }
+    }
+    eprintln!(
+        "adversaries {mixes:?} in {:.1} s; twins' equivocations recorded: {twin_evidence}",
+        start.elapsed().as_secs_f64()
+    );
+    if chosen_seed().is_none() {
+        for behaviour in Behaviour::PROTOCOL_ADVERSARIES {
+            assert!(
+                mixes.contains_key(&format!("{behaviour:?}")),
+                "no seed ran {behaviour:?}"
+            );
+        }
+        assert!(twin_evidence > 0, "twins never got caught equivocating");
+    }
 }
 
 /// A minority cut off for 20 s (dozens of rounds with growing timeouts on
