@@ -158,6 +158,11 @@ pub struct Scenario {
     /// the mempool has an executable transaction or the longest interval
     /// between blocks (1 s here) has passed.
     pub wait_for_transactions: bool,
+    /// Disk faults during the fault phase, each on one honest node: a full
+    /// disk or failing syncs for 0.1-1 s (the node stops; it restarts when
+    /// the fault clears), or a record that rots (the node must refuse to
+    /// run on it; at most f such nodes stop for good).
+    pub disk_faults: u32,
 }
 
 /// What one staking event of a [`StakingPlan`] does. The simulator picks
@@ -260,6 +265,7 @@ impl Scenario {
             heavy_tail_per_mille: 0,
             corrupt_per_mille: 0,
             wait_for_transactions: false,
+            disk_faults: 0,
         }
     }
 
@@ -302,6 +308,7 @@ impl Scenario {
             heavy_tail_per_mille: 0,
             corrupt_per_mille: 0,
             wait_for_transactions: false,
+            disk_faults: 0,
         }
     }
 
@@ -514,6 +521,17 @@ impl Scenario {
         scenario
     }
 
+    /// [`Scenario::from_seed`] with honest validators only and one to four
+    /// disk faults: full disks, failing syncs, rotten records.
+    pub fn disk_faults_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0xD15C_FA17);
+        scenario.behaviours = vec![Behaviour::Honest; validators];
+        scenario.disk_faults = rng.between(1, 4) as u32;
+        scenario.fault_phase_ms = scenario.fault_phase_ms.max(1_500);
+        scenario
+    }
+
     /// [`Scenario::weighted_from_seed`] of any size from 1 to 31 validators
     /// (f = 0 up to 10), so 3f+1, 3f+2 and 3f+3 all occur, with Byzantine
     /// power up to (half the time exactly at) the most below a third.
@@ -562,7 +580,7 @@ impl Scenario {
             }
         };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰{staking}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰ disk_faults={}{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -585,7 +603,8 @@ impl Scenario {
             self.clock_drift_ppm_max,
             self.one_way_links,
             self.heavy_tail_per_mille,
-            self.corrupt_per_mille
+            self.corrupt_per_mille,
+            self.disk_faults
         )
     }
 }

@@ -107,7 +107,9 @@ use cairn_state::{
     staking::{Offence, StakingAction, StakingState},
     LedgerState,
 };
-use cairn_store::{ChainIdentity, InterruptedWrite, MemoryDisk, MemoryStore, Store};
+use cairn_store::{
+    ChainIdentity, Column, DiskFault, InterruptedWrite, MemoryDisk, MemoryStore, Store,
+};
 use cairn_types::{
     codec, sha256, Address, Block, ChainId, CommitCertificate, ConsensusParams, Evidence, Hash,
     Height, Keypair, Proposal, PublicKey, Round, Timestamp, Transaction, TransactionKind,
@@ -388,6 +390,15 @@ enum Event {
     ClockHeal,
     /// Hosts that wait for transactions look at their mempools.
     PollWaiting,
+    /// A node's disk starts failing (`Some`) or is repaired (`None`).
+    DiskFault {
+        node: usize,
+        fault: Option<DiskFault>,
+    },
+    /// One of a node's records rots; the node is restarted on it.
+    Rot {
+        node: usize,
+    },
     Submit,
     StakingTick,
     KeySwap {
@@ -411,6 +422,8 @@ impl Event {
             Event::ClockJump { node, .. } => 10 + ((*node as u64) << 8),
             Event::ClockHeal => 11,
             Event::PollWaiting => 12,
+            Event::DiskFault { node, .. } => 13 + ((*node as u64) << 8),
+            Event::Rot { node } => 14 + ((*node as u64) << 8),
         }
     }
 }
@@ -456,6 +469,9 @@ struct Node {
     /// A replayer's memory of the messages it received (the last
     /// [`REPLAY_MEMORY_MAX`]).
     heard: std::collections::VecDeque<Message>,
+    /// Why the node stopped for good (a rotten record it refused to run
+    /// on): a stopped node is neither Byzantine nor held to liveness.
+    stopped: Option<String>,
 }
 
 /// The result of a run.
@@ -479,6 +495,11 @@ pub struct Report {
     pub messages_dropped: u64,
     /// Consensus messages with a byte flipped in flight.
     pub messages_corrupted: u64,
+    /// Times an honest node stopped on a disk fault (full, failed sync,
+    /// rotten record), and how many of them stopped for good.
+    pub disk_stops: u64,
+    /// Nodes that refused to run on a rotten record and stayed down.
+    pub stopped_for_good: u64,
     /// Garbage messages that did not decode, and host errors of Byzantine nodes.
     pub rejected: u64,
     /// Evidence items committed in the reference chain.
@@ -780,6 +801,7 @@ impl Simulation {
                 decide_times_ms: BTreeMap::new(),
                 bad_proposals: BTreeMap::new(),
                 heard: std::collections::VecDeque::new(),
+                stopped: None,
             });
         }
         let report = Report {
@@ -963,7 +985,7 @@ impl Simulation {
         };
         let heights = self.heights();
         let honest_done = (0..self.nodes.len())
-            .filter(|node| self.honest(*node))
+            .filter(|node| self.honest(*node) && self.nodes[*node].stopped.is_none())
             .all(|node| heights[node] >= target[node]);
         honest_done && self.evidence_missing().is_empty() && self.staking_done()
     }
@@ -1024,7 +1046,10 @@ impl Simulation {
                 None => self.violation("the run ended before the faults healed".into()),
                 Some(target) => {
                     for node in 0..self.nodes.len() {
-                        if self.honest(node) && heights[node] < target[node] {
+                        if self.honest(node)
+                            && self.nodes[node].stopped.is_none()
+                            && heights[node] < target[node]
+                        {
                             self.violation(format!(
                                 "liveness: honest node {node} reached height {} of {} within {} ms after the heal",
                                 heights[node], target[node], self.scenario.liveness_budget_ms
@@ -1116,6 +1141,32 @@ impl Simulation {
             let to = (from + 1 + self.rng.below(count as u64 - 1) as usize) % count;
             self.one_way_cut.insert((from, to));
         }
+        let faulty_max = (count - 1) / 3;
+        let mut rots = 0;
+        for _ in 0..self.scenario.disk_faults {
+            let node = self.rng.below(count as u64) as usize;
+            let at = self.rng.below(phase * 6 / 10 + 1);
+            let kind = self.rng.below(3);
+            if kind == 2 && rots < faulty_max {
+                rots += 1;
+                self.schedule(at, Event::Rot { node });
+                continue;
+            }
+            let fault = if kind == 0 {
+                DiskFault::Full
+            } else {
+                DiskFault::SyncFails
+            };
+            let end = (at + self.rng.between(100, 1_000)).min(phase.saturating_sub(1));
+            self.schedule(
+                at,
+                Event::DiskFault {
+                    node,
+                    fault: Some(fault),
+                },
+            );
+            self.schedule(end.max(at + 1), Event::DiskFault { node, fault: None });
+        }
         let honest: Vec<usize> = (0..count).filter(|n| self.honest(*n)).collect();
         for _ in 0..self.scenario.crashes {
             let node = honest[self.rng.below(honest.len() as u64) as usize];
@@ -1203,6 +1254,15 @@ impl Simulation {
                 self.submit_transactions();
                 self.schedule(self.now_ms + SUBMIT_INTERVAL_MS, Event::Submit);
             }
+            Event::DiskFault { node, fault } => {
+                self.nodes[node].disk.set_fault(fault);
+                if fault.is_none() && self.nodes[node].host.is_none() {
+                    // The operator freed space or replaced the disk: the
+                    // node starts again.
+                    self.boot(node);
+                }
+            }
+            Event::Rot { node } => self.rot(node),
             Event::PollWaiting => {
                 for node in 0..self.nodes.len() {
                     let Some(host) = self.nodes[node].host.as_mut() else {
@@ -1235,6 +1295,37 @@ impl Simulation {
         self.nodes[node].incarnation += 1;
     }
 
+    /// A record of `node` rots (its last WAL entry, else its tip block) and
+    /// the node restarts on it: it must refuse to run, or run without ever
+    /// reading it; a read of it stops the node for good.
+    fn rot(&mut self, node: usize) {
+        let disk = self.nodes[node].disk.clone();
+        let rotted = [Column::Wal, Column::Blocks].into_iter().any(|column| {
+            disk.keys(column)
+                .last()
+                .is_some_and(|key| disk.rot(column, key))
+        });
+        if !rotted {
+            return;
+        }
+        self.crash(node);
+        self.boot(node);
+    }
+
+    /// If `node`'s disk has a rotten record, marks the node stopped for
+    /// good because of `error` and returns true.
+    fn stop_on_rot(&mut self, node: usize, error: &str) -> bool {
+        if !self.nodes[node].disk.has_rot() {
+            return false;
+        }
+        if self.nodes[node].stopped.is_none() {
+            self.report.stopped_for_good += 1;
+            self.nodes[node].stopped = Some(error.to_string());
+        }
+        self.nodes[node].host = None;
+        true
+    }
+
     /// Whether an armed crash struck the node's disk inside the step that
     /// just failed.
     fn crash_struck(&mut self, node: usize) -> bool {
@@ -1251,11 +1342,17 @@ impl Simulation {
     /// Starts (or restarts after a crash) a node from its disk: store,
     /// ledger, host, `host.start()` (which replays the WAL).
     fn boot(&mut self, node: usize) {
+        if self.nodes[node].stopped.is_some() || self.nodes[node].disk.fault().is_some() {
+            // Down for good, or until its disk is repaired.
+            return;
+        }
         let store =
             match MemoryStore::open(&self.nodes[node].disk, &self.identity, &self.genesis_state) {
                 Ok(store) => store,
                 Err(error) => {
-                    self.violation(format!("node {node} cannot reopen its store: {error}"));
+                    if !self.stop_on_rot(node, &error.to_string()) {
+                        self.violation(format!("node {node} cannot reopen its store: {error}"));
+                    }
                     return;
                 }
             };
@@ -1268,7 +1365,9 @@ impl Simulation {
         ) {
             Ok(ledger) => ledger,
             Err(error) => {
-                self.violation(format!("node {node} cannot load its ledger: {error}"));
+                if !self.stop_on_rot(node, &error.to_string()) {
+                    self.violation(format!("node {node} cannot load its ledger: {error}"));
+                }
                 return;
             }
         };
@@ -1409,6 +1508,24 @@ impl Simulation {
             state.crash_snapshot = None;
             state.incarnation += 1;
             self.report.crashes_mid_step += 1;
+            return;
+        }
+        let disk = self.nodes[node].disk.clone();
+        if disk.fault().is_some() || disk.has_rot() {
+            // The node stops on the disk's error, as cairnd does (exit 1):
+            // a rotten record for good, a full or failing disk until it is
+            // repaired. Whatever it had not synced is lost with the process.
+            self.after_step_with(node, false);
+            let rot = disk.has_rot();
+            let state = &mut self.nodes[node];
+            state.host = None;
+            state.crash_snapshot = None;
+            state.disk.crash();
+            state.incarnation += 1;
+            self.report.disk_stops += 1;
+            if rot {
+                self.stop_on_rot(node, &error.to_string());
+            }
             return;
         }
         if self.honest(node) {

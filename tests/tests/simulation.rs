@@ -217,6 +217,32 @@ fn ci_seeds_protocol_adversaries() {
     }
 }
 
+/// Disk faults on honest nodes: a full disk or failing syncs stop the node
+/// (nothing acknowledged is lost; it restarts when the fault clears), and a
+/// rotten record (a checksum mismatch, as RocksDB reports it) makes the
+/// node refuse to run on it; at most f nodes stop for good.
+#[test]
+fn ci_seeds_disk_faults() {
+    let start = std::time::Instant::now();
+    let (mut stops, mut for_good) = (0, 0);
+    for (validators, count, first) in [(4, 30, 11_000), (7, 15, 11_100)] {
+        for seed in seeds(first..first + count) {
+            let scenario = Scenario::disk_faults_from_seed(seed, validators);
+            let report = check("ci_seeds_disk_faults", scenario);
+            stops += report.disk_stops;
+            for_good += report.stopped_for_good;
+        }
+    }
+    eprintln!(
+        "disk faults: {stops} stops, {for_good} nodes stopped for good on a rotten record, in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        chosen_seed().is_some() || (stops > 0 && for_good > 0),
+        "the disk faults never stopped a node"
+    );
+}
+
 /// A minority cut off for 20 s (dozens of rounds with growing timeouts on
 /// its side, hundreds of heights on the other) catches up after the heal,
 /// and nothing conflicts meanwhile.

@@ -63,7 +63,7 @@ pub use contract::{
 };
 pub use error::StoreError;
 pub use format::{Column, FORMAT_VERSION};
-pub use memory::{InterruptedWrite, MemoryDisk, MemoryStore};
+pub use memory::{DiskFault, InterruptedWrite, MemoryDisk, MemoryStore};
 pub use rocks::{
     RocksStore, BLOCKS_MEMTABLE_BYTES_MAX, BLOCK_CACHE_BYTES, MEMTABLE_BYTES_MAX, OPEN_FILES_MAX,
     WRITE_BUFFER_BUDGET_BYTES,

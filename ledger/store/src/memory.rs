@@ -24,6 +24,16 @@
 //!   [`InterruptedWrite::Persisted`] it reached the disk before the crash
 //!   (its call still fails, as the caller never saw it return). Either way
 //!   a write is all or nothing, like a RocksDB `WriteBatch`.
+//!
+//! # Disk faults
+//!
+//! - [`MemoryDisk::set_fault`]: every sync fails with EIO
+//!   ([`DiskFault::SyncFails`]: synced writes are refused, unsynced ones
+//!   stay undurable), or the disk is full ([`DiskFault::Full`]: every write
+//!   is refused), until the fault is cleared.
+//! - [`MemoryDisk::rot`]: one stored record rots; reads of it fail with
+//!   [`StoreError::Corrupt`], as RocksDB's block checksums make them fail,
+//!   until the record is written again.
 
 use std::{
     collections::BTreeMap,
@@ -56,6 +66,16 @@ struct ScheduledCrash {
     fate: InterruptedWrite,
 }
 
+/// A fault of the disk itself (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Every sync fails (EIO): synced writes are refused, and unsynced
+    /// ones stay undurable.
+    SyncFails,
+    /// The disk is full: every write is refused.
+    Full,
+}
+
 /// One key-value map per column.
 type Columns = [BTreeMap<Vec<u8>, Vec<u8>>; Column::ALL.len()];
 
@@ -72,6 +92,9 @@ struct DiskState {
     not_durable: Vec<Undo>,
     scheduled: Option<ScheduledCrash>,
     writes: u64,
+    fault: Option<DiskFault>,
+    /// Records whose reads fail their checksum: (column index, key).
+    rotten: std::collections::BTreeSet<(usize, Vec<u8>)>,
 }
 
 impl DiskState {
@@ -136,6 +159,40 @@ impl MemoryDisk {
     /// stores opened afterwards and for reads of open ones.
     pub fn corrupt(&self, column: Column, key: &[u8], value: &[u8]) {
         self.lock().columns[column.index()].insert(key.to_vec(), value.to_vec());
+    }
+
+    /// Makes syncs or all writes fail from now on (`None` clears it).
+    pub fn set_fault(&self, fault: Option<DiskFault>) {
+        self.lock().fault = fault;
+    }
+
+    /// The fault in force, if any.
+    pub fn fault(&self) -> Option<DiskFault> {
+        self.lock().fault
+    }
+
+    /// The record `key` of `column` rots: reading it fails its checksum
+    /// until it is written again. Returns whether the record exists.
+    pub fn rot(&self, column: Column, key: &[u8]) -> bool {
+        let mut state = self.lock();
+        let exists = state.columns[column.index()].contains_key(key);
+        if exists {
+            state.rotten.insert((column.index(), key.to_vec()));
+        }
+        exists
+    }
+
+    /// Whether a record has rotted and not been written since.
+    pub fn has_rot(&self) -> bool {
+        !self.lock().rotten.is_empty()
+    }
+
+    /// The keys of `column`, in order (to pick a record to rot).
+    pub fn keys(&self, column: Column) -> Vec<Vec<u8>> {
+        self.lock().columns[column.index()]
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Number of writes so far, synced or not (to pick crash points).
@@ -280,6 +337,25 @@ impl MemoryBackend {
     /// undone by a crash before the next sync.
     fn write_batch(&self, batch: MemoryBatch, durability: Durability) -> Result<(), StoreError> {
         let mut state = self.live()?;
+        match (state.fault, durability) {
+            (Some(DiskFault::Full), _) => return Err(disk_full()),
+            (Some(DiskFault::SyncFails), Durability::Synced) => return Err(sync_failed()),
+            _ => {}
+        }
+        // A record written again is whole again.
+        for operation in &batch.operations {
+            match operation {
+                Operation::Put(column, key, _) | Operation::Delete(column, key) => {
+                    state.rotten.remove(&(column.index(), key.clone()));
+                }
+                Operation::DeleteRange(column, start, end) => {
+                    let index = column.index();
+                    state.rotten.retain(|(rotten_column, key)| {
+                        *rotten_column != index || key < start || key >= end
+                    });
+                }
+            }
+        }
         // Stage, then write, unless a crash interrupts in between.
         state.unsynced = Some(batch);
         if let Some(scheduled) = state.scheduled {
@@ -317,7 +393,11 @@ impl Backend for MemoryBackend {
     type Batch<'a> = MemoryBatch;
 
     fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.live()?.columns[column.index()].get(key).cloned())
+        let state = self.live()?;
+        if state.rotten.contains(&(column.index(), key.to_vec())) {
+            return Err(rotten(column));
+        }
+        Ok(state.columns[column.index()].get(key).cloned())
     }
 
     fn batch(&self, _capacity_bytes: usize) -> MemoryBatch {
@@ -333,7 +413,14 @@ impl Backend for MemoryBackend {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.live()?.not_durable.clear();
+        let mut state = self.live()?;
+        if state.fault.is_some() {
+            return Err(match state.fault {
+                Some(DiskFault::Full) => disk_full(),
+                _ => sync_failed(),
+            });
+        }
+        state.not_durable.clear();
         Ok(())
     }
 
@@ -353,10 +440,37 @@ impl Backend for MemoryBackend {
         for (key, value) in
             state.columns[column.index()].range::<[u8], _>((Bound::Included(start), upper))
         {
+            if state.rotten.contains(&(column.index(), key.clone())) {
+                return Err(rotten(column));
+            }
             if !visit(key, value)? {
                 break;
             }
         }
         Ok(())
+    }
+}
+
+/// What a full disk answers (as RocksDB reports ENOSPC).
+fn disk_full() -> StoreError {
+    StoreError::Backend {
+        operation: "write",
+        reason: "IO error: No space left on device (os error 28)".into(),
+    }
+}
+
+/// What a failed sync answers (as RocksDB reports EIO).
+fn sync_failed() -> StoreError {
+    StoreError::Backend {
+        operation: "sync",
+        reason: "IO error: Input/output error (os error 5)".into(),
+    }
+}
+
+/// What a read of a rotten record answers (as RocksDB's checksums do).
+fn rotten(column: Column) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("a record of {}", column.name()),
+        reason: "block checksum mismatch".into(),
     }
 }

@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cairn_store::{InterruptedWrite, MemoryDisk, MemoryStore, RocksStore, Store, StoreError};
+use cairn_store::{
+    Column, DiskFault, InterruptedWrite, MemoryDisk, MemoryStore, RocksStore, Store, StoreError,
+};
 use cairn_types::Height;
 use common::{check_consistency, Sequence, TestChain};
 
@@ -182,4 +184,58 @@ fn memory_crashes_keep_or_lose_whole_writes() {
     ));
     let store = MemoryStore::open(&disk, &chain.identity, &chain.genesis).unwrap();
     assert_eq!(store.latest_height(), before);
+}
+
+/// Disk faults of the in-memory store: a full disk and failing syncs refuse
+/// writes (nothing half-written, nothing acknowledged lost once cleared and
+/// restarted), and a rotten record fails its reads until written again.
+#[test]
+fn memory_disk_faults_refuse_writes_and_report_rot() {
+    let disk = MemoryDisk::new();
+    let mut chain = crash_chain();
+    let store = MemoryStore::open(&disk, &chain.identity, &chain.genesis).unwrap();
+    for _ in 0..3 {
+        let (block, certificate, outcome) = chain.next_block(5);
+        store.commit_block(&block, &certificate, &outcome).unwrap();
+    }
+    let committed = store.latest_height();
+
+    // Full: every write fails, the store stays at its last commit.
+    disk.set_fault(Some(DiskFault::Full));
+    let (block, certificate, outcome) = chain.next_block(5);
+    let full = store.commit_block(&block, &certificate, &outcome);
+    assert!(
+        matches!(&full, Err(StoreError::Backend { reason, .. }) if reason.contains("No space")),
+        "{full:?}"
+    );
+    assert!(store.wal_append(Height(9), b"vote").is_err());
+    assert_eq!(store.latest_height(), committed);
+
+    // Syncs fail: a synced write is refused, an unsynced WAL append is
+    // accepted but its sync fails, and a crash loses it.
+    disk.set_fault(Some(DiskFault::SyncFails));
+    assert!(store.commit_block(&block, &certificate, &outcome).is_err());
+    store.wal_append(block.height(), b"vote").unwrap();
+    assert!(store.wal_sync().is_err());
+    disk.crash();
+    disk.set_fault(None);
+    let store = MemoryStore::open(&disk, &chain.identity, &chain.genesis).unwrap();
+    assert_eq!(
+        store.latest_height(),
+        committed,
+        "nothing committed was lost"
+    );
+    assert!(store.wal_entries(block.height()).unwrap().is_empty());
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    check_consistency(&store, &chain.genesis);
+
+    // Rot: a block record fails its checksum, and the store says so.
+    let key = committed.0.to_be_bytes();
+    assert!(disk.rot(Column::Blocks, &key));
+    let rotten = store.block(committed);
+    assert!(
+        matches!(&rotten, Err(StoreError::Corrupt { reason, .. }) if reason.contains("checksum")),
+        "{rotten:?}"
+    );
+    assert!(disk.has_rot());
 }
