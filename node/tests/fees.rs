@@ -182,19 +182,28 @@ fn a_restart_replays_the_journal_and_queued_transactions_expire() {
 
 /// The spam flood: a chain of one validator whose blocks hold at most
 /// 100 transactions, one a second (`timeout_commit_ms` 1000), and a
-/// mempool of 400; 24 funded spam keys each keep up to 64 transfers at the
+/// mempool of 400; 24 funded spam keys (`FEES_SPAM_KEYS`) each keep up to 64 transfers at the
 /// minimum fee (1) pending, refilled every 20 ms, while the honest
-/// client sends 5 transfers a second at fee 10 from its own key.
+/// client sends 5 transfers a second at fee 10 from its own key (40 of
+/// them, `FEES_HONEST_TRANSFERS`).
 #[test]
 fn honest_transfers_commit_through_a_spam_flood() {
-    const SPAM_KEYS: usize = 24;
-    const HONEST_TRANSFERS: u64 = 40;
+    // A larger run: FEES_SPAM_KEYS=96 FEES_HONEST_TRANSFERS=300 (see
+    // BENCHMARKS.md).
+    let from_env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let spam_keys = from_env("FEES_SPAM_KEYS", 24) as usize;
+    let honest_transfers = from_env("FEES_HONEST_TRANSFERS", 40);
     const BLOCK_TRANSACTIONS_MAX: u64 = 100;
     let root = tempfile::tempdir().unwrap();
     let chain_id = "spam-test";
     let chain = ChainId::new(chain_id).unwrap();
     let validator = cairn_genesis::devnet::generate_keypair();
-    let spammers: Vec<Keypair> = (0..SPAM_KEYS)
+    let spammers: Vec<Keypair> = (0..spam_keys)
         .map(|_| cairn_genesis::devnet::generate_keypair())
         .collect();
     let honest = cairn_genesis::devnet::generate_keypair();
@@ -256,7 +265,7 @@ fn honest_transfers_commit_through_a_spam_flood() {
     let spam = {
         let (rpc, chain, stop) = (rpc.clone(), chain.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut next: Vec<u64> = vec![0; SPAM_KEYS];
+            let mut next: Vec<u64> = vec![0; spam_keys];
             let mut codes: HashMap<String, u64> = HashMap::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut batch = Vec::new();
@@ -286,7 +295,7 @@ fn honest_transfers_commit_through_a_spam_flood() {
 
     // The honest client: 5 transfers a second at fee 10.
     let mut sent: Vec<(String, u64)> = Vec::new();
-    for nonce in 0..HONEST_TRANSFERS {
+    for nonce in 0..honest_transfers {
         let (hash, hex) = transfer(&chain, &honest, nonce, 10);
         let at = height(&rpc);
         let codes = submit_batch(&rpc, &[hex]);
