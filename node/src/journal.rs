@@ -27,6 +27,9 @@ use crate::NodeError;
 
 /// Most bytes of the journal file (records with their length prefixes).
 pub const JOURNAL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most bytes a full journal keeps of what is still pending when it is
+/// rewritten (the oldest are left out beyond).
+pub const JOURNAL_COMPACTED_BYTES_MAX: usize = JOURNAL_BYTES_MAX / 4 * 3;
 /// Bytes of a record's length prefix.
 const LENGTH_BYTES: usize = 4;
 
@@ -114,8 +117,8 @@ impl Journal {
 
     /// Appends admitted transactions. When the file would pass
     /// [`JOURNAL_BYTES_MAX`], it is rewritten first with the records
-    /// `still_pending` keeps (then without the oldest, if that is not
-    /// enough room).
+    /// `still_pending` keeps (then without the oldest, down to
+    /// [`JOURNAL_COMPACTED_BYTES_MAX`]).
     pub fn append(
         &mut self,
         transactions: &[&[u8]],
@@ -132,7 +135,10 @@ impl Journal {
                 .iter()
                 .map(|(_, bytes)| bytes.len() + LENGTH_BYTES)
                 .sum();
-            while self.bytes.saturating_add(adding) > JOURNAL_BYTES_MAX {
+            // Down to three quarters, so a journal full of pending
+            // transactions is rewritten once per quarter appended, not at
+            // every append.
+            while self.bytes.saturating_add(adding) > JOURNAL_COMPACTED_BYTES_MAX {
                 let Some((_, oldest)) = self.records.pop_front() else {
                     break;
                 };
@@ -286,6 +292,16 @@ mod tests {
         assert_eq!(journal.len(), 2);
         journal.append(&[b"small".as_slice()], |_| false).unwrap();
         assert_eq!(journal.len(), 3, "no rewrite while there is room");
+        // Everything still pending: the oldest go, down to three quarters,
+        // so the next appends do not rewrite the file again.
+        let (mut full, _) = Journal::open(&directory.path().join("second")).unwrap();
+        for index in 0..=fit {
+            let mut bytes = record.clone();
+            bytes[..8].copy_from_slice(&(index as u64).to_le_bytes());
+            full.append(&[&bytes], |_| true).unwrap();
+        }
+        assert!(full.bytes() <= JOURNAL_COMPACTED_BYTES_MAX, "{}", full.bytes());
+        assert!(full.bytes() > JOURNAL_COMPACTED_BYTES_MAX - 2 * (TRANSACTION_BYTES_MAX + LENGTH_BYTES));
         drop(journal);
         let (_, replay) = Journal::open(&path).unwrap();
         assert_eq!(replay.transactions.len(), 3);
