@@ -300,8 +300,14 @@ mod tests {
             bytes[..8].copy_from_slice(&(index as u64).to_le_bytes());
             full.append(&[&bytes], |_| true).unwrap();
         }
-        assert!(full.bytes() <= JOURNAL_COMPACTED_BYTES_MAX, "{}", full.bytes());
-        assert!(full.bytes() > JOURNAL_COMPACTED_BYTES_MAX - 2 * (TRANSACTION_BYTES_MAX + LENGTH_BYTES));
+        assert!(
+            full.bytes() <= JOURNAL_COMPACTED_BYTES_MAX,
+            "{}",
+            full.bytes()
+        );
+        assert!(
+            full.bytes() > JOURNAL_COMPACTED_BYTES_MAX - 2 * (TRANSACTION_BYTES_MAX + LENGTH_BYTES)
+        );
         drop(journal);
         let (_, replay) = Journal::open(&path).unwrap();
         assert_eq!(replay.transactions.len(), 3);
