@@ -78,6 +78,7 @@ impl Cli {
                 _ => false,
             },
             Command::Tx(TxCommand::Send(args)) => args.json,
+            Command::Tx(TxCommand::Replace(args)) => args.json,
             Command::Validator(
                 ValidatorCommand::Bond { common, .. }
                 | ValidatorCommand::Unbond { common, .. }
@@ -324,6 +325,50 @@ pub enum KeysCommand {
 pub enum TxCommand {
     /// Sign a transfer locally and submit it to a node.
     Send(SendArgs),
+    /// Replace a pending transaction by one paying a higher fee (same
+    /// sender, nonce and body; at least 10% and 1 more than the pending
+    /// fee), signed with the sender's key.
+    Replace(ReplaceArgs),
+}
+
+/// `cairn tx replace`.
+#[derive(Debug, Args)]
+pub struct ReplaceArgs {
+    /// The pending transaction's hash (64 hex characters), as `tx send`
+    /// printed it.
+    #[arg(value_parser = parse_hash, value_name = "HASH")]
+    pub hash: Hash,
+    /// The new fee: at least 10% (and 1) more than the pending one.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub fee: u64,
+    /// Name of the sender's key in the keyring.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = parse_key_name,
+        required_unless_present = "private_key_file",
+        conflicts_with = "private_key_file"
+    )]
+    pub from: Option<KeyName>,
+    /// Sign with the key in FILE instead of one from the keyring (as for
+    /// `tx send`).
+    #[arg(long, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// Wait until the replacement is in a committed block.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (500ms, 30s, 2m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Keyring and passphrase.
+    #[command(flatten)]
+    pub keyring: KeyringArgs,
 }
 
 /// `cairn tx send`.
@@ -351,8 +396,9 @@ pub struct SendArgs {
     // (instead of "unexpected argument '-1' found").
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub amount: u64,
-    /// Units paid to the block proposer [default: the node's minimum fee,
-    /// from `GET /status`].
+    /// Units paid to the block proposer [default: the node's suggested
+    /// fee, from `GET /fees`]. With --nonce of a pending transaction, a
+    /// fee 10% (and 1) higher replaces it.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub fee: Option<u64>,
     /// Nonce to use [default: the account's next_nonce from the node].
@@ -536,6 +582,12 @@ pub enum QueryCommand {
     },
     /// The node's connected peers.
     Peers,
+    /// The node's mempool: pending transactions, bytes, and the fee that
+    /// gets a transaction in now.
+    Mempool,
+    /// What a transaction should pay: the chain's and the node's minimum,
+    /// and the fee that entered recent blocks.
+    Fees,
 }
 
 /// `cairn devnet ...`.

@@ -64,6 +64,50 @@ pub struct Status {
     pub min_fee: u64,
 }
 
+/// `GET /fees`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Fees {
+    /// The chain's minimum fee.
+    pub chain_min_fee: u64,
+    /// The least fee the node admits.
+    pub node_min_fee: u64,
+    /// The least fee that enters the node's mempool now.
+    pub mempool_entry_fee: u64,
+    /// Recent blocks the percentiles are over.
+    #[serde(default)]
+    pub blocks: usize,
+    /// The fee that entered half of the recent blocks.
+    #[serde(default)]
+    pub p50: Option<u64>,
+    /// The fee that entered 90% of the recent blocks.
+    #[serde(default)]
+    pub p90: Option<u64>,
+    /// What to pay when no fee is given.
+    pub suggested_fee: u64,
+}
+
+/// `GET /mempool`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Mempool {
+    /// Pending transactions.
+    pub count: u64,
+    /// Pending bytes.
+    pub bytes: u64,
+    /// Pending transactions that can run now.
+    #[serde(default)]
+    pub executable: u64,
+    /// Pending transactions waiting behind a missing nonce.
+    #[serde(default)]
+    pub queued: u64,
+}
+
+/// `GET /mempool/tx/{hash}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PendingTransaction {
+    /// The signed transaction.
+    pub transaction: SignedTransaction,
+}
+
 /// `GET /account/{address}`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Account {
@@ -388,6 +432,25 @@ impl NodeClient {
     /// `GET /status`.
     pub async fn status(&self) -> Result<(Status, Value)> {
         self.get("/status").await
+    }
+
+    /// `GET /fees`.
+    pub async fn fees(&self) -> Result<(Fees, Value)> {
+        self.get("/fees").await
+    }
+
+    /// `GET /mempool`.
+    pub async fn mempool(&self) -> Result<(Mempool, Value)> {
+        self.get("/mempool").await
+    }
+
+    /// `GET /mempool/tx/{hash}`: `None` when the node does not hold it.
+    pub async fn pending_transaction(&self, hash: &Hash) -> Result<Option<PendingTransaction>> {
+        match self.get(&format!("/mempool/tx/{}", hash.to_hex())).await {
+            Ok((pending, _)) => Ok(Some(pending)),
+            Err(CliError::NodeError { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// `GET /account/{address}`.

@@ -377,3 +377,73 @@ fn bench_reports_rounded_figures_per_transfer() {
         .count();
     assert!((1..=2).contains(&progress), "{stderr}");
 }
+
+/// `query fees` and `query mempool` report the node's fees; `tx send`
+/// without `--fee` pays the suggested fee; `tx replace` signs the pending
+/// transaction again with a higher fee (and refuses a fee that is not
+/// higher, and another sender's key).
+#[test]
+fn fees_are_reported_and_a_pending_transfer_is_replaced() {
+    let node = DevNode::start();
+    let fees = node.query(&["fees"]).unwrap();
+    assert_eq!(fees["chain_min_fee"], 1, "{fees}");
+    assert_eq!(fees["suggested_fee"], 1, "{fees}");
+    let (code, text, stderr) = node.run(&["query", "fees"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains("suggested") && text.contains("chain min"),
+        "{text}"
+    );
+
+    // Nonce 5 of dev-2 waits behind the missing nonce 0: it stays pending.
+    let (code, stdout, stderr) = node.run(&[
+        "tx", "send", "--from", "dev-2", "--to", "dev-1", "--amount", "5", "--nonce", "5", "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let sent: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(sent["fee"], 1, "the suggested fee: {sent}");
+    let hash = sent["hash"].as_str().unwrap().to_string();
+
+    let (code, text, stderr) = node.run(&["query", "mempool"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains("1 (0 executable, 1 queued behind a missing nonce)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fee to enter  1 (the node's minimum)"),
+        "{text}"
+    );
+
+    let (code, _, stderr) = node.run(&["tx", "replace", &hash, "--fee", "1", "--from", "dev-2"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("a replacement must pay more"), "{stderr}");
+    let (code, _, stderr) = node.run(&["tx", "replace", &hash, "--fee", "9", "--from", "dev-3"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("replace it with the sender's key"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) =
+        node.run(&["tx", "replace", &hash, "--fee", "100", "--from", "dev-2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("replaced {hash} by ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(nonce 5, fee 1 -> 100)"), "{stdout}");
+    let new_hash = stdout.split_whitespace().nth(3).unwrap().to_string();
+    let mempool = node.query(&["mempool"]).unwrap();
+    assert_eq!(mempool["count"], 1, "{mempool}");
+    let (code, _, stderr) = node.run(&["tx", "replace", &hash, "--fee", "20", "--from", "dev-2"]);
+    assert_eq!(code, 1, "the old one is gone");
+    assert!(stderr.contains("is not pending"), "{stderr}");
+    // The replacement itself is pending with its fee (100): the node asks
+    // 10% more to replace it again.
+    let (code, stdout, stderr) = node.run(&[
+        "tx", "replace", &new_hash, "--fee", "105", "--from", "dev-2",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("at least 110"), "{stderr}");
+}

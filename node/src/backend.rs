@@ -284,6 +284,13 @@ impl RpcBackend for NodeBackend {
         }
         let slices: Vec<&[u8]> = transactions.iter().map(Vec::as_slice).collect();
         let results = self.ledger.submit(&slices);
+        let admitted: Vec<&[u8]> = slices
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(bytes, _)| *bytes)
+            .collect();
+        self.ledger.journal_admitted(&admitted);
         if let Some(gossip) = &self.gossip {
             for (transaction, result) in transactions.iter().zip(&results) {
                 if result.is_ok() {
@@ -509,6 +516,36 @@ impl RpcBackend for NodeBackend {
             executable: self.ledger.mempool_executable(),
             queued: self.ledger.mempool_queued(),
         })
+    }
+
+    fn fees(&self) -> Result<crate::rpc::FeesView, RpcError> {
+        let fees = self.ledger.fees();
+        Ok(crate::rpc::FeesView {
+            chain_min_fee: fees.chain_min_fee,
+            node_min_fee: fees.node_min_fee,
+            mempool_entry_fee: fees.mempool_entry_fee,
+            blocks: fees.blocks,
+            p50: fees.p50,
+            p90: fees.p90,
+            suggested_fee: fees.suggested_fee,
+        })
+    }
+
+    fn pending_transaction(
+        &self,
+        hash: &Hash,
+    ) -> Result<Option<crate::rpc::PendingTransactionView>, RpcError> {
+        Ok(self.ledger.pending_transaction(hash).map(|transaction| {
+            crate::rpc::PendingTransactionView {
+                hash: *hash,
+                transaction,
+                queued_behind_nonce: self
+                    .ledger
+                    .queued_behind(std::slice::from_ref(hash))
+                    .pop()
+                    .flatten(),
+            }
+        }))
     }
 
     fn evidence(&self) -> Result<Vec<Evidence>, RpcError> {

@@ -135,6 +135,31 @@ pub struct MempoolConfig {
     /// (0: the chain's).
     #[serde(default)]
     pub min_fee: u64,
+    /// Most pending transactions of one sender (also how far above its
+    /// committed nonce a nonce may be).
+    #[serde(default = "default_mempool_sender_pending_max")]
+    pub sender_pending_max: u64,
+    /// Milliseconds a transaction queued behind a missing nonce may wait
+    /// before it is dropped.
+    #[serde(default = "default_mempool_ttl_ms")]
+    pub ttl_ms: u64,
+    /// Transactions a second admitted from one peer's gossip, on average
+    /// (a token bucket per peer holding two seconds' worth); the excess is
+    /// ignored and counted.
+    #[serde(default = "default_mempool_peer_transactions_per_second")]
+    pub peer_transactions_per_second: u64,
+}
+
+fn default_mempool_sender_pending_max() -> u64 {
+    crate::mempool::SENDER_PENDING_MAX_DEFAULT as u64
+}
+
+fn default_mempool_ttl_ms() -> u64 {
+    u64::try_from(crate::mempool::QUEUED_TTL_DEFAULT.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn default_mempool_peer_transactions_per_second() -> u64 {
+    crate::runtime::PEER_GOSSIP_TRANSACTIONS_PER_SECOND_DEFAULT
 }
 
 /// `[log]`
@@ -176,6 +201,9 @@ impl Default for NodeConfig {
                 transactions_max: 200_000,
                 bytes_max: 128 * 1024 * 1024,
                 min_fee: 0,
+                sender_pending_max: default_mempool_sender_pending_max(),
+                ttl_ms: default_mempool_ttl_ms(),
+                peer_transactions_per_second: default_mempool_peer_transactions_per_second(),
             },
             log: LogConfig {
                 format: LogFormat::Plain,
@@ -265,6 +293,30 @@ impl NodeConfig {
             }
         }
         check_log_filter(&self.log.filter).map_err(|message| bad("log.filter", message))?;
+        let sender_max = crate::mempool::SENDER_PENDING_LIMIT_MAX as u64;
+        if !(1..=sender_max).contains(&self.mempool.sender_pending_max) {
+            return Err(bad(
+                "mempool.sender_pending_max",
+                format!(
+                    "{} is outside 1..={sender_max}; write e.g. {}",
+                    self.mempool.sender_pending_max,
+                    crate::mempool::SENDER_PENDING_MAX_DEFAULT
+                ),
+            ));
+        }
+        if self.mempool.ttl_ms == 0 {
+            return Err(bad(
+                "mempool.ttl_ms",
+                "0 would drop every queued transaction at once; write e.g. 600000 (10 minutes)"
+                    .into(),
+            ));
+        }
+        if self.mempool.peer_transactions_per_second == 0 {
+            return Err(bad(
+                "mempool.peer_transactions_per_second",
+                "0 would ignore every transaction gossiped by peers; write e.g. 10000".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -420,7 +472,7 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 18] = [
+const OVERRIDE_KEYS: [(&str, &str); 21] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),
@@ -437,6 +489,12 @@ const OVERRIDE_KEYS: [(&str, &str); 18] = [
     ("mempool_transactions_max", "mempool.transactions_max"),
     ("mempool_bytes_max", "mempool.bytes_max"),
     ("mempool_min_fee", "mempool.min_fee"),
+    ("mempool_sender_pending_max", "mempool.sender_pending_max"),
+    ("mempool_ttl_ms", "mempool.ttl_ms"),
+    (
+        "mempool_peer_transactions_per_second",
+        "mempool.peer_transactions_per_second",
+    ),
     ("log_format", "log.format"),
     ("log_filter", "log.filter"),
 ];
@@ -590,6 +648,35 @@ pub struct ConfigOverrides {
         value_name = "N"
     )]
     pub mempool_min_fee: Option<u64>,
+    /// Most transactions one sender may have pending in this node's
+    /// mempool (1-1024); a nonce may also be at most this far above the
+    /// sender's committed nonce. Config key `mempool.sender_pending_max`;
+    /// default 64.
+    #[arg(
+        long = "mempool-sender-pending-max",
+        env = "CAIRN_MEMPOOL_SENDER_PENDING_MAX",
+        value_name = "N"
+    )]
+    pub mempool_sender_pending_max: Option<u64>,
+    /// Milliseconds a transaction waiting behind a missing nonce stays in
+    /// the mempool before it is dropped. Config key `mempool.ttl_ms`;
+    /// default 600000 (10 minutes).
+    #[arg(
+        long = "mempool-ttl-ms",
+        env = "CAIRN_MEMPOOL_TTL_MS",
+        value_name = "MS"
+    )]
+    pub mempool_ttl_ms: Option<u64>,
+    /// Transactions a second this node admits from one peer's gossip, on
+    /// average (bursts of two seconds' worth); beyond it the peer's
+    /// batches are ignored and counted. Config key
+    /// `mempool.peer_transactions_per_second`; default 10000.
+    #[arg(
+        long = "mempool-peer-transactions-per-second",
+        env = "CAIRN_MEMPOOL_PEER_TRANSACTIONS_PER_SECOND",
+        value_name = "N"
+    )]
+    pub mempool_peer_transactions_per_second: Option<u64>,
     /// How logs are written to stderr: `plain` (lines for people) or
     /// `json` (one object per line, for log collectors). Config key
     /// `log.format`; default plain.
@@ -760,6 +847,15 @@ impl ConfigOverrides {
         if let Some(fee) = self.mempool_min_fee {
             config.mempool.min_fee = fee;
         }
+        if let Some(count) = self.mempool_sender_pending_max {
+            config.mempool.sender_pending_max = count;
+        }
+        if let Some(ttl) = self.mempool_ttl_ms {
+            config.mempool.ttl_ms = ttl;
+        }
+        if let Some(rate) = self.mempool_peer_transactions_per_second {
+            config.mempool.peer_transactions_per_second = rate;
+        }
         if let Some(format) = self.log_format {
             config.log.format = format;
         }
@@ -906,6 +1002,9 @@ mod tests {
             defaults.consensus.block_interval_max_ms.to_string(),
             defaults.mempool.transactions_max.to_string(),
             format!("{} (128 MiB)", defaults.mempool.bytes_max),
+            defaults.mempool.sender_pending_max.to_string(),
+            format!("{} (10 minutes)", defaults.mempool.ttl_ms),
+            defaults.mempool.peer_transactions_per_second.to_string(),
             "plain".to_string(),
             format!("`{}`", defaults.log.filter),
         ] {

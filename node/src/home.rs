@@ -83,6 +83,12 @@ impl Home {
         self.root.join("data")
     }
 
+    /// `mempool.journal`: transactions submitted through this node's RPC,
+    /// replayed into the mempool on start.
+    pub fn mempool_journal_file(&self) -> PathBuf {
+        self.root.join("mempool.journal")
+    }
+
     /// `addresses.json`: the addresses the running node bound.
     pub fn addresses_file(&self) -> PathBuf {
         self.root.join("addresses.json")

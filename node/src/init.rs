@@ -149,8 +149,8 @@ pub struct ResetReport {
     pub sign_state_kept: bool,
 }
 
-/// `cairnd reset --yes`: deletes the chain data (`data/`) and
-/// `addresses.json`; keeps `config/` (config, genesis, keys and
+/// `cairnd reset --yes`: deletes the chain data (`data/`),
+/// `addresses.json` and the mempool journal; keeps `config/` (config, genesis, keys and
 /// `config/sign_state.json`, so a validator still refuses to sign below
 /// its last signed height, round and step).
 pub fn reset_data(home: &Home) -> Result<ResetReport, NodeError> {
@@ -178,7 +178,8 @@ pub fn unsafe_reset_all(home: &Home) -> Result<ResetReport, NodeError> {
     Ok(report)
 }
 
-/// Deletes `data/` (recreated empty) and `addresses.json`.
+/// Deletes `data/` (recreated empty), `addresses.json` and
+/// `mempool.journal`.
 fn delete_chain_data(home: &Home, report: &mut ResetReport) -> Result<(), NodeError> {
     if !home.config_file().exists() {
         return Err(NodeError::Home(format!(
@@ -205,6 +206,17 @@ fn delete_chain_data(home: &Home, report: &mut ResetReport) -> Result<(), NodeEr
             source,
         })?;
         report.deleted.push(addresses);
+    }
+    // Transactions of the chain that was: not replayed into a chain
+    // started over, nor into one synced again.
+    let journal = home.mempool_journal_file();
+    if journal.exists() {
+        fs::remove_file(&journal).map_err(|source| NodeError::Io {
+            action: "delete",
+            path: journal.clone(),
+            source,
+        })?;
+        report.deleted.push(journal);
     }
     create_dir(&data)
 }

@@ -47,7 +47,9 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 
 use crate::{
-    mempool::{AccountView, Mempool, MempoolLimits, Rejection, SenderPending},
+    mempool::{
+        AccountView, Mempool, MempoolLimits, Precheck, Rejection, SenderLimits, SenderPending,
+    },
     metrics::Metrics,
     rpc::NewBlockEvent,
 };
@@ -59,6 +61,8 @@ pub const VALIDATOR_SET_CACHE_MAX: usize = 16;
 pub const OUTCOME_CACHE_MAX: usize = 64;
 /// Most new-block events queued per WebSocket subscriber before it lags.
 pub const NEW_BLOCK_EVENTS_MAX: usize = 256;
+/// Recent blocks whose entry fee [`Ledger::fees`] keeps for `GET /fees`.
+pub const FEE_HISTORY_BLOCKS_MAX: usize = 20;
 /// Bytes of a block reserved for everything but its transactions (header,
 /// parent certificate, length prefixes) when reaping.
 const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX + CERTIFICATE_BYTES_MAX + 64;
@@ -285,6 +289,70 @@ pub struct Ledger {
     /// (height, validator) of the evidence recorded by the last
     /// [`EVIDENCE_AGE_MAX_BLOCKS`] blocks: a block may not record it again.
     recorded_evidence: Mutex<BTreeSet<(Height, u32)>>,
+    /// The fee that entered each of the last [`FEE_HISTORY_BLOCKS_MAX`]
+    /// blocks committed by this process, oldest first (see
+    /// [`Ledger::fees`]).
+    fee_history: Mutex<VecDeque<u64>>,
+    /// `mempool.peer_transactions_per_second`.
+    peer_gossip_rate: std::sync::atomic::AtomicU64,
+    /// The journal of transactions submitted through this node's RPC
+    /// (none in tests that do not set one).
+    journal: Mutex<Option<crate::journal::Journal>>,
+}
+
+/// What [`Ledger::fees`] reports (`GET /fees`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeeSummary {
+    /// The chain's minimum fee (genesis `fee_params.min_fee`).
+    pub chain_min_fee: u64,
+    /// The least fee this node's mempool admits.
+    pub node_min_fee: u64,
+    /// The least fee that enters the mempool now (higher than the node's
+    /// minimum only when the pool is full).
+    pub mempool_entry_fee: u64,
+    /// Blocks the percentiles are over.
+    pub blocks: usize,
+    /// The fee that entered half of the recent blocks (`None`: no block
+    /// committed yet).
+    pub p50: Option<u64>,
+    /// The fee that entered 90% of the recent blocks.
+    pub p90: Option<u64>,
+    /// The fee `cairn tx send` pays when none is given: the highest of the
+    /// node's minimum, the median and the mempool's entry fee.
+    pub suggested_fee: u64,
+}
+
+/// The fee that would have entered a block: its lowest fee if it was full
+/// (by count, or with no room left for another transaction of the largest
+/// size), else the chain's minimum.
+pub fn block_entry_fee(
+    fees: &[u64],
+    bytes: usize,
+    params: &cairn_types::ConsensusParams,
+    chain_min_fee: u64,
+) -> u64 {
+    let count_full = fees.len() as u64 >= params.block_transactions_max;
+    let bytes_budget = usize::try_from(params.block_bytes_max)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(BLOCK_OVERHEAD_BYTES);
+    let bytes_full =
+        bytes.saturating_add(cairn_types::limits::TRANSACTION_BYTES_MAX) > bytes_budget;
+    match fees.iter().min() {
+        Some(lowest) if count_full || bytes_full => (*lowest).max(chain_min_fee),
+        _ => chain_min_fee,
+    }
+}
+
+/// The `percent`-th percentile (nearest rank) of `values`.
+pub fn percentile(values: &[u64], percent: u64) -> Option<u64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let count = sorted.len() as u64;
+    if count == 0 {
+        return None;
+    }
+    let rank = (percent.min(100) * count).div_ceil(100).max(1);
+    sorted.get(usize::try_from(rank - 1).ok()?).copied()
 }
 
 fn missing_set(height: Height, hash: &Hash) -> LedgerError {
@@ -416,6 +484,11 @@ impl Ledger {
             events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
             metrics,
             recorded_evidence: Mutex::new(recorded_evidence),
+            fee_history: Mutex::new(VecDeque::with_capacity(FEE_HISTORY_BLOCKS_MAX)),
+            peer_gossip_rate: std::sync::atomic::AtomicU64::new(
+                crate::runtime::PEER_GOSSIP_TRANSACTIONS_PER_SECOND_DEFAULT,
+            ),
+            journal: Mutex::new(None),
         })
     }
 
@@ -581,6 +654,91 @@ impl Ledger {
         lock(&self.mempool).min_fee()
     }
 
+    /// Sets the mempool's per-sender limits (`mempool.sender_pending_max`,
+    /// `mempool.ttl_ms`).
+    pub fn set_sender_limits(&self, limits: SenderLimits) {
+        lock(&self.mempool).set_sender_limits(limits);
+    }
+
+    /// Keeps locally submitted transactions in `journal` from now on.
+    pub fn set_journal(&self, journal: crate::journal::Journal) {
+        *lock(&self.journal) = Some(journal);
+    }
+
+    /// Appends transactions this node's RPC admitted to the journal, if
+    /// one is set. A journal that cannot be written is logged, never
+    /// fatal: the transactions are admitted all the same.
+    pub fn journal_admitted(&self, transactions: &[&[u8]]) {
+        if transactions.is_empty() {
+            return;
+        }
+        let mut journal = lock(&self.journal);
+        let Some(journal) = journal.as_mut() else {
+            return;
+        };
+        // The mempool is locked once, and only if the journal is full.
+        let mut mempool = None;
+        let appended = journal.append(transactions, |hash| {
+            mempool
+                .get_or_insert_with(|| lock(&self.mempool))
+                .contains(hash)
+        });
+        if let Err(error) = appended {
+            tracing::warn!(
+                "{error}; submitted transactions will not survive a restart of this node"
+            );
+        }
+    }
+
+    /// Sets `mempool.peer_transactions_per_second` (read when the gossip
+    /// admission starts).
+    pub fn set_peer_gossip_rate(&self, per_second: u64) {
+        self.peer_gossip_rate
+            .store(per_second, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `mempool.peer_transactions_per_second`.
+    pub fn peer_gossip_rate(&self) -> u64 {
+        self.peer_gossip_rate
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drops queued transactions older than the mempool's TTL (at most one
+    /// walk a second) and updates the mempool metrics.
+    pub fn expire_mempool(&self) {
+        let mut mempool = lock(&self.mempool);
+        if mempool.expire_queued(std::time::Instant::now()) > 0 {
+            self.metrics.set_mempool(mempool.len(), mempool.bytes());
+            self.metrics.set_mempool_dropped(mempool.dropped());
+        }
+    }
+
+    /// The chain's and this node's minimum fees, the mempool's entry fee
+    /// now, and percentiles of the fee that entered recent blocks.
+    pub fn fees(&self) -> FeeSummary {
+        let (node_min_fee, mempool_entry_fee) = {
+            let mempool = lock(&self.mempool);
+            (mempool.min_fee(), mempool.entry_fee())
+        };
+        let history: Vec<u64> = lock(&self.fee_history).iter().copied().collect();
+        let p50 = percentile(&history, 50);
+        let p90 = percentile(&history, 90);
+        FeeSummary {
+            chain_min_fee: self.genesis.fee_params.min_fee,
+            node_min_fee,
+            mempool_entry_fee,
+            blocks: history.len(),
+            p50,
+            p90,
+            suggested_fee: node_min_fee.max(p50.unwrap_or(0)).max(mempool_entry_fee),
+        }
+    }
+
+    /// A pending transaction by hash.
+    pub fn pending_transaction(&self, hash: &Hash) -> Option<cairn_types::SignedTransaction> {
+        lock(&self.mempool).get(hash).cloned()
+    }
+
     /// `(count, bytes)` of the mempool.
     pub fn mempool_size(&self) -> (usize, usize) {
         let mempool = lock(&self.mempool);
@@ -623,18 +781,29 @@ impl Ledger {
     /// so a large batch never holds up a commit.
     pub fn submit(&self, batch: &[&[u8]]) -> Vec<Result<Hash, Rejection>> {
         let _one_at_a_time = lock(&self.admission_lock);
-        let prepared = Mempool::prepare_batch(&self.genesis.chain_id, batch, |hashes| {
-            let mempool = lock(&self.mempool);
-            hashes
-                .iter()
-                .map(|hash| mempool.signature_verified(hash))
-                .collect()
-        });
+        self.expire_mempool();
+        // The checks that need no signature run first (under the locks,
+        // released before the verification), so a refused transaction
+        // costs no verification.
+        let prepared =
+            Mempool::prepare_batch(&self.genesis.chain_id, batch, |transactions, hashes| {
+                let committed = self.read();
+                let mempool = lock(&self.mempool);
+                let verdicts =
+                    mempool.precheck(transactions, hashes, &StateAccounts(&committed.state));
+                let refused = verdicts
+                    .iter()
+                    .filter(|verdict| matches!(verdict, Precheck::Refuse(_)))
+                    .count();
+                self.metrics.count_refused_before_signature(refused);
+                verdicts
+            });
         let committed = self.read();
         let mut mempool = lock(&self.mempool);
         let results = mempool.insert_prepared(prepared, &StateAccounts(&committed.state));
         self.metrics.set_mempool(mempool.len(), mempool.bytes());
         self.metrics.set_mempool_evicted(mempool.evicted());
+        self.metrics.set_mempool_dropped(mempool.dropped());
         drop(mempool);
         drop(committed);
         for rejection in results.iter().filter_map(|result| result.as_ref().err()) {
@@ -1079,12 +1248,41 @@ impl Ledger {
             let oldest = height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS);
             recorded.retain(|(evidence_height, _)| evidence_height.0 >= oldest);
         }
-        let transaction_hashes: Vec<Hash> = block.transactions.iter().map(|tx| tx.hash()).collect();
+        let mut block_transaction_bytes = 0usize;
+        let transaction_hashes: Vec<Hash> = block
+            .transactions
+            .iter()
+            .map(|transaction| {
+                let bytes = transaction.to_bytes();
+                block_transaction_bytes += bytes.len();
+                cairn_types::sha256(&bytes)
+            })
+            .collect();
         {
             let committed = self.read();
             let mut mempool = lock(&self.mempool);
             mempool.remove_committed(&transaction_hashes, &StateAccounts(&committed.state));
+            mempool.expire_queued(std::time::Instant::now());
             self.metrics.set_mempool(mempool.len(), mempool.bytes());
+            self.metrics.set_mempool_dropped(mempool.dropped());
+        }
+        {
+            let fees: Vec<u64> = block
+                .transactions
+                .iter()
+                .map(|transaction| transaction.transaction.fee)
+                .collect();
+            let entry = block_entry_fee(
+                &fees,
+                block_transaction_bytes,
+                &self.genesis.consensus_params,
+                self.genesis.fee_params.min_fee,
+            );
+            let mut history = lock(&self.fee_history);
+            if history.len() >= FEE_HISTORY_BLOCKS_MAX {
+                history.pop_front();
+            }
+            history.push_back(entry);
         }
         let interval_ms = block
             .header
@@ -1111,5 +1309,41 @@ impl Ledger {
             hash,
             transactions,
         })
+    }
+}
+
+#[cfg(test)]
+mod fee_tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 90), Some(7));
+        let values: Vec<u64> = (1..=10).rev().collect();
+        assert_eq!(percentile(&values, 50), Some(5));
+        assert_eq!(percentile(&values, 90), Some(9));
+        assert_eq!(percentile(&values, 100), Some(10));
+        assert_eq!(percentile(&[1, 1, 1, 12], 90), Some(12));
+    }
+
+    /// A block with room would have taken the minimum; a full one (by
+    /// count or by bytes) its lowest fee.
+    #[test]
+    fn the_entry_fee_of_a_block_is_its_lowest_fee_only_when_full() {
+        let params = cairn_types::ConsensusParams {
+            block_transactions_max: 3,
+            ..cairn_types::ConsensusParams::default()
+        };
+        assert_eq!(block_entry_fee(&[], 0, &params, 1), 1);
+        assert_eq!(block_entry_fee(&[5, 9], 400, &params, 1), 1);
+        assert_eq!(block_entry_fee(&[5, 9, 4], 600, &params, 1), 4);
+        let by_bytes = usize::try_from(params.block_bytes_max).unwrap();
+        let roomy = cairn_types::ConsensusParams {
+            block_transactions_max: 1_000,
+            ..params
+        };
+        assert_eq!(block_entry_fee(&[5, 9], by_bytes, &roomy, 1), 5);
+        assert_eq!(block_entry_fee(&[0, 9], by_bytes, &roomy, 2), 2);
     }
 }

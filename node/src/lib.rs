@@ -4,7 +4,7 @@
 //! (`cairn-consensus`) and networking (`cairn-p2p`) crates into a process an
 //! operator runs: configuration and home directory ([`config`], [`home`]),
 //! the ledger core ([`ledger`]: store, state, mempool, block building,
-//! validation and commit), the RPC backend ([`backend`]), metrics
+//! validation and commit), the local transaction journal ([`journal`]), the RPC backend ([`backend`]), metrics
 //! ([`metrics`]), the consensus host ([`host`]), its tokio runtime with p2p
 //! gossip and block sync ([`runtime`]) and `cairnd start` ([`start`]).
 
@@ -16,6 +16,7 @@ pub mod home;
 pub mod host;
 pub mod http_server;
 pub mod init;
+pub mod journal;
 pub mod ledger;
 pub mod logging;
 pub mod mempool;

@@ -86,7 +86,7 @@ enum Command {
     ShowValidator,
     /// Print this node's libp2p peer id (for other nodes' `--bootstrap`).
     ShowNodeId,
-    /// Delete the chain data (data/ and addresses.json) to sync the chain
+    /// Delete the chain data (data/, addresses.json and mempool.journal) to sync the chain
     /// again; keeps config/: config.toml, genesis.json, the keys and
     /// config/sign_state.json, so this validator still refuses to sign
     /// below its last signed height/round/step.
@@ -95,7 +95,7 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// UNSAFE: delete the chain data (data/, addresses.json) AND
+    /// UNSAFE: delete the chain data (data/, addresses.json, mempool.journal) AND
     /// config/sign_state.json; keeps config.toml, genesis.json and the
     /// keys. A validator that lost its sign state can sign a vote that
     /// conflicts with one it signed before (double-signing) if it rejoins

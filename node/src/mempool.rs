@@ -13,6 +13,21 @@
 //! waiting for transactions never starts a height for queued ones
 //! ([`Mempool::executable_len`]).
 //!
+//! Per sender, at most [`SenderLimits::pending_max`] transactions are
+//! pending, and a nonce may be at most that far above the committed one
+//! (a nonce further out could not become executable without more pending
+//! transactions than the limit). A queued transaction that did not become
+//! executable within [`SenderLimits::queued_ttl`] is dropped
+//! ([`Mempool::expire_queued`]). Every transaction that leaves the pool
+//! without being committed is counted by reason ([`DropCounts`]).
+//!
+//! The checks that need only the committed state and the pool (nonce
+//! window, per-sender limit, replacement bump, funds, minimum fee, a full
+//! pool the fee cannot enter) run before the signature is verified
+//! ([`Mempool::precheck`]), so a refused transaction costs no
+//! verification; [`Mempool::insert_prepared`] runs them again, under the
+//! lock, with the verdict that counts.
+//!
 //! Building a block
 //! ([`Mempool::reap`]) does not remove anything, since the round may fail;
 //! only [`Mempool::remove_committed`] does, after which the rest is checked
@@ -23,6 +38,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     fmt,
+    time::{Duration, Instant},
 };
 
 use cairn_state::StateError;
@@ -31,8 +47,18 @@ use cairn_types::{
     Address, BatchVerifier, ChainId, FeeParams, Hash, SignedTransaction,
 };
 
-/// How far above an account's committed nonce a pending nonce may be.
-pub const NONCE_WINDOW_MAX: u64 = 1_024;
+/// The most `mempool.sender_pending_max` may be set to (it also bounds
+/// how far above the committed nonce a pending nonce may be).
+pub const SENDER_PENDING_LIMIT_MAX: usize = 1_024;
+/// Default most pending transactions of one sender
+/// (`mempool.sender_pending_max`).
+pub const SENDER_PENDING_MAX_DEFAULT: usize = 64;
+/// Default time a queued transaction may wait for its missing nonce
+/// (`mempool.ttl_ms`): 10 minutes.
+pub const QUEUED_TTL_DEFAULT: Duration = Duration::from_secs(600);
+/// Shortest spacing of two walks over the queued transactions for
+/// expired ones.
+pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Most hashes remembered as verified after leaving the mempool.
 pub const VERIFIED_CACHE_MAX: usize = 200_000;
 
@@ -86,12 +112,24 @@ pub enum Rejection {
         /// The transaction's nonce.
         got: u64,
     },
-    /// Too far above the account's committed nonce.
+    /// Too far above the account's committed nonce: it could not become
+    /// executable without more pending transactions than the sender may
+    /// have.
     NonceTooFar {
         /// The account's committed nonce.
         committed: u64,
         /// The transaction's nonce.
         got: u64,
+        /// Most pending transactions per sender; the nonce must be below
+        /// `committed + window`.
+        window: u64,
+    },
+    /// The sender already has the most pending transactions allowed.
+    SenderFull {
+        /// Its pending transactions.
+        pending: usize,
+        /// The limit (`mempool.sender_pending_max`).
+        max: usize,
     },
     /// The balance does not cover this and the sender's pending spending.
     InsufficientFunds {
@@ -140,6 +178,7 @@ impl Rejection {
             Rejection::Duplicate(_) => "duplicate",
             Rejection::BadNonce { .. } => "bad_nonce",
             Rejection::NonceTooFar { .. } => "nonce_too_far",
+            Rejection::SenderFull { .. } => "sender_pending_full",
             Rejection::InsufficientFunds { .. } => "insufficient_funds",
             Rejection::BadSignature => "bad_signature",
             Rejection::Full { .. } => "mempool_full",
@@ -184,9 +223,18 @@ impl fmt::Display for Rejection {
                 f,
                 "nonce {got} is below the account's next nonce {expected}; use next_nonce from /account"
             ),
-            Rejection::NonceTooFar { committed, got } => write!(
+            Rejection::NonceTooFar {
+                committed,
+                got,
+                window,
+            } => write!(
                 f,
-                "nonce {got} is more than {NONCE_WINDOW_MAX} above the account's committed nonce {committed}; send the missing nonces first"
+                "nonce {got} is too far above the account's committed nonce {committed}: a sender may have {window} transactions pending, so the nonce must be below {}; send the missing nonces first, or wait for pending ones to commit",
+                committed.saturating_add(*window)
+            ),
+            Rejection::SenderFull { pending, max } => write!(
+                f,
+                "the sender has {pending} transactions pending, the most this node keeps per sender is {max}; wait for some to commit"
             ),
             Rejection::InsufficientFunds { have, need } => write!(
                 f,
@@ -249,6 +297,54 @@ pub struct MempoolLimits {
     pub min_fee: u64,
 }
 
+/// Per-sender policy of the mempool (node-local).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderLimits {
+    /// Most pending transactions of one sender (`mempool.sender_pending_max`);
+    /// also how far above the committed nonce a pending nonce may be.
+    pub pending_max: usize,
+    /// How long a queued transaction may wait for its missing nonce
+    /// (`mempool.ttl_ms`).
+    pub queued_ttl: Duration,
+}
+
+impl Default for SenderLimits {
+    fn default() -> Self {
+        SenderLimits {
+            pending_max: SENDER_PENDING_MAX_DEFAULT,
+            queued_ttl: QUEUED_TTL_DEFAULT,
+        }
+    }
+}
+
+/// Transactions that left the pool without being committed, by reason
+/// (`cairn_mempool_dropped_total{reason}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Evicted from a full pool for a better-paying transaction, with the
+    /// sender's later nonces that depended on them.
+    pub evicted: u64,
+    /// Queued longer than the TTL without becoming executable.
+    pub expired: u64,
+    /// Made invalid by a committed block (a stale nonce, spending the
+    /// balance no longer covers, a staking rule).
+    pub invalidated: u64,
+    /// Replaced by a transaction of the same sender and nonce paying more.
+    pub replaced: u64,
+}
+
+impl DropCounts {
+    /// `(reason label, count)` for each reason.
+    pub fn by_reason(&self) -> [(&'static str, u64); 4] {
+        [
+            ("evicted", self.evicted),
+            ("expired", self.expired),
+            ("invalidated", self.invalidated),
+            ("replaced", self.replaced),
+        ]
+    }
+}
+
 /// One pending transaction.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -256,6 +352,8 @@ struct Pending {
     size_bytes: usize,
     sender: Address,
     arrival: u64,
+    /// When it was admitted (the queued TTL counts from here).
+    admitted: Instant,
 }
 
 /// A sender's pending transactions.
@@ -319,6 +417,12 @@ pub struct Mempool {
     senders: HashMap<Address, SenderQueue>,
     /// Cheapest transactions evicted for better-paying ones, counted.
     evicted: u64,
+    /// Per-sender limits.
+    sender_limits: SenderLimits,
+    /// Transactions dropped, by reason.
+    dropped: DropCounts,
+    /// The earliest time [`Mempool::expire_queued`] walks the queue again.
+    next_expiry_check: Option<Instant>,
     /// Every pending transaction by (fee, newest first): the first is the
     /// one a better-paying newcomer evicts when the pool is full.
     by_fee: BTreeSet<(u64, std::cmp::Reverse<u64>, Hash)>,
@@ -359,6 +463,30 @@ fn cheap_checks(chain_id: &ChainId, bytes: &[u8]) -> Result<Candidate, Rejection
     })
 }
 
+/// What [`Mempool::precheck`] says of one transaction before its
+/// signature is verified.
+#[derive(Debug)]
+pub enum Precheck {
+    /// Verify its signature, then admit it if it still passes.
+    Verify,
+    /// This node verified its signature before; admit it without
+    /// verifying again.
+    Verified,
+    /// Refused without verifying the signature.
+    Refuse(Rejection),
+}
+
+/// What [`Mempool::admission_checks`] found, for the insertion.
+struct AdmissionPlan {
+    sender: Address,
+    committed_nonce: u64,
+    /// The pending transaction of the same nonce this one replaces, and
+    /// its amount plus fee.
+    replaced: Option<(Hash, u64)>,
+    /// The sender's pending spending with this transaction.
+    need: u64,
+}
+
 /// A transaction that passed the cheap checks and awaits its signature.
 struct Candidate {
     transaction: SignedTransaction,
@@ -379,6 +507,9 @@ impl Mempool {
             senders: HashMap::new(),
             by_fee: BTreeSet::new(),
             evicted: 0,
+            sender_limits: SenderLimits::default(),
+            dropped: DropCounts::default(),
+            next_expiry_check: None,
             next_arrival: 0,
             bytes: 0,
             executable: 0,
@@ -399,6 +530,48 @@ impl Mempool {
     /// The least fee this mempool admits.
     pub fn min_fee(&self) -> u64 {
         self.min_fee
+    }
+
+    /// This mempool with `limits` per sender.
+    pub fn with_sender_limits(mut self, limits: SenderLimits) -> Mempool {
+        self.set_sender_limits(limits);
+        self
+    }
+
+    /// Sets the per-sender limits (applied to transactions admitted from
+    /// now on; `pending_max` is clamped to 1..=[`SENDER_PENDING_LIMIT_MAX`]).
+    pub fn set_sender_limits(&mut self, limits: SenderLimits) {
+        self.sender_limits = SenderLimits {
+            pending_max: limits.pending_max.clamp(1, SENDER_PENDING_LIMIT_MAX),
+            queued_ttl: limits.queued_ttl,
+        };
+    }
+
+    /// The per-sender limits.
+    pub fn sender_limits(&self) -> SenderLimits {
+        self.sender_limits
+    }
+
+    /// Transactions dropped so far, by reason.
+    pub fn dropped(&self) -> DropCounts {
+        self.dropped
+    }
+
+    /// The least fee a transaction needs to enter now: the minimum, or,
+    /// when the pool is at its count cap, one more than the cheapest
+    /// pending fee (a newcomer must evict it).
+    pub fn entry_fee(&self) -> u64 {
+        if self.pending.len() >= self.limits.transactions_max {
+            if let Some((fee, _, _)) = self.by_fee.first() {
+                return fee.saturating_add(1).max(self.min_fee);
+            }
+        }
+        self.min_fee
+    }
+
+    /// A pending transaction by hash.
+    pub fn get(&self, hash: &Hash) -> Option<&SignedTransaction> {
+        self.pending.get(hash).map(|entry| &entry.transaction)
     }
 
     /// Pending transactions.
@@ -493,28 +666,86 @@ impl Mempool {
         batch: &[&[u8]],
         accounts: &impl AccountView,
     ) -> Vec<Result<Hash, Rejection>> {
-        let prepared = Mempool::prepare_batch(&self.chain_id, batch, |hashes| {
-            hashes
-                .iter()
-                .map(|hash| self.signature_verified(hash))
-                .collect()
+        let prepared = Mempool::prepare_batch(&self.chain_id, batch, |transactions, hashes| {
+            self.precheck(transactions, hashes, accounts)
         });
         self.insert_prepared(prepared, accounts)
+    }
+
+    /// The checks of admission that need the committed state and the pool
+    /// but not the signature, for transactions that decoded: a pending
+    /// duplicate, the nonce window, the per-sender limit, the replacement
+    /// bump, funds, the fee rules, and a full pool whose cheapest fee this
+    /// one does not beat (the room left is taken by the earlier
+    /// transactions of the batch that pass). Each refusal here is one
+    /// [`Mempool::insert_prepared`] would make against the same state
+    /// (the room aside: a batch whose earlier transactions then fail
+    /// their signature leaves room unused); the survivors are marked for
+    /// verification unless this node verified their signature before.
+    pub fn precheck(
+        &self,
+        transactions: &[&SignedTransaction],
+        hashes: &[Hash],
+        accounts: &impl AccountView,
+    ) -> Vec<Precheck> {
+        // Room left for new transactions, taken by those of this batch
+        // that pass: once it is gone, a newcomer must beat the cheapest
+        // pending fee (else insertion refuses it as full, after
+        // verification).
+        let mut room = self
+            .limits
+            .transactions_max
+            .saturating_sub(self.pending.len());
+        transactions
+            .iter()
+            .zip(hashes)
+            .map(|(transaction, hash)| {
+                if self.pending.contains_key(hash) {
+                    return Precheck::Refuse(Rejection::Duplicate(format!(
+                        "transaction {hash} is already pending"
+                    )));
+                }
+                let body = &transaction.transaction;
+                let plan = match self.admission_checks(body, accounts) {
+                    Ok(plan) => plan,
+                    Err(rejection) => return Precheck::Refuse(rejection),
+                };
+                if plan.replaced.is_none() && room > 0 {
+                    room -= 1;
+                } else if plan.replaced.is_none() {
+                    let cheapest = self.cheapest_of_others(&plan.sender);
+                    if cheapest.is_none_or(|(fee, _)| body.fee <= fee) {
+                        return Precheck::Refuse(Rejection::Full {
+                            count: self.pending.len(),
+                            bytes: self.bytes,
+                            fee_needed: cheapest.map(|(fee, _)| fee.saturating_add(1)),
+                        });
+                    }
+                }
+                if self.verified.contains(hash) {
+                    Precheck::Verified
+                } else {
+                    Precheck::Verify
+                }
+            })
+            .collect()
     }
 
     /// The part of admission that needs neither the mempool nor the
     /// state: size, decoding, the stateless rules of `cairn-state`
     /// ([`cairn_state::check_stateless`]: chain, memo, overflow), repeats
     /// within the batch, and one ZIP-215 batch verification of the
-    /// signatures. `already_verified` gets the hashes that passed the
-    /// cheap checks and says, for each, whether this node verified its
-    /// signature before (a proposal carried it, or it is pending): those
-    /// are not verified again. Run it outside any lock, then
+    /// signatures. `precheck` gets the transactions that passed the cheap
+    /// checks (and their hashes) and says, for each, whether to refuse it
+    /// before its signature is verified (see [`Mempool::precheck`]), or
+    /// that this node verified its signature before (a proposal carried
+    /// it): those are not verified again. Run it outside any lock (the
+    /// precheck takes the locks it needs), then
     /// [`Mempool::insert_prepared`].
     pub fn prepare_batch(
         chain_id: &ChainId,
         batch: &[&[u8]],
-        already_verified: impl FnOnce(&[Hash]) -> Vec<bool>,
+        precheck: impl FnOnce(&[&SignedTransaction], &[Hash]) -> Vec<Precheck>,
     ) -> Vec<Result<Prepared, Rejection>> {
         let mut results: Vec<Option<Result<Prepared, Rejection>>> = Vec::with_capacity(batch.len());
         let mut candidates: Vec<(usize, Candidate)> = Vec::with_capacity(batch.len());
@@ -534,22 +765,29 @@ impl Mempool {
                 Err(rejection) => results[position] = Some(Err(rejection)),
             }
         }
-        let hashes: Vec<Hash> = candidates
-            .iter()
-            .map(|(_, candidate)| candidate.hash)
-            .collect();
-        let known = already_verified(&hashes);
-        let (known, unknown): (Vec<_>, Vec<_>) = candidates
-            .into_iter()
-            .zip(known.into_iter().chain(std::iter::repeat(false)))
-            .partition(|(_, known)| *known);
-        for ((position, candidate), _) in known {
-            results[position] = Some(Ok(Prepared(candidate)));
+        let verdicts = {
+            let transactions: Vec<&SignedTransaction> = candidates
+                .iter()
+                .map(|(_, candidate)| &candidate.transaction)
+                .collect();
+            let hashes: Vec<Hash> = candidates
+                .iter()
+                .map(|(_, candidate)| candidate.hash)
+                .collect();
+            precheck(&transactions, &hashes)
+        };
+        let mut unknown: Vec<(usize, Candidate)> = Vec::with_capacity(candidates.len());
+        for ((position, candidate), verdict) in candidates.into_iter().zip(
+            verdicts
+                .into_iter()
+                .chain(std::iter::repeat_with(|| Precheck::Verify)),
+        ) {
+            match verdict {
+                Precheck::Refuse(rejection) => results[position] = Some(Err(rejection)),
+                Precheck::Verified => results[position] = Some(Ok(Prepared(candidate))),
+                Precheck::Verify => unknown.push((position, candidate)),
+            }
         }
-        let unknown: Vec<(usize, Candidate)> = unknown
-            .into_iter()
-            .map(|(candidate, _)| candidate)
-            .collect();
         let mut verifier = BatchVerifier::with_capacity(unknown.len());
         for (_, candidate) in &unknown {
             verifier.push(
@@ -587,19 +825,15 @@ impl Mempool {
             .collect()
     }
 
-    /// State checks and insertion of a transaction whose signature verified.
-    fn insert_verified(
-        &mut self,
-        candidate: Candidate,
+    /// The checks of `body` against the committed state and the pool that
+    /// need no signature: nonce (not stale, within the sender's window),
+    /// the replacement bump for a pending nonce, the per-sender limit,
+    /// funds over the sender's pending spending, and the fee rules.
+    fn admission_checks(
+        &self,
+        body: &cairn_types::Transaction,
         accounts: &impl AccountView,
-    ) -> Result<Hash, Rejection> {
-        if self.pending.contains_key(&candidate.hash) {
-            return Err(Rejection::Duplicate(format!(
-                "transaction {} is already pending",
-                candidate.hash
-            )));
-        }
-        let body = &candidate.transaction.transaction;
+    ) -> Result<AdmissionPlan, Rejection> {
         let sender = body.sender_address();
         let (balance, committed_nonce) = accounts.balance_and_nonce(&sender);
         if body.nonce < committed_nonce {
@@ -608,10 +842,12 @@ impl Mempool {
                 got: body.nonce,
             });
         }
-        if body.nonce - committed_nonce > NONCE_WINDOW_MAX {
+        let window = self.sender_limits.pending_max as u64;
+        if body.nonce - committed_nonce >= window {
             return Err(Rejection::NonceTooFar {
                 committed: committed_nonce,
                 got: body.nonce,
+                window,
             });
         }
         let queue = self.senders.get(&sender);
@@ -634,6 +870,13 @@ impl Mempool {
             }
             replaced = Some((*existing, old.and_then(|old| old.total_cost()).unwrap_or(0)));
         }
+        let sender_pending = queue.map_or(0, |queue| queue.by_nonce.len());
+        if replaced.is_none() && sender_pending >= self.sender_limits.pending_max {
+            return Err(Rejection::SenderFull {
+                pending: sender_pending,
+                max: self.sender_limits.pending_max,
+            });
+        }
         let pending_spending = queue
             .map_or(0, |queue| queue.spending)
             .saturating_sub(replaced.map_or(0, |(_, cost)| cost));
@@ -647,13 +890,40 @@ impl Mempool {
                 need,
             });
         }
+        self.check_fee_rules(body, balance - need, accounts)
+            .map_err(Rejection::Rule)?;
+        Ok(AdmissionPlan {
+            sender,
+            committed_nonce,
+            replaced,
+            need,
+        })
+    }
+
+    /// State checks and insertion of a transaction whose signature verified.
+    fn insert_verified(
+        &mut self,
+        candidate: Candidate,
+        accounts: &impl AccountView,
+    ) -> Result<Hash, Rejection> {
+        if self.pending.contains_key(&candidate.hash) {
+            return Err(Rejection::Duplicate(format!(
+                "transaction {} is already pending",
+                candidate.hash
+            )));
+        }
+        let body = &candidate.transaction.transaction;
+        let AdmissionPlan {
+            sender,
+            committed_nonce,
+            replaced,
+            need,
+        } = self.admission_checks(body, accounts)?;
         if !body.is_transfer() {
             accounts
                 .check_staking(&candidate.transaction)
                 .map_err(Rejection::Rule)?;
         }
-        self.check_fee_rules(body, balance - need, accounts)
-            .map_err(Rejection::Rule)?;
         let freed = replaced
             .and_then(|(hash, _)| self.pending.get(&hash))
             .map_or(0, |entry| entry.size_bytes);
@@ -668,28 +938,24 @@ impl Mempool {
             // Full: the cheapest pending transaction (and its sender's
             // later nonces, which depend on it) makes room for one that
             // pays more, a few per admission at most.
-            let cheapest = self.by_fee.first().copied();
-            let evictable = cheapest.filter(|(fee, _, hash)| {
-                body.fee > *fee
-                    && evictions < EVICTIONS_PER_ADMISSION_MAX
-                    && self
-                        .pending
-                        .get(hash)
-                        .is_some_and(|entry| entry.sender != sender)
-            });
-            let Some((_, _, victim)) = evictable else {
+            let cheapest = self.cheapest_of_others(&sender);
+            let evictable = cheapest
+                .filter(|(fee, _)| body.fee > *fee && evictions < EVICTIONS_PER_ADMISSION_MAX);
+            let Some((_, victim)) = evictable else {
                 return Err(Rejection::Full {
                     count: self.pending.len(),
                     bytes: self.bytes,
-                    fee_needed: cheapest.map(|(fee, _, _)| fee.saturating_add(1)),
+                    fee_needed: cheapest.map(|(fee, _)| fee.saturating_add(1)),
                 });
             };
-            self.evict_with_later_nonces(&victim);
+            let removed = self.evict_with_later_nonces(&victim);
+            self.dropped.evicted = self.dropped.evicted.saturating_add(removed);
             evictions += 1;
         }
         self.evicted = self.evicted.saturating_add(evictions);
         if let Some((old, _)) = replaced {
             self.remove(&old);
+            self.dropped.replaced = self.dropped.replaced.saturating_add(1);
         }
         let queue = self.senders.entry(sender).or_default();
         queue.by_nonce.insert(body.nonce, candidate.hash);
@@ -725,9 +991,26 @@ impl Mempool {
                 size_bytes: candidate.size_bytes,
                 sender,
                 arrival,
+                admitted: Instant::now(),
             },
         );
         Ok(candidate.hash)
+    }
+
+    /// The cheapest pending transaction of a sender other than `sender`
+    /// (a newcomer never evicts its own sender's earlier nonces, which it
+    /// depends on): `(fee, hash)`. Skips at most `sender_pending_max` of
+    /// `sender`'s own.
+    fn cheapest_of_others(&self, sender: &Address) -> Option<(u64, Hash)> {
+        self.by_fee
+            .iter()
+            .take(self.sender_limits.pending_max.saturating_add(1))
+            .find(|(_, _, hash)| {
+                self.pending
+                    .get(hash)
+                    .is_some_and(|entry| entry.sender != *sender)
+            })
+            .map(|(fee, _, hash)| (*fee, *hash))
     }
 
     /// The fee rules of the chain and of this node at admission (the
@@ -886,6 +1169,10 @@ impl Mempool {
                 _ => drop_hashes.push(*hash),
             }
         }
+        self.dropped.invalidated = self
+            .dropped
+            .invalidated
+            .saturating_add(drop_hashes.len() as u64);
         for hash in drop_hashes {
             self.remove(&hash);
         }
@@ -901,10 +1188,11 @@ impl Mempool {
     }
 
     /// Removes `hash` and the pending transactions of its sender with
-    /// higher nonces (they could not run without it).
-    fn evict_with_later_nonces(&mut self, hash: &Hash) {
+    /// higher nonces (they could not run without it); returns how many
+    /// were removed.
+    fn evict_with_later_nonces(&mut self, hash: &Hash) -> u64 {
         let Some(entry) = self.pending.get(hash) else {
-            return;
+            return 0;
         };
         let (sender, nonce) = (entry.sender, entry.transaction.transaction.nonce);
         let doomed: Vec<Hash> = self
@@ -918,9 +1206,42 @@ impl Mempool {
                     .collect()
             })
             .unwrap_or_default();
+        let removed = doomed.len() as u64;
         for hash in doomed {
             self.remove(&hash);
         }
+        removed
+    }
+
+    /// Drops queued transactions (waiting behind a missing nonce) admitted
+    /// more than the queued TTL before `now`; executable ones stay. Walks
+    /// the senders with queued transactions at most once per
+    /// [`EXPIRY_CHECK_INTERVAL`] (`O(senders + queued)` per walk). Returns
+    /// how many were dropped.
+    pub fn expire_queued(&mut self, now: Instant) -> usize {
+        if self.next_expiry_check.is_some_and(|next| now < next) {
+            return 0;
+        }
+        self.next_expiry_check = now.checked_add(EXPIRY_CHECK_INTERVAL);
+        let ttl = self.sender_limits.queued_ttl;
+        let mut expired = Vec::new();
+        for queue in self.senders.values() {
+            let first_gap = queue.base_nonce.saturating_add(queue.executable as u64);
+            for hash in queue.by_nonce.range(first_gap..).map(|(_, hash)| hash) {
+                if self
+                    .pending
+                    .get(hash)
+                    .is_some_and(|entry| now.saturating_duration_since(entry.admitted) > ttl)
+                {
+                    expired.push(*hash);
+                }
+            }
+        }
+        for hash in &expired {
+            self.remove(hash);
+        }
+        self.dropped.expired = self.dropped.expired.saturating_add(expired.len() as u64);
+        expired.len()
     }
 
     /// Cheapest transactions evicted so far (each with its sender's later
@@ -1178,9 +1499,20 @@ mod tests {
         let last = forged.len() - 1;
         forged[last] ^= 1;
         let verdict = |known: bool| {
-            Mempool::prepare_batch(&chain(), &[&forged], |hashes| vec![known; hashes.len()])
-                .pop()
-                .map(|result| result.is_ok())
+            Mempool::prepare_batch(&chain(), &[&forged], |_, hashes| {
+                hashes
+                    .iter()
+                    .map(|_| {
+                        if known {
+                            Precheck::Verified
+                        } else {
+                            Precheck::Verify
+                        }
+                    })
+                    .collect()
+            })
+            .pop()
+            .map(|result| result.is_ok())
         };
         assert_eq!(verdict(false), Some(false), "a forged signature is refused");
         assert_eq!(
@@ -1292,7 +1624,10 @@ mod tests {
                 got: 1
             })
         );
-        let too_far = pool.add_bytes(&transfer(&key, 2 + NONCE_WINDOW_MAX + 1, 1), &accounts);
+        let too_far = pool.add_bytes(
+            &transfer(&key, 2 + SENDER_PENDING_MAX_DEFAULT as u64, 1),
+            &accounts,
+        );
         assert!(matches!(too_far, Err(Rejection::NonceTooFar { .. })));
         let poor = pool.add_bytes(&transfer(&key, 2, 100), &accounts);
         assert_eq!(
@@ -1487,5 +1822,389 @@ mod tests {
         assert_eq!(fees(2), vec![50, 20]);
         // Sender 0's fee-100 nonce 1 waits behind its fee-5 nonce 0.
         assert_eq!(fees(4), vec![50, 20, 5, 100]);
+    }
+
+    fn signed(key: &Keypair, nonce: u64, fee: u64, amount: u64) -> Vec<u8> {
+        Transaction {
+            chain_id: chain(),
+            sender: key.public_key(),
+            recipient: Address([1; 20]),
+            amount,
+            fee,
+            nonce,
+            memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
+        }
+        .sign(key)
+        .to_bytes()
+    }
+
+    fn forge(mut bytes: Vec<u8>) -> Vec<u8> {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        bytes
+    }
+
+    /// The checks that need no signature run before it is verified: a
+    /// badly signed transaction that also breaks one of them is refused
+    /// for that rule (had the signature been checked first, it would be
+    /// `bad_signature`), and the precheck asks to verify only those that
+    /// pass.
+    #[test]
+    fn cheap_rules_refuse_before_the_signature_is_verified() {
+        let (pool, accounts, key) = setup();
+        let mut pool = pool
+            .with_fee_rules(FeeParams::NONE, 2)
+            .with_sender_limits(SenderLimits {
+                pending_max: 8,
+                queued_ttl: QUEUED_TTL_DEFAULT,
+            });
+        // Committed nonce 2, balance 100, node minimum fee 2.
+        let cases = [
+            (forge(signed(&key, 10, 2, 1)), "nonce_too_far"),
+            (forge(signed(&key, 1, 2, 1)), "bad_nonce"),
+            (forge(signed(&key, 2, 1, 1)), "fee_too_low"),
+            (forge(signed(&key, 2, 2, 99)), "insufficient_funds"),
+            (forge(signed(&key, 2, 2, 1)), "bad_signature"),
+        ];
+        for (bytes, code) in &cases {
+            let refused = pool.add_bytes(bytes, &accounts).unwrap_err();
+            assert_eq!(refused.code(), *code, "{refused}");
+        }
+        // What the precheck asks for, without verifying anything.
+        let batch: Vec<&[u8]> = cases.iter().map(|(bytes, _)| bytes.as_slice()).collect();
+        let mut asked = Vec::new();
+        let _ = Mempool::prepare_batch(&chain(), &batch, |transactions, hashes| {
+            let verdicts = pool.precheck(transactions, hashes, &accounts);
+            asked = verdicts
+                .iter()
+                .map(|verdict| matches!(verdict, Precheck::Verify))
+                .collect();
+            verdicts
+        });
+        assert_eq!(asked, vec![false, false, false, false, true]);
+
+        // A replacement that does not pay enough, a full pool the fee does
+        // not enter, and a pending duplicate are refused before too.
+        let pending = signed(&key, 2, 10, 1);
+        pool.add_bytes(&pending, &accounts).unwrap();
+        let under = pool
+            .add_bytes(&forge(signed(&key, 2, 10, 2)), &accounts)
+            .unwrap_err();
+        assert_eq!(under.code(), "replacement_underpriced");
+        let mut full = Mempool::new(
+            chain(),
+            MempoolLimits {
+                transactions_max: 1,
+                bytes_max: 1 << 20,
+                min_fee: 0,
+            },
+        );
+        full.add_bytes(&signed(&key, 2, 5, 1), &accounts).unwrap();
+        let other = Keypair::from_seed(&[6; 32]);
+        let accounts_two = Accounts(HashMap::from([
+            (key.address(), (100, 2)),
+            (other.address(), (100, 0)),
+        ]));
+        let refused = full
+            .add_bytes(&forge(signed(&other, 0, 5, 1)), &accounts_two)
+            .unwrap_err();
+        assert_eq!(refused.code(), "mempool_full");
+        // Paying more, the same forged transaction reaches the signature.
+        let refused = full
+            .add_bytes(&forge(signed(&other, 0, 6, 1)), &accounts_two)
+            .unwrap_err();
+        assert_eq!(refused.code(), "bad_signature");
+
+        // Within one batch the room left goes to the earlier transactions:
+        // the rest of a batch that overflows the pool at the same fee is
+        // refused before verification.
+        let pool = Mempool::new(
+            chain(),
+            MempoolLimits {
+                transactions_max: 2,
+                bytes_max: 1 << 20,
+                min_fee: 0,
+            },
+        );
+        let senders: Vec<Keypair> = (0..3u8)
+            .map(|i| Keypair::from_seed(&[i + 110; 32]))
+            .collect();
+        let funded = Accounts(
+            senders
+                .iter()
+                .map(|key| (key.address(), (100, 0)))
+                .collect(),
+        );
+        let batch: Vec<Vec<u8>> = senders.iter().map(|key| signed(key, 0, 1, 1)).collect();
+        let batch: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let mut verdicts = Vec::new();
+        let prepared = Mempool::prepare_batch(&chain(), &batch, |transactions, hashes| {
+            let answer = pool.precheck(transactions, hashes, &funded);
+            verdicts = answer
+                .iter()
+                .map(|verdict| match verdict {
+                    Precheck::Refuse(rejection) => rejection.code(),
+                    _ => "verify",
+                })
+                .collect();
+            answer
+        });
+        assert_eq!(verdicts, vec!["verify", "verify", "mempool_full"]);
+        assert_eq!(prepared.iter().filter(|result| result.is_ok()).count(), 2);
+    }
+
+    /// A sender may have `pending_max` transactions pending; a nonce at
+    /// or beyond committed + `pending_max` is too far (it could never
+    /// become executable within the limit), and a pool whose view of the
+    /// committed nonce is stale still holds no more than the limit.
+    #[test]
+    fn each_sender_has_a_bounded_number_of_pending_transactions() {
+        let (pool, mut accounts, key) = setup();
+        let mut pool = pool.with_sender_limits(SenderLimits {
+            pending_max: 4,
+            queued_ttl: QUEUED_TTL_DEFAULT,
+        });
+        for nonce in 2..6 {
+            pool.add_bytes(&signed(&key, nonce, 1, 1), &accounts)
+                .unwrap();
+        }
+        let far = pool
+            .add_bytes(&signed(&key, 6, 1, 1), &accounts)
+            .unwrap_err();
+        assert_eq!(far.code(), "nonce_too_far");
+        assert!(far.to_string().contains("must be below 6"), "{far}");
+        // Nonce 2 committed, but this pool has not seen the block yet:
+        // nonce 6 is in the window, the sender still has 4 pending.
+        accounts.0.insert(key.address(), (98, 3));
+        let full = pool
+            .add_bytes(&signed(&key, 6, 1, 1), &accounts)
+            .unwrap_err();
+        assert_eq!(full, Rejection::SenderFull { pending: 4, max: 4 }, "{full}");
+        assert_eq!(full.code(), "sender_pending_full");
+        // Replacing a pending nonce is not a new pending transaction.
+        pool.add_bytes(&signed(&key, 5, 2, 1), &accounts).unwrap();
+        assert_eq!(pool.dropped().replaced, 1);
+        assert_eq!(pool.len(), 4);
+    }
+
+    /// Queued transactions that did not become executable within the TTL
+    /// are dropped and counted; executable ones stay.
+    #[test]
+    fn queued_transactions_expire_after_the_ttl() {
+        let (pool, accounts, key) = setup();
+        let ttl = Duration::from_secs(60);
+        let mut pool = pool.with_sender_limits(SenderLimits {
+            pending_max: 16,
+            queued_ttl: ttl,
+        });
+        let executable = pool.add_bytes(&signed(&key, 2, 1, 1), &accounts).unwrap();
+        let queued = pool.add_bytes(&signed(&key, 5, 1, 1), &accounts).unwrap();
+        let start = Instant::now();
+        assert_eq!(pool.expire_queued(start + ttl / 2), 0);
+        assert_eq!(pool.expire_queued(start + ttl * 2), 1);
+        assert!(pool.contains(&executable) && !pool.contains(&queued));
+        assert_eq!(pool.dropped().expired, 1);
+        assert_eq!((pool.executable_len(), pool.queued_len()), (1, 0));
+        assert_executable_consistent(&pool, &accounts);
+        // Its spending was released: nearly all of the balance is free.
+        assert!(pool.add_bytes(&signed(&key, 3, 1, 97), &accounts).is_ok());
+    }
+
+    /// Evictions (with the later nonces), invalidations by a block, and
+    /// replacements are counted by reason.
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let (mut pool, mut accounts, key) = setup();
+        pool.add_bytes(&signed(&key, 2, 1, 10), &accounts).unwrap();
+        pool.add_bytes(&signed(&key, 3, 1, 10), &accounts).unwrap();
+        pool.add_bytes(&signed(&key, 3, 2, 10), &accounts).unwrap();
+        // The block took all but 5 of the balance, and not nonce 2.
+        accounts.0.insert(key.address(), (5, 2));
+        pool.remove_committed(&[], &accounts);
+        assert_eq!(
+            pool.dropped(),
+            DropCounts {
+                evicted: 0,
+                expired: 0,
+                invalidated: 2,
+                replaced: 1,
+            }
+        );
+        assert!(pool.is_empty());
+    }
+}
+
+/// Property tests of admission, replacement, eviction and reaping against
+/// a simple model, over random sequences of transactions from a few
+/// funded senders and one that was never funded.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use cairn_types::{Keypair, Transaction};
+    use proptest::prelude::*;
+
+    const POOL_MAX: usize = 8;
+    const SENDER_MAX: usize = 4;
+    const SENDERS: usize = 4;
+
+    struct Accounts(HashMap<Address, (u64, u64)>);
+
+    impl AccountView for Accounts {
+        fn balance_and_nonce(&self, address: &Address) -> (u64, u64) {
+            self.0.get(address).copied().unwrap_or((0, 0))
+        }
+
+        fn exists(&self, address: &Address) -> bool {
+            self.0.contains_key(address)
+        }
+    }
+
+    fn chain() -> ChainId {
+        ChainId::new("mempool-properties").unwrap()
+    }
+
+    /// (sender index, nonce, fee, amount); sender `SENDERS` was never
+    /// funded.
+    fn operation() -> impl Strategy<Value = (usize, u64, u64, u64)> {
+        (0..=SENDERS, 0u64..6, 1u64..30, 0u64..40)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        #[test]
+        fn admission_replacement_eviction_and_reaping_follow_the_rules(
+            balances in proptest::collection::vec(0u64..150, SENDERS),
+            operations in proptest::collection::vec(operation(), 1..40),
+        ) {
+            let keys: Vec<Keypair> = (0..=SENDERS)
+                .map(|index| Keypair::from_seed(&[index as u8 + 90; 32]))
+                .collect();
+            let accounts = Accounts(
+                keys[..SENDERS]
+                    .iter()
+                    .zip(&balances)
+                    .map(|(key, balance)| (key.address(), (*balance, 0)))
+                    .collect(),
+            );
+            let mut pool = Mempool::new(
+                chain(),
+                MempoolLimits {
+                    transactions_max: POOL_MAX,
+                    bytes_max: 1 << 20,
+                    min_fee: 0,
+                },
+            )
+            .with_fee_rules(FeeParams::default(), 1)
+            .with_sender_limits(SenderLimits {
+                pending_max: SENDER_MAX,
+                queued_ttl: QUEUED_TTL_DEFAULT,
+            });
+            for (sender, nonce, fee, amount) in operations {
+                let key = &keys[sender];
+                let bytes = Transaction {
+                    chain_id: chain(),
+                    sender: key.public_key(),
+                    recipient: keys[(sender + 1) % SENDERS].address(),
+                    amount,
+                    fee,
+                    nonce,
+                    memo: String::new(),
+                    kind: cairn_types::TransactionKind::Transfer,
+                }
+                .sign(key)
+                .to_bytes();
+                let address = key.address();
+                let existing = pool
+                    .senders
+                    .get(&address)
+                    .and_then(|queue| queue.by_nonce.get(&nonce))
+                    .copied();
+                let existing_fee = existing
+                    .and_then(|hash| pool.pending.get(&hash))
+                    .map(|entry| entry.transaction.transaction.fee);
+                let full_before = pool.len() >= POOL_MAX;
+                let cheapest_before = pool.by_fee.first().map(|(fee, _, _)| *fee);
+                let result = pool.add_bytes(&bytes, &accounts);
+
+                // No key that was never funded is ever admitted.
+                if sender == SENDERS {
+                    prop_assert!(result.is_err(), "an unfunded sender was admitted");
+                }
+                match (&result, existing_fee) {
+                    // A pending nonce is only taken by a fee 10% (and 1)
+                    // higher, and the old transaction leaves.
+                    (Ok(_), Some(old_fee)) => {
+                        prop_assert!(fee >= replacement_fee(old_fee));
+                        prop_assert!(!pool.contains(&existing.unwrap()));
+                    }
+                    (Err(Rejection::ReplacementUnderpriced { needed, .. }), Some(old_fee)) => {
+                        prop_assert_eq!(*needed, replacement_fee(old_fee));
+                        prop_assert!(fee < *needed);
+                    }
+                    // A full pool admits a newcomer only if it pays more
+                    // than the cheapest pending transaction.
+                    (Ok(_), None) if full_before => {
+                        prop_assert!(fee > cheapest_before.unwrap_or(0));
+                    }
+                    (Err(Rejection::Full { fee_needed, .. }), _) => {
+                        prop_assert!(full_before);
+                        if let Some(needed) = fee_needed {
+                            prop_assert!(fee < *needed);
+                        }
+                    }
+                    _ => {}
+                }
+
+                // The pool's invariants.
+                prop_assert!(pool.len() <= POOL_MAX);
+                let mut executable = 0;
+                for (sender, queue) in &pool.senders {
+                    let (balance, committed) = accounts.balance_and_nonce(sender);
+                    prop_assert!(queue.by_nonce.len() <= SENDER_MAX);
+                    prop_assert!(queue.spending <= balance);
+                    let mut expected = committed;
+                    while queue.by_nonce.contains_key(&expected) {
+                        expected += 1;
+                    }
+                    prop_assert_eq!(queue.executable as u64, expected - committed);
+                    executable += queue.executable;
+                }
+                prop_assert_eq!(pool.executable_len(), executable);
+            }
+
+            // Reaping: each sender's run in nonce order, and at every step
+            // the highest fee among the senders' next transactions.
+            let reaped = pool.reap(usize::MAX, usize::MAX, &accounts);
+            prop_assert_eq!(reaped.len(), pool.executable_len());
+            let mut heads: HashMap<Address, Vec<u64>> = HashMap::new();
+            for (sender, queue) in &pool.senders {
+                let fees: Vec<u64> = queue
+                    .by_nonce
+                    .values()
+                    .take(queue.executable)
+                    .map(|hash| pool.pending[hash].transaction.transaction.fee)
+                    .collect();
+                heads.insert(*sender, fees);
+            }
+            let mut next_nonce: HashMap<Address, u64> = HashMap::new();
+            for transaction in &reaped {
+                let body = &transaction.transaction;
+                let sender = body.sender_address();
+                let nonce = next_nonce.entry(sender).or_insert(0);
+                prop_assert_eq!(body.nonce, *nonce, "out of nonce order");
+                *nonce += 1;
+                let best = heads
+                    .values()
+                    .filter_map(|fees| fees.first())
+                    .max()
+                    .copied();
+                prop_assert_eq!(Some(body.fee), best, "not the highest fee available");
+                if let Some(fees) = heads.get_mut(&sender) {
+                    fees.remove(0);
+                }
+            }
+        }
     }
 }

@@ -37,7 +37,7 @@ const PROC_CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// Every rejection reason the mempool reports (see
 /// [`crate::mempool::Rejection::code`]); the label set is bounded by it.
-pub const REJECTION_REASONS: [&str; 25] = [
+pub const REJECTION_REASONS: [&str; 27] = [
     "too_large",
     "malformed_transaction",
     "wrong_chain",
@@ -63,6 +63,8 @@ pub const REJECTION_REASONS: [&str; 25] = [
     "fee_too_low",
     "unknown_sender",
     "below_existential_deposit",
+    "sender_pending_full",
+    "peer_rate_limited",
 ];
 
 /// The node's metrics.
@@ -75,6 +77,11 @@ pub struct Metrics {
     mempool_size: AtomicU64,
     mempool_bytes: AtomicU64,
     mempool_evicted: AtomicU64,
+    /// `cairn_mempool_dropped_total{reason}`, in the order of
+    /// [`crate::mempool::DropCounts::by_reason`].
+    mempool_dropped: [AtomicU64; 4],
+    /// `cairn_mempool_refused_before_signature_total`.
+    refused_before_signature: AtomicU64,
     rejected: [AtomicU64; REJECTION_REASONS.len()],
     peers: AtomicU64,
     sync_behind: AtomicU64,
@@ -145,6 +152,20 @@ impl Metrics {
     /// better-paying ones so far.
     pub fn set_mempool_evicted(&self, evicted: u64) {
         self.mempool_evicted.store(evicted, Ordering::Relaxed);
+    }
+
+    /// Sets `cairn_mempool_dropped_total{reason}`: transactions that left
+    /// the mempool without being committed.
+    pub fn set_mempool_dropped(&self, dropped: crate::mempool::DropCounts) {
+        for (gauge, (_, count)) in self.mempool_dropped.iter().zip(dropped.by_reason()) {
+            gauge.store(count, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts transactions refused before their signature was verified.
+    pub fn count_refused_before_signature(&self, count: usize) {
+        self.refused_before_signature
+            .fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// Counts one rejection with reason `code` (unknown codes are ignored).
@@ -288,6 +309,28 @@ impl Metrics {
             "cairn_mempool_evicted_total",
             "Cheaper pending transactions evicted from a full mempool (each with its sender's later nonces) for better-paying ones.",
             load(&self.mempool_evicted),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_mempool_dropped_total Transactions that left the mempool without being committed, by reason (evicted for a better fee with their sender's later nonces, expired in the queue, invalidated by a block, replaced by fee)."
+        );
+        let _ = writeln!(out, "# TYPE cairn_mempool_dropped_total counter");
+        for ((reason, _), count) in crate::mempool::DropCounts::default()
+            .by_reason()
+            .iter()
+            .zip(&self.mempool_dropped)
+        {
+            let _ = writeln!(
+                out,
+                "cairn_mempool_dropped_total{{reason=\"{reason}\"}} {}",
+                load(count)
+            );
+        }
+        counter(
+            &mut out,
+            "cairn_mempool_refused_before_signature_total",
+            "Transactions refused by checks that run before signature verification (nonce window, per-sender limit, fee, funds, a full pool), so they cost no verification.",
+            load(&self.refused_before_signature),
         );
         let _ = writeln!(
             out,

@@ -83,7 +83,9 @@ impl RpcError {
     pub fn from_rejection(rejection: &Rejection) -> RpcError {
         let status = match rejection {
             Rejection::TooLarge { .. } | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
-            Rejection::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Full { .. } | Rejection::SenderFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         RpcError {
@@ -393,6 +395,45 @@ pub struct MempoolView {
     pub queued: usize,
 }
 
+/// `GET /fees`: what a transaction should pay.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FeesView {
+    /// The chain's minimum fee (genesis `fee_params.min_fee`): below it a
+    /// transaction is invalid in a block.
+    pub chain_min_fee: u64,
+    /// The least fee this node's mempool admits (`mempool.min_fee`, at
+    /// least the chain's).
+    pub node_min_fee: u64,
+    /// The least fee that enters this node's mempool now: the node's
+    /// minimum, or one more than the cheapest pending fee when the pool is
+    /// full.
+    pub mempool_entry_fee: u64,
+    /// Recent blocks (committed since this node started, at most 20) the
+    /// percentiles are over.
+    pub blocks: usize,
+    /// The fee that would have entered half of those blocks (a block that
+    /// was not full took the chain's minimum; a full one its lowest fee);
+    /// null before any block.
+    pub p50: Option<u64>,
+    /// The same at the 90th percentile.
+    pub p90: Option<u64>,
+    /// What `cairn tx send` pays without `--fee`: the highest of the
+    /// node's minimum, `p50` and `mempool_entry_fee`.
+    pub suggested_fee: u64,
+}
+
+/// `GET /mempool/tx/{hash}`: a pending transaction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingTransactionView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// The signed transaction.
+    pub transaction: cairn_types::SignedTransaction,
+    /// The missing nonce it waits behind, if queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_behind_nonce: Option<u64>,
+}
+
 /// A WebSocket event: one per committed block.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewBlockEvent {
@@ -475,6 +516,17 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn peers(&self) -> Result<Vec<PeerView>, RpcError>;
     /// Mempool size.
     fn mempool(&self) -> Result<MempoolView, RpcError>;
+    /// `GET /fees`.
+    fn fees(&self) -> Result<FeesView, RpcError> {
+        Err(RpcError::not_found("this node does not report fees"))
+    }
+    /// A pending transaction of the mempool.
+    fn pending_transaction(
+        &self,
+        _hash: &Hash,
+    ) -> Result<Option<PendingTransactionView>, RpcError> {
+        Ok(None)
+    }
     /// Evidence seen or committed.
     fn evidence(&self) -> Result<Vec<cairn_types::Evidence>, RpcError>;
     /// A stream of new blocks.
@@ -503,6 +555,8 @@ pub fn router(backend: Backend) -> Router {
         .route("/validators", get(validators))
         .route("/peers", get(peers))
         .route("/mempool", get(mempool))
+        .route("/mempool/tx/{hash}", get(pending_transaction))
+        .route("/fees", get(fees))
         .route("/evidence", get(evidence))
         .route("/ws", get(websocket))
         .fallback(|| async { RpcError::not_found("no such endpoint; see node/RPC.md for the API") })
@@ -897,6 +951,22 @@ async fn peers(State(backend): State<Backend>) -> Result<Json<serde_json::Value>
 
 async fn mempool(State(backend): State<Backend>) -> Result<Json<MempoolView>, RpcError> {
     backend.mempool().map(Json)
+}
+
+async fn fees(State(backend): State<Backend>) -> Result<Json<FeesView>, RpcError> {
+    backend.fees().map(Json)
+}
+
+async fn pending_transaction(
+    State(backend): State<Backend>,
+    Path(hash): Path<String>,
+) -> Result<Json<PendingTransactionView>, RpcError> {
+    let hash = parse_hash(&hash)?;
+    backend.pending_transaction(&hash)?.map(Json).ok_or_else(|| {
+        RpcError::not_found(format!(
+            "transaction {hash} is not pending in this node's mempool (committed, dropped, or never seen: GET /tx/{hash} finds a committed one)"
+        ))
+    })
 }
 
 async fn evidence(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {

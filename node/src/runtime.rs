@@ -515,7 +515,8 @@ pub async fn run_dispatcher(
                     Topic::Transactions => {
                         // A full queue drops the batch; its handle, dropped
                         // with it, reports Ignore.
-                        let _ = admissions.try_send((message.data, message.validation));
+                        let _ =
+                            admissions.try_send((message.data, message.validation, message.source));
                         continue;
                     }
                     topic => gate.verdict(topic, &message.data, message.source),
@@ -626,12 +627,70 @@ impl RequestBudgets {
     }
 }
 
+/// Default of `mempool.peer_transactions_per_second`: transactions a
+/// second admitted from one peer's gossip, on average.
+pub const PEER_GOSSIP_TRANSACTIONS_PER_SECOND_DEFAULT: u64 = 10_000;
+/// Seconds of a peer's gossip rate its bucket holds (the burst).
+pub const PEER_GOSSIP_BURST_SECONDS: u64 = 2;
+
+/// A token bucket per peer, in transactions, for the transaction batches
+/// it gossips: one peer cannot fill the mempool faster than its share. A
+/// batch beyond the peer's budget is ignored (not forwarded, not held
+/// against the peer) and its transactions counted as `peer_rate_limited`.
+pub struct GossipBudgets {
+    per_second: f64,
+    burst: f64,
+    buckets: std::collections::HashMap<PeerId, (f64, Instant)>,
+}
+
+impl GossipBudgets {
+    /// Budgets refilling at `per_second` transactions a second, holding
+    /// [`PEER_GOSSIP_BURST_SECONDS`] of it (at least one full gossip
+    /// batch).
+    pub fn new(per_second: u64) -> GossipBudgets {
+        let per_second = per_second.max(1) as f64;
+        GossipBudgets {
+            per_second,
+            burst: (per_second * PEER_GOSSIP_BURST_SECONDS as f64)
+                .max(GOSSIP_BATCH_TRANSACTIONS_MAX as f64),
+            buckets: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Takes `count` transactions from `peer`'s budget; false (and nothing
+    /// taken) when it does not hold them.
+    pub fn take(&mut self, peer: PeerId, count: usize, now: Instant) -> bool {
+        if !self.buckets.contains_key(&peer) && self.buckets.len() >= PEER_BUDGETS_MAX {
+            let (per_second, burst) = (self.per_second, self.burst);
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+            });
+            if self.buckets.len() >= PEER_BUDGETS_MAX {
+                self.buckets.clear();
+            }
+        }
+        let (tokens, at) = self.buckets.entry(peer).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        let count = count as f64;
+        if *tokens >= count {
+            *tokens -= count;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Admits gossiped transaction batches one after another, off the async
-/// workers, and reports each verdict.
+/// workers, and reports each verdict. Each peer's batches draw on its
+/// [`GossipBudgets`] bucket first.
 async fn run_gossip_admissions(
     ledger: Arc<Ledger>,
-    mut queue: mpsc::Receiver<(Vec<u8>, cairn_p2p::ValidationHandle)>,
+    mut queue: mpsc::Receiver<(Vec<u8>, cairn_p2p::ValidationHandle, PeerId)>,
 ) {
+    let mut budgets = GossipBudgets::new(ledger.peer_gossip_rate());
     while let Some(first) = queue.recv().await {
         // Batches that queued up meanwhile are admitted together: one
         // larger signature batch verifies faster per signature and is
@@ -647,13 +706,35 @@ async fn run_gossip_admissions(
                 Err(_) => break,
             }
         }
-        let (data, validations): (Vec<Vec<u8>>, Vec<_>) = batches.into_iter().unzip();
-        let count = data.len();
+        let count = batches.len();
+        let mut data = Vec::with_capacity(count);
+        let mut validations = Vec::with_capacity(count);
+        let mut sources = Vec::with_capacity(count);
+        for (batch, validation, source) in batches {
+            data.push(batch);
+            validations.push(validation);
+            sources.push(source);
+        }
         let ledger = Arc::clone(&ledger);
-        let verdicts =
-            tokio::task::spawn_blocking(move || admit_transaction_batches(&ledger, &data))
-                .await
-                .unwrap_or_else(|_| vec![Verdict::Ignore; count]);
+        let rate = ledger.peer_gossip_rate();
+        let (verdicts, returned) = tokio::task::spawn_blocking(move || {
+            let now = Instant::now();
+            let verdicts = admit_transaction_batches(&ledger, &data, |index, transactions| {
+                let allowed = sources
+                    .get(index)
+                    .is_some_and(|peer| budgets.take(*peer, transactions, now));
+                if !allowed {
+                    for _ in 0..transactions {
+                        ledger.metrics().count_rejection("peer_rate_limited");
+                    }
+                }
+                allowed
+            });
+            (verdicts, budgets)
+        })
+        .await
+        .unwrap_or_else(|_| (vec![Verdict::Ignore; count], GossipBudgets::new(rate)));
+        budgets = returned;
         for (validation, verdict) in validations.into_iter().zip(verdicts) {
             validation.report(verdict).await;
         }
@@ -1001,20 +1082,39 @@ fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
 
 /// Admits gossiped batches into the mempool in one submission; one verdict
 /// per batch. A batch that does not decode, or holds a transaction that is
-/// malformed or badly signed, is rejected (its sender is punished);
+/// malformed or badly signed, is rejected (its sender is punished); a
+/// batch `within_budget(index, transactions)` refuses is ignored unread;
 /// otherwise it is forwarded.
-fn admit_transaction_batches(ledger: &Ledger, batches: &[Vec<u8>]) -> Vec<Verdict> {
-    let decoded: Vec<Option<Vec<Vec<u8>>>> = batches
+fn admit_transaction_batches(
+    ledger: &Ledger,
+    batches: &[Vec<u8>],
+    mut within_budget: impl FnMut(usize, usize) -> bool,
+) -> Vec<Verdict> {
+    enum Decoded {
+        Garbage,
+        OverBudget,
+        Batch(Vec<Vec<u8>>),
+    }
+    let decoded: Vec<Decoded> = batches
         .iter()
-        .map(|data| {
-            codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
+        .enumerate()
+        .map(|(index, data)| {
+            match codec::decode::<Vec<Vec<u8>>>("transaction batch", data, GOSSIP_BATCH_BYTES_MAX)
                 .ok()
                 .filter(|batch| batch.len() <= GOSSIP_BATCH_TRANSACTIONS_MAX)
+            {
+                None => Decoded::Garbage,
+                Some(batch) if !within_budget(index, batch.len()) => Decoded::OverBudget,
+                Some(batch) => Decoded::Batch(batch),
+            }
         })
         .collect();
     let slices: Vec<&[u8]> = decoded
         .iter()
-        .flatten()
+        .filter_map(|batch| match batch {
+            Decoded::Batch(batch) => Some(batch),
+            _ => None,
+        })
         .flat_map(|batch| batch.iter().map(Vec::as_slice))
         .collect();
     let results = ledger.submit(&slices);
@@ -1022,8 +1122,10 @@ fn admit_transaction_batches(ledger: &Ledger, batches: &[Vec<u8>]) -> Vec<Verdic
     decoded
         .iter()
         .map(|batch| {
-            let Some(batch) = batch else {
-                return Verdict::Reject;
+            let batch = match batch {
+                Decoded::Garbage => return Verdict::Reject,
+                Decoded::OverBudget => return Verdict::Ignore,
+                Decoded::Batch(batch) => batch,
             };
             let malicious = results
                 .by_ref()
@@ -1041,7 +1143,7 @@ fn admit_transaction_batches(ledger: &Ledger, batches: &[Vec<u8>]) -> Vec<Verdic
 /// [`admit_transaction_batches`] of one batch.
 #[cfg(test)]
 fn admit_transaction_batch(ledger: &Ledger, data: &[u8]) -> Verdict {
-    admit_transaction_batches(ledger, &[data.to_vec()])
+    admit_transaction_batches(ledger, &[data.to_vec()], |_, _| true)
         .pop()
         .unwrap_or(Verdict::Ignore)
 }
@@ -1381,11 +1483,74 @@ mod tests {
                 codec::encode(&vec![good.to_bytes()]),
                 vec![0xff; 7],
             ],
+            |_, _| true,
         );
         assert_eq!(
             verdicts,
             vec![Verdict::Reject, Verdict::Accept, Verdict::Reject]
         );
+        assert_eq!(ledger.mempool_size().0, 1);
+    }
+
+    /// Each peer's gossiped transactions draw on its own bucket: a flood
+    /// from one peer is cut at the burst and then at the rate, while
+    /// another peer's batches still pass.
+    #[test]
+    fn each_peer_gets_a_gossip_transaction_budget() {
+        let mut budgets = GossipBudgets::new(5_000);
+        let (flooder, other) = (PeerId::random(), PeerId::random());
+        let start = Instant::now();
+        let taken = (0..100)
+            .filter(|_| budgets.take(flooder, 1_000, start))
+            .count();
+        assert_eq!(taken, 10, "two seconds' worth at once");
+        assert!(budgets.take(other, 2_000, start));
+        // Half a second later: 2,500 more.
+        let later = start + Duration::from_millis(500);
+        assert!(budgets.take(flooder, 2_000, later));
+        assert!(!budgets.take(flooder, 1_000, later));
+        // A small rate still lets one full gossip batch through.
+        let mut small = GossipBudgets::new(10);
+        assert!(small.take(flooder, GOSSIP_BATCH_TRANSACTIONS_MAX, start));
+        assert!(!small.take(flooder, 1, start));
+    }
+
+    /// A batch over its peer's budget is ignored unread: nothing of it is
+    /// admitted and the peer is not punished.
+    #[test]
+    fn a_batch_over_its_budget_is_ignored() {
+        let genesis = cairn_genesis::dev::dev_genesis().unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(
+            genesis,
+            directory.path(),
+            crate::mempool::MempoolLimits {
+                transactions_max: 10,
+                bytes_max: 10_000,
+                min_fee: 0,
+            },
+            Arc::new(crate::metrics::Metrics::default()),
+        )
+        .unwrap();
+        let keys = cairn_genesis::dev::dev_account_keypairs();
+        let good = cairn_types::Transaction {
+            chain_id: ledger.chain_id().clone(),
+            sender: keys[0].public_key(),
+            recipient: keys[1].address(),
+            amount: 5,
+            fee: 1,
+            nonce: 0,
+            memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
+        }
+        .sign(&keys[0]);
+        let batch = codec::encode(&vec![good.to_bytes()]);
+        let verdicts =
+            admit_transaction_batches(&ledger, &[batch.clone(), batch], |index, count| {
+                assert_eq!(count, 1);
+                index == 1
+            });
+        assert_eq!(verdicts, vec![Verdict::Ignore, Verdict::Accept]);
         assert_eq!(ledger.mempool_size().0, 1);
     }
 

@@ -128,6 +128,60 @@ fn write_addresses(home: &Home, addresses: &Addresses) -> Result<(), NodeError> 
     })
 }
 
+/// Most dropped journal transactions logged one by one at a start (the
+/// rest are counted in one line).
+const JOURNAL_DROPS_LOGGED_MAX: usize = 20;
+
+/// Reads the mempool journal of `home`, submits its transactions again
+/// (gossiping those admitted), logs the ones dropped, and keeps the
+/// journal for the RPC's submissions.
+fn replay_journal(home: &Home, ledger: &Ledger, gossip: &GossipQueue) -> Result<(), NodeError> {
+    let path = home.mempool_journal_file();
+    let (mut journal, replay) = crate::journal::Journal::open(&path)?;
+    if let Some(reason) = &replay.damaged_tail {
+        tracing::warn!(
+            path = %path.display(),
+            "the mempool journal ends early ({reason}); the transactions before that point are replayed"
+        );
+    }
+    if replay.transactions.is_empty() {
+        ledger.set_journal(journal);
+        return Ok(());
+    }
+    let slices: Vec<&[u8]> = replay.transactions.iter().map(Vec::as_slice).collect();
+    let results = ledger.submit(&slices);
+    let mut admitted = Vec::new();
+    let mut dropped = 0usize;
+    for (bytes, result) in slices.iter().zip(&results) {
+        match result {
+            Ok(_) => admitted.push(*bytes),
+            Err(rejection) => {
+                dropped += 1;
+                if dropped <= JOURNAL_DROPS_LOGGED_MAX {
+                    let hash = cairn_types::sha256(bytes);
+                    tracing::info!(
+                        transaction = %hash,
+                        reason = rejection.code(),
+                        "journal: dropped a transaction that is no longer valid: {rejection}"
+                    );
+                }
+            }
+        }
+    }
+    for bytes in &admitted {
+        gossip.push(bytes.to_vec());
+    }
+    journal.append(&admitted, |_| true)?;
+    ledger.set_journal(journal);
+    tracing::info!(
+        replayed = admitted.len(),
+        dropped,
+        "journal: {} locally submitted transactions are pending again, {dropped} dropped (committed meanwhile or no longer valid)",
+        admitted.len()
+    );
+    Ok(())
+}
+
 /// Runs the node in `home` until a signal; returns after a clean stop.
 /// With `announce`, the RPC URL is also printed on stdout (`--dev`).
 pub async fn run_node(
@@ -176,6 +230,11 @@ pub async fn serve(
             .map_err(|error| NodeError::Home(error.to_string()))?
     };
     let ledger = Arc::new(ledger);
+    ledger.set_sender_limits(crate::mempool::SenderLimits {
+        pending_max: usize::try_from(config.mempool.sender_pending_max).unwrap_or(usize::MAX),
+        queued_ttl: std::time::Duration::from_millis(config.mempool.ttl_ms),
+    });
+    ledger.set_peer_gossip_rate(config.mempool.peer_transactions_per_second);
     let tip = ledger.tip();
     tracing::info!(
         chain_id = %ledger.chain_id(),
@@ -212,6 +271,7 @@ pub async fn serve(
 
     let network = Arc::new(NetworkView::new(Arc::clone(&metrics)));
     let (gossip, gossip_queue) = GossipQueue::new();
+    replay_journal(home, &ledger, &gossip)?;
     let backend = NodeBackend::new(
         Arc::clone(&ledger),
         Arc::clone(&network),
@@ -378,6 +438,22 @@ pub async fn serve(
         !crate::backend::needs_peers(config.mode == NodeMode::Validator, ledger.genesis()),
         stop.clone(),
     ));
+    {
+        // Queued transactions past `mempool.ttl_ms` leave even while no
+        // block commits and nothing is submitted.
+        let ledger = Arc::clone(&ledger);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(crate::mempool::EXPIRY_CHECK_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.requested() => return,
+                    _ = interval.tick() => ledger.expire_mempool(),
+                }
+            }
+        });
+    }
     if announce {
         // Last and alone, easy to spot (and to parse) among the log lines.
         println!("metrics: http://{metrics_address}/metrics");

@@ -331,6 +331,8 @@ async fn every_route_and_method_answers_errors_in_one_shape() {
         "/validators".to_string(),
         "/peers".to_string(),
         "/mempool".to_string(),
+        format!("/mempool/tx/{hash}"),
+        "/fees".to_string(),
         "/evidence".to_string(),
         "/ws".to_string(),
         "/no/such/route".to_string(),

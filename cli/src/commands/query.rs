@@ -1,4 +1,4 @@
-//! `cairn query status|account|block|tx|validators|peers`: text for people
+//! `cairn query status|account|block|tx|validators|peers|mempool|fees`: text for people
 //! by default, the node's own JSON with `--json`.
 
 use std::io::Write;
@@ -12,8 +12,8 @@ use crate::{
     error::{CliError, Result},
     keyring::Keyring,
     rpc::{
-        Account, BlockJson, BlockSelector, CommittedTransaction, NodeClient, Peers, Status,
-        Validators,
+        Account, BlockJson, BlockSelector, CommittedTransaction, Fees, Mempool, NodeClient, Peers,
+        Status, Validators,
     },
     timestamp::format_time,
 };
@@ -128,7 +128,63 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             let (peers, json) = client.peers().await?;
             (peers_text(&peers), json)
         }
+        QueryCommand::Mempool => {
+            let (mempool, mut json) = client.mempool().await?;
+            let (fees, fees_json) = client.fees().await?;
+            if let Value::Object(object) = &mut json {
+                object.insert("fees".into(), fees_json);
+            }
+            (mempool_text(&mempool, &fees), json)
+        }
+        QueryCommand::Fees => {
+            let (fees, json) = client.fees().await?;
+            (fees_text(&fees), json)
+        }
     })
+}
+
+fn mempool_text(mempool: &Mempool, fees: &Fees) -> String {
+    let entry = if fees.mempool_entry_fee > fees.node_min_fee {
+        format!(
+            "{} (the pool is full: this evicts its cheapest transaction)",
+            fees.mempool_entry_fee
+        )
+    } else {
+        format!("{} (the node's minimum)", fees.mempool_entry_fee)
+    };
+    table(&[
+        (
+            "pending",
+            format!(
+                "{} ({} executable, {} queued behind a missing nonce)",
+                mempool.count, mempool.executable, mempool.queued
+            ),
+        ),
+        ("bytes", mempool.bytes.to_string()),
+        ("fee to enter", entry),
+        ("suggested", fees.suggested_fee.to_string()),
+    ])
+}
+
+fn fees_text(fees: &Fees) -> String {
+    let percentile = |value: Option<u64>| {
+        value.map_or_else(|| "- (no block yet)".to_string(), |fee| fee.to_string())
+    };
+    table(&[
+        ("chain min", fees.chain_min_fee.to_string()),
+        ("node min", fees.node_min_fee.to_string()),
+        ("fee to enter", fees.mempool_entry_fee.to_string()),
+        (
+            "p50",
+            format!(
+                "{} over {} recent blocks",
+                percentile(fees.p50),
+                fees.blocks
+            ),
+        ),
+        ("p90", percentile(fees.p90)),
+        ("suggested", fees.suggested_fee.to_string()),
+    ])
 }
 
 fn status_text(status: &Status) -> String {

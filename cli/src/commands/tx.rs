@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::{
-    cli::{SendArgs, TxCommand},
+    cli::{ReplaceArgs, SendArgs, TxCommand},
     commands::{write_json, write_line},
     error::{CliError, Result},
     limits::TX_POLL_INTERVAL,
@@ -33,7 +33,8 @@ pub struct Transfer {
     pub to: Address,
     /// Amount.
     pub amount: u64,
-    /// Fee; `None` pays the node's minimum fee (`GET /status`).
+    /// Fee; `None` pays the node's suggested fee (`GET /fees`, else the
+    /// minimum of `GET /status`).
     pub fee: Option<u64>,
     /// Nonce; `None` asks the node for the account's next nonce.
     pub nonce: Option<u64>,
@@ -102,6 +103,7 @@ fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
 pub async fn run(command: TxCommand, out: &mut dyn Write) -> Result<()> {
     match command {
         TxCommand::Send(args) => send(args, out).await,
+        TxCommand::Replace(args) => replace(args, out).await,
     }
 }
 
@@ -181,6 +183,102 @@ fn waiting_line(report: &SendReport, timeout: Duration) -> String {
     }
 }
 
+/// The fee to pay when none is given: the node's suggestion (`GET
+/// /fees`: its minimum, what entered recent blocks, what enters its
+/// mempool now), or `min_fee` from `/status` from a node without `/fees`.
+pub async fn suggested_fee(client: &NodeClient, min_fee: u64) -> u64 {
+    match client.fees().await {
+        Ok((fees, _)) => fees.suggested_fee.max(min_fee),
+        Err(_) => min_fee,
+    }
+}
+
+/// `cairn tx replace HASH --fee F`: the pending transaction again, same
+/// nonce and body, with a higher fee, signed by the sender's key.
+async fn replace(args: ReplaceArgs, out: &mut dyn Write) -> Result<()> {
+    let client = args.node.client()?;
+    let keyring = args.keyring.keyring()?;
+    let keypair = match (&args.private_key_file, &args.from) {
+        (Some(path), _) => private_key_file(path)?,
+        (None, Some(name)) => args.keyring.open_key(&keyring, name)?,
+        (None, None) => {
+            return Err(CliError::InvalidTransfer {
+                reason: "no sender: pass --from NAME or --private-key-file FILE".to_string(),
+            })
+        }
+    };
+    let Some(pending) = client.pending_transaction(&args.hash).await? else {
+        return Err(CliError::InvalidTransfer {
+            reason: format!(
+                "transaction {} is not pending at {} (committed, dropped or never sent there); `cairn query tx {}` finds a committed one",
+                args.hash.to_hex(),
+                client.url(),
+                args.hash.to_hex()
+            ),
+        });
+    };
+    let old = pending.transaction.transaction;
+    if old.sender_address() != keypair.address() {
+        return Err(CliError::InvalidTransfer {
+            reason: format!(
+                "transaction {} was sent by {}, not by {}; replace it with the sender's key",
+                args.hash.to_hex(),
+                old.sender_address(),
+                keypair.address()
+            ),
+        });
+    }
+    if args.fee <= old.fee {
+        return Err(CliError::InvalidTransfer {
+            reason: format!(
+                "the pending transaction pays {}; a replacement must pay more (at least 10% and 1 more): raise --fee",
+                old.fee
+            ),
+        });
+    }
+    let transfer = Transfer {
+        to: old.recipient,
+        amount: old.amount,
+        fee: Some(args.fee),
+        nonce: Some(old.nonce),
+        memo: old.memo.clone(),
+        wait: args.wait.then_some(args.timeout),
+        chain_id: Some(old.chain_id.to_string()),
+        kind: old.kind,
+    };
+    let json = args.json;
+    let waiting = transfer.wait.is_some();
+    let report = send_transfer(&client, &keypair, &transfer, |submitted| {
+        if waiting && !json {
+            let _ = write_line(out, &waiting_line(submitted, args.timeout));
+        }
+    })
+    .await?;
+    if json {
+        return write_json(out, &report);
+    }
+    match report.inclusion {
+        None => write_line(
+            out,
+            &format!(
+                "replaced {} by {} (nonce {}, fee {} -> {})",
+                args.hash.to_hex(),
+                report.hash,
+                report.nonce,
+                old.fee,
+                report.fee
+            ),
+        ),
+        Some(inclusion) => write_line(
+            out,
+            &format!(
+                "included {} at height {} index {}",
+                report.hash, inclusion.height, inclusion.index
+            ),
+        ),
+    }
+}
+
 /// The key of `--private-key-file`, refused if other users can read it.
 pub(crate) fn private_key_file(path: &std::path::Path) -> Result<Keypair> {
     use std::os::unix::fs::PermissionsExt;
@@ -235,7 +333,10 @@ pub async fn send_transfer(
             });
         }
     }
-    let fee = transfer.fee.unwrap_or(status.min_fee);
+    let fee = match transfer.fee {
+        Some(fee) => fee,
+        None => suggested_fee(client, status.min_fee).await,
+    };
     let debits_amount = matches!(
         transfer.kind,
         TransactionKind::Transfer | TransactionKind::Bond { .. }
