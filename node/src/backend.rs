@@ -145,6 +145,8 @@ pub struct NodeBackend {
     identity: NodeIdentity,
     gossip: Option<GossipQueue>,
     readiness: Option<ReadinessPolicy>,
+    snapshots: Option<Arc<crate::snapshots::Snapshots>>,
+    state_sync: Option<Arc<crate::state_sync::StateSyncStatus>>,
 }
 
 impl NodeBackend {
@@ -156,7 +158,21 @@ impl NodeBackend {
             identity,
             gossip: None,
             readiness: None,
+            snapshots: None,
+            state_sync: None,
         }
+    }
+
+    /// Shows the snapshots on offer in `/status`.
+    pub fn with_snapshots(mut self, snapshots: Arc<crate::snapshots::Snapshots>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// Shows the progress of a state sync in `/status`.
+    pub fn with_state_sync(mut self, status: Arc<crate::state_sync::StateSyncStatus>) -> Self {
+        self.state_sync = Some(status);
+        self
     }
 
     /// Judges `/ready` by `policy` (without one, only sync and peers count).
@@ -221,6 +237,15 @@ impl RpcBackend for NodeBackend {
             peers: self.network.peers().len(),
             min_fee: self.ledger.min_fee(),
             existential_deposit: self.ledger.genesis().fee_params.existential_deposit,
+            snapshot_heights: self.snapshots.as_ref().map_or_else(Vec::new, |snapshots| {
+                snapshots
+                    .offers()
+                    .iter()
+                    .map(|offer| offer.height.0)
+                    .collect()
+            }),
+            snapshot_base: self.ledger.store().snapshot_base().0,
+            state_sync: self.state_sync.as_ref().map(|status| status.view()),
         })
     }
 

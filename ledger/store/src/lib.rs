@@ -56,6 +56,7 @@ pub mod error;
 pub mod format;
 pub mod memory;
 pub mod rocks;
+pub mod snapshot;
 
 pub use contract::{
     ChainIdentity, Store, TransactionRecord, EVIDENCE_LIST_MAX, WAL_ENTRIES_PER_HEIGHT_MAX,
@@ -64,6 +65,10 @@ pub use contract::{
 pub use error::StoreError;
 pub use format::{Column, FORMAT_VERSION};
 pub use memory::{InterruptedWrite, MemoryDisk, MemoryStore};
+pub use snapshot::{
+    create_snapshot, SnapshotManifest, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MANIFEST_BYTES_MAX,
+};
 pub use rocks::{
     RocksStore, BLOCKS_MEMTABLE_BYTES_MAX, BLOCK_CACHE_BYTES, MEMTABLE_BYTES_MAX, OPEN_FILES_MAX,
     WRITE_BUFFER_BUDGET_BYTES,

@@ -34,7 +34,7 @@ use std::{
 use cairn_state::LedgerState;
 
 use crate::{
-    backend::{Backend, Batch, Visitor},
+    backend::{Backend, Batch, View, Visitor},
     engine::{delegate_store, Engine},
     format::Column,
     ChainIdentity, StoreError,
@@ -345,18 +345,56 @@ impl Backend for MemoryBackend {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
         let state = self.live()?;
-        let upper = match end {
-            Some(end) if end <= start => return Ok(()),
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
-        for (key, value) in
-            state.columns[column.index()].range::<[u8], _>((Bound::Included(start), upper))
-        {
-            if !visit(key, value)? {
-                break;
-            }
+        scan_columns(&state.columns, column, start, end, visit)
+    }
+
+    fn with_view(
+        &self,
+        read: &mut dyn FnMut(&dyn View) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // The simulator's states are small: a copy is the view.
+        let columns = self.live()?.columns.clone();
+        read(&MemoryView { columns })
+    }
+}
+
+fn scan_columns(
+    columns: &Columns,
+    column: Column,
+    start: &[u8],
+    end: Option<&[u8]>,
+    visit: &mut Visitor<'_>,
+) -> Result<(), StoreError> {
+    let upper = match end {
+        Some(end) if end <= start => return Ok(()),
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    for (key, value) in columns[column.index()].range::<[u8], _>((Bound::Included(start), upper)) {
+        if !visit(key, value)? {
+            break;
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// A copy of the columns behind the [`View`] contract.
+struct MemoryView {
+    columns: Columns,
+}
+
+impl View for MemoryView {
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.columns[column.index()].get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        scan_columns(&self.columns, column, start, end, visit)
     }
 }
