@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(90);
 
 struct Running {
     home: PathBuf,
-    guard: ChildGuard,
+    _guard: ChildGuard,
     rpc: String,
     p2p: String,
 }
@@ -81,7 +81,7 @@ fn start(home: &Path, extra: &[String]) -> Running {
                         home: home.to_path_buf(),
                         rpc: value["rpc"].as_str().unwrap().to_string(),
                         p2p: p2p.to_string(),
-                        guard,
+                        _guard: guard,
                     };
                 }
             }
@@ -192,5 +192,8 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
     let state_sync = &joiner.status()["state_sync"];
     assert_eq!(state_sync["phase"], "done", "{state_sync}");
     assert_eq!(state_sync["chunks_done"], state_sync["chunks_total"]);
+    for line in log.lines().filter(|line| line.contains("state sync")) {
+        eprintln!("{line}");
+    }
     eprintln!("joined by state sync at base {base} in {join_seconds:.1} s");
 }
