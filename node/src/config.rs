@@ -726,7 +726,11 @@ pub struct ConfigOverrides {
     pub trust_height: Option<u64>,
     /// The hash (hex) of the block at --trust-height, obtained from a node
     /// you trust. Config key `sync.trust_hash`; default none.
-    #[arg(long = "trust-hash", env = "CAIRN_SYNC_TRUST_HASH", value_name = "HASH")]
+    #[arg(
+        long = "trust-hash",
+        env = "CAIRN_SYNC_TRUST_HASH",
+        value_name = "HASH"
+    )]
     pub trust_hash: Option<String>,
     /// For each `config.toml` key set here, where its value came from
     /// (`--rpc-listen` or `CAIRN_RPC_LISTEN`), filled by

@@ -387,19 +387,17 @@ impl Ledger {
             StoreError::ChainMismatch { .. } | StoreError::GenesisMismatch { .. } => {
                 LedgerError::OtherChain {
                     data_dir: data_dir.to_path_buf(),
-                    home: data_dir.parent().map_or_else(
-                        || "<home>".to_string(),
-                        |home| home.display().to_string(),
-                    ),
+                    home: data_dir
+                        .parent()
+                        .map_or_else(|| "<home>".to_string(), |home| home.display().to_string()),
                     source: Box::new(error),
                 }
             }
             StoreError::Damaged { .. } => LedgerError::Damaged {
                 data_dir: data_dir.to_path_buf(),
-                home: data_dir.parent().map_or_else(
-                    || "<home>".to_string(),
-                    |home| home.display().to_string(),
-                ),
+                home: data_dir
+                    .parent()
+                    .map_or_else(|| "<home>".to_string(), |home| home.display().to_string()),
                 source: Box::new(error),
             },
             other => LedgerError::Store(other),

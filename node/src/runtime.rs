@@ -469,6 +469,7 @@ pub async fn run_gossip_batcher(client: Client, mut queue: mpsc::Receiver<Vec<u8
 }
 
 /// Handles every event of the p2p layer until it stops.
+#[allow(clippy::too_many_arguments)] // each is a distinct handle the dispatcher serves from
 pub async fn run_dispatcher(
     mut events: mpsc::Receiver<Event>,
     ledger: Arc<Ledger>,

@@ -168,16 +168,15 @@ impl Snapshots {
         let _ = fs::remove_dir_all(&partial);
         fs::create_dir_all(&partial).map_err(io_error("create", &partial))?;
         let result = (|| {
-            let manifest =
-                create_snapshot(ledger.store().as_ref(), height, &mut |index, chunk| {
-                    write_synced(&chunk_file(&partial, index), chunk).map_err(|error| {
-                        StoreError::Backend {
-                            operation: "write a snapshot chunk",
-                            reason: error.to_string(),
-                        }
-                    })
+            let manifest = create_snapshot(ledger.store().as_ref(), height, &mut |index, chunk| {
+                write_synced(&chunk_file(&partial, index), chunk).map_err(|error| {
+                    StoreError::Backend {
+                        operation: "write a snapshot chunk",
+                        reason: error.to_string(),
+                    }
                 })
-                .map_err(|error| NodeError::Home(format!("snapshot of height {height}: {error}")))?;
+            })
+            .map_err(|error| NodeError::Home(format!("snapshot of height {height}: {error}")))?;
             write_synced(&partial.join("manifest"), &manifest.to_bytes())
                 .map_err(io_error("write", &partial))?;
             fs::rename(&partial, &final_dir).map_err(io_error("rename", &partial))?;

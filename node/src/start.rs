@@ -187,7 +187,10 @@ pub async fn serve(
             "state sync is on but the store already holds the chain; syncing blocks from its tip"
         );
     }
-    let snapshots = Arc::new(Snapshots::open(&home.snapshots_dir(), config.snapshot.keep)?);
+    let snapshots = Arc::new(Snapshots::open(
+        &home.snapshots_dir(),
+        config.snapshot.keep,
+    )?);
     let tip = ledger.tip();
     tracing::info!(
         chain_id = %ledger.chain_id(),

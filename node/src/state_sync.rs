@@ -313,7 +313,10 @@ async fn discover(
             })
             .collect();
         candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.height));
-        if let Some(agreed) = candidates.iter().find(|candidate| candidate.peers.len() > 1) {
+        if let Some(agreed) = candidates
+            .iter()
+            .find(|candidate| candidate.peers.len() > 1)
+        {
             tracing::info!(
                 height = agreed.height.0,
                 peers = agreed.peers.len(),
@@ -443,7 +446,9 @@ async fn restore_candidate(
     };
     match finish {
         Ok(()) => {}
-        Err(error @ (StoreError::SnapshotRootMismatch { .. } | StoreError::InvalidSnapshot { .. })) => {
+        Err(
+            error @ (StoreError::SnapshotRootMismatch { .. } | StoreError::InvalidSnapshot { .. }),
+        ) => {
             // Every chunk matched the manifest: the manifest lied.
             for peer in &candidate.peers {
                 let _ = client.ban(*peer, STATE_SYNC_BAN).await;
@@ -541,7 +546,9 @@ async fn trusted_base(
         Some((trust_height, trust_hash)) => {
             let blocks = fetch_blocks(client, &peers, trust_height, 1).await?;
             let block = decode_block(&blocks[0].block).map_err(|error| {
-                Attempt::Reject(format!("the block of the trusted height does not decode: {error}"))
+                Attempt::Reject(format!(
+                    "the block of the trusted height does not decode: {error}"
+                ))
             })?;
             if block.hash() != trust_hash {
                 return Err(Attempt::Fail(failed(format!(
@@ -551,7 +558,9 @@ async fn trusted_base(
             }
             if trust_height == height {
                 let certificate = decode_certificate(&blocks[0].certificate).map_err(|error| {
-                    Attempt::Reject(format!("the trusted block's certificate does not decode: {error}"))
+                    Attempt::Reject(format!(
+                        "the trusted block's certificate does not decode: {error}"
+                    ))
                 })?;
                 let set = fetch_set(client, &peers, block.header.validator_set_hash).await?;
                 certificate.verify(&chain_id, &set).map_err(|error| {
@@ -570,8 +579,9 @@ async fn trusted_base(
     let mut last: Option<(Block, CommitCertificate, ValidatorSet)> = None;
     while verified < height {
         let from = Height(verified.0 + 1);
-        let count = u32::try_from((height.0 - verified.0).min(u64::from(STATE_SYNC_HEADER_RANGE_BLOCKS)))
-            .unwrap_or(STATE_SYNC_HEADER_RANGE_BLOCKS);
+        let count =
+            u32::try_from((height.0 - verified.0).min(u64::from(STATE_SYNC_HEADER_RANGE_BLOCKS)))
+                .unwrap_or(STATE_SYNC_HEADER_RANGE_BLOCKS);
         let blocks = fetch_blocks(client, &peers, from, count).await?;
         for synced in blocks.iter().take(count as usize) {
             let expected = Height(verified.0 + 1);

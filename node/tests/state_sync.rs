@@ -129,8 +129,16 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
         })
     });
     let offered = validators[0].status()["snapshot_heights"].clone();
-    assert_eq!(offered.as_array().unwrap().len(), 2, "snapshot.keep is 2: {offered}");
-    assert!(offered.as_array().unwrap().iter().all(|h| h.as_u64().unwrap() % 5 == 0));
+    assert_eq!(
+        offered.as_array().unwrap().len(),
+        2,
+        "snapshot.keep is 2: {offered}"
+    );
+    assert!(offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h.as_u64().unwrap() % 5 == 0));
 
     // The joiner's home holds the remains of a restore killed half-way: the
     // under-way mark and no valid state.
@@ -148,9 +156,12 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
         };
-        let store =
-            RocksStore::open(&joiner_home.join("data"), &identity, &genesis.state().unwrap())
-                .unwrap();
+        let store = RocksStore::open(
+            &joiner_home.join("data"),
+            &identity,
+            &genesis.state().unwrap(),
+        )
+        .unwrap();
         store.restore_begin(Height(5)).unwrap();
     }
 
@@ -171,7 +182,9 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
     let base = joiner.status()["snapshot_base"].as_u64().unwrap();
     assert!(base % 5 == 0 && base >= 5, "base {base}");
     let target = validators[0].height() + 3;
-    wait_until("the joiner to follow the tip", &all, || joiner.height() >= target);
+    wait_until("the joiner to follow the tip", &all, || {
+        joiner.height() >= target
+    });
     let join_seconds = joined_at.elapsed().as_secs_f64();
 
     // Its state at the snapshot height is the others'; later blocks too.
@@ -182,7 +195,10 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
         ours["header"]["state_root"], theirs["header"]["state_root"],
         "state roots differ at the snapshot height"
     );
-    assert_eq!(joiner.header(target)["hash"], validators[2].header(target)["hash"]);
+    assert_eq!(
+        joiner.header(target)["hash"],
+        validators[2].header(target)["hash"]
+    );
     // No block below the base.
     let (status, body) = http_get(&joiner.rpc, "/block/1");
     assert!(status == 404 || status == 410, "{status} {body}");

@@ -29,8 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{
     Client, Command, Event, GossipMessage, PublishOutcome, RoundStateResponder, SnapshotResponder,
-    SyncResponder,
-    ValidationHandle, Verdict,
+    SyncResponder, ValidationHandle, Verdict,
 };
 use crate::codec::FrameCodec;
 use crate::config::Config;

@@ -18,9 +18,10 @@ use cairn_types::{Hash, Height, Round};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::limits::{
-    REFUSAL_REASON_BYTES_MAX, SNAPSHOT_OFFERS_MAX, SNAPSHOT_PAYLOAD_BYTES_MAX,
-    SNAPSHOT_REQUEST_BYTES_MAX, SNAPSHOT_RESPONSE_BYTES_MAX, ROUND_STATE_REQUEST_BYTES_MAX, ROUND_STATE_RESPONSE_BYTES_MAX,
-    ROUND_STATE_VOTES_MAX, SYNC_RANGE_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
+    REFUSAL_REASON_BYTES_MAX, ROUND_STATE_REQUEST_BYTES_MAX, ROUND_STATE_RESPONSE_BYTES_MAX,
+    ROUND_STATE_VOTES_MAX, SNAPSHOT_OFFERS_MAX, SNAPSHOT_PAYLOAD_BYTES_MAX,
+    SNAPSHOT_REQUEST_BYTES_MAX, SNAPSHOT_RESPONSE_BYTES_MAX, SYNC_RANGE_BLOCKS_MAX,
+    SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
 };
 use crate::Error;
 
@@ -226,9 +227,14 @@ pub(crate) fn check_snapshot_answer(
         (SnapshotRequest::List, SnapshotResponse::List(offers)) if offers.len() <= SNAPSHOT_OFFERS_MAX
     ) || matches!(
         (request, response),
-        (SnapshotRequest::Manifest { .. }, SnapshotResponse::Manifest(_))
-            | (SnapshotRequest::Chunk { .. }, SnapshotResponse::Chunk(_))
-            | (SnapshotRequest::ValidatorSet(_), SnapshotResponse::ValidatorSet(_))
+        (
+            SnapshotRequest::Manifest { .. },
+            SnapshotResponse::Manifest(_)
+        ) | (SnapshotRequest::Chunk { .. }, SnapshotResponse::Chunk(_))
+            | (
+                SnapshotRequest::ValidatorSet(_),
+                SnapshotResponse::ValidatorSet(_)
+            )
     )
 }
 

@@ -173,7 +173,7 @@ pub trait Store: Send + Sync {
     fn snapshot_entries(
         &self,
         height: Height,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+        visit: &mut crate::snapshot::EntryVisitor<'_>,
     ) -> Result<Hash, StoreError>;
 
     /// The height of a snapshot restore under way (begun, not finished:

@@ -30,8 +30,7 @@ use crate::{
         RESTORE_STAKING_PREFIX,
     },
     snapshot::{
-        decode_chunk, staking_piece_key, ACCOUNT_TAG, SNAPSHOT_STAKING_PIECE_BYTES_MAX,
-        STAKING_TAG,
+        decode_chunk, staking_piece_key, ACCOUNT_TAG, SNAPSHOT_STAKING_PIECE_BYTES_MAX, STAKING_TAG,
     },
     StoreError,
 };
@@ -409,7 +408,7 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn snapshot_entries(
         &self,
         height: Height,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+        visit: &mut crate::snapshot::EntryVisitor<'_>,
     ) -> Result<Hash, StoreError> {
         let mut state_root = Hash::ZERO;
         self.backend.with_view(&mut |view| {
@@ -452,13 +451,9 @@ impl<B: Backend> Engine<B> {
                 Ok(true)
             })?;
             if let Some(staking) = view.get(Column::Metadata, MetaKey::Staking.key())? {
-                for (index, piece) in staking
-                    .chunks(SNAPSHOT_STAKING_PIECE_BYTES_MAX)
-                    .enumerate()
-                {
-                    let index = u32::try_from(index).map_err(|_| {
-                        StoreError::corrupt("metadata staking", "too many pieces")
-                    })?;
+                for (index, piece) in staking.chunks(SNAPSHOT_STAKING_PIECE_BYTES_MAX).enumerate() {
+                    let index = u32::try_from(index)
+                        .map_err(|_| StoreError::corrupt("metadata staking", "too many pieces"))?;
                     visit(&staking_piece_key(index), piece)?;
                 }
             }
@@ -519,8 +514,7 @@ impl<B: Backend> Engine<B> {
         decode_chunk(chunk, &mut |key, value| {
             if last.as_deref().is_some_and(|last| last >= key) {
                 return Err(StoreError::InvalidSnapshot {
-                    reason: "chunk entries do not follow the previous chunk's in key order"
-                        .into(),
+                    reason: "chunk entries do not follow the previous chunk's in key order".into(),
                 });
             }
             match (key.first(), key.len()) {
@@ -568,9 +562,7 @@ impl<B: Backend> Engine<B> {
             Some(restoring) if restoring == height => {}
             Some(restoring) => {
                 return Err(StoreError::Restore {
-                    reason: format!(
-                        "the restore under way is of height {restoring}, not {height}"
-                    ),
+                    reason: format!("the restore under way is of height {restoring}, not {height}"),
                 })
             }
             None => {
@@ -1165,7 +1157,7 @@ macro_rules! delegate_store {
             fn snapshot_entries(
                 &self,
                 height: cairn_types::Height,
-                visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), $crate::StoreError>,
+                visit: &mut $crate::snapshot::EntryVisitor<'_>,
             ) -> Result<cairn_types::Hash, $crate::StoreError> {
                 self.engine.snapshot_entries(height, visit)
             }
@@ -1186,7 +1178,8 @@ macro_rules! delegate_store {
                 certificate: &cairn_types::CommitCertificate,
                 validator_set: &cairn_types::ValidatorSet,
             ) -> Result<(), $crate::StoreError> {
-                self.engine.restore_finish(block, certificate, validator_set)
+                self.engine
+                    .restore_finish(block, certificate, validator_set)
             }
         }
     };

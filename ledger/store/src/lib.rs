@@ -65,11 +65,11 @@ pub use contract::{
 pub use error::StoreError;
 pub use format::{Column, FORMAT_VERSION};
 pub use memory::{InterruptedWrite, MemoryDisk, MemoryStore};
-pub use snapshot::{
-    create_snapshot, SnapshotManifest, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
-    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MANIFEST_BYTES_MAX,
-};
 pub use rocks::{
     RocksStore, BLOCKS_MEMTABLE_BYTES_MAX, BLOCK_CACHE_BYTES, MEMTABLE_BYTES_MAX, OPEN_FILES_MAX,
     WRITE_BUFFER_BUDGET_BYTES,
+};
+pub use snapshot::{
+    create_snapshot, SnapshotManifest, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MANIFEST_BYTES_MAX,
 };

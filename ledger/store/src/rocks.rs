@@ -328,9 +328,7 @@ impl View for RocksView<'_> {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
         let handle = self.backend.handle(column)?;
-        let iterator = self
-            .snapshot
-            .raw_iterator_cf_opt(handle, scan_options(end));
+        let iterator = self.snapshot.raw_iterator_cf_opt(handle, scan_options(end));
         run_scan(iterator, start, end, visit)
     }
 }

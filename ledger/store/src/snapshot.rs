@@ -41,6 +41,12 @@ pub const SNAPSHOT_STAKING_PIECE_BYTES_MAX: usize = 256 * 1024;
 /// Longest entry key.
 pub const SNAPSHOT_KEY_BYTES_MAX: usize = 64;
 
+/// Called on each snapshot entry `(key, value)`, in key order.
+pub type EntryVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
+/// Called on each finished chunk with its index.
+pub type ChunkSink<'a> = dyn FnMut(usize, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// Key tag of an account entry.
 pub(crate) const ACCOUNT_TAG: u8 = b'a';
 /// Key tag of a staking piece entry.
@@ -125,10 +131,7 @@ impl SnapshotManifest {
             ));
         }
         if &self.chain_id != chain_id {
-            return wrong(format!(
-                "it is of chain {}, not {chain_id}",
-                self.chain_id
-            ));
+            return wrong(format!("it is of chain {}, not {chain_id}", self.chain_id));
         }
         if self.height != height {
             return wrong(format!("it is of height {}, not {height}", self.height));
@@ -268,10 +271,7 @@ impl<F: FnMut(usize, &[u8]) -> Result<(), StoreError>> ChunkBuilder<F> {
 /// Visits the entries of a chunk in order, checking its framing: a count
 /// that matches, lengths that stay inside the chunk, keys in strictly
 /// increasing order, nothing after the last entry.
-pub fn decode_chunk(
-    bytes: &[u8],
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
+pub fn decode_chunk(bytes: &[u8], visit: &mut EntryVisitor<'_>) -> Result<(), StoreError> {
     let malformed = |reason: &str| StoreError::InvalidSnapshot {
         reason: format!("malformed chunk: {reason}"),
     };
@@ -331,7 +331,7 @@ pub(crate) fn staking_piece_key(index: u32) -> [u8; 5] {
 pub fn create_snapshot(
     store: &dyn Store,
     height: Height,
-    write_chunk: &mut dyn FnMut(usize, &[u8]) -> Result<(), StoreError>,
+    write_chunk: &mut ChunkSink<'_>,
 ) -> Result<SnapshotManifest, StoreError> {
     let mut builder = ChunkBuilder::new(|index, chunk: &[u8]| write_chunk(index, chunk));
     let state_root = store.snapshot_entries(height, &mut |key, value| builder.push(key, value))?;
@@ -403,12 +403,18 @@ mod tests {
 
     #[test]
     fn garbage_chunks_are_refused_without_panic() {
-        let (chunks, _) = chunks_of(&[(b"a1".to_vec(), b"x".to_vec()), (b"a2".to_vec(), b"yz".to_vec())]);
+        let (chunks, _) = chunks_of(&[
+            (b"a1".to_vec(), b"x".to_vec()),
+            (b"a2".to_vec(), b"yz".to_vec()),
+        ]);
         let chunk = &chunks[0];
         let mut ok = |_: &[u8], _: &[u8]| Ok(());
         assert!(decode_chunk(chunk, &mut ok).is_ok());
         for cut in 0..chunk.len() {
-            assert!(decode_chunk(&chunk[..cut], &mut ok).is_err(), "cut at {cut}");
+            assert!(
+                decode_chunk(&chunk[..cut], &mut ok).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = chunk.clone();
         longer.push(0);

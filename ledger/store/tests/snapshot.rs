@@ -8,7 +8,7 @@ mod common;
 
 use cairn_state::{LedgerState, StakingState};
 use cairn_store::{
-    create_snapshot, snapshot::ChunkBuilder, snapshot::decode_chunk, MemoryDisk, MemoryStore,
+    create_snapshot, snapshot::decode_chunk, snapshot::ChunkBuilder, MemoryDisk, MemoryStore,
     RocksStore, SnapshotManifest, Store, StoreError, SNAPSHOT_CHUNK_BYTES_MAX,
     SNAPSHOT_FORMAT_VERSION,
 };
@@ -47,8 +47,11 @@ fn staking_chain(name: &str, accounts: u64) -> (TestChain, ValidatorSet) {
     }])
     .unwrap();
     let staking = StakingState::genesis(StakingParams::default(), &set, &[10_000_000]).unwrap();
-    let mut balances: Vec<(Address, u64)> =
-        chain.genesis.iter().map(|(_, a, account)| (a, account.balance)).collect();
+    let mut balances: Vec<(Address, u64)> = chain
+        .genesis
+        .iter()
+        .map(|(_, a, account)| (a, account.balance))
+        .collect();
     balances.push((chain.validator.address(), 1_000_000_000));
     let genesis = LedgerState::from_genesis_with_staking(&balances, staking).unwrap();
     chain.genesis = genesis.clone();
@@ -57,7 +60,11 @@ fn staking_chain(name: &str, accounts: u64) -> (TestChain, ValidatorSet) {
     (chain, set)
 }
 
-fn commit_blocks(chain: &mut TestChain, store: &dyn Store, blocks: usize) -> Vec<(Block, CommitCertificate)> {
+fn commit_blocks(
+    chain: &mut TestChain,
+    store: &dyn Store,
+    blocks: usize,
+) -> Vec<(Block, CommitCertificate)> {
     let mut committed = Vec::new();
     for index in 0..blocks {
         let (block, certificate, outcome) = chain.next_block(5 + index * 3);
@@ -155,8 +162,18 @@ fn stores_with_the_same_state_build_the_same_chunks() {
     let directory = tempfile::tempdir().unwrap();
     let (mut chain_a, _) = staking_chain("determinism", 40);
     let (mut chain_b, _) = staking_chain("determinism", 40);
-    let rocks_a = RocksStore::open(&directory.path().join("a"), &chain_a.identity, &chain_a.genesis).unwrap();
-    let rocks_b = RocksStore::open(&directory.path().join("b"), &chain_b.identity, &chain_b.genesis).unwrap();
+    let rocks_a = RocksStore::open(
+        &directory.path().join("a"),
+        &chain_a.identity,
+        &chain_a.genesis,
+    )
+    .unwrap();
+    let rocks_b = RocksStore::open(
+        &directory.path().join("b"),
+        &chain_b.identity,
+        &chain_b.genesis,
+    )
+    .unwrap();
     let disk = MemoryDisk::new();
     let memory = MemoryStore::open(&disk, &chain_b.identity, &chain_b.genesis).unwrap();
     let blocks = commit_blocks(&mut chain_a, &rocks_a, 6);
@@ -255,7 +272,12 @@ fn manifests_are_checked_against_the_trusted_header() {
 fn a_restored_store_holds_the_state_and_continues_the_chain() {
     let (mut chain, set) = staking_chain("restore", 30);
     let directory = tempfile::tempdir().unwrap();
-    let source = RocksStore::open(&directory.path().join("source"), &chain.identity, &chain.genesis).unwrap();
+    let source = RocksStore::open(
+        &directory.path().join("source"),
+        &chain.identity,
+        &chain.genesis,
+    )
+    .unwrap();
     let blocks = commit_blocks(&mut chain, &source, 4);
     let taken = take(&source, Height(4));
     let (block, certificate) = blocks[3].clone();
@@ -283,13 +305,20 @@ fn a_restored_store_holds_the_state_and_continues_the_chain() {
     assert_eq!(restored.block(Height(4)).unwrap(), Some(block.clone()));
     assert_eq!(restored.block(Height(3)).unwrap(), None);
     assert_eq!(restored.certificate(Height(4)).unwrap(), Some(certificate));
-    assert_eq!(restored.validator_set(&set.hash()).unwrap(), Some(set.clone()));
+    assert_eq!(
+        restored.validator_set(&set.hash()).unwrap(),
+        Some(set.clone())
+    );
     // The same snapshot again, byte for byte.
     assert_eq!(take(&restored, Height(4)).chunks, taken.chunks);
     // It commits the next block like the source does.
     let (next, next_certificate, outcome) = chain.next_block(7);
-    restored.commit_block(&next, &next_certificate, &outcome).unwrap();
-    source.commit_block(&next, &next_certificate, &outcome).unwrap();
+    restored
+        .commit_block(&next, &next_certificate, &outcome)
+        .unwrap();
+    source
+        .commit_block(&next, &next_certificate, &outcome)
+        .unwrap();
     assert_eq!(restored.state_root(), source.state_root());
     // And remembers its base after a reopen; a second restore is refused.
     drop(restored);
