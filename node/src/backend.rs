@@ -163,6 +163,18 @@ impl NodeBackend {
         }
     }
 
+    /// A 404 that says why for a height below the state-sync base (the
+    /// node restored its state there and holds no earlier block).
+    fn check_above_snapshot_base(&self, height: Height) -> Result<(), RpcError> {
+        let base = self.ledger.store().snapshot_base();
+        if height < base {
+            return Err(RpcError::not_found(format!(
+                "height {height} is below {base}, the height this node restored its state from by state sync; it holds no earlier block: ask a node that synced from genesis"
+            )));
+        }
+        Ok(())
+    }
+
     /// Shows the snapshots on offer in `/status`.
     pub fn with_snapshots(mut self, snapshots: Arc<crate::snapshots::Snapshots>) -> Self {
         self.snapshots = Some(snapshots);
@@ -371,6 +383,7 @@ impl RpcBackend for NodeBackend {
         if height == Height::GENESIS {
             return Ok(None);
         }
+        self.check_above_snapshot_base(height)?;
         match self.ledger.store().block(height).map_err(store_error)? {
             Some(block) => self.block_view(block).map(Some),
             None => Ok(None),
@@ -453,6 +466,7 @@ impl RpcBackend for NodeBackend {
     }
 
     fn header(&self, height: Height) -> Result<Option<cairn_types::Header>, RpcError> {
+        self.check_above_snapshot_base(height)?;
         self.ledger.store().header(height).map_err(store_error)
     }
 
@@ -460,6 +474,7 @@ impl RpcBackend for NodeBackend {
         &self,
         height: Height,
     ) -> Result<Option<cairn_types::CommitCertificate>, RpcError> {
+        self.check_above_snapshot_base(height)?;
         self.ledger.store().certificate(height).map_err(store_error)
     }
 
