@@ -202,7 +202,10 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
     // No block below the base.
     let (status, body) = http_get(&joiner.rpc, "/block/1");
     assert!(status == 404 || status == 410, "{status} {body}");
-    assert!(body.contains("state sync") || body.contains("pruned"), "{body}");
+    assert!(
+        body.contains("state sync") || body.contains("pruned"),
+        "{body}"
+    );
     let log = joiner.log();
     assert!(log.contains("restore was interrupted"), "{log}");
     assert!(log.contains("state sync: restored the state"), "{log}");
