@@ -450,6 +450,10 @@ async fn restore_candidate(
             error @ (StoreError::SnapshotRootMismatch { .. } | StoreError::InvalidSnapshot { .. }),
         ) => {
             // Every chunk matched the manifest: the manifest lied.
+            tracing::warn!(
+                peers = ?candidate.peers,
+                "state sync: the snapshot's chunks are not the state its manifest claims; banning the peers that offered it"
+            );
             for peer in &candidate.peers {
                 let _ = client.ban(*peer, STATE_SYNC_BAN).await;
             }
