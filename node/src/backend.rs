@@ -145,6 +145,8 @@ pub struct NodeBackend {
     identity: NodeIdentity,
     gossip: Option<GossipQueue>,
     readiness: Option<ReadinessPolicy>,
+    snapshots: Option<Arc<crate::snapshots::Snapshots>>,
+    state_sync: Option<Arc<crate::state_sync::StateSyncStatus>>,
 }
 
 impl NodeBackend {
@@ -156,7 +158,33 @@ impl NodeBackend {
             identity,
             gossip: None,
             readiness: None,
+            snapshots: None,
+            state_sync: None,
         }
+    }
+
+    /// A 404 that says why for a height below the state-sync base (the
+    /// node restored its state there and holds no earlier block).
+    fn check_above_snapshot_base(&self, height: Height) -> Result<(), RpcError> {
+        let base = self.ledger.store().snapshot_base();
+        if height < base {
+            return Err(RpcError::not_found(format!(
+                "height {height} is below {base}, the height this node restored its state from by state sync; it holds no earlier block: ask a node that synced from genesis"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Shows the snapshots on offer in `/status`.
+    pub fn with_snapshots(mut self, snapshots: Arc<crate::snapshots::Snapshots>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// Shows the progress of a state sync in `/status`.
+    pub fn with_state_sync(mut self, status: Arc<crate::state_sync::StateSyncStatus>) -> Self {
+        self.state_sync = Some(status);
+        self
     }
 
     /// Judges `/ready` by `policy` (without one, only sync and peers count).
@@ -221,6 +249,15 @@ impl RpcBackend for NodeBackend {
             peers: self.network.peers().len(),
             min_fee: self.ledger.min_fee(),
             existential_deposit: self.ledger.genesis().fee_params.existential_deposit,
+            snapshot_heights: self.snapshots.as_ref().map_or_else(Vec::new, |snapshots| {
+                snapshots
+                    .offers()
+                    .iter()
+                    .map(|offer| offer.height.0)
+                    .collect()
+            }),
+            snapshot_base: self.ledger.store().snapshot_base().0,
+            state_sync: self.state_sync.as_ref().map(|status| status.view()),
         })
     }
 
@@ -353,6 +390,7 @@ impl RpcBackend for NodeBackend {
         if height == Height::GENESIS {
             return Ok(None);
         }
+        self.check_above_snapshot_base(height)?;
         match self.ledger.store().block(height).map_err(store_error)? {
             Some(block) => self.block_view(block).map(Some),
             None => Ok(None),
@@ -435,6 +473,7 @@ impl RpcBackend for NodeBackend {
     }
 
     fn header(&self, height: Height) -> Result<Option<cairn_types::Header>, RpcError> {
+        self.check_above_snapshot_base(height)?;
         self.ledger.store().header(height).map_err(store_error)
     }
 
@@ -442,6 +481,7 @@ impl RpcBackend for NodeBackend {
         &self,
         height: Height,
     ) -> Result<Option<cairn_types::CommitCertificate>, RpcError> {
+        self.check_above_snapshot_base(height)?;
         self.ledger.store().certificate(height).map_err(store_error)
     }
 

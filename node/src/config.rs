@@ -55,6 +55,66 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Logging.
     pub log: LogConfig,
+    /// State snapshots this node takes and serves.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// How a new node catches up.
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// `[snapshot]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Take a snapshot of the state every this many heights (0: never).
+    pub interval: u64,
+    /// Keep the newest this many snapshots (older ones are deleted).
+    pub keep: u32,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            interval: 1_000,
+            keep: 2,
+        }
+    }
+}
+
+/// How a node with an empty home catches up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Fetch and execute every block from height 1.
+    Block,
+    /// Restore a peer's state snapshot, verified against a trusted header,
+    /// then fetch the blocks after it.
+    Snapshot,
+}
+
+/// `[sync]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// `block` or `snapshot` (state sync; used only while the home holds
+    /// no block).
+    pub mode: SyncMode,
+    /// A height whose block hash is trusted out of band (0: none; state
+    /// sync then verifies the headers from genesis).
+    pub trust_height: u64,
+    /// The hash of the block at `trust_height`, hex ("" when none).
+    pub trust_hash: String,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            mode: SyncMode::Block,
+            trust_height: 0,
+            trust_hash: String::new(),
+        }
+    }
 }
 
 /// `[p2p]`
@@ -210,6 +270,8 @@ impl Default for NodeConfig {
                 // gossipsub warns on every duplicate publish, which is expected.
                 filter: "info,libp2p_gossipsub=error".into(),
             },
+            snapshot: SnapshotConfig::default(),
+            sync: SyncConfig::default(),
         }
     }
 }
@@ -316,6 +378,23 @@ impl NodeConfig {
                 "mempool.peer_transactions_per_second",
                 "0 would ignore every transaction gossiped by peers; write e.g. 10000".into(),
             ));
+        }
+        if self.sync.trust_height > 0 || !self.sync.trust_hash.is_empty() {
+            if self.sync.trust_height == 0 {
+                return Err(bad(
+                    "sync.trust_height",
+                    "sync.trust_hash is set but sync.trust_height is 0; give both (the height and the hash of its block, from a node you trust) or neither".into(),
+                ));
+            }
+            if cairn_types::Hash::from_hex(&self.sync.trust_hash).is_err() {
+                return Err(bad(
+                    "sync.trust_hash",
+                    format!(
+                        "{:?} is not a block hash; give the 64 hex digits of the block at sync.trust_height (`cairn query block {}` on a node you trust shows it)",
+                        self.sync.trust_hash, self.sync.trust_height
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -472,7 +551,7 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 21] = [
+const OVERRIDE_KEYS: [(&str, &str); 26] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),
@@ -497,6 +576,11 @@ const OVERRIDE_KEYS: [(&str, &str); 21] = [
     ),
     ("log_format", "log.format"),
     ("log_filter", "log.filter"),
+    ("snapshot_interval", "snapshot.interval"),
+    ("snapshot_keep", "snapshot.keep"),
+    ("state_sync", "sync.mode"),
+    ("trust_height", "sync.trust_height"),
+    ("trust_hash", "sync.trust_hash"),
 ];
 
 /// Settings given on the command line or in the environment, one for every
@@ -692,6 +776,49 @@ pub struct ConfigOverrides {
     /// `log.filter`; default `info,libp2p_gossipsub=error`.
     #[arg(long = "log-filter", env = "CAIRN_LOG_FILTER", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Take a snapshot of the state every this many heights, in the
+    /// background, for new nodes to join by state sync (0: never). Config
+    /// key `snapshot.interval`; default 1000.
+    #[arg(
+        long = "snapshot-interval",
+        env = "CAIRN_SNAPSHOT_INTERVAL",
+        value_name = "HEIGHTS"
+    )]
+    pub snapshot_interval: Option<u64>,
+    /// Keep the newest this many snapshots; older ones are deleted. Config
+    /// key `snapshot.keep`; default 2.
+    #[arg(long = "snapshot-keep", env = "CAIRN_SNAPSHOT_KEEP", value_name = "N")]
+    pub snapshot_keep: Option<u32>,
+    /// Join by state sync: on a home that holds no block, restore a
+    /// snapshot peers offer (verified against a trusted header) instead of
+    /// executing every block from height 1; `--state-sync` alone means
+    /// true. Config key `sync.mode` (`snapshot` when true, `block` when
+    /// false); default false.
+    #[arg(
+        long = "state-sync",
+        env = "CAIRN_STATE_SYNC",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub state_sync: Option<bool>,
+    /// State sync trusts the block of this height (with --trust-hash)
+    /// instead of verifying the headers from genesis. Config key
+    /// `sync.trust_height`; default 0 (none).
+    #[arg(
+        long = "trust-height",
+        env = "CAIRN_SYNC_TRUST_HEIGHT",
+        value_name = "HEIGHT"
+    )]
+    pub trust_height: Option<u64>,
+    /// The hash (hex) of the block at --trust-height, obtained from a node
+    /// you trust. Config key `sync.trust_hash`; default none.
+    #[arg(
+        long = "trust-hash",
+        env = "CAIRN_SYNC_TRUST_HASH",
+        value_name = "HASH"
+    )]
+    pub trust_hash: Option<String>,
     /// For each `config.toml` key set here, where its value came from
     /// (`--rpc-listen` or `CAIRN_RPC_LISTEN`), filled by
     /// [`ConfigOverrides::record_sources`].
@@ -862,6 +989,25 @@ impl ConfigOverrides {
         if let Some(filter) = &self.log_filter {
             config.log.filter = filter.clone();
         }
+        if let Some(interval) = self.snapshot_interval {
+            config.snapshot.interval = interval;
+        }
+        if let Some(keep) = self.snapshot_keep {
+            config.snapshot.keep = keep;
+        }
+        if let Some(state_sync) = self.state_sync {
+            config.sync.mode = if state_sync {
+                SyncMode::Snapshot
+            } else {
+                SyncMode::Block
+            };
+        }
+        if let Some(height) = self.trust_height {
+            config.sync.trust_height = height;
+        }
+        if let Some(hash) = &self.trust_hash {
+            config.sync.trust_hash = hash.clone();
+        }
     }
 }
 
@@ -1007,6 +1153,8 @@ mod tests {
             defaults.mempool.peer_transactions_per_second.to_string(),
             "plain".to_string(),
             format!("`{}`", defaults.log.filter),
+            defaults.snapshot.interval.to_string(),
+            defaults.snapshot.keep.to_string(),
         ] {
             let expected = format!("; default {expected} [env:");
             assert!(help.contains(&expected), "{expected}: {help}");

@@ -61,4 +61,7 @@ pub enum NodeError {
     /// The home directory is not usable as asked.
     #[error("{0}")]
     Home(String),
+    /// State sync could not restore a snapshot.
+    #[error("state sync failed: {0}")]
+    StateSync(String),
 }

@@ -89,6 +89,11 @@ impl Home {
         self.root.join("mempool.journal")
     }
 
+    /// `snapshots/`: the state snapshots this node took and serves.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
     /// `addresses.json`: the addresses the running node bound.
     pub fn addresses_file(&self) -> PathBuf {
         self.root.join("addresses.json")

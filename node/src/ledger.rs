@@ -362,6 +362,67 @@ fn missing_set(height: Height, hash: &Hash) -> LedgerError {
     })
 }
 
+/// The committed state, tip and tip set of `store`, and the evidence its
+/// recent blocks recorded.
+fn load_committed(
+    genesis: &Genesis,
+    store: &dyn Store,
+) -> Result<(Committed, BTreeSet<(Height, u32)>), LedgerError> {
+    let state = store.load_state()?.with_fee_params(genesis.fee_params);
+    let height = store.latest_height();
+    let time = if height == Height::GENESIS {
+        genesis.genesis_time
+    } else {
+        store
+            .header(height)?
+            .map(|header| header.time)
+            .ok_or_else(|| {
+                LedgerError::Store(StoreError::Corrupt {
+                    what: format!("header of the latest block {height}"),
+                    reason: "missing".into(),
+                })
+            })?
+    };
+    let tip = Tip {
+        height,
+        hash: store.latest_block_hash(),
+        time,
+        state_root: state.root(),
+    };
+    let mut recorded_evidence = BTreeSet::new();
+    for recent in height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1)..=height.0 {
+        if let Some(block) = store.block(Height(recent))? {
+            recorded_evidence.extend(block.evidence.iter().map(evidence_key));
+        }
+    }
+    if state.staking().is_none() {
+        return Err(no_staking());
+    }
+    let tip_set = if height == Height::GENESIS {
+        None
+    } else {
+        let header = store.header(height)?.ok_or_else(|| {
+            LedgerError::Store(StoreError::Corrupt {
+                what: format!("header of the latest block {height}"),
+                reason: "missing".into(),
+            })
+        })?;
+        Some(
+            store
+                .validator_set(&header.validator_set_hash)?
+                .ok_or_else(|| missing_set(height, &header.validator_set_hash))?,
+        )
+    };
+    Ok((
+        Committed {
+            state,
+            tip,
+            tip_set,
+        },
+        recorded_evidence,
+    ))
+}
+
 /// The (height, validator) a piece of evidence is about: the unit of the
 /// one-piece-per-misbehaviour rule.
 pub fn evidence_key(evidence: &Evidence) -> (Height, u32) {
@@ -378,35 +439,37 @@ impl Ledger {
         mempool_limits: MempoolLimits,
         metrics: Arc<Metrics>,
     ) -> Result<Ledger, LedgerError> {
+        let store = Ledger::open_store(&genesis, data_dir)?;
+        Ledger::with_store(genesis, Arc::new(store), mempool_limits, metrics)
+    }
+
+    /// Opens (or creates from `genesis`) the RocksDB store in `data_dir`
+    /// without loading its state. A store of another chain or genesis is
+    /// refused with both values and what to do.
+    pub fn open_store(genesis: &Genesis, data_dir: &Path) -> Result<RocksStore, LedgerError> {
         let identity = ChainIdentity {
             chain_id: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
         };
-        let store =
-            RocksStore::open(data_dir, &identity, &genesis.state()?).map_err(
-                |error| match error {
-                    StoreError::ChainMismatch { .. } | StoreError::GenesisMismatch { .. } => {
-                        LedgerError::OtherChain {
-                            data_dir: data_dir.to_path_buf(),
-                            home: data_dir.parent().map_or_else(
-                                || "<home>".to_string(),
-                                |home| home.display().to_string(),
-                            ),
-                            source: Box::new(error),
-                        }
-                    }
-                    StoreError::Damaged { .. } => LedgerError::Damaged {
-                        data_dir: data_dir.to_path_buf(),
-                        home: data_dir.parent().map_or_else(
-                            || "<home>".to_string(),
-                            |home| home.display().to_string(),
-                        ),
-                        source: Box::new(error),
-                    },
-                    other => LedgerError::Store(other),
-                },
-            )?;
-        Ledger::with_store(genesis, Arc::new(store), mempool_limits, metrics)
+        RocksStore::open(data_dir, &identity, &genesis.state()?).map_err(|error| match error {
+            StoreError::ChainMismatch { .. } | StoreError::GenesisMismatch { .. } => {
+                LedgerError::OtherChain {
+                    data_dir: data_dir.to_path_buf(),
+                    home: data_dir
+                        .parent()
+                        .map_or_else(|| "<home>".to_string(), |home| home.display().to_string()),
+                    source: Box::new(error),
+                }
+            }
+            StoreError::Damaged { .. } => LedgerError::Damaged {
+                data_dir: data_dir.to_path_buf(),
+                home: data_dir
+                    .parent()
+                    .map_or_else(|| "<home>".to_string(), |home| home.display().to_string()),
+                source: Box::new(error),
+            },
+            other => LedgerError::Store(other),
+        })
     }
 
     /// A ledger over an opened store (the simulator passes a
@@ -418,52 +481,8 @@ impl Ledger {
         metrics: Arc<Metrics>,
     ) -> Result<Ledger, LedgerError> {
         let genesis_hash = genesis.hash();
-        let state = store.load_state()?.with_fee_params(genesis.fee_params);
-        let height = store.latest_height();
-        let time = if height == Height::GENESIS {
-            genesis.genesis_time
-        } else {
-            store
-                .header(height)?
-                .map(|header| header.time)
-                .ok_or_else(|| {
-                    LedgerError::Store(StoreError::Corrupt {
-                        what: format!("header of the latest block {height}"),
-                        reason: "missing".into(),
-                    })
-                })?
-        };
-        let tip = Tip {
-            height,
-            hash: store.latest_block_hash(),
-            time,
-            state_root: state.root(),
-        };
-        metrics.set_height(height.0);
-        let mut recorded_evidence = BTreeSet::new();
-        for recent in height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1)..=height.0 {
-            if let Some(block) = store.block(Height(recent))? {
-                recorded_evidence.extend(block.evidence.iter().map(evidence_key));
-            }
-        }
-        if state.staking().is_none() {
-            return Err(no_staking());
-        }
-        let tip_set = if height == Height::GENESIS {
-            None
-        } else {
-            let header = store.header(height)?.ok_or_else(|| {
-                LedgerError::Store(StoreError::Corrupt {
-                    what: format!("header of the latest block {height}"),
-                    reason: "missing".into(),
-                })
-            })?;
-            Some(
-                store
-                    .validator_set(&header.validator_set_hash)?
-                    .ok_or_else(|| missing_set(height, &header.validator_set_hash))?,
-            )
-        };
+        let (committed, recorded_evidence) = load_committed(&genesis, store.as_ref())?;
+        metrics.set_height(committed.tip.height.0);
         let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits)
             .with_fee_rules(genesis.fee_params, mempool_limits.min_fee);
         Ok(Ledger {
@@ -471,11 +490,7 @@ impl Ledger {
             genesis_hash,
             store,
             set_cache: Mutex::new(VecDeque::new()),
-            committed: RwLock::new(Committed {
-                state,
-                tip,
-                tip_set,
-            }),
+            committed: RwLock::new(committed),
             mempool: Mutex::new(mempool),
             outcomes: Mutex::new(OutcomeCache::default()),
             commit_lock: Mutex::new(()),
@@ -490,6 +505,23 @@ impl Ledger {
             ),
             journal: Mutex::new(None),
         })
+    }
+
+    /// Reads the committed state and tip from the store again, after a
+    /// state-sync restore replaced them underneath (nothing else may
+    /// commit meanwhile: consensus and block sync start after it).
+    pub fn reload_from_store(&self) -> Result<(), LedgerError> {
+        let _serial = lock(&self.commit_lock);
+        let (committed, recorded_evidence) = load_committed(&self.genesis, self.store.as_ref())?;
+        self.metrics.set_height(committed.tip.height.0);
+        *self
+            .committed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = committed;
+        *lock(&self.recorded_evidence) = recorded_evidence;
+        lock(&self.outcomes).clear();
+        lock(&self.set_cache).clear();
+        Ok(())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Committed> {

@@ -25,6 +25,8 @@ pub mod rpc;
 pub mod runtime;
 pub mod shutdown;
 pub mod sign_state;
+pub mod snapshots;
 pub mod start;
+pub mod state_sync;
 
 pub use error::NodeError;

@@ -157,6 +157,16 @@ pub struct StatusView {
     /// The chain's existential deposit.
     #[serde(default)]
     pub existential_deposit: u64,
+    /// Heights of the state snapshots this node offers, newest first.
+    #[serde(default)]
+    pub snapshot_heights: Vec<u64>,
+    /// The height this node's state was restored from by state sync (it
+    /// holds no block below it); 0 when it began at genesis.
+    #[serde(default)]
+    pub snapshot_base: u64,
+    /// The progress of state sync, when this node started with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_sync: Option<crate::state_sync::StateSyncView>,
 }
 
 /// `GET /ready`: whether the node is fit to serve (200) or not (503), and

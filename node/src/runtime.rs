@@ -469,6 +469,7 @@ pub async fn run_gossip_batcher(client: Client, mut queue: mpsc::Receiver<Vec<u8
 }
 
 /// Handles every event of the p2p layer until it stops.
+#[allow(clippy::too_many_arguments)] // each is a distinct handle the dispatcher serves from
 pub async fn run_dispatcher(
     mut events: mpsc::Receiver<Event>,
     ledger: Arc<Ledger>,
@@ -477,7 +478,9 @@ pub async fn run_dispatcher(
     on_listen: impl Fn(String) + Send + 'static,
     local_peer: PeerId,
     sync: SyncHandle,
+    snapshots: Arc<crate::snapshots::Snapshots>,
 ) {
+    let snapshot_serving = Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_SERVING_MAX));
     let mut gate = GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone());
     let mut budgets = RequestBudgets::default();
     let serving = Arc::new(tokio::sync::Semaphore::new(SYNC_SERVING_MAX));
@@ -572,6 +575,33 @@ pub async fn run_dispatcher(
                 }
                 let _ = inbox.try_send(HostEvent::RoundStateRequest { request, reply });
             }
+            Event::SnapshotRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                if !budgets.allow(peer) {
+                    reply.respond(cairn_p2p::SnapshotResponse::Refused(format!(
+                        "more than {PEER_REQUESTS_PER_SECOND} requests a second; slow down"
+                    )));
+                    continue;
+                }
+                // Reading chunks blocks: at most SNAPSHOT_SERVING_MAX at once.
+                let Ok(permit) = Arc::clone(&snapshot_serving).try_acquire_owned() else {
+                    reply.respond(cairn_p2p::SnapshotResponse::Refused(
+                        "busy serving other peers; ask another or retry".into(),
+                    ));
+                    continue;
+                };
+                let ledger = Arc::clone(&ledger);
+                let snapshots = Arc::clone(&snapshots);
+                tokio::task::spawn_blocking(move || {
+                    reply.respond(crate::snapshots::serve_snapshot(
+                        &snapshots, &ledger, &request,
+                    ));
+                    drop(permit);
+                });
+            }
         }
     }
 }
@@ -587,6 +617,10 @@ pub const PEER_BUDGETS_MAX: usize = 1_024;
 /// Block-range and status requests served at once (each reads the store on
 /// the blocking pool); more are refused as busy.
 pub const SYNC_SERVING_MAX: usize = 8;
+
+/// Snapshot requests served at once (each reads a file or the store on the
+/// blocking pool; a chunk is at most 1 MiB); more are refused as busy.
+pub const SNAPSHOT_SERVING_MAX: usize = 4;
 
 /// A token bucket per peer for the requests this node serves.
 #[derive(Default)]

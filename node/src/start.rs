@@ -12,6 +12,8 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use cairn_store::Store;
+
 use cairn_genesis::Genesis;
 use serde::Serialize;
 
@@ -21,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     backend::{NetworkView, NodeBackend, NodeIdentity, ReadinessPolicy},
     block_sync::spawn_block_sync,
-    config::{ConfigOverrides, NodeConfig, NodeMode},
+    config::{ConfigOverrides, NodeConfig, NodeMode, SyncMode},
     home::{read_key_file, Home},
     host::{ConsensusHost, HostConfig},
     http_server::{self, ServerLimits},
@@ -36,6 +38,8 @@ use crate::{
     },
     shutdown::{listen_for_signals, shutdown_channel, Shutdown},
     sign_state::SignState,
+    snapshots::{run_snapshotter, Snapshots},
+    state_sync::{self, StateSyncStatus},
     NodeError,
 };
 
@@ -221,13 +225,12 @@ pub async fn serve(
         min_fee: config.mempool.min_fee,
     };
     let data_dir = home.data_dir();
-    let ledger = {
+    let (ledger, store_is_empty) = {
         let data_dir = data_dir.clone();
         let metrics = Arc::clone(&metrics);
-        tokio::task::spawn_blocking(move || Ledger::open(genesis, &data_dir, limits, metrics))
+        tokio::task::spawn_blocking(move || open_ledger(genesis, &data_dir, limits, metrics))
             .await
-            .map_err(|error| NodeError::Home(format!("opening the store panicked: {error}")))?
-            .map_err(|error| NodeError::Home(error.to_string()))?
+            .map_err(|error| NodeError::Home(format!("opening the store panicked: {error}")))??
     };
     let ledger = Arc::new(ledger);
     ledger.set_sender_limits(crate::mempool::SenderLimits {
@@ -235,6 +238,18 @@ pub async fn serve(
         queued_ttl: std::time::Duration::from_millis(config.mempool.ttl_ms),
     });
     ledger.set_peer_gossip_rate(config.mempool.peer_transactions_per_second);
+    let state_sync_status = (config.sync.mode == SyncMode::Snapshot && store_is_empty)
+        .then(|| Arc::new(StateSyncStatus::default()));
+    if config.sync.mode == SyncMode::Snapshot && !store_is_empty {
+        tracing::info!(
+            height = ledger.tip().height.0,
+            "state sync is on but the store already holds the chain; syncing blocks from its tip"
+        );
+    }
+    let snapshots = Arc::new(Snapshots::open(
+        &home.snapshots_dir(),
+        config.snapshot.keep,
+    )?);
     let tip = ledger.tip();
     tracing::info!(
         chain_id = %ledger.chain_id(),
@@ -272,7 +287,7 @@ pub async fn serve(
     let network = Arc::new(NetworkView::new(Arc::clone(&metrics)));
     let (gossip, gossip_queue) = GossipQueue::new();
     replay_journal(home, &ledger, &gossip)?;
-    let backend = NodeBackend::new(
+    let mut backend = NodeBackend::new(
         Arc::clone(&ledger),
         Arc::clone(&network),
         NodeIdentity {
@@ -294,6 +309,10 @@ pub async fn serve(
             )
         },
     });
+    backend = backend.with_snapshots(Arc::clone(&snapshots));
+    if let Some(status) = &state_sync_status {
+        backend = backend.with_state_sync(Arc::clone(status));
+    }
     let addresses = Arc::new(std::sync::Mutex::new(Addresses {
         rpc: format!("http://{rpc_address}"),
         metrics: format!("http://{metrics_address}/metrics"),
@@ -335,6 +354,49 @@ pub async fn serve(
     // consensus error.
     let (stop_trigger, stop) = shutdown_channel();
     let stop_trigger = Arc::new(stop_trigger);
+    {
+        let stop_trigger = Arc::clone(&stop_trigger);
+        let mut shutdown = shutdown;
+        tokio::spawn(async move {
+            shutdown.requested().await;
+            stop_trigger.trigger();
+        });
+    }
+    let rpc_server = tokio::spawn(http_server::serve(
+        rpc_listener,
+        rpc::router(Arc::new(backend)),
+        rpc_limits,
+        stop.clone(),
+    ));
+    let metrics_server = tokio::spawn(http_server::serve(
+        metrics_listener,
+        metrics::router(Arc::clone(&metrics)),
+        ServerLimits {
+            connections_max: METRICS_CONNECTIONS_MAX,
+            header_read_timeout: rpc_limits.header_read_timeout,
+        },
+        stop.clone(),
+    ));
+    if let Some(status) = &state_sync_status {
+        // Nothing else commits while the state is restored: block sync and
+        // consensus start after it.
+        network.set_sync(true, 0);
+        let restored =
+            state_sync::restore(&client, &ledger, &config.sync, status, stop.clone()).await;
+        network.set_sync(false, 0);
+        if let Err(error) = restored {
+            tracing::error!("{error}");
+            stop_trigger.trigger();
+            let _ = client.shutdown().await;
+            return Err(error);
+        }
+    }
+    tokio::spawn(run_snapshotter(
+        Arc::clone(&ledger),
+        Arc::clone(&snapshots),
+        config.snapshot.interval,
+        stop.clone(),
+    ));
     let sync = spawn_block_sync(
         client.clone(),
         Arc::clone(&ledger),
@@ -350,6 +412,7 @@ pub async fn serve(
         on_listen,
         local_peer,
         sync.clone(),
+        Arc::clone(&snapshots),
     ));
     tokio::spawn(run_gossip_batcher(client.clone(), gossip_queue));
 
@@ -391,14 +454,6 @@ pub async fn serve(
         host = host.with_sign_state(sign_state);
     }
     let consensus = ConsensusLoop::new(host, Arc::clone(&ledger), sync, inbox);
-    {
-        let stop_trigger = Arc::clone(&stop_trigger);
-        let mut shutdown = shutdown;
-        tokio::spawn(async move {
-            shutdown.requested().await;
-            stop_trigger.trigger();
-        });
-    }
     let (consensus_done, mut consensus_result) = oneshot::channel();
     let consensus_shutdown = stop.clone();
     std::thread::Builder::new()
@@ -417,21 +472,6 @@ pub async fn serve(
         })
         .map_err(|error| NodeError::Home(format!("cannot start the consensus thread: {error}")))?;
 
-    let rpc_server = tokio::spawn(http_server::serve(
-        rpc_listener,
-        rpc::router(Arc::new(backend)),
-        rpc_limits,
-        stop.clone(),
-    ));
-    let metrics_server = tokio::spawn(http_server::serve(
-        metrics_listener,
-        metrics::router(Arc::clone(&metrics)),
-        ServerLimits {
-            connections_max: METRICS_CONNECTIONS_MAX,
-            header_read_timeout: rpc_limits.header_read_timeout,
-        },
-        stop.clone(),
-    ));
     tokio::spawn(run_informant(
         Arc::clone(&ledger),
         Arc::clone(&network),
@@ -524,6 +564,42 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Opens the ledger in `data_dir`; says whether its store holds no block
+/// (a home state sync may restore into). A store holding an interrupted
+/// state-sync restore (which only ever starts in a store without blocks)
+/// is deleted and created again from the genesis first.
+fn open_ledger(
+    genesis: Genesis,
+    data_dir: &std::path::Path,
+    limits: MempoolLimits,
+    metrics: Arc<Metrics>,
+) -> Result<(Ledger, bool), NodeError> {
+    let home_error = |error: crate::ledger::LedgerError| NodeError::Home(error.to_string());
+    let mut store = Ledger::open_store(&genesis, data_dir).map_err(home_error)?;
+    let interrupted = store
+        .restore_in_progress()
+        .map_err(|error| NodeError::Home(error.to_string()))?;
+    if let Some(height) = interrupted {
+        tracing::warn!(
+            height = height.0,
+            data = %data_dir.display(),
+            "a state-sync restore was interrupted; deleting its partial state and starting again from an empty store"
+        );
+        drop(store);
+        std::fs::remove_dir_all(data_dir).map_err(|source| NodeError::Io {
+            action: "delete the partial restore in",
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        store = Ledger::open_store(&genesis, data_dir).map_err(home_error)?;
+    }
+    let empty = store.latest_height() == cairn_types::Height::GENESIS
+        && store.snapshot_base() == cairn_types::Height::GENESIS;
+    let ledger =
+        Ledger::with_store(genesis, Arc::new(store), limits, metrics).map_err(home_error)?;
+    Ok((ledger, empty))
 }
 
 fn lock_addresses(addresses: &std::sync::Mutex<Addresses>) -> std::sync::MutexGuard<'_, Addresses> {

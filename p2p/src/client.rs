@@ -9,11 +9,13 @@ use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::limits::{ROUND_STATE_REQUEST_BYTES_MAX, SYNC_REQUEST_BYTES_MAX};
+use crate::limits::{
+    ROUND_STATE_REQUEST_BYTES_MAX, SNAPSHOT_REQUEST_BYTES_MAX, SYNC_REQUEST_BYTES_MAX,
+};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    decode, encode, Protocol, RoundState, RoundStateRequest, RoundStateResponse, SyncRequest,
-    SyncResponse,
+    check_snapshot_answer, decode, encode, Protocol, RoundState, RoundStateRequest,
+    RoundStateResponse, SnapshotRequest, SnapshotResponse, SyncRequest, SyncResponse,
 };
 use crate::topic::Topic;
 use crate::Error;
@@ -144,6 +146,20 @@ impl RoundStateResponder {
     }
 }
 
+/// Answers one inbound snapshot request. Dropping it refuses the request.
+#[derive(Debug)]
+pub struct SnapshotResponder {
+    pub(crate) reply: oneshot::Sender<SnapshotResponse>,
+}
+
+impl SnapshotResponder {
+    /// Sends the answer; an answer of the wrong kind or over the bounds
+    /// goes out as a refusal.
+    pub fn respond(self, response: SnapshotResponse) {
+        let _ = self.reply.send(response);
+    }
+}
+
 /// What the event loop tells the node.
 #[derive(Debug)]
 pub enum Event {
@@ -190,6 +206,15 @@ pub enum Event {
         request: RoundStateRequest,
         /// Where to answer.
         reply: RoundStateResponder,
+    },
+    /// A peer asks for snapshots (state sync).
+    SnapshotRequest {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: SnapshotRequest,
+        /// Where to answer.
+        reply: SnapshotResponder,
     },
 }
 
@@ -409,6 +434,37 @@ impl Client {
         match response {
             RoundStateResponse::State(state) => Ok(state),
             RoundStateResponse::Refused(reason) => Err(Error::Refused { peer, reason }),
+        }
+    }
+
+    /// Asks `peer` a snapshot request; a refusal or an answer of the
+    /// wrong kind is an error.
+    pub async fn request_snapshot(
+        &self,
+        peer: PeerId,
+        request: SnapshotRequest,
+    ) -> Result<SnapshotResponse, Error> {
+        let body = encode("snapshot request", &request, SNAPSHOT_REQUEST_BYTES_MAX)?;
+        let bytes = self
+            .call(|reply| Command::Request {
+                protocol: Protocol::Snapshot,
+                peer,
+                body,
+                reply,
+            })
+            .await??;
+        let response: SnapshotResponse = decode(
+            "snapshot response",
+            &bytes,
+            Protocol::Snapshot.response_bytes_max(),
+        )?;
+        match response {
+            SnapshotResponse::Refused(reason) => Err(Error::Refused { peer, reason }),
+            other if check_snapshot_answer(&request, &other) => Ok(other),
+            _ => Err(Error::Decode {
+                what: "snapshot response",
+                reason: "it does not answer the request".into(),
+            }),
         }
     }
 

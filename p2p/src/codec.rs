@@ -28,7 +28,8 @@ impl FrameCodec {
     fn count_in(&self, n: usize) {
         let c = self.metrics.counters();
         match self.protocol {
-            Protocol::Sync => add(&c.sync_bytes_in, n),
+            // Snapshot traffic counts as sync traffic.
+            Protocol::Sync | Protocol::Snapshot => add(&c.sync_bytes_in, n),
             Protocol::RoundState => add(&c.round_state_bytes_in, n),
         }
     }
@@ -36,7 +37,7 @@ impl FrameCodec {
     fn count_out(&self, n: usize) {
         let c = self.metrics.counters();
         match self.protocol {
-            Protocol::Sync => add(&c.sync_bytes_out, n),
+            Protocol::Sync | Protocol::Snapshot => add(&c.sync_bytes_out, n),
             Protocol::RoundState => add(&c.round_state_bytes_out, n),
         }
     }

@@ -28,8 +28,8 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{
-    Client, Command, Event, GossipMessage, PublishOutcome, RoundStateResponder, SyncResponder,
-    ValidationHandle, Verdict,
+    Client, Command, Event, GossipMessage, PublishOutcome, RoundStateResponder, SnapshotResponder,
+    SyncResponder, ValidationHandle, Verdict,
 };
 use crate::codec::FrameCodec;
 use crate::config::Config;
@@ -44,8 +44,9 @@ use crate::limits::{
 };
 use crate::metrics::{add, Metrics};
 use crate::protocol::{
-    decode, encode, fit_round_state, fit_sync_response, refusal, Protocol, RoundStateRequest,
-    RoundStateResponse, SyncRequest, SyncResponse,
+    decode, encode, fit_round_state, fit_snapshot_response, fit_sync_response, refusal, Protocol,
+    RoundStateRequest, RoundStateResponse, SnapshotRequest, SnapshotResponse, SyncRequest,
+    SyncResponse,
 };
 use crate::topic::Topic;
 use crate::Error;
@@ -72,6 +73,7 @@ pub(crate) struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<FrameCodec>,
     round_state: request_response::Behaviour<FrameCodec>,
+    snapshot: request_response::Behaviour<FrameCodec>,
 }
 
 /// The answer of the node to one inbound request, once it arrives.
@@ -84,6 +86,11 @@ enum InboundAnswer {
     RoundState {
         channel: ResponseChannel<Vec<u8>>,
         answer: Option<RoundStateResponse>,
+    },
+    Snapshot {
+        channel: ResponseChannel<Vec<u8>>,
+        request: SnapshotRequest,
+        answer: Option<SnapshotResponse>,
     },
 }
 
@@ -223,6 +230,14 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
                     StreamProtocol::try_from_owned(Protocol::RoundState.name(&chain))?,
                     ProtocolSupport::Full,
                 )],
+                rr_config.clone(),
+            );
+            let snapshot = request_response::Behaviour::with_codec(
+                FrameCodec::new(Protocol::Snapshot, metrics.clone()),
+                [(
+                    StreamProtocol::try_from_owned(Protocol::Snapshot.name(&chain))?,
+                    ProtocolSupport::Full,
+                )],
                 rr_config,
             );
             Ok(Behaviour {
@@ -238,6 +253,7 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
                 gossipsub,
                 sync,
                 round_state,
+                snapshot,
             })
         };
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -475,6 +491,7 @@ impl EventLoop {
                 let id = match protocol {
                     Protocol::Sync => behaviour.sync.send_request(&peer, body),
                     Protocol::RoundState => behaviour.round_state.send_request(&peer, body),
+                    Protocol::Snapshot => behaviour.snapshot.send_request(&peer, body),
                 };
                 self.outbound.insert(id, (peer, reply));
             }
@@ -891,6 +908,7 @@ impl EventLoop {
             BehaviourEvent::Gossipsub(event) => self.on_gossip_event(event),
             BehaviourEvent::Sync(event) => self.on_request_event(Protocol::Sync, event),
             BehaviourEvent::RoundState(event) => self.on_request_event(Protocol::RoundState, event),
+            BehaviourEvent::Snapshot(event) => self.on_request_event(Protocol::Snapshot, event),
             _ => {}
         }
     }
@@ -995,12 +1013,18 @@ impl EventLoop {
                 &RoundStateResponse::Refused(reason),
                 limit,
             ),
+            Protocol::Snapshot => encode(
+                "snapshot response",
+                &SnapshotResponse::Refused(reason),
+                limit,
+            ),
         };
         if let Ok(body) = body {
             let behaviour = self.swarm.behaviour_mut();
             let _ = match protocol {
                 Protocol::Sync => behaviour.sync.send_response(channel, body),
                 Protocol::RoundState => behaviour.round_state.send_response(channel, body),
+                Protocol::Snapshot => behaviour.snapshot.send_response(channel, body),
             };
         }
     }
@@ -1075,6 +1099,33 @@ impl EventLoop {
                     InboundAnswer::RoundState { channel, answer }
                 }));
             }
+            Protocol::Snapshot => {
+                let request: SnapshotRequest =
+                    match decode("snapshot request", &body, protocol.request_bytes_max()) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.refuse(protocol, channel, format!("malformed request: {e}"));
+                            return;
+                        }
+                    };
+                let (tx, rx) = oneshot::channel();
+                self.emit_or_count(Event::SnapshotRequest {
+                    peer,
+                    request: request.clone(),
+                    reply: SnapshotResponder { reply: tx },
+                });
+                self.inbound.push(Box::pin(async move {
+                    let answer = tokio::time::timeout(timeout, rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    InboundAnswer::Snapshot {
+                        channel,
+                        request,
+                        answer,
+                    }
+                }));
+            }
         }
     }
 
@@ -1128,6 +1179,35 @@ impl EventLoop {
                             .send_response(channel, body);
                     }
                     Err(e) => self.refuse(Protocol::RoundState, channel, e.to_string()),
+                }
+            }
+            InboundAnswer::Snapshot {
+                channel,
+                request,
+                answer,
+            } => {
+                let Some(answer) = answer else {
+                    self.refuse(
+                        Protocol::Snapshot,
+                        channel,
+                        "no answer from the node".to_string(),
+                    );
+                    return;
+                };
+                let answer = fit_snapshot_response(&request, answer);
+                match encode(
+                    "snapshot response",
+                    &answer,
+                    Protocol::Snapshot.response_bytes_max(),
+                ) {
+                    Ok(body) => {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .snapshot
+                            .send_response(channel, body);
+                    }
+                    Err(e) => self.refuse(Protocol::Snapshot, channel, e.to_string()),
                 }
             }
         }

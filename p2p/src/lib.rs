@@ -32,8 +32,8 @@ mod protocol;
 mod topic;
 
 pub use client::{
-    Client, Event, GossipMessage, PublishOutcome, RoundStateResponder, SyncResponder,
-    ValidationHandle, Verdict,
+    Client, Event, GossipMessage, PublishOutcome, RoundStateResponder, SnapshotResponder,
+    SyncResponder, ValidationHandle, Verdict,
 };
 pub use config::Config;
 pub use error::Error;
@@ -44,8 +44,8 @@ pub use key::{
 };
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use protocol::{
-    Protocol, RoundState, RoundStateRequest, RoundStateResponse, SyncBlock, SyncRequest,
-    SyncResponse, SyncStatus,
+    Protocol, RoundState, RoundStateRequest, RoundStateResponse, SnapshotOffer, SnapshotRequest,
+    SnapshotResponse, SyncBlock, SyncRequest, SyncResponse, SyncStatus,
 };
 pub use topic::{Topic, GOSSIP_PROTOCOL_VERSION};
 

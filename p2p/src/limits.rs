@@ -30,6 +30,15 @@ pub const SYNC_RANGE_BLOCKS_MAX: u32 = 64;
 /// of the largest size with its certificate; the server trims a range to fit.
 pub const SYNC_RESPONSE_BYTES_MAX: usize =
     2 * (BLOCK_BYTES_MAX + CERTIFICATE_BYTES_MAX) + ENVELOPE_BYTES_MAX;
+/// Largest encoded snapshot request.
+pub const SNAPSHOT_REQUEST_BYTES_MAX: usize = 256;
+/// Largest payload of a snapshot response: a manifest (up to 65,536 chunk
+/// hashes), a chunk (1 MiB) or a validator set.
+pub const SNAPSHOT_PAYLOAD_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Largest encoded snapshot response.
+pub const SNAPSHOT_RESPONSE_BYTES_MAX: usize = SNAPSHOT_PAYLOAD_BYTES_MAX + ENVELOPE_BYTES_MAX;
+/// Most snapshots one list answer offers.
+pub const SNAPSHOT_OFFERS_MAX: usize = 16;
 /// Longest reason text in a refusal.
 pub const REFUSAL_REASON_BYTES_MAX: usize = 256;
 

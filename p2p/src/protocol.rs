@@ -5,6 +5,9 @@
 //!   blocks with their certificates, or one block by hash.
 //! * Round state, `/cairn/<chain-id>/round-state/1`: the proposal and the
 //!   votes a peer holds for a height and round.
+//! * Snapshots, `/cairn/<chain-id>/snapshot/1`: the state snapshots a peer
+//!   offers, a snapshot's manifest, one chunk, or a validator set by hash
+//!   (what state sync needs to follow set changes without executing).
 //!
 //! Blocks, certificates, proposals and votes travel as opaque bytes that the
 //! node encodes and decodes; this crate only bounds them. Encoding is
@@ -16,7 +19,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::limits::{
     REFUSAL_REASON_BYTES_MAX, ROUND_STATE_REQUEST_BYTES_MAX, ROUND_STATE_RESPONSE_BYTES_MAX,
-    ROUND_STATE_VOTES_MAX, SYNC_RANGE_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
+    ROUND_STATE_VOTES_MAX, SNAPSHOT_OFFERS_MAX, SNAPSHOT_PAYLOAD_BYTES_MAX,
+    SNAPSHOT_REQUEST_BYTES_MAX, SNAPSHOT_RESPONSE_BYTES_MAX, SYNC_RANGE_BLOCKS_MAX,
+    SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
 };
 use crate::Error;
 
@@ -125,6 +130,114 @@ pub enum RoundStateResponse {
     Refused(String),
 }
 
+/// A snapshot request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotRequest {
+    /// The snapshots the peer offers.
+    List,
+    /// The encoded manifest of the snapshot of a height.
+    Manifest {
+        /// The snapshot's height.
+        height: Height,
+    },
+    /// One chunk of the snapshot of a height.
+    Chunk {
+        /// The snapshot's height.
+        height: Height,
+        /// The chunk's index.
+        index: u32,
+    },
+    /// The encoded validator set with this hash.
+    ValidatorSet(Hash),
+}
+
+/// A snapshot a peer offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotOffer {
+    /// Its height.
+    pub height: Height,
+    /// SHA-256 of its encoded manifest (peers offering the same snapshot
+    /// offer the same hash).
+    pub manifest_hash: Hash,
+    /// Its number of chunks.
+    pub chunks: u32,
+}
+
+/// A snapshot response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotResponse {
+    /// Answer to [`SnapshotRequest::List`], newest first, at most
+    /// [`SNAPSHOT_OFFERS_MAX`].
+    List(Vec<SnapshotOffer>),
+    /// Answer to [`SnapshotRequest::Manifest`]; `None` when not held.
+    Manifest(Option<Vec<u8>>),
+    /// Answer to [`SnapshotRequest::Chunk`]; `None` when not held.
+    Chunk(Option<Vec<u8>>),
+    /// Answer to [`SnapshotRequest::ValidatorSet`]; `None` when unknown.
+    ValidatorSet(Option<Vec<u8>>),
+    /// The peer will not answer, and why.
+    Refused(String),
+}
+
+/// Fits a node's snapshot answer to the request and the bounds: a list is
+/// cut to [`SNAPSHOT_OFFERS_MAX`]; a payload over
+/// [`SNAPSHOT_PAYLOAD_BYTES_MAX`] or an answer of the wrong kind becomes a
+/// refusal.
+pub(crate) fn fit_snapshot_response(
+    request: &SnapshotRequest,
+    response: SnapshotResponse,
+) -> SnapshotResponse {
+    let payload_ok = |payload: &Option<Vec<u8>>| {
+        payload
+            .as_ref()
+            .is_none_or(|bytes| bytes.len() <= SNAPSHOT_PAYLOAD_BYTES_MAX)
+    };
+    match (request, response) {
+        (SnapshotRequest::List, SnapshotResponse::List(mut offers)) => {
+            offers.truncate(SNAPSHOT_OFFERS_MAX);
+            SnapshotResponse::List(offers)
+        }
+        (SnapshotRequest::Manifest { .. }, SnapshotResponse::Manifest(payload))
+            if payload_ok(&payload) =>
+        {
+            SnapshotResponse::Manifest(payload)
+        }
+        (SnapshotRequest::Chunk { .. }, SnapshotResponse::Chunk(payload))
+            if payload_ok(&payload) =>
+        {
+            SnapshotResponse::Chunk(payload)
+        }
+        (SnapshotRequest::ValidatorSet(_), SnapshotResponse::ValidatorSet(payload))
+            if payload_ok(&payload) =>
+        {
+            SnapshotResponse::ValidatorSet(payload)
+        }
+        (_, SnapshotResponse::Refused(reason)) => SnapshotResponse::Refused(refusal(reason)),
+        _ => SnapshotResponse::Refused(refusal("wrong answer kind or over the size limit")),
+    }
+}
+
+/// Checks that `response` answers `request` within the bounds.
+pub(crate) fn check_snapshot_answer(
+    request: &SnapshotRequest,
+    response: &SnapshotResponse,
+) -> bool {
+    matches!(
+        (request, response),
+        (SnapshotRequest::List, SnapshotResponse::List(offers)) if offers.len() <= SNAPSHOT_OFFERS_MAX
+    ) || matches!(
+        (request, response),
+        (
+            SnapshotRequest::Manifest { .. },
+            SnapshotResponse::Manifest(_)
+        ) | (SnapshotRequest::Chunk { .. }, SnapshotResponse::Chunk(_))
+            | (
+                SnapshotRequest::ValidatorSet(_),
+                SnapshotResponse::ValidatorSet(_)
+            )
+    )
+}
+
 /// Which request-response protocol a message belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -132,6 +245,8 @@ pub enum Protocol {
     Sync,
     /// Round state.
     RoundState,
+    /// Snapshots (state sync).
+    Snapshot,
 }
 
 impl Protocol {
@@ -140,6 +255,7 @@ impl Protocol {
         match self {
             Protocol::Sync => format!("/cairn/{chain_id}/sync/1"),
             Protocol::RoundState => format!("/cairn/{chain_id}/round-state/1"),
+            Protocol::Snapshot => format!("/cairn/{chain_id}/snapshot/1"),
         }
     }
 
@@ -148,6 +264,7 @@ impl Protocol {
         match self {
             Protocol::Sync => SYNC_REQUEST_BYTES_MAX,
             Protocol::RoundState => ROUND_STATE_REQUEST_BYTES_MAX,
+            Protocol::Snapshot => SNAPSHOT_REQUEST_BYTES_MAX,
         }
     }
 
@@ -156,6 +273,7 @@ impl Protocol {
         match self {
             Protocol::Sync => SYNC_RESPONSE_BYTES_MAX,
             Protocol::RoundState => ROUND_STATE_RESPONSE_BYTES_MAX,
+            Protocol::Snapshot => SNAPSHOT_RESPONSE_BYTES_MAX,
         }
     }
 }
@@ -296,6 +414,50 @@ mod tests {
             ),
             Err(Error::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn snapshot_answers_are_fitted_to_their_requests() {
+        let list = SnapshotResponse::List(
+            (0..40)
+                .map(|h| SnapshotOffer {
+                    height: Height(h),
+                    manifest_hash: Hash([1; 32]),
+                    chunks: 1,
+                })
+                .collect(),
+        );
+        match fit_snapshot_response(&SnapshotRequest::List, list) {
+            SnapshotResponse::List(offers) => assert_eq!(offers.len(), SNAPSHOT_OFFERS_MAX),
+            other => panic!("{other:?}"),
+        }
+        let chunk = SnapshotRequest::Chunk {
+            height: Height(5),
+            index: 0,
+        };
+        assert!(matches!(
+            fit_snapshot_response(
+                &chunk,
+                SnapshotResponse::Chunk(Some(vec![0; SNAPSHOT_PAYLOAD_BYTES_MAX + 1]))
+            ),
+            SnapshotResponse::Refused(_)
+        ));
+        assert!(matches!(
+            fit_snapshot_response(&chunk, SnapshotResponse::Manifest(None)),
+            SnapshotResponse::Refused(_)
+        ));
+        let fitted = fit_snapshot_response(&chunk, SnapshotResponse::Chunk(Some(vec![1; 10])));
+        assert!(check_snapshot_answer(&chunk, &fitted));
+        let bytes = encode("resp", &fitted, SNAPSHOT_RESPONSE_BYTES_MAX).unwrap();
+        let back: SnapshotResponse = decode("resp", &bytes, SNAPSHOT_RESPONSE_BYTES_MAX).unwrap();
+        assert_eq!(back, fitted);
+        for seed in 0u8..=255 {
+            let garbage: Vec<u8> = (0..64u8)
+                .map(|i| i.wrapping_mul(seed).wrapping_add(seed))
+                .collect();
+            let _ = decode::<SnapshotResponse>("resp", &garbage, SNAPSHOT_RESPONSE_BYTES_MAX);
+            let _ = decode::<SnapshotRequest>("req", &garbage, SNAPSHOT_REQUEST_BYTES_MAX);
+        }
     }
 
     #[test]

@@ -397,6 +397,37 @@ async fn block_sync_returns_exactly_the_requested_blocks_and_refuses_over_limit_
     assert_eq!(state.proposal, Some(b"proposal-7-2".to_vec()));
     assert_eq!(state.votes.len(), 2);
 
+    // Snapshots: a list, a chunk, and an answer of the wrong kind refused.
+    let offers = client
+        .client
+        .request_snapshot(server.peer_id, cairn_p2p::SnapshotRequest::List)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&offers, cairn_p2p::SnapshotResponse::List(list) if list.len() == 1 && list[0].height == Height(10)),
+        "{offers:?}"
+    );
+    let chunk = client
+        .client
+        .request_snapshot(
+            server.peer_id,
+            cairn_p2p::SnapshotRequest::Chunk {
+                height: Height(10),
+                index: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(chunk, cairn_p2p::SnapshotResponse::Chunk(Some(vec![2; 10])));
+    assert!(client
+        .client
+        .request_snapshot(
+            server.peer_id,
+            cairn_p2p::SnapshotRequest::Manifest { height: Height(10) },
+        )
+        .await
+        .is_err());
+
     // Retry on another peer: the first "peer" is unknown and fails.
     let stranger = generate_keypair().public().to_peer_id();
     let (answered, _) = client

@@ -74,5 +74,5 @@ pub use account::{Account, AccountChange};
 pub use error::StateError;
 pub use ledger::{state_root_of, BlockExecution, ExecutionOutcome, LedgerState};
 pub use rules::{check_stateless, signature_verdicts, verify_signatures};
-pub use staking::{Candidate, Offence, StakingState, UnbondingEntry};
+pub use staking::{Candidate, Offence, StakingState, UnbondingEntry, STAKING_STATE_BYTES_MAX};
 pub use tree::{verify_in_state, verify_proof, AccountProof, ACCOUNTS_MAX};

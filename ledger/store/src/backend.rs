@@ -7,6 +7,22 @@ use crate::{format::Column, StoreError};
 /// Called on each entry of a scan; returns whether to go on.
 pub(crate) type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
 
+/// A point-in-time read view of every column (a RocksDB snapshot): writes
+/// made after it was taken are not seen through it.
+pub(crate) trait View {
+    /// The value of `key` in `column` as of the view.
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// [`Backend::scan`] as of the view.
+    fn scan(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError>;
+}
+
 /// A set of writes applied atomically by [`Backend::write`].
 pub(crate) trait Batch {
     /// Sets `key` to `value` in `column`.
@@ -56,5 +72,12 @@ pub(crate) trait Backend: Send + Sync {
         start: &[u8],
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Runs `read` on a consistent view of every column as it is now
+    /// (taking it is O(1) on RocksDB); writes made meanwhile are not seen.
+    fn with_view(
+        &self,
+        read: &mut dyn FnMut(&dyn View) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 }

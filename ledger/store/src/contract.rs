@@ -18,6 +18,7 @@
 use cairn_state::{Account, ExecutionOutcome, LedgerState};
 use cairn_types::{
     Address, Block, ChainId, CommitCertificate, Evidence, Hash, Header, Height, SignedTransaction,
+    ValidatorSet,
 };
 
 use crate::StoreError;
@@ -157,4 +158,50 @@ pub trait Store: Send + Sync {
 
     /// Deletes kept evidence of heights below `height` (unsynced).
     fn prune_evidence_below(&self, height: Height) -> Result<(), StoreError>;
+
+    /// The height a snapshot restore started this store at: it holds no
+    /// block below it. [`Height::GENESIS`] for a store that began at
+    /// genesis.
+    fn snapshot_base(&self) -> Height;
+
+    /// Streams the snapshot entries (`SNAPSHOTS.md`) of the state at
+    /// `height` in key order from one consistent view of the store, and
+    /// returns that height's state root. `height` must be the latest
+    /// height when the view is taken ([`StoreError::SnapshotHeightGone`]
+    /// otherwise); commits made while it streams are not seen. Use
+    /// [`crate::snapshot::create_snapshot`] to cut them into chunks.
+    fn snapshot_entries(
+        &self,
+        height: Height,
+        visit: &mut crate::snapshot::EntryVisitor<'_>,
+    ) -> Result<Hash, StoreError>;
+
+    /// The height of a snapshot restore under way (begun, not finished:
+    /// the store holds no valid state until it is finished or begun again).
+    fn restore_in_progress(&self) -> Result<Option<Height>, StoreError>;
+
+    /// Begins (or begins again) restoring the snapshot of `height` into a
+    /// store that holds no block: marks the restore under way and clears
+    /// the accounts and staking state, in one synced write. Refused when
+    /// the store holds blocks.
+    fn restore_begin(&self, height: Height) -> Result<(), StoreError>;
+
+    /// Writes the entries of one verified chunk (synced). Chunks must come
+    /// in order: entries must follow the previous chunk's in key order.
+    fn restore_chunk(&self, chunk: &[u8]) -> Result<(), StoreError>;
+
+    /// Finishes the restore of `block`'s height: recomputes the state root
+    /// of what was written and refuses it
+    /// ([`StoreError::SnapshotRootMismatch`]) unless it equals the
+    /// block's; then, in one synced write, keeps the staking state, the
+    /// block, its certificate and `validator_set` (the set that signed it,
+    /// which the header names), makes the block the latest and the
+    /// snapshot base, and clears the under-way mark. The caller has
+    /// verified the block and certificate (they are trusted).
+    fn restore_finish(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        validator_set: &ValidatorSet,
+    ) -> Result<(), StoreError>;
 }

@@ -4,7 +4,9 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use cairn_state::{Account, ExecutionOutcome, LedgerState, StakingState, ACCOUNTS_MAX};
+use cairn_state::{
+    Account, ExecutionOutcome, LedgerState, StakingState, ACCOUNTS_MAX, STAKING_STATE_BYTES_MAX,
+};
 use cairn_types::{
     codec,
     limits::{
@@ -23,8 +25,12 @@ use crate::{
     },
     format::{
         account_entries, decode_account, decode_address, decode_hash, decode_u32, decode_u64,
-        encode_account, encode_block, evidence_key, height_key, validator_set_key, wal_key, Column,
-        MetaKey, TransactionLocation, FORMAT_VERSION,
+        encode_account, encode_block, evidence_key, height_key, restore_staking_key,
+        validator_set_key, wal_key, Column, MetaKey, TransactionLocation, FORMAT_VERSION,
+        RESTORE_STAKING_PREFIX,
+    },
+    snapshot::{
+        decode_chunk, staking_piece_key, ACCOUNT_TAG, SNAPSHOT_STAKING_PIECE_BYTES_MAX, STAKING_TAG,
     },
     StoreError,
 };
@@ -53,6 +59,11 @@ pub(crate) struct Engine<B: Backend> {
     wal: Mutex<Option<WalCursor>>,
     /// Serialises the check-then-write of [`Engine::add_evidence`].
     evidence: Mutex<()>,
+    /// The height a snapshot restore started the store at (0: genesis).
+    snapshot_base: Mutex<Height>,
+    /// The last entry key a restore under way wrote (entries must come in
+    /// strictly increasing order across chunks).
+    restore_last_key: Mutex<Option<Vec<u8>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,12 +85,19 @@ impl<B: Backend> Engine<B> {
             Some(bytes) => check_identity(&backend, identity, &bytes)?,
         }
         let tip = load_tip(&backend, identity)?;
+        let snapshot_base = backend
+            .get(Column::Metadata, MetaKey::SnapshotBase.key())?
+            .map(|bytes| decode_u64("metadata snapshot_base", &bytes).map(Height))
+            .transpose()?
+            .unwrap_or(Height::GENESIS);
         Ok(Engine {
             backend,
             identity: identity.clone(),
             tip: Mutex::new(tip),
             wal: Mutex::new(None),
             evidence: Mutex::new(()),
+            snapshot_base: Mutex::new(snapshot_base),
+            restore_last_key: Mutex::new(None),
         })
     }
 
@@ -325,6 +343,30 @@ impl<B: Backend> Engine<B> {
     }
 
     pub(crate) fn load_state(&self) -> Result<LedgerState, StoreError> {
+        let staking = self
+            .backend
+            .get(Column::Metadata, MetaKey::Staking.key())?
+            .map(|bytes| StakingState::from_bytes(&bytes))
+            .transpose()?;
+        let state = self
+            .load_accounts()?
+            .with_staking(staking, self.latest_height());
+        let expected = self.state_root();
+        if state.root() != expected {
+            return Err(StoreError::corrupt(
+                "accounts",
+                format!(
+                    "their state root is {} but the latest committed state root is {expected}",
+                    state.root()
+                ),
+            ));
+        }
+        Ok(state)
+    }
+
+    /// The stored accounts as a state without staking (slots must be
+    /// `0..n` without gaps).
+    fn load_accounts(&self) -> Result<LedgerState, StoreError> {
         let mut slots: Vec<(u64, Address, Account)> = Vec::new();
         self.backend
             .scan(Column::Accounts, &[], None, &mut |key, value| {
@@ -350,28 +392,308 @@ impl<B: Backend> Engine<B> {
                 format!("it has slot {slot} where slot {position} was expected (slots must be 0..n without gaps)"),
             ));
         }
-        let staking = self
-            .backend
-            .get(Column::Metadata, MetaKey::Staking.key())?
-            .map(|bytes| StakingState::from_bytes(&bytes))
-            .transpose()?;
-        let state = LedgerState::from_slots(
+        Ok(LedgerState::from_slots(
             slots
                 .into_iter()
                 .map(|(_, address, account)| (address, account)),
-        )?
-        .with_staking(staking, self.latest_height());
-        let expected = self.state_root();
-        if state.root() != expected {
-            return Err(StoreError::corrupt(
-                "accounts",
-                format!(
-                    "their state root is {} but the latest committed state root is {expected}",
-                    state.root()
+        )?)
+    }
+
+    pub(crate) fn snapshot_base(&self) -> Height {
+        *lock(&self.snapshot_base)
+    }
+
+    /// Streams the snapshot entries of the state at `height` (the latest
+    /// height) from one consistent view; returns the state root.
+    pub(crate) fn snapshot_entries(
+        &self,
+        height: Height,
+        visit: &mut crate::snapshot::EntryVisitor<'_>,
+    ) -> Result<Hash, StoreError> {
+        let mut state_root = Hash::ZERO;
+        self.backend.with_view(&mut |view| {
+            let latest = view
+                .get(Column::Metadata, MetaKey::LatestHeight.key())?
+                .ok_or_else(|| StoreError::corrupt("metadata latest_height", "it is missing"))?;
+            let latest = Height(decode_u64("metadata latest_height", &latest)?);
+            if latest != height {
+                return Err(StoreError::SnapshotHeightGone {
+                    wanted: height,
+                    latest,
+                });
+            }
+            state_root = if height == Height::GENESIS {
+                let bytes = view
+                    .get(Column::Metadata, MetaKey::GenesisStateRoot.key())?
+                    .ok_or_else(|| {
+                        StoreError::corrupt("metadata genesis_state_root", "it is missing")
+                    })?;
+                decode_hash("metadata genesis_state_root", &bytes)?
+            } else {
+                let bytes = view
+                    .get(Column::Blocks, &height_key(height))?
+                    .ok_or_else(|| {
+                        StoreError::corrupt(format!("block {height}"), "it is missing")
+                    })?;
+                decode_header(height, &bytes)?.state_root
+            };
+            let mut key = [0u8; 21];
+            key[0] = ACCOUNT_TAG;
+            view.scan(Column::Accounts, &[], None, &mut |address, value| {
+                if address.len() != 20 {
+                    return Err(StoreError::corrupt(
+                        "account key",
+                        format!("{} bytes, expected 20", address.len()),
+                    ));
+                }
+                key[1..].copy_from_slice(address);
+                visit(&key, value)?;
+                Ok(true)
+            })?;
+            if let Some(staking) = view.get(Column::Metadata, MetaKey::Staking.key())? {
+                for (index, piece) in staking.chunks(SNAPSHOT_STAKING_PIECE_BYTES_MAX).enumerate() {
+                    let index = u32::try_from(index)
+                        .map_err(|_| StoreError::corrupt("metadata staking", "too many pieces"))?;
+                    visit(&staking_piece_key(index), piece)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(state_root)
+    }
+
+    pub(crate) fn restore_in_progress(&self) -> Result<Option<Height>, StoreError> {
+        self.backend
+            .get(Column::Metadata, MetaKey::RestoreInProgress.key())?
+            .map(|bytes| decode_u64("metadata restore_in_progress", &bytes).map(Height))
+            .transpose()
+    }
+
+    pub(crate) fn restore_begin(&self, height: Height) -> Result<(), StoreError> {
+        let tip = lock(&self.tip);
+        if tip.height != Height::GENESIS || self.snapshot_base() != Height::GENESIS {
+            return Err(StoreError::Restore {
+                reason: format!(
+                    "the store already holds the chain up to height {}; state sync restores into an empty home only (`cairnd reset` to start over, or start without state sync)",
+                    tip.height
                 ),
-            ));
+            });
         }
-        Ok(state)
+        if height == Height::GENESIS {
+            return Err(StoreError::Restore {
+                reason: "a snapshot of height 0 is the genesis; nothing to restore".into(),
+            });
+        }
+        let mut batch = self.backend.batch(256);
+        batch.put(
+            Column::Metadata,
+            MetaKey::RestoreInProgress.key(),
+            &height_key(height),
+        );
+        // A rare clean-up: one range tombstone per restore.
+        batch.delete_range(Column::Accounts, &[], &[0xff; 21]);
+        batch.delete(Column::Metadata, MetaKey::Staking.key());
+        let mut end = RESTORE_STAKING_PREFIX.to_vec();
+        end.extend_from_slice(&[0xff; 5]);
+        batch.delete_range(Column::Metadata, RESTORE_STAKING_PREFIX, &end);
+        self.backend.write(batch)?;
+        *lock(&self.restore_last_key) = None;
+        drop(tip);
+        Ok(())
+    }
+
+    pub(crate) fn restore_chunk(&self, chunk: &[u8]) -> Result<(), StoreError> {
+        if self.restore_in_progress()?.is_none() {
+            return Err(StoreError::Restore {
+                reason: "no restore is under way (begin one first)".into(),
+            });
+        }
+        let mut last_key = lock(&self.restore_last_key);
+        let mut batch = self.backend.batch(chunk.len() + 4096);
+        let mut last = last_key.clone();
+        decode_chunk(chunk, &mut |key, value| {
+            if last.as_deref().is_some_and(|last| last >= key) {
+                return Err(StoreError::InvalidSnapshot {
+                    reason: "chunk entries do not follow the previous chunk's in key order".into(),
+                });
+            }
+            match (key.first(), key.len()) {
+                (Some(&ACCOUNT_TAG), 21) => {
+                    let address = decode_address(&key[1..])?;
+                    decode_account(&address, value).map_err(|error| {
+                        StoreError::InvalidSnapshot {
+                            reason: error.to_string(),
+                        }
+                    })?;
+                    batch.put(Column::Accounts, &key[1..], value);
+                }
+                (Some(&STAKING_TAG), 5) => {
+                    if value.is_empty() || value.len() > SNAPSHOT_STAKING_PIECE_BYTES_MAX {
+                        return Err(StoreError::InvalidSnapshot {
+                            reason: format!("a staking piece of {} bytes", value.len()),
+                        });
+                    }
+                    let index = decode_u32("staking piece index", &key[1..])?;
+                    batch.put(Column::Metadata, &restore_staking_key(index), value);
+                }
+                _ => {
+                    return Err(StoreError::InvalidSnapshot {
+                        reason: format!("an entry with an unknown key ({} bytes)", key.len()),
+                    })
+                }
+            }
+            last = Some(key.to_vec());
+            Ok(())
+        })?;
+        self.backend.write(batch)?;
+        *last_key = last;
+        Ok(())
+    }
+
+    pub(crate) fn restore_finish(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        validator_set: &ValidatorSet,
+    ) -> Result<(), StoreError> {
+        let mut tip = lock(&self.tip);
+        let height = block.header.height;
+        match self.restore_in_progress()? {
+            Some(restoring) if restoring == height => {}
+            Some(restoring) => {
+                return Err(StoreError::Restore {
+                    reason: format!("the restore under way is of height {restoring}, not {height}"),
+                })
+            }
+            None => {
+                return Err(StoreError::Restore {
+                    reason: "no restore is under way".into(),
+                })
+            }
+        }
+        let encoded = encode_block(block)?;
+        if certificate.height != height || certificate.block_hash != encoded.hash {
+            return Err(StoreError::CertificateMismatch {
+                height,
+                reason: format!(
+                    "it decides block {} at height {}",
+                    certificate.block_hash, certificate.height
+                ),
+            });
+        }
+        if validator_set.hash() != block.header.validator_set_hash {
+            return Err(StoreError::Restore {
+                reason: format!(
+                    "the validator set given hashes to {}, the header of height {height} names {}",
+                    validator_set.hash(),
+                    block.header.validator_set_hash
+                ),
+            });
+        }
+        // The staking pieces, in order, without gaps.
+        let mut staking_bytes: Vec<u8> = Vec::new();
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        let mut end = RESTORE_STAKING_PREFIX.to_vec();
+        end.extend_from_slice(&[0xff; 5]);
+        self.backend.scan(
+            Column::Metadata,
+            RESTORE_STAKING_PREFIX,
+            Some(&end),
+            &mut |key, value| {
+                let index = decode_u32(
+                    "staking piece index",
+                    key.get(RESTORE_STAKING_PREFIX.len()..).unwrap_or_default(),
+                )?;
+                if index as usize != pieces.len() {
+                    return Err(StoreError::InvalidSnapshot {
+                        reason: format!(
+                            "staking piece {index} where piece {} was expected",
+                            pieces.len()
+                        ),
+                    });
+                }
+                if staking_bytes.len() + value.len() > STAKING_STATE_BYTES_MAX {
+                    return Err(StoreError::InvalidSnapshot {
+                        reason: format!(
+                            "the staking state exceeds {STAKING_STATE_BYTES_MAX} bytes"
+                        ),
+                    });
+                }
+                staking_bytes.extend_from_slice(value);
+                pieces.push(key.to_vec());
+                Ok(true)
+            },
+        )?;
+        let staking = if pieces.is_empty() {
+            None
+        } else {
+            Some(StakingState::from_bytes(&staking_bytes).map_err(|error| {
+                StoreError::InvalidSnapshot {
+                    reason: error.to_string(),
+                }
+            })?)
+        };
+        let state = self
+            .load_accounts()
+            .map_err(|error| StoreError::InvalidSnapshot {
+                reason: error.to_string(),
+            })?
+            .with_staking(staking.clone(), height);
+        if state.root() != block.header.state_root {
+            return Err(StoreError::SnapshotRootMismatch {
+                height,
+                header: block.header.state_root,
+                computed: state.root(),
+            });
+        }
+        let key = height_key(height);
+        let mut batch = self
+            .backend
+            .batch(encoded.bytes.len() + staking_bytes.len() + 64 * 1024);
+        if let Some(staking) = &staking {
+            put_staking(&mut batch, staking);
+        }
+        batch.put(
+            Column::Metadata,
+            &validator_set_key(&validator_set.hash()),
+            &codec::encode(validator_set),
+        );
+        batch.put(Column::Blocks, &key, &encoded.bytes);
+        batch.put(Column::BlockHashes, &encoded.hash.0, &key);
+        batch.put(Column::Certificates, &key, &codec::encode(certificate));
+        let mut locations: Vec<([u8; 32], [u8; 20])> = encoded
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(index, (hash, offset, length))| {
+                let location = TransactionLocation {
+                    height,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    offset: *offset,
+                    length: *length,
+                };
+                (hash.0, location.encode())
+            })
+            .collect();
+        locations.sort_unstable_by_key(|(hash, _)| *hash);
+        for (hash, location) in &locations {
+            batch.put(Column::Transactions, hash, location);
+        }
+        for piece in &pieces {
+            batch.delete(Column::Metadata, piece);
+        }
+        batch.put(Column::Metadata, MetaKey::LatestHeight.key(), &key);
+        batch.put(Column::Metadata, MetaKey::SnapshotBase.key(), &key);
+        batch.delete(Column::Metadata, MetaKey::RestoreInProgress.key());
+        self.backend.write(batch)?;
+        *lock(&self.snapshot_base) = height;
+        *lock(&self.restore_last_key) = None;
+        *tip = Tip {
+            height,
+            block_hash: encoded.hash,
+            state_root: block.header.state_root,
+        };
+        Ok(())
     }
 
     pub(crate) fn validator_set(&self, hash: &Hash) -> Result<Option<ValidatorSet>, StoreError> {
@@ -828,6 +1150,36 @@ macro_rules! delegate_store {
                 height: cairn_types::Height,
             ) -> Result<(), $crate::StoreError> {
                 self.engine.prune_evidence_below(height)
+            }
+            fn snapshot_base(&self) -> cairn_types::Height {
+                self.engine.snapshot_base()
+            }
+            fn snapshot_entries(
+                &self,
+                height: cairn_types::Height,
+                visit: &mut $crate::snapshot::EntryVisitor<'_>,
+            ) -> Result<cairn_types::Hash, $crate::StoreError> {
+                self.engine.snapshot_entries(height, visit)
+            }
+            fn restore_in_progress(
+                &self,
+            ) -> Result<Option<cairn_types::Height>, $crate::StoreError> {
+                self.engine.restore_in_progress()
+            }
+            fn restore_begin(&self, height: cairn_types::Height) -> Result<(), $crate::StoreError> {
+                self.engine.restore_begin(height)
+            }
+            fn restore_chunk(&self, chunk: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.restore_chunk(chunk)
+            }
+            fn restore_finish(
+                &self,
+                block: &cairn_types::Block,
+                certificate: &cairn_types::CommitCertificate,
+                validator_set: &cairn_types::ValidatorSet,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine
+                    .restore_finish(block, certificate, validator_set)
             }
         }
     };

@@ -122,6 +122,39 @@ pub enum StoreError {
     /// The stored accounts do not form a valid state.
     #[error("the stored accounts are invalid: {0}")]
     State(#[from] StateError),
+    /// A snapshot manifest or chunk is malformed or contradicts another
+    /// (see `SNAPSHOTS.md`); fetch it from another peer.
+    #[error("invalid snapshot: {reason}")]
+    InvalidSnapshot {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The state a restore wrote does not hash to the trusted state root:
+    /// the snapshot is not the state of that height.
+    #[error("the restored state of height {height} has state root {computed} but the trusted header says {header}; the snapshot is wrong: restore from other peers")]
+    SnapshotRootMismatch {
+        /// The snapshot's height.
+        height: Height,
+        /// The state root in the trusted header.
+        header: Hash,
+        /// The root of what was restored.
+        computed: Hash,
+    },
+    /// A snapshot of a height the store has moved past (snapshots read the
+    /// state of the latest height only).
+    #[error("cannot take a snapshot of height {wanted}: the store is at height {latest}")]
+    SnapshotHeightGone {
+        /// The height asked for.
+        wanted: Height,
+        /// The store's latest height.
+        latest: Height,
+    },
+    /// A restore step the store refuses in its current state.
+    #[error("cannot restore a snapshot: {reason}")]
+    Restore {
+        /// Why, and what to do.
+        reason: String,
+    },
 }
 
 impl StoreError {

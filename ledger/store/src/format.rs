@@ -12,6 +12,7 @@
 //! | `wal` | height (8, BE) sequence (8, BE) | opaque consensus entry |
 //! | `metadata` | name (ASCII) | see [`MetaKey`] |
 //! | `metadata` | `vset` + set hash (32) | a validator set (canonical) |
+//! | `metadata` | `restore_staking` + piece (4, BE) | a staking piece of a restore under way |
 //!
 //! The staking state (candidates, unbonding, the sets of the next two
 //! heights) is one value, [`MetaKey::Staking`], rewritten by each commit
@@ -105,6 +106,13 @@ pub enum MetaKey {
     LatestHeight,
     /// The staking state after the latest block (canonical).
     Staking,
+    /// u64 BE: the height a snapshot restore started this store at (no
+    /// blocks below it); absent for a store that began at genesis.
+    SnapshotBase,
+    /// u64 BE: a snapshot restore of this height is under way (written
+    /// first, deleted by the restore's final write): the accounts are not
+    /// a state yet.
+    RestoreInProgress,
 }
 
 impl MetaKey {
@@ -117,6 +125,8 @@ impl MetaKey {
             MetaKey::GenesisStateRoot => b"genesis_state_root",
             MetaKey::LatestHeight => b"latest_height",
             MetaKey::Staking => b"staking",
+            MetaKey::SnapshotBase => b"snapshot_base",
+            MetaKey::RestoreInProgress => b"restore_in_progress",
         }
     }
 }
@@ -126,6 +136,17 @@ pub(crate) fn validator_set_key(hash: &Hash) -> [u8; 36] {
     let mut key = [0u8; 36];
     key[..4].copy_from_slice(b"vset");
     key[4..].copy_from_slice(&hash.0);
+    key
+}
+
+/// Prefix of the metadata keys holding the staking pieces of a restore
+/// under way (then the piece index, u32 BE).
+pub(crate) const RESTORE_STAKING_PREFIX: &[u8] = b"restore_staking";
+
+/// Metadata key of restored staking piece `index`.
+pub(crate) fn restore_staking_key(index: u32) -> Vec<u8> {
+    let mut key = RESTORE_STAKING_PREFIX.to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
     key
 }
 

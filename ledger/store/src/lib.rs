@@ -56,6 +56,7 @@ pub mod error;
 pub mod format;
 pub mod memory;
 pub mod rocks;
+pub mod snapshot;
 
 pub use contract::{
     ChainIdentity, Store, TransactionRecord, EVIDENCE_LIST_MAX, WAL_ENTRIES_PER_HEIGHT_MAX,
@@ -67,4 +68,8 @@ pub use memory::{DiskFault, InterruptedWrite, MemoryDisk, MemoryStore};
 pub use rocks::{
     RocksStore, BLOCKS_MEMTABLE_BYTES_MAX, BLOCK_CACHE_BYTES, MEMTABLE_BYTES_MAX, OPEN_FILES_MAX,
     WRITE_BUFFER_BUDGET_BYTES,
+};
+pub use snapshot::{
+    create_snapshot, SnapshotManifest, SNAPSHOT_CHUNKS_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MANIFEST_BYTES_MAX,
 };

@@ -44,7 +44,7 @@ use std::{
 use cairn_state::LedgerState;
 
 use crate::{
-    backend::{Backend, Batch, Visitor},
+    backend::{Backend, Batch, View, Visitor},
     engine::{delegate_store, Engine},
     format::Column,
     ChainIdentity, StoreError,
@@ -76,6 +76,9 @@ pub enum DiskFault {
     Full,
 }
 
+/// Records whose reads fail their checksum: (column index, key).
+type Rotten = std::collections::BTreeSet<(usize, Vec<u8>)>;
+
 /// One key-value map per column.
 type Columns = [BTreeMap<Vec<u8>, Vec<u8>>; Column::ALL.len()];
 
@@ -93,8 +96,8 @@ struct DiskState {
     scheduled: Option<ScheduledCrash>,
     writes: u64,
     fault: Option<DiskFault>,
-    /// Records whose reads fail their checksum: (column index, key).
-    rotten: std::collections::BTreeSet<(usize, Vec<u8>)>,
+    /// Records whose reads fail their checksum.
+    rotten: Rotten,
 }
 
 impl DiskState {
@@ -432,22 +435,72 @@ impl Backend for MemoryBackend {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
         let state = self.live()?;
-        let upper = match end {
-            Some(end) if end <= start => return Ok(()),
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
+        scan_columns(&state.columns, &state.rotten, column, start, end, visit)
+    }
+
+    fn with_view(
+        &self,
+        read: &mut dyn FnMut(&dyn View) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // The simulator's states are small: a copy is the view.
+        let state = self.live()?;
+        let view = MemoryView {
+            columns: state.columns.clone(),
+            rotten: state.rotten.clone(),
         };
-        for (key, value) in
-            state.columns[column.index()].range::<[u8], _>((Bound::Included(start), upper))
-        {
-            if state.rotten.contains(&(column.index(), key.clone())) {
-                return Err(rotten(column));
-            }
-            if !visit(key, value)? {
-                break;
-            }
+        drop(state);
+        read(&view)
+    }
+}
+
+/// Visits the records of `column` from `start` to `end`; a rotten one
+/// fails its checksum.
+fn scan_columns(
+    columns: &Columns,
+    rotten: &Rotten,
+    column: Column,
+    start: &[u8],
+    end: Option<&[u8]>,
+    visit: &mut Visitor<'_>,
+) -> Result<(), StoreError> {
+    let upper = match end {
+        Some(end) if end <= start => return Ok(()),
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    for (key, value) in columns[column.index()].range::<[u8], _>((Bound::Included(start), upper)) {
+        if rotten.contains(&(column.index(), key.clone())) {
+            return Err(self::rotten(column));
         }
-        Ok(())
+        if !visit(key, value)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of the columns behind the [`View`] contract.
+struct MemoryView {
+    columns: Columns,
+    rotten: Rotten,
+}
+
+impl View for MemoryView {
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.rotten.contains(&(column.index(), key.to_vec())) {
+            return Err(rotten(column));
+        }
+        Ok(self.columns[column.index()].get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        scan_columns(&self.columns, &self.rotten, column, start, end, visit)
     }
 }
 

@@ -25,7 +25,7 @@ use rocksdb::{
 };
 
 use crate::{
-    backend::{Backend, Batch, Visitor},
+    backend::{Backend, Batch, View, Visitor},
     engine::{delegate_store, Engine},
     format::Column,
     ChainIdentity, StoreError,
@@ -257,25 +257,78 @@ impl Backend for RocksBackend {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
         let handle = self.handle(column)?;
-        // A raw iterator lends keys and values without copying them. The
-        // upper bound stops it at `end` rather than at the first live key
-        // past it (deleted keys in between would be read and skipped).
-        let mut options = ReadOptions::default();
-        if let Some(end) = end {
-            options.set_iterate_upper_bound(end.to_vec());
+        let iterator = self.db.raw_iterator_cf_opt(handle, scan_options(end));
+        run_scan(iterator, start, end, visit)
+    }
+
+    fn with_view(
+        &self,
+        read: &mut dyn FnMut(&dyn View) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let view = RocksView {
+            backend: self,
+            snapshot: self.db.snapshot(),
+        };
+        read(&view)
+    }
+}
+
+/// Read options of a scan: the upper bound stops the iterator at `end`
+/// rather than at the first live key past it (deleted keys in between
+/// would be read and skipped).
+fn scan_options(end: Option<&[u8]>) -> ReadOptions {
+    let mut options = ReadOptions::default();
+    if let Some(end) = end {
+        options.set_iterate_upper_bound(end.to_vec());
+    }
+    options
+}
+
+/// Visits `[start, end)` with a raw iterator, which lends keys and values
+/// without copying them.
+fn run_scan<D: rocksdb::DBAccess>(
+    mut iterator: rocksdb::DBRawIteratorWithThreadMode<'_, D>,
+    start: &[u8],
+    end: Option<&[u8]>,
+    visit: &mut Visitor<'_>,
+) -> Result<(), StoreError> {
+    iterator.seek(start);
+    while iterator.valid() {
+        let (Some(key), Some(value)) = (iterator.key(), iterator.value()) else {
+            break;
+        };
+        if end.is_some_and(|end| key >= end) || !visit(key, value)? {
+            break;
         }
-        let mut iterator = self.db.raw_iterator_cf_opt(handle, options);
-        iterator.seek(start);
-        while iterator.valid() {
-            let (Some(key), Some(value)) = (iterator.key(), iterator.value()) else {
-                break;
-            };
-            if end.is_some_and(|end| key >= end) || !visit(key, value)? {
-                break;
-            }
-            iterator.next();
-        }
-        iterator.status().map_err(backend_error("scan"))?;
-        Ok(())
+        iterator.next();
+    }
+    iterator.status().map_err(backend_error("scan"))?;
+    Ok(())
+}
+
+/// A RocksDB snapshot behind the [`View`] contract.
+struct RocksView<'a> {
+    backend: &'a RocksBackend,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl View for RocksView<'_> {
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let handle = self.backend.handle(column)?;
+        self.snapshot
+            .get_cf(handle, key)
+            .map_err(backend_error("read"))
+    }
+
+    fn scan(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let handle = self.backend.handle(column)?;
+        let iterator = self.snapshot.raw_iterator_cf_opt(handle, scan_options(end));
+        run_scan(iterator, start, end, visit)
     }
 }

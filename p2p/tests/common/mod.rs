@@ -164,6 +164,27 @@ pub async fn start(config: Config) -> Node {
                         votes: vec![b"vote-a".to_vec(), b"vote-b".to_vec()],
                     }));
                 }
+                Event::SnapshotRequest { request, reply, .. } => {
+                    reply.respond(match request {
+                        cairn_p2p::SnapshotRequest::List => {
+                            cairn_p2p::SnapshotResponse::List(vec![cairn_p2p::SnapshotOffer {
+                                height: Height(10),
+                                manifest_hash: sha256(b"manifest"),
+                                chunks: 3,
+                            }])
+                        }
+                        cairn_p2p::SnapshotRequest::Chunk { index, .. } => {
+                            cairn_p2p::SnapshotResponse::Chunk(Some(vec![index as u8; 10]))
+                        }
+                        // The wrong kind of answer: the client must refuse it.
+                        cairn_p2p::SnapshotRequest::Manifest { .. } => {
+                            cairn_p2p::SnapshotResponse::Chunk(None)
+                        }
+                        cairn_p2p::SnapshotRequest::ValidatorSet(_) => {
+                            cairn_p2p::SnapshotResponse::ValidatorSet(None)
+                        }
+                    });
+                }
                 Event::ListenAddress { .. } => {}
             }
         }

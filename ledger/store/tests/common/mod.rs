@@ -56,6 +56,8 @@ pub struct TestChain {
     pub height: Height,
     pub tip_hash: Hash,
     pub last_certificate: Option<CommitCertificate>,
+    /// What headers name as their validator set (and next set).
+    pub validator_set_hash: Hash,
 }
 
 impl TestChain {
@@ -83,6 +85,7 @@ impl TestChain {
             height: Height::GENESIS,
             tip_hash: genesis_hash,
             last_certificate: None,
+            validator_set_hash: Hash::ZERO,
         }
     }
 
@@ -178,8 +181,8 @@ impl TestChain {
                     self.last_certificate.as_ref(),
                 ),
                 evidence_hash: Block::evidence_hash_of(&[]),
-                validator_set_hash: Hash::ZERO,
-                next_validator_set_hash: Hash::ZERO,
+                validator_set_hash: self.validator_set_hash,
+                next_validator_set_hash: self.validator_set_hash,
             },
             transactions,
             parent_certificate: self.last_certificate.clone(),
