@@ -199,6 +199,9 @@ impl NodeBackend {
 /// A store failure as the RPC tells it: no paths or engine details (those
 /// go to the node's log, loudly).
 fn store_error(error: cairn_store::StoreError) -> RpcError {
+    if let cairn_store::StoreError::Pruned { height, lowest } = error {
+        return RpcError::pruned(height.0, lowest.0);
+    }
     tracing::error!("the store failed while answering an RPC request: {error}");
     RpcError::internal(
         "the node's store failed to read; the node's log says why (its operator should look)",
@@ -221,6 +224,7 @@ impl RpcBackend for NodeBackend {
             peers: self.network.peers().len(),
             min_fee: self.ledger.min_fee(),
             existential_deposit: self.ledger.genesis().fee_params.existential_deposit,
+            lowest_height: self.ledger.store().lowest_height().0,
         })
     }
 
@@ -245,6 +249,9 @@ impl RpcBackend for NodeBackend {
             }
         });
         let mut reasons = Vec::new();
+        if let Some(damage) = self.ledger.store_damage() {
+            reasons.push(damage);
+        }
         if syncing {
             reasons.push("block sync is behind its peers".to_string());
         }
@@ -314,6 +321,10 @@ impl RpcBackend for NodeBackend {
                 transaction: record.transaction,
                 proof: None,
             }))
+    }
+
+    fn lowest_height(&self) -> u64 {
+        self.ledger.store().lowest_height().0
     }
 
     fn inclusion_proof(
@@ -444,7 +455,10 @@ impl RpcBackend for NodeBackend {
         let set = self
             .ledger
             .validator_set(height)
-            .map_err(|error| RpcError::internal(error.to_string()))?
+            .map_err(|error| match error {
+                crate::ledger::LedgerError::Store(error) => store_error(error),
+                error => RpcError::internal(error.to_string()),
+            })?
             .ok_or_else(|| {
                 RpcError::not_found(format!(
                     "no validator set is known for height {height}: sets are known from height 1 up to {} (the height after the next)",

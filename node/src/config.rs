@@ -55,6 +55,21 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Deleting old blocks (absent: keep everything).
+    #[serde(default)]
+    pub pruning: PruningConfig,
+}
+
+/// `[pruning]`
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningConfig {
+    /// Keep the blocks (with their certificates, hash and transaction
+    /// index entries) of the latest this many heights and delete older
+    /// ones in the background; 0 keeps everything (an archive node). At
+    /// least [`cairn_store::PRUNE_KEEP_BLOCKS_MIN`] when not 0.
+    #[serde(default)]
+    pub keep_blocks: u64,
 }
 
 /// `[p2p]`
@@ -182,6 +197,7 @@ impl Default for NodeConfig {
                 // gossipsub warns on every duplicate publish, which is expected.
                 filter: "info,libp2p_gossipsub=error".into(),
             },
+            pruning: PruningConfig::default(),
         }
     }
 }
@@ -265,6 +281,18 @@ impl NodeConfig {
             }
         }
         check_log_filter(&self.log.filter).map_err(|message| bad("log.filter", message))?;
+        let keep = self.pruning.keep_blocks;
+        if keep != 0 && keep < cairn_store::PRUNE_KEEP_BLOCKS_MIN {
+            return Err(bad(
+                "pruning.keep_blocks",
+                format!(
+                    "{keep} is fewer than the {} blocks a node must keep (the evidence window of {} heights and a margin); use 0 to keep every block or at least {}",
+                    cairn_store::PRUNE_KEEP_BLOCKS_MIN,
+                    cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS,
+                    cairn_store::PRUNE_KEEP_BLOCKS_MIN
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -420,7 +448,7 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 18] = [
+const OVERRIDE_KEYS: [(&str, &str); 19] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),
@@ -439,6 +467,7 @@ const OVERRIDE_KEYS: [(&str, &str); 18] = [
     ("mempool_min_fee", "mempool.min_fee"),
     ("log_format", "log.format"),
     ("log_filter", "log.filter"),
+    ("prune_keep_blocks", "pruning.keep_blocks"),
 ];
 
 /// Settings given on the command line or in the environment, one for every
@@ -605,6 +634,17 @@ pub struct ConfigOverrides {
     /// `log.filter`; default `info,libp2p_gossipsub=error`.
     #[arg(long = "log-filter", env = "CAIRN_LOG_FILTER", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Keep the blocks of the latest N heights (with their certificates and
+    /// transaction index) and delete older ones in the background; 0 keeps
+    /// every block (an archive node, which new nodes sync from). At least
+    /// 128 when not 0. A pruned node answers requests for older heights
+    /// with `pruned` (RPC 410). Config key `pruning.keep_blocks`; default 0.
+    #[arg(
+        long = "prune-keep-blocks",
+        env = "CAIRN_PRUNING_KEEP_BLOCKS",
+        value_name = "N"
+    )]
+    pub prune_keep_blocks: Option<u64>,
     /// For each `config.toml` key set here, where its value came from
     /// (`--rpc-listen` or `CAIRN_RPC_LISTEN`), filled by
     /// [`ConfigOverrides::record_sources`].
@@ -765,6 +805,9 @@ impl ConfigOverrides {
         }
         if let Some(filter) = &self.log_filter {
             config.log.filter = filter.clone();
+        }
+        if let Some(keep) = self.prune_keep_blocks {
+            config.pruning.keep_blocks = keep;
         }
     }
 }

@@ -285,6 +285,8 @@ pub struct Ledger {
     /// (height, validator) of the evidence recorded by the last
     /// [`EVIDENCE_AGE_MAX_BLOCKS`] blocks: a block may not record it again.
     recorded_evidence: Mutex<BTreeSet<(Height, u32)>>,
+    /// Damage the background scrub found in the store (`None`: none yet).
+    store_damage: Mutex<Option<String>>,
 }
 
 fn missing_set(height: Height, hash: &Hash) -> LedgerError {
@@ -373,7 +375,14 @@ impl Ledger {
         };
         metrics.set_height(height.0);
         let mut recorded_evidence = BTreeSet::new();
-        for recent in height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1)..=height.0 {
+        // From the lowest height held: a pruned store keeps the evidence
+        // window, one restored from a snapshot may hold less of it.
+        let oldest = height
+            .0
+            .saturating_sub(EVIDENCE_AGE_MAX_BLOCKS)
+            .max(store.lowest_height().0)
+            .max(1);
+        for recent in oldest..=height.0 {
             if let Some(block) = store.block(Height(recent))? {
                 recorded_evidence.extend(block.evidence.iter().map(evidence_key));
             }
@@ -416,7 +425,19 @@ impl Ledger {
             events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
             metrics,
             recorded_evidence: Mutex::new(recorded_evidence),
+            store_damage: Mutex::new(None),
         })
+    }
+
+    /// Records damage found in the store (by the scrub, [`crate::scrub`]):
+    /// `/ready` answers 503 with it from now on. The first report is kept.
+    pub fn report_store_damage(&self, description: String) {
+        lock(&self.store_damage).get_or_insert(description);
+    }
+
+    /// The damage found in the store, if any.
+    pub fn store_damage(&self) -> Option<String> {
+        lock(&self.store_damage).clone()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Committed> {

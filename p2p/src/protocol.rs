@@ -1,8 +1,9 @@
 //! Request and response types of the two request-response protocols, and
 //! their bounded encoding.
 //!
-//! * Block sync, `/cairn/<chain-id>/sync/1`: the tip of a peer, a range of
-//!   blocks with their certificates, or one block by hash.
+//! * Block sync, `/cairn/<chain-id>/sync/1`: the tip of a peer (and the
+//!   lowest height it holds), a range of blocks with their certificates
+//!   (or "not held" from a peer that pruned them), or one block by hash.
 //! * Round state, `/cairn/<chain-id>/round-state/1`: the proposal and the
 //!   votes a peer holds for a height and round.
 //!
@@ -62,6 +63,10 @@ pub struct SyncStatus {
     pub tip_height: Height,
     /// Hash of the latest committed block.
     pub tip_hash: Hash,
+    /// The lowest height whose block the peer holds: 1 for a node that
+    /// keeps every block, higher for one that prunes (a block request
+    /// below it is answered [`SyncResponse::NotHeld`]).
+    pub lowest_height: Height,
 }
 
 /// A block with the certificate that decided it, both opaque.
@@ -96,6 +101,14 @@ pub enum SyncResponse {
     Block(Option<SyncBlock>),
     /// The peer will not answer, and why.
     Refused(String),
+    /// Answer to [`SyncRequest::Blocks`] from a peer that pruned the first
+    /// height asked for: it holds heights `lowest_height ..= tip` only. Not
+    /// a fault: ask another peer (one whose [`SyncStatus::lowest_height`]
+    /// is low enough) for those heights.
+    NotHeld {
+        /// The lowest height the peer holds.
+        lowest_height: Height,
+    },
 }
 
 /// A round-state request: what the peer holds for this height and round.
@@ -246,6 +259,7 @@ pub(crate) fn fit_sync_response(request: &SyncRequest, response: SyncResponse) -
             SyncResponse::Blocks(blocks)
         }
         (SyncRequest::Blocks { .. }, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
+        (SyncRequest::Blocks { .. }, r @ SyncResponse::NotHeld { .. }) => r,
         (SyncRequest::Blocks { .. }, _) => SyncResponse::Refused(refusal("wrong answer kind")),
         (SyncRequest::Status, r @ SyncResponse::Status(_)) => r,
         (SyncRequest::BlockByHash(_), r @ SyncResponse::Block(_)) => r,

@@ -13,6 +13,11 @@
 //! | `metadata` | name (ASCII) | see [`MetaKey`] |
 //! | `metadata` | `vset` + set hash (32) | a validator set (canonical) |
 //!
+//! A pruned store ([`crate::Store::prune_blocks_below`]) holds the blocks,
+//! certificates, block-hash and transaction index entries of the heights
+//! from [`MetaKey::LowestHeight`] up only; accounts, validator sets and the
+//! staking state are never pruned.
+//!
 //! The staking state (candidates, unbonding, the sets of the next two
 //! heights) is one value, [`MetaKey::Staking`], rewritten by each commit
 //! that changes it. Every validator set a header names is kept under its
@@ -105,6 +110,10 @@ pub enum MetaKey {
     LatestHeight,
     /// The staking state after the latest block (canonical).
     Staking,
+    /// u64 BE: the lowest height whose block, certificate and indexes the
+    /// store holds; absent means 1 (nothing pruned). Raised by
+    /// [`crate::Store::prune_blocks_below`].
+    LowestHeight,
 }
 
 impl MetaKey {
@@ -117,6 +126,7 @@ impl MetaKey {
             MetaKey::GenesisStateRoot => b"genesis_state_root",
             MetaKey::LatestHeight => b"latest_height",
             MetaKey::Staking => b"staking",
+            MetaKey::LowestHeight => b"lowest_height",
         }
     }
 }
