@@ -350,5 +350,21 @@ mod tests {
             SyncResponse::Blocks(b) => assert_eq!(b.len(), 4),
             other => panic!("{other:?}"),
         }
+        // "Not held" passes for a range, not for another request.
+        let not_held = SyncResponse::NotHeld {
+            lowest_height: Height(9),
+        };
+        let range = SyncRequest::Blocks {
+            from: Height(1),
+            count: 4,
+        };
+        assert_eq!(fit_sync_response(&range, not_held.clone()), not_held);
+        assert!(matches!(
+            fit_sync_response(&SyncRequest::Status, not_held.clone()),
+            SyncResponse::Refused(_)
+        ));
+        let bytes = encode("resp", &not_held, SYNC_RESPONSE_BYTES_MAX).unwrap();
+        let back: SyncResponse = decode("resp", &bytes, SYNC_RESPONSE_BYTES_MAX).unwrap();
+        assert_eq!(back, not_held);
     }
 }
