@@ -62,6 +62,14 @@ pub struct Status {
     /// The least fee the node admits (0 from a node that does not say).
     #[serde(default)]
     pub min_fee: u64,
+    /// The lowest height whose block the node holds (above 1 when it
+    /// prunes; 1 from a node that does not say).
+    #[serde(default = "first_height")]
+    pub lowest_height: u64,
+}
+
+fn first_height() -> u64 {
+    1
 }
 
 /// `GET /fees`.

@@ -227,6 +227,9 @@ impl NodeBackend {
 /// A store failure as the RPC tells it: no paths or engine details (those
 /// go to the node's log, loudly).
 fn store_error(error: cairn_store::StoreError) -> RpcError {
+    if let cairn_store::StoreError::Pruned { height, lowest } = error {
+        return RpcError::pruned(height.0, lowest.0);
+    }
     tracing::error!("the store failed while answering an RPC request: {error}");
     RpcError::internal(
         "the node's store failed to read; the node's log says why (its operator should look)",
@@ -258,6 +261,7 @@ impl RpcBackend for NodeBackend {
             }),
             snapshot_base: self.ledger.store().snapshot_base().0,
             state_sync: self.state_sync.as_ref().map(|status| status.view()),
+            lowest_height: self.ledger.store().lowest_height().0,
         })
     }
 
@@ -282,6 +286,9 @@ impl RpcBackend for NodeBackend {
             }
         });
         let mut reasons = Vec::new();
+        if let Some(damage) = self.ledger.store_damage() {
+            reasons.push(damage);
+        }
         if syncing {
             reasons.push("block sync is behind its peers".to_string());
         }
@@ -358,6 +365,10 @@ impl RpcBackend for NodeBackend {
                 transaction: record.transaction,
                 proof: None,
             }))
+    }
+
+    fn lowest_height(&self) -> u64 {
+        self.ledger.store().lowest_height().0
     }
 
     fn inclusion_proof(
@@ -491,7 +502,10 @@ impl RpcBackend for NodeBackend {
         let set = self
             .ledger
             .validator_set(height)
-            .map_err(|error| RpcError::internal(error.to_string()))?
+            .map_err(|error| match error {
+                crate::ledger::LedgerError::Store(error) => store_error(error),
+                error => RpcError::internal(error.to_string()),
+            })?
             .ok_or_else(|| {
                 RpcError::not_found(format!(
                     "no validator set is known for height {height}: sets are known from height 1 up to {} (the height after the next)",

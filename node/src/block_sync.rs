@@ -13,6 +13,11 @@
 //! period of the sync task, and nothing of consensus. `catching_up` is
 //! reported only once a pass has committed verified blocks and is still far
 //! behind.
+//!
+//! A peer that prunes old blocks says in its status the lowest height it
+//! holds; it is asked only for heights from there, and a range it pruned
+//! meanwhile is answered "not held", which moves that range to another
+//! peer without blaming this one.
 
 use std::{
     collections::HashMap,
@@ -92,6 +97,7 @@ pub fn spawn_block_sync(
         view,
         inbox,
         backoff: HashMap::new(),
+        pruned_warning: None,
     };
     tokio::spawn(sync.run(pending, shutdown));
     // The first pass at start-up.
@@ -107,13 +113,17 @@ struct BlockSync {
     inbox: mpsc::Sender<HostEvent>,
     /// Peers left out until the instant.
     backoff: HashMap<PeerId, Instant>,
+    /// When the node last warned that only pruned peers are ahead.
+    pruned_warning: Option<Instant>,
 }
 
-/// A peer's claimed tip.
+/// A peer's claimed tip, and the lowest height it says it holds.
 #[derive(Clone, Copy, Debug)]
 struct PeerTip {
     peer: PeerId,
     height: Height,
+    /// Below it the peer pruned its blocks: it is not asked for them.
+    lowest: Height,
 }
 
 impl BlockSync {
@@ -185,6 +195,7 @@ impl BlockSync {
                 Ok(Ok(SyncResponse::Status(status))) => tips.push(PeerTip {
                     peer,
                     height: status.tip_height,
+                    lowest: status.lowest_height,
                 }),
                 _ => self.back_off(peer, "no status answer"),
             }
@@ -214,11 +225,33 @@ impl BlockSync {
         let mut last_log = Instant::now();
         loop {
             let tip = self.ledger.tip().height;
-            tips.retain(|candidate| candidate.height > tip && !self.backed_off(&candidate.peer));
+            let next = Height(tip.0.saturating_add(1));
+            let pruned_peers = tips
+                .iter()
+                .filter(|candidate| candidate.height > tip && candidate.lowest > next)
+                .count();
+            // Only peers that hold the next height are of use: a peer that
+            // pruned it is left out of this pass (without blame).
+            tips.retain(|candidate| {
+                candidate.height > tip
+                    && candidate.lowest <= next
+                    && !self.backed_off(&candidate.peer)
+            });
             let Some(target) = tips.first().map(|tip| tip.height) else {
+                let warned_lately = self
+                    .pruned_warning
+                    .is_some_and(|at| at.elapsed() < SYNC_PEER_BACKOFF);
+                if pruned_peers > 0 && !warned_lately {
+                    self.pruned_warning = Some(Instant::now());
+                    tracing::warn!(
+                        height = next.0,
+                        pruned_peers,
+                        "the peers ahead pruned the blocks this node needs next; waiting for a peer that keeps them (an archive node, pruning.keep_blocks = 0)"
+                    );
+                }
                 break;
             };
-            let moved = self.fetch_round(tip, &tips).await;
+            let moved = self.fetch_round(tip, &mut tips).await;
             let now = self.ledger.tip().height;
             let behind = target.0.saturating_sub(now.0);
             // Far behind a tip that peers proved by serving blocks.
@@ -253,7 +286,7 @@ impl BlockSync {
     /// Fetches up to [`SYNC_PARALLEL_REQUESTS_MAX`] consecutive ranges after
     /// `tip` at once from the best peers, commits them in order, and backs
     /// off every peer that failed. True when the tip moved.
-    async fn fetch_round(&mut self, tip: Height, tips: &[PeerTip]) -> bool {
+    async fn fetch_round(&mut self, tip: Height, tips: &mut [PeerTip]) -> bool {
         let ranges: Vec<(PeerTip, Height)> = (0..SYNC_PARALLEL_REQUESTS_MAX)
             .filter_map(|index| {
                 let from = Height(
@@ -261,8 +294,12 @@ impl BlockSync {
                         .saturating_add(1)
                         .saturating_add(index as u64 * u64::from(SYNC_RANGE_BLOCKS)),
                 );
-                // The range goes to a peer whose tip reaches it, round robin.
-                let able: Vec<&PeerTip> = tips.iter().filter(|peer| peer.height >= from).collect();
+                // The range goes to a peer whose tip reaches it and which
+                // holds its first height, round robin.
+                let able: Vec<&PeerTip> = tips
+                    .iter()
+                    .filter(|peer| peer.height >= from && peer.lowest <= from)
+                    .collect();
                 let peer = able.get(index % able.len().max(1))?;
                 Some((**peer, from))
             })
@@ -289,6 +326,16 @@ impl BlockSync {
         for ((peer, from), (answer, took)) in ranges.into_iter().zip(answers) {
             let blocks = match answer {
                 Ok(Ok(SyncResponse::Blocks(blocks))) => blocks,
+                Ok(Ok(SyncResponse::NotHeld { lowest_height })) => {
+                    // It pruned them since its status: not a fault; it is
+                    // asked for these heights no more.
+                    tracing::debug!(peer = %peer.peer, height = from.0, lowest = lowest_height.0, "a peer no longer holds these blocks; asking others");
+                    for known in tips.iter_mut().filter(|known| known.peer == peer.peer) {
+                        known.lowest = known.lowest.max(lowest_height);
+                    }
+                    in_order = false;
+                    continue;
+                }
                 Ok(Ok(_)) => {
                     self.back_off(peer.peer, "answered a block request with something else");
                     in_order = false;

@@ -61,6 +61,9 @@ pub struct NodeConfig {
     /// How a new node catches up.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Deleting old blocks (absent: keep everything).
+    #[serde(default)]
+    pub pruning: PruningConfig,
 }
 
 /// `[snapshot]`
@@ -115,6 +118,18 @@ impl Default for SyncConfig {
             trust_hash: String::new(),
         }
     }
+}
+
+/// `[pruning]`
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningConfig {
+    /// Keep the blocks (with their certificates, hash and transaction
+    /// index entries) of the latest this many heights and delete older
+    /// ones in the background; 0 keeps everything (an archive node). At
+    /// least [`cairn_store::PRUNE_KEEP_BLOCKS_MIN`] when not 0.
+    #[serde(default)]
+    pub keep_blocks: u64,
 }
 
 /// `[p2p]`
@@ -272,6 +287,7 @@ impl Default for NodeConfig {
             },
             snapshot: SnapshotConfig::default(),
             sync: SyncConfig::default(),
+            pruning: PruningConfig::default(),
         }
     }
 }
@@ -395,6 +411,18 @@ impl NodeConfig {
                     ),
                 ));
             }
+        }
+        let keep = self.pruning.keep_blocks;
+        if keep != 0 && keep < cairn_store::PRUNE_KEEP_BLOCKS_MIN {
+            return Err(bad(
+                "pruning.keep_blocks",
+                format!(
+                    "{keep} is fewer than the {} blocks a node must keep (the evidence window of {} heights and a margin); use 0 to keep every block or at least {}",
+                    cairn_store::PRUNE_KEEP_BLOCKS_MIN,
+                    cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS,
+                    cairn_store::PRUNE_KEEP_BLOCKS_MIN
+                ),
+            ));
         }
         Ok(())
     }
@@ -551,7 +579,7 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 26] = [
+const OVERRIDE_KEYS: [(&str, &str); 27] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),
@@ -581,6 +609,7 @@ const OVERRIDE_KEYS: [(&str, &str); 26] = [
     ("state_sync", "sync.mode"),
     ("trust_height", "sync.trust_height"),
     ("trust_hash", "sync.trust_hash"),
+    ("prune_keep_blocks", "pruning.keep_blocks"),
 ];
 
 /// Settings given on the command line or in the environment, one for every
@@ -819,6 +848,17 @@ pub struct ConfigOverrides {
         value_name = "HASH"
     )]
     pub trust_hash: Option<String>,
+    /// Keep the blocks of the latest N heights (with their certificates and
+    /// transaction index) and delete older ones in the background; 0 keeps
+    /// every block (an archive node, which new nodes sync from). At least
+    /// 128 when not 0. A pruned node answers requests for older heights
+    /// with `pruned` (RPC 410). Config key `pruning.keep_blocks`; default 0.
+    #[arg(
+        long = "prune-keep-blocks",
+        env = "CAIRN_PRUNING_KEEP_BLOCKS",
+        value_name = "N"
+    )]
+    pub prune_keep_blocks: Option<u64>,
     /// For each `config.toml` key set here, where its value came from
     /// (`--rpc-listen` or `CAIRN_RPC_LISTEN`), filled by
     /// [`ConfigOverrides::record_sources`].
@@ -1007,6 +1047,9 @@ impl ConfigOverrides {
         }
         if let Some(hash) = &self.trust_hash {
             config.sync.trust_hash = hash.clone();
+        }
+        if let Some(keep) = self.prune_keep_blocks {
+            config.pruning.keep_blocks = keep;
         }
     }
 }

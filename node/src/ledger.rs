@@ -298,6 +298,8 @@ pub struct Ledger {
     /// The journal of transactions submitted through this node's RPC
     /// (none in tests that do not set one).
     journal: Mutex<Option<crate::journal::Journal>>,
+    /// Damage the background scrub found in the store (`None`: none yet).
+    store_damage: Mutex<Option<String>>,
 }
 
 /// What [`Ledger::fees`] reports (`GET /fees`).
@@ -390,7 +392,14 @@ fn load_committed(
         state_root: state.root(),
     };
     let mut recorded_evidence = BTreeSet::new();
-    for recent in height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1)..=height.0 {
+    // From the lowest height held: a pruned store keeps the evidence
+    // window, one restored from a snapshot may hold less of it.
+    let oldest = height
+        .0
+        .saturating_sub(EVIDENCE_AGE_MAX_BLOCKS)
+        .max(store.lowest_height().0)
+        .max(1);
+    for recent in oldest..=height.0 {
         if let Some(block) = store.block(Height(recent))? {
             recorded_evidence.extend(block.evidence.iter().map(evidence_key));
         }
@@ -504,6 +513,7 @@ impl Ledger {
                 crate::runtime::PEER_GOSSIP_TRANSACTIONS_PER_SECOND_DEFAULT,
             ),
             journal: Mutex::new(None),
+            store_damage: Mutex::new(None),
         })
     }
 
@@ -522,6 +532,17 @@ impl Ledger {
         lock(&self.outcomes).clear();
         lock(&self.set_cache).clear();
         Ok(())
+    }
+
+    /// Records damage found in the store (by the scrub, [`crate::scrub`]):
+    /// `/ready` answers 503 with it from now on. The first report is kept.
+    pub fn report_store_damage(&self, description: String) {
+        lock(&self.store_damage).get_or_insert(description);
+    }
+
+    /// The damage found in the store, if any.
+    pub fn store_damage(&self) -> Option<String> {
+        lock(&self.store_damage).clone()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Committed> {

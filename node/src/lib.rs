@@ -6,7 +6,9 @@
 //! the ledger core ([`ledger`]: store, state, mempool, block building,
 //! validation and commit), the local transaction journal ([`journal`]), the RPC backend ([`backend`]), metrics
 //! ([`metrics`]), the consensus host ([`host`]), its tokio runtime with p2p
-//! gossip and block sync ([`runtime`]) and `cairnd start` ([`start`]).
+//! gossip and block sync ([`runtime`]), pruning of old blocks
+//! ([`pruning`]), the background store scrub ([`scrub`]) and `cairnd
+//! start` ([`start`]).
 
 pub mod backend;
 pub mod block_sync;
@@ -21,8 +23,10 @@ pub mod ledger;
 pub mod logging;
 pub mod mempool;
 pub mod metrics;
+pub mod pruning;
 pub mod rpc;
 pub mod runtime;
+pub mod scrub;
 pub mod shutdown;
 pub mod sign_state;
 pub mod snapshots;

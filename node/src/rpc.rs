@@ -79,6 +79,17 @@ impl RpcError {
         }
     }
 
+    /// A 410 for a height this node pruned: it holds `lowest` and up.
+    pub fn pruned(height: u64, lowest: u64) -> RpcError {
+        RpcError {
+            status: StatusCode::GONE,
+            code: "pruned".into(),
+            message: format!(
+                "height {height} was pruned from this node, which holds heights {lowest} and up (lowest_height {lowest}); ask a node that keeps every block (an archive node, pruning.keep_blocks = 0)"
+            ),
+        }
+    }
+
     /// The error for a mempool rejection.
     pub fn from_rejection(rejection: &Rejection) -> RpcError {
         let status = match rejection {
@@ -167,6 +178,15 @@ pub struct StatusView {
     /// The progress of state sync, when this node started with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_sync: Option<crate::state_sync::StateSyncView>,
+    /// The lowest height whose block this node holds: 1 unless it prunes
+    /// (`pruning.keep_blocks`); heights below it answer 410 `pruned`. The
+    /// highest is `latest_height`.
+    #[serde(default = "first_height")]
+    pub lowest_height: u64,
+}
+
+fn first_height() -> u64 {
+    1
 }
 
 /// `GET /ready`: whether the node is fit to serve (200) or not (503), and
@@ -490,6 +510,10 @@ pub trait RpcBackend: Send + Sync + 'static {
     }
     /// A committed transaction.
     fn transaction(&self, hash: &Hash) -> Result<Option<TransactionView>, RpcError>;
+    /// The lowest height whose block the node holds (1 unless it prunes).
+    fn lowest_height(&self) -> u64 {
+        1
+    }
     /// A block by height (`None`: the latest).
     fn block_by_height(&self, height: Option<Height>) -> Result<Option<BlockView>, RpcError>;
     /// A block by hash.
@@ -846,7 +870,16 @@ async fn transaction(
         ))
     })?;
     let mut view = backend.transaction(&hash)?.ok_or_else(|| {
-        RpcError::not_found(format!("transaction {hash} is not in a committed block"))
+        let lowest = backend.lowest_height();
+        if lowest > 1 {
+            // Its index entry may have been pruned with its block: a 404
+            // still (clients wait on it for a pending transaction), saying so.
+            RpcError::not_found(format!(
+                "transaction {hash} is not in a block this node holds; it prunes old blocks and holds heights {lowest} and up only, so it was either never committed or committed below {lowest} (an archive node, pruning.keep_blocks = 0, knows)"
+            ))
+        } else {
+            RpcError::not_found(format!("transaction {hash} is not in a committed block"))
+        }
     })?;
     if query.prove {
         view.proof = backend.inclusion_proof(Height(view.height), view.index)?;

@@ -1190,9 +1190,18 @@ fn serve_sync(ledger: &Ledger, request: &SyncRequest) -> SyncResponse {
             SyncResponse::Status(SyncStatus {
                 tip_height: tip.height,
                 tip_hash: tip.hash,
+                lowest_height: ledger.store().lowest_height(),
             })
         }
         SyncRequest::Blocks { from, count } => {
+            // A pruned first height: say so, so the peer asks another
+            // (rather than taking an empty answer for a fault).
+            let lowest = ledger.store().lowest_height();
+            if *from < lowest {
+                return SyncResponse::NotHeld {
+                    lowest_height: lowest,
+                };
+            }
             let mut blocks = Vec::new();
             let mut bytes = 0usize;
             for offset in 0..u64::from(*count) {
@@ -1208,6 +1217,13 @@ fn serve_sync(ledger: &Ledger, request: &SyncRequest) -> SyncResponse {
                     }
                     None => break,
                 }
+            }
+            let lowest = ledger.store().lowest_height();
+            if blocks.is_empty() && *from < lowest {
+                // Pruned while it was read.
+                return SyncResponse::NotHeld {
+                    lowest_height: lowest,
+                };
             }
             SyncResponse::Blocks(blocks)
         }

@@ -415,6 +415,12 @@ pub async fn serve(
         Arc::clone(&snapshots),
     ));
     tokio::spawn(run_gossip_batcher(client.clone(), gossip_queue));
+    crate::pruning::spawn_pruning(
+        Arc::clone(&ledger),
+        config.pruning.keep_blocks,
+        stop.clone(),
+    );
+    crate::scrub::spawn_scrub(Arc::clone(&ledger), data_dir.clone(), stop.clone());
 
     let mut driver_config = DriverConfig::new(
         ledger.chain_id().clone(),

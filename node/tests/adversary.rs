@@ -206,6 +206,7 @@ async fn run_liar(
                 SyncRequest::Status => reply.respond(SyncResponse::Status(SyncStatus {
                     tip_height: Height(1 << 62),
                     tip_hash: Hash([9; 32]),
+                    lowest_height: Height(1),
                 })),
                 _ => withheld_blocks.push(reply),
             },
@@ -226,6 +227,7 @@ async fn run_sloth(mut events: tokio::sync::mpsc::Receiver<Event>) {
                 SyncRequest::Status => reply.respond(SyncResponse::Status(SyncStatus {
                     tip_height: Height(1 << 61),
                     tip_hash: Hash([8; 32]),
+                    lowest_height: Height(1),
                 })),
                 _ => {
                     tokio::spawn(async move {

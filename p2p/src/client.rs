@@ -276,6 +276,15 @@ fn check_sync_answer(
     match (request, response) {
         (SyncRequest::Status, SyncResponse::Status(_)) => Ok(()),
         (SyncRequest::BlockByHash(_), SyncResponse::Block(_)) => Ok(()),
+        (SyncRequest::Blocks { from, .. }, SyncResponse::NotHeld { lowest_height }) => {
+            if *lowest_height <= *from {
+                return Err(bad(format!(
+                    "asked for blocks from height {}, the peer says it holds heights from {} only",
+                    from.0, lowest_height.0
+                )));
+            }
+            Ok(())
+        }
         (SyncRequest::Blocks { from, count }, SyncResponse::Blocks(blocks)) => {
             if blocks.len() > usize::try_from(*count).unwrap_or(usize::MAX) {
                 return Err(bad(format!(
@@ -542,9 +551,16 @@ mod tests {
         assert!(check_sync_answer(peer, &range, &blocks(&[5, 6, 7, 8])).is_err());
         assert!(check_sync_answer(peer, &range, &blocks(&[6, 7])).is_err());
         assert!(check_sync_answer(peer, &range, &blocks(&[5, 7])).is_err());
+        let not_held = |lowest| SyncResponse::NotHeld {
+            lowest_height: Height(lowest),
+        };
+        assert!(check_sync_answer(peer, &range, &not_held(6)).is_ok());
+        assert!(check_sync_answer(peer, &range, &not_held(5)).is_err());
+        assert!(check_sync_answer(peer, &SyncRequest::Status, &not_held(6)).is_err());
         let status = SyncResponse::Status(SyncStatus {
             tip_height: Height(1),
             tip_hash: Hash::ZERO,
+            lowest_height: Height(1),
         });
         assert!(check_sync_answer(peer, &SyncRequest::Status, &status).is_ok());
         assert!(check_sync_answer(peer, &range, &status).is_err());

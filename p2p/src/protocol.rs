@@ -1,8 +1,9 @@
 //! Request and response types of the two request-response protocols, and
 //! their bounded encoding.
 //!
-//! * Block sync, `/cairn/<chain-id>/sync/1`: the tip of a peer, a range of
-//!   blocks with their certificates, or one block by hash.
+//! * Block sync, `/cairn/<chain-id>/sync/1`: the tip of a peer (and the
+//!   lowest height it holds), a range of blocks with their certificates
+//!   (or "not held" from a peer that pruned them), or one block by hash.
 //! * Round state, `/cairn/<chain-id>/round-state/1`: the proposal and the
 //!   votes a peer holds for a height and round.
 //! * Snapshots, `/cairn/<chain-id>/snapshot/1`: the state snapshots a peer
@@ -67,6 +68,10 @@ pub struct SyncStatus {
     pub tip_height: Height,
     /// Hash of the latest committed block.
     pub tip_hash: Hash,
+    /// The lowest height whose block the peer holds: 1 for a node that
+    /// keeps every block, higher for one that prunes (a block request
+    /// below it is answered [`SyncResponse::NotHeld`]).
+    pub lowest_height: Height,
 }
 
 /// A block with the certificate that decided it, both opaque.
@@ -101,6 +106,14 @@ pub enum SyncResponse {
     Block(Option<SyncBlock>),
     /// The peer will not answer, and why.
     Refused(String),
+    /// Answer to [`SyncRequest::Blocks`] from a peer that pruned the first
+    /// height asked for: it holds heights `lowest_height ..= tip` only. Not
+    /// a fault: ask another peer (one whose [`SyncStatus::lowest_height`]
+    /// is low enough) for those heights.
+    NotHeld {
+        /// The lowest height the peer holds.
+        lowest_height: Height,
+    },
 }
 
 /// A round-state request: what the peer holds for this height and round.
@@ -364,6 +377,7 @@ pub(crate) fn fit_sync_response(request: &SyncRequest, response: SyncResponse) -
             SyncResponse::Blocks(blocks)
         }
         (SyncRequest::Blocks { .. }, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
+        (SyncRequest::Blocks { .. }, r @ SyncResponse::NotHeld { .. }) => r,
         (SyncRequest::Blocks { .. }, _) => SyncResponse::Refused(refusal("wrong answer kind")),
         (SyncRequest::Status, r @ SyncResponse::Status(_)) => r,
         (SyncRequest::BlockByHash(_), r @ SyncResponse::Block(_)) => r,
@@ -498,5 +512,21 @@ mod tests {
             SyncResponse::Blocks(b) => assert_eq!(b.len(), 4),
             other => panic!("{other:?}"),
         }
+        // "Not held" passes for a range, not for another request.
+        let not_held = SyncResponse::NotHeld {
+            lowest_height: Height(9),
+        };
+        let range = SyncRequest::Blocks {
+            from: Height(1),
+            count: 4,
+        };
+        assert_eq!(fit_sync_response(&range, not_held.clone()), not_held);
+        assert!(matches!(
+            fit_sync_response(&SyncRequest::Status, not_held.clone()),
+            SyncResponse::Refused(_)
+        ));
+        let bytes = encode("resp", &not_held, SYNC_RESPONSE_BYTES_MAX).unwrap();
+        let back: SyncResponse = decode("resp", &bytes, SYNC_RESPONSE_BYTES_MAX).unwrap();
+        assert_eq!(back, not_held);
     }
 }

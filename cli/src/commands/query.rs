@@ -198,6 +198,7 @@ fn status_text(status: &Status) -> String {
         ("moniker", format!("{} ({role})", status.moniker)),
         ("node id", status.node_id.clone()),
         ("height", status.latest_height.to_string()),
+        ("blocks held", held_text(status)),
         ("latest hash", status.latest_hash.clone()),
         ("latest time", format_time(status.latest_time)),
         (
@@ -207,6 +208,15 @@ fn status_text(status: &Status) -> String {
         ("peers", status.peers.to_string()),
         ("genesis hash", status.genesis_hash.clone()),
     ])
+}
+
+/// The heights whose blocks the node holds, lowest to highest.
+fn held_text(status: &Status) -> String {
+    match (status.latest_height, status.lowest_height) {
+        (0, _) => "none yet".to_string(),
+        (latest, lowest) if lowest <= 1 => format!("1 to {latest} (all)"),
+        (latest, lowest) => format!("{lowest} to {latest} (older ones pruned)"),
+    }
 }
 
 fn account_text(account: &Account) -> String {
@@ -441,6 +451,17 @@ mod tests {
             text.contains("time          2024-01-01T00:00:31.850Z (1704067231850 ms)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn status_shows_the_heights_held() {
+        let text = status_text(&status(900, None));
+        assert!(text.contains("1 to 900 (all)"), "{text}");
+        let mut pruned = status(900, None);
+        pruned.lowest_height = 773;
+        let text = status_text(&pruned);
+        assert!(text.contains("773 to 900 (older ones pruned)"), "{text}");
+        assert!(status_text(&status(0, None)).contains("none yet"));
     }
 
     #[test]

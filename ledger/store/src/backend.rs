@@ -63,6 +63,25 @@ pub(crate) trait Backend: Send + Sync {
     /// Makes every write so far durable.
     fn sync(&self) -> Result<(), StoreError>;
 
+    /// Compacts the keys of `column` below `end` (RocksDB: a manual
+    /// compaction of that range, which drops deleted entries and their
+    /// tombstones; the in-memory backend has nothing to do).
+    fn compact_below(&self, column: Column, end: &[u8]) -> Result<(), StoreError>;
+
+    /// Reads the entries of `column` from key `start` on, in key order,
+    /// each read checked against the checksum stored with it (RocksDB:
+    /// every table block read is verified, and none enters the block
+    /// cache), until about `bytes_max` bytes of keys and values were read.
+    /// Returns the key to go on from (`None`: the column's end) and the
+    /// bytes read; a checksum mismatch is [`StoreError::Damaged`]-like
+    /// ([`StoreError::ChecksumMismatch`]).
+    fn verify_range(
+        &self,
+        column: Column,
+        start: &[u8],
+        bytes_max: usize,
+    ) -> Result<(Option<Vec<u8>>, usize), StoreError>;
+
     /// Visits, in key order, the entries of `column` with keys in
     /// `[start, end)` (`end = None`: to the last key) until `visit`
     /// returns `false`.

@@ -32,6 +32,37 @@ pub const WAL_HEIGHT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Most evidence items [`Store::evidence`] returns.
 pub const EVIDENCE_LIST_MAX: usize = 4_096;
 
+/// Fewest blocks a pruned store keeps below and at its tip: the evidence
+/// window ([`cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS`], whose heights'
+/// headers name the validator sets that evidence is checked against, and
+/// whose blocks a restarted node reads for the evidence they recorded),
+/// plus a margin for readers that started at an older tip.
+/// [`Store::prune_blocks_below`] never prunes into it.
+pub const PRUNE_KEEP_BLOCKS_MIN: u64 = cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS + 28;
+/// Most keys one [`Store::prune_blocks_below`] call deletes (in one
+/// unsynced batch, at least one height's): bounds how long a prune holds
+/// RocksDB's write queue, and so what it adds to a commit's latency.
+pub const PRUNE_BATCH_KEYS_MAX: usize = 16_384;
+
+/// Where a scrub ([`Store::scrub`]) stands: a column (position in
+/// [`crate::Column::ALL`]) and the key to go on from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubPosition {
+    /// Position of the column in [`crate::Column::ALL`].
+    pub column: usize,
+    /// The first key not yet read in it.
+    pub key: Vec<u8>,
+}
+
+/// What one [`Store::scrub`] call read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrubStep {
+    /// Where to go on (`None`: the pass read every column to its end).
+    pub next: Option<ScrubPosition>,
+    /// Bytes of keys and values read and verified.
+    pub bytes: usize,
+}
+
 /// What a store belongs to: it refuses to open for another chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainIdentity {
@@ -204,4 +235,42 @@ pub trait Store: Send + Sync {
         certificate: &CommitCertificate,
         validator_set: &ValidatorSet,
     ) -> Result<(), StoreError>;
+
+    /// The lowest height whose block, certificate and index entries the
+    /// store holds: 1 when nothing was pruned. Kept in the store, so it
+    /// survives a restart. [`Store::block`], [`Store::block_bytes`],
+    /// [`Store::header`] and [`Store::certificate`] of a height in
+    /// `1..lowest` answer [`StoreError::Pruned`]; the transaction and
+    /// block-hash indexes of those heights are gone (lookups answer
+    /// `None`).
+    fn lowest_height(&self) -> Height;
+
+    /// Prunes, oldest first, the blocks of heights below `below`: each
+    /// one's block, certificate, block-hash and transaction index entries
+    /// leave the store in one unsynced batch of at most
+    /// [`PRUNE_BATCH_KEYS_MAX`] keys (at least one height) with the new
+    /// lowest height; call again until it reaches `below`. Point deletes
+    /// only (no range tombstone, which would slow every later read of the
+    /// column). Never prunes any of the [`PRUNE_KEEP_BLOCKS_MIN`] latest
+    /// heights: `below` is lowered to fit. A crash may bring back pruned
+    /// heights with the lowest height before them (consistent; the next
+    /// call prunes them again). Returns the lowest height held after it.
+    fn prune_blocks_below(&self, below: Height) -> Result<Height, StoreError>;
+
+    /// Compacts the storage of what was pruned, so its disk space is given
+    /// back now rather than when the storage engine gets to it (RocksDB:
+    /// a compaction of the height-keyed columns below the lowest height;
+    /// nothing for the in-memory store). Slow-ish (it rewrites files in
+    /// the background threads' stead): call it from a background task,
+    /// every few thousand pruned heights.
+    fn compact_pruned(&self) -> Result<(), StoreError>;
+
+    /// Reads about `bytes_max` bytes of the stored data from `from` on,
+    /// verifying every read against the checksums stored with it (the
+    /// background scrub: a pass starts at `ScrubPosition::default()` and
+    /// goes on from each step's `next`). A damaged table file is
+    /// [`StoreError::ChecksumMismatch`], naming the column and the last
+    /// key read intact; data held in memory (memtables, the block cache)
+    /// is not re-read from disk.
+    fn scrub(&self, from: &ScrubPosition, bytes_max: usize) -> Result<ScrubStep, StoreError>;
 }

@@ -2,7 +2,10 @@
 //! checks, the atomic block commit, the indexes, the WAL and evidence.
 //! [`crate::RocksStore`] and [`crate::MemoryStore`] wrap it.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Mutex, MutexGuard, PoisonError,
+};
 
 use cairn_state::{
     Account, ExecutionOutcome, LedgerState, StakingState, ACCOUNTS_MAX, STAKING_STATE_BYTES_MAX,
@@ -20,7 +23,8 @@ use cairn_types::{
 use crate::{
     backend::{Backend, Batch},
     contract::{
-        ChainIdentity, TransactionRecord, EVIDENCE_LIST_MAX, WAL_ENTRIES_PER_HEIGHT_MAX,
+        ChainIdentity, ScrubPosition, ScrubStep, TransactionRecord, EVIDENCE_LIST_MAX,
+        PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX,
         WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
     },
     format::{
@@ -64,6 +68,11 @@ pub(crate) struct Engine<B: Backend> {
     /// The last entry key a restore under way wrote (entries must come in
     /// strictly increasing order across chunks).
     restore_last_key: Mutex<Option<Vec<u8>>>,
+    /// The lowest height held ([`MetaKey::LowestHeight`]), raised before
+    /// a prune's write so no reader sees a pruned height as missing.
+    lowest: AtomicU64,
+    /// Serialises [`Engine::prune_blocks_below`].
+    prune: Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,6 +99,7 @@ impl<B: Backend> Engine<B> {
             .map(|bytes| decode_u64("metadata snapshot_base", &bytes).map(Height))
             .transpose()?
             .unwrap_or(Height::GENESIS);
+        let lowest = load_lowest(&backend, tip.height)?;
         Ok(Engine {
             backend,
             identity: identity.clone(),
@@ -98,7 +108,126 @@ impl<B: Backend> Engine<B> {
             evidence: Mutex::new(()),
             snapshot_base: Mutex::new(snapshot_base),
             restore_last_key: Mutex::new(None),
+            lowest: AtomicU64::new(lowest.0),
+            prune: Mutex::new(()),
         })
+    }
+
+    pub(crate) fn lowest_height(&self) -> Height {
+        Height(self.lowest.load(Ordering::Acquire))
+    }
+
+    /// [`StoreError::Pruned`] when `height` (not the genesis) is below the
+    /// lowest height held.
+    fn check_held(&self, height: Height) -> Result<(), StoreError> {
+        let lowest = self.lowest_height();
+        if height != Height::GENESIS && height < lowest {
+            return Err(StoreError::Pruned { height, lowest });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn prune_blocks_below(&self, below: Height) -> Result<Height, StoreError> {
+        let _serialised = lock(&self.prune);
+        // Heights `limit ..= tip` are the PRUNE_KEEP_BLOCKS_MIN latest.
+        let limit = self
+            .latest_height()
+            .0
+            .saturating_add(1)
+            .saturating_sub(PRUNE_KEEP_BLOCKS_MIN);
+        let below = below.0.min(limit);
+        let lowest = self.lowest_height().0;
+        if below <= lowest {
+            return Ok(Height(lowest));
+        }
+        let mut batch = self.backend.batch(0);
+        let mut keys = 0usize;
+        let mut next = lowest;
+        while next < below {
+            let height = Height(next);
+            let key = height_key(height);
+            let mut deletes: Vec<(Column, Vec<u8>)> = vec![(Column::Certificates, key.to_vec())];
+            if let Some(bytes) = self.backend.get(Column::Blocks, &key)? {
+                let block = Block::from_bytes(&bytes).map_err(|error| {
+                    StoreError::corrupt(format!("block {height}"), error.to_string())
+                })?;
+                let encoded = encode_block(&block)?;
+                deletes.push((Column::Blocks, key.to_vec()));
+                deletes.push((Column::BlockHashes, encoded.hash.0.to_vec()));
+                deletes.extend(
+                    encoded
+                        .transactions
+                        .iter()
+                        .map(|(hash, _, _)| (Column::Transactions, hash.0.to_vec())),
+                );
+            }
+            if keys > 0 && keys.saturating_add(deletes.len()) > PRUNE_BATCH_KEYS_MAX {
+                break;
+            }
+            keys = keys.saturating_add(deletes.len());
+            for (column, key) in &deletes {
+                batch.delete(*column, key);
+            }
+            next += 1;
+        }
+        batch.put(
+            Column::Metadata,
+            MetaKey::LowestHeight.key(),
+            &height_key(Height(next)),
+        );
+        // Raised first: a reader between the write and the raise would
+        // see a pruned height as never committed.
+        self.lowest.store(next, Ordering::Release);
+        // Unsynced: pruning needs no durability of its own (a crash brings
+        // back old heights with the old lowest height), and an fsync here
+        // would queue up with the commits' own.
+        if let Err(error) = self.backend.write_unsynced(batch) {
+            self.lowest.store(lowest, Ordering::Release);
+            return Err(error);
+        }
+        Ok(Height(next))
+    }
+
+    pub(crate) fn scrub(
+        &self,
+        from: &ScrubPosition,
+        bytes_max: usize,
+    ) -> Result<ScrubStep, StoreError> {
+        let mut position = from.clone();
+        let mut bytes = 0usize;
+        while let Some(column) = Column::ALL.get(position.column).copied() {
+            let budget = bytes_max.saturating_sub(bytes).max(1);
+            let (next, read) = self.backend.verify_range(column, &position.key, budget)?;
+            bytes = bytes.saturating_add(read);
+            match next {
+                Some(key) => {
+                    position.key = key;
+                    return Ok(ScrubStep {
+                        next: Some(position),
+                        bytes,
+                    });
+                }
+                None => {
+                    position = ScrubPosition {
+                        column: position.column + 1,
+                        key: Vec::new(),
+                    };
+                    if bytes >= bytes_max {
+                        let next = (position.column < Column::ALL.len()).then_some(position);
+                        return Ok(ScrubStep { next, bytes });
+                    }
+                }
+            }
+        }
+        Ok(ScrubStep { next: None, bytes })
+    }
+
+    pub(crate) fn compact_pruned(&self) -> Result<(), StoreError> {
+        let end = height_key(self.lowest_height());
+        for column in [Column::Blocks, Column::Certificates] {
+            self.backend.compact_below(column, &end)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn identity(&self) -> &ChainIdentity {
@@ -238,7 +367,13 @@ impl<B: Backend> Engine<B> {
     }
 
     pub(crate) fn block_bytes(&self, height: Height) -> Result<Option<Vec<u8>>, StoreError> {
-        self.backend.get(Column::Blocks, &height_key(height))
+        self.check_held(height)?;
+        let bytes = self.backend.get(Column::Blocks, &height_key(height))?;
+        if bytes.is_none() {
+            // Pruned while it was read.
+            self.check_held(height)?;
+        }
+        Ok(bytes)
     }
 
     pub(crate) fn block(&self, height: Height) -> Result<Option<Block>, StoreError> {
@@ -296,8 +431,14 @@ impl<B: Backend> Engine<B> {
         &self,
         height: Height,
     ) -> Result<Option<CommitCertificate>, StoreError> {
-        self.backend
-            .get(Column::Certificates, &height_key(height))?
+        self.check_held(height)?;
+        let bytes = self
+            .backend
+            .get(Column::Certificates, &height_key(height))?;
+        if bytes.is_none() {
+            self.check_held(height)?;
+        }
+        bytes
             .map(|bytes| {
                 codec::decode("certificate", &bytes, CERTIFICATE_BYTES_MAX).map_err(|error| {
                     StoreError::corrupt(format!("certificate {height}"), error.to_string())
@@ -684,8 +825,12 @@ impl<B: Backend> Engine<B> {
         }
         batch.put(Column::Metadata, MetaKey::LatestHeight.key(), &key);
         batch.put(Column::Metadata, MetaKey::SnapshotBase.key(), &key);
+        // Nothing below the restored block is held: reads of those heights
+        // answer `Pruned`, and peers' block sync asks someone else.
+        batch.put(Column::Metadata, MetaKey::LowestHeight.key(), &key);
         batch.delete(Column::Metadata, MetaKey::RestoreInProgress.key());
         self.backend.write(batch)?;
+        self.lowest.store(height.0, Ordering::Release);
         *lock(&self.snapshot_base) = height;
         *lock(&self.restore_last_key) = None;
         *tip = Tip {
@@ -1000,6 +1145,21 @@ fn check_identity<B: Backend>(
     Ok(())
 }
 
+/// Reads the lowest height held (1 when nothing was pruned).
+fn load_lowest<B: Backend>(backend: &B, tip: Height) -> Result<Height, StoreError> {
+    let Some(bytes) = backend.get(Column::Metadata, MetaKey::LowestHeight.key())? else {
+        return Ok(Height(1));
+    };
+    let lowest = Height(decode_u64("metadata lowest_height", &bytes)?);
+    if lowest.0 == 0 || lowest.0 > tip.0.saturating_add(1) {
+        return Err(StoreError::corrupt(
+            "metadata lowest_height",
+            format!("it is {lowest} but the latest height is {tip}"),
+        ));
+    }
+    Ok(lowest)
+}
+
 /// Reads the latest committed block's height, hash and state root.
 fn load_tip<B: Backend>(backend: &B, identity: &ChainIdentity) -> Result<Tip, StoreError> {
     let height = Height(decode_u64(
@@ -1180,6 +1340,25 @@ macro_rules! delegate_store {
             ) -> Result<(), $crate::StoreError> {
                 self.engine
                     .restore_finish(block, certificate, validator_set)
+            }
+            fn lowest_height(&self) -> cairn_types::Height {
+                self.engine.lowest_height()
+            }
+            fn prune_blocks_below(
+                &self,
+                below: cairn_types::Height,
+            ) -> Result<cairn_types::Height, $crate::StoreError> {
+                self.engine.prune_blocks_below(below)
+            }
+            fn compact_pruned(&self) -> Result<(), $crate::StoreError> {
+                self.engine.compact_pruned()
+            }
+            fn scrub(
+                &self,
+                from: &$crate::ScrubPosition,
+                bytes_max: usize,
+            ) -> Result<$crate::ScrubStep, $crate::StoreError> {
+                self.engine.scrub(from, bytes_max)
             }
         }
     };

@@ -116,6 +116,27 @@ pub enum StoreError {
         /// [`crate::WAL_ENTRIES_PER_HEIGHT_MAX`].
         max: u64,
     },
+    /// The height asked for was pruned from this store: it holds the
+    /// heights from `lowest` up only.
+    #[error("height {height} was pruned from this node's store, which holds heights {lowest} and up; ask a node that keeps all blocks (an archive node, pruning.keep_blocks = 0)")]
+    Pruned {
+        /// The height asked for.
+        height: Height,
+        /// The lowest height the store holds.
+        lowest: Height,
+    },
+    /// A checksum did not match while the store's data was read back
+    /// (found by the background scrub, [`crate::Store::scrub`]): a table
+    /// file of the running store is damaged.
+    #[error("a checksum of the stored {column} does not match (the data after key {after_key} is damaged): {reason}")]
+    ChecksumMismatch {
+        /// The column family.
+        column: &'static str,
+        /// The last key read intact before it, hex (empty: from the start).
+        after_key: String,
+        /// What the storage engine said.
+        reason: String,
+    },
     /// The in-memory store crashed (simulated); open it again.
     #[error("the store crashed (simulated); open it again")]
     Crashed,

@@ -14,6 +14,11 @@
 //! | `metadata` | `vset` + set hash (32) | a validator set (canonical) |
 //! | `metadata` | `restore_staking` + piece (4, BE) | a staking piece of a restore under way |
 //!
+//! A pruned store ([`crate::Store::prune_blocks_below`]) holds the blocks,
+//! certificates, block-hash and transaction index entries of the heights
+//! from [`MetaKey::LowestHeight`] up only; accounts, validator sets and the
+//! staking state are never pruned.
+//!
 //! The staking state (candidates, unbonding, the sets of the next two
 //! heights) is one value, [`MetaKey::Staking`], rewritten by each commit
 //! that changes it. Every validator set a header names is kept under its
@@ -113,6 +118,10 @@ pub enum MetaKey {
     /// first, deleted by the restore's final write): the accounts are not
     /// a state yet.
     RestoreInProgress,
+    /// u64 BE: the lowest height whose block, certificate and indexes the
+    /// store holds; absent means 1 (nothing pruned). Raised by
+    /// [`crate::Store::prune_blocks_below`].
+    LowestHeight,
 }
 
 impl MetaKey {
@@ -127,6 +136,7 @@ impl MetaKey {
             MetaKey::Staking => b"staking",
             MetaKey::SnapshotBase => b"snapshot_base",
             MetaKey::RestoreInProgress => b"restore_in_progress",
+            MetaKey::LowestHeight => b"lowest_height",
         }
     }
 }

@@ -59,8 +59,9 @@ pub mod rocks;
 pub mod snapshot;
 
 pub use contract::{
-    ChainIdentity, Store, TransactionRecord, EVIDENCE_LIST_MAX, WAL_ENTRIES_PER_HEIGHT_MAX,
-    WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
+    ChainIdentity, ScrubPosition, ScrubStep, Store, TransactionRecord, EVIDENCE_LIST_MAX,
+    PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX,
+    WAL_HEIGHT_BYTES_MAX,
 };
 pub use error::StoreError;
 pub use format::{Column, FORMAT_VERSION};

@@ -49,6 +49,13 @@ pub const OPEN_FILES_MAX: i32 = 1_024;
 pub const LOG_TOTAL_BYTES_MAX: u64 = 512 * 1024 * 1024;
 /// Background flush and compaction threads.
 pub const BACKGROUND_JOBS: i32 = 2;
+/// Sliding window, in entries, in which a table file of the hash-keyed
+/// columns is marked for compaction when it holds at least
+/// [`PRUNE_DELETION_TRIGGER_ENTRIES`] tombstones (or when half its entries
+/// are tombstones): how pruned index entries give their space back.
+const PRUNE_DELETION_WINDOW_ENTRIES: usize = 1_024;
+/// See [`PRUNE_DELETION_WINDOW_ENTRIES`].
+const PRUNE_DELETION_TRIGGER_ENTRIES: usize = 512;
 /// Bloom filter bits per key of the point-lookup columns.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
@@ -89,6 +96,16 @@ fn column_options(column: Column, cache: &Cache) -> Options {
     }
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
+    if matches!(column, Column::BlockHashes | Column::Transactions) {
+        // Pruning deletes these hash-keyed entries all over the key space,
+        // where a range compaction cannot aim: a table file in which
+        // pruning left many tombstones is marked for compaction instead.
+        options.add_compact_on_deletion_collector_factory(
+            PRUNE_DELETION_WINDOW_ENTRIES,
+            PRUNE_DELETION_TRIGGER_ENTRIES,
+            0.5,
+        );
+    }
     options.set_write_buffer_size(match column {
         Column::Blocks => BLOCKS_MEMTABLE_BYTES_MAX,
         _ => MEMTABLE_BYTES_MAX,
@@ -122,6 +139,7 @@ impl RocksBackend {
             path: path.to_path_buf(),
             reason: format!("cannot create the directory: {error}"),
         })?;
+        check_current_file(path)?;
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -175,6 +193,43 @@ impl RocksBackend {
             reason: format!("column family {:?} is missing", column.name()),
         })
     }
+}
+
+/// Refuses a store directory that holds RocksDB's files but not its
+/// `CURRENT` file (which names the live manifest): RocksDB would take it
+/// for a new store and fail with a confusing message about its log (or,
+/// worse, start over). Says what is damaged instead.
+fn check_current_file(path: &Path) -> Result<(), StoreError> {
+    if path.join("CURRENT").exists() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Ok(());
+    };
+    let mut manifests = 0usize;
+    let mut tables = 0usize;
+    let mut logs = 0usize;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("MANIFEST-") {
+            manifests += 1;
+        } else if name.ends_with(".sst") {
+            tables += 1;
+        } else if name.ends_with(".log") {
+            logs += 1;
+        }
+    }
+    if manifests + tables + logs == 0 {
+        return Ok(());
+    }
+    Err(StoreError::Damaged {
+        path: path.to_path_buf(),
+        reason: format!(
+            "its CURRENT file is missing (it names the live MANIFEST), while the directory holds {manifests} MANIFEST, {tables} table (.sst) and {logs} log files of a store; \
+             if exactly one MANIFEST-<n> file is there, `printf 'MANIFEST-<n>\\n' > CURRENT` in that directory may bring the store back (make a copy first)"
+        ),
+    })
 }
 
 /// A RocksDB write batch with the column family handles resolved once.
@@ -247,6 +302,65 @@ impl Backend for RocksBackend {
         self.db
             .flush_wal(true)
             .map_err(backend_error("sync the log"))
+    }
+
+    fn verify_range(
+        &self,
+        column: Column,
+        start: &[u8],
+        bytes_max: usize,
+    ) -> Result<(Option<Vec<u8>>, usize), StoreError> {
+        let handle = self.handle(column)?;
+        let mut options = ReadOptions::default();
+        options.set_verify_checksums(true);
+        // A scrub reads everything once: it must not evict what the node
+        // reads often, and a cached block would not be re-read from disk.
+        options.fill_cache(false);
+        let mut iterator = self.db.raw_iterator_cf_opt(handle, options);
+        iterator.seek(start);
+        let mut bytes = 0usize;
+        let mut last: Vec<u8> = Vec::new();
+        let mut next = None;
+        while iterator.valid() {
+            let (Some(key), Some(value)) = (iterator.key(), iterator.value()) else {
+                break;
+            };
+            if bytes >= bytes_max {
+                next = Some(key.to_vec());
+                break;
+            }
+            bytes = bytes.saturating_add(key.len() + value.len());
+            last.clear();
+            last.extend_from_slice(key);
+            iterator.next();
+        }
+        iterator.status().map_err(|error| {
+            let reason = error.to_string();
+            if reason.contains("Corruption") || reason.contains("checksum") {
+                StoreError::ChecksumMismatch {
+                    column: column.name(),
+                    after_key: last.iter().map(|byte| format!("{byte:02x}")).collect(),
+                    reason,
+                }
+            } else {
+                StoreError::Backend {
+                    operation: "verify the stored data",
+                    reason,
+                }
+            }
+        })?;
+        Ok((next, bytes))
+    }
+
+    fn compact_below(&self, column: Column, end: &[u8]) -> Result<(), StoreError> {
+        // A manual compaction of the range only: with height-ordered keys
+        // it rewrites the few files that hold pruned heights (and the one
+        // at the boundary), dropping the deleted entries and tombstones.
+        // Not DeleteFilesInRange: dropping a file that holds a tombstone
+        // could bring back an older value of its key from a lower level.
+        let handle = self.handle(column)?;
+        self.db.compact_range_cf(handle, None::<&[u8]>, Some(end));
+        Ok(())
     }
 
     fn scan(

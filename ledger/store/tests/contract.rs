@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use cairn_state::LedgerState;
 use cairn_store::{
     ChainIdentity, Column, MemoryDisk, MemoryStore, RocksStore, Store, StoreError, FORMAT_VERSION,
-    WAL_ENTRY_BYTES_MAX,
+    PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRY_BYTES_MAX,
 };
 use cairn_types::{
     sha256, Address, ChainId, Evidence, Hash, Height, Keypair, Round, ValidatorIndex, Vote,
@@ -398,6 +398,113 @@ fn evidence_is_kept_once_and_pruned<H: Harness>(mut harness: H) {
     assert_eq!(store.evidence().unwrap(), vec![evidence(5, 1)]);
 }
 
+/// Pruning removes blocks, certificates and both indexes of the heights
+/// below the new lowest height, in bounded batches, keeps the lowest height
+/// across a restart, never touches the latest [`PRUNE_KEEP_BLOCKS_MIN`]
+/// heights, and answers reads of pruned heights with `Pruned`.
+fn pruning_drops_old_heights_and_keeps_the_window<H: Harness>(mut harness: H) {
+    let mut chain = TestChain::new("contract", 16, 4);
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.lowest_height(), Height(1));
+    let mut committed = Vec::new();
+    let tip = PRUNE_KEEP_BLOCKS_MIN + 40;
+    for height in 1..=tip {
+        // Most blocks small, a few large enough that one prune batch
+        // cannot take them all.
+        let count = if height % 20 == 3 { 600 } else { 2 };
+        let (block, certificate, outcome) = chain.next_block(count);
+        store.commit_block(&block, &certificate, &outcome).unwrap();
+        committed.push((block, certificate));
+    }
+    // Nothing to prune below 1; a prune into the window stops at its edge.
+    assert_eq!(store.prune_blocks_below(Height(1)).unwrap(), Height(1));
+    let edge = tip + 1 - PRUNE_KEEP_BLOCKS_MIN;
+    // First only the lowest ten heights, then in batches of at most
+    // PRUNE_BATCH_KEYS_MAX keys up to the window's edge.
+    let mut lowest = store.prune_blocks_below(Height(11)).unwrap();
+    assert_eq!(lowest, Height(11));
+    assert!(matches!(
+        store.block(Height(10)),
+        Err(StoreError::Pruned { .. })
+    ));
+    assert!(store.block(Height(11)).unwrap().is_some());
+    while lowest.0 < edge {
+        let next = store.prune_blocks_below(Height(tip)).unwrap();
+        assert!(next > lowest, "a prune call made no progress at {lowest}");
+        lowest = next;
+    }
+    assert_eq!(lowest, Height(edge));
+    assert_eq!(store.prune_blocks_below(Height(u64::MAX)).unwrap(), lowest);
+
+    let check = |store: &H::S| {
+        assert_eq!(store.lowest_height(), lowest);
+        assert_eq!(store.latest_height(), Height(tip));
+        for (block, certificate) in &committed {
+            let height = block.height();
+            if height < lowest {
+                let pruned = |result: Result<(), StoreError>| match result {
+                    Err(StoreError::Pruned {
+                        height: asked,
+                        lowest: held,
+                    }) => assert_eq!((asked, held), (height, lowest)),
+                    other => panic!("height {height}: {other:?}"),
+                };
+                pruned(store.block(height).map(drop));
+                pruned(store.block_bytes(height).map(drop));
+                pruned(store.header(height).map(drop));
+                pruned(store.certificate(height).map(drop));
+                assert_eq!(store.block_by_hash(&block.hash()).unwrap(), None);
+                assert_eq!(store.block_height(&block.hash()).unwrap(), None);
+                for transaction in &block.transactions {
+                    assert_eq!(store.transaction(&transaction.hash()).unwrap(), None);
+                }
+            } else {
+                assert_eq!(store.block(height).unwrap().as_ref(), Some(block));
+                assert_eq!(
+                    store.block_by_hash(&block.hash()).unwrap().as_ref(),
+                    Some(block)
+                );
+                assert_eq!(
+                    store.certificate(height).unwrap().as_ref(),
+                    Some(certificate)
+                );
+                for (index, transaction) in block.transactions.iter().enumerate() {
+                    let record = store.transaction(&transaction.hash()).unwrap().unwrap();
+                    assert_eq!((record.height, record.index as usize), (height, index));
+                }
+            }
+        }
+        assert_eq!(store.load_state().unwrap().root(), chain.state.root());
+        // The genesis and heights above the tip are not "pruned".
+        assert_eq!(store.block(Height(0)).unwrap(), None);
+        assert_eq!(store.block(Height(tip + 1)).unwrap(), None);
+    };
+    check(&store);
+    store.compact_pruned().unwrap();
+    check(&store);
+    // A restart keeps the lowest height (a synced commit made it durable).
+    let (block, certificate, outcome) = chain.next_block(3);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    committed.push((block, certificate));
+    drop(store);
+    let store = open(&mut harness, &chain);
+    let tip = tip + 1;
+    assert_eq!(store.latest_height(), Height(tip));
+    assert_eq!(store.lowest_height(), lowest);
+    for (block, _) in &committed {
+        if block.height() >= lowest {
+            assert_eq!(store.block(block.height()).unwrap().as_ref(), Some(block));
+        } else {
+            assert!(store.block(block.height()).is_err());
+        }
+    }
+    // One more height may go now that the tip moved, and no more.
+    assert_eq!(
+        store.prune_blocks_below(Height(u64::MAX)).unwrap(),
+        Height(lowest.0 + 1)
+    );
+}
+
 macro_rules! contract_tests {
     ($module:ident, $harness:expr) => {
         mod $module {
@@ -430,6 +537,10 @@ macro_rules! contract_tests {
             #[test]
             fn evidence_is_kept_once_and_pruned() {
                 super::evidence_is_kept_once_and_pruned($harness);
+            }
+            #[test]
+            fn pruning_drops_old_heights_and_keeps_the_window() {
+                super::pruning_drops_old_heights_and_keeps_the_window($harness);
             }
         }
     };

@@ -84,6 +84,7 @@ fn sync_answer(policy: &Policy, request: &SyncRequest) -> SyncResponse {
         SyncRequest::Status => SyncResponse::Status(SyncStatus {
             tip_height: Height(policy.blocks),
             tip_hash: sha256(&fake_block(policy.blocks)),
+            lowest_height: Height(1),
         }),
         SyncRequest::Blocks { from, count } => {
             let last = (from.0 + u64::from(*count))
