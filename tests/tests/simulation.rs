@@ -511,12 +511,55 @@ fn soak() {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0)
         });
-    eprintln!("soak: {count} seeds from {first}");
+    eprintln!("soak: {count} seeds from {first}, every fault mix in turn");
+    let start = std::time::Instant::now();
     for offset in 0..count {
         let seed = first.wrapping_add(offset);
-        check(
-            "soak",
-            Scenario::from_seed(seed, [4, 7, 10][(seed % 3) as usize]),
+        let validators = [4, 7, 10][(seed % 3) as usize];
+        let scenario = match offset % 8 {
+            0 | 1 => Scenario::from_seed(seed, validators),
+            2 => Scenario::weighted_from_seed(seed, 4 + (seed % 4) as usize),
+            3 => Scenario::any_size_from_seed(seed),
+            4 => Scenario::harsh_from_seed(seed, validators),
+            5 => Scenario::adversary_from_seed(seed, validators),
+            6 => Scenario::disk_faults_from_seed(seed, validators),
+            _ => Scenario::busy_from_seed(seed, 4),
+        };
+        check("soak", scenario);
+        if (offset + 1) % 1_000 == 0 {
+            eprintln!(
+                "soak: {} seeds in {:.0} s",
+                offset + 1,
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    eprintln!(
+        "soak: {count} seeds, no violation, in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// Scale: 100 validators, equal and weighted powers, with the usual fault
+/// mix; reports the simulated heights and the wall time.
+#[test]
+#[ignore = "scale: run on demand (about a minute)"]
+fn scale_100_validators() {
+    for weighted in [false, true] {
+        let start = std::time::Instant::now();
+        let scenario = if weighted {
+            Scenario::weighted_from_seed(100, 100)
+        } else {
+            Scenario::from_seed(100, 100)
+        };
+        let report = check("scale_100_validators", scenario);
+        eprintln!(
+            "100 validators ({}): heights {:?}, simulated {} ms, {} events, wall {:.1} s",
+            if weighted { "weighted" } else { "equal" },
+            report.heights.iter().max(),
+            report.end_ms,
+            report.events,
+            start.elapsed().as_secs_f64()
         );
     }
 }

@@ -303,7 +303,12 @@ fn a_restored_store_holds_the_state_and_continues_the_chain() {
     assert_eq!(restored.latest_block_hash(), block.hash());
     assert_eq!(restored.load_state().unwrap().root(), chain.state.root());
     assert_eq!(restored.block(Height(4)).unwrap(), Some(block.clone()));
-    assert_eq!(restored.block(Height(3)).unwrap(), None);
+    // Nothing below the restored height is held: reads say so.
+    assert!(matches!(
+        restored.block(Height(3)),
+        Err(StoreError::Pruned { lowest, .. }) if lowest == Height(4)
+    ));
+    assert_eq!(restored.lowest_height(), Height(4));
     assert_eq!(restored.certificate(Height(4)).unwrap(), Some(certificate));
     assert_eq!(
         restored.validator_set(&set.hash()).unwrap(),
