@@ -643,6 +643,9 @@ impl Driver {
                 carried,
             });
         }
+        // A junk body under the authentic header takes no slot: the real
+        // proposal may still come.
+        signed.block.check_structure()?;
         proposal
             .verify(&self.config.chain_id, &self.validators)
             .map_err(|_| ConsensusError::BadSignature {

@@ -859,3 +859,58 @@ fn a_block_once_too_far_ahead_is_judged_again_when_the_clock_has_caught_up() {
         "the block proposed afresh is prevoted now that it is timely: {outputs:?}"
     );
 }
+
+/// A proposal whose body does not match its authentic header takes no
+/// slot of its round: the same signed proposal with the real body, arriving
+/// next, is judged.
+#[test]
+fn a_proposal_with_a_junk_body_does_not_take_the_rounds_slot() {
+    let mut d = driver(0);
+    d.process(Input::Time(Timestamp(GENESIS_MS + 10)));
+    d.process(start(1, vec![]));
+    let real = Arc::new(block(1, GENESIS_MS + 10));
+    let proposal = Proposal::new_signed(
+        &chain(),
+        Height(1),
+        Round(0),
+        None,
+        real.hash(),
+        ValidatorIndex(1),
+        &keys()[1],
+    );
+    let mut junk = (*real).clone();
+    junk.transactions.push(
+        cairn_types::Transaction {
+            chain_id: chain(),
+            sender: keys()[2].public_key(),
+            recipient: keys()[3].address(),
+            amount: 1,
+            fee: 1,
+            nonce: 0,
+            memo: String::new(),
+            kind: cairn_types::TransactionKind::Transfer,
+        }
+        .sign(&keys()[2]),
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal: proposal.clone(),
+        block: Arc::new(junk),
+    }));
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Rejected(_)))
+            && !outputs
+                .iter()
+                .any(|o| matches!(o, Output::ValidateBlock { .. })),
+        "{outputs:?}"
+    );
+    let outputs = d.process(Input::Proposal(SignedProposal {
+        proposal,
+        block: real.clone(),
+    }));
+    assert!(
+        outputs.iter().any(
+            |o| matches!(o, Output::ValidateBlock { block, .. } if block.hash() == real.hash())
+        ),
+        "{outputs:?}"
+    );
+}
