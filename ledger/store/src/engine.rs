@@ -306,32 +306,8 @@ impl<B: Backend> Engine<B> {
             + outcome.changes().len() * 56
             + 1024;
         let mut batch = self.backend.batch(capacity);
-        batch.put(Column::Blocks, &key, &encoded.bytes);
-        batch.put(Column::BlockHashes, &encoded.hash.0, &key);
-        batch.put(Column::Certificates, &key, &codec::encode(certificate));
-        // Keys go into the batch sorted: RocksDB inserts a batch into its
-        // memtable skip lists in order, and sorted keys let each insert
-        // reuse the previous one's search path (measured: a third off the
-        // commit of a 5,000-transfer block).
-        let mut locations: Vec<([u8; 32], [u8; 20])> = encoded
-            .transactions
-            .iter()
-            .enumerate()
-            .map(|(index, (hash, offset, length))| {
-                let location = TransactionLocation {
-                    height,
-                    // BLOCK_TRANSACTIONS_MAX fits in a u32; blocks are checked.
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    offset: *offset,
-                    length: *length,
-                };
-                (hash.0, location.encode())
-            })
-            .collect();
-        locations.sort_unstable_by_key(|(hash, _)| *hash);
-        for (hash, location) in &locations {
-            batch.put(Column::Transactions, hash, location);
-        }
+        put_block_records(&mut batch, height, &encoded, certificate);
+        // Sorted, as the transaction locations (see `put_block_records`).
         let mut accounts: Vec<([u8; 20], [u8; 24])> = account_entries(outcome.changes()).collect();
         accounts.sort_unstable_by_key(|(address, _)| *address);
         for (address, value) in &accounts {
@@ -799,27 +775,7 @@ impl<B: Backend> Engine<B> {
             &validator_set_key(&validator_set.hash()),
             &codec::encode(validator_set),
         );
-        batch.put(Column::Blocks, &key, &encoded.bytes);
-        batch.put(Column::BlockHashes, &encoded.hash.0, &key);
-        batch.put(Column::Certificates, &key, &codec::encode(certificate));
-        let mut locations: Vec<([u8; 32], [u8; 20])> = encoded
-            .transactions
-            .iter()
-            .enumerate()
-            .map(|(index, (hash, offset, length))| {
-                let location = TransactionLocation {
-                    height,
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    offset: *offset,
-                    length: *length,
-                };
-                (hash.0, location.encode())
-            })
-            .collect();
-        locations.sort_unstable_by_key(|(hash, _)| *hash);
-        for (hash, location) in &locations {
-            batch.put(Column::Transactions, hash, location);
-        }
+        put_block_records(&mut batch, height, &encoded, certificate);
         for piece in &pieces {
             batch.delete(Column::Metadata, piece);
         }
@@ -1086,6 +1042,42 @@ fn initialize<B: Backend>(
 
 /// Writes the staking state and the two validator sets it holds (under
 /// their hashes; writing a set again is harmless).
+/// Puts a committed block's records: the block, its hash and certificate,
+/// and its transactions' locations. Keys go into the batch sorted: RocksDB
+/// inserts a batch into its memtable skip lists in order, and sorted keys
+/// let each insert reuse the previous one's search path (measured: a third
+/// off the commit of a 5,000-transfer block).
+fn put_block_records<T: Batch>(
+    batch: &mut T,
+    height: Height,
+    encoded: &crate::format::EncodedBlock,
+    certificate: &CommitCertificate,
+) {
+    let key = height_key(height);
+    batch.put(Column::Blocks, &key, &encoded.bytes);
+    batch.put(Column::BlockHashes, &encoded.hash.0, &key);
+    batch.put(Column::Certificates, &key, &codec::encode(certificate));
+    let mut locations: Vec<([u8; 32], [u8; 20])> = encoded
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(index, (hash, offset, length))| {
+            let location = TransactionLocation {
+                height,
+                // BLOCK_TRANSACTIONS_MAX fits in a u32; blocks are checked.
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                offset: *offset,
+                length: *length,
+            };
+            (hash.0, location.encode())
+        })
+        .collect();
+    locations.sort_unstable_by_key(|(hash, _)| *hash);
+    for (hash, location) in &locations {
+        batch.put(Column::Transactions, hash, location);
+    }
+}
+
 fn put_staking<T: Batch>(batch: &mut T, staking: &StakingState) {
     batch.put(
         Column::Metadata,
