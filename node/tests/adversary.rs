@@ -14,10 +14,14 @@
 //!   with a synced write on the consensus thread), then replays the old
 //!   authentic messages it saw.
 //!
-//! Heights per second under attack are compared with the same devnet
-//! unattacked, measured in this run (asserted loosely, at least half; the
-//! ratio is printed), the validators' resident memory stays under 1 GiB,
-//! and the forger ends up disconnected by every validator.
+//! Under attack every validator keeps committing (each one's height moves
+//! on by at least [`HEIGHTS_UNDER_ATTACK_MIN`] in the measured window: a
+//! frozen validator, as the old sync made it, moves on by none), the
+//! validators' resident memory stays under 1 GiB, and the forger ends up
+//! disconnected by every validator. Heights per second under attack and
+//! unattacked are printed (on a quiet machine the attacked devnet keeps
+//! 85-95% of the rate; see BENCHMARKS.md); the ratio is a measurement, not
+//! an assertion, since a busy machine moves it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,8 +41,9 @@ use support::{cairnd, get_json, wait_for_addresses, ChildGuard, DEADLINE};
 
 /// How long each phase (unattacked, attacked) is measured.
 const PHASE: Duration = Duration::from_secs(20);
-/// Least share of the unattacked rate the attacked devnet must keep.
-const RATE_SHARE_MIN: f64 = 0.5;
+/// Least number of heights each validator must commit in the attacked
+/// window (`PHASE`): unattacked, a window holds about 180.
+const HEIGHTS_UNDER_ATTACK_MIN: u64 = 10;
 /// Most resident memory an honest validator may use.
 const RESIDENT_BYTES_MAX: u64 = 1 << 30;
 
@@ -120,13 +125,29 @@ fn height(rpc: &str) -> u64 {
     get_json(rpc, "/status")["latest_height"].as_u64().unwrap()
 }
 
-/// Heights per second of the chain (as node 0 sees it) over `PHASE`.
-fn rate(devnet: &Devnet) -> f64 {
-    let before = height(&devnet.rpcs[0]);
+/// Heights per second of the chain (as node 0 sees it) over `PHASE`, and
+/// the heights each validator committed meanwhile.
+fn rate(devnet: &Devnet) -> (f64, Vec<u64>) {
+    let before: Vec<u64> = devnet.rpcs.iter().map(|rpc| height(rpc)).collect();
     let started = Instant::now();
     std::thread::sleep(PHASE);
-    let after = height(&devnet.rpcs[0]);
-    (after.saturating_sub(before)) as f64 / started.elapsed().as_secs_f64()
+    let after: Vec<u64> = devnet.rpcs.iter().map(|rpc| height(rpc)).collect();
+    let committed: Vec<u64> = after
+        .iter()
+        .zip(&before)
+        .map(|(after, before)| after.saturating_sub(*before))
+        .collect();
+    (
+        committed[0] as f64 / started.elapsed().as_secs_f64(),
+        committed,
+    )
+}
+
+/// The last lines of a node's log, for a failure message.
+fn log_tail(home: &Path) -> String {
+    let log = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 fn resident_bytes(pid: u32) -> u64 {
@@ -368,7 +389,7 @@ fn the_chain_keeps_committing_while_peers_lie_withhold_flood_and_forge() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let unattacked = rate(&devnet);
+    let (unattacked, _) = rate(&devnet);
     assert!(unattacked > 0.0);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -403,7 +424,7 @@ fn the_chain_keeps_committing_while_peers_lie_withhold_flood_and_forge() {
     });
     // Let the attack reach every validator, then measure.
     std::thread::sleep(Duration::from_secs(3));
-    let attacked = {
+    let (attacked, committed) = {
         let _enter = runtime.enter();
         rate(&devnet)
     };
@@ -417,10 +438,16 @@ fn the_chain_keeps_committing_while_peers_lie_withhold_flood_and_forge() {
         .map(|guard| resident_bytes(guard.0.as_ref().unwrap().id()))
         .collect();
     eprintln!("resident memory of the validators: {resident:?} bytes");
-    assert!(
-        ratio >= RATE_SHARE_MIN,
-        "the attacked devnet made {attacked:.2} heights/s against {unattacked:.2} unattacked"
-    );
+    eprintln!("heights each validator committed under attack: {committed:?}");
+    for (index, heights) in committed.iter().enumerate() {
+        assert!(
+            *heights >= HEIGHTS_UNDER_ATTACK_MIN,
+            "validator {index} committed {heights} heights in {PHASE:?} under attack \
+             (the devnet made {attacked:.2} heights/s against {unattacked:.2} unattacked); \
+             its log ends with:\n{}",
+            log_tail(&devnet.homes[index])
+        );
+    }
     for bytes in &resident {
         assert!(
             *bytes < RESIDENT_BYTES_MAX,
