@@ -60,6 +60,8 @@ fn run(command: &mut Command) -> (i32, String, String) {
 struct DevNode {
     child: Mutex<Child>,
     rpc: String,
+    /// The node's Prometheus URL.
+    metrics: String,
     keyring: PathBuf,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -93,6 +95,7 @@ impl DevNode {
         let mut node = DevNode {
             child: Mutex::new(child),
             rpc: String::new(),
+            metrics: String::new(),
             keyring,
             log,
             _dir: dir,
@@ -107,6 +110,11 @@ impl DevNode {
             } else {
                 format!("http://{rpc}")
             })
+        });
+        node.metrics = node.wait("the node's metrics address", || {
+            let text = std::fs::read_to_string(&addresses).ok()?;
+            let value: Value = serde_json::from_str(&text).ok()?;
+            value["metrics"].as_str().map(str::to_string)
         });
         let (code, _, stderr) = run(node.cairn().args(["keys", "import-dev"]));
         assert_eq!(code, 0, "{stderr}");
@@ -325,10 +333,21 @@ fn bench_reports_rounded_figures_per_transfer() {
         "500",
         "--batch",
         "50",
+        "--metrics",
+        &node.metrics,
         "--json",
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}\n{}", node.log());
     let report: Value = serde_json::from_str(&stdout).unwrap();
+    // The node's own CPU over the window, from its metrics.
+    let node_cpu = report["nodes_cpu_seconds"].as_f64().unwrap();
+    assert!(node_cpu > 0.0, "{report:#}");
+    assert_eq!(report["nodes_cpu_seconds_each"][0].as_f64(), Some(node_cpu));
+    let per_transfer = report["nodes_cpu_us_per_transfer"].as_f64().unwrap();
+    assert!(
+        (per_transfer - node_cpu * 1e6 / 1000.0).abs() <= 0.1 + node_cpu * 1e-3,
+        "{report:#}"
+    );
     assert_eq!(report["transactions"], 1000, "{report:#}");
     assert_eq!(report["sent"], 1000, "{report:#}");
     assert_eq!(report["committed"], 1000, "{report:#}");
@@ -370,6 +389,7 @@ fn bench_reports_rounded_figures_per_transfer() {
     assert_eq!(code, 0, "{stdout}{stderr}\n{}", node.log());
     assert!(stdout.contains("latency     p50"), "{stdout}");
     assert!(stdout.contains("sent        900 transfers"), "{stdout}");
+    assert!(!stdout.contains("nodes cpu"), "no --metrics: {stdout}");
     assert!(!stderr.contains('\r'), "{stderr:?}");
     let progress = stderr
         .lines()

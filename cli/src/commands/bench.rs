@@ -24,6 +24,16 @@
 //! committed and the recent rate: redrawn every [`PROGRESS_INTERVAL`] on a
 //! terminal, else printed as a plain line every [`PROGRESS_LOG_INTERVAL`],
 //! so a log gets few lines.
+//!
+//! The nodes' own CPU is part of every run when their Prometheus endpoints
+//! are known (`--metrics URL`, or every node of `--devnet DIR`):
+//! `process_cpu_seconds_total` of each is read just before the window and
+//! after the last commit, and the report gives the sum and the CPU per
+//! committed transfer (all nodes together, in microseconds).
+//!
+//! `--profile light|medium|saturation|all` runs the standard loads of
+//! BENCHMARKS.md one after another ([`BenchProfile::loads`]) and writes
+//! every report into one JSON file (`--out`).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -75,25 +85,57 @@ const SECOND_DECIMALS: i32 = 3;
 const CPU_SECOND_DECIMALS: i32 = 2;
 /// Block events buffered between the stream reader and the tally.
 const BLOCK_EVENTS_MAX: usize = 1_024;
+/// `--node` without `--node` or `--devnet`.
+const DEFAULT_NODE: &str = "http://127.0.0.1:26601";
+/// `--keys-dir` without `--keys-dir` or `--devnet`.
+const DEFAULT_KEYS_DIR: &str = "devnet/bench-keys";
+/// Most bytes of a node's metrics page read.
+const METRICS_BYTES_MAX: usize = 1 << 20;
+/// Deadline of one metrics read.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Decimals of the CPU per transfer in microseconds (0.1 us).
+const CPU_PER_TRANSFER_DECIMALS: i32 = 1;
 
 /// `cairn bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// RPC URL of a node to submit to (repeatable; batches go round-robin).
-    /// The first one's block stream times the commits.
-    #[arg(
-        long = "node",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:26601"
-    )]
+    /// The first one's block stream times the commits [default: the
+    /// validators of --devnet, else http://127.0.0.1:26601].
+    #[arg(long = "node", value_name = "URL")]
     pub nodes: Vec<String>,
+    /// Prometheus URL of a node whose CPU counts in the report (repeatable,
+    /// e.g. http://127.0.0.1:26602/metrics) [default: every node of
+    /// --devnet, else none].
+    #[arg(long = "metrics", value_name = "URL")]
+    pub metrics: Vec<String>,
+    /// A local devnet's directory (`cairn devnet up --dir DIR`): its
+    /// validators' RPC, every node's metrics and DIR/bench-keys are the
+    /// defaults of --node, --metrics and --keys-dir.
+    #[arg(long, value_name = "DIR")]
+    pub devnet: Option<PathBuf>,
     /// Directory of funded account key files (unencrypted): a devnet made
-    /// with `--bench-accounts N` writes them to DIR/bench-keys.
-    #[arg(long, value_name = "DIR", default_value = "devnet/bench-keys")]
-    pub keys_dir: PathBuf,
+    /// with `--bench-accounts N` writes them to DIR/bench-keys [default:
+    /// DEVNET/bench-keys with --devnet, else devnet/bench-keys].
+    #[arg(long, value_name = "DIR")]
+    pub keys_dir: Option<PathBuf>,
     /// Use only the first N accounts of the directory.
     #[arg(long, value_name = "N")]
     pub accounts: Option<usize>,
+    /// Run the standard loads of BENCHMARKS.md one after another instead of
+    /// one load: light (1,000 tx/s for 10 s in batches of 50, then of 10),
+    /// medium (10,000 tx/s for 20 s), saturation (25,000 tx/s offered for
+    /// 60 s), or all three; every report goes into --out.
+    #[arg(long, value_enum, value_name = "PROFILE", conflicts_with_all = ["txs", "duration", "rate", "batch"])]
+    pub profile: Option<BenchProfile>,
+    /// The JSON file a --profile run writes its reports to.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "bench-results.json",
+        requires = "profile"
+    )]
+    pub out: PathBuf,
     /// Number of transfers to send [default: 10000 unless --duration is given].
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub txs: Option<u64>,
@@ -150,6 +192,120 @@ pub struct BenchReport {
     pub signing_cpu_seconds: f64,
     /// Blocks seen during the run.
     pub blocks: u64,
+    /// CPU seconds the nodes named by `--metrics` used from just before the
+    /// window to the last commit, all together (`null` without `--metrics`
+    /// or when one could not be read).
+    pub nodes_cpu_seconds: Option<f64>,
+    /// The same per node, in the order of `--metrics`.
+    pub nodes_cpu_seconds_each: Vec<f64>,
+    /// `nodes_cpu_seconds` per committed transfer, in microseconds.
+    pub nodes_cpu_us_per_transfer: Option<f64>,
+}
+
+/// The standard loads of `--profile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchProfile {
+    /// 1,000 tx/s for 10 s, in batches of 50 and then of 10.
+    Light,
+    /// 10,000 tx/s for 20 s in batches of 50.
+    Medium,
+    /// 25,000 tx/s offered for 60 s in batches of 100 (more than four
+    /// validators on two cores commit).
+    Saturation,
+    /// Light, medium and saturation, in that order.
+    All,
+}
+
+/// One load of a profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Load {
+    /// Its name in the results file.
+    pub name: &'static str,
+    /// Offered transfers per second.
+    pub rate: u64,
+    /// Transfers per `POST /txs`.
+    pub batch: usize,
+    /// How long it sends.
+    pub duration: Duration,
+}
+
+const LIGHT_LOADS: [Load; 2] = [
+    Load {
+        name: "light, batches of 50",
+        rate: 1_000,
+        batch: 50,
+        duration: Duration::from_secs(10),
+    },
+    Load {
+        name: "light, batches of 10",
+        rate: 1_000,
+        batch: 10,
+        duration: Duration::from_secs(10),
+    },
+];
+const MEDIUM_LOADS: [Load; 1] = [Load {
+    name: "medium",
+    rate: 10_000,
+    batch: 50,
+    duration: Duration::from_secs(20),
+}];
+const SATURATION_LOADS: [Load; 1] = [Load {
+    name: "saturation",
+    rate: 25_000,
+    batch: 100,
+    duration: Duration::from_secs(60),
+}];
+
+impl BenchProfile {
+    /// The loads it runs, in order.
+    pub fn loads(self) -> Vec<Load> {
+        match self {
+            BenchProfile::Light => LIGHT_LOADS.to_vec(),
+            BenchProfile::Medium => MEDIUM_LOADS.to_vec(),
+            BenchProfile::Saturation => SATURATION_LOADS.to_vec(),
+            BenchProfile::All => [&LIGHT_LOADS[..], &MEDIUM_LOADS, &SATURATION_LOADS].concat(),
+        }
+    }
+}
+
+/// One load's settings.
+#[derive(Clone, Copy, Debug)]
+struct LoadSettings {
+    txs: Option<u64>,
+    duration: Option<Duration>,
+    rate: Option<u64>,
+    batch: usize,
+    settle: Duration,
+    /// No progress line and no messages on standard error (`--json`).
+    quiet: bool,
+}
+
+/// Where a run sends and what it reads.
+struct Targets {
+    nodes: Vec<NodeClient>,
+    metrics: Vec<String>,
+    keys_dir: PathBuf,
+}
+
+/// The results file of a `--profile` run.
+#[derive(Debug, Serialize)]
+struct ProfileResults {
+    profile: BenchProfile,
+    /// Seconds since the Unix epoch when the profile started.
+    started_unix_seconds: u64,
+    /// Cores this machine has (the nodes and the bench share them).
+    cores: usize,
+    nodes: Vec<String>,
+    metrics: Vec<String>,
+    runs: Vec<ProfileRun>,
+}
+
+/// One load of a profile and what it measured.
+#[derive(Debug, Serialize)]
+struct ProfileRun {
+    name: &'static str,
+    report: BenchReport,
 }
 
 /// Latency percentiles (nearest rank).
@@ -320,19 +476,151 @@ fn progress_line(
     )
 }
 
-/// Runs `cairn bench`.
+/// Runs `cairn bench`: one load, or every load of `--profile`.
 pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
-    let rate = parse_rate(&args.rate)?;
     if args.batch == 0 || args.batch > BENCH_BATCH_MAX {
         return Err(bench_error(format!(
             "--batch {} is out of range; use 1 to {BENCH_BATCH_MAX}",
             args.batch
         )));
     }
-    let total = transfers_to_sign(args.txs, args.duration, rate);
+    let targets = targets(&args)?;
+    let Some(profile) = args.profile else {
+        let settings = LoadSettings {
+            txs: args.txs,
+            duration: args.duration,
+            rate: parse_rate(&args.rate)?,
+            batch: args.batch,
+            settle: args.settle,
+            quiet: args.json,
+        };
+        let report = run_load(&settings, &targets, args.accounts).await?;
+        return if args.json {
+            write_json(out, &report)
+        } else {
+            write_line(out, &format_report(&report))
+        };
+    };
+    let started_unix_seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mut results = ProfileResults {
+        profile,
+        started_unix_seconds,
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        nodes: targets
+            .nodes
+            .iter()
+            .map(|node| node.url().to_string())
+            .collect(),
+        metrics: targets.metrics.clone(),
+        runs: Vec::new(),
+    };
+    for load in profile.loads() {
+        let settings = LoadSettings {
+            txs: None,
+            duration: Some(load.duration),
+            rate: Some(load.rate),
+            batch: load.batch,
+            settle: args.settle,
+            quiet: args.json,
+        };
+        if !args.json {
+            write_line(
+                out,
+                &format!(
+                    "== {}: {} tx/s for {} s in batches of {}",
+                    load.name,
+                    load.rate,
+                    load.duration.as_secs(),
+                    load.batch
+                ),
+            )?;
+        }
+        let report = run_load(&settings, &targets, args.accounts).await?;
+        if !args.json {
+            write_line(out, &format_report(&report))?;
+        }
+        results.runs.push(ProfileRun {
+            name: load.name,
+            report,
+        });
+        // Written after every load, so a long profile that is stopped
+        // keeps what it measured.
+        write_results(&args.out, &results)?;
+    }
+    if args.json {
+        write_json(out, &results)
+    } else {
+        write_line(out, &format!("the reports are in {}", args.out.display()))
+    }
+}
+
+/// Writes the results file of a profile (to a temporary file first, so a
+/// stopped run never leaves half a file).
+fn write_results(path: &std::path::Path, results: &ProfileResults) -> Result<()> {
+    let text = serde_json::to_string_pretty(results)
+        .map_err(|error| bench_error(format!("cannot encode the results: {error}")))?;
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, text + "\n")
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|error| {
+            bench_error(format!(
+                "cannot write the results to {}: {error}; pass --out with a writable file",
+                path.display()
+            ))
+        })
+}
+
+/// The nodes, metrics endpoints and key directory of a run, from the flags
+/// and `--devnet`.
+fn targets(args: &BenchArgs) -> Result<Targets> {
+    let devnet = args
+        .devnet
+        .as_deref()
+        .map(crate::commands::devnet::bench_endpoints)
+        .transpose()?;
+    let nodes: Vec<String> = match (&devnet, args.nodes.is_empty()) {
+        (_, false) => args.nodes.clone(),
+        (Some(devnet), true) => devnet.validators_rpc.clone(),
+        (None, true) => vec![DEFAULT_NODE.to_string()],
+    };
+    if nodes.is_empty() {
+        return Err(bench_error(
+            "the devnet has no validators; pass --node URL".to_string(),
+        ));
+    }
+    let metrics = match (&devnet, args.metrics.is_empty()) {
+        (_, false) => args.metrics.clone(),
+        (Some(devnet), true) => devnet.metrics.clone(),
+        (None, true) => Vec::new(),
+    };
+    let keys_dir = match (&args.keys_dir, &args.devnet) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(devnet)) => devnet.join("bench-keys"),
+        (None, None) => PathBuf::from(DEFAULT_KEYS_DIR),
+    };
+    Ok(Targets {
+        nodes: nodes
+            .iter()
+            .map(|url| NodeClient::new(url))
+            .collect::<Result<Vec<_>>>()?,
+        metrics,
+        keys_dir,
+    })
+}
+
+/// Runs one load and measures it.
+async fn run_load(
+    settings: &LoadSettings,
+    targets: &Targets,
+    accounts: Option<usize>,
+) -> Result<BenchReport> {
+    let rate = settings.rate;
+    let total = transfers_to_sign(settings.txs, settings.duration, rate);
     if total == 0 || total > BENCH_TRANSACTIONS_MAX {
-        let why = match (args.duration, rate) {
-            (Some(_), None) if args.txs.is_none() => format!(
+        let why = match (settings.duration, rate) {
+            (Some(_), None) if settings.txs.is_none() => format!(
                 " (--rate max signs {MAX_RATE_PRESIGN_PER_SECOND} per second of --duration)"
             ),
             _ => String::new(),
@@ -341,17 +629,13 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
             "the run would send {total} transfers{why}; use --txs, or --duration with --rate, to send 1 to {BENCH_TRANSACTIONS_MAX}"
         )));
     }
-    let clients = args
-        .nodes
-        .iter()
-        .map(|url| NodeClient::new(url))
-        .collect::<Result<Vec<_>>>()?;
-    let keys = load_keys(&args.keys_dir, args.accounts)?;
+    let clients = &targets.nodes;
+    let keys = load_keys(&targets.keys_dir, accounts)?;
     let (status, _) = clients[0].status().await?;
     let chain_id = ChainId::new(&status.chain_id)
         .map_err(|error| bench_error(format!("the node reports a bad chain id: {error}")))?;
     let nonces = next_nonces(&clients[0], &keys).await?;
-    if !args.json {
+    if !settings.quiet {
         eprintln!(
             "signing {total} transfers from {} accounts of chain {chain_id}...",
             keys.len()
@@ -405,17 +689,24 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         }
     });
 
+    let metrics_http = metrics_client()?;
+    let nodes_cpu_before = nodes_cpu_seconds(&metrics_http, &targets.metrics).await;
+    if !settings.quiet {
+        if let Err(error) = &nodes_cpu_before {
+            eprintln!("the nodes' CPU is not part of this run: {error}");
+        }
+    }
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     // With --duration, nothing is submitted after it ends.
-    let stop_sending = args.duration.map(|duration| started + duration);
+    let stop_sending = settings.duration.map(|duration| started + duration);
     let in_flight = Arc::new(Semaphore::new(BENCH_REQUESTS_IN_FLIGHT_MAX));
     let batches: Vec<Vec<(usize, String)>> = signed
         .into_iter()
         .enumerate()
         .map(|(index, (_, hex))| (index, hex))
         .collect::<Vec<_>>()
-        .chunks(args.batch)
+        .chunks(settings.batch)
         .map(<[(usize, String)]>::to_vec)
         .collect();
     let batch_count = batches.len();
@@ -438,7 +729,7 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
                 break;
             };
             let due = rate.map(|rate| {
-                started + Duration::from_secs_f64((number * args.batch) as f64 / rate as f64)
+                started + Duration::from_secs_f64((number * settings.batch) as f64 / rate as f64)
             });
             if let Some(due) = due.filter(|due| stop_sending.is_none_or(|stop| *due < stop)) {
                 while due > Instant::now() {
@@ -446,7 +737,7 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
                         _ = tokio::time::sleep_until(due.into()) => {}
                         Some(event) = blocks.recv() => tally_block(&tally, &index_of, event),
                         _ = ticks.tick() => {
-                            if !args.json {
+                            if !settings.quiet {
                                 progress.tick(started, &lock(&tally));
                             }
                         }
@@ -460,7 +751,7 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
                     }
                     Some(event) = blocks.recv() => tally_block(&tally, &index_of, event),
                     _ = ticks.tick() => {
-                        if !args.json {
+                        if !settings.quiet {
                             progress.tick(started, &lock(&tally));
                         }
                     }
@@ -499,12 +790,12 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         if submitted_all && done {
             break;
         }
-        if submitted_all && last_submission.elapsed() > args.settle {
-            if !args.json {
+        if submitted_all && last_submission.elapsed() > settings.settle {
+            if !settings.quiet {
                 progress.finish();
                 eprintln!(
                     "{pending} transfers were not committed within {} s of the last submission (--settle)",
-                    args.settle.as_secs_f64()
+                    settings.settle.as_secs_f64()
                 );
             }
             break;
@@ -512,7 +803,7 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         tokio::select! {
             Some(event) = blocks.recv() => tally_block(&tally, &index_of, event),
             _ = ticks.tick() => {
-                if !args.json {
+                if !settings.quiet {
                     progress.tick(started, &lock(&tally));
                 }
             }
@@ -523,14 +814,104 @@ pub async fn run(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     }
     reader.abort();
     let bench_cpu_seconds = process_cpu_seconds() - cpu_before;
+    let nodes_cpu_after = nodes_cpu_seconds(&metrics_http, &targets.metrics).await;
     let mut report =
         lock(&tally).report(total, rate, started, bench_cpu_seconds, signing_cpu_seconds);
-    report.batch = args.batch;
-    if args.json {
-        write_json(out, &report)
-    } else {
+    report.batch = settings.batch;
+    report.set_nodes_cpu(&nodes_cpu_before, &nodes_cpu_after);
+    if !settings.quiet {
         progress.finish();
-        write_line(out, &format_report(&report))
+    }
+    Ok(report)
+}
+
+/// The HTTP client that reads the nodes' metrics.
+fn metrics_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(METRICS_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|error| bench_error(format!("cannot build an HTTP client: {error}")))
+}
+
+/// `process_cpu_seconds_total` of every metrics URL, in order; empty for
+/// none; an error naming the first one that could not be read.
+async fn nodes_cpu_seconds(
+    http: &reqwest::Client,
+    urls: &[String],
+) -> std::result::Result<Vec<f64>, String> {
+    let mut each = Vec::with_capacity(urls.len());
+    for url in urls {
+        each.push(node_cpu_seconds(http, url).await?);
+    }
+    Ok(each)
+}
+
+async fn node_cpu_seconds(http: &reqwest::Client, url: &str) -> std::result::Result<f64, String> {
+    let mut response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| format!("cannot read {url}: {error}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| format!("cannot read {url}: {error}"))?
+    {
+        if body.len() + chunk.len() > METRICS_BYTES_MAX {
+            return Err(format!("{url} sent more than {METRICS_BYTES_MAX} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    cpu_from_metrics(&String::from_utf8_lossy(&body)).ok_or_else(|| {
+        format!("{url} has no process_cpu_seconds_total; is it a cairnd metrics URL (e.g. http://127.0.0.1:26602/metrics)?")
+    })
+}
+
+/// The value of `process_cpu_seconds_total` in a Prometheus text page.
+fn cpu_from_metrics(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+}
+
+impl BenchReport {
+    /// Fills the nodes' CPU figures from the counters read before and
+    /// after the window (left empty when either read failed or there were
+    /// no metrics URLs).
+    fn set_nodes_cpu(
+        &mut self,
+        before: &std::result::Result<Vec<f64>, String>,
+        after: &std::result::Result<Vec<f64>, String>,
+    ) {
+        let (Ok(before), Ok(after)) = (before, after) else {
+            return;
+        };
+        if before.is_empty() || before.len() != after.len() {
+            return;
+        }
+        let each: Vec<f64> = after
+            .iter()
+            .zip(before)
+            .map(|(after, before)| (after - before).max(0.0))
+            .collect();
+        let total: f64 = each.iter().sum();
+        self.nodes_cpu_seconds_each = each
+            .iter()
+            .map(|seconds| round_to(*seconds, CPU_SECOND_DECIMALS))
+            .collect();
+        self.nodes_cpu_seconds = Some(round_to(total, CPU_SECOND_DECIMALS));
+        self.nodes_cpu_us_per_transfer = (self.committed > 0).then(|| {
+            round_to(
+                total * 1_000_000.0 / self.committed as f64,
+                CPU_PER_TRANSFER_DECIMALS,
+            )
+        });
     }
 }
 
@@ -742,6 +1123,10 @@ impl Tally {
             bench_cpu_seconds: round_to(bench_cpu_seconds, CPU_SECOND_DECIMALS),
             signing_cpu_seconds: round_to(signing_cpu_seconds, CPU_SECOND_DECIMALS),
             blocks: self.blocks,
+            // Set by the caller, which reads the nodes' metrics.
+            nodes_cpu_seconds: None,
+            nodes_cpu_seconds_each: Vec::new(),
+            nodes_cpu_us_per_transfer: None,
         }
     }
 }
@@ -853,6 +1238,15 @@ fn format_report(report: &BenchReport) -> String {
         report.bench_cpu_seconds,
         report.signing_cpu_seconds,
     );
+    if let Some(seconds) = report.nodes_cpu_seconds {
+        let per_transfer = report
+            .nodes_cpu_us_per_transfer
+            .map_or_else(|| "-".to_string(), |micros| format!("{micros:.1} us"));
+        let nodes = report.nodes_cpu_seconds_each.len();
+        text.push_str(&format!(
+            "\nnodes cpu   {seconds:.2} s over {nodes} nodes: {per_transfer} per committed transfer (all nodes together)"
+        ));
+    }
     if !report.rejected.is_empty() {
         text.push_str("\nrejected   ");
         for (code, count) in &report.rejected {
@@ -1046,6 +1440,110 @@ mod tests {
             "  12.0 s  sent   120000  committed   118000  rejected      3     9850 tx/s in the last 1.0 s"
         );
         assert!(!line.contains('\n') && !line.contains('\r'));
+    }
+
+    #[test]
+    fn the_nodes_cpu_comes_from_their_metrics() {
+        let page = "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.34\nprocess_open_fds 40\n";
+        assert_eq!(cpu_from_metrics(page), Some(12.34));
+        assert_eq!(cpu_from_metrics("process_open_fds 40\n"), None);
+        assert_eq!(cpu_from_metrics("process_cpu_seconds_total NaN\n"), None);
+        assert_eq!(cpu_from_metrics("process_cpu_seconds_total -1\n"), None);
+
+        let mut report = BenchReport {
+            committed: 20_000,
+            ..BenchReport::default()
+        };
+        report.set_nodes_cpu(&Ok(vec![10.0, 20.0]), &Ok(vec![10.5, 21.25]));
+        assert_eq!(report.nodes_cpu_seconds, Some(1.75));
+        assert_eq!(report.nodes_cpu_seconds_each, vec![0.5, 1.25]);
+        // 1.75 s over 20,000 transfers: 87.5 us each.
+        assert_eq!(report.nodes_cpu_us_per_transfer, Some(87.5));
+        assert!(format_report(&report)
+            .contains("nodes cpu   1.75 s over 2 nodes: 87.5 us per committed transfer"));
+
+        // A failed read, or no metrics at all, leaves the figures empty.
+        for (before, after) in [
+            (Err("down".to_string()), Ok(vec![1.0])),
+            (Ok(vec![1.0]), Err("down".to_string())),
+            (Ok(Vec::new()), Ok(Vec::new())),
+        ] {
+            let mut report = BenchReport::default();
+            report.set_nodes_cpu(&before, &after);
+            assert_eq!(report.nodes_cpu_seconds, None);
+            assert!(!format_report(&report).contains("nodes cpu"));
+        }
+    }
+
+    #[test]
+    fn profiles_run_the_standard_loads_in_order() {
+        let names = |profile: BenchProfile| -> Vec<&str> {
+            profile.loads().iter().map(|load| load.name).collect()
+        };
+        assert_eq!(
+            names(BenchProfile::Light),
+            ["light, batches of 50", "light, batches of 10"]
+        );
+        assert_eq!(
+            names(BenchProfile::All),
+            [
+                "light, batches of 50",
+                "light, batches of 10",
+                "medium",
+                "saturation"
+            ]
+        );
+        // Every load fits what one run may sign.
+        for load in BenchProfile::All.loads() {
+            let total = transfers_to_sign(None, Some(load.duration), Some(load.rate));
+            assert!(total <= BENCH_TRANSACTIONS_MAX, "{load:?}");
+            assert!(load.batch <= BENCH_BATCH_MAX, "{load:?}");
+        }
+    }
+
+    #[test]
+    fn a_profile_takes_no_load_flags_and_writes_its_file() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Bench {
+            #[command(flatten)]
+            args: BenchArgs,
+        }
+        let parsed = Bench::try_parse_from(["bench", "--profile", "light"]).unwrap();
+        assert_eq!(parsed.args.profile, Some(BenchProfile::Light));
+        assert_eq!(parsed.args.out, PathBuf::from("bench-results.json"));
+        for flag in [
+            ["--rate", "5"],
+            ["--batch", "5"],
+            ["--txs", "5"],
+            ["--duration", "5"],
+        ] {
+            let mut argv = vec!["bench", "--profile", "all"];
+            argv.extend(flag);
+            assert!(Bench::try_parse_from(argv).is_err(), "{flag:?}");
+        }
+        assert!(Bench::try_parse_from(["bench", "--out", "x.json"]).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        let results = ProfileResults {
+            profile: BenchProfile::Light,
+            started_unix_seconds: 1,
+            cores: 2,
+            nodes: vec!["http://127.0.0.1:26601".into()],
+            metrics: Vec::new(),
+            runs: vec![ProfileRun {
+                name: "light, batches of 50",
+                report: BenchReport::default(),
+            }],
+        };
+        write_results(&path, &results).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(written["profile"], "light");
+        assert_eq!(written["runs"][0]["name"], "light, batches of 50");
+        assert!(written["runs"][0]["report"]["nodes_cpu_seconds"].is_null());
+        assert!(!path.with_extension("json.partial").exists());
     }
 
     #[test]

@@ -188,6 +188,28 @@ pub struct DevnetFile {
     pub accounts: Vec<DevnetAccount>,
 }
 
+/// What `cairn bench --devnet DIR` reads of a devnet.
+pub(crate) struct BenchEndpoints {
+    /// The validators' RPC base URLs.
+    pub validators_rpc: Vec<String>,
+    /// Every node's Prometheus URL.
+    pub metrics: Vec<String>,
+}
+
+/// The RPC and metrics URLs of the devnet in `dir`.
+pub(crate) fn bench_endpoints(dir: &Path) -> Result<BenchEndpoints> {
+    let (_, file) = DevnetDir::open(dir)?;
+    Ok(BenchEndpoints {
+        validators_rpc: file
+            .nodes
+            .iter()
+            .filter(|node| node.role == Role::Validator)
+            .map(|node| node.rpc.clone())
+            .collect(),
+        metrics: file.nodes.iter().map(|node| node.metrics.clone()).collect(),
+    })
+}
+
 /// One node in `devnet.json`. Its home is `DIR/<name>`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
