@@ -5,12 +5,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{fs, path::Path, process::Command};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// This package's directory. Read at run time (cargo sets it for the test
+/// process) rather than baked in at build time: a build folder shared by
+/// clones at different paths can run a test binary built in another clone.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
+/// The cargo running the tests (the same reasoning as [`manifest_dir`]).
+fn cargo() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| PathBuf::from(env!("CARGO")), PathBuf::from)
+}
 
 /// What `./run.sh detect-libclang <dirs>` says: `present <path>` or
 /// `missing`, with `LIBCLANG_PATH` set to `libclang_path` (or unset).
 fn detect(directories: &[&Path], libclang_path: Option<&Path>) -> String {
-    let run_sh = Path::new(env!("CARGO_MANIFEST_DIR")).join("../run.sh");
+    let run_sh = manifest_dir().join("../run.sh");
     let mut command = Command::new("bash");
     command.arg(run_sh).arg("detect-libclang").args(directories);
     command.env_remove("LIBCLANG_PATH");
@@ -86,8 +103,8 @@ fn libclang_path_is_honoured() {
 /// the given dependency edges (`normal,build` is what `cargo build` and
 /// `cargo install` of the binaries resolve; adding `dev` is a test build).
 fn consensus_features(edges: &str) -> String {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = Command::new(env!("CARGO"))
+    let workspace = manifest_dir().join("..");
+    let output = Command::new(cargo())
         .args(["tree", "--workspace", "--offline", "--edges", edges])
         .args(["--invert", "cairn-consensus", "--depth", "0"])
         .args(["--format", "{p} features=[{f}]"])
