@@ -163,13 +163,16 @@ impl NodeBackend {
         }
     }
 
-    /// A 404 that says why for a height below the state-sync base (the
-    /// node restored its state there and holds no earlier block).
+    /// A 404 that says why for a height below what a state sync kept (the
+    /// node restored its state at its base and holds only the evidence
+    /// window below it).
     fn check_above_snapshot_base(&self, height: Height) -> Result<(), RpcError> {
-        let base = self.ledger.store().snapshot_base();
-        if height < base {
+        let store = self.ledger.store();
+        let base = store.snapshot_base();
+        let lowest = store.lowest_height().min(base);
+        if height < lowest {
             return Err(RpcError::not_found(format!(
-                "height {height} is below {base}, the height this node restored its state from by state sync; it holds no earlier block: ask a node that synced from genesis"
+                "height {height} is below {lowest}: this node restored its state at height {base} by state sync and holds no block below {lowest}; ask a node that synced from genesis"
             )));
         }
         Ok(())

@@ -39,8 +39,9 @@ use std::{
 use cairn_p2p::{Client, PeerId, SnapshotRequest, SnapshotResponse, SyncRequest, SyncResponse};
 use cairn_store::{SnapshotManifest, StoreError};
 use cairn_types::{
-    codec, limits::VALIDATOR_SET_BYTES_MAX, sha256, Block, CommitCertificate, Hash, Height,
-    ValidatorSet,
+    codec,
+    limits::{EVIDENCE_AGE_MAX_BLOCKS, VALIDATOR_SET_BYTES_MAX},
+    sha256, Block, CommitCertificate, Hash, Height, ValidatorSet,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -474,7 +475,93 @@ async fn restore_candidate(
         seconds = started.elapsed().as_secs_f64(),
         "state sync: restored the state; syncing blocks from the next height"
     );
+    status.phase("fetching the evidence window");
+    match restore_history(client, ledger, height, &candidate.peers).await {
+        Ok(kept) => tracing::info!(
+            height = height.0,
+            blocks = kept,
+            lowest_height = ledger.store().lowest_height().0,
+            "state sync: kept the blocks of the evidence window below the snapshot height"
+        ),
+        // The state is restored and right; only evidence of a height below
+        // it could not be judged, so say so and go on.
+        Err(attempt) => {
+            let reason = match attempt {
+                Attempt::Reject(reason) => reason,
+                Attempt::Fail(error) => error.to_string(),
+            };
+            tracing::warn!(
+                height = height.0,
+                "state sync: could not keep the blocks below the snapshot height ({reason}); a block carrying evidence of one of those heights will not validate here, and block sync from genesis (without --state-sync) avoids that"
+            );
+        }
+    }
     Ok(())
+}
+
+/// Fetches the blocks of the evidence window below the restored `height`
+/// ([`EVIDENCE_AGE_MAX_BLOCKS`], down to height 1) with the validator sets
+/// their headers name, and has the store keep them: evidence in a later
+/// block may be of any of those heights, and judging it needs that
+/// height's set. The blocks are trusted through the restored block (each
+/// is the parent the one above names), which the store checks.
+async fn restore_history(
+    client: &Client,
+    ledger: &Arc<Ledger>,
+    height: Height,
+    peers: &[PeerId],
+) -> Result<usize, Attempt> {
+    let from = Height(height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1));
+    let mut blocks: Vec<(Block, CommitCertificate)> = Vec::new();
+    let mut next = from;
+    while next < height {
+        let count = u32::try_from(height.0 - next.0)
+            .unwrap_or(u32::MAX)
+            .min(cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX);
+        let answer = fetch_blocks(client, peers, next, count).await?;
+        let before = blocks.len();
+        for synced in answer {
+            if synced.height != next || next >= height {
+                break;
+            }
+            let block = decode_block(&synced.block).map_err(|error| {
+                Attempt::Reject(format!("history block {next} does not decode: {error}"))
+            })?;
+            let certificate = decode_certificate(&synced.certificate).map_err(|error| {
+                Attempt::Reject(format!(
+                    "the certificate of history block {next} does not decode: {error}"
+                ))
+            })?;
+            blocks.push((block, certificate));
+            next = Height(next.0 + 1);
+        }
+        if blocks.len() == before {
+            return Err(Attempt::Reject(format!(
+                "no peer serves the blocks from height {next}"
+            )));
+        }
+    }
+    let mut sets: Vec<ValidatorSet> = Vec::new();
+    for (block, _) in &blocks {
+        let hash = block.header.validator_set_hash;
+        if sets.iter().any(|set| set.hash() == hash) {
+            continue;
+        }
+        let known = ledger
+            .store()
+            .validator_set(&hash)
+            .map_err(|error| Attempt::Fail(failed(error.to_string())))?;
+        match known {
+            Some(_) => {}
+            None => sets.push(fetch_set(client, peers, hash).await?),
+        }
+    }
+    let kept = blocks.len();
+    let ledger = Arc::clone(ledger);
+    blocking(move || ledger.store().restore_history(&blocks, &sets))
+        .await?
+        .map_err(|error| Attempt::Reject(error.to_string()))?;
+    Ok(kept)
 }
 
 /// Asks `peers` in turn until one answers `request` with blocks.

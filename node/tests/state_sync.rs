@@ -2,7 +2,8 @@
 //! 5 heights; a full node that knows only the genesis and one bootstrap
 //! address joins with `--state-sync` (over the remains of a restore a
 //! kill -9 interrupted), restores a snapshot verified from the genesis,
-//! holds no block below it, and follows the tip with the others' blocks
+//! keeps the blocks of the evidence window below it (linked to the restored
+//! block by parent hashes), and follows the tip with the others' blocks
 //! and state roots. Two Byzantine peers offering a lying snapshot (a
 //! corrupt chunk, and a manifest of chunks that are not the state of its
 //! height) are banned and the join completes from the honest snapshot.
@@ -20,7 +21,7 @@ use std::{
 use cairn_p2p::{Event, SnapshotOffer, SnapshotRequest, SnapshotResponse, SyncResponse};
 use cairn_store::{ChainIdentity, RocksStore, SnapshotManifest, Store, SNAPSHOT_FORMAT_VERSION};
 use cairn_types::{sha256, Hash, Height};
-use support::{cairnd, get_json, http_get, validator_homes, ChildGuard, FREE_PORTS};
+use support::{cairnd, get_json, validator_homes, ChildGuard, FREE_PORTS};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -206,14 +207,23 @@ fn a_new_node_joins_by_state_sync_and_follows_the_tip() {
         joiner.header(target)["hash"],
         validators[2].header(target)["hash"]
     );
-    // No block below the base.
-    let (status, body) = http_get(&joiner.rpc, "/block/1");
-    assert!(status == 404 || status == 410, "{status} {body}");
-    assert!(
-        body.contains("state sync") || body.contains("pruned"),
-        "{body}"
-    );
+    // Below the base it holds the blocks of the evidence window (100
+    // heights, here down to height 1), the same as the others': evidence
+    // of those heights can be judged.
+    let lowest = joiner.status()["lowest_height"].as_u64().unwrap();
+    assert_eq!(lowest, base.saturating_sub(100).max(1));
+    for height in lowest..base {
+        assert_eq!(
+            joiner.header(height)["hash"],
+            validators[3].header(height)["hash"],
+            "history block {height}"
+        );
+    }
     let log = joiner.log();
+    assert!(
+        log.contains("state sync: kept the blocks of the evidence window"),
+        "{log}"
+    );
     assert!(log.contains("restore was interrupted"), "{log}");
     assert!(log.contains("state sync: restored the state"), "{log}");
     let state_sync = &joiner.status()["state_sync"];

@@ -236,6 +236,21 @@ pub trait Store: Send + Sync {
         validator_set: &ValidatorSet,
     ) -> Result<(), StoreError>;
 
+    /// Keeps blocks just below a restored snapshot's height, with their
+    /// certificates and the validator sets their headers name: evidence
+    /// in a later block may be of any height of the evidence window, and
+    /// judging it needs the header (and so the set) of that height.
+    /// `blocks` are consecutive, ascending, and end at the snapshot base
+    /// minus one; the last one's hash must be the restored block's parent
+    /// hash, and each one's the parent hash of the next (so they are
+    /// trusted through the restored block). The lowest height held becomes
+    /// the first one's. Nothing is written unless all of it checks out.
+    fn restore_history(
+        &self,
+        blocks: &[(Block, CommitCertificate)],
+        validator_sets: &[ValidatorSet],
+    ) -> Result<(), StoreError>;
+
     /// The lowest height whose block, certificate and index entries the
     /// store holds: 1 when nothing was pruned. Kept in the store, so it
     /// survives a restart. [`Store::block`], [`Store::block_bytes`],

@@ -797,6 +797,103 @@ impl<B: Backend> Engine<B> {
         Ok(())
     }
 
+    pub(crate) fn restore_history(
+        &self,
+        blocks: &[(Block, CommitCertificate)],
+        validator_sets: &[ValidatorSet],
+    ) -> Result<(), StoreError> {
+        let bad = |reason: String| StoreError::Restore { reason };
+        // No prune moves the lowest height meanwhile.
+        let _prune = lock(&self.prune);
+        let base = *lock(&self.snapshot_base);
+        if base == Height::GENESIS {
+            return Err(bad(
+                "no snapshot was restored; history is kept only below one".into(),
+            ));
+        }
+        let Some((first, _)) = blocks.first() else {
+            return Ok(());
+        };
+        let first_height = first.header.height;
+        let base_header = self
+            .header(base)?
+            .ok_or_else(|| bad(format!("the restored block of height {base} is not held")))?;
+        // From the top down: each block is the parent the one above names.
+        let mut expected_hash = base_header.parent_hash;
+        let mut expected_height = base;
+        let mut encoded_blocks = Vec::with_capacity(blocks.len());
+        for (block, certificate) in blocks.iter().rev() {
+            expected_height = Height(
+                expected_height
+                    .0
+                    .checked_sub(1)
+                    .ok_or_else(|| bad("the history goes below height 1".into()))?,
+            );
+            let height = block.header.height;
+            if height != expected_height || height == Height::GENESIS {
+                return Err(bad(format!(
+                    "history block of height {height} where height {expected_height} was expected"
+                )));
+            }
+            let encoded = encode_block(block)?;
+            if encoded.hash != expected_hash {
+                return Err(bad(format!(
+                    "the history block of height {height} is {}, but the block above names {expected_hash} as its parent",
+                    encoded.hash
+                )));
+            }
+            if certificate.height != height || certificate.block_hash != encoded.hash {
+                return Err(StoreError::CertificateMismatch {
+                    height,
+                    reason: format!(
+                        "it decides block {} at height {}",
+                        certificate.block_hash, certificate.height
+                    ),
+                });
+            }
+            expected_hash = block.header.parent_hash;
+            encoded_blocks.push((height, encoded, certificate));
+        }
+        for set in validator_sets {
+            let hash = set.hash();
+            if !blocks
+                .iter()
+                .any(|(block, _)| block.header.validator_set_hash == hash)
+            {
+                return Err(bad(format!(
+                    "validator set {hash} is named by none of the history blocks"
+                )));
+            }
+        }
+        if first_height >= self.lowest_height() {
+            // Already held (a second call): nothing to add.
+            return Ok(());
+        }
+        let bytes: usize = encoded_blocks
+            .iter()
+            .map(|(_, encoded, _)| encoded.bytes.len() + 1024)
+            .sum();
+        let mut batch = self.backend.batch(bytes + 64 * 1024);
+        for (height, encoded, certificate) in &encoded_blocks {
+            put_block_records(&mut batch, *height, encoded, certificate);
+        }
+        for set in validator_sets {
+            batch.put(
+                Column::Metadata,
+                &validator_set_key(&set.hash()),
+                &codec::encode(set),
+            );
+        }
+        batch.put(
+            Column::Metadata,
+            MetaKey::LowestHeight.key(),
+            &height_key(first_height),
+        );
+        self.backend.write(batch)?;
+        self.lowest.store(first_height.0, Ordering::Release);
+        Ok(())
+    }
+
     pub(crate) fn validator_set(&self, hash: &Hash) -> Result<Option<ValidatorSet>, StoreError> {
         self.backend
             .get(Column::Metadata, &validator_set_key(hash))?
@@ -1332,6 +1429,13 @@ macro_rules! delegate_store {
             ) -> Result<(), $crate::StoreError> {
                 self.engine
                     .restore_finish(block, certificate, validator_set)
+            }
+            fn restore_history(
+                &self,
+                blocks: &[(cairn_types::Block, cairn_types::CommitCertificate)],
+                validator_sets: &[cairn_types::ValidatorSet],
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.restore_history(blocks, validator_sets)
             }
             fn lowest_height(&self) -> cairn_types::Height {
                 self.engine.lowest_height()

@@ -337,6 +337,101 @@ fn a_restored_store_holds_the_state_and_continues_the_chain() {
 }
 
 #[test]
+fn a_restored_store_keeps_the_history_below_it_only_when_it_links_to_the_restored_block() {
+    let (mut chain, set) = staking_chain("history", 10);
+    let directory = tempfile::tempdir().unwrap();
+    let source = RocksStore::open(
+        &directory.path().join("source"),
+        &chain.identity,
+        &chain.genesis,
+    )
+    .unwrap();
+    let blocks = commit_blocks(&mut chain, &source, 6);
+    let taken = take(&source, Height(6));
+    let (block, certificate) = blocks[5].clone();
+    let restored = RocksStore::open(
+        &directory.path().join("restored"),
+        &chain.identity,
+        &chain.genesis,
+    )
+    .unwrap();
+    // Before a restore there is no base to hang history from.
+    assert!(matches!(
+        restored.restore_history(&blocks[2..5], &[]),
+        Err(StoreError::Restore { .. })
+    ));
+    restored.restore_begin(Height(6)).unwrap();
+    for chunk in &taken.chunks {
+        restored.restore_chunk(chunk).unwrap();
+    }
+    restored.restore_finish(&block, &certificate, &set).unwrap();
+    assert_eq!(restored.lowest_height(), Height(6));
+
+    // Refused, and nothing kept: a gap below the base, a block not linked
+    // to the one above, a certificate of another block, a set no header
+    // names, history reaching the base itself.
+    assert!(restored.restore_history(&blocks[2..4], &[]).is_err());
+    let mut forged = blocks[2..5].to_vec();
+    forged[1].0.header.state_root = Hash([9; 32]);
+    assert!(restored.restore_history(&forged, &[]).is_err());
+    let mut swapped = blocks[2..5].to_vec();
+    swapped[0].1 = blocks[1].1.clone();
+    assert!(matches!(
+        restored.restore_history(&swapped, &[]),
+        Err(StoreError::CertificateMismatch { .. })
+    ));
+    let stranger_set = ValidatorSet::new(vec![Validator {
+        name: "other".into(),
+        public_key: chain.keys[0].public_key(),
+        power: VotingPower(1),
+        operator: chain.keys[0].address(),
+    }])
+    .unwrap();
+    assert!(restored
+        .restore_history(&blocks[2..5], &[stranger_set])
+        .is_err());
+    assert!(restored.restore_history(&blocks[3..6], &[]).is_err());
+    assert_eq!(restored.lowest_height(), Height(6));
+    assert!(matches!(
+        restored.header(Height(5)),
+        Err(StoreError::Pruned { .. })
+    ));
+
+    // Linked history is kept: headers, blocks and certificates of heights
+    // 3..=5 read back, the lowest height held is 3, and it survives a
+    // reopen.
+    restored
+        .restore_history(&blocks[2..5], std::slice::from_ref(&set))
+        .unwrap();
+    assert_eq!(restored.lowest_height(), Height(3));
+    for (block, certificate) in &blocks[2..5] {
+        let height = block.header.height;
+        assert_eq!(restored.header(height).unwrap(), Some(block.header.clone()));
+        assert_eq!(
+            restored.certificate(height).unwrap(),
+            Some(certificate.clone())
+        );
+        assert_eq!(restored.block_height(&block.hash()).unwrap(), Some(height));
+    }
+    assert!(matches!(
+        restored.block(Height(2)),
+        Err(StoreError::Pruned { lowest, .. }) if lowest == Height(3)
+    ));
+    // A second call with what is already held changes nothing.
+    restored.restore_history(&blocks[3..5], &[]).unwrap();
+    assert_eq!(restored.lowest_height(), Height(3));
+    drop(restored);
+    let reopened = RocksStore::open(
+        &directory.path().join("restored"),
+        &chain.identity,
+        &chain.genesis,
+    )
+    .unwrap();
+    assert_eq!(reopened.lowest_height(), Height(3));
+    assert_eq!(reopened.latest_height(), Height(6));
+}
+
+#[test]
 fn a_restore_whose_root_does_not_match_the_header_is_refused() {
     let (mut chain, set) = staking_chain("mismatch", 12);
     let disk = MemoryDisk::new();
