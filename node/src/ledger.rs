@@ -228,16 +228,25 @@ pub struct CommitSummary {
     pub transactions: usize,
 }
 
+/// What validating (or building) a block computed, kept for its commit:
+/// the execution outcome, and each transaction's hash (computed once per
+/// block, not again by the commit).
+#[derive(Clone)]
+struct Validated {
+    outcome: Arc<ExecutionOutcome>,
+    transaction_hashes: Arc<[Hash]>,
+}
+
 /// A bounded map of outcomes by block hash, oldest dropped first.
 #[derive(Default)]
 struct OutcomeCache {
-    outcomes: HashMap<Hash, Arc<ExecutionOutcome>>,
+    outcomes: HashMap<Hash, Validated>,
     order: VecDeque<Hash>,
 }
 
 impl OutcomeCache {
-    fn insert(&mut self, hash: Hash, outcome: Arc<ExecutionOutcome>) {
-        if self.outcomes.insert(hash, outcome).is_none() {
+    fn insert(&mut self, hash: Hash, validated: Validated) {
+        if self.outcomes.insert(hash, validated).is_none() {
             self.order.push_back(hash);
         }
         while self.order.len() > OUTCOME_CACHE_MAX {
@@ -247,7 +256,7 @@ impl OutcomeCache {
         }
     }
 
-    fn get(&self, hash: &Hash) -> Option<Arc<ExecutionOutcome>> {
+    fn get(&self, hash: &Hash) -> Option<Validated> {
         self.outcomes.get(hash).cloned()
     }
 
@@ -938,15 +947,18 @@ impl Ledger {
             });
         }
         let accounts = StateAccounts(&committed.state);
-        let candidates = lock(&self.mempool).reap(count_budget, bytes_budget, &accounts);
+        let candidates =
+            lock(&self.mempool).reap_with_hashes(count_budget, bytes_budget, &accounts);
         let mut execution = committed
             .state
             .begin_block(&self.genesis.chain_id, request.proposer);
         execution.record_offenders(&offenders);
         let mut transactions = Vec::with_capacity(candidates.len());
-        for transaction in candidates {
+        let mut transaction_hashes = Vec::with_capacity(candidates.len());
+        for (hash, transaction) in candidates {
             if execution.push(&transaction).is_ok() {
                 transactions.push(transaction);
+                transaction_hashes.push(hash);
             }
         }
         let outcome = execution
@@ -964,7 +976,7 @@ impl Ledger {
             time: request.time.max(earliest),
             parent_hash: tip.hash,
             proposer: request.proposer,
-            transactions_root: Block::transactions_root_of(&transactions),
+            transactions_root: Block::transactions_root_of_hashes(&transaction_hashes),
             state_root: outcome.state_root(),
             parent_certificate_hash: Block::parent_certificate_hash_of(
                 request.parent_certificate.as_ref(),
@@ -979,7 +991,13 @@ impl Ledger {
             parent_certificate: request.parent_certificate,
             evidence: request.evidence,
         };
-        lock(&self.outcomes).insert(block.hash(), Arc::new(outcome));
+        lock(&self.outcomes).insert(
+            block.hash(),
+            Validated {
+                outcome: Arc::new(outcome),
+                transaction_hashes: transaction_hashes.into(),
+            },
+        );
         Ok(block)
     }
 
@@ -989,27 +1007,42 @@ impl Ledger {
         let tip_root = self.read().tip.state_root;
         lock(&self.outcomes)
             .get(hash)
-            .is_some_and(|outcome| outcome.parent_root() == tip_root)
+            .is_some_and(|validated| validated.outcome.parent_root() == tip_root)
     }
 
     /// Checks that `block` validly extends the tip and executes it against
     /// the committed state. The outcome is cached by block hash for
     /// [`Ledger::commit`].
     pub fn validate_block(&self, block: &Block) -> Result<Arc<ExecutionOutcome>, LedgerError> {
+        self.validate(block).map(|validated| validated.outcome)
+    }
+
+    /// [`Ledger::validate_block`], keeping the transactions' hashes for the
+    /// commit.
+    fn validate(&self, block: &Block) -> Result<Validated, LedgerError> {
         let hash = block.hash();
-        if let Some(outcome) = lock(&self.outcomes).get(&hash) {
-            if outcome.parent_root() == self.read().tip.state_root {
-                return Ok(outcome);
+        if let Some(validated) = lock(&self.outcomes).get(&hash) {
+            if validated.outcome.parent_root() == self.read().tip.state_root {
+                return Ok(validated);
             }
         }
         let height = block.header.height;
         let invalid = |reason: String| LedgerError::InvalidBlock { height, reason };
+        if block.transactions.len() > cairn_types::limits::BLOCK_TRANSACTIONS_MAX {
+            // Refused by the structure check below; not hashed first.
+            return Err(invalid(format!(
+                "{} transactions, the limit is {}",
+                block.transactions.len(),
+                cairn_types::limits::BLOCK_TRANSACTIONS_MAX
+            )));
+        }
+        let transaction_hashes = Block::transaction_hashes_of(&block.transactions);
         block
-            .check_structure()
+            .check_structure_with(&transaction_hashes)
             .map_err(|error| invalid(error.to_string()))?;
         self.check_limits_and_header_fields(block)
             .map_err(invalid)?;
-        self.verify_transaction_signatures(block)?;
+        self.verify_transaction_signatures(block, &transaction_hashes)?;
         let committed = self.read();
         self.check_against_tip(&block.header, &committed.tip)
             .map_err(invalid)?;
@@ -1027,9 +1060,12 @@ impl Ledger {
             .execute_block(&self.genesis.chain_id, block, &offenders)
             .map_err(|source| LedgerError::Execution { height, source })?;
         drop(committed);
-        let outcome = Arc::new(outcome);
-        lock(&self.outcomes).insert(hash, Arc::clone(&outcome));
-        Ok(outcome)
+        let validated = Validated {
+            outcome: Arc::new(outcome),
+            transaction_hashes: transaction_hashes.into(),
+        };
+        lock(&self.outcomes).insert(hash, validated.clone());
+        Ok(validated)
     }
 
     /// The evidence rule: each piece is of a height in the evidence window
@@ -1080,7 +1116,7 @@ impl Ledger {
                 params.block_transactions_max
             ));
         }
-        let size = block.to_bytes().len() as u64;
+        let size = cairn_types::codec::encoded_len(block) as u64;
         if size > params.block_bytes_max {
             return Err(format!(
                 "{size} bytes, the genesis limit is {}",
@@ -1181,8 +1217,11 @@ impl Ledger {
     }
 
     /// Verifies the signatures the mempool has not verified, in one batch.
-    fn verify_transaction_signatures(&self, block: &Block) -> Result<(), LedgerError> {
-        let hashes: Vec<Hash> = block.transactions.iter().map(|tx| tx.hash()).collect();
+    fn verify_transaction_signatures(
+        &self,
+        block: &Block,
+        hashes: &[Hash],
+    ) -> Result<(), LedgerError> {
         let unverified: Vec<usize> = {
             let mempool = lock(&self.mempool);
             (0..hashes.len())
@@ -1229,8 +1268,13 @@ impl Ledger {
         certificate: &CommitCertificate,
     ) -> Result<CommitSummary, LedgerError> {
         let _serial = lock(&self.commit_lock);
-        let outcome = self.validate_block(block)?;
-        self.commit_locked(block, certificate, &outcome)
+        let validated = self.validate(block)?;
+        self.commit_locked(
+            block,
+            certificate,
+            &validated.outcome,
+            Some(&validated.transaction_hashes),
+        )
     }
 
     /// [`Ledger::commit`] with an outcome the caller computed on the
@@ -1242,14 +1286,17 @@ impl Ledger {
         outcome: &ExecutionOutcome,
     ) -> Result<CommitSummary, LedgerError> {
         let _serial = lock(&self.commit_lock);
-        self.commit_locked(block, certificate, outcome)
+        self.commit_locked(block, certificate, outcome, None)
     }
 
+    /// Commits `block`; `transaction_hashes` are its transactions' hashes
+    /// when the caller has them (computed here otherwise).
     fn commit_locked(
         &self,
         block: &Block,
         certificate: &CommitCertificate,
         outcome: &ExecutionOutcome,
+        transaction_hashes: Option<&[Hash]>,
     ) -> Result<CommitSummary, LedgerError> {
         let height = block.header.height;
         let hash = block.hash();
@@ -1301,20 +1348,39 @@ impl Ledger {
             let oldest = height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS);
             recorded.retain(|(evidence_height, _)| evidence_height.0 >= oldest);
         }
-        let mut block_transaction_bytes = 0usize;
-        let transaction_hashes: Vec<Hash> = block
+        let block_transaction_bytes: usize = block
             .transactions
             .iter()
-            .map(|transaction| {
-                let bytes = transaction.to_bytes();
-                block_transaction_bytes += bytes.len();
-                cairn_types::sha256(&bytes)
-            })
-            .collect();
+            .map(cairn_types::codec::encoded_len)
+            .sum();
+        let computed;
+        let transaction_hashes = match transaction_hashes {
+            Some(hashes) if hashes.len() == block.transactions.len() => hashes,
+            _ => {
+                computed = Block::transaction_hashes_of(&block.transactions);
+                &computed[..]
+            }
+        };
         {
             let committed = self.read();
             let mut mempool = lock(&self.mempool);
-            mempool.remove_committed(&transaction_hashes, &StateAccounts(&committed.state));
+            // Transfers change only their senders' pending transactions;
+            // staking transactions and evidence may change anyone's.
+            let changes_staking = !block.evidence.is_empty()
+                || block
+                    .transactions
+                    .iter()
+                    .any(|transaction| !transaction.transaction.is_transfer());
+            let senders: Vec<Address> = block
+                .transactions
+                .iter()
+                .map(|transaction| transaction.transaction.sender.address())
+                .collect();
+            mempool.remove_committed_of(
+                transaction_hashes,
+                (!changes_staking).then_some(&senders[..]),
+                &StateAccounts(&committed.state),
+            );
             mempool.expire_queued(std::time::Instant::now());
             self.metrics.set_mempool(mempool.len(), mempool.bytes());
             self.metrics.set_mempool_dropped(mempool.dropped());
@@ -1355,7 +1421,7 @@ impl Ledger {
             height: height.0,
             hash,
             time: block.header.time.as_millis(),
-            transactions: transaction_hashes,
+            transactions: transaction_hashes.to_vec(),
         });
         Ok(CommitSummary {
             height,

@@ -1082,6 +1082,20 @@ impl Mempool {
         bytes_max: usize,
         accounts: &impl AccountView,
     ) -> Vec<SignedTransaction> {
+        self.reap_with_hashes(transactions_max, bytes_max, accounts)
+            .into_iter()
+            .map(|(_, transaction)| transaction)
+            .collect()
+    }
+
+    /// [`Mempool::reap`], each transaction with its hash (computed at
+    /// admission, so a proposer hashes nothing again).
+    pub fn reap_with_hashes(
+        &self,
+        transactions_max: usize,
+        bytes_max: usize,
+        accounts: &impl AccountView,
+    ) -> Vec<(Hash, SignedTransaction)> {
         use std::{cmp::Reverse, collections::BinaryHeap};
         // (fee, earliest arrival first, sender, nonce)
         type Head = (u64, Reverse<u64>, Address, u64);
@@ -1106,11 +1120,11 @@ impl Mempool {
             if picked.len() >= transactions_max {
                 break;
             }
-            let Some(entry) = self
+            let Some((hash, entry)) = self
                 .senders
                 .get(&sender)
                 .and_then(|queue| queue.by_nonce.get(&nonce))
-                .and_then(|hash| self.pending.get(hash))
+                .and_then(|hash| Some((*hash, self.pending.get(hash)?)))
             else {
                 continue;
             };
@@ -1118,7 +1132,7 @@ impl Mempool {
                 continue;
             }
             picked_bytes += entry.size_bytes;
-            picked.push(entry.transaction.clone());
+            picked.push((hash, entry.transaction.clone()));
             if let Some(next) = head(&sender, nonce.saturating_add(1)) {
                 heap.push(next);
             }
@@ -1131,11 +1145,35 @@ impl Mempool {
     /// balance no longer covers, a sender's next staking transaction that
     /// breaks a staking rule now).
     pub fn remove_committed(&mut self, committed: &[Hash], accounts: &impl AccountView) {
+        self.remove_committed_of(committed, None, accounts);
+    }
+
+    /// [`Mempool::remove_committed`] that rechecks only the pending
+    /// transactions of `changed` senders (`None`: of every sender). A block
+    /// of transfers alone lowers no balance and moves no nonce but its
+    /// senders', so only theirs can have become invalid; a block that
+    /// changes the staking state (a staking transaction, evidence) can
+    /// make any pending staking transaction invalid, and rechecks all.
+    pub fn remove_committed_of(
+        &mut self,
+        committed: &[Hash],
+        changed: Option<&[Address]>,
+        accounts: &impl AccountView,
+    ) {
         for hash in committed {
             self.remove(hash);
             self.remember_verified(*hash);
         }
-        let senders: Vec<Address> = self.senders.keys().copied().collect();
+        let senders: Vec<Address> = match changed {
+            Some(changed) => {
+                let mut changed = changed.to_vec();
+                changed.sort_unstable();
+                changed.dedup();
+                changed.retain(|sender| self.senders.contains_key(sender));
+                changed
+            }
+            None => self.senders.keys().copied().collect(),
+        };
         for sender in senders {
             self.recheck_sender(&sender, accounts);
         }
@@ -1772,6 +1810,37 @@ mod tests {
         assert!(pool.signature_verified(&first));
         assert_eq!(pool.len(), 1, "nonce 4 no longer fits the balance");
         assert_eq!(pool.next_nonce(&key.address(), &accounts), 4);
+    }
+
+    /// After a block of transfers only its senders are rechecked: a
+    /// sender the block did not touch keeps its pending transactions
+    /// (its state did not change), one it touched loses what no longer
+    /// fits, the same as a full recheck.
+    #[test]
+    fn a_transfer_block_rechecks_only_its_senders() {
+        let (mut pool, mut accounts, key) = setup();
+        let other = Keypair::from_seed(&[77; 32]);
+        accounts.0.insert(other.address(), (1_000, 1));
+        let first = pool.add_bytes(&transfer(&key, 2, 10), &accounts).unwrap();
+        pool.add_bytes(&transfer(&key, 3, 70), &accounts).unwrap();
+        pool.add_bytes(&transfer(&other, 1, 10), &accounts).unwrap();
+        // The block (nonce 2 of `key`) spent more than the pool expected.
+        accounts.0.insert(key.address(), (20, 3));
+        pool.remove_committed_of(&[first], Some(&[key.address()]), &accounts);
+        assert_eq!(pool.len(), 1, "nonce 3 of the sender no longer fits");
+        assert_eq!(pool.next_nonce(&key.address(), &accounts), 3);
+        assert_eq!(pool.next_nonce(&other.address(), &accounts), 2);
+        // Unknown and repeated senders are harmless.
+        pool.remove_committed_of(
+            &[],
+            Some(&[
+                other.address(),
+                other.address(),
+                Keypair::from_seed(&[78; 32]).address(),
+            ]),
+            &accounts,
+        );
+        assert_eq!(pool.len(), 1);
     }
 
     /// Blocks take the highest fees first, each sender in nonce order: a

@@ -94,8 +94,18 @@ impl Block {
 
     /// Merkle root of the given transactions' hashes.
     pub fn transactions_root_of(transactions: &[SignedTransaction]) -> Hash {
-        let hashes: Vec<Hash> = transactions.iter().map(SignedTransaction::hash).collect();
-        merkle_root(&hashes)
+        merkle_root(&Self::transaction_hashes_of(transactions))
+    }
+
+    /// The hash of each transaction, in order: computed once per block and
+    /// handed to every check that needs them ([`Block::check_structure_with`]).
+    pub fn transaction_hashes_of(transactions: &[SignedTransaction]) -> Vec<Hash> {
+        transactions.iter().map(SignedTransaction::hash).collect()
+    }
+
+    /// Merkle root of transaction hashes already computed.
+    pub fn transactions_root_of_hashes(hashes: &[Hash]) -> Hash {
+        merkle_root(hashes)
     }
 
     /// Merkle root of the given evidence's hashes.
@@ -114,6 +124,13 @@ impl Block {
     /// parent certificate and the evidence. Signatures, state and the
     /// certificate's validity are checked by the layers that know them.
     pub fn check_structure(&self) -> Result<(), TypesError> {
+        self.check_structure_with(&Self::transaction_hashes_of(&self.transactions))
+    }
+
+    /// [`Block::check_structure`] with the transactions' hashes already
+    /// computed (`transaction_hashes[i]` is the hash of transaction `i`;
+    /// the caller computed them from this block's transactions).
+    pub fn check_structure_with(&self, transaction_hashes: &[Hash]) -> Result<(), TypesError> {
         let bad = |reason: String| TypesError::Malformed {
             what: "block",
             reason,
@@ -130,7 +147,9 @@ impl Block {
                 self.evidence.len()
             )));
         }
-        if Self::transactions_root_of(&self.transactions) != self.header.transactions_root {
+        if transaction_hashes.len() != self.transactions.len()
+            || merkle_root(transaction_hashes) != self.header.transactions_root
+        {
             return Err(bad(
                 "transactions root does not match the transactions".into()
             ));

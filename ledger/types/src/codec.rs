@@ -10,6 +10,15 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::TypesError;
 
+/// The length of [`encode`]'s bytes for `value`, counted without
+/// encoding it (it cannot fail, for the reason [`encode`] gives).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    match postcard::experimental::serialized_size(value) {
+        Ok(len) => len,
+        Err(error) => unreachable!("canonical encoding failed: {error}"),
+    }
+}
+
 /// Encodes `value` in the canonical format.
 ///
 /// Encoding a value made of this crate's types cannot fail: they contain no

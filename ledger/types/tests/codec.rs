@@ -206,6 +206,35 @@ proptest! {
     }
 
     #[test]
+    fn a_block_checked_with_its_hashes_passes_and_with_any_other_fails(
+        header in header_strategy(),
+        transactions in proptest::collection::vec(transaction_strategy(), 1..6),
+        index in any::<prop::sample::Index>(),
+        flip in 0usize..256,
+    ) {
+        let mut block = Block { header, transactions, parent_certificate: None, evidence: vec![] };
+        // Height 1: the one block with no parent certificate.
+        block.header.height = Height(1);
+        block.header.transactions_root = Block::transactions_root_of(&block.transactions);
+        block.header.parent_certificate_hash = Block::parent_certificate_hash_of(None);
+        block.header.evidence_hash = Block::evidence_hash_of(&[]);
+        // The length the check counts is the length the codec writes.
+        prop_assert_eq!(codec::encoded_len(&block), block.to_bytes().len());
+        let hashes = Block::transaction_hashes_of(&block.transactions);
+        prop_assert_eq!(Block::transactions_root_of_hashes(&hashes), block.header.transactions_root);
+        prop_assert!(block.check_structure().is_ok());
+        prop_assert!(block.check_structure_with(&hashes).is_ok());
+        let mut wrong = hashes.clone();
+        let position = index.index(wrong.len());
+        wrong[position].0[flip / 8] ^= 1 << (flip % 8);
+        prop_assert!(block.check_structure_with(&wrong).is_err());
+        prop_assert!(block.check_structure_with(&hashes[1..]).is_err());
+        let mut longer = hashes.clone();
+        longer.push(hashes[0]);
+        prop_assert!(block.check_structure_with(&longer).is_err());
+    }
+
+    #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = SignedTransaction::from_bytes(&bytes);
         let _ = Block::from_bytes(&bytes);
