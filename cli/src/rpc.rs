@@ -187,6 +187,9 @@ pub struct TransferJson {
     /// Memo.
     #[serde(default)]
     pub memo: String,
+    /// What it does (`"transfer"`, or an object naming a staking kind).
+    #[serde(default)]
+    pub kind: Value,
 }
 
 /// A signed transfer in `GET /tx/{hash}`.
@@ -209,6 +212,36 @@ pub struct CommittedTransaction {
     pub index: u64,
     /// The transfer.
     pub transaction: SignedTransferJson,
+}
+
+/// One entry of `GET /account/{address}/transactions`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HistoryEntry {
+    /// The transaction hash (hex).
+    pub hash: String,
+    /// Height of its block.
+    pub height: u64,
+    /// Its index in the block.
+    pub index: u64,
+    /// `sent`, `received` or `self`.
+    pub direction: String,
+    /// The transaction.
+    pub transaction: SignedTransferJson,
+}
+
+/// `GET /account/{address}/transactions`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct History {
+    /// The account.
+    pub address: String,
+    /// Newest first.
+    pub transactions: Vec<HistoryEntry>,
+    /// The cursor of the next, older page.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// The lowest height the node holds history of.
+    #[serde(default)]
+    pub lowest_height: u64,
 }
 
 /// A block header in `GET /block/...`.
@@ -474,10 +507,16 @@ impl NodeClient {
         }
     }
 
-    /// `GET /tx/{hash}`; `None` while it is not in a committed block.
+    /// `GET /tx/{hash}`; `None` while it is not in a committed block
+    /// (404, or `"status": "pending"` while in the node's mempool).
     pub async fn transaction(&self, hash: &Hash) -> Result<Option<(CommittedTransaction, Value)>> {
-        match self.get(&format!("/tx/{}", hash.to_hex())).await {
-            Ok(found) => Ok(Some(found)),
+        let path = format!("/tx/{}", hash.to_hex());
+        match self.get_json(&path).await {
+            Ok(value) if value["status"] == "pending" => Ok(None),
+            Ok(value) => {
+                let typed = self.decode(&format!("GET {path}"), value.clone())?;
+                Ok(Some((typed, value)))
+            }
             Err(CliError::NodeError { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -489,6 +528,33 @@ impl NodeClient {
             Some(height) => self.get(&format!("/validators?height={height}")).await,
             None => self.get("/validators").await,
         }
+    }
+
+    /// `GET /account/{address}/transactions`: a page of the account's
+    /// history, newest first.
+    pub async fn history(
+        &self,
+        address: &Address,
+        limit: u64,
+        before: Option<&str>,
+    ) -> Result<(History, Value)> {
+        let mut path = format!("/account/{address}/transactions?limit={limit}");
+        if let Some(before) = before {
+            // A cursor is hex; anything else is refused by the node, and
+            // must not change the query.
+            let escaped: String = before
+                .bytes()
+                .map(|byte| {
+                    if byte.is_ascii_alphanumeric() {
+                        (byte as char).to_string()
+                    } else {
+                        format!("%{byte:02X}")
+                    }
+                })
+                .collect();
+            path.push_str(&format!("&before={escaped}"));
+        }
+        self.get(&path).await
     }
 
     /// `GET /peers`.

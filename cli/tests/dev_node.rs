@@ -447,3 +447,57 @@ fn fees_are_reported_and_a_pending_transfer_is_replaced() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stderr.contains("at least 110"), "{stderr}");
 }
+
+#[test]
+fn history_lists_an_accounts_transfers_newest_first_a_page_at_a_time() {
+    let node = DevNode::start();
+    let dev1 = node.address("dev-1");
+    let mut sent = Vec::new();
+    for amount in 1..=3 {
+        let amount = amount.to_string();
+        let (code, stdout, stderr) = node.run(&[
+            "tx", "send", "--from", "dev-4", "--to", "dev-1", "--amount", &amount, "--wait",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let answer: Value = serde_json::from_str(&stdout).unwrap();
+        sent.push(answer["hash"].as_str().unwrap().to_string());
+    }
+    // Newest first, two per page, then the older page by its cursor.
+    let (code, text, stderr) = node.run(&["query", "history", "dev-1", "--limit", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains(&format!("2 transactions of {dev1}")),
+        "{text}"
+    );
+    let third = text.find(&sent[2]).expect("the newest is listed");
+    let second = text.find(&sent[1]).expect("the second newest is listed");
+    assert!(third < second, "newest first: {text}");
+    assert!(!text.contains(&sent[0]), "{text}");
+    assert!(text.contains("received"), "{text}");
+    let cursor = text
+        .lines()
+        .find_map(|line| line.split("--before ").nth(1))
+        .unwrap_or_else(|| panic!("no cursor in {text}"))
+        .trim()
+        .to_string();
+    let older = node
+        .query(&["history", &dev1, "--limit", "2", "--before", &cursor])
+        .unwrap();
+    let older_hashes: Vec<&str> = older["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(older_hashes, [sent[0].as_str()], "{older}");
+    assert!(older["next"].is_null(), "{older}");
+
+    // A cursor that is not one: the node's 400, said plainly.
+    let (code, _, stderr) = node.run(&["query", "history", "dev-1", "--before", "nope"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("not a history cursor"), "{stderr}");
+    let (code, _, stderr) = node.run(&["query", "history", "dev-1", "--limit", "0"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("limit"), "{stderr}");
+}

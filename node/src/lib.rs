@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod block_sync;
 pub mod config;
+pub mod consensus_view;
 mod error;
 pub mod home;
 pub mod host;

@@ -185,6 +185,10 @@ pub struct StatusView {
     pub lowest_height: u64,
 }
 
+fn committed() -> String {
+    "committed".into()
+}
+
 fn first_height() -> u64 {
     1
 }
@@ -221,6 +225,9 @@ pub struct ReadinessView {
 pub struct TransactionView {
     /// Transaction hash.
     pub hash: Hash,
+    /// Always `committed` (a pending one answers [`PendingStatusView`]).
+    #[serde(default = "committed")]
+    pub status: String,
     /// Height of its block.
     pub height: u64,
     /// Position in the block.
@@ -408,6 +415,12 @@ pub struct PeerView {
     pub peer_id: String,
     /// Address of the connection.
     pub address: String,
+    /// When this node connected to it (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_since: Option<u64>,
+    /// How long it has been connected, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_ms: Option<u64>,
 }
 
 /// `GET /mempool`
@@ -462,6 +475,176 @@ pub struct PendingTransactionView {
     /// The missing nonce it waits behind, if queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_behind_nonce: Option<u64>,
+    /// How long it has been pending, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_ms: Option<u64>,
+}
+
+/// Most entries `GET /mempool/transactions` returns (`limit` above it is
+/// lowered to it).
+pub const RPC_MEMPOOL_LIST_MAX: usize = 1_000;
+/// Entries `GET /mempool/transactions` returns without `limit`.
+pub const RPC_MEMPOOL_LIST_DEFAULT: usize = 100;
+
+/// `GET /mempool/transactions`: pending transactions, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MempoolTransactionsView {
+    /// Every pending transaction (executable plus queued), not only those
+    /// listed.
+    pub count: usize,
+    /// The oldest `limit`, oldest first.
+    pub transactions: Vec<PendingTransactionView>,
+}
+
+/// The query of `GET /mempool/transactions`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    /// Most entries.
+    pub limit: Option<usize>,
+}
+
+/// The proposer of the round in `GET /consensus`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProposerView {
+    /// Index in the validator set.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Operator address.
+    pub address: Address,
+}
+
+/// The votes for one value in `GET /consensus`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VoteValueView {
+    /// The block voted for (null: nil).
+    pub block: Option<Hash>,
+    /// The power of its voters.
+    pub power: u64,
+    /// Their indexes in the set.
+    pub validators: Vec<u32>,
+}
+
+/// Prevotes or precommits of the round in `GET /consensus`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConsensusVotesView {
+    /// Power of every validator seen voting (any value).
+    pub power: u64,
+    /// Validators seen voting.
+    pub voters: usize,
+    /// Per value voted for, most power first.
+    pub by_value: Vec<VoteValueView>,
+}
+
+/// `GET /consensus`: where this node's consensus stands.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConsensusStateView {
+    /// The height being decided.
+    pub height: u64,
+    /// The round.
+    pub round: u32,
+    /// `propose`, `prevote`, `precommit`, `decided`, `unstarted`, or
+    /// `waiting_for_transactions` (the node holds the height until
+    /// transactions arrive).
+    pub step: String,
+    /// The proposer of this height and round.
+    pub proposer: Option<ProposerView>,
+    /// The block proposed in this round, once this node has the proposal.
+    pub proposal: Option<Hash>,
+    /// The round of the block this node is locked on (null: none).
+    pub locked_round: Option<u32>,
+    /// The block it is locked on.
+    pub locked_block: Option<Hash>,
+    /// The round of its valid value (null: none).
+    pub valid_round: Option<u32>,
+    /// Total voting power of the height's set.
+    pub total_power: u64,
+    /// Power a quorum needs (more than two thirds).
+    pub quorum_power: u64,
+    /// Prevotes of this round.
+    pub prevotes: ConsensusVotesView,
+    /// Precommits of this round.
+    pub precommits: ConsensusVotesView,
+    /// This node's index in the set (null: not a validator of it).
+    pub validator_index: Option<u32>,
+    /// When the snapshot was taken (ms since the epoch).
+    pub updated_ms: u64,
+}
+
+/// Most entries one page of `GET /account/{address}/transactions` holds
+/// (`limit` above it is lowered to it).
+pub const RPC_HISTORY_PAGE_MAX: usize = cairn_store::HISTORY_PAGE_MAX;
+/// Entries a page of `GET /account/{address}/transactions` holds without
+/// `limit`.
+pub const RPC_HISTORY_PAGE_DEFAULT: usize = 20;
+
+/// One transaction of an account's history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryEntryView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Height of its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// `sent` (the account is the sender), `received` (the recipient of a
+    /// transfer) or `self` (a transfer to itself).
+    pub direction: String,
+    /// The signed transaction.
+    pub transaction: cairn_types::SignedTransaction,
+}
+
+/// `GET /account/{address}/transactions`: a page of an account's
+/// committed transactions, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// The account.
+    pub address: Address,
+    /// The transactions, newest first.
+    pub transactions: Vec<HistoryEntryView>,
+    /// The cursor of the next (older) page (`?before=`); null when this
+    /// page is the last.
+    pub next: Option<String>,
+    /// The lowest height this node holds history of (older history was
+    /// pruned, or precedes a state-sync restore).
+    pub lowest_height: u64,
+}
+
+/// The query of `GET /account/{address}/transactions`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Most entries to return (default [`RPC_HISTORY_PAGE_DEFAULT`], at
+    /// most [`RPC_HISTORY_PAGE_MAX`]).
+    pub limit: Option<usize>,
+    /// The `next` cursor of the previous page.
+    pub before: Option<String>,
+}
+
+/// The opaque cursor of a history position: the hex of its height (8
+/// bytes) and index (4 bytes), big-endian.
+pub fn history_cursor(height: u64, index: u32) -> String {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&height.to_be_bytes());
+    bytes[8..].copy_from_slice(&index.to_be_bytes());
+    hex::encode(bytes)
+}
+
+/// Parses a cursor made by [`history_cursor`].
+pub fn parse_history_cursor(text: &str) -> Result<(u64, u32), RpcError> {
+    let bad = || {
+        RpcError::malformed(format!(
+            "before={text:?} is not a history cursor; pass the `next` value of the previous page unchanged"
+        ))
+    };
+    if text.len() != 24 {
+        return Err(bad());
+    }
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    let height = u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?);
+    let index = u32::from_be_bytes(bytes[8..].try_into().map_err(|_| bad())?);
+    Ok((height, index))
 }
 
 /// A WebSocket event: one per committed block.
@@ -478,6 +661,40 @@ pub struct NewBlockEvent {
     pub time: u64,
     /// Transaction hashes in order.
     pub transactions: Vec<Hash>,
+    /// The accounts each transaction touches, in the same order (for the
+    /// account subscriptions; not sent to clients). Empty when no one
+    /// subscribed when the block committed.
+    #[serde(skip)]
+    pub parties: Arc<Vec<TransactionParties>>,
+}
+
+/// The accounts a committed transaction touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionParties {
+    /// The sender.
+    pub sender: Address,
+    /// The recipient of a transfer (`None` for the staking kinds).
+    pub recipient: Option<Address>,
+}
+
+impl TransactionParties {
+    /// The parties of `transaction`.
+    pub fn of(transaction: &cairn_types::Transaction) -> TransactionParties {
+        TransactionParties {
+            sender: transaction.sender_address(),
+            recipient: transaction.is_transfer().then_some(transaction.recipient),
+        }
+    }
+
+    /// How it touches `address`: `sent`, `received`, `self`, or `None`.
+    pub fn direction(&self, address: &Address) -> Option<&'static str> {
+        match (self.sender == *address, self.recipient == Some(*address)) {
+            (true, true) => Some("self"),
+            (true, false) => Some("sent"),
+            (false, true) => Some("received"),
+            (false, false) => None,
+        }
+    }
 }
 
 /// What the RPC needs from the node.
@@ -520,6 +737,16 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn block_by_hash(&self, hash: &Hash) -> Result<Option<BlockView>, RpcError>;
     /// An account.
     fn account(&self, address: &Address) -> Result<AccountView, RpcError>;
+    /// The committed transactions touching `address`, newest first: those
+    /// before position `before` (height, index), at most `limit`.
+    fn account_history(
+        &self,
+        _address: &Address,
+        _before: Option<(Height, u32)>,
+        _limit: usize,
+    ) -> Result<Vec<HistoryEntryView>, RpcError> {
+        Err(RpcError::not_found("this node keeps no account history"))
+    }
     /// A proof of the committed account (`None`: no such account).
     fn account_proof(&self, _address: &Address) -> Result<Option<AccountProofView>, RpcError> {
         Err(RpcError::not_found("this node does not serve proofs"))
@@ -554,6 +781,21 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn fees(&self) -> Result<FeesView, RpcError> {
         Err(RpcError::not_found("this node does not report fees"))
     }
+    /// At most `limit` pending transactions, oldest first, and the total
+    /// pending.
+    fn mempool_transactions(&self, _limit: usize) -> Result<MempoolTransactionsView, RpcError> {
+        Err(RpcError::not_found("this node does not list its mempool"))
+    }
+    /// `GET /genesis`: the chain's genesis file.
+    fn genesis(&self) -> Result<serde_json::Value, RpcError> {
+        Err(RpcError::not_found("this node does not serve its genesis"))
+    }
+    /// `GET /consensus`.
+    fn consensus(&self) -> Result<ConsensusStateView, RpcError> {
+        Err(RpcError::not_found(
+            "this node does not report its consensus state",
+        ))
+    }
     /// A pending transaction of the mempool.
     fn pending_transaction(
         &self,
@@ -584,12 +826,17 @@ pub fn router(backend: Backend) -> Router {
         .route("/block/hash/{hash}", get(block_by_hash))
         .route("/block/{height}", get(block_by_height))
         .route("/account/{address}", get(account))
+        .route("/account/{address}/transactions", get(account_history))
         .route("/header/{height}", get(header))
         .route("/certificate/{height}", get(certificate))
         .route("/validators", get(validators))
         .route("/peers", get(peers))
         .route("/mempool", get(mempool))
         .route("/mempool/tx/{hash}", get(pending_transaction))
+        .route("/mempool/transactions", get(mempool_transactions))
+        .route("/mempool/transactions/{hash}", get(pending_transaction))
+        .route("/genesis", get(genesis))
+        .route("/consensus", get(consensus))
         .route("/fees", get(fees))
         .route("/evidence", get(evidence))
         .route("/ws", get(websocket))
@@ -861,7 +1108,7 @@ async fn transaction(
     State(backend): State<Backend>,
     Path(hash): Path<String>,
     query: Result<axum::extract::Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<TransactionView>, RpcError> {
+) -> Result<Response, RpcError> {
     let hash = parse_hash(&hash)?;
     let axum::extract::Query(query) = query.map_err(|error| {
         RpcError::malformed(format!(
@@ -869,7 +1116,17 @@ async fn transaction(
             error.body_text()
         ))
     })?;
-    let mut view = backend.transaction(&hash)?.ok_or_else(|| {
+    let committed = backend.transaction(&hash)?;
+    if committed.is_none() && !query.prove {
+        // Pending in this node's mempool: 202, not a 404 (and not a 200,
+        // which says committed).
+        if let Some(pending) = backend.pending_transaction(&hash)? {
+            return Ok(
+                (StatusCode::ACCEPTED, Json(PendingStatusView::new(pending))).into_response(),
+            );
+        }
+    }
+    let mut view = committed.ok_or_else(|| {
         let lowest = backend.lowest_height();
         if lowest > 1 {
             // Its index entry may have been pruned with its block: a 404
@@ -884,7 +1141,32 @@ async fn transaction(
     if query.prove {
         view.proof = backend.inclusion_proof(Height(view.height), view.index)?;
     }
-    Ok(Json(view))
+    Ok(Json(view).into_response())
+}
+
+/// `GET /tx/{hash}` of a transaction pending in the mempool (status 202).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingStatusView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Always `pending`.
+    pub status: String,
+    /// The signed transaction.
+    pub transaction: cairn_types::SignedTransaction,
+    /// The missing nonce it waits behind, if queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_behind_nonce: Option<u64>,
+}
+
+impl PendingStatusView {
+    fn new(pending: PendingTransactionView) -> PendingStatusView {
+        PendingStatusView {
+            hash: pending.hash,
+            status: "pending".into(),
+            transaction: pending.transaction,
+            queued_behind_nonce: pending.queued_behind_nonce,
+        }
+    }
 }
 
 async fn block_by_height(
@@ -945,6 +1227,50 @@ async fn account(
         view.proof = Some(proof);
     }
     Ok(Json(view))
+}
+
+async fn account_history(
+    State(backend): State<Backend>,
+    Path(address): Path<String>,
+    query: Result<axum::extract::Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryView>, RpcError> {
+    let address =
+        Address::from_bech32(&address).map_err(|error| RpcError::malformed(error.to_string()))?;
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /account/cairn1.../transactions?limit=20&before=<next of the previous page>",
+            error.body_text()
+        ))
+    })?;
+    let limit = query.limit.unwrap_or(RPC_HISTORY_PAGE_DEFAULT);
+    if limit == 0 {
+        return Err(RpcError::malformed(format!(
+            "limit=0 asks for nothing; use 1 to {RPC_HISTORY_PAGE_MAX}"
+        )));
+    }
+    let limit = limit.min(RPC_HISTORY_PAGE_MAX);
+    let before = query
+        .before
+        .as_deref()
+        .map(parse_history_cursor)
+        .transpose()?
+        .map(|(height, index)| (Height(height), index));
+    let transactions = tokio::task::spawn_blocking({
+        let backend = backend.clone();
+        move || backend.account_history(&address, before, limit)
+    })
+    .await
+    .map_err(|error| RpcError::internal(format!("history task failed: {error}")))??;
+    let next = (transactions.len() == limit)
+        .then(|| transactions.last())
+        .flatten()
+        .map(|last| history_cursor(last.height, last.index));
+    Ok(Json(HistoryView {
+        address,
+        transactions,
+        next,
+        lowest_height: backend.lowest_height(),
+    }))
 }
 
 fn parse_height(text: &str) -> Result<Height, RpcError> {
@@ -1010,6 +1336,35 @@ async fn pending_transaction(
             "transaction {hash} is not pending in this node's mempool (committed, dropped, or never seen: GET /tx/{hash} finds a committed one)"
         ))
     })
+}
+
+async fn mempool_transactions(
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MempoolTransactionsView>, RpcError> {
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /mempool/transactions?limit=100",
+            error.body_text()
+        ))
+    })?;
+    let limit = query.limit.unwrap_or(RPC_MEMPOOL_LIST_DEFAULT);
+    if limit == 0 {
+        return Err(RpcError::malformed(format!(
+            "limit=0 asks for nothing; use 1 to {RPC_MEMPOOL_LIST_MAX}"
+        )));
+    }
+    backend
+        .mempool_transactions(limit.min(RPC_MEMPOOL_LIST_MAX))
+        .map(Json)
+}
+
+async fn genesis(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {
+    backend.genesis().map(Json)
+}
+
+async fn consensus(State(backend): State<Backend>) -> Result<Json<ConsensusStateView>, RpcError> {
+    backend.consensus().map(Json)
 }
 
 async fn evidence(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {
