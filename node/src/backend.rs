@@ -703,4 +703,8 @@ impl RpcBackend for NodeBackend {
     fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent> {
         self.ledger.subscribe()
     }
+
+    fn subscribe_drops(&self) -> Option<broadcast::Receiver<crate::mempool::DroppedTransaction>> {
+        Some(self.ledger.subscribe_drops())
+    }
 }

@@ -33,5 +33,6 @@ pub mod sign_state;
 pub mod snapshots;
 pub mod start;
 pub mod state_sync;
+pub mod subscriptions;
 
 pub use error::NodeError;

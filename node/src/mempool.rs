@@ -1487,6 +1487,59 @@ mod tests {
         assert_eq!(replacement_fee(1_000), 1_100);
     }
 
+    /// Every drop is reported once with its reason: replaced by fee,
+    /// invalidated by a block, expired in the queue.
+    #[test]
+    fn drops_are_reported_with_their_reason() {
+        let (pool, mut accounts, key) = setup();
+        let (sender, mut reports) = tokio::sync::broadcast::channel(16);
+        let mut pool = pool.with_drop_reports(sender);
+        let with = |nonce, fee| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient: Address([1; 20]),
+                amount: 1,
+                fee,
+                nonce,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
+            }
+            .sign(&key)
+            .to_bytes()
+        };
+        let first = pool.add_bytes(&with(2, 1), &accounts).unwrap();
+        let replacement = pool.add_bytes(&with(2, 5), &accounts).unwrap();
+        assert_eq!(
+            reports.try_recv().unwrap(),
+            DroppedTransaction {
+                hash: first,
+                reason: "replaced"
+            }
+        );
+        // A block moved the nonce past it (another transaction of nonce 2).
+        let queued = pool.add_bytes(&with(9, 1), &accounts).unwrap();
+        accounts.0.insert(key.address(), (90, 3));
+        pool.remove_committed(&[], &accounts);
+        assert_eq!(
+            reports.try_recv().unwrap(),
+            DroppedTransaction {
+                hash: replacement,
+                reason: "invalidated"
+            }
+        );
+        pool.expire_queued(Instant::now() + QUEUED_TTL_DEFAULT + Duration::from_secs(1));
+        assert_eq!(
+            reports.try_recv().unwrap(),
+            DroppedTransaction {
+                hash: queued,
+                reason: "expired"
+            }
+        );
+        assert!(reports.try_recv().is_err(), "each drop once");
+        assert!(pool.is_empty());
+    }
+
     /// The accounts of `Accounts`, and no others.
     struct NewAccounts<'a>(&'a Accounts);
 

@@ -9,10 +9,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     body::Bytes,
-    extract::{
-        ws::{Message, WebSocket, WebSocketUpgrade},
-        DefaultBodyLimit, Path, State,
-    },
+    extract::{ws::WebSocketUpgrade, DefaultBodyLimit, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -28,7 +25,7 @@ use crate::mempool::Rejection;
 pub const RPC_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most transactions in one `POST /txs`.
 pub const RPC_BATCH_TRANSACTIONS_MAX: usize = 10_000;
-/// Largest WebSocket message accepted from a client (clients only listen).
+/// Largest WebSocket message accepted from a client (a subscription).
 pub const RPC_WEBSOCKET_MESSAGE_BYTES_MAX: usize = 4 * 1024;
 
 /// An error the RPC reports, with its HTTP status.
@@ -807,6 +804,11 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn evidence(&self) -> Result<Vec<cairn_types::Evidence>, RpcError>;
     /// A stream of new blocks.
     fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent>;
+    /// A stream of transactions dropped from the mempool uncommitted
+    /// (`None`: this node does not report drops).
+    fn subscribe_drops(&self) -> Option<broadcast::Receiver<crate::mempool::DroppedTransaction>> {
+        None
+    }
 }
 
 type Backend = Arc<dyn RpcBackend>;
@@ -1383,43 +1385,10 @@ async fn websocket(
             "{RPC_WEBSOCKETS_MAX} WebSocket subscriptions are open, the limit; retry later"
         ),
     })?;
-    let events = backend.subscribe();
     Ok(upgrade
         .max_message_size(RPC_WEBSOCKET_MESSAGE_BYTES_MAX)
         .on_upgrade(move |socket| async move {
-            stream_blocks(socket, events).await;
+            crate::subscriptions::serve(socket, backend).await;
             drop(slot);
         }))
-}
-
-/// Sends every new block to the client until it goes away. A client that
-/// falls so far behind that the bounded channel drops events is told so
-/// and disconnected, rather than silently missing blocks.
-async fn stream_blocks(mut socket: WebSocket, mut events: broadcast::Receiver<NewBlockEvent>) {
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => {
-                    let Ok(text) = serde_json::to_string(&event) else { return };
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let notice = serde_json::json!({
-                        "type": "lagged",
-                        "missed": missed,
-                        "message": "this subscriber fell behind and missed blocks; reconnect and query /block to catch up"
-                    });
-                    let _ = socket.send(Message::Text(notice.to_string().into())).await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
 }
