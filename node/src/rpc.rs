@@ -1031,23 +1031,143 @@ fn parse_transaction_hex(text: &str) -> Result<Vec<u8>, RpcError> {
     })
 }
 
-async fn submit_one(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
+/// Longest `POST /tx?wait=commit` waits for the commit (then 504
+/// `commit_timeout`; the transaction stays pending).
+pub const RPC_WAIT_COMMIT_TIMEOUT_MS: u64 = 20_000;
+
+/// The query of `POST /tx`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// `commit`: answer once the transaction is in a block.
+    pub wait: Option<String>,
+}
+
+async fn submit_one(
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response, RpcError> {
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write POST /tx or POST /tx?wait=commit",
+            error.body_text()
+        ))
+    })?;
+    let wait = match query.wait.as_deref() {
+        None => false,
+        Some("commit") => true,
+        Some(other) => {
+            return Err(RpcError::malformed(format!(
+                "wait={other:?} is not known; the one value is wait=commit"
+            )))
+        }
+    };
     let request: SubmitOne = parse_json(body, r#"{"tx": "<hex>"}"#)?;
     let bytes = parse_transaction_hex(&request.tx)?;
+    // Subscribed before submitting, so the commit cannot be missed.
+    let mut events = wait.then(|| (backend.subscribe(), backend.subscribe_drops()));
+    let submitter = Arc::clone(&backend);
     let (result, queued_behind) = tokio::task::spawn_blocking(move || {
-        let result = backend
+        let result = submitter
             .submit(&[bytes])
             .pop()
             .unwrap_or_else(|| Err(RpcError::internal("no result for the transaction")));
         let queued_behind = match &result {
-            Ok(hash) => backend.queued_behind(&[*hash]).pop().flatten(),
+            Ok(hash) => submitter.queued_behind(&[*hash]).pop().flatten(),
             Err(_) => None,
         };
         (result, queued_behind)
     })
     .await
     .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?;
-    result.map(|hash| Json(HashBody::new(hash, queued_behind)).into_response())
+    let hash = result?;
+    match events.take() {
+        None => Ok(Json(HashBody::new(hash, queued_behind)).into_response()),
+        Some((blocks, drops)) => wait_for_commit(&backend, hash, blocks, drops)
+            .await
+            .map(|body| Json(body).into_response()),
+    }
+}
+
+/// `POST /tx?wait=commit`: where the transaction committed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommittedBody {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Always `committed`.
+    pub status: String,
+    /// Height of its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// Waits (at most [`RPC_WAIT_COMMIT_TIMEOUT_MS`]) for `hash` to commit
+/// or leave the mempool.
+async fn wait_for_commit(
+    backend: &Backend,
+    hash: Hash,
+    mut blocks: broadcast::Receiver<NewBlockEvent>,
+    mut drops: Option<broadcast::Receiver<crate::mempool::DroppedTransaction>>,
+) -> Result<CommittedBody, RpcError> {
+    let committed = |height: u64, index: u32| CommittedBody {
+        hash,
+        status: "committed".into(),
+        height,
+        index,
+    };
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(RPC_WAIT_COMMIT_TIMEOUT_MS);
+    loop {
+        let next_drop = async {
+            match drops.as_mut() {
+                Some(drops) => drops.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(RpcError {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    code: "commit_timeout".into(),
+                    message: format!(
+                        "transaction {hash} was accepted but not committed within {RPC_WAIT_COMMIT_TIMEOUT_MS} ms; it may still commit: GET /tx/{hash} (202 while pending)"
+                    ),
+                });
+            }
+            event = blocks.recv() => match event {
+                Ok(event) => {
+                    if let Some(index) = event.transactions.iter().position(|tx| *tx == hash) {
+                        return Ok(committed(event.height, u32::try_from(index).unwrap_or(u32::MAX)));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed blocks: ask the store.
+                    if let Some(view) = backend.transaction(&hash)? {
+                        return Ok(committed(view.height, view.index));
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(RpcError::internal("the node is shutting down"));
+                }
+            },
+            dropped = next_drop => match dropped {
+                Ok(dropped) if dropped.hash == hash => {
+                    return Err(RpcError {
+                        status: StatusCode::CONFLICT,
+                        code: "dropped".into(),
+                        message: format!(
+                            "transaction {hash} left the mempool uncommitted ({}); see cairn_mempool_dropped_total in node/RPC.md",
+                            dropped.reason
+                        ),
+                    });
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => drops = None,
+            },
+        }
+    }
 }
 
 async fn submit_many(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {

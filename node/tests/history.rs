@@ -302,6 +302,61 @@ fn other_reads(rpc: &str, chain: &ChainId, alice: &Keypair, root: &tempfile::Tem
         "{served}"
     );
 
+    // POST /tx?wait=commit answers once the transaction is in a block...
+    let (hash, hex) = transfer(chain, alice, alice.address(), committed_nonce);
+    let body = serde_json::json!({ "tx": hex }).to_string();
+    let (code, answer) = http_request(rpc, "POST", "/tx?wait=commit", Some(&body));
+    assert_eq!(code, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["status"], "committed", "{answer}");
+    assert_eq!(answer["hash"], hash.as_str());
+    let (height, index) = wait_committed(rpc, &hash);
+    assert_eq!(
+        (answer["height"].as_u64(), answer["index"].as_u64()),
+        (Some(height), Some(index))
+    );
+    // ... or with 409 `dropped` when it leaves the mempool (replaced here).
+    let nonce = committed_nonce + 10;
+    let (_, hex) = transfer(chain, alice, alice.address(), nonce);
+    let waiting = {
+        let rpc = rpc.to_string();
+        let body = serde_json::json!({ "tx": hex }).to_string();
+        std::thread::spawn(move || http_request(&rpc, "POST", "/tx?wait=commit", Some(&body)))
+    };
+    let started = Instant::now();
+    while get_json(rpc, "/mempool")["count"] != 4 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the waiting submission never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let replacement = Transaction {
+        chain_id: chain.clone(),
+        sender: alice.public_key(),
+        recipient: alice.address(),
+        amount: 10 + nonce,
+        fee: 50,
+        nonce,
+        memo: String::new(),
+        kind: cairn_types::TransactionKind::Transfer,
+    }
+    .sign(alice);
+    submit_batch(rpc, &[hex::encode(replacement.to_bytes())]);
+    let (code, answer) = waiting.join().unwrap();
+    assert_eq!(code, 409, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["error"]["code"], "dropped", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replaced"),
+        "{answer}"
+    );
+    let (code, answer) = http_request(rpc, "POST", "/tx?wait=soon", Some(&body));
+    assert_eq!(code, 400, "{answer}");
+
     // The one validator of the dev chain holds all the power.
     let consensus = get_json(rpc, "/consensus");
     assert_eq!(
