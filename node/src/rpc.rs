@@ -813,35 +813,76 @@ pub trait RpcBackend: Send + Sync + 'static {
 
 type Backend = Arc<dyn RpcBackend>;
 
-/// The router of the RPC API over `backend`.
+/// Every route of the API, `(method, path)`, in the order node/RPC.md
+/// lists them: the router is built from this list ([`router`]), and a test
+/// checks it against the route table of node/RPC.md, so neither drifts.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/status"),
+    ("GET", "/genesis"),
+    ("GET", "/consensus"),
+    ("POST", "/tx"),
+    ("POST", "/txs"),
+    ("GET", "/tx/{hash}"),
+    ("GET", "/block/{height}"),
+    ("GET", "/block/hash/{hash}"),
+    ("GET", "/header/{height}"),
+    ("GET", "/certificate/{height}"),
+    ("GET", "/account/{address}"),
+    ("GET", "/account/{address}/transactions"),
+    ("GET", "/validators"),
+    ("GET", "/peers"),
+    ("GET", "/mempool"),
+    ("GET", "/mempool/transactions"),
+    ("GET", "/mempool/transactions/{hash}"),
+    ("GET", "/mempool/tx/{hash}"),
+    ("GET", "/fees"),
+    ("GET", "/evidence"),
+    ("GET", "/ws"),
+];
+
+/// The handler of a route of [`ROUTES`] (`None`: no such route).
+fn route_handler(method: &str, path: &str) -> Option<axum::routing::MethodRouter<Backend>> {
+    Some(match (method, path) {
+        ("GET", "/health") => get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        ("GET", "/ready") => get(ready),
+        ("GET", "/status") => get(status),
+        ("GET", "/genesis") => get(genesis),
+        ("GET", "/consensus") => get(consensus),
+        ("POST", "/tx") => post(submit_one),
+        ("POST", "/txs") => post(submit_many),
+        ("GET", "/tx/{hash}") => get(transaction),
+        ("GET", "/block/{height}") => get(block_by_height),
+        ("GET", "/block/hash/{hash}") => get(block_by_hash),
+        ("GET", "/header/{height}") => get(header),
+        ("GET", "/certificate/{height}") => get(certificate),
+        ("GET", "/account/{address}") => get(account),
+        ("GET", "/account/{address}/transactions") => get(account_history),
+        ("GET", "/validators") => get(validators),
+        ("GET", "/peers") => get(peers),
+        ("GET", "/mempool") => get(mempool),
+        ("GET", "/mempool/transactions") => get(mempool_transactions),
+        ("GET", "/mempool/transactions/{hash}") | ("GET", "/mempool/tx/{hash}") => {
+            get(pending_transaction)
+        }
+        ("GET", "/fees") => get(fees),
+        ("GET", "/evidence") => get(evidence),
+        ("GET", "/ws") => get(websocket),
+        _ => return None,
+    })
+}
+
+/// The router of the RPC API over `backend`: the routes of [`ROUTES`].
 pub fn router(backend: Backend) -> Router {
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/ready", get(ready))
-        .route("/status", get(status))
-        .route("/tx", post(submit_one))
-        .route("/txs", post(submit_many))
-        .route("/tx/{hash}", get(transaction))
-        .route("/block/hash/{hash}", get(block_by_hash))
-        .route("/block/{height}", get(block_by_height))
-        .route("/account/{address}", get(account))
-        .route("/account/{address}/transactions", get(account_history))
-        .route("/header/{height}", get(header))
-        .route("/certificate/{height}", get(certificate))
-        .route("/validators", get(validators))
-        .route("/peers", get(peers))
-        .route("/mempool", get(mempool))
-        .route("/mempool/tx/{hash}", get(pending_transaction))
-        .route("/mempool/transactions", get(mempool_transactions))
-        .route("/mempool/transactions/{hash}", get(pending_transaction))
-        .route("/genesis", get(genesis))
-        .route("/consensus", get(consensus))
-        .route("/fees", get(fees))
-        .route("/evidence", get(evidence))
-        .route("/ws", get(websocket))
+    let mut router = Router::new();
+    for (method, path) in ROUTES {
+        // Every entry has a handler (a unit test checks it).
+        if let Some(handler) = route_handler(method, path) {
+            router = router.route(path, handler);
+        }
+    }
+    router
         .fallback(|| async { RpcError::not_found("no such endpoint; see node/RPC.md for the API") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             RpcError {
@@ -1511,4 +1552,94 @@ async fn websocket(
             crate::subscriptions::serve(socket, backend).await;
             drop(slot);
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `(method, path)` rows of the route table of node/RPC.md: lines
+    /// `| GET | /path | ... |`.
+    fn documented_routes() -> Vec<(String, String)> {
+        include_str!("../RPC.md")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let method = cells.get(1)?.trim_matches('`');
+                let path = cells.get(2)?.trim_matches('`');
+                (["GET", "POST"].contains(&method) && path.starts_with('/'))
+                    .then(|| (method.to_string(), path.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_route_has_a_handler_and_is_listed_once() {
+        for (method, path) in ROUTES {
+            assert!(
+                route_handler(method, path).is_some(),
+                "{method} {path} has no handler"
+            );
+        }
+        let mut unique: Vec<_> = ROUTES.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ROUTES.len(), "a route is listed twice");
+        assert!(route_handler("GET", "/nope").is_none());
+    }
+
+    #[test]
+    fn the_route_table_of_rpc_md_is_the_router() {
+        let documented = documented_routes();
+        let routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(
+            documented, routes,
+            "node/RPC.md's route table and rpc::ROUTES differ: keep them the same, in the same order"
+        );
+    }
+
+    /// The RPC's own error codes and their statuses (the mempool's
+    /// rejections aside): each is in node/RPC.md's error table on the row
+    /// of its status.
+    #[test]
+    fn error_statuses_are_documented() {
+        let codes: &[(u16, &str)] = &[
+            (400, "malformed_request"),
+            (400, "malformed_transaction"),
+            (400, "too_large"),
+            (404, "not_found"),
+            (405, "method_not_allowed"),
+            (409, "dropped"),
+            (410, "pruned"),
+            (413, "body_too_large"),
+            (500, "internal"),
+            (503, "catching_up"),
+            (503, "not_ready"),
+            (503, "too_many_subscriptions"),
+            (504, "commit_timeout"),
+        ];
+        let doc = include_str!("../RPC.md");
+        for (status, code) in codes {
+            let row = doc
+                .lines()
+                .find(|line| line.starts_with(&format!("| {status} |")))
+                .unwrap_or_else(|| panic!("node/RPC.md has no error row for {status}"));
+            assert!(
+                row.contains(&format!("`{code}`")),
+                "node/RPC.md's {status} row does not name `{code}`: {row}"
+            );
+        }
+        assert_eq!(RpcError::internal("x").status.as_u16(), 500);
+        assert_eq!(RpcError::pruned(1, 2).status.as_u16(), 410);
+        assert_eq!(
+            parse_transaction_hex(&"00".repeat(cairn_types::limits::TRANSACTION_BYTES_MAX + 1))
+                .unwrap_err()
+                .status
+                .as_u16(),
+            400
+        );
+    }
 }
