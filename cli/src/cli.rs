@@ -580,6 +580,22 @@ pub enum QueryCommand {
         #[arg(long, value_name = "N")]
         height: Option<u64>,
     },
+    /// An account's committed transactions (sent, and transfers received),
+    /// newest first, a page at a time.
+    History {
+        /// The address (cairn1...) or the name of a key in the keyring.
+        #[arg(value_parser = parse_account, value_name = "ADDRESS|KEY")]
+        address: AccountRef,
+        /// The keyring a key name is looked up in [default: see `cairn keys --help`].
+        #[arg(long, value_name = "DIR", env = "CAIRN_KEYRING_DIR")]
+        keyring_dir: Option<PathBuf>,
+        /// Most transactions to show (the node returns at most 100 per page).
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100))]
+        limit: u64,
+        /// Show the page older than this cursor (the `next` a previous page printed).
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
+    },
     /// The node's connected peers.
     Peers,
     /// The node's mempool: pending transactions, bytes, and the fee that

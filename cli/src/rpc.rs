@@ -3,7 +3,7 @@
 //! bounded ([`RPC_RESPONSE_BYTES_MAX`], [`WS_MESSAGE_BYTES_MAX`]).
 
 use cairn_types::{Address, Hash, SignedTransaction};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::Value;
 use tokio_tungstenite::{
@@ -187,6 +187,9 @@ pub struct TransferJson {
     /// Memo.
     #[serde(default)]
     pub memo: String,
+    /// What it does (`"transfer"`, or an object naming a staking kind).
+    #[serde(default)]
+    pub kind: Value,
 }
 
 /// A signed transfer in `GET /tx/{hash}`.
@@ -209,6 +212,36 @@ pub struct CommittedTransaction {
     pub index: u64,
     /// The transfer.
     pub transaction: SignedTransferJson,
+}
+
+/// One entry of `GET /account/{address}/transactions`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HistoryEntry {
+    /// The transaction hash (hex).
+    pub hash: String,
+    /// Height of its block.
+    pub height: u64,
+    /// Its index in the block.
+    pub index: u64,
+    /// `sent`, `received` or `self`.
+    pub direction: String,
+    /// The transaction.
+    pub transaction: SignedTransferJson,
+}
+
+/// `GET /account/{address}/transactions`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct History {
+    /// The account.
+    pub address: String,
+    /// Newest first.
+    pub transactions: Vec<HistoryEntry>,
+    /// The cursor of the next, older page.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// The lowest height the node holds history of.
+    #[serde(default)]
+    pub lowest_height: u64,
 }
 
 /// A block header in `GET /block/...`.
@@ -474,10 +507,16 @@ impl NodeClient {
         }
     }
 
-    /// `GET /tx/{hash}`; `None` while it is not in a committed block.
+    /// `GET /tx/{hash}`; `None` while it is not in a committed block
+    /// (404, or `"status": "pending"` while in the node's mempool).
     pub async fn transaction(&self, hash: &Hash) -> Result<Option<(CommittedTransaction, Value)>> {
-        match self.get(&format!("/tx/{}", hash.to_hex())).await {
-            Ok(found) => Ok(Some(found)),
+        let path = format!("/tx/{}", hash.to_hex());
+        match self.get_json(&path).await {
+            Ok(value) if value["status"] == "pending" => Ok(None),
+            Ok(value) => {
+                let typed = self.decode(&format!("GET {path}"), value.clone())?;
+                Ok(Some((typed, value)))
+            }
             Err(CliError::NodeError { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -489,6 +528,33 @@ impl NodeClient {
             Some(height) => self.get(&format!("/validators?height={height}")).await,
             None => self.get("/validators").await,
         }
+    }
+
+    /// `GET /account/{address}/transactions`: a page of the account's
+    /// history, newest first.
+    pub async fn history(
+        &self,
+        address: &Address,
+        limit: u64,
+        before: Option<&str>,
+    ) -> Result<(History, Value)> {
+        let mut path = format!("/account/{address}/transactions?limit={limit}");
+        if let Some(before) = before {
+            // A cursor is hex; anything else is refused by the node, and
+            // must not change the query.
+            let escaped: String = before
+                .bytes()
+                .map(|byte| {
+                    if byte.is_ascii_alphanumeric() {
+                        (byte as char).to_string()
+                    } else {
+                        format!("%{byte:02X}")
+                    }
+                })
+                .collect();
+            path.push_str(&format!("&before={escaped}"));
+        }
+        self.get(&path).await
     }
 
     /// `GET /peers`.
@@ -690,7 +756,115 @@ pub struct BlockSubscription {
     stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
+/// What the WebSocket tells a transaction subscriber.
+#[derive(Clone, Debug)]
+pub enum TransactionEvent {
+    /// A block (the default stream of a node without subscriptions).
+    Block(NewBlock),
+    /// The subscribed transaction committed here.
+    Committed {
+        /// Height of its block.
+        height: u64,
+        /// Its index in the block.
+        index: u64,
+    },
+    /// It left the node's mempool uncommitted, for this reason.
+    Dropped {
+        /// `evicted`, `expired`, `invalidated`, `replaced` or `unknown`.
+        reason: String,
+    },
+}
+
 impl BlockSubscription {
+    /// Subscribes this connection to one transaction: the node sends one
+    /// event when it commits or leaves the mempool (a node without
+    /// subscriptions ignores the request and keeps sending blocks).
+    pub async fn subscribe_transaction(&mut self, hash: &Hash) -> Result<()> {
+        let request = serde_json::json!({"subscribe": "tx", "hash": hash.to_hex()});
+        self.stream
+            .send(Message::Text(request.to_string().into()))
+            .await
+            .map_err(|error| CliError::BadResponse {
+                url: self.url.clone(),
+                what: "the WebSocket /ws".to_string(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// The next block, or the next event of the transaction subscribed to
+    /// (by [`BlockSubscription::subscribe_transaction`]); `None` once the
+    /// node closed the stream.
+    pub async fn next_transaction_event(
+        &mut self,
+        hash: &Hash,
+    ) -> Result<Option<TransactionEvent>> {
+        loop {
+            let Some(value) = self.next_value().await? else {
+                return Ok(None);
+            };
+            let bad = |error: serde_json::Error| CliError::BadResponse {
+                url: self.url.clone(),
+                what: "a WebSocket /ws message".to_string(),
+                reason: error.to_string(),
+            };
+            match value.get("type").and_then(Value::as_str) {
+                Some("new_block") => {
+                    return serde_json::from_value(value)
+                        .map(|block| Some(TransactionEvent::Block(block)))
+                        .map_err(bad)
+                }
+                Some("tx")
+                    if value["hash"]
+                        .as_str()
+                        .is_some_and(|text| text.eq_ignore_ascii_case(&hash.to_hex())) =>
+                {
+                    return Ok(Some(match value["status"].as_str() {
+                        Some("committed") => TransactionEvent::Committed {
+                            height: value["height"].as_u64().unwrap_or_default(),
+                            index: value["index"].as_u64().unwrap_or_default(),
+                        },
+                        _ => TransactionEvent::Dropped {
+                            reason: value["reason"].as_str().unwrap_or("unknown").to_string(),
+                        },
+                    }))
+                }
+                Some("lagged") => return Ok(None),
+                // Acknowledgements, errors and later kinds are skipped.
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next JSON text message; `None` once the node closed the stream.
+    async fn next_value(&mut self) -> Result<Option<Value>> {
+        loop {
+            let message = match self.stream.next().await {
+                None => return Ok(None),
+                Some(Err(error)) => {
+                    return Err(CliError::BadResponse {
+                        url: self.url.clone(),
+                        what: "the WebSocket /ws".to_string(),
+                        reason: error.to_string(),
+                    })
+                }
+                Some(Ok(message)) => message,
+            };
+            let text = match message {
+                Message::Text(text) => text,
+                Message::Close(_) => return Ok(None),
+                // Pings are answered by tungstenite; nothing else is used.
+                _ => continue,
+            };
+            return serde_json::from_str(text.as_str())
+                .map(Some)
+                .map_err(|error| CliError::BadResponse {
+                    url: self.url.clone(),
+                    what: "a WebSocket /ws message".to_string(),
+                    reason: error.to_string(),
+                });
+        }
+    }
+
     /// The next `new_block` event; `None` once the node closed the stream.
     pub async fn next_block(&mut self) -> Result<Option<NewBlock>> {
         loop {

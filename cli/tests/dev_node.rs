@@ -467,3 +467,112 @@ fn fees_are_reported_and_a_pending_transfer_is_replaced() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stderr.contains("at least 110"), "{stderr}");
 }
+
+/// `GET path` of the node's RPC as JSON (`None` on any failure).
+fn get_json(rpc: &str, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let authority = rpc.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+#[test]
+fn history_lists_an_accounts_transfers_newest_first_a_page_at_a_time() {
+    let node = DevNode::start();
+    let dev1 = node.address("dev-1");
+    let mut sent = Vec::new();
+    for amount in 1..=3 {
+        let amount = amount.to_string();
+        let (code, stdout, stderr) = node.run(&[
+            "tx", "send", "--from", "dev-4", "--to", "dev-1", "--amount", &amount, "--wait",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let answer: Value = serde_json::from_str(&stdout).unwrap();
+        sent.push(answer["hash"].as_str().unwrap().to_string());
+    }
+    // Newest first, two per page, then the older page by its cursor.
+    let (code, text, stderr) = node.run(&["query", "history", "dev-1", "--limit", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains(&format!("2 transactions of {dev1}")),
+        "{text}"
+    );
+    let third = text.find(&sent[2]).expect("the newest is listed");
+    let second = text.find(&sent[1]).expect("the second newest is listed");
+    assert!(third < second, "newest first: {text}");
+    assert!(!text.contains(&sent[0]), "{text}");
+    assert!(text.contains("received"), "{text}");
+    let cursor = text
+        .lines()
+        .find_map(|line| line.split("--before ").nth(1))
+        .unwrap_or_else(|| panic!("no cursor in {text}"))
+        .trim()
+        .to_string();
+    let older = node
+        .query(&["history", &dev1, "--limit", "2", "--before", &cursor])
+        .unwrap();
+    let older_hashes: Vec<&str> = older["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(older_hashes, [sent[0].as_str()], "{older}");
+    assert!(older["next"].is_null(), "{older}");
+
+    // A cursor that is not one: the node's 400, said plainly.
+    let (code, _, stderr) = node.run(&["query", "history", "dev-1", "--before", "nope"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("not a history cursor"), "{stderr}");
+    let (code, _, stderr) = node.run(&["query", "history", "dev-1", "--limit", "0"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("limit"), "{stderr}");
+
+    // `tx send --wait` of a transfer the node then drops (replaced by a
+    // higher fee): the wait ends at once with the node's reason.
+    let waiting = {
+        let mut command = node.cairn();
+        command.args([
+            "tx",
+            "send",
+            "--from",
+            "dev-5",
+            "--to",
+            "dev-1",
+            "--amount",
+            "5",
+            "--nonce",
+            "3",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--node",
+            &node.rpc,
+        ]);
+        thread::spawn(move || run(&mut command))
+    };
+    let hash = node.wait("the waited transfer to be pending", || {
+        let listed = get_json(&node.rpc, "/mempool/transactions")?;
+        listed["transactions"][0]["hash"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let (code, _, stderr) = node.run(&["tx", "replace", &hash, "--fee", "100", "--from", "dev-5"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = waiting.join().unwrap();
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("dropped") && stderr.contains("replaced"),
+        "{stderr}"
+    );
+}

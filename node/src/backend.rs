@@ -14,9 +14,9 @@ use crate::{
     ledger::Ledger,
     metrics::Metrics,
     rpc::{
-        AccountProofView, AccountView, BlockView, CandidateView, InclusionProofView, MempoolView,
-        NewBlockEvent, PeerView, ReadinessView, RpcBackend, RpcError, StatusView, TransactionView,
-        UnbondingView, ValidatorView, ValidatorsView,
+        AccountProofView, AccountView, BlockView, CandidateView, HistoryEntryView,
+        InclusionProofView, MempoolView, NewBlockEvent, PeerView, ReadinessView, RpcBackend,
+        RpcError, StatusView, TransactionView, UnbondingView, ValidatorView, ValidatorsView,
     },
     runtime::GossipQueue,
 };
@@ -147,6 +147,7 @@ pub struct NodeBackend {
     readiness: Option<ReadinessPolicy>,
     snapshots: Option<Arc<crate::snapshots::Snapshots>>,
     state_sync: Option<Arc<crate::state_sync::StateSyncStatus>>,
+    consensus: Option<Arc<crate::consensus_view::ConsensusBoard>>,
 }
 
 impl NodeBackend {
@@ -160,7 +161,15 @@ impl NodeBackend {
             readiness: None,
             snapshots: None,
             state_sync: None,
+            consensus: None,
         }
+    }
+
+    /// Answers `GET /consensus` from what the consensus loop publishes on
+    /// `board`.
+    pub fn with_consensus(mut self, board: Arc<crate::consensus_view::ConsensusBoard>) -> Self {
+        self.consensus = Some(board);
+        self
     }
 
     /// A 404 that says why for a height below what a state sync kept (the
@@ -363,6 +372,7 @@ impl RpcBackend for NodeBackend {
             .map_err(store_error)?
             .map(|record| TransactionView {
                 hash: *hash,
+                status: "committed".into(),
                 height: record.height.0,
                 index: record.index,
                 transaction: record.transaction,
@@ -454,6 +464,39 @@ impl RpcBackend for NodeBackend {
             }
             view
         })
+    }
+
+    fn account_history(
+        &self,
+        address: &Address,
+        before: Option<(Height, u32)>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntryView>, RpcError> {
+        let entries = self
+            .ledger
+            .store()
+            .account_history(address, before, limit)
+            .map_err(store_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                let sender = entry.transaction.transaction.sender_address();
+                let received = entry.transaction.transaction.is_transfer()
+                    && entry.transaction.transaction.recipient == *address;
+                let direction = match (sender == *address, received) {
+                    (true, true) => "self",
+                    (false, true) => "received",
+                    _ => "sent",
+                };
+                HistoryEntryView {
+                    hash: entry.hash,
+                    height: entry.height.0,
+                    index: entry.index,
+                    direction: direction.into(),
+                    transaction: entry.transaction,
+                }
+            })
+            .collect())
     }
 
     fn account_proof(&self, address: &Address) -> Result<Option<AccountProofView>, RpcError> {
@@ -562,7 +605,16 @@ impl RpcBackend for NodeBackend {
     }
 
     fn peers(&self) -> Result<Vec<PeerView>, RpcError> {
-        Ok(self.network.peers())
+        let now = crate::runtime::system_now().as_millis();
+        Ok(self
+            .network
+            .peers()
+            .into_iter()
+            .map(|mut peer| {
+                peer.connected_ms = peer.connected_since.map(|since| now.saturating_sub(since));
+                peer
+            })
+            .collect())
     }
 
     fn mempool(&self) -> Result<MempoolView, RpcError> {
@@ -601,8 +653,50 @@ impl RpcBackend for NodeBackend {
                     .queued_behind(std::slice::from_ref(hash))
                     .pop()
                     .flatten(),
+                pending_ms: None,
             }
         }))
+    }
+
+    fn mempool_transactions(
+        &self,
+        limit: usize,
+    ) -> Result<crate::rpc::MempoolTransactionsView, RpcError> {
+        let (count, listed) = self.ledger.mempool_oldest(limit);
+        Ok(crate::rpc::MempoolTransactionsView {
+            count,
+            transactions: listed
+                .into_iter()
+                .map(|(hash, transaction, queued_behind_nonce, age)| {
+                    crate::rpc::PendingTransactionView {
+                        hash,
+                        transaction,
+                        queued_behind_nonce,
+                        pending_ms: Some(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    fn genesis(&self) -> Result<serde_json::Value, RpcError> {
+        serde_json::to_value(self.ledger.genesis().to_file())
+            .map_err(|error| RpcError::internal(format!("cannot encode the genesis: {error}")))
+    }
+
+    fn consensus(&self) -> Result<crate::rpc::ConsensusStateView, RpcError> {
+        let board = self
+            .consensus
+            .as_ref()
+            .ok_or_else(|| RpcError::not_found("this node runs no consensus loop to report on"))?;
+        board
+            .latest()
+            .map(|view| (*view).clone())
+            .ok_or_else(|| RpcError {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                code: "not_ready".into(),
+                message: "consensus has not started yet; retry in a moment".into(),
+            })
     }
 
     fn evidence(&self) -> Result<Vec<Evidence>, RpcError> {
@@ -611,5 +705,9 @@ impl RpcBackend for NodeBackend {
 
     fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent> {
         self.ledger.subscribe()
+    }
+
+    fn subscribe_drops(&self) -> Option<broadcast::Receiver<crate::mempool::DroppedTransaction>> {
+        Some(self.ledger.subscribe_drops())
     }
 }

@@ -378,6 +378,11 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         self.driver.round_state()
     }
 
+    /// The driver (read only: the consensus view of the RPC).
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
     /// The driver, for tests and the simulator's fault switches.
     pub fn driver_mut(&mut self) -> &mut Driver {
         &mut self.driver

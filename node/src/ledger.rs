@@ -294,6 +294,8 @@ pub struct Ledger {
     /// Signalled when admission adds transactions (wakes a held height).
     arrivals: tokio::sync::Notify,
     events: broadcast::Sender<NewBlockEvent>,
+    /// Transactions dropped from the mempool uncommitted.
+    drops: broadcast::Sender<crate::mempool::DroppedTransaction>,
     metrics: Arc<Metrics>,
     /// (height, validator) of the evidence recorded by the last
     /// [`EVIDENCE_AGE_MAX_BLOCKS`] blocks: a block may not record it again.
@@ -501,8 +503,10 @@ impl Ledger {
         let genesis_hash = genesis.hash();
         let (committed, recorded_evidence) = load_committed(&genesis, store.as_ref())?;
         metrics.set_height(committed.tip.height.0);
+        let drops = broadcast::channel(crate::mempool::DROP_REPORTS_MAX).0;
         let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits)
-            .with_fee_rules(genesis.fee_params, mempool_limits.min_fee);
+            .with_fee_rules(genesis.fee_params, mempool_limits.min_fee)
+            .with_drop_reports(drops.clone());
         Ok(Ledger {
             genesis,
             genesis_hash,
@@ -515,6 +519,7 @@ impl Ledger {
             admission_lock: Mutex::new(()),
             arrivals: tokio::sync::Notify::new(),
             events: broadcast::channel(NEW_BLOCK_EVENTS_MAX).0,
+            drops,
             metrics,
             recorded_evidence: Mutex::new(recorded_evidence),
             fee_history: Mutex::new(VecDeque::with_capacity(FEE_HISTORY_BLOCKS_MAX)),
@@ -801,6 +806,28 @@ impl Ledger {
         lock(&self.mempool).get(hash).cloned()
     }
 
+    /// The total pending and at most `limit` pending transactions, oldest
+    /// first (see [`crate::mempool::Mempool::oldest`]).
+    #[allow(clippy::type_complexity)]
+    pub fn mempool_oldest(
+        &self,
+        limit: usize,
+    ) -> (
+        usize,
+        Vec<(
+            Hash,
+            cairn_types::SignedTransaction,
+            Option<u64>,
+            std::time::Duration,
+        )>,
+    ) {
+        let mempool = lock(&self.mempool);
+        (
+            mempool.len(),
+            mempool.oldest(limit, std::time::Instant::now()),
+        )
+    }
+
     /// `(count, bytes)` of the mempool.
     pub fn mempool_size(&self) -> (usize, usize) {
         let mempool = lock(&self.mempool);
@@ -836,6 +863,11 @@ impl Ledger {
     /// Subscribes to new-block events.
     pub fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to transactions dropped from the mempool uncommitted.
+    pub fn subscribe_drops(&self) -> broadcast::Receiver<crate::mempool::DroppedTransaction> {
+        self.drops.subscribe()
     }
 
     /// Admits a batch of canonical transactions; one result per input.
@@ -1415,6 +1447,17 @@ impl Ledger {
             interval_ms,
         );
         let transactions = transaction_hashes.len();
+        // The parties only when someone listens (it hashes each sender's
+        // key).
+        let parties = if self.events.receiver_count() > 0 {
+            block
+                .transactions
+                .iter()
+                .map(|signed| crate::rpc::TransactionParties::of(&signed.transaction))
+                .collect()
+        } else {
+            Vec::new()
+        };
         // No subscriber is not an error.
         let _ = self.events.send(NewBlockEvent {
             kind: "new_block".into(),
@@ -1422,6 +1465,7 @@ impl Ledger {
             hash,
             time: block.header.time.as_millis(),
             transactions: transaction_hashes.to_vec(),
+            parties: Arc::new(parties),
         });
         Ok(CommitSummary {
             height,

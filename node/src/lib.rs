@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod block_sync;
 pub mod config;
+pub mod consensus_view;
 mod error;
 pub mod home;
 pub mod host;
@@ -32,5 +33,6 @@ pub mod sign_state;
 pub mod snapshots;
 pub mod start;
 pub mod state_sync;
+pub mod subscriptions;
 
 pub use error::NodeError;

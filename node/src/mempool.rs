@@ -345,6 +345,20 @@ impl DropCounts {
     }
 }
 
+/// Most drop reports queued for listeners ([`Mempool::with_drop_reports`]);
+/// a listener that falls further behind misses some (and is told so).
+pub const DROP_REPORTS_MAX: usize = 4_096;
+
+/// A transaction that left the pool without being committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DroppedTransaction {
+    /// Its hash.
+    pub hash: Hash,
+    /// Why: `evicted`, `expired`, `invalidated` or `replaced` (the labels
+    /// of [`DropCounts::by_reason`]).
+    pub reason: &'static str,
+}
+
 /// One pending transaction.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -426,12 +440,17 @@ pub struct Mempool {
     /// Every pending transaction by (fee, newest first): the first is the
     /// one a better-paying newcomer evicts when the pool is full.
     by_fee: BTreeSet<(u64, std::cmp::Reverse<u64>, Hash)>,
+    /// Every pending transaction by arrival, oldest first
+    /// ([`Mempool::oldest`]).
+    by_arrival: BTreeMap<u64, Hash>,
     next_arrival: u64,
     bytes: usize,
     /// Sum of [`SenderQueue::executable`] over the senders.
     executable: usize,
     verified: HashSet<Hash>,
     verified_order: VecDeque<Hash>,
+    /// Where drops are reported, if anyone listens.
+    drop_reports: Option<tokio::sync::broadcast::Sender<DroppedTransaction>>,
 }
 
 /// A transaction that passed the stateless checks and whose signature
@@ -506,6 +525,8 @@ impl Mempool {
             pending: HashMap::new(),
             senders: HashMap::new(),
             by_fee: BTreeSet::new(),
+            by_arrival: BTreeMap::new(),
+            drop_reports: None,
             evicted: 0,
             sender_limits: SenderLimits::default(),
             dropped: DropCounts::default(),
@@ -572,6 +593,46 @@ impl Mempool {
     /// A pending transaction by hash.
     pub fn get(&self, hash: &Hash) -> Option<&SignedTransaction> {
         self.pending.get(hash).map(|entry| &entry.transaction)
+    }
+
+    /// Reports every transaction that leaves the pool uncommitted on
+    /// `sender` (a bounded broadcast channel: sending never waits).
+    pub fn with_drop_reports(
+        mut self,
+        sender: tokio::sync::broadcast::Sender<DroppedTransaction>,
+    ) -> Mempool {
+        self.drop_reports = Some(sender);
+        self
+    }
+
+    fn report_drop(&self, hash: Hash, reason: &'static str) {
+        if let Some(sender) = &self.drop_reports {
+            // No listener is not an error.
+            let _ = sender.send(DroppedTransaction { hash, reason });
+        }
+    }
+
+    /// At most `limit` pending transactions, oldest first (by admission):
+    /// hash, transaction, the missing nonce it waits behind if queued, and
+    /// how long it has been pending. O(limit).
+    pub fn oldest(
+        &self,
+        limit: usize,
+        now: Instant,
+    ) -> Vec<(Hash, SignedTransaction, Option<u64>, Duration)> {
+        self.by_arrival
+            .values()
+            .filter_map(|hash| {
+                let entry = self.pending.get(hash)?;
+                Some((
+                    *hash,
+                    entry.transaction.clone(),
+                    self.queued_behind(hash),
+                    now.saturating_duration_since(entry.admitted),
+                ))
+            })
+            .take(limit)
+            .collect()
     }
 
     /// Pending transactions.
@@ -948,13 +1009,14 @@ impl Mempool {
                     fee_needed: cheapest.map(|(fee, _)| fee.saturating_add(1)),
                 });
             };
-            let removed = self.evict_with_later_nonces(&victim);
+            let removed = self.evict_with_later_nonces(&victim, "evicted");
             self.dropped.evicted = self.dropped.evicted.saturating_add(removed);
             evictions += 1;
         }
         self.evicted = self.evicted.saturating_add(evictions);
         if let Some((old, _)) = replaced {
             self.remove(&old);
+            self.report_drop(old, "replaced");
             self.dropped.replaced = self.dropped.replaced.saturating_add(1);
         }
         let queue = self.senders.entry(sender).or_default();
@@ -983,6 +1045,7 @@ impl Mempool {
             std::cmp::Reverse(arrival),
             candidate.hash,
         ));
+        self.by_arrival.insert(arrival, candidate.hash);
         self.bytes = self.bytes.saturating_add(candidate.size_bytes);
         self.pending.insert(
             candidate.hash,
@@ -1213,6 +1276,7 @@ impl Mempool {
             .saturating_add(drop_hashes.len() as u64);
         for hash in drop_hashes {
             self.remove(&hash);
+            self.report_drop(hash, "invalidated");
         }
         if let Some(queue) = self.senders.get_mut(sender) {
             queue.spending = keep_spending;
@@ -1228,7 +1292,7 @@ impl Mempool {
     /// Removes `hash` and the pending transactions of its sender with
     /// higher nonces (they could not run without it); returns how many
     /// were removed.
-    fn evict_with_later_nonces(&mut self, hash: &Hash) -> u64 {
+    fn evict_with_later_nonces(&mut self, hash: &Hash, reason: &'static str) -> u64 {
         let Some(entry) = self.pending.get(hash) else {
             return 0;
         };
@@ -1247,6 +1311,7 @@ impl Mempool {
         let removed = doomed.len() as u64;
         for hash in doomed {
             self.remove(&hash);
+            self.report_drop(hash, reason);
         }
         removed
     }
@@ -1277,6 +1342,7 @@ impl Mempool {
         }
         for hash in &expired {
             self.remove(hash);
+            self.report_drop(*hash, "expired");
         }
         self.dropped.expired = self.dropped.expired.saturating_add(expired.len() as u64);
         expired.len()
@@ -1293,6 +1359,7 @@ impl Mempool {
             return;
         };
         self.bytes = self.bytes.saturating_sub(entry.size_bytes);
+        self.by_arrival.remove(&entry.arrival);
         self.by_fee.remove(&(
             entry.transaction.transaction.fee,
             std::cmp::Reverse(entry.arrival),
@@ -1456,6 +1523,59 @@ mod tests {
         assert_eq!(pool.len(), 1);
         assert_eq!(replacement_fee(0), 1);
         assert_eq!(replacement_fee(1_000), 1_100);
+    }
+
+    /// Every drop is reported once with its reason: replaced by fee,
+    /// invalidated by a block, expired in the queue.
+    #[test]
+    fn drops_are_reported_with_their_reason() {
+        let (pool, mut accounts, key) = setup();
+        let (sender, mut reports) = tokio::sync::broadcast::channel(16);
+        let mut pool = pool.with_drop_reports(sender);
+        let with = |nonce, fee| {
+            Transaction {
+                chain_id: chain(),
+                sender: key.public_key(),
+                recipient: Address([1; 20]),
+                amount: 1,
+                fee,
+                nonce,
+                memo: String::new(),
+                kind: cairn_types::TransactionKind::Transfer,
+            }
+            .sign(&key)
+            .to_bytes()
+        };
+        let first = pool.add_bytes(&with(2, 1), &accounts).unwrap();
+        let replacement = pool.add_bytes(&with(2, 5), &accounts).unwrap();
+        assert_eq!(
+            reports.try_recv().unwrap(),
+            DroppedTransaction {
+                hash: first,
+                reason: "replaced"
+            }
+        );
+        // A block moved the nonce past it (another transaction of nonce 2).
+        let queued = pool.add_bytes(&with(9, 1), &accounts).unwrap();
+        accounts.0.insert(key.address(), (90, 3));
+        pool.remove_committed(&[], &accounts);
+        assert_eq!(
+            reports.try_recv().unwrap(),
+            DroppedTransaction {
+                hash: replacement,
+                reason: "invalidated"
+            }
+        );
+        pool.expire_queued(Instant::now() + QUEUED_TTL_DEFAULT + Duration::from_secs(1));
+        assert_eq!(
+            reports.try_recv().unwrap(),
+            DroppedTransaction {
+                hash: queued,
+                reason: "expired"
+            }
+        );
+        assert!(reports.try_recv().is_err(), "each drop once");
+        assert!(pool.is_empty());
     }
 
     /// The accounts of `Accounts`, and no others.
@@ -1640,6 +1760,34 @@ mod tests {
         assert_eq!((pool.executable_len(), pool.queued_len()), (1, 1));
         assert_eq!(pool.sender_pending(&sender).missing_nonce, Some(6));
         assert_executable_consistent(&pool, &accounts);
+    }
+
+    #[test]
+    fn oldest_lists_pending_transactions_in_admission_order() {
+        let (mut pool, mut accounts, key) = setup();
+        let sender = key.address();
+        // Admitted 5, 2, 3 (5 queued behind 4), then 2 commits.
+        let five = pool.add_bytes(&transfer(&key, 5, 1), &accounts).unwrap();
+        let two = pool.add_bytes(&transfer(&key, 2, 1), &accounts).unwrap();
+        let three = pool.add_bytes(&transfer(&key, 3, 1), &accounts).unwrap();
+        let now = Instant::now() + Duration::from_secs(1);
+        let listed: Vec<(Hash, Option<u64>)> = pool
+            .oldest(10, now)
+            .into_iter()
+            .map(|(hash, transaction, queued, age)| {
+                assert_eq!(transaction.hash(), hash);
+                assert!(age >= Duration::from_secs(1));
+                (hash, queued)
+            })
+            .collect();
+        assert_eq!(listed, [(five, Some(4)), (two, None), (three, None)]);
+        let first_two: Vec<Hash> = pool.oldest(2, now).into_iter().map(|e| e.0).collect();
+        assert_eq!(first_two, [five, two]);
+        accounts.0.insert(sender, (97, 3));
+        pool.remove_committed(&[two], &accounts);
+        let left: Vec<Hash> = pool.oldest(10, now).into_iter().map(|e| e.0).collect();
+        assert_eq!(left, [five, three]);
+        assert!(pool.oldest(0, now).is_empty());
     }
 
     #[test]

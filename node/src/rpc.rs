@@ -9,10 +9,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     body::Bytes,
-    extract::{
-        ws::{Message, WebSocket, WebSocketUpgrade},
-        DefaultBodyLimit, Path, State,
-    },
+    extract::{ws::WebSocketUpgrade, DefaultBodyLimit, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -28,7 +25,7 @@ use crate::mempool::Rejection;
 pub const RPC_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most transactions in one `POST /txs`.
 pub const RPC_BATCH_TRANSACTIONS_MAX: usize = 10_000;
-/// Largest WebSocket message accepted from a client (clients only listen).
+/// Largest WebSocket message accepted from a client (a subscription).
 pub const RPC_WEBSOCKET_MESSAGE_BYTES_MAX: usize = 4 * 1024;
 
 /// An error the RPC reports, with its HTTP status.
@@ -185,6 +182,10 @@ pub struct StatusView {
     pub lowest_height: u64,
 }
 
+fn committed() -> String {
+    "committed".into()
+}
+
 fn first_height() -> u64 {
     1
 }
@@ -221,6 +222,9 @@ pub struct ReadinessView {
 pub struct TransactionView {
     /// Transaction hash.
     pub hash: Hash,
+    /// Always `committed` (a pending one answers [`PendingStatusView`]).
+    #[serde(default = "committed")]
+    pub status: String,
     /// Height of its block.
     pub height: u64,
     /// Position in the block.
@@ -408,6 +412,12 @@ pub struct PeerView {
     pub peer_id: String,
     /// Address of the connection.
     pub address: String,
+    /// When this node connected to it (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_since: Option<u64>,
+    /// How long it has been connected, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_ms: Option<u64>,
 }
 
 /// `GET /mempool`
@@ -462,6 +472,176 @@ pub struct PendingTransactionView {
     /// The missing nonce it waits behind, if queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_behind_nonce: Option<u64>,
+    /// How long it has been pending, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_ms: Option<u64>,
+}
+
+/// Most entries `GET /mempool/transactions` returns (`limit` above it is
+/// lowered to it).
+pub const RPC_MEMPOOL_LIST_MAX: usize = 1_000;
+/// Entries `GET /mempool/transactions` returns without `limit`.
+pub const RPC_MEMPOOL_LIST_DEFAULT: usize = 100;
+
+/// `GET /mempool/transactions`: pending transactions, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MempoolTransactionsView {
+    /// Every pending transaction (executable plus queued), not only those
+    /// listed.
+    pub count: usize,
+    /// The oldest `limit`, oldest first.
+    pub transactions: Vec<PendingTransactionView>,
+}
+
+/// The query of `GET /mempool/transactions`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    /// Most entries.
+    pub limit: Option<usize>,
+}
+
+/// The proposer of the round in `GET /consensus`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProposerView {
+    /// Index in the validator set.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Operator address.
+    pub address: Address,
+}
+
+/// The votes for one value in `GET /consensus`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VoteValueView {
+    /// The block voted for (null: nil).
+    pub block: Option<Hash>,
+    /// The power of its voters.
+    pub power: u64,
+    /// Their indexes in the set.
+    pub validators: Vec<u32>,
+}
+
+/// Prevotes or precommits of the round in `GET /consensus`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConsensusVotesView {
+    /// Power of every validator seen voting (any value).
+    pub power: u64,
+    /// Validators seen voting.
+    pub voters: usize,
+    /// Per value voted for, most power first.
+    pub by_value: Vec<VoteValueView>,
+}
+
+/// `GET /consensus`: where this node's consensus stands.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConsensusStateView {
+    /// The height being decided.
+    pub height: u64,
+    /// The round.
+    pub round: u32,
+    /// `propose`, `prevote`, `precommit`, `decided`, `unstarted`, or
+    /// `waiting_for_transactions` (the node holds the height until
+    /// transactions arrive).
+    pub step: String,
+    /// The proposer of this height and round.
+    pub proposer: Option<ProposerView>,
+    /// The block proposed in this round, once this node has the proposal.
+    pub proposal: Option<Hash>,
+    /// The round of the block this node is locked on (null: none).
+    pub locked_round: Option<u32>,
+    /// The block it is locked on.
+    pub locked_block: Option<Hash>,
+    /// The round of its valid value (null: none).
+    pub valid_round: Option<u32>,
+    /// Total voting power of the height's set.
+    pub total_power: u64,
+    /// Power a quorum needs (more than two thirds).
+    pub quorum_power: u64,
+    /// Prevotes of this round.
+    pub prevotes: ConsensusVotesView,
+    /// Precommits of this round.
+    pub precommits: ConsensusVotesView,
+    /// This node's index in the set (null: not a validator of it).
+    pub validator_index: Option<u32>,
+    /// When the snapshot was taken (ms since the epoch).
+    pub updated_ms: u64,
+}
+
+/// Most entries one page of `GET /account/{address}/transactions` holds
+/// (`limit` above it is lowered to it).
+pub const RPC_HISTORY_PAGE_MAX: usize = cairn_store::HISTORY_PAGE_MAX;
+/// Entries a page of `GET /account/{address}/transactions` holds without
+/// `limit`.
+pub const RPC_HISTORY_PAGE_DEFAULT: usize = 20;
+
+/// One transaction of an account's history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryEntryView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Height of its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// `sent` (the account is the sender), `received` (the recipient of a
+    /// transfer) or `self` (a transfer to itself).
+    pub direction: String,
+    /// The signed transaction.
+    pub transaction: cairn_types::SignedTransaction,
+}
+
+/// `GET /account/{address}/transactions`: a page of an account's
+/// committed transactions, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// The account.
+    pub address: Address,
+    /// The transactions, newest first.
+    pub transactions: Vec<HistoryEntryView>,
+    /// The cursor of the next (older) page (`?before=`); null when this
+    /// page is the last.
+    pub next: Option<String>,
+    /// The lowest height this node holds history of (older history was
+    /// pruned, or precedes a state-sync restore).
+    pub lowest_height: u64,
+}
+
+/// The query of `GET /account/{address}/transactions`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Most entries to return (default [`RPC_HISTORY_PAGE_DEFAULT`], at
+    /// most [`RPC_HISTORY_PAGE_MAX`]).
+    pub limit: Option<usize>,
+    /// The `next` cursor of the previous page.
+    pub before: Option<String>,
+}
+
+/// The opaque cursor of a history position: the hex of its height (8
+/// bytes) and index (4 bytes), big-endian.
+pub fn history_cursor(height: u64, index: u32) -> String {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&height.to_be_bytes());
+    bytes[8..].copy_from_slice(&index.to_be_bytes());
+    hex::encode(bytes)
+}
+
+/// Parses a cursor made by [`history_cursor`].
+pub fn parse_history_cursor(text: &str) -> Result<(u64, u32), RpcError> {
+    let bad = || {
+        RpcError::malformed(format!(
+            "before={text:?} is not a history cursor; pass the `next` value of the previous page unchanged"
+        ))
+    };
+    if text.len() != 24 {
+        return Err(bad());
+    }
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    let height = u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?);
+    let index = u32::from_be_bytes(bytes[8..].try_into().map_err(|_| bad())?);
+    Ok((height, index))
 }
 
 /// A WebSocket event: one per committed block.
@@ -478,6 +658,40 @@ pub struct NewBlockEvent {
     pub time: u64,
     /// Transaction hashes in order.
     pub transactions: Vec<Hash>,
+    /// The accounts each transaction touches, in the same order (for the
+    /// account subscriptions; not sent to clients). Empty when no one
+    /// subscribed when the block committed.
+    #[serde(skip)]
+    pub parties: Arc<Vec<TransactionParties>>,
+}
+
+/// The accounts a committed transaction touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionParties {
+    /// The sender.
+    pub sender: Address,
+    /// The recipient of a transfer (`None` for the staking kinds).
+    pub recipient: Option<Address>,
+}
+
+impl TransactionParties {
+    /// The parties of `transaction`.
+    pub fn of(transaction: &cairn_types::Transaction) -> TransactionParties {
+        TransactionParties {
+            sender: transaction.sender_address(),
+            recipient: transaction.is_transfer().then_some(transaction.recipient),
+        }
+    }
+
+    /// How it touches `address`: `sent`, `received`, `self`, or `None`.
+    pub fn direction(&self, address: &Address) -> Option<&'static str> {
+        match (self.sender == *address, self.recipient == Some(*address)) {
+            (true, true) => Some("self"),
+            (true, false) => Some("sent"),
+            (false, true) => Some("received"),
+            (false, false) => None,
+        }
+    }
 }
 
 /// What the RPC needs from the node.
@@ -520,6 +734,16 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn block_by_hash(&self, hash: &Hash) -> Result<Option<BlockView>, RpcError>;
     /// An account.
     fn account(&self, address: &Address) -> Result<AccountView, RpcError>;
+    /// The committed transactions touching `address`, newest first: those
+    /// before position `before` (height, index), at most `limit`.
+    fn account_history(
+        &self,
+        _address: &Address,
+        _before: Option<(Height, u32)>,
+        _limit: usize,
+    ) -> Result<Vec<HistoryEntryView>, RpcError> {
+        Err(RpcError::not_found("this node keeps no account history"))
+    }
     /// A proof of the committed account (`None`: no such account).
     fn account_proof(&self, _address: &Address) -> Result<Option<AccountProofView>, RpcError> {
         Err(RpcError::not_found("this node does not serve proofs"))
@@ -554,6 +778,21 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn fees(&self) -> Result<FeesView, RpcError> {
         Err(RpcError::not_found("this node does not report fees"))
     }
+    /// At most `limit` pending transactions, oldest first, and the total
+    /// pending.
+    fn mempool_transactions(&self, _limit: usize) -> Result<MempoolTransactionsView, RpcError> {
+        Err(RpcError::not_found("this node does not list its mempool"))
+    }
+    /// `GET /genesis`: the chain's genesis file.
+    fn genesis(&self) -> Result<serde_json::Value, RpcError> {
+        Err(RpcError::not_found("this node does not serve its genesis"))
+    }
+    /// `GET /consensus`.
+    fn consensus(&self) -> Result<ConsensusStateView, RpcError> {
+        Err(RpcError::not_found(
+            "this node does not report its consensus state",
+        ))
+    }
     /// A pending transaction of the mempool.
     fn pending_transaction(
         &self,
@@ -565,34 +804,85 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn evidence(&self) -> Result<Vec<cairn_types::Evidence>, RpcError>;
     /// A stream of new blocks.
     fn subscribe(&self) -> broadcast::Receiver<NewBlockEvent>;
+    /// A stream of transactions dropped from the mempool uncommitted
+    /// (`None`: this node does not report drops).
+    fn subscribe_drops(&self) -> Option<broadcast::Receiver<crate::mempool::DroppedTransaction>> {
+        None
+    }
 }
 
 type Backend = Arc<dyn RpcBackend>;
 
-/// The router of the RPC API over `backend`.
+/// Every route of the API, `(method, path)`, in the order node/RPC.md
+/// lists them: the router is built from this list ([`router`]), and a test
+/// checks it against the route table of node/RPC.md, so neither drifts.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/status"),
+    ("GET", "/genesis"),
+    ("GET", "/consensus"),
+    ("POST", "/tx"),
+    ("POST", "/txs"),
+    ("GET", "/tx/{hash}"),
+    ("GET", "/block/{height}"),
+    ("GET", "/block/hash/{hash}"),
+    ("GET", "/header/{height}"),
+    ("GET", "/certificate/{height}"),
+    ("GET", "/account/{address}"),
+    ("GET", "/account/{address}/transactions"),
+    ("GET", "/validators"),
+    ("GET", "/peers"),
+    ("GET", "/mempool"),
+    ("GET", "/mempool/transactions"),
+    ("GET", "/mempool/transactions/{hash}"),
+    ("GET", "/mempool/tx/{hash}"),
+    ("GET", "/fees"),
+    ("GET", "/evidence"),
+    ("GET", "/ws"),
+];
+
+/// The handler of a route of [`ROUTES`] (`None`: no such route).
+fn route_handler(method: &str, path: &str) -> Option<axum::routing::MethodRouter<Backend>> {
+    Some(match (method, path) {
+        ("GET", "/health") => get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        ("GET", "/ready") => get(ready),
+        ("GET", "/status") => get(status),
+        ("GET", "/genesis") => get(genesis),
+        ("GET", "/consensus") => get(consensus),
+        ("POST", "/tx") => post(submit_one),
+        ("POST", "/txs") => post(submit_many),
+        ("GET", "/tx/{hash}") => get(transaction),
+        ("GET", "/block/{height}") => get(block_by_height),
+        ("GET", "/block/hash/{hash}") => get(block_by_hash),
+        ("GET", "/header/{height}") => get(header),
+        ("GET", "/certificate/{height}") => get(certificate),
+        ("GET", "/account/{address}") => get(account),
+        ("GET", "/account/{address}/transactions") => get(account_history),
+        ("GET", "/validators") => get(validators),
+        ("GET", "/peers") => get(peers),
+        ("GET", "/mempool") => get(mempool),
+        ("GET", "/mempool/transactions") => get(mempool_transactions),
+        ("GET", "/mempool/transactions/{hash}") | ("GET", "/mempool/tx/{hash}") => {
+            get(pending_transaction)
+        }
+        ("GET", "/fees") => get(fees),
+        ("GET", "/evidence") => get(evidence),
+        ("GET", "/ws") => get(websocket),
+        _ => return None,
+    })
+}
+
+/// The router of the RPC API over `backend`: the routes of [`ROUTES`].
 pub fn router(backend: Backend) -> Router {
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/ready", get(ready))
-        .route("/status", get(status))
-        .route("/tx", post(submit_one))
-        .route("/txs", post(submit_many))
-        .route("/tx/{hash}", get(transaction))
-        .route("/block/hash/{hash}", get(block_by_hash))
-        .route("/block/{height}", get(block_by_height))
-        .route("/account/{address}", get(account))
-        .route("/header/{height}", get(header))
-        .route("/certificate/{height}", get(certificate))
-        .route("/validators", get(validators))
-        .route("/peers", get(peers))
-        .route("/mempool", get(mempool))
-        .route("/mempool/tx/{hash}", get(pending_transaction))
-        .route("/fees", get(fees))
-        .route("/evidence", get(evidence))
-        .route("/ws", get(websocket))
+    let mut router = Router::new();
+    for (method, path) in ROUTES {
+        // Every entry has a handler (a unit test checks it).
+        if let Some(handler) = route_handler(method, path) {
+            router = router.route(path, handler);
+        }
+    }
+    router
         .fallback(|| async { RpcError::not_found("no such endpoint; see node/RPC.md for the API") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             RpcError {
@@ -782,23 +1072,143 @@ fn parse_transaction_hex(text: &str) -> Result<Vec<u8>, RpcError> {
     })
 }
 
-async fn submit_one(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
+/// Longest `POST /tx?wait=commit` waits for the commit (then 504
+/// `commit_timeout`; the transaction stays pending).
+pub const RPC_WAIT_COMMIT_TIMEOUT_MS: u64 = 20_000;
+
+/// The query of `POST /tx`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// `commit`: answer once the transaction is in a block.
+    pub wait: Option<String>,
+}
+
+async fn submit_one(
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response, RpcError> {
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write POST /tx or POST /tx?wait=commit",
+            error.body_text()
+        ))
+    })?;
+    let wait = match query.wait.as_deref() {
+        None => false,
+        Some("commit") => true,
+        Some(other) => {
+            return Err(RpcError::malformed(format!(
+                "wait={other:?} is not known; the one value is wait=commit"
+            )))
+        }
+    };
     let request: SubmitOne = parse_json(body, r#"{"tx": "<hex>"}"#)?;
     let bytes = parse_transaction_hex(&request.tx)?;
+    // Subscribed before submitting, so the commit cannot be missed.
+    let mut events = wait.then(|| (backend.subscribe(), backend.subscribe_drops()));
+    let submitter = Arc::clone(&backend);
     let (result, queued_behind) = tokio::task::spawn_blocking(move || {
-        let result = backend
+        let result = submitter
             .submit(&[bytes])
             .pop()
             .unwrap_or_else(|| Err(RpcError::internal("no result for the transaction")));
         let queued_behind = match &result {
-            Ok(hash) => backend.queued_behind(&[*hash]).pop().flatten(),
+            Ok(hash) => submitter.queued_behind(&[*hash]).pop().flatten(),
             Err(_) => None,
         };
         (result, queued_behind)
     })
     .await
     .map_err(|error| RpcError::internal(format!("submission task failed: {error}")))?;
-    result.map(|hash| Json(HashBody::new(hash, queued_behind)).into_response())
+    let hash = result?;
+    match events.take() {
+        None => Ok(Json(HashBody::new(hash, queued_behind)).into_response()),
+        Some((blocks, drops)) => wait_for_commit(&backend, hash, blocks, drops)
+            .await
+            .map(|body| Json(body).into_response()),
+    }
+}
+
+/// `POST /tx?wait=commit`: where the transaction committed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommittedBody {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Always `committed`.
+    pub status: String,
+    /// Height of its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// Waits (at most [`RPC_WAIT_COMMIT_TIMEOUT_MS`]) for `hash` to commit
+/// or leave the mempool.
+async fn wait_for_commit(
+    backend: &Backend,
+    hash: Hash,
+    mut blocks: broadcast::Receiver<NewBlockEvent>,
+    mut drops: Option<broadcast::Receiver<crate::mempool::DroppedTransaction>>,
+) -> Result<CommittedBody, RpcError> {
+    let committed = |height: u64, index: u32| CommittedBody {
+        hash,
+        status: "committed".into(),
+        height,
+        index,
+    };
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(RPC_WAIT_COMMIT_TIMEOUT_MS);
+    loop {
+        let next_drop = async {
+            match drops.as_mut() {
+                Some(drops) => drops.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(RpcError {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    code: "commit_timeout".into(),
+                    message: format!(
+                        "transaction {hash} was accepted but not committed within {RPC_WAIT_COMMIT_TIMEOUT_MS} ms; it may still commit: GET /tx/{hash} (202 while pending)"
+                    ),
+                });
+            }
+            event = blocks.recv() => match event {
+                Ok(event) => {
+                    if let Some(index) = event.transactions.iter().position(|tx| *tx == hash) {
+                        return Ok(committed(event.height, u32::try_from(index).unwrap_or(u32::MAX)));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed blocks: ask the store.
+                    if let Some(view) = backend.transaction(&hash)? {
+                        return Ok(committed(view.height, view.index));
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(RpcError::internal("the node is shutting down"));
+                }
+            },
+            dropped = next_drop => match dropped {
+                Ok(dropped) if dropped.hash == hash => {
+                    return Err(RpcError {
+                        status: StatusCode::CONFLICT,
+                        code: "dropped".into(),
+                        message: format!(
+                            "transaction {hash} left the mempool uncommitted ({}); see cairn_mempool_dropped_total in node/RPC.md",
+                            dropped.reason
+                        ),
+                    });
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => drops = None,
+            },
+        }
+    }
 }
 
 async fn submit_many(State(backend): State<Backend>, body: Body) -> Result<Response, RpcError> {
@@ -861,7 +1271,7 @@ async fn transaction(
     State(backend): State<Backend>,
     Path(hash): Path<String>,
     query: Result<axum::extract::Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<TransactionView>, RpcError> {
+) -> Result<Response, RpcError> {
     let hash = parse_hash(&hash)?;
     let axum::extract::Query(query) = query.map_err(|error| {
         RpcError::malformed(format!(
@@ -869,7 +1279,17 @@ async fn transaction(
             error.body_text()
         ))
     })?;
-    let mut view = backend.transaction(&hash)?.ok_or_else(|| {
+    let committed = backend.transaction(&hash)?;
+    if committed.is_none() && !query.prove {
+        // Pending in this node's mempool: 202, not a 404 (and not a 200,
+        // which says committed).
+        if let Some(pending) = backend.pending_transaction(&hash)? {
+            return Ok(
+                (StatusCode::ACCEPTED, Json(PendingStatusView::new(pending))).into_response(),
+            );
+        }
+    }
+    let mut view = committed.ok_or_else(|| {
         let lowest = backend.lowest_height();
         if lowest > 1 {
             // Its index entry may have been pruned with its block: a 404
@@ -884,7 +1304,32 @@ async fn transaction(
     if query.prove {
         view.proof = backend.inclusion_proof(Height(view.height), view.index)?;
     }
-    Ok(Json(view))
+    Ok(Json(view).into_response())
+}
+
+/// `GET /tx/{hash}` of a transaction pending in the mempool (status 202).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingStatusView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Always `pending`.
+    pub status: String,
+    /// The signed transaction.
+    pub transaction: cairn_types::SignedTransaction,
+    /// The missing nonce it waits behind, if queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_behind_nonce: Option<u64>,
+}
+
+impl PendingStatusView {
+    fn new(pending: PendingTransactionView) -> PendingStatusView {
+        PendingStatusView {
+            hash: pending.hash,
+            status: "pending".into(),
+            transaction: pending.transaction,
+            queued_behind_nonce: pending.queued_behind_nonce,
+        }
+    }
 }
 
 async fn block_by_height(
@@ -945,6 +1390,50 @@ async fn account(
         view.proof = Some(proof);
     }
     Ok(Json(view))
+}
+
+async fn account_history(
+    State(backend): State<Backend>,
+    Path(address): Path<String>,
+    query: Result<axum::extract::Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryView>, RpcError> {
+    let address =
+        Address::from_bech32(&address).map_err(|error| RpcError::malformed(error.to_string()))?;
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /account/cairn1.../transactions?limit=20&before=<next of the previous page>",
+            error.body_text()
+        ))
+    })?;
+    let limit = query.limit.unwrap_or(RPC_HISTORY_PAGE_DEFAULT);
+    if limit == 0 {
+        return Err(RpcError::malformed(format!(
+            "limit=0 asks for nothing; use 1 to {RPC_HISTORY_PAGE_MAX}"
+        )));
+    }
+    let limit = limit.min(RPC_HISTORY_PAGE_MAX);
+    let before = query
+        .before
+        .as_deref()
+        .map(parse_history_cursor)
+        .transpose()?
+        .map(|(height, index)| (Height(height), index));
+    let transactions = tokio::task::spawn_blocking({
+        let backend = backend.clone();
+        move || backend.account_history(&address, before, limit)
+    })
+    .await
+    .map_err(|error| RpcError::internal(format!("history task failed: {error}")))??;
+    let next = (transactions.len() == limit)
+        .then(|| transactions.last())
+        .flatten()
+        .map(|last| history_cursor(last.height, last.index));
+    Ok(Json(HistoryView {
+        address,
+        transactions,
+        next,
+        lowest_height: backend.lowest_height(),
+    }))
 }
 
 fn parse_height(text: &str) -> Result<Height, RpcError> {
@@ -1012,6 +1501,35 @@ async fn pending_transaction(
     })
 }
 
+async fn mempool_transactions(
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MempoolTransactionsView>, RpcError> {
+    let axum::extract::Query(query) = query.map_err(|error| {
+        RpcError::malformed(format!(
+            "{}; write e.g. /mempool/transactions?limit=100",
+            error.body_text()
+        ))
+    })?;
+    let limit = query.limit.unwrap_or(RPC_MEMPOOL_LIST_DEFAULT);
+    if limit == 0 {
+        return Err(RpcError::malformed(format!(
+            "limit=0 asks for nothing; use 1 to {RPC_MEMPOOL_LIST_MAX}"
+        )));
+    }
+    backend
+        .mempool_transactions(limit.min(RPC_MEMPOOL_LIST_MAX))
+        .map(Json)
+}
+
+async fn genesis(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {
+    backend.genesis().map(Json)
+}
+
+async fn consensus(State(backend): State<Backend>) -> Result<Json<ConsensusStateView>, RpcError> {
+    backend.consensus().map(Json)
+}
+
 async fn evidence(State(backend): State<Backend>) -> Result<Json<serde_json::Value>, RpcError> {
     Ok(Json(serde_json::json!({ "evidence": backend.evidence()? })))
 }
@@ -1028,43 +1546,100 @@ async fn websocket(
             "{RPC_WEBSOCKETS_MAX} WebSocket subscriptions are open, the limit; retry later"
         ),
     })?;
-    let events = backend.subscribe();
     Ok(upgrade
         .max_message_size(RPC_WEBSOCKET_MESSAGE_BYTES_MAX)
         .on_upgrade(move |socket| async move {
-            stream_blocks(socket, events).await;
+            crate::subscriptions::serve(socket, backend).await;
             drop(slot);
         }))
 }
 
-/// Sends every new block to the client until it goes away. A client that
-/// falls so far behind that the bounded channel drops events is told so
-/// and disconnected, rather than silently missing blocks.
-async fn stream_blocks(mut socket: WebSocket, mut events: broadcast::Receiver<NewBlockEvent>) {
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => {
-                    let Ok(text) = serde_json::to_string(&event) else { return };
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let notice = serde_json::json!({
-                        "type": "lagged",
-                        "missed": missed,
-                        "message": "this subscriber fell behind and missed blocks; reconnect and query /block to catch up"
-                    });
-                    let _ = socket.send(Message::Text(notice.to_string().into())).await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `(method, path)` rows of the route table of node/RPC.md: lines
+    /// `| GET | /path | ... |`.
+    fn documented_routes() -> Vec<(String, String)> {
+        include_str!("../RPC.md")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let method = cells.get(1)?.trim_matches('`');
+                let path = cells.get(2)?.trim_matches('`');
+                (["GET", "POST"].contains(&method) && path.starts_with('/'))
+                    .then(|| (method.to_string(), path.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_route_has_a_handler_and_is_listed_once() {
+        for (method, path) in ROUTES {
+            assert!(
+                route_handler(method, path).is_some(),
+                "{method} {path} has no handler"
+            );
         }
+        let mut unique: Vec<_> = ROUTES.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ROUTES.len(), "a route is listed twice");
+        assert!(route_handler("GET", "/nope").is_none());
+    }
+
+    #[test]
+    fn the_route_table_of_rpc_md_is_the_router() {
+        let documented = documented_routes();
+        let routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(
+            documented, routes,
+            "node/RPC.md's route table and rpc::ROUTES differ: keep them the same, in the same order"
+        );
+    }
+
+    /// The RPC's own error codes and their statuses (the mempool's
+    /// rejections aside): each is in node/RPC.md's error table on the row
+    /// of its status.
+    #[test]
+    fn error_statuses_are_documented() {
+        let codes: &[(u16, &str)] = &[
+            (400, "malformed_request"),
+            (400, "malformed_transaction"),
+            (400, "too_large"),
+            (404, "not_found"),
+            (405, "method_not_allowed"),
+            (409, "dropped"),
+            (410, "pruned"),
+            (413, "body_too_large"),
+            (500, "internal"),
+            (503, "catching_up"),
+            (503, "not_ready"),
+            (503, "too_many_subscriptions"),
+            (504, "commit_timeout"),
+        ];
+        let doc = include_str!("../RPC.md");
+        for (status, code) in codes {
+            let row = doc
+                .lines()
+                .find(|line| line.starts_with(&format!("| {status} |")))
+                .unwrap_or_else(|| panic!("node/RPC.md has no error row for {status}"));
+            assert!(
+                row.contains(&format!("`{code}`")),
+                "node/RPC.md's {status} row does not name `{code}`: {row}"
+            );
+        }
+        assert_eq!(RpcError::internal("x").status.as_u16(), 500);
+        assert_eq!(RpcError::pruned(1, 2).status.as_u16(), 410);
+        assert_eq!(
+            parse_transaction_hex(&"00".repeat(cairn_types::limits::TRANSACTION_BYTES_MAX + 1))
+                .unwrap_err()
+                .status
+                .as_u16(),
+            400
+        );
     }
 }

@@ -486,14 +486,17 @@ pub async fn run_dispatcher(
     let serving = Arc::new(tokio::sync::Semaphore::new(SYNC_SERVING_MAX));
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
     tokio::spawn(run_gossip_admissions(Arc::clone(&ledger), admission_queue));
-    let mut peers: BTreeMap<PeerId, String> = BTreeMap::new();
-    let publish_peers = |peers: &BTreeMap<PeerId, String>| {
+    // Each peer's address and when it connected (ms since the epoch).
+    let mut peers: BTreeMap<PeerId, (String, u64)> = BTreeMap::new();
+    let publish_peers = |peers: &BTreeMap<PeerId, (String, u64)>| {
         view.set_peers(
             peers
                 .iter()
-                .map(|(peer, address)| PeerView {
+                .map(|(peer, (address, since))| PeerView {
                     peer_id: peer.to_string(),
                     address: address.clone(),
+                    connected_since: Some(*since),
+                    connected_ms: None,
                 })
                 .collect(),
         );
@@ -504,7 +507,7 @@ pub async fn run_dispatcher(
                 on_listen(format!("{address}/p2p/{local_peer}"));
             }
             Event::PeerConnected { peer, address } => {
-                peers.insert(peer, address.to_string());
+                peers.insert(peer, (address.to_string(), system_now().as_millis()));
                 publish_peers(&peers);
                 // A new peer may be ahead of us.
                 sync.request();
@@ -1257,6 +1260,10 @@ pub struct ConsensusLoop {
     sync: SyncHandle,
     inbox: mpsc::Receiver<HostEvent>,
     sets: UpcomingSets,
+    /// Where `GET /consensus` reads the state from, and what was last
+    /// published there (height, round, step, time).
+    board: Option<Arc<crate::consensus_view::ConsensusBoard>>,
+    last_view: Option<(Height, cairn_types::Round, &'static str, u64)>,
 }
 
 impl ConsensusLoop {
@@ -1274,7 +1281,45 @@ impl ConsensusLoop {
             sync,
             inbox,
             sets: UpcomingSets::new(),
+            board: None,
+            last_view: None,
         }
+    }
+
+    /// Publishes snapshots of the consensus state on `board` (for `GET
+    /// /consensus`).
+    pub fn with_board(mut self, board: Arc<crate::consensus_view::ConsensusBoard>) -> Self {
+        self.board = Some(board);
+        self
+    }
+
+    /// Publishes a snapshot when one is due ([`crate::consensus_view::due`]):
+    /// O(votes of the round), never waiting on a reader.
+    fn publish_view(&mut self) {
+        let Some(board) = &self.board else { return };
+        let height = self.host.height();
+        let state = self.host.round_state();
+        let round = state.round;
+        let waiting = self.host.is_waiting();
+        let step = if waiting {
+            "waiting_for_transactions"
+        } else {
+            crate::consensus_view::step_name(state.step)
+        };
+        let now = system_now().as_millis();
+        let key = (height, round, step, now);
+        if !crate::consensus_view::due(self.last_view.as_ref(), key) {
+            return;
+        }
+        let messages = self.host.round_messages(self.host.driver().height(), round);
+        board.publish(crate::consensus_view::snapshot(
+            self.host.driver(),
+            height,
+            waiting,
+            &messages,
+            now,
+        ));
+        self.last_view = Some(key);
     }
 
     /// Runs until shutdown; returns an error when consensus cannot go on
@@ -1288,6 +1333,7 @@ impl ConsensusLoop {
         let mut last_height = self.host.height();
         let mut last_progress = Instant::now();
         loop {
+            self.publish_view();
             let deadline = self
                 .host
                 .timers_mut()
@@ -1310,6 +1356,7 @@ impl ConsensusLoop {
                     }
                 }
                 _ = poll.tick() => {
+                    self.publish_view();
                     self.host.poll_waiting()?;
                     let height = self.host.height();
                     if height != last_height {

@@ -287,6 +287,7 @@ pub async fn serve(
     let network = Arc::new(NetworkView::new(Arc::clone(&metrics)));
     let (gossip, gossip_queue) = GossipQueue::new();
     replay_journal(home, &ledger, &gossip)?;
+    let consensus_board = Arc::new(crate::consensus_view::ConsensusBoard::new());
     let mut backend = NodeBackend::new(
         Arc::clone(&ledger),
         Arc::clone(&network),
@@ -297,6 +298,7 @@ pub async fn serve(
         },
     )
     .with_gossip(gossip)
+    .with_consensus(Arc::clone(&consensus_board))
     .with_readiness(ReadinessPolicy {
         wait_for_transactions: config.consensus.wait_for_transactions,
         block_interval_max_ms: config.consensus.block_interval_max_ms,
@@ -459,7 +461,8 @@ pub async fn serve(
     if let Some(sign_state) = sign_state {
         host = host.with_sign_state(sign_state);
     }
-    let consensus = ConsensusLoop::new(host, Arc::clone(&ledger), sync, inbox);
+    let consensus = ConsensusLoop::new(host, Arc::clone(&ledger), sync, inbox)
+        .with_board(Arc::clone(&consensus_board));
     let (consensus_done, mut consensus_result) = oneshot::channel();
     let consensus_shutdown = stop.clone();
     std::thread::Builder::new()

@@ -646,3 +646,75 @@ fn a_bond_changes_the_set_two_heights_later_and_the_sets_survive_a_reopen() {
     assert!(reopened.validator_set(Height(0)).unwrap().is_none());
     assert!(reopened.validator_set(Height(8)).unwrap().is_none());
 }
+
+/// `GET /account/{address}/transactions` over a RocksDB ledger that
+/// pruned its oldest blocks: the pages end at the lowest height held, and
+/// a cursor below it answers 410 `pruned`.
+#[tokio::test]
+async fn account_history_ends_at_the_lowest_height_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(open(dir.path(), genesis("ledger-test")));
+    let backend = NodeBackend::new(
+        Arc::clone(&ledger),
+        Arc::new(NetworkView::new(Arc::clone(ledger.metrics()))),
+        NodeIdentity {
+            node_id: "n".into(),
+            moniker: "m".into(),
+            validator: false,
+        },
+    );
+    let app = rpc::router(Arc::new(backend));
+    // One transfer alice -> bob per block.
+    let blocks = cairn_store::PRUNE_KEEP_BLOCKS_MIN + 12;
+    let mut parent = None;
+    for nonce in 0..blocks {
+        let block = hand_block(&ledger, vec![transfer(&ledger, nonce, 1)], parent.take());
+        let certificate = certify(&ledger, &block);
+        ledger.commit(&block, &certificate).unwrap();
+        parent = Some(certificate);
+    }
+    let bob = bob().to_bech32();
+    let page = |before: Option<String>| {
+        let app = app.clone();
+        let bob = bob.clone();
+        async move {
+            let mut uri = format!("/account/{bob}/transactions?limit=100");
+            if let Some(cursor) = before {
+                uri.push_str(&format!("&before={cursor}"));
+            }
+            get(&app, &uri).await
+        }
+    };
+    let (status, first) = page(None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["transactions"][0]["height"], blocks, "newest first");
+    assert_eq!(first["transactions"][0]["direction"], "received");
+    let cursor = first["next"].as_str().unwrap().to_string();
+    let (_, second) = page(Some(cursor.clone())).await;
+    assert_eq!(
+        second["transactions"].as_array().unwrap().len() as u64,
+        blocks - 100
+    );
+    assert_eq!(
+        second["transactions"].as_array().unwrap().last().unwrap()["height"],
+        1
+    );
+
+    let lowest = ledger.store().prune_blocks_below(Height(11)).unwrap();
+    assert_eq!(lowest, Height(11));
+    let (_, second) = page(Some(cursor)).await;
+    let heights: Vec<u64> = second["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(heights.last(), Some(&11), "{second}");
+    assert_eq!(heights.len() as u64, blocks - 100 - 10);
+    assert_eq!(second["lowest_height"], 11);
+    assert!(second["next"].is_null(), "{second}");
+    let below = rpc::history_cursor(5, 0);
+    let (status, body) = page(Some(below)).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["code"], "pruned", "{body}");
+}

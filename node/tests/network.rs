@@ -389,6 +389,35 @@ fn four_validators_agree_survive_a_kill_and_a_late_full_node_syncs() {
     }
     net.assert_agreement(5);
 
+    // `/consensus` shows a validator's height, round, step, proposer and
+    // the power of the set; `/peers` how long each peer has been there.
+    for node in &net.nodes {
+        let consensus = node.get("/consensus");
+        assert!(consensus["height"].as_u64().unwrap() >= 5, "{consensus}");
+        assert_eq!(consensus["total_power"], 4, "{consensus}");
+        assert_eq!(consensus["quorum_power"], 3, "{consensus}");
+        assert!(
+            consensus["validator_index"].as_u64().unwrap() < 4,
+            "{consensus}"
+        );
+        assert!(consensus["proposer"]["name"].is_string(), "{consensus}");
+        let step = consensus["step"].as_str().unwrap();
+        assert!(
+            ["propose", "prevote", "precommit", "decided", "unstarted"].contains(&step),
+            "{consensus}"
+        );
+        for votes in [&consensus["prevotes"], &consensus["precommits"]] {
+            assert!(votes["power"].as_u64().unwrap() <= 4, "{consensus}");
+        }
+        let peers = node.get("/peers");
+        let peers = peers["peers"].as_array().unwrap();
+        assert!(!peers.is_empty(), "{}: no peers", node.rpc);
+        for peer in peers {
+            assert!(peer["connected_since"].as_u64().unwrap() > 0, "{peer}");
+            assert!(peer["connected_ms"].as_u64().is_some(), "{peer}");
+        }
+    }
+
     // Transfers while validator 3 is killed with SIGKILL and restarted.
     let chain_id = net.chain_id.clone();
     let mut nonce = 0;

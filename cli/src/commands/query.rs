@@ -1,4 +1,4 @@
-//! `cairn query status|account|block|tx|validators|peers|mempool|fees`: text for people
+//! `cairn query status|account|block|tx|history|validators|peers|mempool|fees`: text for people
 //! by default, the node's own JSON with `--json`.
 
 use std::io::Write;
@@ -12,8 +12,8 @@ use crate::{
     error::{CliError, Result},
     keyring::Keyring,
     rpc::{
-        Account, BlockJson, BlockSelector, CommittedTransaction, Fees, Mempool, NodeClient, Peers,
-        Status, Validators,
+        Account, BlockJson, BlockSelector, CommittedTransaction, Fees, History, Mempool,
+        NodeClient, Peers, Status, Validators,
     },
     timestamp::format_time,
 };
@@ -123,6 +123,27 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
         QueryCommand::Validators { height } => {
             let (validators, json) = client.validators(*height).await?;
             (validators_text(&validators), json)
+        }
+        QueryCommand::History {
+            address,
+            keyring_dir,
+            limit,
+            before,
+        } => {
+            let address = match address {
+                AccountRef::Address(address) => *address,
+                AccountRef::Key(_) => {
+                    let keyring = match keyring_dir {
+                        Some(dir) => Keyring::new(dir),
+                        None => Keyring::default_dir().map(Keyring::new)?,
+                    };
+                    address.resolve(&keyring, "ADDRESS")?
+                }
+            };
+            let (history, json) = client
+                .history(&address, *limit, before.as_deref())
+                .await?;
+            (history_text(&history), json)
         }
         QueryCommand::Peers => {
             let (peers, json) = client.peers().await?;
@@ -398,6 +419,81 @@ fn validators_text(validators: &Validators) -> String {
                 candidate.validator_key
             ));
         }
+    }
+    text
+}
+
+/// The name of a transaction kind in the node's JSON (`"transfer"` or
+/// `{"bond": {...}}`).
+fn kind_name(kind: &Value) -> String {
+    match kind {
+        Value::String(name) => name.clone(),
+        Value::Object(object) => object
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "unknown".into()),
+        _ => "transfer".into(),
+    }
+}
+
+fn history_text(history: &History) -> String {
+    if history.transactions.is_empty() {
+        let older = if history.lowest_height > 1 {
+            format!(
+                " (this node holds history from height {} on; older history was pruned)",
+                history.lowest_height
+            )
+        } else {
+            String::new()
+        };
+        return format!(
+            "no committed transactions of {} on this page{older}\n",
+            history.address
+        );
+    }
+    let mut text = format!(
+        "{} transactions of {}, newest first\n{:>8}  {:>5}  {:<9}  {:<10}  {:>14}  {:>6}  {:<44}  HASH\n",
+        history.transactions.len(),
+        history.address,
+        "HEIGHT",
+        "INDEX",
+        "DIRECTION",
+        "KIND",
+        "AMOUNT",
+        "FEE",
+        "COUNTERPARTY"
+    );
+    for entry in &history.transactions {
+        let transfer = &entry.transaction.transaction;
+        let counterparty = match entry.direction.as_str() {
+            "received" => PublicKey::from_hex(&transfer.sender)
+                .map(|key| key.address().to_string())
+                .unwrap_or_else(|_| transfer.sender.clone()),
+            _ => transfer.recipient.clone(),
+        };
+        text.push_str(&format!(
+            "{:>8}  {:>5}  {:<9}  {:<10}  {:>14}  {:>6}  {:<44}  {}\n",
+            entry.height,
+            entry.index,
+            entry.direction,
+            kind_name(&transfer.kind),
+            transfer.amount,
+            transfer.fee,
+            counterparty,
+            entry.hash
+        ));
+    }
+    match &history.next {
+        Some(cursor) => text.push_str(&format!(
+            "older: cairn query history {} --before {cursor}\n",
+            history.address
+        )),
+        None if history.lowest_height > 1 => text.push_str(&format!(
+            "no older transactions on this node: it holds history from height {} on\n",
+            history.lowest_height
+        )),
+        None => text.push_str("no older transactions\n"),
     }
     text
 }

@@ -7,7 +7,8 @@
 //! `GET /status` (refusing a node of another chain than `--chain-id`) and
 //! the nonce from `GET /account/{address}` (unless one
 //! is given), checks the balance, signs, and with a wait it subscribes to
-//! `/ws` *before* submitting and also polls `GET /tx/{hash}`, so an
+//! the transaction on `/ws` *before* submitting (the node sends one event
+//! when it commits or is dropped) and also polls `GET /tx/{hash}`, so an
 //! inclusion between submitting and subscribing cannot be missed.
 
 use std::{io::Write, time::Duration};
@@ -23,7 +24,7 @@ use crate::{
     commands::{write_json, write_line},
     error::{CliError, Result},
     limits::TX_POLL_INTERVAL,
-    rpc::{BlockSubscription, NewBlock, NodeClient, Submitted},
+    rpc::{BlockSubscription, NewBlock, NodeClient, Submitted, TransactionEvent},
 };
 
 /// What to send.
@@ -409,7 +410,8 @@ pub async fn send_transfer(
     // Subscribe first, so a block committed right after the node accepts
     // the transaction is seen.
     let deadline = Instant::now() + timeout;
-    let subscription = client.subscribe_blocks().await?;
+    let mut subscription = client.subscribe_blocks().await?;
+    subscription.subscribe_transaction(&hash).await?;
     let submitted = client.submit(&signed).await?;
     check_hash(client, &submitted.hash, &hash)?;
     report.record(&submitted);
@@ -463,9 +465,12 @@ fn check_hash(client: &NodeClient, returned: &str, expected: &Hash) -> Result<()
     })
 }
 
-/// Waits until `hash` is in a committed block, from the block stream and
-/// from polling `GET /tx/{hash}` every [`TX_POLL_INTERVAL`] (the first
-/// poll at once). A closed stream leaves polling alone.
+/// Waits until `hash` is in a committed block, from the WebSocket (the
+/// node's one event for the transaction subscription, or, from a node
+/// without subscriptions, the blocks) and from polling `GET /tx/{hash}`
+/// every [`TX_POLL_INTERVAL`] (the first poll at once). A closed stream
+/// leaves polling alone. A transaction the node dropped from its mempool
+/// fails the wait with the node's reason.
 pub async fn wait_for_inclusion(
     client: &NodeClient,
     subscription: BlockSubscription,
@@ -493,11 +498,24 @@ pub async fn wait_for_inclusion(
                     return Ok(Inclusion { height: committed.height, index: committed.index });
                 }
             }
-            event = next_block(&mut subscription) => match event {
-                Ok(Some(block)) => {
+            event = next_event(&mut subscription, hash) => match event {
+                Ok(Some(TransactionEvent::Block(block))) => {
                     if let Some(inclusion) = inclusion_in(&block, &hash_hex) {
                         return Ok(inclusion);
                     }
+                }
+                Ok(Some(TransactionEvent::Committed { height, index })) => {
+                    return Ok(Inclusion { height, index });
+                }
+                Ok(Some(TransactionEvent::Dropped { reason })) => {
+                    return Err(CliError::NodeError {
+                        what: "the WebSocket /ws".to_string(),
+                        status: 409,
+                        code: "dropped".to_string(),
+                        message: format!(
+                            "the node dropped transaction {hash_hex} from its mempool uncommitted ({reason}); send it again (with a higher fee if it was evicted or replaced)"
+                        ),
+                    });
                 }
                 // The stream ended or broke: polling goes on alone.
                 Ok(None) | Err(_) => subscription = None,
@@ -517,9 +535,12 @@ fn inclusion_in(block: &NewBlock, hash_hex: &str) -> Option<Inclusion> {
     })
 }
 
-async fn next_block(subscription: &mut Option<BlockSubscription>) -> Result<Option<NewBlock>> {
+async fn next_event(
+    subscription: &mut Option<BlockSubscription>,
+    hash: &Hash,
+) -> Result<Option<TransactionEvent>> {
     match subscription {
-        Some(subscription) => subscription.next_block().await,
+        Some(subscription) => subscription.next_transaction_event(hash).await,
         None => std::future::pending().await,
     }
 }

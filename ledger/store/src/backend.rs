@@ -93,6 +93,16 @@ pub(crate) trait Backend: Send + Sync {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError>;
 
+    /// Visits, in reverse key order, the entries of `column` with keys in
+    /// `[start, end)` until `visit` returns `false`.
+    fn scan_reverse(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError>;
+
     /// Runs `read` on a consistent view of every column as it is now
     /// (taking it is O(1) on RocksDB); writes made meanwhile are not seen.
     fn with_view(

@@ -83,6 +83,23 @@ pub struct TransactionRecord {
     pub transaction: SignedTransaction,
 }
 
+/// Most entries one [`Store::account_history`] call returns (a page).
+pub const HISTORY_PAGE_MAX: usize = 100;
+
+/// A committed transaction touching an account (its sender, or the
+/// recipient of a transfer), from the history index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Height of its block.
+    pub height: Height,
+    /// Position in the block.
+    pub index: u32,
+    /// Its hash.
+    pub hash: Hash,
+    /// The transaction.
+    pub transaction: SignedTransaction,
+}
+
 /// The persistent store of a node: blocks, certificates, indexes, accounts,
 /// evidence and the consensus WAL. Implemented by [`crate::RocksStore`]
 /// and [`crate::MemoryStore`], which pass the same contract tests.
@@ -143,6 +160,22 @@ pub trait Store: Send + Sync {
 
     /// A committed transaction by hash, with its height and index.
     fn transaction(&self, hash: &Hash) -> Result<Option<TransactionRecord>, StoreError>;
+
+    /// The committed transactions touching `address` (as sender, or as
+    /// recipient of a transfer), newest first: those before position
+    /// `before` (height, index; `None`: from the latest block), at most
+    /// `limit` (clamped to `1..=`[`HISTORY_PAGE_MAX`]). The index is
+    /// written with each block in its commit; pruning deletes it with the
+    /// blocks, so a `before` below [`Store::lowest_height`] is
+    /// [`StoreError::Pruned`] and a page ends at the lowest height held. A
+    /// store restored from a snapshot has no history below its
+    /// [`Store::snapshot_base`] (which is also its lowest height).
+    fn account_history(
+        &self,
+        address: &Address,
+        before: Option<(Height, u32)>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
 
     /// An account after the latest committed block.
     fn account(&self, address: &Address) -> Result<Option<Account>, StoreError>;

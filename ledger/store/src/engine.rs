@@ -23,15 +23,16 @@ use cairn_types::{
 use crate::{
     backend::{Backend, Batch},
     contract::{
-        ChainIdentity, ScrubPosition, ScrubStep, TransactionRecord, EVIDENCE_LIST_MAX,
-        PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX,
-        WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
+        ChainIdentity, HistoryEntry, ScrubPosition, ScrubStep, TransactionRecord,
+        EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN,
+        WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
     },
     format::{
-        account_entries, decode_account, decode_address, decode_hash, decode_u32, decode_u64,
-        encode_account, encode_block, evidence_key, height_key, restore_staking_key,
-        validator_set_key, wal_key, Column, MetaKey, TransactionLocation, FORMAT_VERSION,
-        RESTORE_STAKING_PREFIX,
+        account_entries, decode_account, decode_address, decode_hash, decode_history_key,
+        decode_history_value, decode_u32, decode_u64, encode_account, encode_block,
+        encode_history_value, evidence_key, height_key, history_key, restore_staking_key,
+        touched_accounts, validator_set_key, wal_key, Column, MetaKey, TransactionLocation,
+        FORMAT_VERSION, RESTORE_STAKING_PREFIX,
     },
     snapshot::{
         decode_chunk, staking_piece_key, ACCOUNT_TAG, SNAPSHOT_STAKING_PIECE_BYTES_MAX, STAKING_TAG,
@@ -159,6 +160,10 @@ impl<B: Backend> Engine<B> {
                         .transactions
                         .iter()
                         .map(|(hash, _, _)| (Column::Transactions, hash.0.to_vec())),
+                );
+                deletes.extend(
+                    history_entries(&block, &encoded)
+                        .map(|(key, _)| (Column::History, key.to_vec())),
                 );
             }
             if keys > 0 && keys.saturating_add(deletes.len()) > PRUNE_BATCH_KEYS_MAX {
@@ -306,7 +311,7 @@ impl<B: Backend> Engine<B> {
             + outcome.changes().len() * 56
             + 1024;
         let mut batch = self.backend.batch(capacity);
-        put_block_records(&mut batch, height, &encoded, certificate);
+        put_block_records(&mut batch, block, &encoded, certificate);
         // Sorted, as the transaction locations (see `put_block_records`).
         let mut accounts: Vec<([u8; 20], [u8; 24])> = account_entries(outcome.changes()).collect();
         accounts.sort_unstable_by_key(|(address, _)| *address);
@@ -450,6 +455,68 @@ impl<B: Backend> Engine<B> {
             index: location.index,
             transaction,
         }))
+    }
+
+    pub(crate) fn account_history(
+        &self,
+        address: &Address,
+        before: Option<(Height, u32)>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let lowest = self.lowest_height();
+        if let Some((height, _)) = before {
+            if height < lowest {
+                return Err(StoreError::Pruned { height, lowest });
+            }
+        }
+        let limit = limit.clamp(1, HISTORY_PAGE_MAX);
+        let start = history_key(address, lowest, 0);
+        let end = match before {
+            Some((height, index)) => history_key(address, height, index),
+            None => history_key(address, Height(u64::MAX), u32::MAX),
+        };
+        let mut located: Vec<(Height, u32, u32, u32)> = Vec::with_capacity(limit);
+        self.backend
+            .scan_reverse(Column::History, &start, &end, &mut |key, value| {
+                let (height, index) = decode_history_key(key)?;
+                let (offset, length) = decode_history_value(value)?;
+                located.push((height, index, offset, length));
+                Ok(located.len() < limit)
+            })?;
+        // A page's entries cluster in few blocks: read each block once.
+        let mut entries = Vec::with_capacity(located.len());
+        let mut block: Option<(Height, Vec<u8>)> = None;
+        for (height, index, offset, length) in located {
+            let what = || format!("history of {address} at height {height} index {index}");
+            if block.as_ref().map(|(held, _)| *held) != Some(height) {
+                let Some(bytes) = self.block_bytes(height).or_else(|error| match error {
+                    // Pruned while the page was read: the page ends there.
+                    StoreError::Pruned { .. } => Ok(None),
+                    error => Err(error),
+                })?
+                else {
+                    break;
+                };
+                block = Some((height, bytes));
+            }
+            let Some((_, bytes)) = &block else { break };
+            let start = offset as usize;
+            let bytes = bytes
+                .get(start..start.saturating_add(length as usize))
+                .ok_or_else(|| {
+                    StoreError::corrupt(what(), "its location lies outside its block")
+                })?;
+            let transaction: SignedTransaction =
+                codec::decode("transaction", bytes, TRANSACTION_BYTES_MAX)
+                    .map_err(|error| StoreError::corrupt(what(), error.to_string()))?;
+            entries.push(HistoryEntry {
+                height,
+                index,
+                hash: cairn_types::sha256(bytes),
+                transaction,
+            });
+        }
+        Ok(entries)
     }
 
     pub(crate) fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
@@ -775,7 +842,7 @@ impl<B: Backend> Engine<B> {
             &validator_set_key(&validator_set.hash()),
             &codec::encode(validator_set),
         );
-        put_block_records(&mut batch, height, &encoded, certificate);
+        put_block_records(&mut batch, block, &encoded, certificate);
         for piece in &pieces {
             batch.delete(Column::Metadata, piece);
         }
@@ -852,7 +919,7 @@ impl<B: Backend> Engine<B> {
                 });
             }
             expected_hash = block.header.parent_hash;
-            encoded_blocks.push((height, encoded, certificate));
+            encoded_blocks.push((block, encoded, certificate));
         }
         for set in validator_sets {
             let hash = set.hash();
@@ -874,8 +941,8 @@ impl<B: Backend> Engine<B> {
             .map(|(_, encoded, _)| encoded.bytes.len() + 1024)
             .sum();
         let mut batch = self.backend.batch(bytes + 64 * 1024);
-        for (height, encoded, certificate) in &encoded_blocks {
-            put_block_records(&mut batch, *height, encoded, certificate);
+        for (block, encoded, certificate) in &encoded_blocks {
+            put_block_records(&mut batch, block, encoded, certificate);
         }
         for set in validator_sets {
             batch.put(
@@ -1146,10 +1213,11 @@ fn initialize<B: Backend>(
 /// off the commit of a 5,000-transfer block).
 fn put_block_records<T: Batch>(
     batch: &mut T,
-    height: Height,
+    block: &Block,
     encoded: &crate::format::EncodedBlock,
     certificate: &CommitCertificate,
 ) {
+    let height = block.header.height;
     let key = height_key(height);
     batch.put(Column::Blocks, &key, &encoded.bytes);
     batch.put(Column::BlockHashes, &encoded.hash.0, &key);
@@ -1173,6 +1241,36 @@ fn put_block_records<T: Batch>(
     for (hash, location) in &locations {
         batch.put(Column::Transactions, hash, location);
     }
+    // The history index, sorted too (by address, then height and index).
+    let mut history: Vec<([u8; 32], [u8; 8])> = history_entries(block, encoded).collect();
+    history.sort_unstable_by_key(|(key, _)| *key);
+    for (key, value) in &history {
+        batch.put(Column::History, key, value);
+    }
+}
+
+/// The history index entries of a block: per transaction, one per account
+/// it touches ([`touched_accounts`]).
+fn history_entries<'a>(
+    block: &'a Block,
+    encoded: &'a crate::format::EncodedBlock,
+) -> impl Iterator<Item = ([u8; 32], [u8; 8])> + 'a {
+    let height = block.header.height;
+    block
+        .transactions
+        .iter()
+        .zip(&encoded.transactions)
+        .enumerate()
+        .flat_map(move |(index, (transaction, (_, offset, length)))| {
+            // BLOCK_TRANSACTIONS_MAX fits in a u32; blocks are checked.
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let (accounts, count) = touched_accounts(&transaction.transaction);
+            let value = encode_history_value(*offset, *length);
+            accounts
+                .into_iter()
+                .take(count)
+                .map(move |address| (history_key(&address, height, index), value))
+        })
 }
 
 fn put_staking<T: Batch>(batch: &mut T, staking: &StakingState) {
@@ -1353,6 +1451,14 @@ macro_rules! delegate_store {
                 address: &cairn_types::Address,
             ) -> Result<Option<cairn_state::Account>, $crate::StoreError> {
                 self.engine.account(address)
+            }
+            fn account_history(
+                &self,
+                address: &cairn_types::Address,
+                before: Option<(cairn_types::Height, u32)>,
+                limit: usize,
+            ) -> Result<Vec<$crate::HistoryEntry>, $crate::StoreError> {
+                self.engine.account_history(address, before, limit)
             }
             fn validator_set(
                 &self,

@@ -10,12 +10,19 @@
 //! | `accounts` | address (20) | slot (8) balance (8) nonce (8), BE |
 //! | `evidence` | height (8, BE) evidence hash (32) | the evidence (canonical) |
 //! | `wal` | height (8, BE) sequence (8, BE) | opaque consensus entry |
+//! | `history` | address (20) height (8, BE) index (4, BE) | offset (4) length (4), BE |
 //! | `metadata` | name (ASCII) | see [`MetaKey`] |
 //! | `metadata` | `vset` + set hash (32) | a validator set (canonical) |
 //! | `metadata` | `restore_staking` + piece (4, BE) | a staking piece of a restore under way |
 //!
+//! `history` indexes every committed transaction under each account it
+//! touches (its sender and, for a transfer, its recipient; once when they
+//! are the same), so an account's transactions newest first are one reverse
+//! range scan of its prefix ([`crate::Store::account_history`]). The value
+//! locates the transaction's bytes in its block, as in `transactions`.
+//!
 //! A pruned store ([`crate::Store::prune_blocks_below`]) holds the blocks,
-//! certificates, block-hash and transaction index entries of the heights
+//! certificates, block-hash, transaction and history index entries of the heights
 //! from [`MetaKey::LowestHeight`] up only; accounts, validator sets and the
 //! staking state are never pruned.
 //!
@@ -61,11 +68,14 @@ pub enum Column {
     Wal,
     /// Format version, chain identity, latest height.
     Metadata,
+    /// (address, height, index) to the location of a transaction touching
+    /// the address.
+    History,
 }
 
 impl Column {
     /// Every column, in a fixed order.
-    pub const ALL: [Column; 8] = [
+    pub const ALL: [Column; 9] = [
         Column::Blocks,
         Column::BlockHashes,
         Column::Certificates,
@@ -74,6 +84,7 @@ impl Column {
         Column::Evidence,
         Column::Wal,
         Column::Metadata,
+        Column::History,
     ];
 
     /// The column family's name.
@@ -87,6 +98,7 @@ impl Column {
             Column::Evidence => "evidence",
             Column::Wal => "wal",
             Column::Metadata => "metadata",
+            Column::History => "history",
         }
     }
 
@@ -179,6 +191,62 @@ pub(crate) fn evidence_key(height: Height, hash: &Hash) -> [u8; 40] {
     key[..8].copy_from_slice(&height.0.to_be_bytes());
     key[8..].copy_from_slice(&hash.0);
     key
+}
+
+/// Key of a history entry: the account, then the transaction's height and
+/// index, so an account's entries are contiguous and in chain order.
+pub(crate) fn history_key(address: &Address, height: Height, index: u32) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..20].copy_from_slice(&address.0);
+    key[20..28].copy_from_slice(&height.0.to_be_bytes());
+    key[28..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// Decodes a history key into (height, index).
+pub(crate) fn decode_history_key(key: &[u8]) -> Result<(Height, u32), StoreError> {
+    if key.len() != 32 {
+        return Err(StoreError::corrupt(
+            "history key",
+            format!("{} bytes, expected 32", key.len()),
+        ));
+    }
+    let height = u64::from_be_bytes(array::<8>("history key", key, 20)?);
+    let index = u32::from_be_bytes(array::<4>("history key", key, 28)?);
+    Ok((Height(height), index))
+}
+
+/// Value of a history entry: the offset and length of the transaction's
+/// canonical bytes in its stored block.
+pub(crate) fn encode_history_value(offset: u32, length: u32) -> [u8; 8] {
+    let mut value = [0u8; 8];
+    value[..4].copy_from_slice(&offset.to_be_bytes());
+    value[4..].copy_from_slice(&length.to_be_bytes());
+    value
+}
+
+/// Decodes a history value into (offset, length).
+pub(crate) fn decode_history_value(value: &[u8]) -> Result<(u32, u32), StoreError> {
+    if value.len() != 8 {
+        return Err(StoreError::corrupt(
+            "history value",
+            format!("{} bytes, expected 8", value.len()),
+        ));
+    }
+    let offset = u32::from_be_bytes(array::<4>("history value", value, 0)?);
+    let length = u32::from_be_bytes(array::<4>("history value", value, 4)?);
+    Ok((offset, length))
+}
+
+/// The accounts a transaction touches, for the history index: its sender
+/// and, for a transfer to another account, its recipient.
+pub(crate) fn touched_accounts(transaction: &cairn_types::Transaction) -> ([Address; 2], usize) {
+    let sender = transaction.sender_address();
+    if transaction.is_transfer() && transaction.recipient != sender {
+        ([sender, transaction.recipient], 2)
+    } else {
+        ([sender, sender], 1)
+    }
 }
 
 /// Reads a fixed-size array from `bytes` at `at`, or reports `what` corrupt.

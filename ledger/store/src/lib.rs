@@ -11,6 +11,9 @@
 //!   hash and transaction indexes, the changed accounts and the latest
 //!   height ([`Store::commit_block`]). Opening after a crash at any point
 //!   yields the last fully committed block.
+//! - Each committed transaction is indexed under the accounts it touches
+//!   (sender, transfer recipient) in the same commit, for an account's
+//!   history newest first ([`Store::account_history`]).
 //! - Accounts are stored as the state tree's leaves (address to slot,
 //!   balance, nonce); the tree is rebuilt in memory on open
 //!   ([`Store::load_state`]).
@@ -59,9 +62,9 @@ pub mod rocks;
 pub mod snapshot;
 
 pub use contract::{
-    ChainIdentity, ScrubPosition, ScrubStep, Store, TransactionRecord, EVIDENCE_LIST_MAX,
-    PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX,
-    WAL_HEIGHT_BYTES_MAX,
+    ChainIdentity, HistoryEntry, ScrubPosition, ScrubStep, Store, TransactionRecord,
+    EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN,
+    WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
 };
 pub use error::StoreError;
 pub use format::{Column, FORMAT_VERSION};

@@ -464,6 +464,31 @@ impl Backend for MemoryBackend {
         scan_columns(&state.columns, &state.rotten, column, start, end, visit)
     }
 
+    fn scan_reverse(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let state = self.live()?;
+        if end <= start {
+            return Ok(());
+        }
+        for (key, value) in state.columns[column.index()]
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .rev()
+        {
+            if state.rotten.contains(&(column.index(), key.clone())) {
+                return Err(rotten(column));
+            }
+            if !visit(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn with_view(
         &self,
         read: &mut dyn FnMut(&dyn View) -> Result<(), StoreError>,

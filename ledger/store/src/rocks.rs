@@ -96,8 +96,11 @@ fn column_options(column: Column, cache: &Cache) -> Options {
     }
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
-    if matches!(column, Column::BlockHashes | Column::Transactions) {
-        // Pruning deletes these hash-keyed entries all over the key space,
+    if matches!(
+        column,
+        Column::BlockHashes | Column::Transactions | Column::History
+    ) {
+        // Pruning deletes these hash- and address-keyed entries all over the key space,
         // where a range compaction cannot aim: a table file in which
         // pruning left many tombstones is marked for compaction instead.
         options.add_compact_on_deletion_collector_factory(
@@ -373,6 +376,34 @@ impl Backend for RocksBackend {
         let handle = self.handle(column)?;
         let iterator = self.db.raw_iterator_cf_opt(handle, scan_options(end));
         run_scan(iterator, start, end, visit)
+    }
+
+    fn scan_reverse(
+        &self,
+        column: Column,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let handle = self.handle(column)?;
+        // Both bounds: the iterator stops at them rather than reading
+        // deleted keys beyond.
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(start.to_vec());
+        options.set_iterate_upper_bound(end.to_vec());
+        let mut iterator = self.db.raw_iterator_cf_opt(handle, options);
+        iterator.seek_to_last();
+        while iterator.valid() {
+            let (Some(key), Some(value)) = (iterator.key(), iterator.value()) else {
+                break;
+            };
+            if key < start || key >= end || !visit(key, value)? {
+                break;
+            }
+            iterator.prev();
+        }
+        iterator.status().map_err(backend_error("scan"))?;
+        Ok(())
     }
 
     fn with_view(

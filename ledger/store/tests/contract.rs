@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use cairn_state::LedgerState;
 use cairn_store::{
     ChainIdentity, Column, MemoryDisk, MemoryStore, RocksStore, Store, StoreError, FORMAT_VERSION,
-    PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRY_BYTES_MAX,
+    HISTORY_PAGE_MAX, PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRY_BYTES_MAX,
 };
 use cairn_types::{
     sha256, Address, ChainId, Evidence, Hash, Height, Keypair, Round, ValidatorIndex, Vote,
@@ -505,6 +505,144 @@ fn pruning_drops_old_heights_and_keeps_the_window<H: Harness>(mut harness: H) {
     );
 }
 
+/// An account's history as the blocks say it should be, newest first:
+/// (height, index, hash) of every transaction it sent or received (a
+/// transfer), from `lowest` up.
+fn expected_history(
+    blocks: &[cairn_types::Block],
+    address: &Address,
+    lowest: Height,
+) -> Vec<(Height, u32, Hash)> {
+    let mut list = Vec::new();
+    for block in blocks.iter().filter(|block| block.height() >= lowest) {
+        for (index, signed) in block.transactions.iter().enumerate() {
+            let transaction = &signed.transaction;
+            if transaction.sender_address() == *address
+                || (transaction.is_transfer() && transaction.recipient == *address)
+            {
+                list.push((block.height(), index as u32, signed.hash()));
+            }
+        }
+    }
+    list.reverse();
+    list
+}
+
+/// Reads an account's whole history in pages of `page`, following each
+/// page's last position as the next one's `before`.
+fn read_history(store: &dyn Store, address: &Address, page: usize) -> Vec<(Height, u32, Hash)> {
+    let mut all = Vec::new();
+    let mut before = None;
+    for _ in 0..10_000 {
+        let entries = store.account_history(address, before, page).unwrap();
+        assert!(entries.len() <= page.clamp(1, HISTORY_PAGE_MAX));
+        let Some(last) = entries.last() else {
+            return all;
+        };
+        before = Some((last.height, last.index));
+        for entry in &entries {
+            assert_eq!(entry.hash, entry.transaction.hash());
+            all.push((entry.height, entry.index, entry.hash));
+        }
+    }
+    panic!("the history of {address} never ended");
+}
+
+/// The history index: every transaction an account sent or received, newest
+/// first, complete across pages of any size and many blocks, bounded per
+/// page; pruning removes the entries of pruned heights and a position below
+/// the lowest height answers `Pruned`; it survives a restart.
+fn account_history_pages_are_complete_ordered_and_pruned<H: Harness>(mut harness: H) {
+    let mut chain = TestChain::new("contract", 8, 2);
+    let store = open(&mut harness, &chain);
+    let mut blocks = Vec::new();
+    let tip = PRUNE_KEEP_BLOCKS_MIN + 20;
+    for height in 1..=tip {
+        let count = if height % 10 == 0 { 0 } else { 5 };
+        let (block, certificate, outcome) = chain.next_block(count);
+        store.commit_block(&block, &certificate, &outcome).unwrap();
+        blocks.push(block);
+    }
+    let mut addresses: Vec<Address> = chain.keys.iter().map(|key| key.address()).collect();
+    // A recipient only (a fresh address a recent transfer created).
+    let received_only = blocks
+        .iter()
+        .rev()
+        .flat_map(|block| &block.transactions)
+        .map(|signed| signed.transaction.recipient)
+        .find(|recipient| !addresses.contains(recipient))
+        .expect("some transfer goes to a fresh address");
+    addresses.push(received_only);
+    let nobody = Address([7; 20]);
+    addresses.push(nobody);
+    let self_transfers = blocks
+        .iter()
+        .flat_map(|block| &block.transactions)
+        .filter(|signed| signed.transaction.recipient == signed.transaction.sender_address())
+        .count();
+    assert!(self_transfers > 0, "the test wants a transfer to oneself");
+
+    fn check(
+        store: &dyn Store,
+        blocks: &[cairn_types::Block],
+        addresses: &[Address],
+        nobody: Address,
+        lowest: Height,
+    ) {
+        for address in addresses {
+            let expected = expected_history(blocks, address, lowest);
+            if *address == nobody {
+                assert!(expected.is_empty());
+            } else {
+                assert!(!expected.is_empty(), "{address} has no history");
+            }
+            for page in [1, 7, HISTORY_PAGE_MAX, 1_000] {
+                assert_eq!(
+                    read_history(store, address, page),
+                    expected,
+                    "history of {address} in pages of {page}"
+                );
+            }
+            // One full page from the top is the newest HISTORY_PAGE_MAX.
+            let first = store.account_history(address, None, usize::MAX).unwrap();
+            assert_eq!(first.len(), expected.len().min(HISTORY_PAGE_MAX));
+            for (entry, (height, index, hash)) in first.iter().zip(&expected) {
+                assert_eq!(
+                    (entry.height, entry.index, entry.hash),
+                    (*height, *index, *hash)
+                );
+                let block = &blocks[height.0 as usize - 1];
+                assert_eq!(entry.transaction, block.transactions[*index as usize]);
+            }
+        }
+        let busy = addresses[0];
+        assert!(expected_history(blocks, &busy, lowest).len() > HISTORY_PAGE_MAX);
+    }
+    check(&store, &blocks, &addresses, nobody, Height(1));
+
+    let lowest = store.prune_blocks_below(Height(21)).unwrap();
+    assert_eq!(lowest, Height(21));
+    check(&store, &blocks, &addresses, nobody, lowest);
+    match store.account_history(&addresses[0], Some((Height(20), 3)), 10) {
+        Err(StoreError::Pruned {
+            height,
+            lowest: held,
+        }) => assert_eq!((height, held), (Height(20), lowest)),
+        other => panic!("a position below the lowest height: {other:?}"),
+    }
+    // A position at the lowest height still reads the entries before it there.
+    assert!(store
+        .account_history(&addresses[0], Some((lowest, u32::MAX)), 10)
+        .is_ok());
+    // A synced commit makes the prune durable; a restart keeps it all.
+    let (block, certificate, outcome) = chain.next_block(5);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    blocks.push(block);
+    drop(store);
+    let store = open(&mut harness, &chain);
+    check(&store, &blocks, &addresses, nobody, lowest);
+}
+
 macro_rules! contract_tests {
     ($module:ident, $harness:expr) => {
         mod $module {
@@ -537,6 +675,10 @@ macro_rules! contract_tests {
             #[test]
             fn evidence_is_kept_once_and_pruned() {
                 super::evidence_is_kept_once_and_pruned($harness);
+            }
+            #[test]
+            fn account_history_pages_are_complete_ordered_and_pruned() {
+                super::account_history_pages_are_complete_ordered_and_pruned($harness);
             }
             #[test]
             fn pruning_drops_old_heights_and_keeps_the_window() {
