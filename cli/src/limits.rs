@@ -129,3 +129,14 @@ pub const DEVNET_LOG_TAIL_BYTES_MAX: u64 = 16 * 1024;
 /// Most blocks whose transactions the foreground status line counts per
 /// refresh (beyond it, tx/s is left out for that second).
 pub const DEVNET_STATUS_BLOCKS_MAX: u64 = 50;
+
+/// Default of `--max-age` (`cairn query ... --verify`): the oldest a
+/// verified header may be before the answer is refused as stale.
+pub const LIGHT_MAX_AGE_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+/// Longest `--max-age` accepted (30 days).
+pub const LIGHT_MAX_AGE_MAX: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// How long `--witness` waits for a witness that has not reached the
+/// verified height yet.
+pub const WITNESS_WAIT: Duration = Duration::from_secs(5);
