@@ -558,6 +558,12 @@ pub struct VerifyArgs {
     /// replaying node) [default: 1h; at most 720h].
     #[arg(long, value_name = "DURATION", requires = "verify", value_parser = parse_max_age)]
     pub max_age: Option<std::time::Duration>,
+    /// Refuse to verify from a trusted state (or genesis) older than this:
+    /// its validators may have unbonded and could sign a fake chain at no
+    /// cost (keep it below the chain's unbonding period in time) [default:
+    /// 336h (two weeks)].
+    #[arg(long, value_name = "DURATION", requires = "verify", value_parser = parse_trusting_period)]
+    pub trusting_period: Option<std::time::Duration>,
     /// Where trusted states are kept, one file per chain [default:
     /// $XDG_DATA_HOME/cairn/light if set, else ~/.cairn-light].
     #[arg(long, value_name = "DIR", env = "CAIRN_LIGHT_DIR")]
@@ -575,8 +581,13 @@ impl VerifyArgs {
             genesis: self.genesis.clone(),
             witness: self.witness.clone(),
             max_age: self.max_age,
+            trusting_period: self.trusting_period,
         }
     }
+}
+
+fn parse_trusting_period(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_duration_at_most(text, crate::limits::LIGHT_TRUSTING_PERIOD_MAX)
 }
 
 fn parse_max_age(text: &str) -> Result<std::time::Duration, String> {

@@ -197,6 +197,18 @@ pub enum CliError {
         /// The witness's block hash.
         witness_hash: String,
     },
+    /// The trusted state is older than the trusting period.
+    #[error("the trusted state of chain {chain_id:?} (height {height}) is {age_hours:.1} h old, beyond the trusting period of {period_hours:.1} h (--trusting-period): the validators that signed it may have unbonded since and could sign a fake chain at no cost, so nothing is verified from it. Trust a recent block learnt from a source you trust: `cairn light init --trusted-height H --trusted-hash HASH --node URL`")]
+    TrustExpired {
+        /// The chain.
+        chain_id: String,
+        /// The trusted height.
+        height: u64,
+        /// Its age.
+        age_hours: f64,
+        /// The trusting period.
+        period_hours: f64,
+    },
     /// No trusted state for a chain and no genesis to start from.
     #[error("no trusted state for chain {chain_id:?} in {dir}: run `cairn light init --genesis FILE` (or `--trusted-height H --trusted-hash HASH`), or pass --genesis FILE")]
     LightUninitialized {
@@ -439,6 +451,7 @@ impl CliError {
             CliError::BadResponse { .. } => "bad_response",
             CliError::Unverified { .. } => "unverified",
             CliError::Fork { .. } => "fork",
+            CliError::TrustExpired { .. } => "trust_expired",
             CliError::LightUninitialized { .. } => "light_uninitialized",
             CliError::LightState { .. } => "light_state",
             CliError::ChainIdMismatch { .. } => "chain_id_mismatch",

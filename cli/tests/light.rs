@@ -403,6 +403,12 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
     let (code, stdout, _) = verify_fresh(&replaying, &address, &genesis, &[]);
     assert_eq!(code, 0, "the default bound is an hour: {stdout}");
 
+    // A trusted state (here the genesis) older than the trusting period is
+    // not verified from.
+    let (code, stdout, _) = verify_fresh(&url, &address, &genesis, &["--trusting-period", "1s"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(json(&stdout)["error"]["code"], "trust_expired", "{stdout}");
+
     // `cairn light init` with a trusted block: the hash must be the
     // block's; then --verify starts from it.
     let trusted_height = 2u64;

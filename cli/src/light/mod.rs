@@ -11,7 +11,8 @@
 //! (`GET /account/{address}?prove=true`) against the state root of the
 //! verified header of its height, [`verify_transaction`] an inclusion
 //! proof (`GET /tx/{hash}?prove=true`) against its transactions root.
-//! Both then refuse a header older than the freshness bound
+//! Both refuse to start from a trusted state older than the trusting
+//! period (`--trusting-period`), then refuse a header older than the freshness bound
 //! (`--max-age`), compare the block hash with a witness node's if one is
 //! given (a difference is a fork: nothing is trusted), and only then keep
 //! the verified height as the new trusted state.
@@ -36,7 +37,7 @@ pub use verifier::{LightBlock, Source, Stats, Verifier};
 
 use crate::{
     error::{CliError, Result},
-    limits::{LIGHT_MAX_AGE_DEFAULT, WITNESS_WAIT},
+    limits::{LIGHT_MAX_AGE_DEFAULT, LIGHT_TRUSTING_PERIOD_DEFAULT, WITNESS_WAIT},
     rpc::NodeClient,
 };
 
@@ -53,6 +54,9 @@ pub struct LightOptions {
     /// The oldest a verified header may be ([`LIGHT_MAX_AGE_DEFAULT`]
     /// when `None`).
     pub max_age: Option<Duration>,
+    /// The oldest the trusted state may be
+    /// ([`LIGHT_TRUSTING_PERIOD_DEFAULT`] when `None`).
+    pub trusting_period: Option<Duration>,
 }
 
 /// What the light client verified.
@@ -141,6 +145,13 @@ async fn verify_height(
     check: impl FnOnce(&LightBlock) -> Result<()>,
 ) -> Result<(LightBlock, Verified)> {
     let start = trusted_root(client, options).await?;
+    check_within_trusting_period(
+        &start,
+        options
+            .trusting_period
+            .unwrap_or(LIGHT_TRUSTING_PERIOD_DEFAULT),
+        now(),
+    )?;
     let source = NodeSource::new(client);
     let mut verifier = Verifier::new(&source);
     let (state, block) = verifier.verify_to(&start, height).await?;
@@ -190,6 +201,27 @@ fn now() -> Timestamp {
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     Timestamp(millis)
+}
+
+/// Refuses a trusted state older than `period` at `now` (CometBFT's
+/// trusting period: past it, the stake behind the trusted validators may
+/// be gone, and with it any cost of signing a fake chain).
+pub fn check_within_trusting_period(
+    trusted: &TrustedState,
+    period: Duration,
+    now: Timestamp,
+) -> Result<()> {
+    let age = now.0.saturating_sub(trusted.time.0);
+    let bound = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+    if age > bound {
+        return Err(CliError::TrustExpired {
+            chain_id: trusted.chain_id.to_string(),
+            height: trusted.height,
+            age_hours: age as f64 / 3_600_000.0,
+            period_hours: bound as f64 / 3_600_000.0,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a header older than `max_age` at `now`.

@@ -373,3 +373,21 @@ fn a_stale_header_is_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn an_expired_trusted_state_is_not_verified_from() {
+    let chain = TestChain::new(2, 0, fixed);
+    let trusted = chain.trusted_at(2);
+    let period = std::time::Duration::from_secs(3_600);
+    let within = Timestamp(trusted.time.0 + 3_600_000);
+    assert!(super::check_within_trusting_period(&trusted, period, within).is_ok());
+    let past = Timestamp(trusted.time.0 + 3_600_001);
+    let error = super::check_within_trusting_period(&trusted, period, past).unwrap_err();
+    assert_eq!(error.code(), "trust_expired");
+    assert!(
+        error
+            .to_string()
+            .contains("cairn light init --trusted-height"),
+        "{error}"
+    );
+}
