@@ -617,3 +617,70 @@ fn a_fork_is_caught_by_its_headers_and_by_a_witness() {
         "nothing may be trusted after a fork"
     );
 }
+
+/// Wrong flags and unusable files: a clear error, exit code 2 for a
+/// command line that does not parse, 1 otherwise.
+#[test]
+fn wrong_light_flags_and_files_are_refused_with_what_to_do() {
+    let light = tempfile::tempdir().unwrap();
+    let address = cairn_types::Address([1; 20]).to_string();
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec![
+                "query",
+                "account",
+                &address,
+                "--witness",
+                "http://127.0.0.1:1",
+            ],
+            2,
+            "--verify",
+        ),
+        (vec!["light", "init"], 2, "--genesis"),
+        (
+            vec!["light", "init", "--trusted-height", "3"],
+            2,
+            "--trusted-hash",
+        ),
+        (
+            vec!["query", "account", &address, "--verify", "--max-age", "0s"],
+            2,
+            "zero",
+        ),
+        (
+            vec![
+                "query",
+                "account",
+                &address,
+                "--verify",
+                "--trusting-period",
+                "2x",
+            ],
+            2,
+            "unit",
+        ),
+        (
+            vec!["light", "init", "--genesis", "/nonexistent/genesis.json"],
+            1,
+            "/nonexistent/genesis.json",
+        ),
+        (
+            vec!["light", "show", "--chain-id", "nochain"],
+            1,
+            "cairn light init",
+        ),
+    ];
+    for (arguments, expected_code, expected) in cases {
+        let (code, _, stderr) = cairn(light.path(), &arguments);
+        assert_eq!(code, expected_code, "{arguments:?}: {stderr}");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+    // A damaged trusted state is reported, not ignored or overwritten.
+    std::fs::write(light.path().join("damaged.json"), "{ not json").unwrap();
+    let (code, _, stderr) = cairn(light.path(), &["light", "show", "--chain-id", "damaged"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("damaged.json") && stderr.contains("does not parse"),
+        "{stderr}"
+    );
+}
