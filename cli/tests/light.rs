@@ -348,13 +348,29 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(json(&stdout)["error"]["code"], "light_state", "{stdout}");
 
-    // A node that changes the balance it proves is caught.
+    // A node that changes the balance it proves is caught, and the trusted
+    // state does not move.
     let liar = lying_proxy(url.clone());
     let (code, stdout, _) = verify_fresh(&liar, &address, &genesis, &[]);
     assert_eq!(code, 1, "{stdout}");
     assert!(
         stdout.contains("does not verify") && stdout.contains("state root"),
         "{stdout}"
+    );
+    let trusted_file = std::fs::read_dir(light.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before = std::fs::read(&trusted_file).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let (code, stdout, _) = verify_with(light.path(), &liar, &address, None, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        std::fs::read(&trusted_file).unwrap(),
+        before,
+        "a lie moved the trusted state"
     );
 
     // A node that serves certificates signed by keys that are not the
