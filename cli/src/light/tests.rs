@@ -391,3 +391,16 @@ fn an_expired_trusted_state_is_not_verified_from() {
         "{error}"
     );
 }
+
+#[test]
+fn the_number_of_steps_is_bounded() {
+    // The rotating chain needs 147 steps for 1,000 heights (see above).
+    let chain = TestChain::new(1_000, 0, rotating);
+    let mut verifier = Verifier::new(&chain).with_steps_max(100);
+    let text = error_text(run(verifier.verify_to(&chain.genesis(), 1_000)));
+    assert!(
+        text.contains("more than 100 verification steps") && text.contains("cairn light init"),
+        "{text}"
+    );
+    assert_eq!(verifier.stats().steps, 101);
+}

@@ -116,6 +116,7 @@ pub struct Verifier<'a, S: Source> {
     certificates: HashMap<u64, CommitCertificate>,
     sets: HashMap<u64, ValidatorSet>,
     stats: Stats,
+    steps_max: u64,
 }
 
 impl<'a, S: Source> Verifier<'a, S> {
@@ -127,7 +128,14 @@ impl<'a, S: Source> Verifier<'a, S> {
             certificates: HashMap::new(),
             sets: HashMap::new(),
             stats: Stats::default(),
+            steps_max: LIGHT_STEPS_MAX,
         }
+    }
+
+    /// The same with another bound on the steps than [`LIGHT_STEPS_MAX`].
+    pub fn with_steps_max(mut self, steps_max: u64) -> Verifier<'a, S> {
+        self.steps_max = steps_max;
+        self
     }
 
     /// What was fetched and checked so far.
@@ -366,12 +374,12 @@ impl<'a, S: Source> Verifier<'a, S> {
         let mut verified = None;
         while let Some(&height) = pending.last() {
             self.stats.steps += 1;
-            if self.stats.steps > LIGHT_STEPS_MAX {
+            if self.stats.steps > self.steps_max {
                 return Err(self.unverified(
                     target,
                     format!(
-                        "reaching it from the trusted height {} takes more than {LIGHT_STEPS_MAX} verification steps (the validators changed too much in between); trust a later height with `cairn light init --trusted-height H --trusted-hash HASH`",
-                        start.height
+                        "reaching it from the trusted height {} takes more than {} verification steps (the validators changed too much in between); trust a later height with `cairn light init --trusted-height H --trusted-hash HASH`",
+                        start.height, self.steps_max
                     ),
                 ));
             }
