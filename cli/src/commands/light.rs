@@ -31,11 +31,11 @@ fn light_dir(given: Option<std::path::PathBuf>) -> Result<std::path::PathBuf> {
 
 fn state_text(state: &TrustedState) -> String {
     format!(
-        "chain        {}\nheight       {}\nblock        {}\ntime         {} ms\nnext set     {} ({} validators, power {})\nfrom         {}",
+        "chain        {}\nheight       {}\nblock        {}\ntime         {}\nnext set     {} ({} validators, power {})\nfrom         {}",
         state.chain_id,
         state.height,
         state.header_hash,
-        state.time.0,
+        crate::timestamp::format_time(state.time.0),
         state.next_set.hash(),
         state.next_set.len(),
         state.next_set.total_power().0,
