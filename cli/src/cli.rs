@@ -86,6 +86,8 @@ impl Cli {
                 | ValidatorCommand::RotateKey { common, .. },
             ) => common.json,
             Command::Query(args) => args.json,
+            Command::Light(LightCommand::Init(args)) => args.json,
+            Command::Light(LightCommand::Show(args)) => args.json,
             Command::Devnet(DevnetCommand::Status(args)) => args.json,
             Command::Devnet(_) => false,
             Command::Bench(args) => args.json,
@@ -108,6 +110,9 @@ pub enum Command {
     Validator(ValidatorCommand),
     /// Read the chain from a node.
     Query(QueryArgs),
+    /// The light client's trusted state (`cairn query ... --verify`).
+    #[command(subcommand)]
+    Light(LightCommand),
     /// Run a local devnet: several cairnd nodes on this machine.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -532,6 +537,113 @@ pub struct QueryArgs {
     pub node: NodeArgs,
 }
 
+/// `--verify` and its settings (`cairn query account|tx`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct VerifyArgs {
+    /// Trust no node: verify the answer with a proof against a header,
+    /// and that header with skipping verification from the trusted state
+    /// (`cairn light init`) or --genesis. Prints "verified at height H by
+    /// N validators holding P% of the power".
+    #[arg(long, visible_alias = "prove")]
+    pub verify: bool,
+    /// The chain's genesis.json: the root of trust when no trusted state
+    /// is kept for its chain yet.
+    #[arg(long, value_name = "FILE", requires = "verify")]
+    pub genesis: Option<PathBuf>,
+    /// A second node: its block hash at the verified height must be the
+    /// verified one, else the answer is a fork and nothing is trusted.
+    #[arg(long, value_name = "URL", requires = "verify")]
+    pub witness: Option<String>,
+    /// Refuse an answer whose block is older than this (a stale or
+    /// replaying node) [default: 1h; at most 720h].
+    #[arg(long, value_name = "DURATION", requires = "verify", value_parser = parse_max_age)]
+    pub max_age: Option<std::time::Duration>,
+    /// Refuse to verify from a trusted state (or genesis) older than this:
+    /// its validators may have unbonded and could sign a fake chain at no
+    /// cost (keep it below the chain's unbonding period in time) [default:
+    /// 336h (two weeks)].
+    #[arg(long, value_name = "DURATION", requires = "verify", value_parser = parse_trusting_period)]
+    pub trusting_period: Option<std::time::Duration>,
+    /// Where trusted states are kept, one file per chain [default:
+    /// $XDG_DATA_HOME/cairn/light if set, else ~/.cairn-light].
+    #[arg(long, value_name = "DIR", env = "CAIRN_LIGHT_DIR")]
+    pub light_dir: Option<PathBuf>,
+}
+
+impl VerifyArgs {
+    /// The light client's options.
+    pub fn options(&self) -> crate::light::LightOptions {
+        crate::light::LightOptions {
+            light_dir: self
+                .light_dir
+                .clone()
+                .or_else(crate::light::default_light_dir),
+            genesis: self.genesis.clone(),
+            witness: self.witness.clone(),
+            max_age: self.max_age,
+            trusting_period: self.trusting_period,
+        }
+    }
+}
+
+fn parse_trusting_period(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_duration_at_most(text, crate::limits::LIGHT_TRUSTING_PERIOD_MAX)
+}
+
+fn parse_max_age(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_duration_at_most(text, crate::limits::LIGHT_MAX_AGE_MAX)
+}
+
+/// `cairn light ...`.
+#[derive(Debug, Subcommand)]
+pub enum LightCommand {
+    /// Choose the root of trust of a chain: its genesis, or a block
+    /// (height and hash) learnt from a source you trust. Replaces what
+    /// was kept for that chain.
+    Init(LightInitArgs),
+    /// Print the trusted state kept for a chain.
+    Show(LightShowArgs),
+}
+
+/// `cairn light init`.
+#[derive(Debug, Args)]
+pub struct LightInitArgs {
+    /// Trust this genesis.json (height 0).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["trusted_height", "trusted_hash"], required_unless_present = "trusted_height")]
+    pub genesis: Option<PathBuf>,
+    /// Trust the block of this height (with --trusted-hash and --node).
+    #[arg(long, value_name = "H", requires = "trusted_hash")]
+    pub trusted_height: Option<u64>,
+    /// The hash of that block (64 hex characters).
+    #[arg(long, value_name = "HASH", requires = "trusted_height", value_parser = parse_hash)]
+    pub trusted_hash: Option<Hash>,
+    /// Where trusted states are kept [default: $XDG_DATA_HOME/cairn/light
+    /// if set, else ~/.cairn-light].
+    #[arg(long, value_name = "DIR", env = "CAIRN_LIGHT_DIR")]
+    pub light_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The node the trusted block's header and sets are fetched from.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `cairn light show`.
+#[derive(Debug, Args)]
+pub struct LightShowArgs {
+    /// The chain id.
+    #[arg(long, value_name = "CHAIN_ID")]
+    pub chain_id: String,
+    /// Where trusted states are kept [default: $XDG_DATA_HOME/cairn/light
+    /// if set, else ~/.cairn-light].
+    #[arg(long, value_name = "DIR", env = "CAIRN_LIGHT_DIR")]
+    pub light_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// What `cairn query` reads.
 #[derive(Debug, Clone, Subcommand)]
 pub enum QueryCommand {
@@ -545,14 +657,9 @@ pub enum QueryCommand {
         /// The keyring a key name is looked up in [default: see `cairn keys --help`].
         #[arg(long, value_name = "DIR", env = "CAIRN_KEYRING_DIR")]
         keyring_dir: Option<PathBuf>,
-        /// Trust no node: verify the balance and nonce with a proof against
-        /// a header, and every header from the genesis in --genesis on
-        /// (light client).
-        #[arg(long, requires = "genesis")]
-        prove: bool,
-        /// The chain's genesis.json, the root of trust of --prove.
-        #[arg(long, value_name = "FILE")]
-        genesis: Option<PathBuf>,
+        /// Light client: verify the balance and nonce (see below).
+        #[command(flatten)]
+        verify: VerifyArgs,
     },
     /// A block by height (default: the latest).
     Block {
@@ -565,13 +672,9 @@ pub enum QueryCommand {
         /// The transaction hash (64 hex characters).
         #[arg(value_parser = parse_hash)]
         hash: Hash,
-        /// Trust no node: verify the inclusion with a proof against a
-        /// header, and every header from the genesis in --genesis on.
-        #[arg(long, requires = "genesis")]
-        prove: bool,
-        /// The chain's genesis.json, the root of trust of --prove.
-        #[arg(long, value_name = "FILE")]
-        genesis: Option<PathBuf>,
+        /// Light client: verify the inclusion (see below).
+        #[command(flatten)]
+        verify: VerifyArgs,
     },
     /// The validator set of a height (default: the next one) and the
     /// candidates.

@@ -182,6 +182,49 @@ pub enum CliError {
         /// What failed.
         reason: String,
     },
+    /// The witness node's header of a verified height differs from the
+    /// verified one: one of the two nodes serves a fork.
+    #[error("fork detected at height {height}: the node at {primary} serves block {primary_hash} (verified against the trusted validators) but the witness at {witness} serves block {witness_hash}. Nothing was trusted; one of them is on a fork, find out which before trusting either")]
+    Fork {
+        /// The node queried (whose answer verified).
+        primary: String,
+        /// The witness.
+        witness: String,
+        /// The height compared.
+        height: u64,
+        /// The primary's (verified) block hash.
+        primary_hash: String,
+        /// The witness's block hash.
+        witness_hash: String,
+    },
+    /// The trusted state is older than the trusting period.
+    #[error("the trusted state of chain {chain_id:?} (height {height}) is {age_hours:.1} h old, beyond the trusting period of {period_hours:.1} h (--trusting-period): the validators that signed it may have unbonded since and could sign a fake chain at no cost, so nothing is verified from it. Trust a recent block learnt from a source you trust: `cairn light init --trusted-height H --trusted-hash HASH --node URL`")]
+    TrustExpired {
+        /// The chain.
+        chain_id: String,
+        /// The trusted height.
+        height: u64,
+        /// Its age.
+        age_hours: f64,
+        /// The trusting period.
+        period_hours: f64,
+    },
+    /// No trusted state for a chain and no genesis to start from.
+    #[error("no trusted state for chain {chain_id:?} in {dir}: run `cairn light init --genesis FILE` (or `--trusted-height H --trusted-hash HASH`), or pass --genesis FILE")]
+    LightUninitialized {
+        /// The chain the node says it is on.
+        chain_id: String,
+        /// The light directory searched.
+        dir: String,
+    },
+    /// The trusted state on disk cannot be used.
+    #[error("the trusted state {path} cannot be used: {reason}")]
+    LightState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The node is on another chain than the one asked for.
     #[error("chain id mismatch: --chain-id is {given:?} but the node at {url} is on chain {node:?}; nothing was signed. Pass --node with a node of chain {given:?}, or --chain-id {node:?} to sign for that chain")]
     ChainIdMismatch {
@@ -407,6 +450,10 @@ impl CliError {
             CliError::NodeError { code, .. } => code,
             CliError::BadResponse { .. } => "bad_response",
             CliError::Unverified { .. } => "unverified",
+            CliError::Fork { .. } => "fork",
+            CliError::TrustExpired { .. } => "trust_expired",
+            CliError::LightUninitialized { .. } => "light_uninitialized",
+            CliError::LightState { .. } => "light_state",
             CliError::ChainIdMismatch { .. } => "chain_id_mismatch",
             CliError::InsufficientFunds { .. } => "insufficient_funds",
             CliError::InvalidTransfer { .. } => "invalid_transfer",

@@ -129,3 +129,22 @@ pub const DEVNET_LOG_TAIL_BYTES_MAX: u64 = 16 * 1024;
 /// Most blocks whose transactions the foreground status line counts per
 /// refresh (beyond it, tx/s is left out for that second).
 pub const DEVNET_STATUS_BLOCKS_MAX: u64 = 50;
+
+/// Default of `--max-age` (`cairn query ... --verify`): the oldest a
+/// verified header may be before the answer is refused as stale.
+pub const LIGHT_MAX_AGE_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+/// Longest `--max-age` accepted (30 days).
+pub const LIGHT_MAX_AGE_MAX: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// How long `--witness` waits for a witness that has not reached the
+/// verified height yet.
+pub const WITNESS_WAIT: Duration = Duration::from_secs(5);
+
+/// Default of `--trusting-period`: how old a trusted state may be and
+/// still be verified from (two weeks; keep it below the chain's unbonding
+/// period in time).
+pub const LIGHT_TRUSTING_PERIOD_DEFAULT: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// Longest `--trusting-period` accepted (ten years: in effect, none).
+pub const LIGHT_TRUSTING_PERIOD_MAX: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);

@@ -8,7 +8,9 @@
 //! restarted); an original validator unbonds everything and leaves the
 //! set; a twin of another validator (same key, fresh sign state) makes it
 //! equivocate, and the evidence jails and slashes it and removes it from
-//! the set. The chain keeps committing throughout. A guard stops every
+//! the set. The chain keeps committing throughout. At the end the light
+//! client (`cairn query account --verify`) verifies the tip from the
+//! genesis and from a trusted block before the changes, across them. A guard stops every
 //! process the test started, whatever happens.
 //!
 //! Needs `cairnd` next to `cairn` in the target directory: run
@@ -1102,6 +1104,56 @@ fn staking_bond_unbond_and_jail_on_a_devnet() {
             "height {h}: the nodes disagree: {hashes:?}"
         );
     }
+    // ---- the light client across the set changes --------------------------
+    // From the genesis (a fresh light directory) to the tip: the set of the
+    // tip is not the genesis set (v4 in, v3 and v2 out), so it is fetched
+    // and checked against the header; then from a trusted block before the
+    // changes (`cairn light init --trusted-height`).
+    let account = genesis_json["accounts"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let light = tempfile::tempdir().unwrap();
+    let verify = |url: &str| {
+        run(cairn()
+            .env("CAIRN_LIGHT_DIR", light.path())
+            .args(["query", "account", &account, "--verify", "--genesis"])
+            .arg(&genesis)
+            .args(["--node", url, "--json"]))
+    };
+    let (code, stdout, stderr) = verify(&v0);
+    assert_eq!(code, 0, "--verify across set changes: {stdout} {stderr}");
+    let verified: Value = serde_json::from_str(&stdout).unwrap();
+    let fetched = &verified["verified"]["fetched"];
+    assert!(fetched["validator_sets"].as_u64().unwrap() >= 1, "{stdout}");
+    let signed = verified["verified"]["signed_power"].as_u64().unwrap();
+    let total = verified["verified"]["total_power"].as_u64().unwrap();
+    assert!(signed * 3 > total * 2, "{stdout}");
+    eprintln!(
+        "   light client: genesis to height {}: {fetched}",
+        verified["verified"]["height"]
+    );
+    let trusted_hash = block(&v0, b, &logs)["hash"].as_str().unwrap().to_string();
+    let by_hash = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(cairn()
+        .env("CAIRN_LIGHT_DIR", by_hash.path())
+        .args([
+            "light",
+            "init",
+            "--trusted-height",
+            &b.to_string(),
+            "--trusted-hash",
+            &trusted_hash,
+        ])
+        .args(["--node", &v0]));
+    assert_eq!(code, 0, "light init at height {b}: {stdout} {stderr}");
+    let (code, stdout, stderr) = run(cairn().env("CAIRN_LIGHT_DIR", by_hash.path()).args([
+        "query", "account", &account, "--verify", "--node", &rpc5, "--json",
+    ]));
+    assert_eq!(code, 0, "--verify from height {b}: {stdout} {stderr}");
+    let verified: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(verified["verified"]["from_height"], b, "{stdout}");
+
     let status = guard.stop("v4");
     assert!(
         status.is_some_and(|status| status.success()),

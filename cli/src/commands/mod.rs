@@ -5,6 +5,7 @@ pub mod bench;
 pub mod completions;
 pub mod devnet;
 pub mod keys;
+pub mod light;
 pub mod query;
 pub mod tx;
 pub mod validator;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Tx(command) => tx::run(command, out).await,
         Command::Validator(command) => validator::run(command, out).await,
         Command::Query(args) => query::run(args, out).await,
+        Command::Light(command) => light::run(command, out).await,
         Command::Devnet(command) => devnet::run(command, out).await,
         Command::Completions(args) => completions::run(&args, out),
         Command::Bench(args) => bench::run(args, out).await,

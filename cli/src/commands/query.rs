@@ -39,8 +39,7 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
         QueryCommand::Account {
             address,
             keyring_dir,
-            prove,
-            genesis,
+            verify,
         } => {
             let address = match address {
                 AccountRef::Address(address) => *address,
@@ -52,22 +51,18 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
                     address.resolve(&keyring, "ADDRESS")?
                 }
             };
-            if let (true, Some(path)) = (prove, genesis) {
-                let genesis = cairn_genesis::Genesis::load(path)?;
-                let light_dir = crate::light::default_light_dir();
+            if verify.verify {
                 let proven =
-                    crate::light::verify_account(client, &genesis, &address, light_dir.as_deref())
-                        .await?;
+                    crate::light::verify_account(client, &address, &verify.options()).await?;
                 let text = format!(
-                    "address  {}\nbalance  {}\nnonce    {}\nproven   at height {} (block {}): {} headers verified from height {} (0: the genesis), {} validator set changes followed\n",
+                    "address  {}\nbalance  {}\nnonce    {}\n{} (block {}; {} headers fetched from trusted height {})\n",
                     proven.address,
                     proven.balance,
                     proven.nonce,
-                    proven.verified.height,
+                    proven.verified.summary(),
                     proven.verified.header_hash,
-                    proven.verified.headers,
+                    proven.verified.fetched.headers,
                     proven.verified.from_height,
-                    proven.verified.set_changes
                 );
                 let json = serde_json::to_value(&proven).unwrap_or_default();
                 return Ok((text, json));
@@ -85,24 +80,17 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             let (block, json) = client.block(*height).await?;
             (block_text(&block), json)
         }
-        QueryCommand::Tx {
-            hash,
-            prove: true,
-            genesis: Some(path),
-        } => {
-            let genesis = cairn_genesis::Genesis::load(path)?;
-            let light_dir = crate::light::default_light_dir();
-            let proven =
-                crate::light::verify_transaction(client, &genesis, hash, light_dir.as_deref())
-                    .await?;
+        QueryCommand::Tx { hash, verify } if verify.verify => {
+            let proven = crate::light::verify_transaction(client, hash, &verify.options()).await?;
             let text = format!(
-                "hash     {}\nincluded at height {} index {}\nproven   {} headers verified from height {} (0: the genesis), {} validator set changes followed\n",
+                "hash     {}\nincluded at height {} index {}\n{} (block {}; {} headers fetched from trusted height {})\n",
                 proven.hash,
                 proven.height,
                 proven.index,
-                proven.verified.headers,
+                proven.verified.summary(),
+                proven.verified.header_hash,
+                proven.verified.fetched.headers,
                 proven.verified.from_height,
-                proven.verified.set_changes
             );
             let json = serde_json::to_value(&proven).unwrap_or_default();
             (text, json)
