@@ -662,7 +662,10 @@ fn a_restarted_node_reconnects_through_its_address_book() {
     cluster.start(3, Some(&bootstrap));
     let survivors = [1, 2, 3];
     let started = Instant::now();
-    while !cluster.nodes[3].log().contains("besides the bootstrap peers") {
+    while !cluster.nodes[3]
+        .log()
+        .contains("besides the bootstrap peers")
+    {
         assert!(
             started.elapsed() < DEADLINE,
             "node 3 did not read its address book:\n{}",
@@ -680,4 +683,95 @@ fn a_restarted_node_reconnects_through_its_address_book() {
         );
     }
     cluster.assert_one_chain(&survivors, cluster.common_height(&survivors));
+}
+
+/// The README's "A devnet on several machines", step by step, with
+/// namespace hosts as the machines: `cairn devnet init --hosts` with the
+/// hosts' addresses, each home copied to "its machine" (a directory of
+/// its own) and started there with its start.sh (RPC put on the host's
+/// address for the test to read it, and blocks made without waiting for
+/// transactions). The validators find each other and commit.
+#[test]
+fn the_several_machines_readme_steps_run_on_namespace_hosts() {
+    if !netns::root_or_skip("the_several_machines_readme_steps_run_on_namespace_hosts") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(4);
+    let root = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_cairnd"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let hosts: Vec<String> = net.hosts.iter().map(|host| host.ip.to_string()).collect();
+    let layout = root.path().join("layout");
+    let output = std::process::Command::new(bin_dir.join("cairn"))
+        .args(["devnet", "init", "--hosts", &hosts.join(","), "--dir"])
+        .arg(&layout)
+        .arg("--cairnd")
+        .arg(env!("CARGO_BIN_EXE_cairnd"))
+        .output()
+        .expect("the cairn binary is built next to cairnd (cargo build --workspace --bins)");
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("26656"),
+        "the ports to open are named: {said}"
+    );
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut guards = Vec::new();
+    let mut homes = Vec::new();
+    for (index, host) in net.hosts.iter().enumerate() {
+        let machine = root.path().join(format!("machine{index}"));
+        std::fs::create_dir_all(&machine).unwrap();
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(layout.join(format!("host{index}")))
+            .arg(machine.join("cairn"))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let home = machine.join("cairn");
+        let log = std::fs::File::create(home.join("node.log")).unwrap();
+        let mut command = std::process::Command::new(home.join("start.sh"));
+        command
+            .env("PATH", &path)
+            .env_remove("RUST_LOG")
+            .args(["--rpc-listen", &format!("{}:{}", host.ip, netns::RPC_PORT)])
+            .args(["--wait-for-transactions", "false"])
+            .stdout(Stdio::null())
+            .stderr(log);
+        guards.push(support::ChildGuard(Some(net.spawn_in(index, &mut command))));
+        homes.push(home);
+    }
+    let height_of = |index: usize| {
+        let url = net.hosts[index].rpc_url();
+        net.in_hub(|| {
+            let authority = url.trim_start_matches("http://").to_string();
+            std::net::TcpStream::connect(&authority)
+                .ok()
+                .map(|_| support::get_json(&url, "/status"))
+                .and_then(|status| status["latest_height"].as_u64())
+                .unwrap_or(0)
+        })
+    };
+    let started = Instant::now();
+    while (0..4).any(|index| height_of(index) < 3) {
+        if started.elapsed() > DEADLINE {
+            for home in &homes {
+                eprintln!(
+                    "==== {} ====\n{}",
+                    home.display(),
+                    std::fs::read_to_string(home.join("node.log")).unwrap_or_default()
+                );
+            }
+            panic!("the devnet laid out by `cairn devnet init --hosts` does not commit");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(guards);
 }
