@@ -775,3 +775,185 @@ fn the_several_machines_readme_steps_run_on_namespace_hosts() {
     }
     drop(guards);
 }
+
+/// A devnet laid out by `cairn devnet init --hosts` on `validators`
+/// namespace hosts, each reached through a relay of `shape` (or directly
+/// with None), started with `timeout_commit_ms` 10 (as `cairn devnet up`)
+/// and blocks made back to back. Runs `cairn bench` (from the hub) for
+/// each of `loads` (rate, duration), printing its JSON, then prints the
+/// heights per second over 20 s.
+fn bench_on_hosts(validators: usize, shape: Option<netns::LinkShape>, loads: &[(&str, &str)]) {
+    let net = Net::new(validators);
+    let root = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_cairnd"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let hosts: Vec<String> = net.hosts.iter().map(|host| host.ip.to_string()).collect();
+    let layout = root.path().join("layout");
+    let output = std::process::Command::new(bin_dir.join("cairn"))
+        .args([
+            "devnet",
+            "init",
+            "--accounts",
+            "1000",
+            "--hosts",
+            &hosts.join(","),
+            "--dir",
+        ])
+        .arg(&layout)
+        .arg("--cairnd")
+        .arg(env!("CARGO_BIN_EXE_cairnd"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let advertised: Vec<String> = (0..validators)
+        .map(|index| match shape {
+            Some(_) => net.relay(index, netns::P2P_PORT),
+            None => net.hosts[index].p2p_address(),
+        })
+        .collect();
+    if let Some(shape) = shape {
+        net.shape_relays(shape);
+    }
+    let peer_ids: Vec<String> = (0..validators)
+        .map(|index| {
+            run_ok(
+                support::cairnd()
+                    .arg("--home")
+                    .arg(layout.join(format!("host{index}")))
+                    .arg("show-node-id"),
+            )
+        })
+        .collect();
+    let mut guards = Vec::new();
+    for index in 0..validators {
+        let home = layout.join(format!("host{index}"));
+        let mut command = support::cairnd();
+        command
+            .arg("--home")
+            .arg(&home)
+            .arg("start")
+            .args([
+                "--rpc-listen",
+                &format!("{}:{}", net.hosts[index].ip, netns::RPC_PORT),
+            ])
+            .args(["--external-address", &advertised[index]])
+            .args(["--timeout-commit-ms", "10"])
+            .args(["--wait-for-transactions", "false"]);
+        for other in 0..validators {
+            if other != index {
+                command.args([
+                    "--bootstrap",
+                    &format!("{}/p2p/{}", advertised[other], peer_ids[other]),
+                ]);
+            }
+        }
+        command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.join("node.log")).unwrap());
+        guards.push(support::ChildGuard(Some(net.spawn_in(index, &mut command))));
+    }
+    let height_of = |index: usize| -> u64 {
+        let url = net.hosts[index].rpc_url();
+        net.in_hub(|| {
+            std::net::TcpStream::connect(url.trim_start_matches("http://"))
+                .ok()
+                .map(|_| support::get_json(&url, "/status"))
+                .and_then(|status| status["latest_height"].as_u64())
+                .unwrap_or(0)
+        })
+    };
+    let started = Instant::now();
+    while (0..validators).any(|index| height_of(index) < 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{validators} validators did not start committing"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "{validators} validators committing after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let urls: Vec<String> = net.hosts.iter().map(netns::Host::rpc_url).collect();
+    for (rate, duration) in loads {
+        let mut command = std::process::Command::new(bin_dir.join("cairn"));
+        command.arg("bench");
+        for url in &urls {
+            command.args(["--node", url]);
+        }
+        command
+            .arg("--keys-dir")
+            .arg(layout.join("keys"))
+            .args([
+                "--rate",
+                rate,
+                "--duration",
+                duration,
+                "--batch",
+                "50",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped());
+        let child = net.spawn_in_hub(&mut command);
+        let output = child.wait_with_output().unwrap();
+        eprintln!(
+            "bench {validators} validators, rate {rate} for {duration}: {}",
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+    let start_height = height_of(0);
+    let measured = Instant::now();
+    std::thread::sleep(Duration::from_secs(20));
+    let end_height = height_of(0);
+    eprintln!(
+        "{validators} validators: {:.2} heights/s ({} heights in {:.1} s)",
+        (end_height - start_height) as f64 / measured.elapsed().as_secs_f64(),
+        end_height - start_height,
+        measured.elapsed().as_secs_f64()
+    );
+    drop(guards);
+}
+
+/// BENCHMARKS.md, "Real hosts": four validators on four namespace hosts
+/// with 50 ms one-way delay (± 0 and ± 10 ms jitter): light load (1,000
+/// tx/s) and saturation. Run on demand:
+/// `cargo test --workspace --test hosts bench_wan -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark: run on demand (BENCHMARKS.md)"]
+fn bench_wan_four_validators() {
+    if !netns::root_or_skip("bench_wan_four_validators") {
+        return;
+    }
+    let _serial = serial();
+    bench_on_hosts(
+        4,
+        Some(netns::LinkShape {
+            delay: Duration::from_millis(50),
+            jitter: Duration::ZERO,
+            stall_share: 0.0,
+            stall: Duration::ZERO,
+        }),
+        &[("1000", "20s"), ("max", "20s")],
+    );
+}
+
+/// BENCHMARKS.md, "Real hosts": as many validators as real processes as
+/// this machine runs, each on its own namespace host, at light load (100
+/// tx/s): heights per second. `CAIRN_BENCH_VALIDATORS` sets the count
+/// (default 16). Run on demand:
+/// `CAIRN_BENCH_VALIDATORS=31 cargo test --workspace --test hosts bench_validator_count -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark: run on demand (BENCHMARKS.md)"]
+fn bench_validator_count() {
+    if !netns::root_or_skip("bench_validator_count") {
+        return;
+    }
+    let _serial = serial();
+    let validators = std::env::var("CAIRN_BENCH_VALIDATORS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(16);
+    bench_on_hosts(validators, None, &[("100", "15s")]);
+}

@@ -250,6 +250,11 @@ impl Net {
         Self::in_namespace(&self.hub, work)
     }
 
+    /// Spawns `command` inside the hub namespace.
+    pub fn spawn_in_hub(&self, command: &mut Command) -> Child {
+        Self::in_namespace(&self.hub, || command.spawn().unwrap())
+    }
+
     /// Spawns `command` inside host `index`'s namespace (a child process
     /// starts in the namespace of the thread that forks it).
     pub fn spawn_in(&self, index: usize, command: &mut Command) -> Child {
