@@ -1561,3 +1561,80 @@ mod address_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod advertised_tests {
+    use super::*;
+
+    /// Builds a loop listening on `listen`, advertising `external`, and
+    /// runs its swarm until it has bound its listen addresses; returns
+    /// (bound, advertised).
+    async fn bound_and_advertised(
+        listen: &str,
+        external: &[&str],
+    ) -> (Vec<Multiaddr>, Vec<Multiaddr>) {
+        let chain = cairn_types::ChainId::new("advertise").unwrap();
+        let mut config = Config::new(chain, crate::generate_keypair());
+        config.listen_addresses = vec![listen.parse().unwrap()];
+        config.external_addresses = external.iter().map(|a| a.parse().unwrap()).collect();
+        let (_client, _events, mut event_loop) = new(config).unwrap();
+        // Interfaces are reported one by one: wait until none comes for a
+        // moment.
+        loop {
+            let next = tokio::time::timeout(
+                Duration::from_millis(300),
+                event_loop.swarm.select_next_some(),
+            )
+            .await;
+            match next {
+                Ok(event) => event_loop.on_swarm_event(event),
+                Err(_) if !event_loop.listen.is_empty() => break,
+                Err(_) => {}
+            }
+        }
+        let advertised = event_loop.swarm.external_addresses().cloned().collect();
+        (event_loop.listen.clone(), advertised)
+    }
+
+    #[tokio::test]
+    async fn a_node_on_every_interface_advertises_no_loopback_or_unspecified_address() {
+        let (bound, advertised) = bound_and_advertised("/ip4/0.0.0.0/tcp/0", &[]).await;
+        assert!(
+            bound.iter().any(is_loopback),
+            "0.0.0.0 binds loopback too: {bound:?}"
+        );
+        assert!(
+            advertised.iter().all(|a| !is_unspecified(a)),
+            "{advertised:?}"
+        );
+        if bound.iter().any(|a| !is_loopback(a)) {
+            assert!(
+                advertised.iter().all(|a| !is_loopback(a)),
+                "loopback advertised beside {bound:?}: {advertised:?}"
+            );
+            assert!(!advertised.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn configured_external_addresses_are_advertised_instead_of_listen_addresses() {
+        let external = "/ip4/203.0.113.7/tcp/26656";
+        let (_, advertised) = bound_and_advertised("/ip4/0.0.0.0/tcp/0", &[external]).await;
+        assert_eq!(advertised, vec![external.parse::<Multiaddr>().unwrap()]);
+        // A node on loopback alone advertises its loopback address.
+        let (bound, advertised) = bound_and_advertised("/ip4/127.0.0.1/tcp/0", &[]).await;
+        assert_eq!(advertised, bound);
+    }
+
+    #[test]
+    fn an_unspecified_external_address_is_refused() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _guard = runtime.enter();
+        let chain = cairn_types::ChainId::new("advertise").unwrap();
+        let mut config = Config::new(chain, crate::generate_keypair());
+        config.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        config.external_addresses = vec!["/ip4/0.0.0.0/tcp/26656".parse().unwrap()];
+        let error = new(config).err().unwrap().to_string();
+        assert!(error.contains("0.0.0.0"), "{error}");
+    }
+}
