@@ -2,16 +2,15 @@
 //! bridge, and one namespace per host joined to it by a veth pair with a
 //! private address (10.87.<subnet>.<host + 1>/24). Nothing is added to the
 //! machine's own namespace, so no traffic leaves the test. Links can be
-//! taken down (`ip link set ... down`).
+//! taken down (`ip link set ... down`) and made to lose packets.
 //!
 //! WAN links: kernels without `sch_netem` (this project's CI kernel has no
 //! netem, gact or police) cannot delay packets, so [`Net::relay`] puts a
 //! delaying TCP relay for a host on an address of its own in the hub
 //! (10.87.<subnet>.<host + 101>): a node that advertises it is reached
 //! through it, and every byte crossing it is held back by a delay with
-//! jitter (in order, as TCP delivers), and a share of the chunks by a
-//! further stall, the head-of-line wait a lost segment's retransmission
-//! costs a TCP stream.
+//! jitter (in order, as TCP delivers). Packet loss is real:
+//! [`Net::set_loss_all`] drops a share of the packets each host sends.
 //!
 //! Names carry the test process id (`cnh<pid><letter>`), so namespaces a
 //! crashed earlier run left behind (whose process is gone) are removed by
@@ -126,10 +125,6 @@ pub struct LinkShape {
     pub delay: Duration,
     /// Uniform jitter: each chunk waits `delay` ± up to this.
     pub jitter: Duration,
-    /// Share (0..=1) of chunks held back a further [`LinkShape::stall`].
-    pub stall_share: f64,
-    /// The further wait of a stalled chunk.
-    pub stall: Duration,
 }
 
 /// A hub and its hosts; removed when dropped.
@@ -172,8 +167,6 @@ impl Net {
             shape: Arc::new(std::sync::Mutex::new(LinkShape {
                 delay: Duration::ZERO,
                 jitter: Duration::ZERO,
-                stall_share: 0.0,
-                stall: Duration::ZERO,
             })),
         };
         run("ip", &["netns", "add", &hub]);
@@ -271,38 +264,76 @@ impl Net {
         );
     }
 
-    /// Sets `tc netem` on every host's outgoing link (so each packet
-    /// between two hosts passes one netem), e.g. `["delay", "50ms",
-    /// "10ms"]` or `["loss", "10%"]`; an empty list removes it.
-    pub fn netem_all(&self, settings: &[&str]) {
+    /// Drops `percent`% of the packets every host sends, at random (0
+    /// removes it), on its own link: each packet between two hosts passes
+    /// one such link. Kernels without `sch_netem` (and without the gact
+    /// action) still have what this needs: an htb root whose second class
+    /// ends in a `pfifo limit 0` (a black hole), and a classic-BPF
+    /// classifier that sends a packet there when the kernel's random
+    /// number (`ld rand`) falls below the share.
+    pub fn set_loss_all(&self, percent: u32) {
+        assert!(percent <= 100);
+        let threshold = (u64::from(percent) << 32) / 100;
+        let threshold = u32::try_from(threshold.min(u64::from(u32::MAX))).unwrap();
+        // ld rand; jge threshold ? ret 0 (pass) : ret -1 (to 1:2)
+        let program = format!("4,32 0 0 4294963256,53 0 1 {threshold},6 0 0 0,6 0 0 4294967295");
         for host in &self.hosts {
+            let (namespace, link) = (host.namespace.as_str(), host.link.as_str());
             let _ = Command::new("tc")
-                .args([
-                    "-n",
-                    &host.namespace,
-                    "qdisc",
-                    "del",
-                    "dev",
-                    &host.link,
-                    "root",
-                ])
+                .args(["-n", namespace, "qdisc", "del", "dev", link, "root"])
                 .output();
-            if settings.is_empty() {
+            if percent == 0 {
                 continue;
             }
-            let mut args = vec![
+            let tc = |args: &[&str]| {
+                let mut all = vec!["-n", namespace];
+                all.extend_from_slice(args);
+                run("tc", &all);
+            };
+            tc(&[
+                "qdisc", "add", "dev", link, "root", "handle", "1:", "htb", "default", "1",
+            ]);
+            for class in ["1:1", "1:2"] {
+                tc(&[
+                    "class", "add", "dev", link, "parent", "1:", "classid", class, "htb", "rate",
+                    "10gbit",
+                ]);
+            }
+            tc(&[
+                "qdisc", "add", "dev", link, "parent", "1:2", "handle", "20:", "pfifo", "limit",
+                "0",
+            ]);
+            tc(&[
+                "filter", "add", "dev", link, "parent", "1:", "bpf", "bytecode", &program,
+                "flowid", "1:2",
+            ]);
+        }
+    }
+
+    /// Packets dropped by [`Net::set_loss_all`] on host `index`'s link.
+    pub fn lost_packets(&self, index: usize) -> u64 {
+        let host = &self.hosts[index];
+        let output = Command::new("tc")
+            .args([
                 "-n",
                 &host.namespace,
+                "-s",
                 "qdisc",
-                "add",
+                "show",
                 "dev",
                 &host.link,
-                "root",
-                "netem",
-            ];
-            args.extend_from_slice(settings);
-            run("tc", &args);
-        }
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        // The black hole's own line: `qdisc pfifo 20: ...`, then its
+        // `Sent ... (dropped N, ...)`.
+        text.split("qdisc ")
+            .find(|part| part.starts_with("pfifo 20:"))
+            .and_then(|part| part.split("dropped ").nth(1))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|number| number.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -398,10 +429,7 @@ fn pump(from: &TcpStream, to: &TcpStream, shape: Arc<std::sync::Mutex<LinkShape>
             };
             let shape = *shape.lock().unwrap();
             let jitter = shape.jitter.as_secs_f64() * (2.0 * next() - 1.0);
-            let mut wait = (shape.delay.as_secs_f64() + jitter).max(0.0);
-            if next() < shape.stall_share {
-                wait += shape.stall.as_secs_f64();
-            }
+            let wait = (shape.delay.as_secs_f64() + jitter).max(0.0);
             let release = (Instant::now() + Duration::from_secs_f64(wait)).max(last);
             last = release;
             if sender.send((release, buffer[..read].to_vec())).is_err() {
