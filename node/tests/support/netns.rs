@@ -51,7 +51,10 @@ static NETS_MADE: AtomicU32 = AtomicU32::new(0);
 pub fn root_or_skip(test: &str) -> bool {
     let root = rustix::process::geteuid().is_root();
     if !root {
-        eprintln!(
+        // Straight to stderr: libtest's capture (of print macros) would
+        // hide the message of a test that returns.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
              !!! SKIPPED {test}: network-namespace hosts need root (ip netns, tc).\n\
              !!! Run the test suite as root (CI does) to run this test.\n\
@@ -152,7 +155,10 @@ impl Net {
         if made == 0 {
             remove_stale();
         }
-        assert!(made < 26, "too many nets in one test process (names use one letter)");
+        assert!(
+            made < 26,
+            "too many nets in one test process (names use one letter)"
+        );
         let letter = char::from(b'a' + u8::try_from(made % 26).unwrap());
         let tag = format!("{NAME_PREFIX}{}{letter}", std::process::id());
         let subnet = 1 + made % 250;
