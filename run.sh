@@ -133,16 +133,19 @@ ensure_command() {
 }
 
 # The mDNS test runs two nodes inside a network namespace it creates with
-# `unshare -n` and `ip` (iproute2), so multicast never leaves the test.
+# `unshare -n` and `ip` (iproute2), so multicast never leaves the test; the
+# namespace-host tests (node/tests/hosts.rs) build hosts with `ip netns`,
+# veth pairs and a bridge, and shape links with `tc netem` (iproute2).
 ensure_iproute2() {
-    if command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+    if command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 \
+        && command -v unshare >/dev/null 2>&1; then
         return 0
     fi
     if [ "$(id -u)" -eq 0 ]; then
-        echo "run.sh: ip/unshare are missing (the mDNS test needs them); installing iproute2 and util-linux" >&2
+        echo "run.sh: ip/tc/unshare are missing (the mDNS and namespace-host tests need them); installing iproute2 and util-linux" >&2
         apt_install iproute2 util-linux
     else
-        echo "run.sh: the mDNS test needs ip and unshare, and root. Install them with:" >&2
+        echo "run.sh: the mDNS and namespace-host tests need ip, tc and unshare, and root. Install them with:" >&2
         echo "    sudo apt-get install -y iproute2 util-linux" >&2
         exit 1
     fi

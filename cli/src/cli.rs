@@ -715,6 +715,12 @@ pub enum DevnetCommand {
     /// Make a devnet (or resume the one in --dir) and start its nodes; stays
     /// in the foreground until Ctrl-C unless --detach is given.
     Up(DevnetUpArgs),
+    /// Lay out a devnet of one validator per machine, without starting
+    /// it: one home per host (listening on 0.0.0.0:26656, advertising the
+    /// host's address, every other host as bootstrap peer, one genesis)
+    /// and a start.sh in each. Copy each home to its machine and run it
+    /// (README: "A devnet on several machines").
+    Init(DevnetInitArgs),
     /// Stop the nodes of a devnet (SIGTERM, then SIGKILL after a deadline).
     Down(DevnetDirArgs),
     /// Show each node of a devnet: process, height, peers, RPC and P2P addresses.
@@ -783,6 +789,30 @@ pub struct DevnetUpArgs {
     /// Keyring (receives the funded accounts' keys) and passphrase.
     #[command(flatten)]
     pub keyring: KeyringArgs,
+}
+
+/// `cairn devnet init`.
+#[derive(Debug, Args)]
+pub struct DevnetInitArgs {
+    /// The machines' addresses, one validator each, separated by commas,
+    /// e.g. 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4 (each must reach the
+    /// others on TCP port 26656).
+    #[arg(long, value_name = "IP1,IP2,...")]
+    pub hosts: String,
+    /// Funded accounts, with unencrypted keys in DIR/keys [default: 4].
+    #[arg(long, value_name = "K")]
+    pub accounts: Option<usize>,
+    /// Chain id [default: cairn-devnet].
+    #[arg(long, value_name = "ID")]
+    pub chain_id: Option<String>,
+    /// The node binary used to make the homes [default: `cairnd` next to
+    /// this `cairn`, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub cairnd: Option<PathBuf>,
+    /// A new or empty directory for the homes (host0, host1, ...),
+    /// genesis.json and keys/.
+    #[arg(long, value_name = "DIR", default_value = "cairn-hosts")]
+    pub dir: PathBuf,
 }
 
 /// The directory of a devnet.

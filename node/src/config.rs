@@ -138,6 +138,13 @@ pub struct PruningConfig {
 pub struct P2pConfig {
     /// Multiaddrs to listen on; port 0 picks a free port.
     pub listen: Vec<String>,
+    /// Multiaddrs peers should dial to reach this node (its public or
+    /// LAN address when it listens on 0.0.0.0 or sits behind NAT),
+    /// advertised instead of the listen addresses; empty: the listen
+    /// addresses, never loopback (unless only loopback is bound) nor
+    /// unspecified ones.
+    #[serde(default)]
+    pub external_addresses: Vec<String>,
     /// Multiaddrs of peers to start discovery from, with `/p2p/<peer id>`.
     pub bootstrap: Vec<String>,
     /// Local-network discovery by multicast. Off by default: it sends on
@@ -254,6 +261,7 @@ impl Default for NodeConfig {
             mode: NodeMode::Validator,
             p2p: P2pConfig {
                 listen: vec!["/ip4/0.0.0.0/tcp/26656".into()],
+                external_addresses: Vec::new(),
                 bootstrap: Vec::new(),
                 mdns: false,
                 peers_target: 16,
@@ -358,6 +366,33 @@ impl NodeConfig {
         };
         for text in &self.p2p.listen {
             multiaddr("p2p.listen", text)?;
+        }
+        let external_max = cairn_p2p::limits::EXTERNAL_ADDRESSES_MAX;
+        if self.p2p.external_addresses.len() > external_max {
+            return Err(bad(
+                "p2p.external_addresses",
+                format!(
+                    "{} addresses given, at most {external_max} are advertised; keep the ones peers can reach",
+                    self.p2p.external_addresses.len()
+                ),
+            ));
+        }
+        for text in &self.p2p.external_addresses {
+            let address = multiaddr("p2p.external_addresses", text)?;
+            if !cairn_p2p::is_advertisable(&address, &[]) {
+                return Err(bad(
+                    "p2p.external_addresses",
+                    format!(
+                        "{text:?} is unspecified; give the address peers dial to reach this node, like /ip4/203.0.113.7/tcp/26656"
+                    ),
+                ));
+            }
+            if text.contains("/p2p/") {
+                return Err(bad(
+                    "p2p.external_addresses",
+                    format!("{text:?} holds a peer id; give the address alone, like /ip4/203.0.113.7/tcp/26656"),
+                ));
+            }
         }
         for text in &self.p2p.bootstrap {
             multiaddr("p2p.bootstrap", text)?;
@@ -579,10 +614,11 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 27] = [
+const OVERRIDE_KEYS: [(&str, &str); 28] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),
+    ("external_addresses", "p2p.external_addresses"),
     ("bootstrap", "p2p.bootstrap"),
     ("mdns", "p2p.mdns"),
     ("peers_target", "p2p.peers_target"),
@@ -640,6 +676,20 @@ pub struct ConfigOverrides {
         value_delimiter = ','
     )]
     pub p2p_listen: Vec<String>,
+    /// Multiaddr peers should dial to reach this node, advertised to them
+    /// instead of the listen addresses: its public or LAN address when it
+    /// listens on 0.0.0.0 or sits behind NAT, e.g.
+    /// /ip4/203.0.113.7/tcp/26656; repeat the flag, or separate addresses
+    /// with commas, for several. Config key `p2p.external_addresses`;
+    /// default none (the listen addresses, never loopback or 0.0.0.0 to
+    /// remote peers).
+    #[arg(
+        long = "external-address",
+        env = "CAIRN_P2P_EXTERNAL_ADDRESSES",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
+    pub external_addresses: Vec<String>,
     /// A peer to start discovery from: its multiaddr ending in
     /// /p2p/<peer id>, e.g. /ip4/10.0.0.2/tcp/26656/p2p/12D3Koo...
     /// (`cairnd show-node-id` on that node prints the id); repeat the flag,
@@ -975,6 +1025,9 @@ impl ConfigOverrides {
         if !self.p2p_listen.is_empty() {
             config.p2p.listen = self.p2p_listen.clone();
         }
+        if !self.external_addresses.is_empty() {
+            config.p2p.external_addresses = self.external_addresses.clone();
+        }
         if !self.bootstrap.is_empty() {
             config.p2p.bootstrap = self.bootstrap.clone();
         }
@@ -1110,11 +1163,41 @@ mod tests {
             "full",
             "--timeout-commit-ms",
             "0",
+            "--external-address",
+            "/ip4/10.0.0.7/tcp/26656",
+            "--external-address",
+            "/dns4/node.example/tcp/26656",
         ])
         .unwrap();
         let mut config = NodeConfig::default();
         cli.overrides.apply(&mut config);
         assert_eq!(config.p2p.bootstrap.len(), 2);
+        assert_eq!(
+            config.p2p.external_addresses,
+            ["/ip4/10.0.0.7/tcp/26656", "/dns4/node.example/tcp/26656"]
+        );
+        // (The bootstrap peers above have made-up ids.)
+        config.p2p.bootstrap.clear();
+        config.validate(|key| key.to_string()).unwrap();
+        for (bad, expected) in [
+            ("/ip4/0.0.0.0/tcp/26656", "unspecified"),
+            ("ip4 10.0.0.7", "not a multiaddr"),
+            (
+                "/ip4/10.0.0.7/tcp/1/p2p/12D3KooWGRUVh5rd3GPNd3kgGpFoH8Am2Ub4sF3jiLnd6t8qoKhc",
+                "peer id",
+            ),
+        ] {
+            let mut wrong = config.clone();
+            wrong.p2p.external_addresses = vec![bad.to_string()];
+            let error = wrong
+                .validate(|key| key.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("p2p.external_addresses") && error.contains(expected),
+                "{bad}: {error}"
+            );
+        }
         assert_eq!(config.rpc.listen.port(), 0);
         assert!(config.p2p.mdns);
         assert_eq!(config.mode, NodeMode::Full);

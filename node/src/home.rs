@@ -94,6 +94,12 @@ impl Home {
         self.root.join("snapshots")
     }
 
+    /// `address_book.json`: the peers the node knew and their addresses,
+    /// dialled at start besides `p2p.bootstrap` (see `cairn_p2p`).
+    pub fn address_book_file(&self) -> PathBuf {
+        self.root.join("address_book.json")
+    }
+
     /// `addresses.json`: the addresses the running node bound.
     pub fn addresses_file(&self) -> PathBuf {
         self.root.join("addresses.json")

@@ -274,7 +274,8 @@ pub async fn serve(
     )
     .await?;
 
-    let p2p_config = p2p_config(&config, ledger.chain_id(), ledger.genesis_hash(), &node_key)?;
+    let mut p2p_config = p2p_config(&config, ledger.chain_id(), ledger.genesis_hash(), &node_key)?;
+    p2p_config.address_book_file = Some(home.address_book_file());
     let (client, events, p2p_task) = cairn_p2p::spawn(p2p_config).map_err(|error| {
         NodeError::Home(format!(
             "cannot start p2p networking: {error}. If another process uses that port, choose another address with `p2p.listen` in config.toml or --p2p-listen / CAIRN_P2P_LISTEN (port 0 picks a free port)"
@@ -656,6 +657,12 @@ fn p2p_config(
             }
             Ok(address)
         })
+        .collect::<Result<_, _>>()?;
+    p2p.external_addresses = config
+        .p2p
+        .external_addresses
+        .iter()
+        .map(|text| parse("p2p.external_addresses", text))
         .collect::<Result<_, _>>()?;
     p2p.mdns = config.p2p.mdns;
     p2p.target_peers = usize::try_from(config.p2p.peers_target).unwrap_or(usize::MAX);

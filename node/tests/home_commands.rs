@@ -368,6 +368,11 @@ fn start_help_explains_every_flag() {
         ("--moniker", "moniker", "CAIRN_MONIKER"),
         ("--mode", "mode", "CAIRN_MODE"),
         ("--p2p-listen", "p2p.listen", "CAIRN_P2P_LISTEN"),
+        (
+            "--external-address",
+            "p2p.external_addresses",
+            "CAIRN_P2P_EXTERNAL_ADDRESSES",
+        ),
         ("--bootstrap", "p2p.bootstrap", "CAIRN_P2P_BOOTSTRAP"),
         ("--mdns", "p2p.mdns", "CAIRN_P2P_MDNS"),
         (

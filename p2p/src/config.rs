@@ -1,6 +1,7 @@
 //! The configuration of the p2p layer. [`Config::new`] fills in defaults from
 //! [`crate::limits`]; the node overrides what its operator set.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_types::ChainId;
@@ -26,8 +27,20 @@ pub struct Config {
     /// Addresses to listen on (port 0 allowed; bound addresses are reported
     /// as [`crate::Event::ListenAddress`]).
     pub listen_addresses: Vec<Multiaddr>,
+    /// Addresses peers should dial to reach this node (behind NAT, or
+    /// listening on 0.0.0.0): advertised through identify (hence Kademlia)
+    /// instead of the listen addresses. Empty: the listen addresses are
+    /// advertised, without unspecified ones and, when any other is bound,
+    /// without loopback ones. At most
+    /// [`crate::limits::EXTERNAL_ADDRESSES_MAX`].
+    pub external_addresses: Vec<Multiaddr>,
     /// Bootstrap peers; each must end with `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// File of the address book: the known peers and their addresses,
+    /// read at start as further bootstrap peers and rewritten every
+    /// [`crate::limits::ADDRESS_BOOK_SAVE_INTERVAL_MS`] and at shutdown
+    /// (None: not kept).
+    pub address_book_file: Option<PathBuf>,
     /// Discover peers on the local network by mDNS. Off by default: it
     /// multicasts on every non-loopback interface.
     pub mdns: bool,
@@ -61,7 +74,9 @@ impl Config {
             genesis_hash: String::new(),
             keypair,
             listen_addresses: vec![any],
+            external_addresses: Vec::new(),
             bootstrap: Vec::new(),
+            address_book_file: None,
             mdns: false,
             target_peers: TARGET_PEERS,
             idle_connection_timeout: Duration::from_millis(IDLE_CONNECTION_TIMEOUT_MS),

@@ -92,6 +92,14 @@ pub enum Error {
     /// A node key is malformed.
     #[error("bad node key: {0}")]
     BadKey(String),
+    /// The address book file could not be read or written.
+    #[error("address book {path}: {reason}")]
+    AddressBook {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Reading or writing a key file failed.
     #[error("node key file {path}: {source}")]
     KeyFile {

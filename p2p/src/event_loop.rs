@@ -27,6 +27,7 @@ use libp2p::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::address_book;
 use crate::client::{
     Client, Command, Event, GossipMessage, PublishOutcome, RoundStateResponder, SnapshotResponder,
     SyncResponder, ValidationHandle, Verdict,
@@ -34,13 +35,15 @@ use crate::client::{
 use crate::codec::FrameCodec;
 use crate::config::Config;
 use crate::limits::{
-    ADDRESSES_PER_PEER_MAX, BANNED_PEERS_MAX, COMMAND_CHANNEL_CAPACITY_MAX, CONNECTIONS_MAX,
+    ADDRESSES_PER_PEER_MAX, ADDRESS_BOOK_PEERS_MAX, ADDRESS_BOOK_SAVE_INTERVAL_MS,
+    BANNED_PEERS_MAX, COMMAND_CHANNEL_CAPACITY_MAX, CONNECTIONS_MAX,
     CONNECTIONS_PENDING_INCOMING_MAX, CONNECTIONS_PENDING_OUTGOING_MAX, CONNECTIONS_PER_PEER_MAX,
     DIALS_PER_TICK_MAX, EVENT_BACKLOG_BYTES_MAX, EVENT_BACKLOG_MAX, EVENT_CHANNEL_CAPACITY_MAX,
-    HOUSEKEEPING_INTERVAL_MS, INBOUND_REQUESTS_PENDING_MAX, INBOUND_RESPONSE_TIMEOUT_MS,
-    KNOWN_PEERS_MAX, PUBLISH_BUFFER_BYTES_MAX, PUBLISH_BUFFER_MESSAGES_MAX,
-    REQUEST_STREAMS_CONCURRENT_MAX, SCORE_ACCEPT_REWARD, SCORE_BAN_THRESHOLD, SCORE_MAX,
-    SCORE_REJECT_PENALTY,
+    EXTERNAL_ADDRESSES_MAX, HOUSEKEEPING_INTERVAL_MS, INBOUND_REQUESTS_PENDING_MAX,
+    INBOUND_RESPONSE_TIMEOUT_MS, KNOWN_PEERS_MAX, PING_INTERVAL_MS, PING_TIMEOUT_MS,
+    PUBLISH_BUFFER_BYTES_MAX, PUBLISH_BUFFER_MESSAGES_MAX, RECONNECT_BACKOFF_BASE_MS,
+    RECONNECT_BACKOFF_MAX_MS, REQUEST_STREAMS_CONCURRENT_MAX, SCORE_ACCEPT_REWARD,
+    SCORE_BAN_THRESHOLD, SCORE_MAX, SCORE_REJECT_PENALTY,
 };
 use crate::metrics::{add, Metrics};
 use crate::protocol::{
@@ -127,6 +130,55 @@ fn describe_identify_protocol(version: &str) -> String {
     }
 }
 
+/// A peer the node may dial: its addresses, and how its dials fared.
+struct KnownPeer {
+    /// Where it was seen listening (without `/p2p/`), newest last.
+    addresses: Vec<Multiaddr>,
+    /// Dials in a row that failed (0 after a connection).
+    failures: u32,
+    /// Not dialled again before this (backoff after failures).
+    retry_at: Instant,
+}
+
+/// The wait before the next dial of a peer after `failures` failed dials
+/// in a row: [`RECONNECT_BACKOFF_BASE_MS`] doubled per failure, at most
+/// [`RECONNECT_BACKOFF_MAX_MS`].
+pub(crate) fn reconnect_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    let wait = RECONNECT_BACKOFF_BASE_MS.saturating_mul(1 << doublings);
+    Duration::from_millis(wait.min(RECONNECT_BACKOFF_MAX_MS))
+}
+
+/// Whether the address is a loopback one (127.0.0.0/8, ::1).
+fn is_loopback(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        AddrProtocol::Ip4(ip) => ip.is_loopback(),
+        AddrProtocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+/// Whether the address is an unspecified one (0.0.0.0, ::), which no peer
+/// can dial.
+fn is_unspecified(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        AddrProtocol::Ip4(ip) => ip.is_unspecified(),
+        AddrProtocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+/// Whether a node whose bound listen addresses are `listening` advertises
+/// `address` to its peers: never an unspecified address, and a loopback
+/// one only when the node is bound to nothing else (a node on one
+/// machine's loopback, whose peers all are on that machine).
+pub fn is_advertisable(address: &Multiaddr, listening: &[Multiaddr]) -> bool {
+    if is_unspecified(address) {
+        return false;
+    }
+    !is_loopback(address) || listening.iter().all(is_loopback)
+}
+
 /// Owns the swarm; run it with [`EventLoop::run`] on a tokio task.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -142,7 +194,10 @@ pub struct EventLoop {
     backlog_bytes: usize,
     metrics: Metrics,
     connected: HashSet<PeerId>,
-    known: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Peers connected over a loopback address: the only ones whose
+    /// advertised loopback addresses mean something to us.
+    loopback_peers: HashSet<PeerId>,
+    known: HashMap<PeerId, KnownPeer>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     listen: Vec<Multiaddr>,
     scores: HashMap<PeerId, f64>,
@@ -202,6 +257,9 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
             );
             let mut kad =
                 kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
+            let ping_config = ping::Config::new()
+                .with_interval(Duration::from_millis(PING_INTERVAL_MS))
+                .with_timeout(Duration::from_millis(PING_TIMEOUT_MS));
             kad.set_mode(Some(kad::Mode::Server));
             let mdns = if config.mdns {
                 Some(mdns::tokio::Behaviour::new(
@@ -243,11 +301,18 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(limits),
                 blocked: allow_block_list::Behaviour::default(),
+                // Identify announces the swarm's external addresses only
+                // (set by `refresh_advertised`: the configured external
+                // addresses, or the advertisable listen addresses), and
+                // keeps no cache of the addresses peers announce: only
+                // those the event loop accepted reach Kademlia and dials.
                 identify: identify::Behaviour::new(
                     identify::Config::new(identify_protocol.clone(), key.public())
-                        .with_agent_version(config.agent_version.clone()),
+                        .with_agent_version(config.agent_version.clone())
+                        .with_hide_listen_addrs(true)
+                        .with_cache_size(0),
                 ),
-                ping: ping::Behaviour::default(),
+                ping: ping::Behaviour::new(ping_config),
                 kad,
                 mdns: Toggle::from(mdns),
                 gossipsub,
@@ -290,6 +355,22 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
                 reason: e.to_string(),
             })?;
     }
+    if config.external_addresses.len() > EXTERNAL_ADDRESSES_MAX {
+        return Err(Error::BadAddress {
+            address: format!("{} external addresses", config.external_addresses.len()),
+            reason: format!("at most {EXTERNAL_ADDRESSES_MAX} may be advertised"),
+        });
+    }
+    for address in &config.external_addresses {
+        if is_unspecified(address) || peer_of(address).is_some_and(|peer| peer != peer_id) {
+            return Err(Error::BadAddress {
+                address: address.to_string(),
+                reason: "an external address must be one peers can dial: a specific IP or \
+                         DNS name and port (not 0.0.0.0 or ::), without another node's /p2p/ id"
+                    .to_string(),
+            });
+        }
+    }
     let mut bootstrap = Vec::new();
     for address in &config.bootstrap {
         let peer = peer_of(address).ok_or_else(|| Error::BadAddress {
@@ -323,6 +404,7 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
         backlog_bytes: 0,
         metrics,
         connected: HashSet::new(),
+        loopback_peers: HashSet::new(),
         known: HashMap::new(),
         bootstrap,
         listen: Vec::new(),
@@ -334,7 +416,10 @@ pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop),
         inbound: FuturesUnordered::new(),
         ticks: 0,
     };
+    event_loop.load_address_book();
+    event_loop.refresh_advertised();
     event_loop.dial_bootstrap();
+    event_loop.dial_toward_target();
     Ok((client, event_rx, event_loop))
 }
 
@@ -386,11 +471,15 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => {
+                        self.save_address_book();
                         let _ = reply.send(());
                         break;
                     }
                     Some(command) => self.on_command(command),
-                    None => break,
+                    None => {
+                        self.save_address_book();
+                        break;
+                    }
                 },
                 Some(answer) = self.inbound.next(), if !self.inbound.is_empty() => {
                     self.on_inbound_answer(answer)
@@ -691,16 +780,165 @@ impl EventLoop {
     }
 
     fn remember(&mut self, peer: PeerId, address: Multiaddr) {
-        if peer == *self.swarm.local_peer_id() || self.bans.contains_key(&peer) {
+        if peer == *self.swarm.local_peer_id()
+            || self.bans.contains_key(&peer)
+            || is_unspecified(&address)
+        {
             return;
         }
         let address = without_peer(&address);
         if !self.known.contains_key(&peer) && self.known.len() >= KNOWN_PEERS_MAX {
+            // Make room by forgetting the peer that failed most, if any did.
+            let worst = self
+                .known
+                .iter()
+                .filter(|(_, known)| known.failures > 0)
+                .max_by_key(|(_, known)| known.failures)
+                .map(|(peer, _)| *peer);
+            match worst {
+                Some(worst) => {
+                    self.known.remove(&worst);
+                }
+                None => return,
+            }
+        }
+        let known = self.known.entry(peer).or_insert_with(|| KnownPeer {
+            addresses: Vec::new(),
+            failures: 0,
+            retry_at: Instant::now(),
+        });
+        if let Some(position) = known.addresses.iter().position(|a| *a == address) {
+            // Seen again: newest last, tried first.
+            known.addresses.remove(position);
+        } else if known.addresses.len() >= ADDRESSES_PER_PEER_MAX {
+            known.addresses.remove(0);
+        }
+        known.addresses.push(address);
+    }
+
+    /// A dial of `peer` failed: try it again after the backoff.
+    fn dial_failed(&mut self, peer: PeerId) {
+        if let Some(known) = self.known.get_mut(&peer) {
+            known.failures = known.failures.saturating_add(1);
+            known.retry_at = Instant::now() + reconnect_backoff(known.failures);
+        }
+    }
+
+    /// Adds the peers of the address book file (when configured) to
+    /// Kademlia and to the dial candidates.
+    fn load_address_book(&mut self) {
+        let Some(path) = self.config.address_book_file.clone() else {
+            return;
+        };
+        match address_book::load(&path) {
+            Ok(peers) => {
+                let count = peers.len();
+                for (peer, addresses) in peers {
+                    if peer == *self.swarm.local_peer_id() {
+                        continue;
+                    }
+                    for address in addresses {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer, address.clone());
+                        self.remember(peer, address);
+                    }
+                }
+                if count > 0 {
+                    tracing::info!(
+                        peers = count,
+                        "address book {}: {count} peers to dial besides the bootstrap peers",
+                        path.display()
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(
+                "{error}; starting from the bootstrap peers alone (the book is rewritten within {} s)",
+                ADDRESS_BOOK_SAVE_INTERVAL_MS / 1000
+            ),
+        }
+    }
+
+    /// The peers worth saving: those of the Kademlia table first, then the
+    /// other known peers that did not fail, at most
+    /// [`ADDRESS_BOOK_PEERS_MAX`].
+    fn address_book_entries(&mut self) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let mut entries: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
+        let mut seen = HashSet::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                let addresses: Vec<Multiaddr> = entry.node.value.iter().cloned().collect();
+                if seen.insert(peer) {
+                    entries.push((peer, addresses));
+                }
+            }
+        }
+        let mut others: Vec<(&PeerId, &KnownPeer)> = self
+            .known
+            .iter()
+            .filter(|(peer, _)| !seen.contains(*peer))
+            .collect();
+        others.sort_by_key(|(_, known)| known.failures);
+        for (peer, known) in others {
+            entries.push((*peer, known.addresses.clone()));
+        }
+        for (peer, addresses) in &mut entries {
+            // The addresses we know best for a peer (kept in `known`) first.
+            if let Some(known) = self.known.get(peer) {
+                for address in known.addresses.iter().rev() {
+                    if !addresses.contains(address) {
+                        addresses.insert(0, address.clone());
+                    }
+                }
+            }
+            addresses.retain(|address| !is_unspecified(address));
+            addresses.truncate(ADDRESSES_PER_PEER_MAX);
+        }
+        entries.retain(|(_, addresses)| !addresses.is_empty());
+        entries.truncate(ADDRESS_BOOK_PEERS_MAX);
+        entries
+    }
+
+    /// Writes the address book file (when configured).
+    fn save_address_book(&mut self) {
+        let Some(path) = self.config.address_book_file.clone() else {
+            return;
+        };
+        let entries = self.address_book_entries();
+        if entries.is_empty() {
+            // Keep what an earlier run learned until this one knows someone.
             return;
         }
-        let addresses = self.known.entry(peer).or_default();
-        if !addresses.contains(&address) && addresses.len() < ADDRESSES_PER_PEER_MAX {
-            addresses.push(address);
+        if let Err(error) = address_book::save(&path, &entries) {
+            tracing::warn!("{error}; the node will need its bootstrap peers after a restart");
+        }
+    }
+
+    /// Sets the swarm's external addresses, which identify announces: the
+    /// configured external addresses, or else the advertisable listen
+    /// addresses (see [`is_advertisable`]).
+    fn refresh_advertised(&mut self) {
+        let wanted: Vec<Multiaddr> = if self.config.external_addresses.is_empty() {
+            self.listen
+                .iter()
+                .filter(|address| is_advertisable(address, &self.listen))
+                .cloned()
+                .collect()
+        } else {
+            self.config.external_addresses.clone()
+        };
+        let current: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        for address in &current {
+            if !wanted.contains(address) {
+                self.swarm.remove_external_address(address);
+            }
+        }
+        for address in wanted {
+            if !current.contains(&address) {
+                self.swarm.add_external_address(address);
+            }
         }
     }
 
@@ -708,6 +946,10 @@ impl EventLoop {
         for (peer, address) in self.bootstrap.clone() {
             if self.connected.contains(&peer) || self.bans.contains_key(&peer) {
                 continue;
+            }
+            if let Some(known) = self.known.get_mut(&peer) {
+                // This dial counts as the known peer's next attempt.
+                known.retry_at = Instant::now() + reconnect_backoff(known.failures.max(1));
             }
             let opts = DialOpts::peer_id(peer)
                 .addresses(vec![without_peer(&address)])
@@ -719,20 +961,34 @@ impl EventLoop {
         }
     }
 
-    /// Dials known peers while below the target peer count.
+    /// Dials known peers while below the target peer count: those due
+    /// (past their backoff), the ones that failed least first.
     fn dial_toward_target(&mut self) {
         if self.connected.len() >= self.config.target_peers {
             return;
         }
         let wanted = (self.config.target_peers - self.connected.len()).min(DIALS_PER_TICK_MAX);
-        let candidates: Vec<(PeerId, Vec<Multiaddr>)> = self
+        let now = Instant::now();
+        let mut due: Vec<(u32, PeerId)> = self
             .known
             .iter()
-            .filter(|(peer, _)| !self.connected.contains(peer) && !self.bans.contains_key(peer))
-            .take(wanted)
-            .map(|(peer, addresses)| (*peer, addresses.clone()))
+            .filter(|(peer, known)| {
+                known.retry_at <= now
+                    && !self.connected.contains(peer)
+                    && !self.bans.contains_key(peer)
+                    && !self.swarm.is_connected(peer)
+            })
+            .map(|(peer, known)| (known.failures, *peer))
             .collect();
-        for (peer, addresses) in candidates {
+        due.sort_unstable_by_key(|(failures, _)| *failures);
+        for (_, peer) in due.into_iter().take(wanted) {
+            let Some(known) = self.known.get_mut(&peer) else {
+                continue;
+            };
+            // Set before dialling: a dial that is already under way (or
+            // refused at once) waits its turn like a failed one.
+            known.retry_at = now + reconnect_backoff(known.failures.max(1));
+            let addresses: Vec<Multiaddr> = known.addresses.iter().rev().cloned().collect();
             let opts = DialOpts::peer_id(peer)
                 .addresses(addresses)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -762,6 +1018,9 @@ impl EventLoop {
         if self.connected.is_empty() && self.ticks % BOOTSTRAP_REDIAL_TICKS == 0 {
             self.dial_bootstrap();
         }
+        if self.ticks % (ADDRESS_BOOK_SAVE_INTERVAL_MS / HOUSEKEEPING_INTERVAL_MS).max(1) == 0 {
+            self.save_address_book();
+        }
         self.dial_toward_target();
         if !self.publish_buffer.is_empty() {
             self.flush_publish_buffer();
@@ -783,10 +1042,12 @@ impl EventLoop {
                 if !self.listen.contains(&address) {
                     self.listen.push(address.clone());
                 }
+                self.refresh_advertised();
                 self.emit_or_count(Event::ListenAddress { address });
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen.retain(|a| *a != address);
+                self.refresh_advertised();
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -804,8 +1065,15 @@ impl EventLoop {
                         std::sync::atomic::Ordering::Relaxed,
                     );
                     let address = endpoint.get_remote_address().clone();
+                    if is_loopback(&address) {
+                        self.loopback_peers.insert(peer_id);
+                    }
                     if endpoint.is_dialer() {
                         self.remember(peer_id, address.clone());
+                    }
+                    if let Some(known) = self.known.get_mut(&peer_id) {
+                        known.failures = 0;
+                        known.retry_at = Instant::now();
                     }
                     self.emit_or_count(Event::PeerConnected {
                         peer: peer_id,
@@ -823,12 +1091,12 @@ impl EventLoop {
                 num_established: 0,
                 ..
             } => self.on_peer_gone(peer_id),
-            // Forget addresses that do not answer; discovery re-adds live ones.
+            // Redial later, with backoff: the link may come back.
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 ..
             } if !self.connected.contains(&peer) => {
-                self.known.remove(&peer);
+                self.dial_failed(peer);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -837,6 +1105,7 @@ impl EventLoop {
 
     /// The last connection to `peer_id` closed.
     fn on_peer_gone(&mut self, peer_id: PeerId) {
+        self.loopback_peers.remove(&peer_id);
         if self.connected.remove(&peer_id) {
             self.metrics.counters().peers_connected.store(
                 self.connected.len() as u64,
@@ -866,7 +1135,12 @@ impl EventLoop {
                     return;
                 }
                 let speaks_kad = info.protocols.contains(&self.kad_protocol);
+                // A remote peer's loopback address is our own loopback.
+                let loopback_ok = self.loopback_peers.contains(&peer_id);
                 for address in info.listen_addrs {
+                    if is_unspecified(&address) || (is_loopback(&address) && !loopback_ok) {
+                        continue;
+                    }
                     if speaks_kad {
                         self.swarm
                             .behaviour_mut()
@@ -904,6 +1178,16 @@ impl EventLoop {
                     self.remember(peer, address);
                 }
                 self.dial_toward_target();
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(ping::Failure::Timeout | ping::Failure::Other { .. }),
+            }) => {
+                // A link that went down silently: close the connection so
+                // the peer is redialled (with backoff) once it answers.
+                tracing::debug!(%peer, "ping failed; closing the connection");
+                self.swarm.close_connection(connection);
             }
             BehaviourEvent::Gossipsub(event) => self.on_gossip_event(event),
             BehaviourEvent::Sync(event) => self.on_request_event(Protocol::Sync, event),
@@ -1232,5 +1516,125 @@ mod identify_tests {
         );
         assert!(describe_identify_protocol("/ipfs/0.1.0").starts_with("another protocol"));
         assert!(describe_identify_protocol(&"x".repeat(10_000)).len() < 200);
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    fn addresses(texts: &[&str]) -> Vec<Multiaddr> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_node_on_a_real_interface_never_advertises_loopback_or_unspecified() {
+        // Listening on 0.0.0.0 binds every interface, loopback included.
+        let listening = addresses(&["/ip4/127.0.0.1/tcp/26656", "/ip4/10.87.1.2/tcp/26656"]);
+        let advertised: Vec<_> = listening
+            .iter()
+            .filter(|address| is_advertisable(address, &listening))
+            .collect();
+        assert_eq!(advertised, vec![&listening[1]]);
+        for unspecified in addresses(&["/ip4/0.0.0.0/tcp/26656", "/ip6/::/tcp/26656"]) {
+            assert!(!is_advertisable(&unspecified, &listening));
+            assert!(!is_advertisable(&unspecified, &[]));
+        }
+        // A node on loopback alone: its peers are on the same machine.
+        let local = addresses(&["/ip4/127.0.0.1/tcp/4001"]);
+        assert!(is_advertisable(&local[0], &local));
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_up_to_its_bound() {
+        assert_eq!(
+            reconnect_backoff(1),
+            Duration::from_millis(RECONNECT_BACKOFF_BASE_MS)
+        );
+        assert_eq!(
+            reconnect_backoff(2),
+            Duration::from_millis(2 * RECONNECT_BACKOFF_BASE_MS)
+        );
+        assert_eq!(
+            reconnect_backoff(u32::MAX),
+            Duration::from_millis(RECONNECT_BACKOFF_MAX_MS)
+        );
+    }
+}
+
+#[cfg(test)]
+mod advertised_tests {
+    use super::*;
+
+    /// Builds a loop listening on `listen`, advertising `external`, and
+    /// runs its swarm until it has bound its listen addresses; returns
+    /// (bound, advertised).
+    async fn bound_and_advertised(
+        listen: &str,
+        external: &[&str],
+    ) -> (Vec<Multiaddr>, Vec<Multiaddr>) {
+        let chain = cairn_types::ChainId::new("advertise").unwrap();
+        let mut config = Config::new(chain, crate::generate_keypair());
+        config.listen_addresses = vec![listen.parse().unwrap()];
+        config.external_addresses = external.iter().map(|a| a.parse().unwrap()).collect();
+        let (_client, _events, mut event_loop) = new(config).unwrap();
+        // Interfaces are reported one by one: wait until none comes for a
+        // moment.
+        loop {
+            let next = tokio::time::timeout(
+                Duration::from_millis(300),
+                event_loop.swarm.select_next_some(),
+            )
+            .await;
+            match next {
+                Ok(event) => event_loop.on_swarm_event(event),
+                Err(_) if !event_loop.listen.is_empty() => break,
+                Err(_) => {}
+            }
+        }
+        let advertised = event_loop.swarm.external_addresses().cloned().collect();
+        (event_loop.listen.clone(), advertised)
+    }
+
+    #[tokio::test]
+    async fn a_node_on_every_interface_advertises_no_loopback_or_unspecified_address() {
+        let (bound, advertised) = bound_and_advertised("/ip4/0.0.0.0/tcp/0", &[]).await;
+        assert!(
+            bound.iter().any(is_loopback),
+            "0.0.0.0 binds loopback too: {bound:?}"
+        );
+        assert!(
+            advertised.iter().all(|a| !is_unspecified(a)),
+            "{advertised:?}"
+        );
+        if bound.iter().any(|a| !is_loopback(a)) {
+            assert!(
+                advertised.iter().all(|a| !is_loopback(a)),
+                "loopback advertised beside {bound:?}: {advertised:?}"
+            );
+            assert!(!advertised.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn configured_external_addresses_are_advertised_instead_of_listen_addresses() {
+        let external = "/ip4/203.0.113.7/tcp/26656";
+        let (_, advertised) = bound_and_advertised("/ip4/0.0.0.0/tcp/0", &[external]).await;
+        assert_eq!(advertised, vec![external.parse::<Multiaddr>().unwrap()]);
+        // A node on loopback alone advertises its loopback address.
+        let (bound, advertised) = bound_and_advertised("/ip4/127.0.0.1/tcp/0", &[]).await;
+        assert_eq!(advertised, bound);
+    }
+
+    #[test]
+    fn an_unspecified_external_address_is_refused() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _guard = runtime.enter();
+        let chain = cairn_types::ChainId::new("advertise").unwrap();
+        let mut config = Config::new(chain, crate::generate_keypair());
+        config.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        config.external_addresses = vec!["/ip4/0.0.0.0/tcp/26656".parse().unwrap()];
+        let error = new(config).err().unwrap().to_string();
+        assert!(error.contains("0.0.0.0"), "{error}");
     }
 }

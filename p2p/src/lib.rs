@@ -20,6 +20,7 @@
 //! # drop(client); Ok(()) }
 //! ```
 
+mod address_book;
 mod client;
 mod codec;
 mod config;
@@ -31,13 +32,16 @@ mod metrics;
 mod protocol;
 mod topic;
 
+pub use address_book::ADDRESS_BOOK_VERSION;
 pub use client::{
     Client, Event, GossipMessage, PublishOutcome, RoundStateResponder, SnapshotResponder,
     SyncResponder, ValidationHandle, Verdict,
 };
 pub use config::Config;
 pub use error::Error;
-pub use event_loop::{new, peer_of, spawn, EventLoop, OUTBOUND_REQUESTS_PENDING_MAX};
+pub use event_loop::{
+    is_advertisable, new, peer_of, spawn, EventLoop, OUTBOUND_REQUESTS_PENDING_MAX,
+};
 pub use key::{
     generate_keypair, keypair_from_bytes, keypair_from_json, keypair_to_bytes, keypair_to_json,
     load_keypair, load_or_generate_keypair, save_keypair, KEY_TYPE_ED25519,

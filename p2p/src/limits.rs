@@ -68,6 +68,28 @@ pub const DIALS_PER_TICK_MAX: usize = 8;
 pub const KNOWN_PEERS_MAX: usize = 1024;
 /// Most addresses remembered per known peer.
 pub const ADDRESSES_PER_PEER_MAX: usize = 8;
+/// Most peers written to the address book file (the peers of the Kademlia
+/// table first, then other known peers).
+pub const ADDRESS_BOOK_PEERS_MAX: usize = 256;
+/// Largest address book file read at start; a larger one is ignored.
+pub const ADDRESS_BOOK_FILE_BYTES_MAX: usize = 256 * 1024;
+/// How often the address book file is rewritten while the node runs (it
+/// is also written at shutdown).
+pub const ADDRESS_BOOK_SAVE_INTERVAL_MS: u64 = 10_000;
+/// Most external addresses a node advertises.
+pub const EXTERNAL_ADDRESSES_MAX: usize = 8;
+/// First wait before a known peer whose dial failed is dialled again; each
+/// further failure doubles it, up to [`RECONNECT_BACKOFF_MAX_MS`].
+pub const RECONNECT_BACKOFF_BASE_MS: u64 = 1_000;
+/// Longest wait between two dials of a known peer that keeps failing, so
+/// a healed partition reconnects within this long.
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 8_000;
+/// Interval of the ping on every connection.
+pub const PING_INTERVAL_MS: u64 = 5_000;
+/// A ping unanswered for this long closes its connection (the peer is
+/// then redialled with backoff): a link that went down silently is noticed
+/// within [`PING_INTERVAL_MS`] plus this.
+pub const PING_TIMEOUT_MS: u64 = 10_000;
 
 /// Capacity of the command channel from `Client`s to the event loop.
 pub const COMMAND_CHANNEL_CAPACITY_MAX: usize = 1024;

@@ -137,6 +137,7 @@ const METRICS_PORT_OFFSET: u16 = 2;
 pub async fn run(command: DevnetCommand, out: &mut dyn Write) -> Result<()> {
     match command {
         DevnetCommand::Up(args) => up(args, out).await,
+        DevnetCommand::Init(args) => super::devnet_hosts::init(args, out).await,
         DevnetCommand::Down(args) => down(&args, out).await,
         DevnetCommand::Status(args) => status(&args, out).await,
         DevnetCommand::Stop(args) => stop_one(&args, out).await,
@@ -427,7 +428,7 @@ fn node_name(role: Role, name: &str) -> Option<usize> {
 /// Key name of funded account `index`: `devnet-acct<i>` on the default
 /// chain, `devnet-<chain id>-acct<i>` on another (so devnets of different
 /// chains do not share names).
-fn account_name(chain_id: &str, index: usize) -> Result<KeyName> {
+pub(crate) fn account_name(chain_id: &str, index: usize) -> Result<KeyName> {
     if chain_id == DEFAULT_CHAIN_ID {
         KeyName::new(&format!("devnet-acct{index}"))
     } else {
@@ -973,7 +974,7 @@ async fn update_configs(
 }
 
 /// A peer id as printed by `cairnd show-node-id`: one base58 word.
-fn check_peer_id(cairnd: &Path, printed: &str) -> Result<String> {
+pub(crate) fn check_peer_id(cairnd: &Path, printed: &str) -> Result<String> {
     let peer_id = printed.trim();
     if peer_id.is_empty() || !peer_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(CliError::CairndFailed {
@@ -1175,7 +1176,7 @@ fn suggest_base_port(base_port: u16, nodes: usize) -> u16 {
 
 /// The node binary: `explicit`, else `cairnd` next to this executable,
 /// else on PATH.
-fn find_cairnd(explicit: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn find_cairnd(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         if path.is_file() {
             return Ok(path.to_path_buf());
@@ -1227,7 +1228,7 @@ fn cairn_variables() -> Vec<std::ffi::OsString> {
 
 /// Runs `cairnd args...` to completion (within [`DEVNET_COMMAND_TIMEOUT`]);
 /// returns its standard output.
-async fn run_cairnd<S: AsRef<str>>(cairnd: &Path, args: &[S]) -> Result<String> {
+pub(crate) async fn run_cairnd<S: AsRef<str>>(cairnd: &Path, args: &[S]) -> Result<String> {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let command_line = format!("{} {}", cairnd.display(), args.join(" "));
     let failed = |reason: String| CliError::CairndFailed {
@@ -2312,7 +2313,7 @@ async fn status(args: &DevnetStatusArgs, out: &mut dyn Write) -> Result<()> {
 // ---------------------------------------------------------------------------
 // small helpers
 
-fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod completions;
 pub mod devnet;
+pub mod devnet_hosts;
 pub mod keys;
 pub mod light;
 pub mod query;
