@@ -4,8 +4,9 @@
 //! address, with real libp2p and RocksDB. Scenarios: seven validators
 //! joined from one bootstrap address find each other and commit, and a
 //! full node on an eighth host follows them; WAN delay with jitter, then
-//! packet loss, on every link; a partition by pulling links (3 of 7, then
-//! 4 of 7) heals without restarts; a node restarted after its bootstrap
+//! packet loss, on every link; a partition by pulling links (2 of 7 down:
+//! the 5 commit; then 3 of 7 down: the 4 left are no two-thirds quorum and
+//! stall, with no fork) heals without restarts; a node restarted after its bootstrap
 //! peer is gone reconnects through its saved address book.
 //!
 //! Durations are shortened for CI (a partition of ~10 s, not 60 s; loss
