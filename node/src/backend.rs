@@ -381,6 +381,10 @@ impl RpcBackend for NodeBackend {
         self.ledger.store().lowest_height().0
     }
 
+    fn history_lowest_height(&self) -> u64 {
+        self.ledger.store().history_lowest_height().0
+    }
+
     fn inclusion_proof(
         &self,
         height: Height,

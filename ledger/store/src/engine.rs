@@ -72,6 +72,9 @@ pub(crate) struct Engine<B: Backend> {
     /// The lowest height held ([`MetaKey::LowestHeight`]), raised before
     /// a prune's write so no reader sees a pruned height as missing.
     lowest: AtomicU64,
+    /// The first height the history index was written for
+    /// ([`MetaKey::HistoryFrom`]).
+    history_from: Height,
     /// Serialises [`Engine::prune_blocks_below`].
     prune: Mutex<()>,
 }
@@ -101,6 +104,7 @@ impl<B: Backend> Engine<B> {
             .transpose()?
             .unwrap_or(Height::GENESIS);
         let lowest = load_lowest(&backend, tip.height)?;
+        let history_from = load_history_from(&backend, tip.height)?;
         Ok(Engine {
             backend,
             identity: identity.clone(),
@@ -110,8 +114,15 @@ impl<B: Backend> Engine<B> {
             snapshot_base: Mutex::new(snapshot_base),
             restore_last_key: Mutex::new(None),
             lowest: AtomicU64::new(lowest.0),
+            history_from,
             prune: Mutex::new(()),
         })
+    }
+
+    /// The lowest height whose transactions the history index holds: the
+    /// lowest height held, or later for a store written before the index.
+    pub(crate) fn history_lowest_height(&self) -> Height {
+        self.lowest_height().max(self.history_from)
     }
 
     pub(crate) fn lowest_height(&self) -> Height {
@@ -463,7 +474,7 @@ impl<B: Backend> Engine<B> {
         before: Option<(Height, u32)>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let lowest = self.lowest_height();
+        let lowest = self.history_lowest_height();
         if let Some((height, _)) = before {
             if height < lowest {
                 return Err(StoreError::Pruned { height, lowest });
@@ -1104,7 +1115,29 @@ fn initialize<B: Backend>(
     if let Some(staking) = genesis.staking() {
         put_staking(&mut batch, staking);
     }
+    batch.put(
+        Column::Metadata,
+        MetaKey::HistoryFrom.key(),
+        &height_key(Height(1)),
+    );
     backend.write(batch)
+}
+
+/// Reads the first height of the history index; a store written before
+/// the index (no such key) gets the next height, written now.
+fn load_history_from<B: Backend>(backend: &B, tip: Height) -> Result<Height, StoreError> {
+    if let Some(bytes) = backend.get(Column::Metadata, MetaKey::HistoryFrom.key())? {
+        return Ok(Height(decode_u64("metadata history_from", &bytes)?));
+    }
+    let from = Height(tip.0.saturating_add(1));
+    let mut batch = backend.batch(0);
+    batch.put(
+        Column::Metadata,
+        MetaKey::HistoryFrom.key(),
+        &height_key(from),
+    );
+    backend.write(batch)?;
+    Ok(from)
 }
 
 /// Writes the staking state and the two validator sets it holds (under
@@ -1362,6 +1395,9 @@ macro_rules! delegate_store {
                 limit: usize,
             ) -> Result<Vec<$crate::HistoryEntry>, $crate::StoreError> {
                 self.engine.account_history(address, before, limit)
+            }
+            fn history_lowest_height(&self) -> cairn_types::Height {
+                self.engine.history_lowest_height()
             }
             fn validator_set(
                 &self,

@@ -134,6 +134,10 @@ pub enum MetaKey {
     /// store holds; absent means 1 (nothing pruned). Raised by
     /// [`crate::Store::prune_blocks_below`].
     LowestHeight,
+    /// u64 BE: the first height whose transactions the `history` index
+    /// holds: 1 for a store created with the index, the next height for a
+    /// store written before it (set when such a store is first opened).
+    HistoryFrom,
 }
 
 impl MetaKey {
@@ -149,6 +153,7 @@ impl MetaKey {
             MetaKey::SnapshotBase => b"snapshot_base",
             MetaKey::RestoreInProgress => b"restore_in_progress",
             MetaKey::LowestHeight => b"lowest_height",
+            MetaKey::HistoryFrom => b"history_from",
         }
     }
 }
