@@ -473,6 +473,11 @@ impl RpcBackend for NodeBackend {
         before: Option<(Height, u32)>,
         limit: usize,
     ) -> Result<Vec<HistoryEntryView>, RpcError> {
+        if self.ledger.store().history_lowest_height() == Height(u64::MAX) {
+            return Err(RpcError::not_found(
+                "this node keeps no account history (rpc.history_index = false in its config.toml); ask a node that keeps it",
+            ));
+        }
         let entries = self
             .ledger
             .store()

@@ -182,6 +182,14 @@ pub trait Store: Send + Sync {
     /// the upgrade for a store written before the history index existed.
     fn history_lowest_height(&self) -> Height;
 
+    /// Switches the history index on or off for the blocks committed from
+    /// now on (on by default; a synced write, kept across restarts). Off,
+    /// commits write no history entries (they cost about a third of a
+    /// commit) and [`Store::history_lowest_height`] is `u64::MAX`; on again,
+    /// the history starts at the next height (what was missed is not
+    /// filled in).
+    fn set_history_index(&self, enabled: bool) -> Result<(), StoreError>;
+
     /// An account after the latest committed block.
     fn account(&self, address: &Address) -> Result<Option<Account>, StoreError>;
 

@@ -136,7 +136,9 @@ pub enum MetaKey {
     LowestHeight,
     /// u64 BE: the first height whose transactions the `history` index
     /// holds: 1 for a store created with the index, the next height for a
-    /// store written before it (set when such a store is first opened).
+    /// store written before it (set when such a store is first opened), or
+    /// the height after the one it was switched on at; `u64::MAX` while the
+    /// index is switched off ([`crate::Store::set_history_index`]).
     HistoryFrom,
 }
 

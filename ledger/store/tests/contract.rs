@@ -744,6 +744,26 @@ fn a_store_from_before_the_history_index_lists_history_from_the_upgrade() {
     drop(store);
     let store = open(&mut harness, &chain);
     assert_eq!(store.history_lowest_height(), Height(4));
+
+    // Switched off: commits index nothing; on again: from the next height.
+    store.set_history_index(false).unwrap();
+    assert_eq!(store.history_lowest_height(), Height(u64::MAX));
+    let (block, certificate, outcome) = chain.next_block(8);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    drop(store);
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.history_lowest_height(), Height(u64::MAX), "kept off");
+    store.set_history_index(true).unwrap();
+    assert_eq!(store.history_lowest_height(), Height(6));
+    let (block, certificate, outcome) = chain.next_block(8);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    let listed = store.account_history(&sender, None, 100).unwrap();
+    assert!(listed.iter().all(|entry| entry.height != Height(5)));
+    assert!(listed.iter().any(|entry| entry.height == Height(6)));
+    assert!(matches!(
+        store.account_history(&sender, Some((Height(5), 0)), 100),
+        Err(StoreError::Pruned { lowest, .. }) if lowest == Height(6)
+    ));
 }
 
 #[test]
