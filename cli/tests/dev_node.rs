@@ -567,6 +567,9 @@ fn history_lists_an_accounts_transfers_newest_first_a_page_at_a_time() {
             .as_str()
             .map(str::to_string)
     });
+    let (code, _, stderr) = node.run(&["query", "tx", &hash]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("pending in the node's mempool"), "{stderr}");
     let (code, _, stderr) = node.run(&["tx", "replace", &hash, "--fee", "100", "--from", "dev-5"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, stderr) = waiting.join().unwrap();

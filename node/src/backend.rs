@@ -384,6 +384,10 @@ impl RpcBackend for NodeBackend {
         self.ledger.store().lowest_height().0
     }
 
+    fn history_lowest_height(&self) -> u64 {
+        self.ledger.store().history_lowest_height().0
+    }
+
     fn inclusion_proof(
         &self,
         height: Height,
@@ -472,6 +476,11 @@ impl RpcBackend for NodeBackend {
         before: Option<(Height, u32)>,
         limit: usize,
     ) -> Result<Vec<HistoryEntryView>, RpcError> {
+        if self.ledger.store().history_lowest_height() == Height(u64::MAX) {
+            return Err(RpcError::not_found(
+                "this node keeps no account history (rpc.history_index = false in its config.toml); ask a node that keeps it",
+            ));
+        }
         let entries = self
             .ledger
             .store()

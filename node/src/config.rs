@@ -174,6 +174,16 @@ pub struct RpcConfig {
     /// consensus timeouts and `consensus.block_interval_max_ms`).
     #[serde(default)]
     pub ready_stall_ms: u64,
+    /// Keep the account history index (`GET /account/{address}/transactions`):
+    /// each commit writes an entry per account a transaction touches,
+    /// about a third of a commit's cost. `false` stops writing it (the
+    /// route answers 404); `true` again indexes from the next block on.
+    #[serde(default = "default_true")]
+    pub history_index: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_rpc_connections_max() -> u32 {
@@ -271,6 +281,7 @@ impl Default for NodeConfig {
                 connections_max: default_rpc_connections_max(),
                 header_read_timeout_ms: default_rpc_header_read_timeout_ms(),
                 ready_stall_ms: 0,
+                history_index: true,
             },
             metrics: MetricsConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 26660)),
@@ -625,6 +636,7 @@ const OVERRIDE_KEYS: [(&str, &str); 28] = [
     ("rpc_listen", "rpc.listen"),
     ("rpc_connections_max", "rpc.connections_max"),
     ("rpc_ready_stall_ms", "rpc.ready_stall_ms"),
+    ("rpc_history_index", "rpc.history_index"),
     ("metrics_listen", "metrics.listen"),
     ("timeout_commit_ms", "consensus.timeout_commit_ms"),
     ("wait_for_transactions", "consensus.wait_for_transactions"),
@@ -746,6 +758,17 @@ pub struct ConfigOverrides {
         value_name = "MS"
     )]
     pub rpc_ready_stall_ms: Option<u64>,
+    /// `true`: keep the account history index (`GET
+    /// /account/{address}/transactions`, `cairn query history`) in every
+    /// block's commit; `false`: save its cost (about a third of a commit)
+    /// and answer that route with 404. Config key `rpc.history_index`;
+    /// default true.
+    #[arg(
+        long = "rpc-history-index",
+        env = "CAIRN_RPC_HISTORY_INDEX",
+        value_name = "BOOL"
+    )]
+    pub rpc_history_index: Option<bool>,
     /// Address (IP:port) of the Prometheus endpoint, /metrics; port 0 picks
     /// a free port (the one bound is written to addresses.json). Config key
     /// `metrics.listen`; default 127.0.0.1:26660.
@@ -1046,6 +1069,9 @@ impl ConfigOverrides {
         if let Some(stall) = self.rpc_ready_stall_ms {
             config.rpc.ready_stall_ms = stall;
         }
+        if let Some(enabled) = self.rpc_history_index {
+            config.rpc.history_index = enabled;
+        }
         if let Some(listen) = self.metrics_listen {
             config.metrics.listen = listen;
         }
@@ -1268,6 +1294,7 @@ mod tests {
             defaults.rpc.listen.to_string(),
             defaults.rpc.connections_max.to_string(),
             defaults.rpc.ready_stall_ms.to_string(),
+            defaults.rpc.history_index.to_string(),
             defaults.metrics.listen.to_string(),
             defaults.consensus.timeout_commit_ms.to_string(),
             defaults.consensus.wait_for_transactions.to_string(),

@@ -4,7 +4,9 @@
 //! (`cairn-consensus`) and networking (`cairn-p2p`) crates into a process an
 //! operator runs: configuration and home directory ([`config`], [`home`]),
 //! the ledger core ([`ledger`]: store, state, mempool, block building,
-//! validation and commit), the local transaction journal ([`journal`]), the RPC backend ([`backend`]), metrics
+//! validation and commit), the local transaction journal ([`journal`]), the RPC backend ([`backend`]), its
+//! WebSocket subscriptions ([`subscriptions`]) and consensus view
+//! ([`consensus_view`]), metrics
 //! ([`metrics`]), the consensus host ([`host`]), its tokio runtime with p2p
 //! gossip and block sync ([`runtime`]), pruning of old blocks
 //! ([`pruning`]), the background store scrub ([`scrub`]) and `cairnd

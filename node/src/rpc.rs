@@ -744,6 +744,10 @@ pub trait RpcBackend: Send + Sync + 'static {
     ) -> Result<Vec<HistoryEntryView>, RpcError> {
         Err(RpcError::not_found("this node keeps no account history"))
     }
+    /// The lowest height whose transactions the history lists.
+    fn history_lowest_height(&self) -> u64 {
+        self.lowest_height()
+    }
     /// A proof of the committed account (`None`: no such account).
     fn account_proof(&self, _address: &Address) -> Result<Option<AccountProofView>, RpcError> {
         Err(RpcError::not_found("this node does not serve proofs"))
@@ -1432,7 +1436,7 @@ async fn account_history(
         address,
         transactions,
         next,
-        lowest_height: backend.lowest_height(),
+        lowest_height: backend.history_lowest_height(),
     }))
 }
 

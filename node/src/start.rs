@@ -233,6 +233,15 @@ pub async fn serve(
             .map_err(|error| NodeError::Home(format!("opening the store panicked: {error}")))??
     };
     let ledger = Arc::new(ledger);
+    ledger
+        .store()
+        .set_history_index(config.rpc.history_index)
+        .map_err(|error| {
+            NodeError::Home(format!(
+                "cannot record rpc.history_index = {} in the store: {error}",
+                config.rpc.history_index
+            ))
+        })?;
     ledger.set_sender_limits(crate::mempool::SenderLimits {
         pending_max: usize::try_from(config.mempool.sender_pending_max).unwrap_or(usize::MAX),
         queued_ttl: std::time::Duration::from_millis(config.mempool.ttl_ms),

@@ -369,3 +369,32 @@ fn other_reads(rpc: &str, chain: &ChainId, alice: &Keypair, root: &tempfile::Tem
         "{consensus}"
     );
 }
+
+#[test]
+fn a_node_without_the_history_index_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path().join("home");
+    let log = std::fs::File::create(root.path().join("log")).unwrap();
+    let child = cairnd()
+        .args(["--home", &home.display().to_string(), "start", "--dev"])
+        .args(["--rpc-history-index", "false"])
+        .args([
+            "--rpc-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let addresses = wait_for_addresses(&mut guard, &home);
+    let rpc = addresses["rpc"].as_str().unwrap();
+    let (status, body) = http_get(
+        rpc,
+        &format!("/account/{}/transactions", Address([9; 20]).to_bech32()),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("rpc.history_index"), "{body}");
+}

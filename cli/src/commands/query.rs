@@ -98,14 +98,21 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
         QueryCommand::Tx { hash, .. } => match client.transaction(hash).await? {
             Some((committed, json)) => (transaction_text(&committed), json),
             None => {
+                let pending = client.pending_transaction(hash).await.ok().flatten();
+                let message = match pending {
+                    Some(_) => format!(
+                        "transaction {hash} is pending in the node's mempool, not in a block yet; wait a block and ask again (`cairn query mempool` shows the mempool)"
+                    ),
+                    None => format!(
+                        "transaction {hash} is not in a committed block (yet); if it was just submitted, wait a block and ask again"
+                    ),
+                };
                 return Err(CliError::NodeError {
                     what: format!("GET /tx/{hash}"),
                     status: 404,
                     code: "not_found".to_string(),
-                    message: format!(
-                        "transaction {hash} is not in a committed block (yet); if it was just submitted, wait a block and ask again"
-                    ),
-                })
+                    message,
+                });
             }
         },
         QueryCommand::Validators { height } => {
@@ -128,9 +135,7 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
                     address.resolve(&keyring, "ADDRESS")?
                 }
             };
-            let (history, json) = client
-                .history(&address, *limit, before.as_deref())
-                .await?;
+            let (history, json) = client.history(&address, *limit, before.as_deref()).await?;
             (history_text(&history), json)
         }
         QueryCommand::Peers => {

@@ -166,8 +166,8 @@ pub trait Store: Send + Sync {
     /// `before` (height, index; `None`: from the latest block), at most
     /// `limit` (clamped to `1..=`[`HISTORY_PAGE_MAX`]). The index is
     /// written with each block in its commit; pruning deletes it with the
-    /// blocks, so a `before` below [`Store::lowest_height`] is
-    /// [`StoreError::Pruned`] and a page ends at the lowest height held. A
+    /// blocks, so a `before` below [`Store::history_lowest_height`] is
+    /// [`StoreError::Pruned`] and a page ends there. A
     /// store restored from a snapshot has no history below its
     /// [`Store::snapshot_base`] (which is also its lowest height).
     fn account_history(
@@ -176,6 +176,19 @@ pub trait Store: Send + Sync {
         before: Option<(Height, u32)>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// The lowest height whose transactions [`Store::account_history`]
+    /// lists: [`Store::lowest_height`], or the first height committed after
+    /// the upgrade for a store written before the history index existed.
+    fn history_lowest_height(&self) -> Height;
+
+    /// Switches the history index on or off for the blocks committed from
+    /// now on (on by default; a synced write, kept across restarts). Off,
+    /// commits write no history entries (they cost about a third of a
+    /// commit) and [`Store::history_lowest_height`] is `u64::MAX`; on again,
+    /// the history starts at the next height (what was missed is not
+    /// filled in).
+    fn set_history_index(&self, enabled: bool) -> Result<(), StoreError>;
 
     /// An account after the latest committed block.
     fn account(&self, address: &Address) -> Result<Option<Account>, StoreError>;

@@ -72,6 +72,9 @@ pub(crate) struct Engine<B: Backend> {
     /// The lowest height held ([`MetaKey::LowestHeight`]), raised before
     /// a prune's write so no reader sees a pruned height as missing.
     lowest: AtomicU64,
+    /// The first height the history index was written for
+    /// ([`MetaKey::HistoryFrom`]; `u64::MAX` while it is switched off).
+    history_from: AtomicU64,
     /// Serialises [`Engine::prune_blocks_below`].
     prune: Mutex<()>,
 }
@@ -101,6 +104,7 @@ impl<B: Backend> Engine<B> {
             .transpose()?
             .unwrap_or(Height::GENESIS);
         let lowest = load_lowest(&backend, tip.height)?;
+        let history_from = load_history_from(&backend, tip.height)?;
         Ok(Engine {
             backend,
             identity: identity.clone(),
@@ -110,8 +114,42 @@ impl<B: Backend> Engine<B> {
             snapshot_base: Mutex::new(snapshot_base),
             restore_last_key: Mutex::new(None),
             lowest: AtomicU64::new(lowest.0),
+            history_from: AtomicU64::new(history_from.0),
             prune: Mutex::new(()),
         })
+    }
+
+    /// The lowest height whose transactions the history index holds: the
+    /// lowest height held, or later for a store written before the index.
+    pub(crate) fn history_lowest_height(&self) -> Height {
+        self.lowest_height()
+            .max(Height(self.history_from.load(Ordering::Acquire)))
+    }
+
+    fn history_enabled(&self) -> bool {
+        self.history_from.load(Ordering::Acquire) != HISTORY_OFF
+    }
+
+    pub(crate) fn set_history_index(&self, enabled: bool) -> Result<(), StoreError> {
+        // Under the tip lock: no commit runs meanwhile.
+        let tip = lock(&self.tip);
+        if enabled == self.history_enabled() {
+            return Ok(());
+        }
+        let from = if enabled {
+            tip.height.0.saturating_add(1)
+        } else {
+            HISTORY_OFF
+        };
+        let mut batch = self.backend.batch(0);
+        batch.put(
+            Column::Metadata,
+            MetaKey::HistoryFrom.key(),
+            &from.to_be_bytes(),
+        );
+        self.backend.write(batch)?;
+        self.history_from.store(from, Ordering::Release);
+        Ok(())
     }
 
     pub(crate) fn lowest_height(&self) -> Height {
@@ -311,7 +349,13 @@ impl<B: Backend> Engine<B> {
             + outcome.changes().len() * 56
             + 1024;
         let mut batch = self.backend.batch(capacity);
-        put_block_records(&mut batch, block, &encoded, certificate);
+        put_block_records(
+            &mut batch,
+            block,
+            &encoded,
+            certificate,
+            self.history_enabled(),
+        );
         // Sorted, as the transaction locations (see `put_block_records`).
         let mut accounts: Vec<([u8; 20], [u8; 24])> = account_entries(outcome.changes()).collect();
         accounts.sort_unstable_by_key(|(address, _)| *address);
@@ -463,7 +507,7 @@ impl<B: Backend> Engine<B> {
         before: Option<(Height, u32)>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let lowest = self.lowest_height();
+        let lowest = self.history_lowest_height();
         if let Some((height, _)) = before {
             if height < lowest {
                 return Err(StoreError::Pruned { height, lowest });
@@ -842,7 +886,13 @@ impl<B: Backend> Engine<B> {
             &validator_set_key(&validator_set.hash()),
             &codec::encode(validator_set),
         );
-        put_block_records(&mut batch, block, &encoded, certificate);
+        put_block_records(
+            &mut batch,
+            block,
+            &encoded,
+            certificate,
+            self.history_enabled(),
+        );
         for piece in &pieces {
             batch.delete(Column::Metadata, piece);
         }
@@ -1201,7 +1251,32 @@ fn initialize<B: Backend>(
     if let Some(staking) = genesis.staking() {
         put_staking(&mut batch, staking);
     }
+    batch.put(
+        Column::Metadata,
+        MetaKey::HistoryFrom.key(),
+        &height_key(Height(1)),
+    );
     backend.write(batch)
+}
+
+/// [`MetaKey::HistoryFrom`] while the history index is switched off.
+const HISTORY_OFF: u64 = u64::MAX;
+
+/// Reads the first height of the history index; a store written before
+/// the index (no such key) gets the next height, written now.
+fn load_history_from<B: Backend>(backend: &B, tip: Height) -> Result<Height, StoreError> {
+    if let Some(bytes) = backend.get(Column::Metadata, MetaKey::HistoryFrom.key())? {
+        return Ok(Height(decode_u64("metadata history_from", &bytes)?));
+    }
+    let from = Height(tip.0.saturating_add(1));
+    let mut batch = backend.batch(0);
+    batch.put(
+        Column::Metadata,
+        MetaKey::HistoryFrom.key(),
+        &height_key(from),
+    );
+    backend.write(batch)?;
+    Ok(from)
 }
 
 /// Writes the staking state and the two validator sets it holds (under
@@ -1216,6 +1291,7 @@ fn put_block_records<T: Batch>(
     block: &Block,
     encoded: &crate::format::EncodedBlock,
     certificate: &CommitCertificate,
+    history: bool,
 ) {
     let height = block.header.height;
     let key = height_key(height);
@@ -1240,6 +1316,9 @@ fn put_block_records<T: Batch>(
     locations.sort_unstable_by_key(|(hash, _)| *hash);
     for (hash, location) in &locations {
         batch.put(Column::Transactions, hash, location);
+    }
+    if !history {
+        return;
     }
     // The history index, sorted too (by address, then height and index).
     let mut history: Vec<([u8; 32], [u8; 8])> = history_entries(block, encoded).collect();
@@ -1459,6 +1538,12 @@ macro_rules! delegate_store {
                 limit: usize,
             ) -> Result<Vec<$crate::HistoryEntry>, $crate::StoreError> {
                 self.engine.account_history(address, before, limit)
+            }
+            fn history_lowest_height(&self) -> cairn_types::Height {
+                self.engine.history_lowest_height()
+            }
+            fn set_history_index(&self, enabled: bool) -> Result<(), $crate::StoreError> {
+                self.engine.set_history_index(enabled)
             }
             fn validator_set(
                 &self,

@@ -134,6 +134,12 @@ pub enum MetaKey {
     /// store holds; absent means 1 (nothing pruned). Raised by
     /// [`crate::Store::prune_blocks_below`].
     LowestHeight,
+    /// u64 BE: the first height whose transactions the `history` index
+    /// holds: 1 for a store created with the index, the next height for a
+    /// store written before it (set when such a store is first opened), or
+    /// the height after the one it was switched on at; `u64::MAX` while the
+    /// index is switched off ([`crate::Store::set_history_index`]).
+    HistoryFrom,
 }
 
 impl MetaKey {
@@ -149,6 +155,7 @@ impl MetaKey {
             MetaKey::SnapshotBase => b"snapshot_base",
             MetaKey::RestoreInProgress => b"restore_in_progress",
             MetaKey::LowestHeight => b"lowest_height",
+            MetaKey::HistoryFrom => b"history_from",
         }
     }
 }

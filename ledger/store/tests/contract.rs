@@ -696,6 +696,76 @@ contract_tests!(
     }
 );
 
+/// A store written before the history index (no `history` column, no
+/// `history_from` key) opens, and lists history from the first block it
+/// commits after the upgrade: older positions answer `Pruned`.
+#[test]
+fn a_store_from_before_the_history_index_lists_history_from_the_upgrade() {
+    let mut chain = TestChain::new("contract", 4, 0);
+    let mut harness = Rocks::new();
+    let store = open(&mut harness, &chain);
+    for _ in 0..3 {
+        let (block, certificate, outcome) = chain.next_block(4);
+        store.commit_block(&block, &certificate, &outcome).unwrap();
+    }
+    assert_eq!(store.history_lowest_height(), Height(1));
+    drop(store);
+    {
+        // Make it an old store.
+        let names: Vec<&str> = Column::ALL.iter().map(|column| column.name()).collect();
+        let mut db =
+            rocksdb::DB::open_cf(&rocksdb::Options::default(), harness.path(), names).unwrap();
+        db.delete_cf(db.cf_handle("metadata").unwrap(), b"history_from")
+            .unwrap();
+        db.drop_cf("history").unwrap();
+    }
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.history_lowest_height(), Height(4));
+    let sender = chain.keys[0].address();
+    assert_eq!(store.account_history(&sender, None, 100).unwrap(), vec![]);
+    assert!(matches!(
+        store.account_history(&sender, Some((Height(2), 0)), 100),
+        Err(StoreError::Pruned { lowest, .. }) if lowest == Height(4)
+    ));
+    let (block, certificate, outcome) = chain.next_block(8);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    let listed = store.account_history(&sender, None, 100).unwrap();
+    let expected = block
+        .transactions
+        .iter()
+        .filter(|signed| {
+            signed.transaction.sender_address() == sender || signed.transaction.recipient == sender
+        })
+        .count();
+    assert!(expected > 0);
+    assert_eq!(listed.len(), expected);
+    assert!(listed.iter().all(|entry| entry.height == Height(4)));
+    // It stays so across a restart.
+    drop(store);
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.history_lowest_height(), Height(4));
+
+    // Switched off: commits index nothing; on again: from the next height.
+    store.set_history_index(false).unwrap();
+    assert_eq!(store.history_lowest_height(), Height(u64::MAX));
+    let (block, certificate, outcome) = chain.next_block(8);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    drop(store);
+    let store = open(&mut harness, &chain);
+    assert_eq!(store.history_lowest_height(), Height(u64::MAX), "kept off");
+    store.set_history_index(true).unwrap();
+    assert_eq!(store.history_lowest_height(), Height(6));
+    let (block, certificate, outcome) = chain.next_block(8);
+    store.commit_block(&block, &certificate, &outcome).unwrap();
+    let listed = store.account_history(&sender, None, 100).unwrap();
+    assert!(listed.iter().all(|entry| entry.height != Height(5)));
+    assert!(listed.iter().any(|entry| entry.height == Height(6)));
+    assert!(matches!(
+        store.account_history(&sender, Some((Height(5), 0)), 100),
+        Err(StoreError::Pruned { lowest, .. }) if lowest == Height(6)
+    ));
+}
+
 #[test]
 fn a_rocks_store_is_opened_by_one_process_at_a_time() {
     let chain = TestChain::new("contract", 2, 0);
