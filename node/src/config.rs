@@ -625,7 +625,7 @@ fn locate_in_toml(text: &str, offset: usize) -> TomlPlace {
 }
 
 /// The `config.toml` key of each [`ConfigOverrides`] field (its clap id).
-const OVERRIDE_KEYS: [(&str, &str); 28] = [
+const OVERRIDE_KEYS: [(&str, &str); 29] = [
     ("moniker", "moniker"),
     ("mode", "mode"),
     ("p2p_listen", "p2p.listen"),

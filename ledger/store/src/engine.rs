@@ -992,7 +992,13 @@ impl<B: Backend> Engine<B> {
             .sum();
         let mut batch = self.backend.batch(bytes + 64 * 1024);
         for (block, encoded, certificate) in &encoded_blocks {
-            put_block_records(&mut batch, block, encoded, certificate);
+            put_block_records(
+                &mut batch,
+                block,
+                encoded,
+                certificate,
+                self.history_enabled(),
+            );
         }
         for set in validator_sets {
             batch.put(
