@@ -412,6 +412,10 @@ pub struct PeerView {
     pub peer_id: String,
     /// Address of the connection.
     pub address: String,
+    /// `outbound` when this node dialled the peer, `inbound` when the peer
+    /// dialled this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
     /// When this node connected to it (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_since: Option<u64>,

@@ -486,15 +486,17 @@ pub async fn run_dispatcher(
     let serving = Arc::new(tokio::sync::Semaphore::new(SYNC_SERVING_MAX));
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
     tokio::spawn(run_gossip_admissions(Arc::clone(&ledger), admission_queue));
-    // Each peer's address and when it connected (ms since the epoch).
-    let mut peers: BTreeMap<PeerId, (String, u64)> = BTreeMap::new();
-    let publish_peers = |peers: &BTreeMap<PeerId, (String, u64)>| {
+    // Each peer's address, when it connected (ms since the epoch), and
+    // whether this node dialled it.
+    let mut peers: BTreeMap<PeerId, (String, u64, bool)> = BTreeMap::new();
+    let publish_peers = |peers: &BTreeMap<PeerId, (String, u64, bool)>| {
         view.set_peers(
             peers
                 .iter()
-                .map(|(peer, (address, since))| PeerView {
+                .map(|(peer, (address, since, outbound))| PeerView {
                     peer_id: peer.to_string(),
                     address: address.clone(),
+                    direction: Some(if *outbound { "outbound" } else { "inbound" }.to_string()),
                     connected_since: Some(*since),
                     connected_ms: None,
                 })
@@ -506,8 +508,15 @@ pub async fn run_dispatcher(
             Event::ListenAddress { address } => {
                 on_listen(format!("{address}/p2p/{local_peer}"));
             }
-            Event::PeerConnected { peer, address } => {
-                peers.insert(peer, (address.to_string(), system_now().as_millis()));
+            Event::PeerConnected {
+                peer,
+                address,
+                outbound,
+            } => {
+                peers.insert(
+                    peer,
+                    (address.to_string(), system_now().as_millis(), outbound),
+                );
                 publish_peers(&peers);
                 // A new peer may be ahead of us.
                 sync.request();

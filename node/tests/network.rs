@@ -391,6 +391,7 @@ fn four_validators_agree_survive_a_kill_and_a_late_full_node_syncs() {
 
     // `/consensus` shows a validator's height, round, step, proposer and
     // the power of the set; `/peers` how long each peer has been there.
+    let mut directions = std::collections::BTreeSet::new();
     for node in &net.nodes {
         let consensus = node.get("/consensus");
         assert!(consensus["height"].as_u64().unwrap() >= 5, "{consensus}");
@@ -415,8 +416,13 @@ fn four_validators_agree_survive_a_kill_and_a_late_full_node_syncs() {
         for peer in peers {
             assert!(peer["connected_since"].as_u64().unwrap() > 0, "{peer}");
             assert!(peer["connected_ms"].as_u64().is_some(), "{peer}");
+            let direction = peer["direction"].as_str().unwrap();
+            assert!(["inbound", "outbound"].contains(&direction), "{peer}");
+            directions.insert(direction.to_string());
         }
     }
+    // The others dialled the bootstrap node: both directions are seen.
+    assert_eq!(directions.len(), 2, "{directions:?}");
 
     // Transfers while validator 3 is killed with SIGKILL and restarted.
     let chain_id = net.chain_id.clone();

@@ -174,6 +174,8 @@ pub enum Event {
         peer: PeerId,
         /// The remote address of that connection.
         address: Multiaddr,
+        /// This node dialled it (else the peer dialled this node).
+        outbound: bool,
     },
     /// A peer's last connection closed.
     PeerDisconnected {

@@ -1078,6 +1078,7 @@ impl EventLoop {
                     self.emit_or_count(Event::PeerConnected {
                         peer: peer_id,
                         address,
+                        outbound: endpoint.is_dialer(),
                     });
                     if self.connected.len() == 1 {
                         // First contact: look for the rest of the network.
