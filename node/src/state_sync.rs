@@ -503,25 +503,36 @@ async fn restore_candidate(
 /// ([`EVIDENCE_AGE_MAX_BLOCKS`], down to height 1) with the validator sets
 /// their headers name, and has the store keep them: evidence in a later
 /// block may be of any of those heights, and judging it needs that
-/// height's set. The blocks are trusted through the restored block (each
-/// is the parent the one above names), which the store checks.
+/// height's set. Ranges go from the top down, one response at a time (so
+/// memory holds one range), each trusted through the block above it
+/// (every block is the parent the one above names), which the store
+/// checks. Returns the number of blocks kept.
 async fn restore_history(
     client: &Client,
     ledger: &Arc<Ledger>,
     height: Height,
     peers: &[PeerId],
 ) -> Result<usize, Attempt> {
-    let from = Height(height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1));
-    let mut blocks: Vec<(Block, CommitCertificate)> = Vec::new();
-    let mut next = from;
-    while next < height {
-        let count = u32::try_from(height.0 - next.0)
+    let floor = Height(height.0.saturating_sub(EVIDENCE_AGE_MAX_BLOCKS).max(1));
+    let mut kept = 0usize;
+    // Blocks asked for at once; fewer once a peer answers only a prefix
+    // (its response is limited in bytes), so that a range still ends just
+    // below the lowest block held.
+    let mut range = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
+    loop {
+        let lowest = ledger.store().lowest_height();
+        if lowest <= floor {
+            return Ok(kept);
+        }
+        let want = u32::try_from(lowest.0 - floor.0)
             .unwrap_or(u32::MAX)
-            .min(cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX);
-        let answer = fetch_blocks(client, peers, next, count).await?;
-        let before = blocks.len();
+            .min(range);
+        let from = Height(lowest.0 - u64::from(want));
+        let answer = fetch_blocks(client, peers, from, want).await?;
+        let mut blocks: Vec<(Block, CommitCertificate)> = Vec::with_capacity(answer.len());
+        let mut next = from;
         for synced in answer {
-            if synced.height != next || next >= height {
+            if synced.height != next || next >= lowest {
                 break;
             }
             let block = decode_block(&synced.block).map_err(|error| {
@@ -535,33 +546,37 @@ async fn restore_history(
             blocks.push((block, certificate));
             next = Height(next.0 + 1);
         }
-        if blocks.len() == before {
-            return Err(Attempt::Reject(format!(
-                "no peer serves the blocks from height {next}"
-            )));
-        }
-    }
-    let mut sets: Vec<ValidatorSet> = Vec::new();
-    for (block, _) in &blocks {
-        let hash = block.header.validator_set_hash;
-        if sets.iter().any(|set| set.hash() == hash) {
+        if blocks.len() < want as usize {
+            if blocks.is_empty() {
+                return Err(Attempt::Reject(format!(
+                    "no peer serves the blocks from height {from}"
+                )));
+            }
+            // Strictly fewer each time: the loop ends.
+            range = u32::try_from(blocks.len()).unwrap_or(1);
             continue;
         }
-        let known = ledger
-            .store()
-            .validator_set(&hash)
-            .map_err(|error| Attempt::Fail(failed(error.to_string())))?;
-        match known {
-            Some(_) => {}
-            None => sets.push(fetch_set(client, peers, hash).await?),
+        let mut sets: Vec<ValidatorSet> = Vec::new();
+        for (block, _) in &blocks {
+            let hash = block.header.validator_set_hash;
+            if sets.iter().any(|set| set.hash() == hash) {
+                continue;
+            }
+            let known = ledger
+                .store()
+                .validator_set(&hash)
+                .map_err(|error| Attempt::Fail(failed(error.to_string())))?;
+            if known.is_none() {
+                sets.push(fetch_set(client, peers, hash).await?);
+            }
         }
+        let count = blocks.len();
+        let store_ledger = Arc::clone(ledger);
+        blocking(move || store_ledger.store().restore_history(&blocks, &sets))
+            .await?
+            .map_err(|error| Attempt::Reject(error.to_string()))?;
+        kept += count;
     }
-    let kept = blocks.len();
-    let ledger = Arc::clone(ledger);
-    blocking(move || ledger.store().restore_history(&blocks, &sets))
-        .await?
-        .map_err(|error| Attempt::Reject(error.to_string()))?;
-    Ok(kept)
 }
 
 /// Asks `peers` in turn until one answers `request` with blocks.

@@ -282,15 +282,17 @@ pub trait Store: Send + Sync {
         validator_set: &ValidatorSet,
     ) -> Result<(), StoreError>;
 
-    /// Keeps blocks just below a restored snapshot's height, with their
+    /// Keeps blocks below a restored snapshot's height, with their
     /// certificates and the validator sets their headers name: evidence
     /// in a later block may be of any height of the evidence window, and
     /// judging it needs the header (and so the set) of that height.
-    /// `blocks` are consecutive, ascending, and end at the snapshot base
-    /// minus one; the last one's hash must be the restored block's parent
-    /// hash, and each one's the parent hash of the next (so they are
-    /// trusted through the restored block). The lowest height held becomes
-    /// the first one's. Nothing is written unless all of it checks out.
+    /// `blocks` are consecutive, ascending, and end just below the lowest
+    /// height held (the snapshot base at first, so a caller adds ranges
+    /// from the top down); the last one's hash must be the parent hash of
+    /// the lowest block held, and each one's the parent hash of the next
+    /// (so they are trusted through the restored block). The lowest height
+    /// held becomes the first one's. Nothing is written unless all of it
+    /// checks out; blocks already held are not written again.
     fn restore_history(
         &self,
         blocks: &[(Block, CommitCertificate)],

@@ -932,12 +932,23 @@ impl<B: Backend> Engine<B> {
             return Ok(());
         };
         let first_height = first.header.height;
-        let base_header = self
-            .header(base)?
-            .ok_or_else(|| bad(format!("the restored block of height {base} is not held")))?;
-        // From the top down: each block is the parent the one above names.
-        let mut expected_hash = base_header.parent_hash;
-        let mut expected_height = base;
+        let lowest = self.lowest_height();
+        if first_height >= lowest {
+            // Already held (a second call): nothing to add.
+            return Ok(());
+        }
+        if lowest > base {
+            return Err(bad(format!(
+                "heights up to {lowest} were pruned since the restore at {base}; history below is no longer kept"
+            )));
+        }
+        let lowest_header = self
+            .header(lowest)?
+            .ok_or_else(|| bad(format!("the lowest block held, {lowest}, is missing")))?;
+        // From the top down: each block is the parent the one above names,
+        // the last one the parent of the lowest block held.
+        let mut expected_hash = lowest_header.parent_hash;
+        let mut expected_height = lowest;
         let mut encoded_blocks = Vec::with_capacity(blocks.len());
         for (block, certificate) in blocks.iter().rev() {
             expected_height = Height(
@@ -981,10 +992,6 @@ impl<B: Backend> Engine<B> {
                     "validator set {hash} is named by none of the history blocks"
                 )));
             }
-        }
-        if first_height >= self.lowest_height() {
-            // Already held (a second call): nothing to add.
-            return Ok(());
         }
         let bytes: usize = encoded_blocks
             .iter()

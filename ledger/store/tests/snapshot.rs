@@ -397,12 +397,17 @@ fn a_restored_store_keeps_the_history_below_it_only_when_it_links_to_the_restore
         Err(StoreError::Pruned { .. })
     ));
 
-    // Linked history is kept: headers, blocks and certificates of heights
-    // 3..=5 read back, the lowest height held is 3, and it survives a
-    // reopen.
+    // Linked history is kept, range by range from the top down: heights
+    // 4..=5 link to the restored block, then height 3 to height 4;
+    // headers, blocks and certificates of 3..=5 read back, the lowest
+    // height held is 3, and it survives a reopen.
     restored
-        .restore_history(&blocks[2..5], std::slice::from_ref(&set))
+        .restore_history(&blocks[3..5], std::slice::from_ref(&set))
         .unwrap();
+    assert_eq!(restored.lowest_height(), Height(4));
+    // Height 2 does not link to 4.
+    assert!(restored.restore_history(&blocks[1..2], &[]).is_err());
+    restored.restore_history(&blocks[2..3], &[]).unwrap();
     assert_eq!(restored.lowest_height(), Height(3));
     for (block, certificate) in &blocks[2..5] {
         let height = block.header.height;
