@@ -25,6 +25,9 @@ use crate::{
 /// and not catching up until p2p is wired.
 pub struct NetworkView {
     peers: RwLock<Vec<PeerView>>,
+    /// The gossip score of each connected peer, by peer id, as the p2p
+    /// layer last reported it ([`NetworkView::set_peer_scores`]).
+    scores: RwLock<std::collections::HashMap<String, f64>>,
     catching_up: AtomicBool,
     metrics: Arc<Metrics>,
 }
@@ -34,6 +37,7 @@ impl NetworkView {
     pub fn new(metrics: Arc<Metrics>) -> NetworkView {
         NetworkView {
             peers: RwLock::new(Vec::new()),
+            scores: RwLock::new(std::collections::HashMap::new()),
             catching_up: AtomicBool::new(false),
             metrics,
         }
@@ -48,12 +52,29 @@ impl NetworkView {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = peers;
     }
 
-    /// The connected peers.
+    /// Replaces the peers' gossip scores (peer id, score).
+    pub fn set_peer_scores(&self, scores: Vec<(String, f64)>) {
+        *self
+            .scores
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = scores.into_iter().collect();
+    }
+
+    /// The connected peers, each with its last reported score.
     pub fn peers(&self) -> Vec<PeerView> {
+        let scores = self
+            .scores
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.peers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .iter()
+            .map(|peer| PeerView {
+                score: scores.get(&peer.peer_id).copied(),
+                ..peer.clone()
+            })
+            .collect()
     }
 
     /// Sets whether the node is catching up, and how many blocks behind.

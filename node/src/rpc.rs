@@ -416,6 +416,11 @@ pub struct PeerView {
     /// dialled this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
+    /// The peer's gossip score (valid messages raise it, invalid ones lower
+    /// it; a peer is banned below -100), refreshed every
+    /// [`crate::runtime::PEER_SCORES_INTERVAL`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// When this node connected to it (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_since: Option<u64>,

@@ -468,6 +468,28 @@ pub async fn run_gossip_batcher(client: Client, mut queue: mpsc::Receiver<Vec<u8
     }
 }
 
+/// How often the peers' gossip scores are read from the p2p layer for
+/// `GET /peers`.
+pub const PEER_SCORES_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reads the peers' gossip scores into `view` every
+/// [`PEER_SCORES_INTERVAL`] until the p2p layer stops.
+pub async fn run_peer_scores(client: Client, view: Arc<NetworkView>) {
+    let mut ticks = tokio::time::interval(PEER_SCORES_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let Ok(scores) = client.peer_scores().await else {
+            return;
+        };
+        view.set_peer_scores(
+            scores
+                .into_iter()
+                .map(|(peer, score)| (peer.to_string(), score))
+                .collect(),
+        );
+    }
+}
+
 /// Handles every event of the p2p layer until it stops.
 #[allow(clippy::too_many_arguments)] // each is a distinct handle the dispatcher serves from
 pub async fn run_dispatcher(
@@ -497,6 +519,7 @@ pub async fn run_dispatcher(
                     peer_id: peer.to_string(),
                     address: address.clone(),
                     direction: Some(if *outbound { "outbound" } else { "inbound" }.to_string()),
+                    score: None,
                     connected_since: Some(*since),
                     connected_ms: None,
                 })

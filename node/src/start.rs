@@ -427,6 +427,10 @@ pub async fn serve(
         Arc::clone(&snapshots),
     ));
     tokio::spawn(run_gossip_batcher(client.clone(), gossip_queue));
+    tokio::spawn(crate::runtime::run_peer_scores(
+        client.clone(),
+        Arc::clone(&network),
+    ));
     crate::pruning::spawn_pruning(
         Arc::clone(&ledger),
         config.pruning.keep_blocks,

@@ -410,12 +410,27 @@ fn four_validators_agree_survive_a_kill_and_a_late_full_node_syncs() {
         for votes in [&consensus["prevotes"], &consensus["precommits"]] {
             assert!(votes["power"].as_u64().unwrap() <= 4, "{consensus}");
         }
-        let peers = node.get("/peers");
-        let peers = peers["peers"].as_array().unwrap();
-        assert!(!peers.is_empty(), "{}: no peers", node.rpc);
+        // Scores are read from the p2p layer every 2 s: wait for them.
+        let started = std::time::Instant::now();
+        let peers = loop {
+            let peers = node.get("/peers");
+            let list = peers["peers"].as_array().unwrap().clone();
+            if !list.is_empty() && list.iter().all(|peer| peer["score"].is_f64()) {
+                break list;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{}: peers without a score: {peers}",
+                node.rpc
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let peers = &peers;
         for peer in peers {
             assert!(peer["connected_since"].as_u64().unwrap() > 0, "{peer}");
             assert!(peer["connected_ms"].as_u64().is_some(), "{peer}");
+            let score = peer["score"].as_f64().unwrap();
+            assert!((-100.0..=10.0).contains(&score), "{peer}");
             let direction = peer["direction"].as_str().unwrap();
             assert!(["inbound", "outbound"].contains(&direction), "{peer}");
             directions.insert(direction.to_string());

@@ -242,6 +242,9 @@ pub(crate) enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    PeerScores {
+        reply: oneshot::Sender<Vec<(PeerId, f64)>>,
+    },
     TopicPeers {
         topic: Topic,
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -482,6 +485,13 @@ impl Client {
     /// Peers with an established connection.
     pub async fn peers(&self) -> Result<Vec<PeerId>, Error> {
         self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// The gossip score of each connected peer (0 for one that forwarded
+    /// nothing yet; it rises with valid messages up to `SCORE_MAX` and falls
+    /// with invalid ones; a peer is banned below `SCORE_BAN_THRESHOLD`).
+    pub async fn peer_scores(&self) -> Result<Vec<(PeerId, f64)>, Error> {
+        self.call(|reply| Command::PeerScores { reply }).await
     }
 
     /// Peers subscribed to `topic`.

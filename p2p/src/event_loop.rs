@@ -587,6 +587,14 @@ impl EventLoop {
             Command::Peers { reply } => {
                 let _ = reply.send(self.connected.iter().copied().collect());
             }
+            Command::PeerScores { reply } => {
+                let scores = self
+                    .connected
+                    .iter()
+                    .map(|peer| (*peer, self.scores.get(peer).copied().unwrap_or(0.0)))
+                    .collect();
+                let _ = reply.send(scores);
+            }
             Command::TopicPeers { topic, reply } => {
                 let hash = topic.ident(&self.chain).hash();
                 let peers = self
