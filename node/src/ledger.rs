@@ -1403,14 +1403,11 @@ impl Ledger {
                     .transactions
                     .iter()
                     .any(|transaction| !transaction.transaction.is_transfer());
-            let senders: Vec<Address> = block
-                .transactions
-                .iter()
-                .map(|transaction| transaction.transaction.sender.address())
-                .collect();
+            let senders: Option<Vec<Address>> = (!changes_staking)
+                .then(|| mempool.senders_of(transaction_hashes, &block.transactions));
             mempool.remove_committed_of(
                 transaction_hashes,
-                (!changes_staking).then_some(&senders[..]),
+                senders.as_deref(),
                 &StateAccounts(&committed.state),
             );
             mempool.expire_queued(std::time::Instant::now());

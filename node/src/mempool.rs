@@ -1242,6 +1242,23 @@ impl Mempool {
         }
     }
 
+    /// The sender of each of a block's transactions (`hashes[i]` is the
+    /// hash of `transactions[i]`): from the pending entry when this pool
+    /// holds it (its address was computed at admission), else derived from
+    /// the key.
+    pub fn senders_of(&self, hashes: &[Hash], transactions: &[SignedTransaction]) -> Vec<Address> {
+        hashes
+            .iter()
+            .zip(transactions)
+            .map(|(hash, transaction)| {
+                self.pending.get(hash).map_or_else(
+                    || transaction.transaction.sender.address(),
+                    |entry| entry.sender,
+                )
+            })
+            .collect()
+    }
+
     fn recheck_sender(&mut self, sender: &Address, accounts: &impl AccountView) {
         let (balance, committed_nonce) = accounts.balance_and_nonce(sender);
         let Some(queue) = self.senders.get(sender) else {
@@ -1972,9 +1989,19 @@ mod tests {
         let first = pool.add_bytes(&transfer(&key, 2, 10), &accounts).unwrap();
         pool.add_bytes(&transfer(&key, 3, 70), &accounts).unwrap();
         pool.add_bytes(&transfer(&other, 1, 10), &accounts).unwrap();
+        // The block's senders: from the pool's entry, or from the key of a
+        // transaction the pool never saw.
+        let block_transaction = SignedTransaction::from_bytes(&transfer(&key, 2, 10)).unwrap();
+        let senders = pool.senders_of(&[first], std::slice::from_ref(&block_transaction));
+        assert_eq!(senders, vec![key.address()]);
+        let unseen = SignedTransaction::from_bytes(&transfer(&other, 5, 1)).unwrap();
+        assert_eq!(
+            pool.senders_of(&[unseen.hash()], std::slice::from_ref(&unseen)),
+            vec![other.address()]
+        );
         // The block (nonce 2 of `key`) spent more than the pool expected.
         accounts.0.insert(key.address(), (20, 3));
-        pool.remove_committed_of(&[first], Some(&[key.address()]), &accounts);
+        pool.remove_committed_of(&[first], Some(&senders), &accounts);
         assert_eq!(pool.len(), 1, "nonce 3 of the sender no longer fits");
         assert_eq!(pool.next_nonce(&key.address(), &accounts), 3);
         assert_eq!(pool.next_nonce(&other.address(), &accounts), 2);

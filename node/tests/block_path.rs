@@ -15,6 +15,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -30,16 +32,14 @@ use cairn_node::{
     metrics::Metrics,
 };
 use cairn_types::{
-    Address, Block, CommitCertificate, CommitSignature, ConsensusParams, Height, Keypair, Round,
-    SignedTransaction, Timestamp, Transaction, ValidatorIndex, Vote, VoteType,
+    Address, Block, CommitCertificate, ConsensusParams, Height, Keypair, SignedTransaction,
+    Timestamp, Transaction,
 };
 
 const GENESIS_TIME: Timestamp = Timestamp(1_700_000_000_000);
 
 fn validators() -> Vec<Keypair> {
-    (0..4u8)
-        .map(|i| Keypair::from_seed(&[100 + i; 32]))
-        .collect()
+    support::ledger_validator_keys()
 }
 
 fn sender(index: usize) -> Keypair {
@@ -76,33 +76,7 @@ fn open(dir: &std::path::Path, genesis: Genesis) -> Ledger {
 }
 
 fn certify(ledger: &Ledger, block: &Block) -> CommitCertificate {
-    let signatures = validators()
-        .iter()
-        .enumerate()
-        .take(3)
-        .map(|(i, key)| {
-            let index = ValidatorIndex(i as u32);
-            let vote = Vote::new_signed(
-                ledger.chain_id(),
-                VoteType::Precommit,
-                block.header.height,
-                Round(0),
-                Some(block.hash()),
-                index,
-                key,
-            );
-            CommitSignature {
-                validator: index,
-                signature: vote.signature,
-            }
-        })
-        .collect();
-    CommitCertificate {
-        height: block.header.height,
-        round: Round(0),
-        block_hash: block.hash(),
-        signatures,
-    }
+    support::certify_block(ledger.chain_id(), block)
 }
 
 /// `per_sender` transfers from each of `senders` keys, nonces `first..`.

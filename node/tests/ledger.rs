@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::{
@@ -32,9 +34,7 @@ use tower::ServiceExt;
 const GENESIS_TIME: Timestamp = Timestamp(1_700_000_000_000);
 
 fn validators() -> Vec<Keypair> {
-    (0..4u8)
-        .map(|i| Keypair::from_seed(&[100 + i; 32]))
-        .collect()
+    support::ledger_validator_keys()
 }
 
 fn alice() -> Keypair {
@@ -96,33 +96,7 @@ fn transfer(ledger: &Ledger, nonce: u64, amount: u64) -> cairn_types::SignedTran
 }
 
 fn certify(ledger: &Ledger, block: &Block) -> CommitCertificate {
-    let signatures = validators()
-        .iter()
-        .enumerate()
-        .take(3)
-        .map(|(i, key)| {
-            let index = ValidatorIndex(i as u32);
-            let vote = Vote::new_signed(
-                ledger.chain_id(),
-                VoteType::Precommit,
-                block.header.height,
-                Round(0),
-                Some(block.hash()),
-                index,
-                key,
-            );
-            CommitSignature {
-                validator: index,
-                signature: vote.signature,
-            }
-        })
-        .collect();
-    CommitCertificate {
-        height: block.header.height,
-        round: Round(0),
-        block_hash: block.hash(),
-        signatures,
-    }
+    support::certify_block(ledger.chain_id(), block)
 }
 
 /// A block built by hand (not through build_block): executes the

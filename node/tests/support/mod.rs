@@ -1,6 +1,7 @@
 //! Shared by the tests that run the real `cairnd` binary: a command with
 //! a clean environment, a guard that kills a child the test leaves behind,
-//! plain HTTP/1.1 requests, and the bound addresses a node writes.
+//! plain HTTP/1.1 requests, and the bound addresses a node writes; and by
+//! the in-process ledger tests: their validator keys and certificates.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -164,4 +165,47 @@ pub fn validator_homes(
         homes.push(home);
     }
     (homes, genesis, keys)
+}
+
+/// The four validator keys of the in-process ledger tests.
+pub fn ledger_validator_keys() -> Vec<cairn_types::Keypair> {
+    (0..4u8)
+        .map(|i| cairn_types::Keypair::from_seed(&[100 + i; 32]))
+        .collect()
+}
+
+/// A round-0 commit certificate for `block`, signed by the first three of
+/// [`ledger_validator_keys`] (more than two thirds of four equal powers).
+pub fn certify_block(
+    chain_id: &cairn_types::ChainId,
+    block: &cairn_types::Block,
+) -> cairn_types::CommitCertificate {
+    use cairn_types::{CommitSignature, Round, ValidatorIndex, Vote, VoteType};
+    let signatures = ledger_validator_keys()
+        .iter()
+        .enumerate()
+        .take(3)
+        .map(|(i, key)| {
+            let index = ValidatorIndex(i as u32);
+            let vote = Vote::new_signed(
+                chain_id,
+                VoteType::Precommit,
+                block.header.height,
+                Round(0),
+                Some(block.hash()),
+                index,
+                key,
+            );
+            CommitSignature {
+                validator: index,
+                signature: vote.signature,
+            }
+        })
+        .collect();
+    cairn_types::CommitCertificate {
+        height: block.header.height,
+        round: Round(0),
+        block_hash: block.hash(),
+        signatures,
+    }
 }
