@@ -18,12 +18,12 @@ use cairn_types::{
 use crate::{
     rules::check_stateless,
     staking::{Offence, StakingAction, StakingState},
-    tree::{leaf_hash, AccountProof, AccountTree, TreeUpdate, ACCOUNTS_MAX},
+    tree::{leaf_hash, AbsenceProof, AccountProof, AccountTree, TreeUpdate, ACCOUNTS_MAX},
     Account, AccountChange, StateError,
 };
 
 /// Domain separator of the state root.
-const STATE_ROOT_DOMAIN: &[u8] = b"cairn/state/v2\0";
+const STATE_ROOT_DOMAIN: &[u8] = b"cairn/state/v3\0";
 
 /// The state root: SHA-256 of a domain tag, the account tree's root and
 /// the staking hash ([`Hash::ZERO`] for a state without staking).
@@ -35,11 +35,13 @@ pub fn state_root_of(accounts_root: &Hash, staking_hash: &Hash) -> Hash {
     sha256(&bytes)
 }
 
-/// One account in slot order.
+/// One account in slot order, with its successor on the address ring
+/// (see [`crate::tree`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct SlotEntry {
     address: Address,
     account: Account,
+    next: Address,
 }
 
 /// All accounts, their tree, the staking state and the state root, after
@@ -53,11 +55,15 @@ struct SlotEntry {
 /// The address index is a `HashMap` used for lookups only, never
 /// iterated, so its per-process random hashing (which resists crafted
 /// addresses) cannot change any result: everything that is iterated (the
-/// slots, the changes of a block) is in slot order.
+/// slots, the changes of a block) is in slot order. `sorted` holds the
+/// addresses in byte order, to find the neighbours on the address ring of
+/// a new account (its successor, and the predecessor whose successor it
+/// becomes) and of an address without one (its proof of absence).
 #[derive(Clone)]
 pub struct LedgerState {
     slots: Vec<SlotEntry>,
     index: HashMap<Address, u64>,
+    sorted: BTreeSet<Address>,
     tree: AccountTree,
     root: Hash,
     balances_total: u64,
@@ -95,6 +101,7 @@ impl LedgerState {
         LedgerState {
             slots: Vec::new(),
             index: HashMap::new(),
+            sorted: BTreeSet::new(),
             root: state_root_of(&tree.root(), &Hash::ZERO),
             tree,
             balances_total: 0,
@@ -231,16 +238,34 @@ impl LedgerState {
                     .ok_or(StateError::Overflow {
                         what: "total supply",
                     })?;
-            slots.push(SlotEntry { address, account });
+            slots.push(SlotEntry {
+                address,
+                account,
+                next: address,
+            });
         }
+        // Link the ring: each address to the next greater one, the
+        // greatest to the smallest.
+        let mut ring: Vec<(Address, usize)> = slots
+            .iter()
+            .enumerate()
+            .map(|(slot, entry)| (entry.address, slot))
+            .collect();
+        ring.sort_unstable();
+        for (position, &(_, slot)) in ring.iter().enumerate() {
+            let (next, _) = ring[(position + 1) % ring.len()];
+            slots[slot].next = next;
+        }
+        let sorted: BTreeSet<Address> = ring.into_iter().map(|(address, _)| address).collect();
         let leaves = slots
             .iter()
-            .map(|entry| leaf_hash(&entry.address, &entry.account))
+            .map(|entry| leaf_hash(&entry.address, &entry.account, &entry.next))
             .collect();
         let tree = AccountTree::from_leaves(leaves);
         Ok(LedgerState {
             slots,
             index,
+            sorted,
             root: state_root_of(&tree.root(), &Hash::ZERO),
             tree,
             balances_total,
@@ -318,7 +343,49 @@ impl LedgerState {
     /// A proof that `address` holds [`LedgerState::account`] under
     /// [`LedgerState::accounts_root`], or `None` if it has no account.
     pub fn prove(&self, address: &Address) -> Option<AccountProof> {
-        self.tree.prove(self.slot(address)?)
+        let slot = self.slot(address)?;
+        self.tree.prove(slot, self.slots[slot as usize].next)
+    }
+
+    /// A proof that `address` has no account under
+    /// [`LedgerState::accounts_root`], or `None` if it has one.
+    pub fn prove_absence(&self, address: &Address) -> Option<AbsenceProof> {
+        if self.index.contains_key(address) {
+            return None;
+        }
+        let Some(neighbor) = self
+            .sorted
+            .range(..*address)
+            .next_back()
+            .or_else(|| self.sorted.last())
+        else {
+            return Some(AbsenceProof::EmptyState);
+        };
+        let slot = self.slot(neighbor)?;
+        let entry = self.slots[slot as usize];
+        Some(AbsenceProof::Gap {
+            neighbor: entry.address,
+            account: entry.account,
+            proof: self.tree.prove(slot, entry.next)?,
+        })
+    }
+
+    /// The successor of `address` on the ring of this state's addresses
+    /// together with `created` (sorted), `address` excluded: the smallest
+    /// greater address, or the smallest of all.
+    fn successor_with(&self, created: &[Address], address: &Address) -> Address {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let created_after = created.get(created.partition_point(|a| a <= address));
+        let parent_after = self.sorted.range((Excluded(*address), Unbounded)).next();
+        match (created_after, parent_after) {
+            (Some(a), Some(b)) => *a.min(b),
+            (Some(a), None) | (None, Some(a)) => *a,
+            (None, None) => match (created.first(), self.sorted.first()) {
+                (Some(a), Some(b)) => *a.min(b),
+                (Some(a), None) | (None, Some(a)) => *a,
+                (None, None) => *address,
+            },
+        }
     }
 
     /// Checks a single transfer against this state as the mempool does:
@@ -480,17 +547,21 @@ impl LedgerState {
             });
         }
         for change in &outcome.changes {
-            let entry = SlotEntry {
-                address: change.address,
-                account: change.account,
-            };
             if change.created {
                 debug_assert_eq!(change.slot, self.slots.len() as u64);
                 self.index.insert(change.address, change.slot);
-                self.slots.push(entry);
+                self.sorted.insert(change.address);
+                self.slots.push(SlotEntry {
+                    address: change.address,
+                    account: change.account,
+                    next: change.address,
+                });
             } else {
-                self.slots[change.slot as usize] = entry;
+                self.slots[change.slot as usize].account = change.account;
             }
+        }
+        for &(slot, next) in &outcome.links {
+            self.slots[slot as usize].next = next;
         }
         self.tree.apply(&outcome.tree);
         self.root = outcome.state_root;
@@ -514,6 +585,9 @@ pub struct ExecutionOutcome {
     parent_len: u64,
     state_root: Hash,
     changes: Vec<AccountChange>,
+    /// The new successor of each account whose successor the block set:
+    /// every created account and each predecessor of one, `(slot, next)`.
+    links: Vec<(u64, Address)>,
     fees: u64,
     proposer: Address,
     transaction_count: usize,
@@ -588,6 +662,45 @@ impl ExecutionOutcome {
 }
 
 /// The staking action of a transaction (`None` for a transfer).
+/// The successor links a block sets (see [`crate::tree`]): for every
+/// account it creates, its successor on the ring of the parent's and the
+/// created addresses; for every parent account that precedes a created
+/// one, its new successor. Sorted by slot, one entry per slot. `changes`
+/// is the block's writes in slot order (created accounts last).
+fn ring_links(parent: &LedgerState, changes: &[AccountChange]) -> Vec<(u64, Address)> {
+    let mut created: Vec<(Address, u64)> = changes
+        .iter()
+        .filter(|change| change.created)
+        .map(|change| (change.address, change.slot))
+        .collect();
+    if created.is_empty() {
+        return Vec::new();
+    }
+    created.sort_unstable();
+    let created_addresses: Vec<Address> = created.iter().map(|(address, _)| *address).collect();
+    let mut links: Vec<(u64, Address)> = Vec::with_capacity(created.len() * 2);
+    let mut predecessors: BTreeSet<u64> = BTreeSet::new();
+    for &(address, slot) in &created {
+        links.push((slot, parent.successor_with(&created_addresses, &address)));
+        // The parent account just below it on the ring now points at a
+        // created account (the smallest created one after it).
+        let below = parent
+            .sorted
+            .range(..address)
+            .next_back()
+            .or_else(|| parent.sorted.last());
+        if let Some(slot) = below.and_then(|below| parent.slot(below)) {
+            predecessors.insert(slot);
+        }
+    }
+    for slot in predecessors {
+        let address = parent.slots[slot as usize].address;
+        links.push((slot, parent.successor_with(&created_addresses, &address)));
+    }
+    links.sort_unstable_by_key(|(slot, _)| *slot);
+    links
+}
+
 fn staking_action(transaction: &SignedTransaction) -> Option<StakingAction> {
     let body = &transaction.transaction;
     Some(match body.kind {
@@ -965,11 +1078,43 @@ impl BlockExecution<'_> {
         }
         let mut changes = self.touched;
         changes.sort_unstable_by_key(|change| change.slot);
-        let leaves = changes
-            .iter()
-            .map(|change| (change.slot, leaf_hash(&change.address, &change.account)))
-            .collect();
-        let parent_len = self.parent.slots.len() as u64;
+        let parent = self.parent;
+        let parent_len = parent.slots.len() as u64;
+        let links = ring_links(parent, &changes);
+        let mut leaves: Vec<(u64, Hash)> = Vec::with_capacity(changes.len() + links.len());
+        let mut link_of = links.iter().peekable();
+        for change in &changes {
+            // Links of parent accounts the block did not write come before
+            // this slot: they get a leaf of their own.
+            while let Some(&&(slot, next)) = link_of.peek() {
+                if slot >= change.slot {
+                    break;
+                }
+                let entry = parent.slots[slot as usize];
+                leaves.push((slot, leaf_hash(&entry.address, &entry.account, &next)));
+                link_of.next();
+            }
+            let next = match link_of.peek() {
+                Some(&&(slot, next)) if slot == change.slot => {
+                    link_of.next();
+                    next
+                }
+                // Created accounts always have a link: only parent slots
+                // reach here.
+                _ => parent
+                    .slots
+                    .get(change.slot as usize)
+                    .map_or(change.address, |entry| entry.next),
+            };
+            leaves.push((
+                change.slot,
+                leaf_hash(&change.address, &change.account, &next),
+            ));
+        }
+        for &(slot, next) in link_of {
+            let entry = parent.slots[slot as usize];
+            leaves.push((slot, leaf_hash(&entry.address, &entry.account, &next)));
+        }
         let tree = self
             .parent
             .tree
@@ -992,6 +1137,7 @@ impl BlockExecution<'_> {
             parent_len,
             state_root: state_root_of(&tree.root(), &staking_hash),
             changes,
+            links,
             fees: self.fees,
             proposer: self.proposer,
             transaction_count: self.transactions,

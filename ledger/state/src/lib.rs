@@ -35,6 +35,9 @@
 //! Only the leaves (address, slot, balance, nonce) need persisting; the
 //! inner nodes are rebuilt in memory at start-up in O(N) (about 2N
 //! SHA-256 compressions). Proofs are sibling paths ([`AccountProof`]).
+//! Each leaf also names its account's successor in address order, so a
+//! leaf whose gap holds an address proves that the address has no
+//! account ([`AbsenceProof`]).
 //!
 //! Why not a sparse Merkle tree keyed by address (`jmt` and the like):
 //! its nodes live in a key-value store, and every update reads and writes
@@ -75,4 +78,7 @@ pub use error::StateError;
 pub use ledger::{state_root_of, BlockExecution, ExecutionOutcome, LedgerState};
 pub use rules::{check_stateless, signature_verdicts, verify_signatures};
 pub use staking::{Candidate, Offence, StakingState, UnbondingEntry, STAKING_STATE_BYTES_MAX};
-pub use tree::{verify_in_state, verify_proof, AccountProof, ACCOUNTS_MAX};
+pub use tree::{
+    verify_absence_in_state, verify_in_state, verify_proof, AbsenceProof, AccountProof,
+    ACCOUNTS_MAX,
+};

@@ -10,7 +10,11 @@
 //! the complete binary tree over `2^d` leaves, the leaves past `n` being
 //! empty.
 //!
-//! - leaf: `SHA-256(0x10 || address (20) || balance (8, BE) || nonce (8, BE))`
+//! - leaf: `SHA-256(0x10 || address (20) || balance (8, BE) || nonce (8, BE)
+//!   || next (20))`, where `next` is the account's *successor*: the
+//!   smallest address of the state greater than `address`, or, for the
+//!   greatest address, the smallest address of all (the addresses form a
+//!   ring in byte order; a single account is its own successor)
 //! - inner node: `SHA-256(0x11 || left (32) || right (32))`
 //! - empty leaf: 32 zero bytes; empty subtree of height `k + 1`:
 //!   `inner(empty_k, empty_k)`
@@ -20,6 +24,17 @@
 //! The prefixes keep leaves, inner nodes and roots apart, and apart from
 //! the transactions tree of `cairn-types` (prefixes 0x00 and 0x01). The
 //! root commits to `n`, so a proof also fixes the tree's depth.
+//!
+//! # Proofs of absence
+//!
+//! Slots say nothing about addresses, so the successor links do: an
+//! address `x` has no account iff some leaf's `(address, next)` gap holds
+//! it, `address < x < next` in byte order (or, on the ring's wrap from the
+//! greatest address to the smallest, `x > address` or `x < next`). An
+//! [`AbsenceProof`] is that leaf with its path; in the empty state (`n = 0`)
+//! the root alone proves that no address has an account. Creating an
+//! account rewrites one more leaf, its predecessor's, whose `next` now
+//! points at it.
 //!
 //! # Cost
 //!
@@ -51,15 +66,29 @@ const NODE_PREFIX: u8 = 0x11;
 /// Prefix of the root hash.
 const ROOT_PREFIX: u8 = 0x12;
 
-/// The hash of the leaf of `address` holding `account`: one SHA-256
-/// block (37 bytes of message).
-pub fn leaf_hash(address: &Address, account: &Account) -> Hash {
-    let mut bytes = [0u8; 1 + 20 + 8 + 8];
+/// The hash of the leaf of `address` holding `account`, whose successor
+/// on the address ring is `next`: two SHA-256 blocks (57 bytes of
+/// message).
+pub fn leaf_hash(address: &Address, account: &Account, next: &Address) -> Hash {
+    let mut bytes = [0u8; 1 + 20 + 8 + 8 + 20];
     bytes[0] = LEAF_PREFIX;
     bytes[1..21].copy_from_slice(&address.0);
     bytes[21..29].copy_from_slice(&account.balance.to_be_bytes());
     bytes[29..37].copy_from_slice(&account.nonce.to_be_bytes());
+    bytes[37..57].copy_from_slice(&next.0);
     Hash(Sha256::digest(bytes).into())
+}
+
+/// Whether `address` lies strictly inside the gap of the ring from `from`
+/// to its successor `next`: no account can exist there.
+pub fn gap_holds(from: &Address, next: &Address, address: &Address) -> bool {
+    if from < next {
+        from < address && address < next
+    } else {
+        // The wrap from the greatest address to the smallest (or a single
+        // account, its own successor: every other address).
+        address > from || address < next
+    }
 }
 
 /// The hash of an inner node: two SHA-256 blocks (65 bytes of message).
@@ -271,8 +300,9 @@ impl AccountTree {
         debug_assert_eq!(self.root(), update.root);
     }
 
-    /// The proof of the leaf at `slot`, or `None` past the last leaf.
-    pub(crate) fn prove(&self, slot: u64) -> Option<AccountProof> {
+    /// The proof of the leaf at `slot`, whose account's successor is
+    /// `next`, or `None` past the last leaf.
+    pub(crate) fn prove(&self, slot: u64, next: Address) -> Option<AccountProof> {
         if slot >= self.leaf_count {
             return None;
         }
@@ -282,19 +312,24 @@ impl AccountTree {
         Some(AccountProof {
             slot,
             leaf_count: self.leaf_count,
+            next,
             siblings,
         })
     }
 }
 
 /// A proof that an account is a leaf of a state root: its slot, the
-/// number of leaves and the sibling hashes from the leaf up to the top.
+/// number of leaves, the account's successor on the address ring (part of
+/// the leaf) and the sibling hashes from the leaf up to the top.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountProof {
     /// The account's leaf position.
     pub slot: u64,
     /// The number of accounts in the state.
     pub leaf_count: u64,
+    /// The account's successor: the next greater address with an account
+    /// (the smallest one after the greatest).
+    pub next: Address,
     /// Sibling hashes, from the leaf's sibling up to the top's child.
     pub siblings: Vec<Hash>,
 }
@@ -316,7 +351,7 @@ impl AccountProof {
         {
             return None;
         }
-        let mut node = leaf_hash(address, account);
+        let mut node = leaf_hash(address, account, &self.next);
         for (level, sibling) in self.siblings.iter().enumerate() {
             node = if (self.slot >> level) & 1 == 0 {
                 node_hash(&node, sibling)
@@ -344,6 +379,67 @@ pub fn verify_in_state(
         .is_some_and(|accounts_root| {
             crate::state_root_of(&accounts_root, staking_hash) == *state_root
         })
+}
+
+/// A proof that an address has no account: the account whose gap on the
+/// address ring holds it ([`gap_holds`]), with its proof, or, in a state
+/// without accounts, nothing but the root.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbsenceProof {
+    /// The state holds no account at all.
+    EmptyState,
+    /// `neighbor` holds `account`, and the address lies between it and
+    /// its successor `proof.next`.
+    Gap {
+        /// The account just below the address on the ring.
+        neighbor: Address,
+        /// What the neighbor holds (part of its leaf).
+        account: Account,
+        /// The neighbor's proof.
+        proof: AccountProof,
+    },
+}
+
+impl AbsenceProof {
+    /// The account-tree root this proof gives for `address` having no
+    /// account, or `None` if it does not show that (the gap does not hold
+    /// the address, or the neighbor's proof is malformed).
+    pub fn root_for(&self, address: &Address) -> Option<Hash> {
+        match self {
+            AbsenceProof::EmptyState => Some(root_hash(0, &empty_hashes()[0])),
+            AbsenceProof::Gap {
+                neighbor,
+                account,
+                proof,
+            } => {
+                if !gap_holds(neighbor, &proof.next, address) {
+                    return None;
+                }
+                proof.root_for(neighbor, account)
+            }
+        }
+    }
+
+    /// Whether this proof shows that `address` has no account under the
+    /// account-tree root `root`.
+    pub fn verify(&self, root: &Hash, address: &Address) -> bool {
+        self.root_for(address) == Some(*root)
+    }
+}
+
+/// Whether `proof` shows that `address` has no account in the state whose
+/// state root is `state_root`, given the staking hash that root also
+/// covers.
+pub fn verify_absence_in_state(
+    state_root: &Hash,
+    staking_hash: &Hash,
+    address: &Address,
+    proof: &AbsenceProof,
+) -> bool {
+    proof.root_for(address).is_some_and(|accounts_root| {
+        crate::state_root_of(&accounts_root, staking_hash) == *state_root
+    })
 }
 
 /// Whether `proof` shows that `address` holds `account` under the
@@ -387,7 +483,26 @@ mod tests {
                 balance: n,
                 nonce: n * 7,
             },
+            &Address([n as u8 + 1; 20]),
         )
+    }
+
+    #[test]
+    fn gaps_hold_what_lies_between_and_wrap_around() {
+        let a = |n: u8| Address([n; 20]);
+        assert!(gap_holds(&a(3), &a(7), &a(5)));
+        assert!(!gap_holds(&a(3), &a(7), &a(3)));
+        assert!(!gap_holds(&a(3), &a(7), &a(7)));
+        assert!(!gap_holds(&a(3), &a(7), &a(9)));
+        // The wrap from the greatest address to the smallest.
+        assert!(gap_holds(&a(9), &a(2), &a(10)));
+        assert!(gap_holds(&a(9), &a(2), &a(1)));
+        assert!(!gap_holds(&a(9), &a(2), &a(5)));
+        assert!(!gap_holds(&a(9), &a(2), &a(2)));
+        // A single account is its own successor: every other address.
+        assert!(gap_holds(&a(4), &a(4), &a(0)));
+        assert!(gap_holds(&a(4), &a(4), &a(200)));
+        assert!(!gap_holds(&a(4), &a(4), &a(4)));
     }
 
     #[test]
@@ -456,7 +571,7 @@ mod tests {
             let tree = AccountTree::from_leaves(leaves);
             let root = tree.root();
             for slot in 0..count {
-                let proof = tree.prove(slot).unwrap();
+                let proof = tree.prove(slot, Address([slot as u8 + 1; 20])).unwrap();
                 let address = Address([slot as u8; 20]);
                 let account = Account {
                     balance: slot,
@@ -471,8 +586,11 @@ mod tests {
                 let mut wrong_count = proof.clone();
                 wrong_count.leaf_count += 1;
                 assert!(!wrong_count.verify(&root, &address, &account));
+                let mut wrong_next = proof.clone();
+                wrong_next.next = Address([slot as u8 + 2; 20]);
+                assert!(!wrong_next.verify(&root, &address, &account));
             }
-            assert!(tree.prove(count).is_none());
+            assert!(tree.prove(count, Address([0; 20])).is_none());
         }
     }
 }

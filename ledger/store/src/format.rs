@@ -46,8 +46,10 @@ use cairn_types::{codec, Address, Block, Hash, Height};
 
 use crate::StoreError;
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this build writes and reads. 3: the state tree's
+/// leaves name their successor address (`cairn/state/v3`), so a store of
+/// version 2 holds roots this build would not reproduce.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The column families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
