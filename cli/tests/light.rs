@@ -373,6 +373,60 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
         "a lie moved the trusted state"
     );
 
+    // An address without an account is proven absent: the gap between
+    // two accounts (in address order) that holds it, under the signed
+    // state root.
+    let nobody = cairn_types::Address([0x5a; 20]).to_string();
+    let (code, stdout, stderr) = verify_fresh(&url, &nobody, &genesis, &[]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    let proven = json(&stdout);
+    assert_eq!(proven["exists"], false, "{stdout}");
+    assert_eq!(proven["balance"], 0, "{stdout}");
+    let (_, absent) = get(&url, &format!("/account/{nobody}?prove=true"));
+    let absent = json(&absent);
+    assert!(
+        absent["proof"]["absence_proof"]["gap"]["neighbor"].is_string(),
+        "{absent}"
+    );
+    assert!(absent["proof"]["account_proof"].is_null(), "{absent}");
+    // A node that hides an account behind that proof of absence is
+    // caught: the gap does not hold the account's address.
+    let hidden = address.clone();
+    let hiding = proxy(url.clone(), move |path, status, body| {
+        if path.starts_with(&format!("/account/{hidden}")) && path.contains("prove=true") {
+            let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();
+            value["balance"] = 0.into();
+            value["proof"] = absent["proof"].clone();
+            return (status, value.to_string());
+        }
+        (status, body)
+    });
+    let (code, stdout, _) = verify_fresh(&hiding, &address, &genesis, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("has no account does not lead to the state root"),
+        "{stdout}"
+    );
+    // ... and one that claims an absent address holds an account (the
+    // path of another account, with its balance) is caught too.
+    let (_, present) = get(&url, &format!("/account/{address}?prove=true"));
+    let present = json(&present);
+    let claimed = nobody.clone();
+    let inventing = proxy(url.clone(), move |path, status, body| {
+        if path.starts_with(&format!("/account/{claimed}")) && path.contains("prove=true") {
+            let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();
+            value["proof"] = present["proof"].clone();
+            return (status, value.to_string());
+        }
+        (status, body)
+    });
+    let (code, stdout, _) = verify_fresh(&inventing, &nobody, &genesis, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("does not lead to the state root"),
+        "{stdout}"
+    );
+
     // A node that serves certificates signed by keys that are not the
     // validators' is caught.
     let forger = cairn_types::Keypair::from_seed(&[42; 32]);
@@ -536,16 +590,6 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
     let (code, stdout) = verify_tx(&liar);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("inclusion proof does not lead"), "{stdout}");
-
-    // An account that does not exist has no proof, and says so.
-    let (code, stdout, _) = verify_fresh(
-        &url,
-        &cairn_types::Address([9; 20]).to_string(),
-        &genesis,
-        &[],
-    );
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("has no account"), "{stdout}");
 }
 
 /// A hash that is not `hash` (its first digit changed).

@@ -118,7 +118,7 @@ proptest! {
         count in 1usize..400,
         seed in any::<u64>(),
         pick in any::<usize>(),
-        lie in 0u8..6,
+        lie in 0u8..7,
         at in any::<usize>(),
         bit in 0usize..256,
     ) {
@@ -158,6 +158,12 @@ proptest! {
             4 => {
                 prop_assume!(count > 1);
                 index_claimed = (index_u64 + 1 + (at as u64 % (count_u64 - 1))) % count_u64;
+            }
+            // Another leaf count (and so another index).
+            5 => {
+                let claimed_count = count_u64 + 1 + (at as u64 % 3);
+                prop_assert!(!verify_inclusion(&root, &leaf, index_claimed, claimed_count, &path));
+                root = flip(&root, bit);
             }
             // Another block's root.
             _ => root = flip(&root, bit),
@@ -244,14 +250,21 @@ fn proof_figures_at_a_million_accounts() {
     assert_eq!(path.len(), 16);
 }
 
-/// Why the light client reports a transaction's index as the node's claim:
-/// an RFC 6962 root does not commit to the leaf count, so the path of
-/// leaf 2 of 3 also proves "leaf 1 of 2".
+/// The root a header names binds the leaf count, so an audit path proves
+/// the index too: a bare RFC 6962 tree hash would let the path of leaf 2
+/// of 3 also prove "leaf 1 of 2".
 #[test]
-fn an_audit_path_proves_membership_not_the_index() {
+fn an_audit_path_proves_the_index_too() {
     let leaves: Vec<Hash> = (0u8..3).map(|index| sha256(&[index])).collect();
     let root = merkle_root(&leaves);
     let path = audit_path(&leaves, 2).unwrap();
     assert!(verify_inclusion(&root, &leaves[2], 2, 3, &path));
-    assert!(verify_inclusion(&root, &leaves[2], 1, 2, &path));
+    assert!(!verify_inclusion(&root, &leaves[2], 1, 2, &path));
+    // The same path against the bare tree hash would have passed as both.
+    let bare = cairn_types::merkle::tree_hash(&leaves);
+    assert_eq!(
+        cairn_types::merkle::counted_root(3, &bare),
+        root,
+        "the header's root is the counted tree hash"
+    );
 }

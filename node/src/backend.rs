@@ -530,9 +530,10 @@ impl RpcBackend for NodeBackend {
     }
 
     fn account_proof(&self, address: &Address) -> Result<Option<AccountProofView>, RpcError> {
-        let Some((height, account, proof, staking_hash)) = self.ledger.prove_account(address)
-        else {
-            return Ok(None);
+        let Some((height, proven, staking_hash)) = self.ledger.prove_account(address) else {
+            return Err(RpcError::internal(format!(
+                "the committed state holds {address} without a leaf; report this"
+            )));
         };
         let store = self.ledger.store();
         let missing = |what: &str| {
@@ -548,11 +549,19 @@ impl RpcBackend for NodeBackend {
             .certificate(height)
             .map_err(store_error)?
             .ok_or_else(|| missing("certificate"))?;
+        let (account, account_proof, absence_proof) = match proven {
+            crate::ledger::ProvenAccount::Present(account, proof) => {
+                (Some(account), Some(proof), None)
+            }
+            crate::ledger::ProvenAccount::Absent(proof) => (None, None, Some(proof)),
+        };
         Ok(Some(AccountProofView {
             height: height.0,
-            balance: account.balance,
-            nonce: account.nonce,
-            account_proof: proof,
+            exists: account.is_some(),
+            balance: account.unwrap_or_default().balance,
+            nonce: account.unwrap_or_default().nonce,
+            account_proof,
+            absence_proof,
             staking_hash,
             header,
             certificate,

@@ -142,6 +142,15 @@ pub enum LedgerError {
     },
 }
 
+/// What a committed state proves about an address.
+#[derive(Clone, Debug)]
+pub enum ProvenAccount {
+    /// The address holds this account; the proof is its leaf's path.
+    Present(cairn_state::Account, cairn_state::AccountProof),
+    /// The address has no account; the proof is the gap that holds it.
+    Absent(cairn_state::AbsenceProof),
+}
+
 /// The latest committed block, as the node sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tip {
@@ -647,28 +656,17 @@ impl Ledger {
         ))
     }
 
-    /// A proof of `address`'s committed account, read under one lock with
-    /// the height it belongs to: `(height, account, proof, staking hash)`;
-    /// `None` if the address has no account (this tree of dense slots has
-    /// no proofs of absence).
-    pub fn prove_account(
-        &self,
-        address: &Address,
-    ) -> Option<(
-        Height,
-        cairn_state::Account,
-        cairn_state::AccountProof,
-        Hash,
-    )> {
+    /// A proof of `address`'s committed account, or of its absence, read
+    /// under one lock with the height it belongs to: `(height, proof,
+    /// staking hash)`. `None` only if the state contradicts itself (an
+    /// account without a leaf).
+    pub fn prove_account(&self, address: &Address) -> Option<(Height, ProvenAccount, Hash)> {
         let committed = self.read();
-        let account = committed.state.account(address)?;
-        let proof = committed.state.prove(address)?;
-        Some((
-            committed.tip.height,
-            account,
-            proof,
-            committed.state.staking_hash(),
-        ))
+        let proven = match committed.state.account(address) {
+            Some(account) => ProvenAccount::Present(account, committed.state.prove(address)?),
+            None => ProvenAccount::Absent(committed.state.prove_absence(address)?),
+        };
+        Some((committed.tip.height, proven, committed.state.staking_hash()))
     }
 
     /// A copy of the committed state's staking part.

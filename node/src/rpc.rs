@@ -298,23 +298,32 @@ pub struct AccountView {
     pub proof: Option<AccountProofView>,
 }
 
-/// A proof of an account (`GET /account/{address}?prove=true`): the
-/// account tree path, the staking hash the state root also covers, and
-/// the header of the height whose state it is with the certificate that
-/// signs it. A client checks: the path gives `accounts_root`,
-/// `SHA-256("cairn/state/v2\0" || accounts_root || staking_hash)` is the
-/// header's `state_root`, and the certificate (of a validator set it
-/// trusts) signs the header's hash.
+/// A proof of an account, or of its absence (`GET
+/// /account/{address}?prove=true`): the account tree path (of the
+/// account, or of the neighbour whose gap holds the address), the staking
+/// hash the state root also covers, and the header of the height whose
+/// state it is with the certificate that signs it. A client checks: the
+/// path gives `accounts_root`, `SHA-256("cairn/state/v3\0" ||
+/// accounts_root || staking_hash)` is the header's `state_root`, and the
+/// certificate (of a validator set it trusts) signs the header's hash.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AccountProofView {
     /// The height whose state the proof is of.
     pub height: u64,
-    /// The proven balance.
+    /// Whether the address has an account at `height`.
+    pub exists: bool,
+    /// The proven balance (0 for an address without an account).
     pub balance: u64,
-    /// The proven nonce.
+    /// The proven nonce (0 for an address without an account).
     pub nonce: u64,
-    /// The account tree path (slot, leaf count, siblings).
-    pub account_proof: cairn_state::AccountProof,
+    /// The account tree path (slot, leaf count, successor, siblings), when
+    /// the account exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_proof: Option<cairn_state::AccountProof>,
+    /// The proof of absence, when it does not: the neighbour below the
+    /// address on the address ring, what it holds and its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absence_proof: Option<cairn_state::AbsenceProof>,
     /// The hash of the staking state.
     pub staking_hash: Hash,
     /// The header of `height`.
@@ -1393,9 +1402,7 @@ async fn account(
     let mut view = backend.account(&address)?;
     if query.prove {
         let proof = backend.account_proof(&address)?.ok_or_else(|| {
-            RpcError::not_found(format!(
-                "{address} has no account, and this state tree proves accounts that exist only"
-            ))
+            RpcError::not_found("this node serves no proofs (it has no committed state)")
         })?;
         // The values the proof is of (read with it, under one lock).
         view.balance = proof.balance;

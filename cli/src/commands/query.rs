@@ -54,11 +54,14 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             if verify.verify {
                 let proven =
                     crate::light::verify_account(client, &address, &verify.options()).await?;
+                let held = if proven.exists {
+                    format!("balance  {}\nnonce    {}", proven.balance, proven.nonce)
+                } else {
+                    "no account (proven absent: balance 0, nonce 0)".to_string()
+                };
                 let text = format!(
-                    "address  {}\nbalance  {}\nnonce    {}\n{} (block {}; {} headers fetched from trusted height {})\n",
+                    "address  {}\n{held}\n{} (block {}; {} headers fetched from trusted height {})\n",
                     proven.address,
-                    proven.balance,
-                    proven.nonce,
                     proven.verified.summary(),
                     proven.verified.header_hash,
                     proven.verified.fetched.headers,

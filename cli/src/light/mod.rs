@@ -27,7 +27,7 @@ use std::{
 };
 
 use cairn_genesis::Genesis;
-use cairn_state::{verify_in_state, Account, AccountProof};
+use cairn_state::{verify_absence_in_state, verify_in_state, AbsenceProof, Account, AccountProof};
 use cairn_types::{Address, ChainId, Hash, Header, Height, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -287,9 +287,14 @@ async fn check_witness(client: &NodeClient, witness: &str, verified: &Header) ->
 #[derive(Clone, Debug, Deserialize)]
 struct ProofJson {
     height: u64,
+    #[serde(default = "exists_by_default")]
+    exists: bool,
     balance: u64,
     nonce: u64,
-    account_proof: AccountProof,
+    #[serde(default)]
+    account_proof: Option<AccountProof>,
+    #[serde(default)]
+    absence_proof: Option<AbsenceProof>,
     staking_hash: Hash,
     header: Header,
 }
@@ -303,16 +308,24 @@ struct InclusionJson {
     header: Header,
 }
 
-/// A proven account.
+/// A proof without `exists` is of an account that exists.
+fn exists_by_default() -> bool {
+    true
+}
+
+/// A proven account, or a proven absence of one.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProvenAccount {
     /// The address.
     pub address: String,
-    /// The proven balance.
+    /// Whether the address has an account (proven either way).
+    pub exists: bool,
+    /// The proven balance (0 for an address without an account).
     pub balance: u64,
     /// The proven nonce.
     pub nonce: u64,
-    /// The proof's sibling count (log2 of the account count, rounded up).
+    /// The proof's sibling count (log2 of the account count, rounded up;
+    /// 0 for the empty state).
     pub proof_siblings: usize,
     /// What was verified.
     pub verified: Verified,
@@ -325,9 +338,8 @@ pub struct ProvenTransaction {
     pub hash: Hash,
     /// The height of its block.
     pub height: u64,
-    /// Its position in the block, as the node claims it (the
-    /// transactions root proves membership, not the position: it does
-    /// not commit to the count).
+    /// Its position in the block (proven: the transactions root binds
+    /// the count, so the audit path fixes the index).
     pub index: u64,
     /// The transaction itself, checked to have `hash`.
     pub transaction: cairn_types::SignedTransaction,
@@ -373,29 +385,76 @@ pub async fn verify_account(
                 ),
             ));
         }
-        if !verify_in_state(
-            &block.header.state_root,
-            &proof.staking_hash,
-            address,
-            &account,
-            &proof.account_proof,
-        ) {
-            return Err(unverified(
-                client,
-                format!(
-                    "the account proof (balance {}, nonce {}) does not lead to the state root {} of height {}",
-                    proof.balance, proof.nonce, block.header.state_root, proof.height
-                ),
-            ));
+        match (proof.exists, &proof.account_proof, &proof.absence_proof) {
+            (true, Some(path), None) => {
+                if !verify_in_state(
+                    &block.header.state_root,
+                    &proof.staking_hash,
+                    address,
+                    &account,
+                    path,
+                ) {
+                    return Err(unverified(
+                        client,
+                        format!(
+                            "the account proof (balance {}, nonce {}) does not lead to the state root {} of height {}",
+                            proof.balance, proof.nonce, block.header.state_root, proof.height
+                        ),
+                    ));
+                }
+            }
+            (false, None, Some(absence)) => {
+                if account != Account::default() {
+                    return Err(unverified(
+                        client,
+                        format!(
+                            "the node claims {address} has no account, yet a balance of {} and nonce {}",
+                            proof.balance, proof.nonce
+                        ),
+                    ));
+                }
+                if !verify_absence_in_state(
+                    &block.header.state_root,
+                    &proof.staking_hash,
+                    address,
+                    absence,
+                ) {
+                    return Err(unverified(
+                        client,
+                        format!(
+                            "the proof that {address} has no account does not lead to the state root {} of height {} (or its gap does not hold the address)",
+                            block.header.state_root, proof.height
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(unverified(
+                    client,
+                    format!(
+                        "the account proof of height {} is incomplete: `exists` is {} but it carries {} path and {} proof of absence",
+                        proof.height,
+                        proof.exists,
+                        if proof.account_proof.is_some() { "a" } else { "no" },
+                        if proof.absence_proof.is_some() { "a" } else { "no" },
+                    ),
+                ));
+            }
         }
         Ok(())
     })
     .await?;
+    let proof_siblings = match (&proof.account_proof, &proof.absence_proof) {
+        (Some(path), _) => path.siblings.len(),
+        (None, Some(AbsenceProof::Gap { proof: path, .. })) => path.siblings.len(),
+        _ => 0,
+    };
     Ok(ProvenAccount {
         address: address.to_string(),
+        exists: proof.exists,
         balance: proof.balance,
         nonce: proof.nonce,
-        proof_siblings: proof.account_proof.siblings.len(),
+        proof_siblings,
         verified,
     })
 }

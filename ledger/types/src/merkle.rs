@@ -1,7 +1,10 @@
 //! Merkle roots in the style of RFC 6962 (Certificate Transparency): leaves
 //! and inner nodes are hashed under different one-byte prefixes, so a leaf
 //! can never pass for an inner node, and an unbalanced tree splits at the
-//! largest power of two below its size.
+//! largest power of two below its size. The root a header names binds the
+//! leaf count too (`SHA-256(0x02 || count (8, BE) || tree hash)`), so an
+//! audit path proves a leaf's index as well as its membership: without it,
+//! leaf 2 of 3 would verify as leaf 1 of 2.
 
 use crate::{
     hash::{sha256, sha256_parts},
@@ -12,6 +15,8 @@ use crate::{
 const LEAF_PREFIX: [u8; 1] = [0x00];
 /// Prefix of an inner-node hash.
 const NODE_PREFIX: [u8; 1] = [0x01];
+/// Prefix of a root binding the leaf count.
+const ROOT_PREFIX: [u8; 1] = [0x02];
 
 /// The hash of one leaf.
 pub fn leaf_hash(leaf: &[u8]) -> Hash {
@@ -23,9 +28,21 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     sha256_parts(&[&NODE_PREFIX, &left.0, &right.0])
 }
 
-/// The Merkle root of `leaves` (each leaf is 32 bytes, e.g. a transaction
-/// hash). The root of no leaves is SHA-256 of the empty string.
+/// The root a header names for `leaves` (each 32 bytes, e.g. a transaction
+/// hash): [`counted_root`] of their number and their [`tree_hash`].
 pub fn merkle_root(leaves: &[Hash]) -> Hash {
+    counted_root(leaves.len() as u64, &tree_hash(leaves))
+}
+
+/// `SHA-256(0x02 || count (8, BE) || tree)`: the root of a tree of `count`
+/// leaves whose RFC 6962 tree hash is `tree`.
+pub fn counted_root(count: u64, tree: &Hash) -> Hash {
+    sha256_parts(&[&ROOT_PREFIX, &count.to_be_bytes(), &tree.0])
+}
+
+/// The RFC 6962 tree hash of `leaves` (what audit paths are made of). The
+/// tree hash of no leaves is SHA-256 of the empty string.
+pub fn tree_hash(leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
         return sha256(b"");
     }
@@ -59,10 +76,10 @@ pub fn audit_path(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
         let split = leaves.len().next_power_of_two() / 2;
         if index < split {
             walk(&leaves[..split], index, path);
-            path.push(merkle_root(&leaves[split..]));
+            path.push(tree_hash(&leaves[split..]));
         } else {
             walk(&leaves[split..], index - split, path);
-            path.push(merkle_root(&leaves[..split]));
+            path.push(tree_hash(&leaves[..split]));
         }
     }
     if index >= leaves.len() {
@@ -74,8 +91,8 @@ pub fn audit_path(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
 }
 
 /// Whether `path` proves that `leaf` is leaf `index` of a tree of `count`
-/// leaves whose root is `root` (the verification of RFC 9162, section
-/// 2.1.3.2).
+/// leaves whose root ([`merkle_root`], which binds `count`) is `root` (the
+/// verification of RFC 9162, section 2.1.3.2).
 pub fn verify_inclusion(root: &Hash, leaf: &Hash, index: u64, count: u64, path: &[Hash]) -> bool {
     if index >= count {
         return false;
@@ -98,7 +115,7 @@ pub fn verify_inclusion(root: &Hash, leaf: &Hash, index: u64, count: u64, path: 
         position >>= 1;
         last >>= 1;
     }
-    last == 0 && node == *root
+    last == 0 && counted_root(count, &node) == *root
 }
 
 #[cfg(test)]
@@ -169,8 +186,13 @@ mod tests {
         for count in 0..40u8 {
             let leaves: Vec<Hash> = (0..count).map(|i| sha256(&[i])).collect();
             assert_eq!(
-                merkle_root(&leaves),
+                tree_hash(&leaves),
                 reference_root(&leaves),
+                "{count} leaves"
+            );
+            assert_eq!(
+                merkle_root(&leaves),
+                counted_root(u64::from(count), &reference_root(&leaves)),
                 "{count} leaves"
             );
         }
