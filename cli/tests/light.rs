@@ -389,6 +389,17 @@ fn proofs_verify_from_the_genesis_and_lies_are_refused() {
         "{absent}"
     );
     assert!(absent["proof"]["account_proof"].is_null(), "{absent}");
+    // The canonical bytes are the same proof as the readable form.
+    let canonical = hex::decode(absent["proof"]["canonical"].as_str().unwrap()).unwrap();
+    let decoded: cairn_state::AbsenceProof = cairn_types::codec::decode(
+        "absence proof",
+        &canonical,
+        cairn_types::limits::BLOCK_BYTES_MAX,
+    )
+    .unwrap();
+    let readable: cairn_state::AbsenceProof =
+        serde_json::from_value(absent["proof"]["absence_proof"].clone()).unwrap();
+    assert_eq!(decoded, readable);
     // A node that hides an account behind that proof of absence is
     // caught: the gap does not hold the account's address.
     let hidden = address.clone();

@@ -425,10 +425,16 @@ impl RpcBackend for NodeBackend {
         let Some(path) = cairn_types::merkle::audit_path(&hashes, index as usize) else {
             return Ok(None);
         };
+        let canonical = hex::encode(cairn_types::codec::encode(&(
+            u64::from(index),
+            hashes.len() as u64,
+            &path,
+        )));
         Ok(Some(InclusionProofView {
             index: u64::from(index),
             count: hashes.len() as u64,
             path,
+            canonical,
             header: block.header,
             certificate,
         }))
@@ -549,11 +555,15 @@ impl RpcBackend for NodeBackend {
             .certificate(height)
             .map_err(store_error)?
             .ok_or_else(|| missing("certificate"))?;
-        let (account, account_proof, absence_proof) = match proven {
+        let (account, account_proof, absence_proof, canonical) = match proven {
             crate::ledger::ProvenAccount::Present(account, proof) => {
-                (Some(account), Some(proof), None)
+                let canonical = cairn_types::codec::encode(&proof);
+                (Some(account), Some(proof), None, canonical)
             }
-            crate::ledger::ProvenAccount::Absent(proof) => (None, None, Some(proof)),
+            crate::ledger::ProvenAccount::Absent(proof) => {
+                let canonical = cairn_types::codec::encode(&proof);
+                (None, None, Some(proof), canonical)
+            }
         };
         Ok(Some(AccountProofView {
             height: height.0,
@@ -562,6 +572,7 @@ impl RpcBackend for NodeBackend {
             nonce: account.unwrap_or_default().nonce,
             account_proof,
             absence_proof,
+            canonical: hex::encode(canonical),
             staking_hash,
             header,
             certificate,

@@ -247,6 +247,9 @@ pub struct InclusionProofView {
     pub count: u64,
     /// Sibling hashes from the leaf up.
     pub path: Vec<Hash>,
+    /// The canonical bytes (hex) of `(index, count, path)`: the same
+    /// proof as the fields above, in the chain's codec.
+    pub canonical: String,
     /// The block's header.
     pub header: cairn_types::Header,
     /// The certificate that signs it.
@@ -324,6 +327,9 @@ pub struct AccountProofView {
     /// address on the address ring, what it holds and its path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub absence_proof: Option<cairn_state::AbsenceProof>,
+    /// The canonical bytes (hex) of `account_proof` or `absence_proof`
+    /// (whichever is present): the same proof in the chain's codec.
+    pub canonical: String,
     /// The hash of the staking state.
     pub staking_hash: Hash,
     /// The header of `height`.
