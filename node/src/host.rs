@@ -198,6 +198,9 @@ pub struct HostFaults {
     /// Send own messages without syncing the WAL first (breaks persist
     /// before send).
     pub skip_wal_sync: bool,
+    /// Accept a block whose header names a wrong state root (breaks
+    /// validity).
+    pub accept_wrong_state_root: bool,
 }
 
 /// The lock a sign state holds, as the driver takes it.
@@ -290,6 +293,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     #[cfg(feature = "fault-injection")]
     pub fn set_faults(&mut self, faults: HostFaults) {
         self.faults = faults;
+        self.ledger
+            .set_accept_wrong_state_root(faults.accept_wrong_state_root);
     }
 
     /// Keeps the last signed message in `sign_state`: it is the signing

@@ -318,6 +318,11 @@ pub struct Ledger {
     /// The journal of transactions submitted through this node's RPC
     /// (none in tests that do not set one).
     journal: Mutex<Option<crate::journal::Journal>>,
+    /// Test-only rule switch: accept a block whose header claims another
+    /// state root than its execution gives (see
+    /// [`crate::host::HostFaults`]).
+    #[cfg(feature = "fault-injection")]
+    accept_wrong_state_root: std::sync::atomic::AtomicBool,
     /// Damage the background scrub found in the store (`None`: none yet).
     store_damage: Mutex<Option<String>>,
 }
@@ -537,7 +542,17 @@ impl Ledger {
             ),
             journal: Mutex::new(None),
             store_damage: Mutex::new(None),
+            #[cfg(feature = "fault-injection")]
+            accept_wrong_state_root: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Test-only: accept blocks whose header names a wrong state root
+    /// (breaks validity; proves the simulator's validity checker can fail).
+    #[cfg(feature = "fault-injection")]
+    pub fn set_accept_wrong_state_root(&self, accept: bool) {
+        self.accept_wrong_state_root
+            .store(accept, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reads the committed state and tip from the store again, after a
@@ -1085,10 +1100,26 @@ impl Ledger {
         let committed = self.read();
         self.check_against_tip(&block.header, &committed.tip)
             .map_err(invalid)?;
-        let outcome = committed
+        let executed = committed
             .state
-            .execute_block(&self.genesis.chain_id, block, &offenders)
-            .map_err(|source| LedgerError::Execution { height, source })?;
+            .execute_block(&self.genesis.chain_id, block, &offenders);
+        #[cfg(feature = "fault-injection")]
+        let executed = match executed {
+            Err(cairn_state::StateError::StateRootMismatch { .. })
+                if self
+                    .accept_wrong_state_root
+                    .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                committed.state.execute_with_offenders(
+                    &self.genesis.chain_id,
+                    block.header.proposer,
+                    &block.transactions,
+                    &offenders,
+                )
+            }
+            other => other,
+        };
+        let outcome = executed.map_err(|source| LedgerError::Execution { height, source })?;
         drop(committed);
         let validated = Validated {
             outcome: Arc::new(outcome),

@@ -882,3 +882,34 @@ fn mutation_disabling_the_round_skip_is_caught_by_the_round_skip_check() {
         lossy_with_equivocator,
     );
 }
+
+/// Honest hosts that accept a block whose header claims a wrong state root
+/// vote for the bad proposer's block and decide it; the store's commit
+/// refuses an outcome whose root is not the header's, so the node stops
+/// and the "honest host failed" checker names it (the validity checker,
+/// which compares each decided header with the ledger's root, stands
+/// behind that guard).
+#[test]
+fn mutation_accepting_a_wrong_state_root_is_caught_at_commit() {
+    mutation_is_caught(
+        "accept a wrong state root",
+        |host| {
+            host.set_faults(HostFaults {
+                accept_wrong_state_root: true,
+                ..HostFaults::default()
+            })
+        },
+        "does not match: it yields state root",
+        0..40,
+        |seed| {
+            let mut scenario = Scenario::from_seed(seed, 4);
+            scenario.behaviours = vec![
+                Behaviour::Honest,
+                Behaviour::Honest,
+                Behaviour::Honest,
+                Behaviour::BadProposer,
+            ];
+            scenario
+        },
+    );
+}
