@@ -61,6 +61,15 @@
 //! counts joins, removals, jailings and rotations from the changes of the
 //! signing sets.
 //!
+//! A step takes no simulated time unless the node's disk is slow (a
+//! period of [`crate::scenario::Scenario::slow_syncs`]): then each sync
+//! its step made ([`MemoryDisk::syncs`]: synced writes and WAL syncs)
+//! costs 5-200 ms, and the node is busy until they are done. What the
+//! step sent leaves, and the timers it set start, only then; messages and
+//! timers that reach a busy node wait, in their order, and are taken when
+//! it is free ([`Event::Free`]). The disk's effects are those of the step
+//! (a crash while busy loses the waiting inputs, not the step's writes).
+//!
 //! Byzantine validators run the same host behind a transforming network
 //! layer ("Byzantine mocks beside the honest code"): a silent node sends
 //! nothing; an equivocating proposer sends a second, re-timed block to half
@@ -154,6 +163,10 @@ const STAKING_FILLERS_MAX: u32 = 2;
 const STAKING_VALIDATORS_MIN: usize = 3;
 /// A locked-validator unbond polls the hosts this many ticks for a lock.
 const STAKING_LOCK_POLLS: u32 = 12;
+/// Simulated time one sync costs while a node's disk is slow (ms, bounds).
+const SLOW_SYNC_MS: (u64, u64) = (5, 200);
+/// How long a period of slow syncs lasts (ms, bounds).
+const SLOW_SYNC_PERIOD_MS: (u64, u64) = (100, 1_000);
 /// Mempool caps of every simulated node.
 const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
     transactions_max: 10_000,
@@ -405,6 +418,10 @@ enum Event {
         node: usize,
         incarnation: u64,
     },
+    /// A busy node's syncs are done: it takes the inputs that waited.
+    Free {
+        node: usize,
+    },
 }
 
 impl Event {
@@ -424,6 +441,17 @@ impl Event {
             Event::PollWaiting => 12,
             Event::DiskFault { node, .. } => 13 + ((*node as u64) << 8),
             Event::Rot { node } => 14 + ((*node as u64) << 8),
+            Event::Free { node } => 15 + ((*node as u64) << 8),
+        }
+    }
+
+    /// The node this event is an input of (a message to it, its timer):
+    /// such events wait while the node is busy.
+    fn input_of(&self) -> Option<usize> {
+        match self {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::Timer { node, .. } => Some(*node),
+            _ => None,
         }
     }
 }
@@ -472,6 +500,17 @@ struct Node {
     /// Why the node stopped for good (a rotten record it refused to run
     /// on): a stopped node is neither Byzantine nor held to liveness.
     stopped: Option<String>,
+    /// Periods (start, end ms) in which each sync of this node costs
+    /// [`SLOW_SYNC_MS`] of simulated time.
+    slow_periods: Vec<(u64, u64)>,
+    /// The node is busy with its last step's syncs until then.
+    busy_until_ms: u64,
+    /// Inputs that reached the node while it was busy, in arrival order.
+    deferred: std::collections::VecDeque<Event>,
+    /// An [`Event::Free`] is queued for this node.
+    free_scheduled: bool,
+    /// Syncs of its disk already charged in simulated time.
+    syncs_charged: u64,
 }
 
 /// The result of a run.
@@ -551,6 +590,12 @@ pub struct Report {
     pub key_swaps: u64,
     /// Heights whose signing set changed from the previous height's.
     pub set_changes: u64,
+    /// Steps of a node whose syncs took simulated time (a slow disk).
+    pub slow_sync_steps: u64,
+    /// Simulated time those syncs took, summed (ms).
+    pub slow_sync_ms: u64,
+    /// Inputs (messages, timers) that waited for a busy node.
+    pub inputs_deferred: u64,
 }
 
 /// The highest honest chain's staking state, as the staking schedule
@@ -650,6 +695,9 @@ pub struct Simulation {
     report: Report,
     tracing: bool,
     staking: Option<StakingRun>,
+    /// While the outputs of a busy node's step are sent: when they leave
+    /// (after its syncs).
+    send_at_ms: Option<u64>,
 }
 
 fn fold(trace: u64, value: u64) -> u64 {
@@ -802,6 +850,11 @@ impl Simulation {
                 bad_proposals: BTreeMap::new(),
                 heard: std::collections::VecDeque::new(),
                 stopped: None,
+                slow_periods: Vec::new(),
+                busy_until_ms: 0,
+                deferred: std::collections::VecDeque::new(),
+                free_scheduled: false,
+                syncs_charged: 0,
             });
         }
         let report = Report {
@@ -865,6 +918,7 @@ impl Simulation {
             scenario,
             tracing: std::env::var_os("CAIRN_SIM_TRACE").is_some(),
             staking,
+            send_at_ms: None,
         }
     }
 
@@ -1177,10 +1231,101 @@ impl Simulation {
             self.schedule(at, Event::Crash { node });
             self.schedule(restart, Event::Restart { node });
         }
+        // Drawn last, so seeds without slow syncs stay as they were.
+        for _ in 0..self.scenario.slow_syncs {
+            let node = self.rng.below(count as u64) as usize;
+            let at = self.rng.below(phase * 6 / 10 + 1);
+            let end = (at
+                + self
+                    .rng
+                    .between(SLOW_SYNC_PERIOD_MS.0, SLOW_SYNC_PERIOD_MS.1))
+            .min(phase.saturating_sub(1));
+            self.nodes[node].slow_periods.push((at, end.max(at + 1)));
+        }
     }
 
     fn handle(&mut self, event: Event) {
+        if let Some(node) = event.input_of() {
+            if self.busy(node) {
+                self.defer(node, event);
+                return;
+            }
+        }
+        self.dispatch(event);
+    }
+
+    /// Whether `node` is running and still busy with a step's syncs (or
+    /// has inputs waiting from then).
+    fn busy(&self, node: usize) -> bool {
+        let state = &self.nodes[node];
+        state.host.is_some() && (state.busy_until_ms > self.now_ms || !state.deferred.is_empty())
+    }
+
+    /// Keeps an input of a busy node until it is free.
+    fn defer(&mut self, node: usize, event: Event) {
+        self.report.inputs_deferred += 1;
+        self.nodes[node].deferred.push_back(event);
+        self.schedule_free(node);
+    }
+
+    fn schedule_free(&mut self, node: usize) {
+        if !self.nodes[node].free_scheduled {
+            self.nodes[node].free_scheduled = true;
+            let at = self.nodes[node].busy_until_ms.max(self.now_ms);
+            self.schedule(at, Event::Free { node });
+        }
+    }
+
+    /// A busy node is free: it takes the inputs that waited, in order,
+    /// until one of them makes it busy again.
+    fn free(&mut self, node: usize) {
+        self.nodes[node].free_scheduled = false;
+        while self.nodes[node].busy_until_ms <= self.now_ms {
+            if self.nodes[node].host.is_none() {
+                // It went down meanwhile: the inputs died with the process.
+                self.nodes[node].deferred.clear();
+                return;
+            }
+            let Some(event) = self.nodes[node].deferred.pop_front() else {
+                return;
+            };
+            self.dispatch(event);
+            if !self.report.violations.is_empty() {
+                return;
+            }
+        }
+        if !self.nodes[node].deferred.is_empty() {
+            self.schedule_free(node);
+        }
+    }
+
+    /// Simulated time the syncs `node` made since the last charge cost
+    /// (0 unless its disk is slow now); the node is busy that long.
+    fn charge_syncs(&mut self, node: usize) -> u64 {
+        let syncs = self.nodes[node].disk.syncs();
+        let new = syncs.saturating_sub(self.nodes[node].syncs_charged);
+        self.nodes[node].syncs_charged = syncs;
+        let now = self.now_ms;
+        let slow = self.nodes[node]
+            .slow_periods
+            .iter()
+            .any(|(start, end)| *start <= now && now < *end);
+        if new == 0 || !slow {
+            return 0;
+        }
+        let cost: u64 = (0..new)
+            .map(|_| self.rng.between(SLOW_SYNC_MS.0, SLOW_SYNC_MS.1))
+            .sum();
+        self.report.slow_sync_steps += 1;
+        self.report.slow_sync_ms += cost;
+        let state = &mut self.nodes[node];
+        state.busy_until_ms = state.busy_until_ms.max(now) + cost;
+        cost
+    }
+
+    fn dispatch(&mut self, event: Event) {
         match event {
+            Event::Free { node } => self.free(node),
             Event::Deliver { to, from, message } => self.deliver(to, from, *message),
             Event::Timer {
                 node,
@@ -1265,6 +1410,10 @@ impl Simulation {
             Event::Rot { node } => self.rot(node),
             Event::PollWaiting => {
                 for node in 0..self.nodes.len() {
+                    if self.busy(node) {
+                        // It polls again on its next tick.
+                        continue;
+                    }
                     let Some(host) = self.nodes[node].host.as_mut() else {
                         continue;
                     };
@@ -1421,6 +1570,9 @@ impl Simulation {
         // are checked by the `after_step` below, from the store.
         state.committed_evidence = committed;
         state.incarnation += 1;
+        // A new process: nothing waits from the old one.
+        state.busy_until_ms = 0;
+        state.deferred.clear();
         state.host = Some(host);
         self.start_host(node);
         let snapshot = self.nodes[node].crash_snapshot.take();
@@ -1570,7 +1722,13 @@ impl Simulation {
             ));
         }
         let incarnation = self.nodes[node].incarnation;
+        // What the step sends leaves, and its timers start, once its syncs
+        // are done.
+        let cost = self.charge_syncs(node);
+        let leave_ms = self.now_ms + cost;
+        self.send_at_ms = (cost > 0).then_some(leave_ms);
         let Some(host) = self.nodes[node].host.as_mut() else {
+            self.send_at_ms = None;
             return;
         };
         let outbox = host.network_mut().drain();
@@ -1579,7 +1737,7 @@ impl Simulation {
         let scheduled = timers.drain();
         for (timeout, duration_ms) in scheduled {
             self.schedule(
-                self.now_ms + duration_ms,
+                leave_ms + duration_ms,
                 Event::Timer {
                     node,
                     incarnation,
@@ -1656,6 +1814,7 @@ impl Simulation {
                 ),
             }
         }
+        self.send_at_ms = None;
     }
 
     /// The simulated client: `transactions_per_block` transfers between
@@ -1931,7 +2090,7 @@ impl Simulation {
             if self.rng.chance(self.scenario.duplicate_per_mille) {
                 let delay = self.rng.between(low, high);
                 self.schedule(
-                    self.now_ms + delay,
+                    self.send_at_ms.unwrap_or(self.now_ms) + delay,
                     Event::Deliver {
                         to,
                         from,
@@ -1941,6 +2100,8 @@ impl Simulation {
             }
         }
         let mut delay = self.rng.between(low, high);
+        // A busy node's output leaves once its syncs are done.
+        let base_ms = self.send_at_ms.unwrap_or(self.now_ms);
         let mut message = message;
         if faults {
             // Drawn only when asked for, so the other seeds stay as they were.
@@ -1962,7 +2123,7 @@ impl Simulation {
             }
         }
         self.schedule(
-            self.now_ms + delay,
+            base_ms + delay,
             Event::Deliver {
                 to,
                 from,
@@ -2268,6 +2429,8 @@ impl Simulation {
                     }
                     Err(error) => self.host_error(to, &error),
                 }
+                // Keeping it may have synced: a slow disk makes the node busy.
+                self.charge_syncs(to);
             }
         }
     }

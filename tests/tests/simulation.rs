@@ -41,7 +41,7 @@ fn seeds(range: std::ops::Range<u64>) -> Vec<u64> {
 fn check(test: &str, scenario: Scenario) -> Report {
     let description = scenario.describe();
     let command = format!(
-        "CAIRN_SIM_SEED={} CAIRN_SIM_TRACE=1 cargo test -p cairn-tests --test simulation {test} -- --exact --nocapture",
+        "CAIRN_SIM_SEED={} CAIRN_SIM_TRACE=1 cargo test --workspace --test simulation {test} -- --exact --nocapture",
         scenario.seed
     );
     let report = run(scenario);
@@ -218,28 +218,77 @@ fn ci_seeds_protocol_adversaries() {
 }
 
 /// Disk faults on honest nodes: a full disk or failing syncs stop the node
-/// (nothing acknowledged is lost; it restarts when the fault clears), and a
+/// (nothing acknowledged is lost; it restarts when the fault clears), a
 /// rotten record (a checksum mismatch, as RocksDB reports it) makes the
-/// node refuse to run on it; at most f nodes stop for good.
+/// node refuse to run on it (at most f nodes stop for good), and slow
+/// syncs (5-200 ms of simulated time each) keep a node busy: its output
+/// leaves after them and its inputs wait.
 #[test]
 fn ci_seeds_disk_faults() {
     let start = std::time::Instant::now();
-    let (mut stops, mut for_good) = (0, 0);
+    let (mut stops, mut for_good, mut slow_steps, mut slow_ms, mut deferred) = (0, 0, 0, 0, 0);
+    let mut runs = 0;
     for (validators, count, first) in [(4, 30, 11_000), (7, 15, 11_100)] {
         for seed in seeds(first..first + count) {
             let scenario = Scenario::disk_faults_from_seed(seed, validators);
             let report = check("ci_seeds_disk_faults", scenario);
             stops += report.disk_stops;
             for_good += report.stopped_for_good;
+            slow_steps += report.slow_sync_steps;
+            slow_ms += report.slow_sync_ms;
+            deferred += report.inputs_deferred;
+            runs += 1;
         }
     }
     eprintln!(
-        "disk faults: {stops} stops, {for_good} nodes stopped for good on a rotten record, in {:.1} s",
+        "disk faults: {runs} seeds, {stops} stops, {for_good} nodes stopped for good on a rotten record, \
+         {slow_steps} steps slowed by syncs ({slow_ms} ms simulated), {deferred} inputs waited for a busy node, in {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    if chosen_seed().is_none() {
+        assert!(
+            stops > 0 && for_good > 0,
+            "the disk faults never stopped a node"
+        );
+        assert!(
+            slow_steps > 0 && deferred > 0,
+            "slow syncs never delayed a step ({slow_steps} slow steps, {deferred} inputs waited)"
+        );
+    }
+}
+
+/// Slow syncs take simulated time: a validator whose every sync costs
+/// 5-200 ms for the whole fault phase decides its heights later than the
+/// others (its votes leave after its syncs, its inputs wait), while the
+/// others, a quorum without it, keep deciding; once its disk is fast again
+/// it catches up (liveness), and nothing conflicts (safety).
+#[test]
+fn slow_syncs_delay_a_node_and_the_chain_stays_safe_and_live() {
+    let mut lagged = 0;
+    for seed in seeds(11_500..11_504) {
+        let mut scenario = Scenario::calm(seed, 4);
+        scenario.fault_phase_ms = 3_000;
+        scenario.slow_syncs = 1;
+        let report = check(
+            "slow_syncs_delay_a_node_and_the_chain_stays_safe_and_live",
+            scenario,
+        );
+        assert!(report.slow_sync_steps > 0, "seed {seed}: no step was slow");
+        assert!(report.inputs_deferred > 0, "seed {seed}: no input waited");
+        // The slow node decided some height later than every other node did.
+        let later = report.decide_times_ms[0].keys().any(|height| {
+            let times: Vec<u64> = report
+                .decide_times_ms
+                .iter()
+                .filter_map(|times| times.get(height).copied())
+                .collect();
+            times.len() == 4 && times.iter().max() > Some(&(times.iter().min().unwrap() + 5))
+        });
+        lagged += u32::from(later);
+    }
     assert!(
-        chosen_seed().is_some() || (stops > 0 && for_good > 0),
-        "the disk faults never stopped a node"
+        chosen_seed().is_some() || lagged > 0,
+        "no slow node decided later than the others"
     );
 }
 
@@ -586,6 +635,17 @@ fn a_seed_replays_the_same_trace() {
     assert_eq!(first.trace_hash, second.trace_hash);
     assert_eq!(first.heights, second.heights);
     assert_eq!(first.validator_sets_seen, second.validator_sets_seen);
+    // With slow syncs (simulated time inside a step, inputs that wait).
+    let scenario = (11_000..11_020)
+        .map(|seed| Scenario::disk_faults_from_seed(seed, 4))
+        .find(|scenario| scenario.slow_syncs > 0)
+        .expect("a disk-fault seed with slow syncs");
+    let first = run(scenario.clone());
+    let second = run(scenario);
+    assert!(first.slow_sync_steps > 0);
+    assert_eq!(first.trace_hash, second.trace_hash);
+    assert_eq!(first.heights, second.heights);
+    assert_eq!(first.slow_sync_ms, second.slow_sync_ms);
 }
 
 #[test]
