@@ -173,6 +173,10 @@ pub struct Scenario {
     /// node's committed state, moved through simulated time, verified
     /// against the trusted header, then catch-up to the tip.
     pub snapshot_restores: u32,
+    /// Test-only: a node restored from a snapshot forgets its sign state
+    /// (as if `config/` were lost with `data/`): the no-double-sign
+    /// checker must then catch it.
+    pub restore_without_sign_state: bool,
 }
 
 /// What one staking event of a [`StakingPlan`] does. The simulator picks
@@ -278,6 +282,7 @@ impl Scenario {
             disk_faults: 0,
             slow_syncs: 0,
             snapshot_restores: 0,
+            restore_without_sign_state: false,
         }
     }
 
@@ -323,6 +328,7 @@ impl Scenario {
             disk_faults: 0,
             slow_syncs: 0,
             snapshot_restores: 0,
+            restore_without_sign_state: false,
         }
     }
 
@@ -548,14 +554,18 @@ impl Scenario {
         scenario
     }
 
-    /// [`Scenario::from_seed`] in which one or two crashes of honest
-    /// validators end in a restore from a snapshot instead of a restart
-    /// from the node's own store (see [`Scenario::snapshot_restores`]).
+    /// [`Scenario::from_seed`] with a fault phase of 3-6 s in whose second
+    /// half one or two crashes of honest validators end in a restore from
+    /// a snapshot instead of a restart from the node's own store (see
+    /// [`Scenario::snapshot_restores`]).
     pub fn snapshot_restore_from_seed(seed: u64, validators: usize) -> Scenario {
         let mut scenario = Scenario::from_seed(seed, validators);
         let mut rng = SplitMix64::new(seed ^ 0x5A47_5E57);
         scenario.snapshot_restores = rng.between(1, 2) as u32;
-        scenario.fault_phase_ms = scenario.fault_phase_ms.max(1_500);
+        // Long enough for tens of heights before the wipes (which strike
+        // in the second half of the phase), so snapshots are of heights
+        // with an evidence window below them.
+        scenario.fault_phase_ms = rng.between(3_000, 6_000);
         scenario
     }
 
@@ -607,7 +617,7 @@ impl Scenario {
             }
         };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰ disk_faults={} slow_syncs={} snapshot_restores={}{staking}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰ disk_faults={} slow_syncs={} snapshot_restores={}{}{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -633,7 +643,12 @@ impl Scenario {
             self.corrupt_per_mille,
             self.disk_faults,
             self.slow_syncs,
-            self.snapshot_restores
+            self.snapshot_restores,
+            if self.restore_without_sign_state {
+                " (without sign state)"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -70,6 +70,35 @@
 //! it is free ([`Event::Free`]). The disk's effects are those of the step
 //! (a crash while busy loses the waiting inputs, not the step's writes).
 //!
+//! # State sync
+//!
+//! In seeds with [`crate::scenario::Scenario::snapshot_restores`], some
+//! crashes of honest validators lose the node's data directory
+//! ([`Event::Wipe`]: a new, empty [`MemoryDisk`]); what it last signed and
+//! the lock it held survive in its sign-state file (a real
+//! `cairn_node::sign_state::SignState` file, as `config/sign_state.json`
+//! survives a lost `data/`), through which every later host of the node
+//! signs. The node then joins by state sync with the store-level code
+//! `cairnd` uses (the node's own `state_sync` module runs on tokio and
+//! libp2p, so the simulator drives the same `cairn_store` functions
+//! instead): an honest running peer takes a snapshot of its committed
+//! height ([`create_snapshot`]); the manifest, the chunks and the evidence
+//! window below the snapshot travel over the simulated network (each
+//! answer a round trip, lost ones asked again after a timeout); the block
+//! of that height must have the hash the honest nodes decided (the
+//! trusted hash, as `sync.trust_hash` gives it), its certificate must
+//! verify against the set its header names, the manifest must name the
+//! chain, height and state root of that header
+//! ([`SnapshotManifest::verify`]) and each chunk its hash
+//! (`check_chunk`); then `restore_begin`, `restore_chunk` in order,
+//! `restore_finish` (which recomputes the root) and `restore_history`
+//! (from the top down). A crash during a restore makes it start over. The
+//! checker compares the restored state (root, every account, staking)
+//! with the provider's at that height, and, in these seeds, the state of
+//! every honest node after each height it reaches with the first one's
+//! (the snapshot manifest's hash). The node then starts on the restored
+//! store and catches up; every other checker holds for it.
+//!
 //! Byzantine validators run the same host behind a transforming network
 //! layer ("Byzantine mocks beside the honest code"): a silent node sends
 //! nothing; an equivocating proposer sends a second, re-timed block to half
@@ -110,14 +139,17 @@ use cairn_node::{
     ledger::Ledger,
     mempool::MempoolLimits,
     metrics::Metrics,
+    sign_state::SignState,
     NodeError,
 };
+use cairn_state::Account;
 use cairn_state::{
     staking::{Offence, StakingAction, StakingState},
     LedgerState,
 };
 use cairn_store::{
-    ChainIdentity, Column, DiskFault, InterruptedWrite, MemoryDisk, MemoryStore, Store,
+    create_snapshot, ChainIdentity, Column, DiskFault, InterruptedWrite, MemoryDisk, MemoryStore,
+    SnapshotManifest, Store, StoreError,
 };
 use cairn_types::{
     codec, sha256, Address, Block, ChainId, CommitCertificate, ConsensusParams, Evidence, Hash,
@@ -167,6 +199,13 @@ const STAKING_LOCK_POLLS: u32 = 12;
 const SLOW_SYNC_MS: (u64, u64) = (5, 200);
 /// How long a period of slow syncs lasts (ms, bounds).
 const SLOW_SYNC_PERIOD_MS: (u64, u64) = (100, 1_000);
+/// A node waiting for a peer to offer a snapshot asks again this often (ms).
+const SNAPSHOT_RETRY_MS: u64 = 50;
+/// A snapshot request (manifest, chunk, history range) whose answer was
+/// lost is sent again after this long (ms).
+const SNAPSHOT_REQUEST_TIMEOUT_MS: u64 = 200;
+/// History blocks (the evidence window below the snapshot) in one range.
+const SNAPSHOT_HISTORY_RANGE_BLOCKS: u64 = 8;
 /// Mempool caps of every simulated node.
 const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
     transactions_max: 10_000,
@@ -422,8 +461,110 @@ enum Event {
     Free {
         node: usize,
     },
+    /// A node crashes and loses its whole store; it will join again by
+    /// state sync.
+    Wipe {
+        node: usize,
+    },
+    /// A node crashes if it is restoring a snapshot.
+    CrashRestoring {
+        node: usize,
+    },
+    /// The next part of a node's state sync arrives (or is asked for).
+    Snapshot {
+        node: usize,
+        /// Bumped when a restore starts over: parts of an older attempt are
+        /// stale.
+        attempt: u64,
+        part: SnapshotPart,
+    },
 }
 
+/// What arrives in a state sync (see [`Simulation::snapshot_part`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SnapshotPart {
+    /// Look for a peer offering a snapshot recent enough.
+    Discover,
+    /// The manifest (and the trusted block, certificate and set).
+    Manifest,
+    /// One chunk.
+    Chunk(usize),
+    /// The next range of the evidence window below the snapshot height.
+    History,
+}
+
+/// Everything a node's state can be compared by: the state root, every
+/// account (slot order) and the staking state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StateImage {
+    root: Hash,
+    accounts: Vec<(u64, Address, Account)>,
+    staking: Option<StakingState>,
+}
+
+impl StateImage {
+    /// The state after the latest block of `store`.
+    fn of(store: &dyn Store) -> Result<StateImage, StoreError> {
+        let state = store.load_state()?;
+        Ok(StateImage {
+            root: state.root(),
+            accounts: state.iter().collect(),
+            staking: state.staking().cloned(),
+        })
+    }
+}
+
+/// A snapshot a node is restoring, as its provider made it.
+struct TakenSnapshot {
+    /// The honest node it was taken from.
+    provider: usize,
+    /// Its height.
+    height: u64,
+    manifest_bytes: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    /// The block of the snapshot height, its certificate and the set that
+    /// signed it (verified against the trusted hash on arrival).
+    block: Block,
+    certificate: CommitCertificate,
+    set: ValidatorSet,
+    /// The provider's state at the snapshot height (for the checker).
+    state: StateImage,
+    /// The blocks of the evidence window below the snapshot height that
+    /// the provider holds, ascending, and the sets their headers name.
+    history: Vec<(Block, CommitCertificate)>,
+    history_sets: Vec<ValidatorSet>,
+    /// The evidence in the provider's chain up to that height.
+    evidence: BTreeSet<(Height, u32)>,
+}
+
+/// A state sync under way on a node whose store was lost.
+struct Restore {
+    attempt: u64,
+    taken: Option<TakenSnapshot>,
+    /// The store being restored into (on the node's new, empty disk).
+    store: Option<Arc<dyn Store>>,
+    manifest: Option<SnapshotManifest>,
+    /// Chunks verified and not written yet (they are written in order).
+    received: BTreeMap<usize, Vec<u8>>,
+    next_chunk: usize,
+    /// The evidence window below the snapshot has arrived.
+    history_arrived: bool,
+    /// The highest height the node had signed at when it was wiped.
+    signed_height: u64,
+}
+
+/// The sign-state files of a run's nodes (`config/sign_state.json` of a
+/// node that lost its data directory), removed when the run ends.
+#[derive(Default)]
+struct SignStateFiles(Vec<std::path::PathBuf>);
+
+impl Drop for SignStateFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 impl Event {
     fn code(&self) -> u64 {
         match self {
@@ -442,6 +583,17 @@ impl Event {
             Event::DiskFault { node, .. } => 13 + ((*node as u64) << 8),
             Event::Rot { node } => 14 + ((*node as u64) << 8),
             Event::Free { node } => 15 + ((*node as u64) << 8),
+            Event::Wipe { node } => 16 + ((*node as u64) << 8),
+            Event::CrashRestoring { node } => 18 + ((*node as u64) << 8),
+            Event::Snapshot { node, part, .. } => {
+                let part = match part {
+                    SnapshotPart::Discover => 0,
+                    SnapshotPart::Manifest => 1,
+                    SnapshotPart::History => 2,
+                    SnapshotPart::Chunk(index) => 3 + *index as u64,
+                };
+                17 + ((*node as u64) << 8) + (part << 16)
+            }
         }
     }
 
@@ -511,6 +663,18 @@ struct Node {
     free_scheduled: bool,
     /// Syncs of its disk already charged in simulated time.
     syncs_charged: u64,
+    /// A state sync under way (the node lost its store).
+    restore: Option<Restore>,
+    /// Evidence in the chain below a restored snapshot (not in the
+    /// node's store, in its chain all the same).
+    inherited_evidence: BTreeSet<(Height, u32)>,
+    /// The node's sign-state file, once it lost its data directory (the
+    /// file lives apart from it, as `config/sign_state.json` does): every
+    /// later host of the node signs through it.
+    sign_state_path: Option<std::path::PathBuf>,
+    /// State syncs begun (numbers each attempt: parts of an older one are
+    /// stale).
+    restore_attempts: u64,
 }
 
 /// The result of a run.
@@ -596,6 +760,20 @@ pub struct Report {
     pub slow_sync_ms: u64,
     /// Inputs (messages, timers) that waited for a busy node.
     pub inputs_deferred: u64,
+    /// Nodes that lost their store and joined again from a snapshot, and
+    /// the heights of those snapshots.
+    pub snapshot_restores: u64,
+    /// Heights of the restored snapshots.
+    pub snapshot_heights: Vec<u64>,
+    /// Chunks (and manifests) re-requested after their answer was lost.
+    pub snapshot_requests_lost: u64,
+    /// State syncs that started over (the node crashed during one).
+    pub snapshot_restarts: u64,
+    /// Restores of a snapshot below a height the node had signed at.
+    pub snapshot_restores_below_signed: u64,
+    /// Heights whose state (every account, staking, root) was compared
+    /// across honest nodes (in seeds with snapshot restores).
+    pub states_compared: u64,
 }
 
 /// The highest honest chain's staking state, as the staking schedule
@@ -698,6 +876,11 @@ pub struct Simulation {
     /// While the outputs of a busy node's step are sent: when they leave
     /// (after its syncs).
     send_at_ms: Option<u64>,
+    /// In seeds with snapshot restores: the state each height left, as the
+    /// first honest node to commit it had it (the snapshot manifest's
+    /// hash: every account and the staking state), and that node.
+    state_digests: BTreeMap<u64, (Hash, usize)>,
+    sign_state_files: SignStateFiles,
 }
 
 fn fold(trace: u64, value: u64) -> u64 {
@@ -855,6 +1038,10 @@ impl Simulation {
                 deferred: std::collections::VecDeque::new(),
                 free_scheduled: false,
                 syncs_charged: 0,
+                restore: None,
+                inherited_evidence: BTreeSet::new(),
+                sign_state_path: None,
+                restore_attempts: 0,
             });
         }
         let report = Report {
@@ -919,6 +1106,8 @@ impl Simulation {
             tracing: std::env::var_os("CAIRN_SIM_TRACE").is_some(),
             staking,
             send_at_ms: None,
+            state_digests: BTreeMap::new(),
+            sign_state_files: SignStateFiles::default(),
         }
     }
 
@@ -1242,6 +1431,17 @@ impl Simulation {
             .min(phase.saturating_sub(1));
             self.nodes[node].slow_periods.push((at, end.max(at + 1)));
         }
+        for _ in 0..self.scenario.snapshot_restores {
+            let node = honest[self.rng.below(honest.len() as u64) as usize];
+            let at = phase / 2 + self.rng.below(phase * 3 / 10 + 1);
+            self.schedule(at, Event::Wipe { node });
+            if self.rng.chance(500) {
+                // Killed while the snapshot is on its way (if it is by
+                // then): the restore starts over on the next start.
+                let during = at + self.rng.between(60, 450);
+                self.schedule(during, Event::CrashRestoring { node });
+            }
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -1326,6 +1526,29 @@ impl Simulation {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Free { node } => self.free(node),
+            Event::Wipe { node } => self.wipe(node),
+            Event::CrashRestoring { node } => {
+                let begun = self.nodes[node]
+                    .restore
+                    .as_ref()
+                    .is_some_and(|restore| restore.taken.is_some());
+                if begun {
+                    self.crash_during_restore(node);
+                }
+            }
+            Event::Snapshot {
+                node,
+                attempt,
+                part,
+            } => {
+                let current = self.nodes[node]
+                    .restore
+                    .as_ref()
+                    .is_some_and(|restore| restore.attempt == attempt);
+                if current {
+                    self.snapshot_part(node, part);
+                }
+            }
             Event::Deliver { to, from, message } => self.deliver(to, from, *message),
             Event::Timer {
                 node,
@@ -1351,6 +1574,17 @@ impl Simulation {
                 self.step(node, Input::TimeoutElapsed(timeout));
             }
             Event::Crash { node } => {
+                if self.nodes[node].restore.is_some() {
+                    // Down already, restoring: a crash makes it start over.
+                    if self.nodes[node]
+                        .restore
+                        .as_ref()
+                        .is_some_and(|r| r.taken.is_some())
+                    {
+                        self.crash_during_restore(node);
+                    }
+                    return;
+                }
                 // Half of the crashes strike between steps (the node's WAL
                 // is synced), half inside one of its next few store writes
                 // (an unsynced WAL append, a sync's predecessor, a commit).
@@ -1491,8 +1725,12 @@ impl Simulation {
     /// Starts (or restarts after a crash) a node from its disk: store,
     /// ledger, host, `host.start()` (which replays the WAL).
     fn boot(&mut self, node: usize) {
-        if self.nodes[node].stopped.is_some() || self.nodes[node].disk.fault().is_some() {
-            // Down for good, or until its disk is repaired.
+        if self.nodes[node].stopped.is_some()
+            || self.nodes[node].disk.fault().is_some()
+            || self.nodes[node].restore.is_some()
+        {
+            // Down for good, until its disk is repaired, or until its
+            // state sync is done.
             return;
         }
         let store =
@@ -1552,6 +1790,19 @@ impl Simulation {
                 return;
             }
         };
+        let sign_state_path = self.nodes[node]
+            .sign_state_path
+            .clone()
+            .filter(|_| !self.scenario.restore_without_sign_state);
+        if let Some(path) = sign_state_path {
+            match SignState::open(&path) {
+                Ok(sign_state) => host = host.with_sign_state(sign_state),
+                Err(error) => {
+                    self.violation(format!("node {node} cannot open its sign state: {error}"));
+                    return;
+                }
+            }
+        }
         if let Some(fault) = self.scenario.honest_host_fault {
             if self.honest(node) {
                 (fault.apply)(&mut host);
@@ -1568,6 +1819,7 @@ impl Simulation {
         }
         // Heights committed in the step a crash struck (not checked then)
         // are checked by the `after_step` below, from the store.
+        committed.extend(state.inherited_evidence.iter().copied());
         state.committed_evidence = committed;
         state.incarnation += 1;
         // A new process: nothing waits from the old one.
@@ -1701,8 +1953,12 @@ impl Simulation {
         };
         let tip = host.ledger().tip().height.0;
         if check_commits {
+            let advanced = tip > self.nodes[node].checked_height;
             for height in self.nodes[node].checked_height + 1..=tip {
                 self.check_commit(node, height);
+            }
+            if advanced && self.scenario.snapshot_restores > 0 && self.honest(node) {
+                self.compare_state(node, tip);
             }
             self.nodes[node].checked_height = self.nodes[node].checked_height.max(tip);
             if self.staking.is_some() {
@@ -1857,6 +2113,571 @@ impl Simulation {
                 if ledger.submit(&[&bytes]).iter().all(Result::is_ok) {
                     self.report.transactions_submitted += 1;
                 }
+            }
+        }
+    }
+
+    // ----- state sync --------------------------------------------------------
+
+    /// `node` crashes and its data directory is lost: a new, empty disk.
+    /// Its sign state (kept apart from the data, as `cairnd` keeps
+    /// `config/sign_state.json`) is what it last signed and the lock it
+    /// held then. A node that is down is wiped once it is up again.
+    fn wipe(&mut self, node: usize) {
+        if self.tracing {
+            eprintln!("{:>6} ms node {node}: wiped", self.now_ms);
+        }
+        if self.nodes[node].restore.is_some() || self.nodes[node].stopped.is_some() {
+            // Restoring already: this wipe finds nothing to lose.
+            return;
+        }
+        if self.nodes[node].host.is_none() {
+            self.schedule(self.now_ms + SNAPSHOT_RETRY_MS, Event::Wipe { node });
+            return;
+        }
+        let record = self.sign_record(node);
+        let signed_height = self
+            .signed
+            .keys()
+            .filter(|(signer, ..)| *signer == node)
+            .map(|(_, height, ..)| *height)
+            .max()
+            .unwrap_or(0);
+        self.crash(node);
+        let path = match self.nodes[node].sign_state_path.clone() {
+            // The host has kept it since the last wipe.
+            Some(path) => path,
+            None => {
+                let directory = if std::path::Path::new("/dev/shm").is_dir() {
+                    std::path::PathBuf::from("/dev/shm")
+                } else {
+                    std::env::temp_dir()
+                };
+                let path = directory.join(format!(
+                    "cairn-sim-sign-state-{}-{}-{node}.json",
+                    std::process::id(),
+                    self.scenario.seed
+                ));
+                if let Err(error) = std::fs::write(&path, record.as_bytes()) {
+                    self.violation(format!(
+                        "cannot write the sign state of node {node}: {error}"
+                    ));
+                    return;
+                }
+                self.sign_state_files.0.push(path.clone());
+                path
+            }
+        };
+        let state = &mut self.nodes[node];
+        state.sign_state_path = Some(path);
+        state.crash_snapshot = None;
+        state.crash_armed = None;
+        state.disk = MemoryDisk::new();
+        state.syncs_charged = 0;
+        state.evidence_pool.clear();
+        state.restore_attempts += 1;
+        let attempt = state.restore_attempts;
+        state.restore = Some(Restore {
+            attempt,
+            taken: None,
+            store: None,
+            manifest: None,
+            received: BTreeMap::new(),
+            next_chunk: 0,
+            history_arrived: false,
+            signed_height,
+        });
+        // It starts again (empty) a little later and looks for snapshots.
+        let start_ms = self.now_ms + self.rng.between(50, 400);
+        self.schedule(
+            start_ms,
+            Event::Snapshot {
+                node,
+                attempt,
+                part: SnapshotPart::Discover,
+            },
+        );
+    }
+
+    /// The sign-state record (`node/src/sign_state.rs`) of `node`: the
+    /// last message it signed (the highest height, round and step the
+    /// checkers saw it send) and the lock it holds at that height.
+    fn sign_record(&self, node: usize) -> String {
+        let last = self
+            .signed
+            .iter()
+            .filter(|((signer, ..), _)| *signer == node)
+            .max_by_key(|((_, height, round, kind), _)| (*height, *round, *kind));
+        let Some(((_, height, round, kind), value)) = last else {
+            // Nothing signed: an empty file.
+            return String::new();
+        };
+        let step = ["proposal", "prevote", "precommit"][*kind as usize];
+        let hash = |value: &Option<Hash>| match value {
+            Some(hash) => format!("\"{}\"", hash.to_hex()),
+            None => "null".into(),
+        };
+        let lock = self.nodes[node].host.as_ref().and_then(|host| {
+            let state = host.round_state();
+            state
+                .locked
+                .filter(|_| state.height.0 == *height)
+                .map(|locked| {
+                    format!(
+                        ",\"locked\":{{\"height\":{height},\"round\":{},\"block_hash\":\"{}\"}}",
+                        locked.round.0,
+                        locked.value.to_hex()
+                    )
+                })
+        });
+        format!(
+            "{{\"height\":{height},\"round\":{round},\"step\":\"{step}\",\"block_hash\":{}{}}}",
+            hash(value),
+            lock.unwrap_or_default()
+        )
+    }
+
+    /// A crash while the node restores: it starts over on its next start
+    /// (the store marks a restore under way; beginning again clears it).
+    fn crash_during_restore(&mut self, node: usize) {
+        self.nodes[node].disk.crash();
+        let restart_ms = self.now_ms + self.rng.between(50, 400);
+        self.nodes[node].restore_attempts += 1;
+        let attempts = self.nodes[node].restore_attempts;
+        let Some(restore) = self.nodes[node].restore.as_mut() else {
+            return;
+        };
+        restore.attempt = attempts;
+        restore.taken = None;
+        restore.store = None;
+        restore.manifest = None;
+        restore.received.clear();
+        restore.next_chunk = 0;
+        restore.history_arrived = false;
+        let attempt = restore.attempt;
+        self.report.snapshot_restarts += 1;
+        self.schedule(
+            restart_ms,
+            Event::Snapshot {
+                node,
+                attempt,
+                part: SnapshotPart::Discover,
+            },
+        );
+    }
+
+    /// When a snapshot request sent now is answered: a round trip on the
+    /// simulated network (lost answers are asked again after a timeout).
+    fn snapshot_answer_at(&mut self) -> u64 {
+        let faults = self.faults_active();
+        let (low, high) = if faults {
+            self.scenario.latency_faulty_ms
+        } else {
+            self.scenario.latency_healed_ms
+        };
+        let mut at = self.now_ms;
+        if faults {
+            while self.rng.chance(self.scenario.drop_per_mille) {
+                self.report.snapshot_requests_lost += 1;
+                at += SNAPSHOT_REQUEST_TIMEOUT_MS;
+            }
+        }
+        at + self.rng.between(low, high) + self.rng.between(low, high)
+    }
+
+    fn schedule_part(&mut self, node: usize, part: SnapshotPart) {
+        let Some(attempt) = self.nodes[node].restore.as_ref().map(|r| r.attempt) else {
+            return;
+        };
+        let at = self.snapshot_answer_at();
+        self.schedule(
+            at,
+            Event::Snapshot {
+                node,
+                attempt,
+                part,
+            },
+        );
+    }
+
+    fn restore_failed(&mut self, node: usize, what: &str, error: impl std::fmt::Display) {
+        self.violation(format!("state sync of node {node}: {what}: {error}"));
+    }
+
+    /// One part of `node`'s state sync arrives.
+    fn snapshot_part(&mut self, node: usize, part: SnapshotPart) {
+        if self.tracing {
+            eprintln!("{:>6} ms node {node}: state sync {part:?}", self.now_ms);
+        }
+        match part {
+            SnapshotPart::Discover => self.snapshot_discover(node),
+            SnapshotPart::Manifest => self.snapshot_manifest(node),
+            SnapshotPart::Chunk(index) => self.snapshot_chunk(node, index),
+            SnapshotPart::History => {
+                if let Some(restore) = self.nodes[node].restore.as_mut() {
+                    restore.history_arrived = true;
+                }
+                self.snapshot_finish(node);
+            }
+        }
+    }
+
+    /// Picks an honest running peer that has committed a height and takes
+    /// its snapshot there (`cairn_store::create_snapshot` over its store,
+    /// the code `cairnd`'s snapshotter runs), then asks for the manifest.
+    fn snapshot_discover(&mut self, node: usize) {
+        let providers: Vec<usize> = (0..self.nodes.len())
+            .filter(|peer| {
+                let state = &self.nodes[*peer];
+                *peer != node
+                    && self.honest(*peer)
+                    && state.restore.is_none()
+                    && state.stopped.is_none()
+                    && state.host.as_ref().is_some_and(|host| {
+                        let tip = host.ledger().tip().height.0;
+                        tip > 0 && tip == state.checked_height
+                    })
+            })
+            .collect();
+        if providers.is_empty() {
+            let attempt = self.nodes[node].restore.as_ref().map_or(0, |r| r.attempt);
+            self.schedule(
+                self.now_ms + SNAPSHOT_RETRY_MS,
+                Event::Snapshot {
+                    node,
+                    attempt,
+                    part: SnapshotPart::Discover,
+                },
+            );
+            return;
+        }
+        let provider = providers[self.rng.below(providers.len() as u64) as usize];
+        let taken = match self.take_snapshot(provider) {
+            Ok(taken) => taken,
+            Err(error) => {
+                self.restore_failed(
+                    node,
+                    &format!("node {provider} cannot take a snapshot"),
+                    error,
+                );
+                return;
+            }
+        };
+        // The node starts: its store is created on the empty disk (or
+        // reopened after a crash in a restore, whose mark it finds).
+        let store =
+            match MemoryStore::open(&self.nodes[node].disk, &self.identity, &self.genesis_state) {
+                Ok(store) => Arc::new(store) as Arc<dyn Store>,
+                Err(error) => {
+                    self.restore_failed(node, "its empty store does not open", error);
+                    return;
+                }
+            };
+        if let Some(restore) = self.nodes[node].restore.as_mut() {
+            restore.taken = Some(taken);
+            restore.store = Some(store);
+        }
+        self.schedule_part(node, SnapshotPart::Manifest);
+    }
+
+    /// The snapshot of `provider`'s store at its committed height, with
+    /// the block, certificate and set of that height, the evidence window
+    /// below it, and the state the checker compares the restore with.
+    fn take_snapshot(&self, provider: usize) -> Result<TakenSnapshot, StoreError> {
+        let missing = |what: String| StoreError::Corrupt {
+            what,
+            reason: "missing".into(),
+        };
+        let host = self.nodes[provider]
+            .host
+            .as_ref()
+            .ok_or_else(|| missing(format!("node {provider}'s host")))?;
+        let store = Arc::clone(host.ledger().store());
+        let height = store.latest_height();
+        let mut chunks = Vec::new();
+        let manifest = create_snapshot(store.as_ref(), height, &mut |index, chunk| {
+            debug_assert_eq!(index, chunks.len());
+            chunks.push(chunk.to_vec());
+            Ok(())
+        })?;
+        let block = store
+            .block(height)?
+            .ok_or_else(|| missing(format!("block {height}")))?;
+        let certificate = store
+            .certificate(height)?
+            .ok_or_else(|| missing(format!("certificate {height}")))?;
+        let set = store
+            .validator_set(&block.header.validator_set_hash)?
+            .ok_or_else(|| missing(format!("validator set of height {height}")))?;
+        let floor = height
+            .0
+            .saturating_sub(cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS)
+            .max(store.lowest_height().0)
+            .max(1);
+        let mut history = Vec::new();
+        let mut history_sets: Vec<ValidatorSet> = Vec::new();
+        for below in floor..height.0 {
+            let block = store
+                .block(Height(below))?
+                .ok_or_else(|| missing(format!("block {below}")))?;
+            let certificate = store
+                .certificate(Height(below))?
+                .ok_or_else(|| missing(format!("certificate {below}")))?;
+            let named = block.header.validator_set_hash;
+            if !history_sets.iter().any(|known| known.hash() == named) {
+                history_sets.push(
+                    store
+                        .validator_set(&named)?
+                        .ok_or_else(|| missing(format!("validator set {named}")))?,
+                );
+            }
+            history.push((block, certificate));
+        }
+        Ok(TakenSnapshot {
+            provider,
+            height: height.0,
+            manifest_bytes: manifest.to_bytes(),
+            chunks,
+            block,
+            certificate,
+            set,
+            state: StateImage::of(store.as_ref())?,
+            evidence: self.nodes[provider].committed_evidence.clone(),
+            history,
+            history_sets,
+        })
+    }
+
+    /// The manifest arrives: it must decode and name the chain, the height
+    /// and the state root of the trusted header. Trust comes from outside
+    /// (as `sync.trust_height` and `sync.trust_hash` give it to
+    /// `cairnd`): the hash the honest nodes decided at that height; the
+    /// block served must have it, and its certificate must verify against
+    /// the set its header names. Then the restore begins and the chunks
+    /// are asked for, all at once.
+    fn snapshot_manifest(&mut self, node: usize) {
+        let Some(restore) = self.nodes[node].restore.as_ref() else {
+            return;
+        };
+        let (Some(taken), Some(store)) = (restore.taken.as_ref(), restore.store.as_ref()) else {
+            return;
+        };
+        let height = Height(taken.height);
+        let verdict = (|| -> Result<SnapshotManifest, String> {
+            let trusted = self
+                .decisions
+                .get(&taken.height)
+                .ok_or_else(|| format!("no honest node decided height {height}"))?;
+            let hash = taken.block.hash();
+            if hash != *trusted {
+                return Err(format!(
+                    "the block of height {height} is {hash}, the trusted hash is {trusted}"
+                ));
+            }
+            if taken.certificate.height != height || taken.certificate.block_hash != hash {
+                return Err("the certificate is for another block".into());
+            }
+            if taken.set.hash() != taken.block.header.validator_set_hash {
+                return Err("the validator set is not the one the header names".into());
+            }
+            taken
+                .certificate
+                .verify(&self.chain_id, &taken.set)
+                .map_err(|error| format!("the certificate: {error}"))?;
+            let manifest = SnapshotManifest::from_bytes(&taken.manifest_bytes)
+                .map_err(|error| error.to_string())?;
+            manifest
+                .verify(&self.chain_id, height, &taken.block.header.state_root)
+                .map_err(|error| error.to_string())?;
+            store
+                .restore_begin(height)
+                .map_err(|error| format!("restore_begin: {error}"))?;
+            Ok(manifest)
+        })();
+        let manifest = match verdict {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                self.restore_failed(node, "the snapshot does not check out", error);
+                return;
+            }
+        };
+        let chunks = manifest.chunk_count();
+        if let Some(restore) = self.nodes[node].restore.as_mut() {
+            restore.manifest = Some(manifest);
+        }
+        for index in 0..chunks {
+            self.schedule_part(node, SnapshotPart::Chunk(index));
+        }
+        self.schedule_part(node, SnapshotPart::History);
+    }
+
+    /// A chunk arrives: checked against its hash in the manifest, then
+    /// written in order.
+    fn snapshot_chunk(&mut self, node: usize, index: usize) {
+        let result = (|| -> Result<(), String> {
+            let Some(restore) = self.nodes[node].restore.as_mut() else {
+                return Ok(());
+            };
+            let (Some(taken), Some(manifest), Some(store)) = (
+                restore.taken.as_ref(),
+                restore.manifest.as_ref(),
+                restore.store.as_ref(),
+            ) else {
+                return Ok(());
+            };
+            let bytes = taken
+                .chunks
+                .get(index)
+                .ok_or_else(|| format!("chunk {index} does not exist"))?;
+            manifest
+                .check_chunk(index, bytes)
+                .map_err(|error| error.to_string())?;
+            restore.received.insert(index, bytes.clone());
+            while let Some(bytes) = restore.received.remove(&restore.next_chunk) {
+                store
+                    .restore_chunk(&bytes)
+                    .map_err(|error| format!("restore_chunk {}: {error}", restore.next_chunk))?;
+                restore.next_chunk += 1;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.snapshot_finish(node),
+            Err(error) => self.restore_failed(node, "a chunk", error),
+        }
+    }
+
+    /// Once every chunk is written and the evidence window has arrived:
+    /// the store recomputes the state root against the trusted header's
+    /// (`restore_finish`), keeps the window below (`restore_history`, in
+    /// ranges from the top down), and the checker compares the restored
+    /// state with the provider's at that height and with the state every
+    /// honest node had there. Then the node starts on it and catches up.
+    fn snapshot_finish(&mut self, node: usize) {
+        let ready = self.nodes[node].restore.as_ref().is_some_and(|restore| {
+            restore.history_arrived
+                && restore
+                    .manifest
+                    .as_ref()
+                    .is_some_and(|manifest| restore.next_chunk == manifest.chunk_count())
+        });
+        if !ready {
+            return;
+        }
+        let Some(restore) = self.nodes[node].restore.take() else {
+            return;
+        };
+        let signed_height = restore.signed_height;
+        let (Some(taken), Some(store)) = (restore.taken, restore.store) else {
+            return;
+        };
+        let height = taken.height;
+        if height < signed_height {
+            // It will run heights it signed at before: its sign state
+            // alone keeps it from signing anything conflicting.
+            self.report.snapshot_restores_below_signed += 1;
+        }
+        let result = (|| -> Result<StateImage, String> {
+            store
+                .restore_finish(&taken.block, &taken.certificate, &taken.set)
+                .map_err(|error| format!("restore_finish: {error}"))?;
+            let mut lowest = taken.history.len();
+            while lowest > 0 {
+                let from = lowest.saturating_sub(SNAPSHOT_HISTORY_RANGE_BLOCKS as usize);
+                let range = &taken.history[from..lowest];
+                let sets: Vec<ValidatorSet> = taken
+                    .history_sets
+                    .iter()
+                    .filter(|set| {
+                        range
+                            .iter()
+                            .any(|(block, _)| block.header.validator_set_hash == set.hash())
+                    })
+                    .cloned()
+                    .collect();
+                store
+                    .restore_history(range, &sets)
+                    .map_err(|error| format!("restore_history: {error}"))?;
+                lowest = from;
+            }
+            StateImage::of(store.as_ref()).map_err(|error| error.to_string())
+        })();
+        let restored = match result {
+            Ok(restored) => restored,
+            Err(error) => {
+                self.restore_failed(node, "finishing the restore", error);
+                return;
+            }
+        };
+        if restored != taken.state {
+            let differing = restored
+                .accounts
+                .iter()
+                .zip(&taken.state.accounts)
+                .filter(|(mine, theirs)| mine != theirs)
+                .count();
+            self.violation(format!(
+                "state sync: node {node} restored height {height} from node {}: state root {} against {}, {} of {} accounts differ ({} against {}), staking {}",
+                taken.provider,
+                restored.root,
+                taken.state.root,
+                differing,
+                taken.state.accounts.len(),
+                restored.accounts.len(),
+                taken.state.accounts.len(),
+                if restored.staking == taken.state.staking { "equal" } else { "differs" }
+            ));
+            return;
+        }
+        drop(store);
+        self.report.snapshot_restores += 1;
+        self.report.snapshot_heights.push(height);
+        // The restored block's own evidence is recorded when it is checked.
+        let own: BTreeSet<(Height, u32)> = taken.block.evidence.iter().map(evidence_key).collect();
+        let state = &mut self.nodes[node];
+        state.inherited_evidence = taken.evidence.difference(&own).copied().collect();
+        // The restored height is checked like a commit (certificate,
+        // parent, root), then every height it commits from there.
+        state.checked_height = height - 1;
+        self.boot(node);
+        if self.nodes[node].host.is_some() {
+            self.compare_state(node, height);
+        }
+    }
+
+    /// State agreement (in seeds with snapshot restores): the state
+    /// `node` holds after `height` (every account and the staking state,
+    /// as the snapshot manifest hashes them) equals what the first honest
+    /// node to commit that height held.
+    fn compare_state(&mut self, node: usize, height: u64) {
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let store = Arc::clone(host.ledger().store());
+        if store.latest_height().0 != height {
+            return;
+        }
+        let digest = match create_snapshot(store.as_ref(), Height(height), &mut |_, _| Ok(())) {
+            Ok(manifest) => manifest.hash(),
+            Err(error) => {
+                self.violation(format!(
+                    "node {node} cannot read its state at height {height}: {error}"
+                ));
+                return;
+            }
+        };
+        match self.state_digests.get(&height) {
+            Some((known, first)) => {
+                self.report.states_compared += 1;
+                if *known != digest {
+                    let first = *first;
+                    self.violation(format!(
+                        "state agreement: node {node}'s state after height {height} is not node {first}'s"
+                    ));
+                }
+            }
+            None => {
+                self.state_digests.insert(height, (digest, node));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The deterministic simulator's test suite: the CI seed set (300, 150 and
 //! 50 seeds of 4, 7 and 10 validators, every node a real consensus host),
 //! replay of one seed, soak runs, targeted fault scenarios (harsh clocks and
-//! links, any set size 1-31, busy blocks, protocol adversaries and twins),
+//! links, any set size 1-31, busy blocks, protocol adversaries and twins,
+//! disk faults with slow syncs, snapshot restores),
 //! staking events
 //! (joins, unbonds, key rotations, jailing) while the chain runs, the
 //! latency bound, and mutation tests: each test-only rule switch (of
@@ -9,8 +10,9 @@
 //! by a named checker within a bounded seed search.
 //!
 //! Replay a failing seed:
-//! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_VALIDATORS=<n> cargo test -p cairn-tests --test simulation replay_one_seed -- --nocapture`
-//! Soak: `CAIRN_SIM_SOAK_SEEDS=5000 cargo test -p cairn-tests --test simulation soak -- --ignored --nocapture`
+//! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_VALIDATORS=<n> cargo test --workspace --test simulation replay_one_seed -- --nocapture`
+//! (a seed of another set: the command its failure prints).
+//! Soak: `CAIRN_SIM_SOAK_SEEDS=5000 cargo test --workspace --test simulation soak -- --ignored --nocapture`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -292,6 +294,75 @@ fn slow_syncs_delay_a_node_and_the_chain_stays_safe_and_live() {
     );
 }
 
+/// State sync in the simulator: in these seeds one or two crashes of
+/// honest validators lose the node's whole store; it restarts empty, takes
+/// a snapshot of another honest node's committed state (the real
+/// `cairn_store` snapshot code: manifest, chunks, `check_chunk`,
+/// `restore_begin/chunk/finish`, the evidence window through
+/// `restore_history`), moved through simulated time, verified against the
+/// trusted header, then catches up and follows the tip, signing through
+/// its sign state. Its state after the restore (root, every account,
+/// staking) equals the provider's and every honest node's at that height;
+/// every other checker holds for it afterwards.
+#[test]
+fn ci_seeds_snapshot_restores() {
+    let start = std::time::Instant::now();
+    let (mut restores, mut compared, mut lost, mut restarts, mut runs) = (0, 0, 0, 0, 0);
+    let mut below_signed = 0;
+    let mut heights = Vec::new();
+    for (validators, count, first) in [(4, 12, 12_000), (7, 6, 12_100)] {
+        for seed in seeds(first..first + count) {
+            let scenario = Scenario::snapshot_restore_from_seed(seed, validators);
+            let report = check("ci_seeds_snapshot_restores", scenario);
+            restores += report.snapshot_restores;
+            compared += report.states_compared;
+            lost += report.snapshot_requests_lost;
+            restarts += report.snapshot_restarts;
+            below_signed += report.snapshot_restores_below_signed;
+            heights.extend(report.snapshot_heights);
+            runs += 1;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "snapshot restores: {runs} seeds in {seconds:.1} s ({:.1} seeds/s), {restores} restores at heights {heights:?}, \
+         {compared} states compared across nodes, {lost} snapshot requests lost and asked again, {restarts} restores started over after a crash, \
+         {below_signed} restores below a height the node had signed at",
+        runs as f64 / seconds
+    );
+    if chosen_seed().is_none() {
+        assert!(
+            restores as usize >= runs,
+            "only {restores} restores in {runs} seeds"
+        );
+        assert!(compared > 0, "no state was compared");
+    }
+}
+
+/// The sign state is what keeps a restored validator honest: without it
+/// (the test-only switch), a node restored below a height it had signed
+/// at signs again there, and the no-double-sign checker catches it.
+#[test]
+fn a_restore_without_the_sign_state_is_caught_by_no_double_sign() {
+    for seed in seeds(12_200..12_300) {
+        let mut scenario = Scenario::snapshot_restore_from_seed(seed, 4);
+        scenario.restore_without_sign_state = true;
+        let report = run(scenario);
+        if let Some(violation) = report
+            .violations
+            .iter()
+            .find(|violation| violation.contains("signed two different"))
+        {
+            eprintln!("seed {seed} is caught: {violation}");
+            return;
+        }
+    }
+    assert!(
+        chosen_seed().is_some(),
+        "no restore without its sign state was caught signing twice"
+    );
+}
+
 /// A minority cut off for 20 s (dozens of rounds with growing timeouts on
 /// its side, hundreds of heights on the other) catches up after the heal,
 /// and nothing conflicts meanwhile.
@@ -565,13 +636,14 @@ fn soak() {
     for offset in 0..count {
         let seed = first.wrapping_add(offset);
         let validators = [4, 7, 10][(seed % 3) as usize];
-        let scenario = match offset % 8 {
+        let scenario = match offset % 9 {
             0 | 1 => Scenario::from_seed(seed, validators),
             2 => Scenario::weighted_from_seed(seed, 4 + (seed % 4) as usize),
             3 => Scenario::any_size_from_seed(seed),
             4 => Scenario::harsh_from_seed(seed, validators),
             5 => Scenario::adversary_from_seed(seed, validators),
             6 => Scenario::disk_faults_from_seed(seed, validators),
+            7 => Scenario::snapshot_restore_from_seed(seed, validators),
             _ => Scenario::busy_from_seed(seed, 4),
         };
         check("soak", scenario);
