@@ -68,6 +68,14 @@ pub enum Behaviour {
     /// own WAL (a twin): the key signs conflicting messages. Both instances
     /// count as one Byzantine validator.
     Twin,
+    /// Besides its honest messages, claims a tip far ahead (signed votes
+    /// of a height a thousand or more above the others'), and answers no
+    /// sync request (round state, block) sent to it.
+    FalseTip,
+    /// Besides its honest messages, floods distinct valid evidence of its
+    /// own double votes (new pairs at every vote, for its height and the
+    /// heights below it).
+    EvidenceFlooder,
 }
 
 impl Behaviour {
@@ -83,12 +91,14 @@ impl Behaviour {
 
     /// Adversaries that act inside the protocol (see
     /// [`Scenario::adversary_from_seed`]).
-    pub const PROTOCOL_ADVERSARIES: [Behaviour; 5] = [
+    pub const PROTOCOL_ADVERSARIES: [Behaviour; 7] = [
         Behaviour::LockSplitter,
         Behaviour::SelectiveSender,
         Behaviour::RoundSpammer,
         Behaviour::Replayer,
         Behaviour::Twin,
+        Behaviour::FalseTip,
+        Behaviour::EvidenceFlooder,
     ];
 }
 
@@ -521,8 +531,10 @@ impl Scenario {
 
     /// [`Scenario::from_seed`] with up to f validators acting inside the
     /// protocol: lock-splitting proposers, selective senders, high-round
-    /// vote spammers, replayers of old messages, and twins (a second
-    /// instance of a key, with its own WAL; the key counts as Byzantine).
+    /// vote spammers, replayers of old messages, twins (a second instance
+    /// of a key, with its own WAL; the key counts as Byzantine), peers
+    /// that claim a false tip and withhold sync answers, and floods of
+    /// evidence of one's own double votes.
     pub fn adversary_from_seed(seed: u64, validators: usize) -> Scenario {
         let mut scenario = Scenario::from_seed(seed, validators);
         let mut rng = SplitMix64::new(seed ^ 0xAD7E_5A21);

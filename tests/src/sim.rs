@@ -106,7 +106,13 @@
 //! bad-signatures node sends broken signatures and garbage bytes; a bad
 //! proposer re-signs its proposals over a block with a far-future time or a
 //! wrong state root; an amnesiac deletes its WAL of the height and restarts
-//! its host at every precommit timeout.
+//! its host at every precommit timeout; a false-tip peer adds signed votes
+//! of a height a thousand or more ahead (a claimed tip: peers that believe
+//! it ask it for the heights they miss) and answers no sync request; an
+//! evidence flooder signs new pairs of conflicting votes of its own at
+//! every vote and gossips them as evidence (hosts keep one piece per
+//! validator and height; the checker fails any honest node whose chain
+//! records two).
 //!
 //! # Checkers
 //!
@@ -178,6 +184,14 @@ const SUBMIT_INTERVAL_MS: u64 = 50;
 const REPLAY_MEMORY_MAX: usize = 64;
 /// Nil votes of far rounds a round spammer adds to each of its votes.
 const ROUND_SPAM_VOTES: u64 = 3;
+/// How far above its real height a false-tip peer claims to be (at least).
+const FALSE_TIP_AHEAD: u64 = 1_000;
+/// Pieces of evidence of its own double votes an evidence flooder signs
+/// at each of its votes.
+const EVIDENCE_FLOOD_PER_VOTE: u64 = 4;
+/// An evidence flooder's pieces are of its height or up to this many
+/// heights below it (inside the evidence window).
+const EVIDENCE_FLOOD_DEPTH_HEIGHTS: u64 = 5;
 /// Hosts that wait for transactions poll their mempools this often (the
 /// node's runtime does on its tick).
 const POLL_WAITING_MS: u64 = 10;
@@ -714,10 +728,9 @@ pub struct Report {
     /// Crashes that struck inside a store write, in the middle of a step
     /// (after unsynced WAL appends, before their sync).
     pub crashes_mid_step: u64,
-    /// Evidence items an honest node committed that an earlier block of its
-    /// chain had already recorded (a violation when an honest validator
-    /// proposed the block; a Byzantine proposer may do it, and the ledger
-    /// accepts it).
+    /// Evidence items an honest node committed for a (validator, height)
+    /// its chain already recorded, in the same block or an earlier one (a
+    /// violation: the ledger refuses such a block, whoever proposed it).
     pub evidence_recorded_twice: u64,
     /// Transfers the simulated client had accepted by a mempool.
     pub transactions_submitted: u64,
@@ -771,6 +784,13 @@ pub struct Report {
     pub snapshot_restarts: u64,
     /// Restores of a snapshot below a height the node had signed at.
     pub snapshot_restores_below_signed: u64,
+    /// Far-tip claims a false-tip peer sent.
+    pub false_tip_claims: u64,
+    /// Sync requests (round state, block) a false-tip peer left unanswered.
+    pub sync_requests_withheld: u64,
+    /// Distinct pieces of evidence of its own double votes an evidence
+    /// flooder sent.
+    pub evidence_flooded: u64,
     /// Heights whose state (every account, staking, root) was compared
     /// across honest nodes (in seeds with snapshot restores).
     pub states_compared: u64,
@@ -2819,9 +2839,6 @@ impl Simulation {
             }
             return;
         }
-        let honest_proposer = (0..self.nodes.len()).any(|index| {
-            self.honest(index) && self.nodes[index].operator.address() == block.header.proposer
-        });
         let mut recorded_twice = 0;
         let state = &mut self.nodes[node];
         for evidence in &block.evidence {
@@ -2834,12 +2851,13 @@ impl Simulation {
                 .retain(|_, pooled| evidence_key(pooled) != key);
         }
         if recorded_twice > 0 {
+            // One piece per (validator, height), in a block and across the
+            // chain, is a consensus rule the ledger applies (whoever
+            // proposed the block): an honest node must never commit more.
             self.report.evidence_recorded_twice += recorded_twice;
-            if honest_proposer {
-                self.violation(format!(
-                    "evidence: an honest proposer recorded {recorded_twice} evidence item(s) at height {height} that an earlier block already holds"
-                ));
-            }
+            self.violation(format!(
+                "evidence: node {node} committed {recorded_twice} evidence item(s) at height {height} for a (validator, height) its chain already records"
+            ));
         }
         let now_ms = self.now_ms;
         self.nodes[node].decide_times_ms.insert(height, now_ms);
@@ -3058,6 +3076,56 @@ impl Simulation {
                     self.broadcast(from, NetMessage::Consensus(Message::Vote(spam)));
                 }
             }
+            (Some(Behaviour::FalseTip), Message::Vote(vote)) => {
+                let vote = vote.clone();
+                self.broadcast(from, NetMessage::Consensus(message));
+                // A claim of a tip far ahead, signed: peers that believe
+                // it ask this node for blocks it never sends.
+                let far = vote.height.0 + FALSE_TIP_AHEAD + self.rng.below(1_000_000);
+                let claim = Vote::new_signed(
+                    &self.chain_id,
+                    VoteType::Prevote,
+                    Height(far),
+                    Round::ZERO,
+                    None,
+                    vote.validator,
+                    &self.nodes[from].keypair,
+                );
+                self.report.false_tip_claims += 1;
+                self.broadcast(from, NetMessage::Consensus(Message::Vote(claim)));
+            }
+            (Some(Behaviour::EvidenceFlooder), Message::Vote(vote)) => {
+                let vote = vote.clone();
+                self.broadcast(from, NetMessage::Consensus(message));
+                for _ in 0..EVIDENCE_FLOOD_PER_VOTE {
+                    let depth = self
+                        .rng
+                        .below(EVIDENCE_FLOOD_DEPTH_HEIGHTS.min(vote.height.0 - 1) + 1);
+                    let height = Height(vote.height.0 - depth);
+                    let round = Round(self.rng.below(4) as u32);
+                    let vote_type = if self.rng.chance(500) {
+                        VoteType::Prevote
+                    } else {
+                        VoteType::Precommit
+                    };
+                    let values = [self.rng.next_u64(), self.rng.next_u64()];
+                    let [first, second] = values.map(|value| {
+                        Vote::new_signed(
+                            &self.chain_id,
+                            vote_type,
+                            height,
+                            round,
+                            Some(sha256(&value.to_le_bytes())),
+                            vote.validator,
+                            &self.nodes[from].keypair,
+                        )
+                    });
+                    if let Some(evidence) = Evidence::duplicate_vote(first, second) {
+                        self.report.evidence_flooded += 1;
+                        self.broadcast(from, NetMessage::Evidence(evidence));
+                    }
+                }
+            }
             (Some(Behaviour::Replayer), _) => {
                 self.broadcast(from, NetMessage::Consensus(message));
                 let heard = self.nodes[from].heard.len();
@@ -3135,6 +3203,9 @@ impl Simulation {
         };
         let my_height = host.height().0;
         let silent = self.misbehaving(to) == Some(Behaviour::Silent);
+        // A silent node answers nothing; a false-tip peer withholds its
+        // answers to sync requests.
+        let withholding = silent || self.misbehaving(to) == Some(Behaviour::FalseTip);
         if self.tracing {
             let text = format!("{message:?}");
             eprintln!(
@@ -3167,7 +3238,10 @@ impl Simulation {
                 }
             }
             NetMessage::RoundStateRequest { height, round } => {
-                if silent {
+                if withholding {
+                    if !silent {
+                        self.report.sync_requests_withheld += 1;
+                    }
                     return;
                 }
                 let answers: Vec<NetMessage> = if height.0 == my_height {
@@ -3195,7 +3269,10 @@ impl Simulation {
                 request_id,
                 block_hash,
             } => {
-                if silent {
+                if withholding {
+                    if !silent {
+                        self.report.sync_requests_withheld += 1;
+                    }
                     return;
                 }
                 let block = host.block(&block_hash).or_else(|| {
@@ -3245,9 +3322,12 @@ impl Simulation {
                     return;
                 };
                 match host.add_evidence(evidence.clone()) {
-                    Ok(_) => {
+                    // Kept: the node gossips it again at each commit. A
+                    // second piece of one (validator, height) is not kept.
+                    Ok(true) => {
                         self.nodes[to].evidence_pool.insert(hash, evidence);
                     }
+                    Ok(false) => {}
                     Err(error) => self.host_error(to, &error),
                 }
                 // Keeping it may have synced: a slow disk makes the node busy.

@@ -182,13 +182,18 @@ fn ci_seeds_busy_blocks() {
 
 /// Adversaries inside the protocol at up to f: lock-splitting proposers
 /// (different blocks to each half, precommits withheld), selective
-/// senders, high-round vote spammers, replayers of old messages, and twins
-/// (two honest instances of one key, each with its own WAL).
+/// senders, high-round vote spammers, replayers of old messages, twins
+/// (two honest instances of one key, each with its own WAL), peers that
+/// claim a tip far ahead and withhold every sync answer, and validators
+/// that flood distinct valid evidence of their own double votes (blocks
+/// still hold at most one piece per validator and height: the evidence
+/// checker).
 #[test]
 fn ci_seeds_protocol_adversaries() {
     let start = std::time::Instant::now();
     let mut mixes: std::collections::BTreeMap<String, u64> = Default::default();
     let mut twin_evidence = 0;
+    let (mut claims, mut withheld, mut flooded, mut flood_evidence) = (0, 0, 0, 0);
     for (validators, count, first) in [(4, 80, 10_000), (7, 40, 10_100)] {
         for seed in seeds(first..first + count) {
             let scenario = Scenario::adversary_from_seed(seed, validators);
@@ -198,14 +203,23 @@ fn ci_seeds_protocol_adversaries() {
                 }
             }
             let twins = scenario.behaviours.contains(&Behaviour::Twin);
+            let flooder = scenario.behaviours.contains(&Behaviour::EvidenceFlooder);
             let report = check("ci_seeds_protocol_adversaries", scenario);
             if twins {
                 twin_evidence += report.evidence_committed;
             }
+            if flooder {
+                flood_evidence += report.evidence_committed;
+            }
+            claims += report.false_tip_claims;
+            withheld += report.sync_requests_withheld;
+            flooded += report.evidence_flooded;
         }
     }
     eprintln!(
-        "adversaries {mixes:?} in {:.1} s; twins' equivocations recorded: {twin_evidence}",
+        "adversaries {mixes:?} in {:.1} s; twins' equivocations recorded: {twin_evidence}; \
+         {claims} false tip claims, {withheld} sync requests withheld; {flooded} pieces of evidence flooded, \
+         {flood_evidence} evidence items in blocks in the flooders' seeds",
         start.elapsed().as_secs_f64()
     );
     if chosen_seed().is_none() {
@@ -216,6 +230,14 @@ fn ci_seeds_protocol_adversaries() {
             );
         }
         assert!(twin_evidence > 0, "twins never got caught equivocating");
+        assert!(
+            claims > 0 && withheld > 0,
+            "no false tip lured a sync request ({claims} claims, {withheld} withheld)"
+        );
+        assert!(
+            flooded > 0 && flood_evidence > 0,
+            "no evidence flood reached a block"
+        );
     }
 }
 
@@ -774,6 +796,38 @@ fn every_byzantine_behaviour_at_f() {
             );
         }
     }
+}
+
+/// Issue 13's adversaries at f, in every seed: a peer claiming a tip a
+/// thousand heights or more ahead that answers no sync request (honest
+/// nodes behind still catch up from the others), and a validator flooding
+/// distinct valid evidence of its own double votes (it is jailed; no block
+/// holds two pieces for one validator and height, and the run stays live).
+#[test]
+fn false_tips_and_evidence_floods_at_f() {
+    let (mut withheld, mut flooded, mut recorded) = (0, 0, 0);
+    for (index, behaviour) in [Behaviour::FalseTip, Behaviour::EvidenceFlooder]
+        .into_iter()
+        .enumerate()
+    {
+        let first = 12_400 + 10 * index as u64;
+        for seed in seeds(first..first + 6) {
+            let report = check(
+                "false_tips_and_evidence_floods_at_f",
+                with_byzantine(seed, [4, 7][seed as usize % 2], behaviour),
+            );
+            withheld += report.sync_requests_withheld;
+            flooded += report.evidence_flooded;
+            if behaviour == Behaviour::EvidenceFlooder {
+                recorded += report.evidence_committed;
+            }
+        }
+    }
+    eprintln!("{withheld} sync requests withheld, {flooded} pieces of evidence flooded, {recorded} recorded in blocks");
+    assert!(
+        chosen_seed().is_some() || (withheld > 0 && flooded > 0 && recorded > 0),
+        "the adversaries did not act ({withheld} withheld, {flooded} flooded, {recorded} recorded)"
+    );
 }
 
 #[test]
