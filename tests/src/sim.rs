@@ -2173,8 +2173,12 @@ impl Simulation {
                 } else {
                     std::env::temp_dir()
                 };
+                // Unique in this process too: tests run seeds in parallel.
+                static FILES_MADE: std::sync::atomic::AtomicU64 =
+                    std::sync::atomic::AtomicU64::new(0);
+                let number = FILES_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let path = directory.join(format!(
-                    "cairn-sim-sign-state-{}-{}-{node}.json",
+                    "cairn-sim-sign-state-{}-{number}-{}-{node}.json",
                     std::process::id(),
                     self.scenario.seed
                 ));

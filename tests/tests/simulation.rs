@@ -740,6 +740,14 @@ fn a_seed_replays_the_same_trace() {
     assert_eq!(first.trace_hash, second.trace_hash);
     assert_eq!(first.heights, second.heights);
     assert_eq!(first.slow_sync_ms, second.slow_sync_ms);
+    // With a snapshot restore (a sign-state file, parts of the state
+    // sync moving through simulated time).
+    let scenario = Scenario::snapshot_restore_from_seed(12_001, 4);
+    let first = run(scenario.clone());
+    let second = run(scenario);
+    assert!(first.snapshot_restores > 0);
+    assert_eq!(first.trace_hash, second.trace_hash);
+    assert_eq!(first.snapshot_heights, second.snapshot_heights);
 }
 
 #[test]
