@@ -653,12 +653,47 @@ fn soak() {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0)
         });
-    eprintln!("soak: {count} seeds from {first}, every fault mix in turn");
+    // CAIRN_SIM_SOAK_MIX=<name> runs one mix only.
+    const MIXES: [(&str, u64); 9] = [
+        ("plain", 0),
+        ("weighted", 2),
+        ("any-size", 3),
+        ("harsh", 4),
+        ("adversaries", 5),
+        ("disk", 6),
+        ("snapshot", 7),
+        ("busy", 8),
+        ("all", u64::MAX),
+    ];
+    let only_mix = std::env::var("CAIRN_SIM_SOAK_MIX").ok().map(|name| {
+        MIXES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, mix)| *mix)
+            .unwrap_or_else(|| {
+                panic!(
+                    "CAIRN_SIM_SOAK_MIX={name} is not a mix; use one of {:?}",
+                    MIXES.map(|(known, _)| known)
+                )
+            })
+    });
+    let only_mix = only_mix.filter(|mix| *mix != u64::MAX);
+    eprintln!(
+        "soak: {count} seeds from {first}, {}",
+        match only_mix {
+            Some(_) => "one fault mix",
+            None => "every fault mix in turn",
+        }
+    );
     let start = std::time::Instant::now();
     for offset in 0..count {
         let seed = first.wrapping_add(offset);
         let validators = [4, 7, 10][(seed % 3) as usize];
-        let scenario = match offset % 9 {
+        let mix = match only_mix {
+            Some(mix) => mix,
+            None => offset % 9,
+        };
+        let scenario = match mix {
             0 | 1 => Scenario::from_seed(seed, validators),
             2 => Scenario::weighted_from_seed(seed, 4 + (seed % 4) as usize),
             3 => Scenario::any_size_from_seed(seed),
