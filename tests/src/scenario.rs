@@ -68,6 +68,14 @@ pub enum Behaviour {
     /// own WAL (a twin): the key signs conflicting messages. Both instances
     /// count as one Byzantine validator.
     Twin,
+    /// Besides its honest messages, claims a tip far ahead (signed votes
+    /// of a height a thousand or more above the others'), and answers no
+    /// sync request (round state, block) sent to it.
+    FalseTip,
+    /// Besides its honest messages, floods distinct valid evidence of its
+    /// own double votes (new pairs at every vote, for its height and the
+    /// heights below it).
+    EvidenceFlooder,
 }
 
 impl Behaviour {
@@ -83,12 +91,14 @@ impl Behaviour {
 
     /// Adversaries that act inside the protocol (see
     /// [`Scenario::adversary_from_seed`]).
-    pub const PROTOCOL_ADVERSARIES: [Behaviour; 5] = [
+    pub const PROTOCOL_ADVERSARIES: [Behaviour; 7] = [
         Behaviour::LockSplitter,
         Behaviour::SelectiveSender,
         Behaviour::RoundSpammer,
         Behaviour::Replayer,
         Behaviour::Twin,
+        Behaviour::FalseTip,
+        Behaviour::EvidenceFlooder,
     ];
 }
 
@@ -163,6 +173,20 @@ pub struct Scenario {
     /// the fault clears), or a record that rots (the node must refuse to
     /// run on it; at most f such nodes stop for good).
     pub disk_faults: u32,
+    /// Periods of slow syncs during the fault phase, each on one node for
+    /// 0.1-1 s: every sync of that node costs 5-200 ms of simulated time,
+    /// and the node is busy until its step's syncs are done (what it sends
+    /// leaves after them; inputs reaching it meanwhile wait, in order).
+    pub slow_syncs: u32,
+    /// Crashes of honest validators after which the node restarts with an
+    /// empty store and joins by state sync: a snapshot of another honest
+    /// node's committed state, moved through simulated time, verified
+    /// against the trusted header, then catch-up to the tip.
+    pub snapshot_restores: u32,
+    /// Test-only: a node restored from a snapshot forgets its sign state
+    /// (as if `config/` were lost with `data/`): the no-double-sign
+    /// checker must then catch it.
+    pub restore_without_sign_state: bool,
 }
 
 /// What one staking event of a [`StakingPlan`] does. The simulator picks
@@ -266,6 +290,9 @@ impl Scenario {
             corrupt_per_mille: 0,
             wait_for_transactions: false,
             disk_faults: 0,
+            slow_syncs: 0,
+            snapshot_restores: 0,
+            restore_without_sign_state: false,
         }
     }
 
@@ -309,6 +336,9 @@ impl Scenario {
             corrupt_per_mille: 0,
             wait_for_transactions: false,
             disk_faults: 0,
+            slow_syncs: 0,
+            snapshot_restores: 0,
+            restore_without_sign_state: false,
         }
     }
 
@@ -501,8 +531,10 @@ impl Scenario {
 
     /// [`Scenario::from_seed`] with up to f validators acting inside the
     /// protocol: lock-splitting proposers, selective senders, high-round
-    /// vote spammers, replayers of old messages, and twins (a second
-    /// instance of a key, with its own WAL; the key counts as Byzantine).
+    /// vote spammers, replayers of old messages, twins (a second instance
+    /// of a key, with its own WAL; the key counts as Byzantine), peers
+    /// that claim a false tip and withhold sync answers, and floods of
+    /// evidence of one's own double votes.
     pub fn adversary_from_seed(seed: u64, validators: usize) -> Scenario {
         let mut scenario = Scenario::from_seed(seed, validators);
         let mut rng = SplitMix64::new(seed ^ 0xAD7E_5A21);
@@ -522,13 +554,30 @@ impl Scenario {
     }
 
     /// [`Scenario::from_seed`] with honest validators only and one to four
-    /// disk faults: full disks, failing syncs, rotten records.
+    /// disk faults: full disks, failing syncs, rotten records; and up to
+    /// two periods of slow syncs (5-200 ms of simulated time each).
     pub fn disk_faults_from_seed(seed: u64, validators: usize) -> Scenario {
         let mut scenario = Scenario::from_seed(seed, validators);
         let mut rng = SplitMix64::new(seed ^ 0xD15C_FA17);
         scenario.behaviours = vec![Behaviour::Honest; validators];
         scenario.disk_faults = rng.between(1, 4) as u32;
         scenario.fault_phase_ms = scenario.fault_phase_ms.max(1_500);
+        scenario.slow_syncs = rng.below(3) as u32;
+        scenario
+    }
+
+    /// [`Scenario::from_seed`] with a fault phase of 3-6 s in whose second
+    /// half one or two crashes of honest validators end in a restore from
+    /// a snapshot instead of a restart from the node's own store (see
+    /// [`Scenario::snapshot_restores`]).
+    pub fn snapshot_restore_from_seed(seed: u64, validators: usize) -> Scenario {
+        let mut scenario = Scenario::from_seed(seed, validators);
+        let mut rng = SplitMix64::new(seed ^ 0x5A47_5E57);
+        scenario.snapshot_restores = rng.between(1, 2) as u32;
+        // Long enough for tens of heights before the wipes (which strike
+        // in the second half of the phase), so snapshots are of heights
+        // with an evidence window below them.
+        scenario.fault_phase_ms = rng.between(3_000, 6_000);
         scenario
     }
 
@@ -580,7 +629,7 @@ impl Scenario {
             }
         };
         format!(
-            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰ disk_faults={}{staking}",
+            "n={} powers={:?} byzantine=[{}] drop={}‰ dup={}‰ latency={:?}/{:?}ms partitions={} long_partition={}x{}ms clock_outliers={:?} crashes={} heal_at={}ms timeout_commit={}ms host_fault={:?} transactions={} wait={} skew={}ms jumps={} drift={}ppm one_way={} heavy_tail={}‰ corrupt={}‰ disk_faults={} slow_syncs={} snapshot_restores={}{}{staking}",
             self.validators,
             self.powers,
             byzantine.join(","),
@@ -604,7 +653,14 @@ impl Scenario {
             self.one_way_links,
             self.heavy_tail_per_mille,
             self.corrupt_per_mille,
-            self.disk_faults
+            self.disk_faults,
+            self.slow_syncs,
+            self.snapshot_restores,
+            if self.restore_without_sign_state {
+                " (without sign state)"
+            } else {
+                ""
+            }
         )
     }
 }

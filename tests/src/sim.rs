@@ -61,6 +61,44 @@
 //! counts joins, removals, jailings and rotations from the changes of the
 //! signing sets.
 //!
+//! A step takes no simulated time unless the node's disk is slow (a
+//! period of [`crate::scenario::Scenario::slow_syncs`]): then each sync
+//! its step made ([`MemoryDisk::syncs`]: synced writes and WAL syncs)
+//! costs 5-200 ms, and the node is busy until they are done. What the
+//! step sent leaves, and the timers it set start, only then; messages and
+//! timers that reach a busy node wait, in their order, and are taken when
+//! it is free ([`Event::Free`]). The disk's effects are those of the step
+//! (a crash while busy loses the waiting inputs, not the step's writes).
+//!
+//! # State sync
+//!
+//! In seeds with [`crate::scenario::Scenario::snapshot_restores`], some
+//! crashes of honest validators lose the node's data directory
+//! ([`Event::Wipe`]: a new, empty [`MemoryDisk`]); what it last signed and
+//! the lock it held survive in its sign-state file (a real
+//! `cairn_node::sign_state::SignState` file, as `config/sign_state.json`
+//! survives a lost `data/`), through which every later host of the node
+//! signs. The node then joins by state sync with the store-level code
+//! `cairnd` uses (the node's own `state_sync` module runs on tokio and
+//! libp2p, so the simulator drives the same `cairn_store` functions
+//! instead): an honest running peer takes a snapshot of its committed
+//! height ([`create_snapshot`]); the manifest, the chunks and the evidence
+//! window below the snapshot travel over the simulated network (each
+//! answer a round trip, lost ones asked again after a timeout); the block
+//! of that height must have the hash the honest nodes decided (the
+//! trusted hash, as `sync.trust_hash` gives it), its certificate must
+//! verify against the set its header names, the manifest must name the
+//! chain, height and state root of that header
+//! ([`SnapshotManifest::verify`]) and each chunk its hash
+//! (`check_chunk`); then `restore_begin`, `restore_chunk` in order,
+//! `restore_finish` (which recomputes the root) and `restore_history`
+//! (from the top down). A crash during a restore makes it start over. The
+//! checker compares the restored state (root, every account, staking)
+//! with the provider's at that height, and, in these seeds, the state of
+//! every honest node after each height it reaches with the first one's
+//! (the snapshot manifest's hash). The node then starts on the restored
+//! store and catches up; every other checker holds for it.
+//!
 //! Byzantine validators run the same host behind a transforming network
 //! layer ("Byzantine mocks beside the honest code"): a silent node sends
 //! nothing; an equivocating proposer sends a second, re-timed block to half
@@ -68,7 +106,13 @@
 //! bad-signatures node sends broken signatures and garbage bytes; a bad
 //! proposer re-signs its proposals over a block with a far-future time or a
 //! wrong state root; an amnesiac deletes its WAL of the height and restarts
-//! its host at every precommit timeout.
+//! its host at every precommit timeout; a false-tip peer adds signed votes
+//! of a height a thousand or more ahead (a claimed tip: peers that believe
+//! it ask it for the heights they miss) and answers no sync request; an
+//! evidence flooder signs new pairs of conflicting votes of its own at
+//! every vote and gossips them as evidence (hosts keep one piece per
+//! validator and height; the checker fails any honest node whose chain
+//! records two).
 //!
 //! # Checkers
 //!
@@ -101,14 +145,17 @@ use cairn_node::{
     ledger::Ledger,
     mempool::MempoolLimits,
     metrics::Metrics,
+    sign_state::SignState,
     NodeError,
 };
+use cairn_state::Account;
 use cairn_state::{
     staking::{Offence, StakingAction, StakingState},
     LedgerState,
 };
 use cairn_store::{
-    ChainIdentity, Column, DiskFault, InterruptedWrite, MemoryDisk, MemoryStore, Store,
+    create_snapshot, ChainIdentity, Column, DiskFault, InterruptedWrite, MemoryDisk, MemoryStore,
+    SnapshotManifest, Store, StoreError,
 };
 use cairn_types::{
     codec, sha256, Address, Block, ChainId, CommitCertificate, ConsensusParams, Evidence, Hash,
@@ -137,6 +184,14 @@ const SUBMIT_INTERVAL_MS: u64 = 50;
 const REPLAY_MEMORY_MAX: usize = 64;
 /// Nil votes of far rounds a round spammer adds to each of its votes.
 const ROUND_SPAM_VOTES: u64 = 3;
+/// How far above its real height a false-tip peer claims to be (at least).
+const FALSE_TIP_AHEAD: u64 = 1_000;
+/// Pieces of evidence of its own double votes an evidence flooder signs
+/// at each of its votes.
+const EVIDENCE_FLOOD_PER_VOTE: u64 = 4;
+/// An evidence flooder's pieces are of its height or up to this many
+/// heights below it (inside the evidence window).
+const EVIDENCE_FLOOD_DEPTH_HEIGHTS: u64 = 5;
 /// Hosts that wait for transactions poll their mempools this often (the
 /// node's runtime does on its tick).
 const POLL_WAITING_MS: u64 = 10;
@@ -154,6 +209,17 @@ const STAKING_FILLERS_MAX: u32 = 2;
 const STAKING_VALIDATORS_MIN: usize = 3;
 /// A locked-validator unbond polls the hosts this many ticks for a lock.
 const STAKING_LOCK_POLLS: u32 = 12;
+/// Simulated time one sync costs while a node's disk is slow (ms, bounds).
+const SLOW_SYNC_MS: (u64, u64) = (5, 200);
+/// How long a period of slow syncs lasts (ms, bounds).
+const SLOW_SYNC_PERIOD_MS: (u64, u64) = (100, 1_000);
+/// A node waiting for a peer to offer a snapshot asks again this often (ms).
+const SNAPSHOT_RETRY_MS: u64 = 50;
+/// A snapshot request (manifest, chunk, history range) whose answer was
+/// lost is sent again after this long (ms).
+const SNAPSHOT_REQUEST_TIMEOUT_MS: u64 = 200;
+/// History blocks (the evidence window below the snapshot) in one range.
+const SNAPSHOT_HISTORY_RANGE_BLOCKS: u64 = 8;
 /// Mempool caps of every simulated node.
 const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
     transactions_max: 10_000,
@@ -405,8 +471,114 @@ enum Event {
         node: usize,
         incarnation: u64,
     },
+    /// A busy node's syncs are done: it takes the inputs that waited.
+    Free {
+        node: usize,
+    },
+    /// A node crashes and loses its whole store; it will join again by
+    /// state sync.
+    Wipe {
+        node: usize,
+    },
+    /// A node crashes if it is restoring a snapshot.
+    CrashRestoring {
+        node: usize,
+    },
+    /// The next part of a node's state sync arrives (or is asked for).
+    Snapshot {
+        node: usize,
+        /// Bumped when a restore starts over: parts of an older attempt are
+        /// stale.
+        attempt: u64,
+        part: SnapshotPart,
+    },
 }
 
+/// What arrives in a state sync (see [`Simulation::snapshot_part`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SnapshotPart {
+    /// Look for a peer offering a snapshot recent enough.
+    Discover,
+    /// The manifest (and the trusted block, certificate and set).
+    Manifest,
+    /// One chunk.
+    Chunk(usize),
+    /// The next range of the evidence window below the snapshot height.
+    History,
+}
+
+/// Everything a node's state can be compared by: the state root, every
+/// account (slot order) and the staking state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StateImage {
+    root: Hash,
+    accounts: Vec<(u64, Address, Account)>,
+    staking: Option<StakingState>,
+}
+
+impl StateImage {
+    /// The state after the latest block of `store`.
+    fn of(store: &dyn Store) -> Result<StateImage, StoreError> {
+        let state = store.load_state()?;
+        Ok(StateImage {
+            root: state.root(),
+            accounts: state.iter().collect(),
+            staking: state.staking().cloned(),
+        })
+    }
+}
+
+/// A snapshot a node is restoring, as its provider made it.
+struct TakenSnapshot {
+    /// The honest node it was taken from.
+    provider: usize,
+    /// Its height.
+    height: u64,
+    manifest_bytes: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    /// The block of the snapshot height, its certificate and the set that
+    /// signed it (verified against the trusted hash on arrival).
+    block: Block,
+    certificate: CommitCertificate,
+    set: ValidatorSet,
+    /// The provider's state at the snapshot height (for the checker).
+    state: StateImage,
+    /// The blocks of the evidence window below the snapshot height that
+    /// the provider holds, ascending, and the sets their headers name.
+    history: Vec<(Block, CommitCertificate)>,
+    history_sets: Vec<ValidatorSet>,
+    /// The evidence in the provider's chain up to that height.
+    evidence: BTreeSet<(Height, u32)>,
+}
+
+/// A state sync under way on a node whose store was lost.
+struct Restore {
+    attempt: u64,
+    taken: Option<TakenSnapshot>,
+    /// The store being restored into (on the node's new, empty disk).
+    store: Option<Arc<dyn Store>>,
+    manifest: Option<SnapshotManifest>,
+    /// Chunks verified and not written yet (they are written in order).
+    received: BTreeMap<usize, Vec<u8>>,
+    next_chunk: usize,
+    /// The evidence window below the snapshot has arrived.
+    history_arrived: bool,
+    /// The highest height the node had signed at when it was wiped.
+    signed_height: u64,
+}
+
+/// The sign-state files of a run's nodes (`config/sign_state.json` of a
+/// node that lost its data directory), removed when the run ends.
+#[derive(Default)]
+struct SignStateFiles(Vec<std::path::PathBuf>);
+
+impl Drop for SignStateFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 impl Event {
     fn code(&self) -> u64 {
         match self {
@@ -424,6 +596,28 @@ impl Event {
             Event::PollWaiting => 12,
             Event::DiskFault { node, .. } => 13 + ((*node as u64) << 8),
             Event::Rot { node } => 14 + ((*node as u64) << 8),
+            Event::Free { node } => 15 + ((*node as u64) << 8),
+            Event::Wipe { node } => 16 + ((*node as u64) << 8),
+            Event::CrashRestoring { node } => 18 + ((*node as u64) << 8),
+            Event::Snapshot { node, part, .. } => {
+                let part = match part {
+                    SnapshotPart::Discover => 0,
+                    SnapshotPart::Manifest => 1,
+                    SnapshotPart::History => 2,
+                    SnapshotPart::Chunk(index) => 3 + *index as u64,
+                };
+                17 + ((*node as u64) << 8) + (part << 16)
+            }
+        }
+    }
+
+    /// The node this event is an input of (a message to it, its timer):
+    /// such events wait while the node is busy.
+    fn input_of(&self) -> Option<usize> {
+        match self {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::Timer { node, .. } => Some(*node),
+            _ => None,
         }
     }
 }
@@ -472,6 +666,29 @@ struct Node {
     /// Why the node stopped for good (a rotten record it refused to run
     /// on): a stopped node is neither Byzantine nor held to liveness.
     stopped: Option<String>,
+    /// Periods (start, end ms) in which each sync of this node costs
+    /// [`SLOW_SYNC_MS`] of simulated time.
+    slow_periods: Vec<(u64, u64)>,
+    /// The node is busy with its last step's syncs until then.
+    busy_until_ms: u64,
+    /// Inputs that reached the node while it was busy, in arrival order.
+    deferred: std::collections::VecDeque<Event>,
+    /// An [`Event::Free`] is queued for this node.
+    free_scheduled: bool,
+    /// Syncs of its disk already charged in simulated time.
+    syncs_charged: u64,
+    /// A state sync under way (the node lost its store).
+    restore: Option<Restore>,
+    /// Evidence in the chain below a restored snapshot (not in the
+    /// node's store, in its chain all the same).
+    inherited_evidence: BTreeSet<(Height, u32)>,
+    /// The node's sign-state file, once it lost its data directory (the
+    /// file lives apart from it, as `config/sign_state.json` does): every
+    /// later host of the node signs through it.
+    sign_state_path: Option<std::path::PathBuf>,
+    /// State syncs begun (numbers each attempt: parts of an older one are
+    /// stale).
+    restore_attempts: u64,
 }
 
 /// The result of a run.
@@ -511,10 +728,9 @@ pub struct Report {
     /// Crashes that struck inside a store write, in the middle of a step
     /// (after unsynced WAL appends, before their sync).
     pub crashes_mid_step: u64,
-    /// Evidence items an honest node committed that an earlier block of its
-    /// chain had already recorded (a violation when an honest validator
-    /// proposed the block; a Byzantine proposer may do it, and the ledger
-    /// accepts it).
+    /// Evidence items an honest node committed for a (validator, height)
+    /// its chain already recorded, in the same block or an earlier one (a
+    /// violation: the ledger refuses such a block, whoever proposed it).
     pub evidence_recorded_twice: u64,
     /// Transfers the simulated client had accepted by a mempool.
     pub transactions_submitted: u64,
@@ -551,6 +767,33 @@ pub struct Report {
     pub key_swaps: u64,
     /// Heights whose signing set changed from the previous height's.
     pub set_changes: u64,
+    /// Steps of a node whose syncs took simulated time (a slow disk).
+    pub slow_sync_steps: u64,
+    /// Simulated time those syncs took, summed (ms).
+    pub slow_sync_ms: u64,
+    /// Inputs (messages, timers) that waited for a busy node.
+    pub inputs_deferred: u64,
+    /// Nodes that lost their store and joined again from a snapshot, and
+    /// the heights of those snapshots.
+    pub snapshot_restores: u64,
+    /// Heights of the restored snapshots.
+    pub snapshot_heights: Vec<u64>,
+    /// Chunks (and manifests) re-requested after their answer was lost.
+    pub snapshot_requests_lost: u64,
+    /// State syncs that started over (the node crashed during one).
+    pub snapshot_restarts: u64,
+    /// Restores of a snapshot below a height the node had signed at.
+    pub snapshot_restores_below_signed: u64,
+    /// Far-tip claims a false-tip peer sent.
+    pub false_tip_claims: u64,
+    /// Sync requests (round state, block) a false-tip peer left unanswered.
+    pub sync_requests_withheld: u64,
+    /// Distinct pieces of evidence of its own double votes an evidence
+    /// flooder sent.
+    pub evidence_flooded: u64,
+    /// Heights whose state (every account, staking, root) was compared
+    /// across honest nodes (in seeds with snapshot restores).
+    pub states_compared: u64,
 }
 
 /// The highest honest chain's staking state, as the staking schedule
@@ -650,6 +893,14 @@ pub struct Simulation {
     report: Report,
     tracing: bool,
     staking: Option<StakingRun>,
+    /// While the outputs of a busy node's step are sent: when they leave
+    /// (after its syncs).
+    send_at_ms: Option<u64>,
+    /// In seeds with snapshot restores: the state each height left, as the
+    /// first honest node to commit it had it (the snapshot manifest's
+    /// hash: every account and the staking state), and that node.
+    state_digests: BTreeMap<u64, (Hash, usize)>,
+    sign_state_files: SignStateFiles,
 }
 
 fn fold(trace: u64, value: u64) -> u64 {
@@ -802,6 +1053,15 @@ impl Simulation {
                 bad_proposals: BTreeMap::new(),
                 heard: std::collections::VecDeque::new(),
                 stopped: None,
+                slow_periods: Vec::new(),
+                busy_until_ms: 0,
+                deferred: std::collections::VecDeque::new(),
+                free_scheduled: false,
+                syncs_charged: 0,
+                restore: None,
+                inherited_evidence: BTreeSet::new(),
+                sign_state_path: None,
+                restore_attempts: 0,
             });
         }
         let report = Report {
@@ -865,6 +1125,9 @@ impl Simulation {
             scenario,
             tracing: std::env::var_os("CAIRN_SIM_TRACE").is_some(),
             staking,
+            send_at_ms: None,
+            state_digests: BTreeMap::new(),
+            sign_state_files: SignStateFiles::default(),
         }
     }
 
@@ -1177,10 +1440,135 @@ impl Simulation {
             self.schedule(at, Event::Crash { node });
             self.schedule(restart, Event::Restart { node });
         }
+        // Drawn last, so seeds without slow syncs stay as they were.
+        for _ in 0..self.scenario.slow_syncs {
+            let node = self.rng.below(count as u64) as usize;
+            let at = self.rng.below(phase * 6 / 10 + 1);
+            let end = (at
+                + self
+                    .rng
+                    .between(SLOW_SYNC_PERIOD_MS.0, SLOW_SYNC_PERIOD_MS.1))
+            .min(phase.saturating_sub(1));
+            self.nodes[node].slow_periods.push((at, end.max(at + 1)));
+        }
+        for _ in 0..self.scenario.snapshot_restores {
+            let node = honest[self.rng.below(honest.len() as u64) as usize];
+            let at = phase / 2 + self.rng.below(phase * 3 / 10 + 1);
+            self.schedule(at, Event::Wipe { node });
+            if self.rng.chance(500) {
+                // Killed while the snapshot is on its way (if it is by
+                // then): the restore starts over on the next start.
+                let during = at + self.rng.between(60, 450);
+                self.schedule(during, Event::CrashRestoring { node });
+            }
+        }
     }
 
     fn handle(&mut self, event: Event) {
+        if let Some(node) = event.input_of() {
+            if self.busy(node) {
+                self.defer(node, event);
+                return;
+            }
+        }
+        self.dispatch(event);
+    }
+
+    /// Whether `node` is running and still busy with a step's syncs (or
+    /// has inputs waiting from then).
+    fn busy(&self, node: usize) -> bool {
+        let state = &self.nodes[node];
+        state.host.is_some() && (state.busy_until_ms > self.now_ms || !state.deferred.is_empty())
+    }
+
+    /// Keeps an input of a busy node until it is free.
+    fn defer(&mut self, node: usize, event: Event) {
+        self.report.inputs_deferred += 1;
+        self.nodes[node].deferred.push_back(event);
+        self.schedule_free(node);
+    }
+
+    fn schedule_free(&mut self, node: usize) {
+        if !self.nodes[node].free_scheduled {
+            self.nodes[node].free_scheduled = true;
+            let at = self.nodes[node].busy_until_ms.max(self.now_ms);
+            self.schedule(at, Event::Free { node });
+        }
+    }
+
+    /// A busy node is free: it takes the inputs that waited, in order,
+    /// until one of them makes it busy again.
+    fn free(&mut self, node: usize) {
+        self.nodes[node].free_scheduled = false;
+        while self.nodes[node].busy_until_ms <= self.now_ms {
+            if self.nodes[node].host.is_none() {
+                // It went down meanwhile: the inputs died with the process.
+                self.nodes[node].deferred.clear();
+                return;
+            }
+            let Some(event) = self.nodes[node].deferred.pop_front() else {
+                return;
+            };
+            self.dispatch(event);
+            if !self.report.violations.is_empty() {
+                return;
+            }
+        }
+        if !self.nodes[node].deferred.is_empty() {
+            self.schedule_free(node);
+        }
+    }
+
+    /// Simulated time the syncs `node` made since the last charge cost
+    /// (0 unless its disk is slow now); the node is busy that long.
+    fn charge_syncs(&mut self, node: usize) -> u64 {
+        let syncs = self.nodes[node].disk.syncs();
+        let new = syncs.saturating_sub(self.nodes[node].syncs_charged);
+        self.nodes[node].syncs_charged = syncs;
+        let now = self.now_ms;
+        let slow = self.nodes[node]
+            .slow_periods
+            .iter()
+            .any(|(start, end)| *start <= now && now < *end);
+        if new == 0 || !slow {
+            return 0;
+        }
+        let cost: u64 = (0..new)
+            .map(|_| self.rng.between(SLOW_SYNC_MS.0, SLOW_SYNC_MS.1))
+            .sum();
+        self.report.slow_sync_steps += 1;
+        self.report.slow_sync_ms += cost;
+        let state = &mut self.nodes[node];
+        state.busy_until_ms = state.busy_until_ms.max(now) + cost;
+        cost
+    }
+
+    fn dispatch(&mut self, event: Event) {
         match event {
+            Event::Free { node } => self.free(node),
+            Event::Wipe { node } => self.wipe(node),
+            Event::CrashRestoring { node } => {
+                let begun = self.nodes[node]
+                    .restore
+                    .as_ref()
+                    .is_some_and(|restore| restore.taken.is_some());
+                if begun {
+                    self.crash_during_restore(node);
+                }
+            }
+            Event::Snapshot {
+                node,
+                attempt,
+                part,
+            } => {
+                let current = self.nodes[node]
+                    .restore
+                    .as_ref()
+                    .is_some_and(|restore| restore.attempt == attempt);
+                if current {
+                    self.snapshot_part(node, part);
+                }
+            }
             Event::Deliver { to, from, message } => self.deliver(to, from, *message),
             Event::Timer {
                 node,
@@ -1206,6 +1594,17 @@ impl Simulation {
                 self.step(node, Input::TimeoutElapsed(timeout));
             }
             Event::Crash { node } => {
+                if self.nodes[node].restore.is_some() {
+                    // Down already, restoring: a crash makes it start over.
+                    if self.nodes[node]
+                        .restore
+                        .as_ref()
+                        .is_some_and(|r| r.taken.is_some())
+                    {
+                        self.crash_during_restore(node);
+                    }
+                    return;
+                }
                 // Half of the crashes strike between steps (the node's WAL
                 // is synced), half inside one of its next few store writes
                 // (an unsynced WAL append, a sync's predecessor, a commit).
@@ -1265,6 +1664,10 @@ impl Simulation {
             Event::Rot { node } => self.rot(node),
             Event::PollWaiting => {
                 for node in 0..self.nodes.len() {
+                    if self.busy(node) {
+                        // It polls again on its next tick.
+                        continue;
+                    }
                     let Some(host) = self.nodes[node].host.as_mut() else {
                         continue;
                     };
@@ -1342,8 +1745,12 @@ impl Simulation {
     /// Starts (or restarts after a crash) a node from its disk: store,
     /// ledger, host, `host.start()` (which replays the WAL).
     fn boot(&mut self, node: usize) {
-        if self.nodes[node].stopped.is_some() || self.nodes[node].disk.fault().is_some() {
-            // Down for good, or until its disk is repaired.
+        if self.nodes[node].stopped.is_some()
+            || self.nodes[node].disk.fault().is_some()
+            || self.nodes[node].restore.is_some()
+        {
+            // Down for good, until its disk is repaired, or until its
+            // state sync is done.
             return;
         }
         let store =
@@ -1403,6 +1810,19 @@ impl Simulation {
                 return;
             }
         };
+        let sign_state_path = self.nodes[node]
+            .sign_state_path
+            .clone()
+            .filter(|_| !self.scenario.restore_without_sign_state);
+        if let Some(path) = sign_state_path {
+            match SignState::open(&path) {
+                Ok(sign_state) => host = host.with_sign_state(sign_state),
+                Err(error) => {
+                    self.violation(format!("node {node} cannot open its sign state: {error}"));
+                    return;
+                }
+            }
+        }
         if let Some(fault) = self.scenario.honest_host_fault {
             if self.honest(node) {
                 (fault.apply)(&mut host);
@@ -1419,8 +1839,12 @@ impl Simulation {
         }
         // Heights committed in the step a crash struck (not checked then)
         // are checked by the `after_step` below, from the store.
+        committed.extend(state.inherited_evidence.iter().copied());
         state.committed_evidence = committed;
         state.incarnation += 1;
+        // A new process: nothing waits from the old one.
+        state.busy_until_ms = 0;
+        state.deferred.clear();
         state.host = Some(host);
         self.start_host(node);
         let snapshot = self.nodes[node].crash_snapshot.take();
@@ -1549,8 +1973,12 @@ impl Simulation {
         };
         let tip = host.ledger().tip().height.0;
         if check_commits {
+            let advanced = tip > self.nodes[node].checked_height;
             for height in self.nodes[node].checked_height + 1..=tip {
                 self.check_commit(node, height);
+            }
+            if advanced && self.scenario.snapshot_restores > 0 && self.honest(node) {
+                self.compare_state(node, tip);
             }
             self.nodes[node].checked_height = self.nodes[node].checked_height.max(tip);
             if self.staking.is_some() {
@@ -1570,7 +1998,13 @@ impl Simulation {
             ));
         }
         let incarnation = self.nodes[node].incarnation;
+        // What the step sends leaves, and its timers start, once its syncs
+        // are done.
+        let cost = self.charge_syncs(node);
+        let leave_ms = self.now_ms + cost;
+        self.send_at_ms = (cost > 0).then_some(leave_ms);
         let Some(host) = self.nodes[node].host.as_mut() else {
+            self.send_at_ms = None;
             return;
         };
         let outbox = host.network_mut().drain();
@@ -1579,7 +2013,7 @@ impl Simulation {
         let scheduled = timers.drain();
         for (timeout, duration_ms) in scheduled {
             self.schedule(
-                self.now_ms + duration_ms,
+                leave_ms + duration_ms,
                 Event::Timer {
                     node,
                     incarnation,
@@ -1656,6 +2090,7 @@ impl Simulation {
                 ),
             }
         }
+        self.send_at_ms = None;
     }
 
     /// The simulated client: `transactions_per_block` transfers between
@@ -1698,6 +2133,575 @@ impl Simulation {
                 if ledger.submit(&[&bytes]).iter().all(Result::is_ok) {
                     self.report.transactions_submitted += 1;
                 }
+            }
+        }
+    }
+
+    // ----- state sync --------------------------------------------------------
+
+    /// `node` crashes and its data directory is lost: a new, empty disk.
+    /// Its sign state (kept apart from the data, as `cairnd` keeps
+    /// `config/sign_state.json`) is what it last signed and the lock it
+    /// held then. A node that is down is wiped once it is up again.
+    fn wipe(&mut self, node: usize) {
+        if self.tracing {
+            eprintln!("{:>6} ms node {node}: wiped", self.now_ms);
+        }
+        if self.nodes[node].restore.is_some() || self.nodes[node].stopped.is_some() {
+            // Restoring already: this wipe finds nothing to lose.
+            return;
+        }
+        if self.nodes[node].host.is_none() {
+            self.schedule(self.now_ms + SNAPSHOT_RETRY_MS, Event::Wipe { node });
+            return;
+        }
+        let record = self.sign_record(node);
+        let signed_height = self
+            .signed
+            .keys()
+            .filter(|(signer, ..)| *signer == node)
+            .map(|(_, height, ..)| *height)
+            .max()
+            .unwrap_or(0);
+        self.crash(node);
+        let path = match self.nodes[node].sign_state_path.clone() {
+            // The host has kept it since the last wipe.
+            Some(path) => path,
+            None => {
+                let directory = if std::path::Path::new("/dev/shm").is_dir() {
+                    std::path::PathBuf::from("/dev/shm")
+                } else {
+                    std::env::temp_dir()
+                };
+                // Unique in this process too: tests run seeds in parallel.
+                static FILES_MADE: std::sync::atomic::AtomicU64 =
+                    std::sync::atomic::AtomicU64::new(0);
+                let number = FILES_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = directory.join(format!(
+                    "cairn-sim-sign-state-{}-{number}-{}-{node}.json",
+                    std::process::id(),
+                    self.scenario.seed
+                ));
+                if let Err(error) = std::fs::write(&path, record.as_bytes()) {
+                    self.violation(format!(
+                        "cannot write the sign state of node {node}: {error}"
+                    ));
+                    return;
+                }
+                self.sign_state_files.0.push(path.clone());
+                path
+            }
+        };
+        let state = &mut self.nodes[node];
+        state.sign_state_path = Some(path);
+        state.crash_snapshot = None;
+        state.crash_armed = None;
+        state.disk = MemoryDisk::new();
+        state.syncs_charged = 0;
+        state.evidence_pool.clear();
+        state.restore_attempts += 1;
+        let attempt = state.restore_attempts;
+        state.restore = Some(Restore {
+            attempt,
+            taken: None,
+            store: None,
+            manifest: None,
+            received: BTreeMap::new(),
+            next_chunk: 0,
+            history_arrived: false,
+            signed_height,
+        });
+        // It starts again (empty) a little later and looks for snapshots.
+        let start_ms = self.now_ms + self.rng.between(50, 400);
+        self.schedule(
+            start_ms,
+            Event::Snapshot {
+                node,
+                attempt,
+                part: SnapshotPart::Discover,
+            },
+        );
+    }
+
+    /// The sign-state record (`node/src/sign_state.rs`) of `node`: the
+    /// last message it signed (the highest height, round and step the
+    /// checkers saw it send) and the lock it holds at that height.
+    fn sign_record(&self, node: usize) -> String {
+        let last = self
+            .signed
+            .iter()
+            .filter(|((signer, ..), _)| *signer == node)
+            .max_by_key(|((_, height, round, kind), _)| (*height, *round, *kind));
+        let Some(((_, height, round, kind), value)) = last else {
+            // Nothing signed: an empty file.
+            return String::new();
+        };
+        let step = ["proposal", "prevote", "precommit"][*kind as usize];
+        let hash = |value: &Option<Hash>| match value {
+            Some(hash) => format!("\"{}\"", hash.to_hex()),
+            None => "null".into(),
+        };
+        let lock = self.nodes[node].host.as_ref().and_then(|host| {
+            let state = host.round_state();
+            state
+                .locked
+                .filter(|_| state.height.0 == *height)
+                .map(|locked| {
+                    format!(
+                        ",\"locked\":{{\"height\":{height},\"round\":{},\"block_hash\":\"{}\"}}",
+                        locked.round.0,
+                        locked.value.to_hex()
+                    )
+                })
+        });
+        format!(
+            "{{\"height\":{height},\"round\":{round},\"step\":\"{step}\",\"block_hash\":{}{}}}",
+            hash(value),
+            lock.unwrap_or_default()
+        )
+    }
+
+    /// A crash while the node restores: it starts over on its next start
+    /// (the store marks a restore under way; beginning again clears it).
+    fn crash_during_restore(&mut self, node: usize) {
+        self.nodes[node].disk.crash();
+        let restart_ms = self.now_ms + self.rng.between(50, 400);
+        self.nodes[node].restore_attempts += 1;
+        let attempts = self.nodes[node].restore_attempts;
+        let Some(restore) = self.nodes[node].restore.as_mut() else {
+            return;
+        };
+        restore.attempt = attempts;
+        restore.taken = None;
+        restore.store = None;
+        restore.manifest = None;
+        restore.received.clear();
+        restore.next_chunk = 0;
+        restore.history_arrived = false;
+        let attempt = restore.attempt;
+        self.report.snapshot_restarts += 1;
+        self.schedule(
+            restart_ms,
+            Event::Snapshot {
+                node,
+                attempt,
+                part: SnapshotPart::Discover,
+            },
+        );
+    }
+
+    /// When a snapshot request sent now is answered: a round trip on the
+    /// simulated network (lost answers are asked again after a timeout).
+    fn snapshot_answer_at(&mut self) -> u64 {
+        let faults = self.faults_active();
+        let (low, high) = if faults {
+            self.scenario.latency_faulty_ms
+        } else {
+            self.scenario.latency_healed_ms
+        };
+        let mut at = self.now_ms;
+        if faults {
+            while self.rng.chance(self.scenario.drop_per_mille) {
+                self.report.snapshot_requests_lost += 1;
+                at += SNAPSHOT_REQUEST_TIMEOUT_MS;
+            }
+        }
+        at + self.rng.between(low, high) + self.rng.between(low, high)
+    }
+
+    fn schedule_part(&mut self, node: usize, part: SnapshotPart) {
+        let Some(attempt) = self.nodes[node].restore.as_ref().map(|r| r.attempt) else {
+            return;
+        };
+        let at = self.snapshot_answer_at();
+        self.schedule(
+            at,
+            Event::Snapshot {
+                node,
+                attempt,
+                part,
+            },
+        );
+    }
+
+    fn restore_failed(&mut self, node: usize, what: &str, error: impl std::fmt::Display) {
+        self.violation(format!("state sync of node {node}: {what}: {error}"));
+    }
+
+    /// One part of `node`'s state sync arrives.
+    fn snapshot_part(&mut self, node: usize, part: SnapshotPart) {
+        if self.tracing {
+            eprintln!("{:>6} ms node {node}: state sync {part:?}", self.now_ms);
+        }
+        match part {
+            SnapshotPart::Discover => self.snapshot_discover(node),
+            SnapshotPart::Manifest => self.snapshot_manifest(node),
+            SnapshotPart::Chunk(index) => self.snapshot_chunk(node, index),
+            SnapshotPart::History => {
+                if let Some(restore) = self.nodes[node].restore.as_mut() {
+                    restore.history_arrived = true;
+                }
+                self.snapshot_finish(node);
+            }
+        }
+    }
+
+    /// Picks an honest running peer that has committed a height and takes
+    /// its snapshot there (`cairn_store::create_snapshot` over its store,
+    /// the code `cairnd`'s snapshotter runs), then asks for the manifest.
+    fn snapshot_discover(&mut self, node: usize) {
+        let providers: Vec<usize> = (0..self.nodes.len())
+            .filter(|peer| {
+                let state = &self.nodes[*peer];
+                *peer != node
+                    && self.honest(*peer)
+                    && state.restore.is_none()
+                    && state.stopped.is_none()
+                    && state.host.as_ref().is_some_and(|host| {
+                        let tip = host.ledger().tip().height.0;
+                        tip > 0 && tip == state.checked_height
+                    })
+            })
+            .collect();
+        if providers.is_empty() {
+            let attempt = self.nodes[node].restore.as_ref().map_or(0, |r| r.attempt);
+            self.schedule(
+                self.now_ms + SNAPSHOT_RETRY_MS,
+                Event::Snapshot {
+                    node,
+                    attempt,
+                    part: SnapshotPart::Discover,
+                },
+            );
+            return;
+        }
+        let provider = providers[self.rng.below(providers.len() as u64) as usize];
+        let taken = match self.take_snapshot(provider) {
+            Ok(taken) => taken,
+            Err(error) => {
+                self.restore_failed(
+                    node,
+                    &format!("node {provider} cannot take a snapshot"),
+                    error,
+                );
+                return;
+            }
+        };
+        // The node starts: its store is created on the empty disk (or
+        // reopened after a crash in a restore, whose mark it finds).
+        let store =
+            match MemoryStore::open(&self.nodes[node].disk, &self.identity, &self.genesis_state) {
+                Ok(store) => Arc::new(store) as Arc<dyn Store>,
+                Err(error) => {
+                    self.restore_failed(node, "its empty store does not open", error);
+                    return;
+                }
+            };
+        if let Some(restore) = self.nodes[node].restore.as_mut() {
+            restore.taken = Some(taken);
+            restore.store = Some(store);
+        }
+        self.schedule_part(node, SnapshotPart::Manifest);
+    }
+
+    /// The snapshot of `provider`'s store at its committed height, with
+    /// the block, certificate and set of that height, the evidence window
+    /// below it, and the state the checker compares the restore with.
+    fn take_snapshot(&self, provider: usize) -> Result<TakenSnapshot, StoreError> {
+        let missing = |what: String| StoreError::Corrupt {
+            what,
+            reason: "missing".into(),
+        };
+        let host = self.nodes[provider]
+            .host
+            .as_ref()
+            .ok_or_else(|| missing(format!("node {provider}'s host")))?;
+        let store = Arc::clone(host.ledger().store());
+        let height = store.latest_height();
+        let mut chunks = Vec::new();
+        let manifest = create_snapshot(store.as_ref(), height, &mut |index, chunk| {
+            debug_assert_eq!(index, chunks.len());
+            chunks.push(chunk.to_vec());
+            Ok(())
+        })?;
+        let block = store
+            .block(height)?
+            .ok_or_else(|| missing(format!("block {height}")))?;
+        let certificate = store
+            .certificate(height)?
+            .ok_or_else(|| missing(format!("certificate {height}")))?;
+        let set = store
+            .validator_set(&block.header.validator_set_hash)?
+            .ok_or_else(|| missing(format!("validator set of height {height}")))?;
+        let floor = height
+            .0
+            .saturating_sub(cairn_types::limits::EVIDENCE_AGE_MAX_BLOCKS)
+            .max(store.lowest_height().0)
+            .max(1);
+        let mut history = Vec::new();
+        let mut history_sets: Vec<ValidatorSet> = Vec::new();
+        for below in floor..height.0 {
+            let block = store
+                .block(Height(below))?
+                .ok_or_else(|| missing(format!("block {below}")))?;
+            let certificate = store
+                .certificate(Height(below))?
+                .ok_or_else(|| missing(format!("certificate {below}")))?;
+            let named = block.header.validator_set_hash;
+            if !history_sets.iter().any(|known| known.hash() == named) {
+                history_sets.push(
+                    store
+                        .validator_set(&named)?
+                        .ok_or_else(|| missing(format!("validator set {named}")))?,
+                );
+            }
+            history.push((block, certificate));
+        }
+        Ok(TakenSnapshot {
+            provider,
+            height: height.0,
+            manifest_bytes: manifest.to_bytes(),
+            chunks,
+            block,
+            certificate,
+            set,
+            state: StateImage::of(store.as_ref())?,
+            evidence: self.nodes[provider].committed_evidence.clone(),
+            history,
+            history_sets,
+        })
+    }
+
+    /// The manifest arrives: it must decode and name the chain, the height
+    /// and the state root of the trusted header. Trust comes from outside
+    /// (as `sync.trust_height` and `sync.trust_hash` give it to
+    /// `cairnd`): the hash the honest nodes decided at that height; the
+    /// block served must have it, and its certificate must verify against
+    /// the set its header names. Then the restore begins and the chunks
+    /// are asked for, all at once.
+    fn snapshot_manifest(&mut self, node: usize) {
+        let Some(restore) = self.nodes[node].restore.as_ref() else {
+            return;
+        };
+        let (Some(taken), Some(store)) = (restore.taken.as_ref(), restore.store.as_ref()) else {
+            return;
+        };
+        let height = Height(taken.height);
+        let verdict = (|| -> Result<SnapshotManifest, String> {
+            let trusted = self
+                .decisions
+                .get(&taken.height)
+                .ok_or_else(|| format!("no honest node decided height {height}"))?;
+            let hash = taken.block.hash();
+            if hash != *trusted {
+                return Err(format!(
+                    "the block of height {height} is {hash}, the trusted hash is {trusted}"
+                ));
+            }
+            if taken.certificate.height != height || taken.certificate.block_hash != hash {
+                return Err("the certificate is for another block".into());
+            }
+            if taken.set.hash() != taken.block.header.validator_set_hash {
+                return Err("the validator set is not the one the header names".into());
+            }
+            taken
+                .certificate
+                .verify(&self.chain_id, &taken.set)
+                .map_err(|error| format!("the certificate: {error}"))?;
+            let manifest = SnapshotManifest::from_bytes(&taken.manifest_bytes)
+                .map_err(|error| error.to_string())?;
+            manifest
+                .verify(&self.chain_id, height, &taken.block.header.state_root)
+                .map_err(|error| error.to_string())?;
+            store
+                .restore_begin(height)
+                .map_err(|error| format!("restore_begin: {error}"))?;
+            Ok(manifest)
+        })();
+        let manifest = match verdict {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                self.restore_failed(node, "the snapshot does not check out", error);
+                return;
+            }
+        };
+        let chunks = manifest.chunk_count();
+        if let Some(restore) = self.nodes[node].restore.as_mut() {
+            restore.manifest = Some(manifest);
+        }
+        for index in 0..chunks {
+            self.schedule_part(node, SnapshotPart::Chunk(index));
+        }
+        self.schedule_part(node, SnapshotPart::History);
+    }
+
+    /// A chunk arrives: checked against its hash in the manifest, then
+    /// written in order.
+    fn snapshot_chunk(&mut self, node: usize, index: usize) {
+        let result = (|| -> Result<(), String> {
+            let Some(restore) = self.nodes[node].restore.as_mut() else {
+                return Ok(());
+            };
+            let (Some(taken), Some(manifest), Some(store)) = (
+                restore.taken.as_ref(),
+                restore.manifest.as_ref(),
+                restore.store.as_ref(),
+            ) else {
+                return Ok(());
+            };
+            let bytes = taken
+                .chunks
+                .get(index)
+                .ok_or_else(|| format!("chunk {index} does not exist"))?;
+            manifest
+                .check_chunk(index, bytes)
+                .map_err(|error| error.to_string())?;
+            restore.received.insert(index, bytes.clone());
+            while let Some(bytes) = restore.received.remove(&restore.next_chunk) {
+                store
+                    .restore_chunk(&bytes)
+                    .map_err(|error| format!("restore_chunk {}: {error}", restore.next_chunk))?;
+                restore.next_chunk += 1;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.snapshot_finish(node),
+            Err(error) => self.restore_failed(node, "a chunk", error),
+        }
+    }
+
+    /// Once every chunk is written and the evidence window has arrived:
+    /// the store recomputes the state root against the trusted header's
+    /// (`restore_finish`), keeps the window below (`restore_history`, in
+    /// ranges from the top down), and the checker compares the restored
+    /// state with the provider's at that height and with the state every
+    /// honest node had there. Then the node starts on it and catches up.
+    fn snapshot_finish(&mut self, node: usize) {
+        let ready = self.nodes[node].restore.as_ref().is_some_and(|restore| {
+            restore.history_arrived
+                && restore
+                    .manifest
+                    .as_ref()
+                    .is_some_and(|manifest| restore.next_chunk == manifest.chunk_count())
+        });
+        if !ready {
+            return;
+        }
+        let Some(restore) = self.nodes[node].restore.take() else {
+            return;
+        };
+        let signed_height = restore.signed_height;
+        let (Some(taken), Some(store)) = (restore.taken, restore.store) else {
+            return;
+        };
+        let height = taken.height;
+        if height < signed_height {
+            // It will run heights it signed at before: its sign state
+            // alone keeps it from signing anything conflicting.
+            self.report.snapshot_restores_below_signed += 1;
+        }
+        let result = (|| -> Result<StateImage, String> {
+            store
+                .restore_finish(&taken.block, &taken.certificate, &taken.set)
+                .map_err(|error| format!("restore_finish: {error}"))?;
+            let mut lowest = taken.history.len();
+            while lowest > 0 {
+                let from = lowest.saturating_sub(SNAPSHOT_HISTORY_RANGE_BLOCKS as usize);
+                let range = &taken.history[from..lowest];
+                let sets: Vec<ValidatorSet> = taken
+                    .history_sets
+                    .iter()
+                    .filter(|set| {
+                        range
+                            .iter()
+                            .any(|(block, _)| block.header.validator_set_hash == set.hash())
+                    })
+                    .cloned()
+                    .collect();
+                store
+                    .restore_history(range, &sets)
+                    .map_err(|error| format!("restore_history: {error}"))?;
+                lowest = from;
+            }
+            StateImage::of(store.as_ref()).map_err(|error| error.to_string())
+        })();
+        let restored = match result {
+            Ok(restored) => restored,
+            Err(error) => {
+                self.restore_failed(node, "finishing the restore", error);
+                return;
+            }
+        };
+        if restored != taken.state {
+            let differing = restored
+                .accounts
+                .iter()
+                .zip(&taken.state.accounts)
+                .filter(|(mine, theirs)| mine != theirs)
+                .count();
+            self.violation(format!(
+                "state sync: node {node} restored height {height} from node {}: state root {} against {}, {} of {} accounts differ ({} against {}), staking {}",
+                taken.provider,
+                restored.root,
+                taken.state.root,
+                differing,
+                taken.state.accounts.len(),
+                restored.accounts.len(),
+                taken.state.accounts.len(),
+                if restored.staking == taken.state.staking { "equal" } else { "differs" }
+            ));
+            return;
+        }
+        drop(store);
+        self.report.snapshot_restores += 1;
+        self.report.snapshot_heights.push(height);
+        // The restored block's own evidence is recorded when it is checked.
+        let own: BTreeSet<(Height, u32)> = taken.block.evidence.iter().map(evidence_key).collect();
+        let state = &mut self.nodes[node];
+        state.inherited_evidence = taken.evidence.difference(&own).copied().collect();
+        // The restored height is checked like a commit (certificate,
+        // parent, root), then every height it commits from there.
+        state.checked_height = height - 1;
+        self.boot(node);
+        if self.nodes[node].host.is_some() {
+            self.compare_state(node, height);
+        }
+    }
+
+    /// State agreement (in seeds with snapshot restores): the state
+    /// `node` holds after `height` (every account and the staking state,
+    /// as the snapshot manifest hashes them) equals what the first honest
+    /// node to commit that height held.
+    fn compare_state(&mut self, node: usize, height: u64) {
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let store = Arc::clone(host.ledger().store());
+        if store.latest_height().0 != height {
+            return;
+        }
+        let digest = match create_snapshot(store.as_ref(), Height(height), &mut |_, _| Ok(())) {
+            Ok(manifest) => manifest.hash(),
+            Err(error) => {
+                self.violation(format!(
+                    "node {node} cannot read its state at height {height}: {error}"
+                ));
+                return;
+            }
+        };
+        match self.state_digests.get(&height) {
+            Some((known, first)) => {
+                self.report.states_compared += 1;
+                if *known != digest {
+                    let first = *first;
+                    self.violation(format!(
+                        "state agreement: node {node}'s state after height {height} is not node {first}'s"
+                    ));
+                }
+            }
+            None => {
+                self.state_digests.insert(height, (digest, node));
             }
         }
     }
@@ -1839,9 +2843,6 @@ impl Simulation {
             }
             return;
         }
-        let honest_proposer = (0..self.nodes.len()).any(|index| {
-            self.honest(index) && self.nodes[index].operator.address() == block.header.proposer
-        });
         let mut recorded_twice = 0;
         let state = &mut self.nodes[node];
         for evidence in &block.evidence {
@@ -1854,12 +2855,13 @@ impl Simulation {
                 .retain(|_, pooled| evidence_key(pooled) != key);
         }
         if recorded_twice > 0 {
+            // One piece per (validator, height), in a block and across the
+            // chain, is a consensus rule the ledger applies (whoever
+            // proposed the block): an honest node must never commit more.
             self.report.evidence_recorded_twice += recorded_twice;
-            if honest_proposer {
-                self.violation(format!(
-                    "evidence: an honest proposer recorded {recorded_twice} evidence item(s) at height {height} that an earlier block already holds"
-                ));
-            }
+            self.violation(format!(
+                "evidence: node {node} committed {recorded_twice} evidence item(s) at height {height} for a (validator, height) its chain already records"
+            ));
         }
         let now_ms = self.now_ms;
         self.nodes[node].decide_times_ms.insert(height, now_ms);
@@ -1931,7 +2933,7 @@ impl Simulation {
             if self.rng.chance(self.scenario.duplicate_per_mille) {
                 let delay = self.rng.between(low, high);
                 self.schedule(
-                    self.now_ms + delay,
+                    self.send_at_ms.unwrap_or(self.now_ms) + delay,
                     Event::Deliver {
                         to,
                         from,
@@ -1941,6 +2943,8 @@ impl Simulation {
             }
         }
         let mut delay = self.rng.between(low, high);
+        // A busy node's output leaves once its syncs are done.
+        let base_ms = self.send_at_ms.unwrap_or(self.now_ms);
         let mut message = message;
         if faults {
             // Drawn only when asked for, so the other seeds stay as they were.
@@ -1962,7 +2966,7 @@ impl Simulation {
             }
         }
         self.schedule(
-            self.now_ms + delay,
+            base_ms + delay,
             Event::Deliver {
                 to,
                 from,
@@ -2076,6 +3080,56 @@ impl Simulation {
                     self.broadcast(from, NetMessage::Consensus(Message::Vote(spam)));
                 }
             }
+            (Some(Behaviour::FalseTip), Message::Vote(vote)) => {
+                let vote = vote.clone();
+                self.broadcast(from, NetMessage::Consensus(message));
+                // A claim of a tip far ahead, signed: peers that believe
+                // it ask this node for blocks it never sends.
+                let far = vote.height.0 + FALSE_TIP_AHEAD + self.rng.below(1_000_000);
+                let claim = Vote::new_signed(
+                    &self.chain_id,
+                    VoteType::Prevote,
+                    Height(far),
+                    Round::ZERO,
+                    None,
+                    vote.validator,
+                    &self.nodes[from].keypair,
+                );
+                self.report.false_tip_claims += 1;
+                self.broadcast(from, NetMessage::Consensus(Message::Vote(claim)));
+            }
+            (Some(Behaviour::EvidenceFlooder), Message::Vote(vote)) => {
+                let vote = vote.clone();
+                self.broadcast(from, NetMessage::Consensus(message));
+                for _ in 0..EVIDENCE_FLOOD_PER_VOTE {
+                    let depth = self
+                        .rng
+                        .below(EVIDENCE_FLOOD_DEPTH_HEIGHTS.min(vote.height.0 - 1) + 1);
+                    let height = Height(vote.height.0 - depth);
+                    let round = Round(self.rng.below(4) as u32);
+                    let vote_type = if self.rng.chance(500) {
+                        VoteType::Prevote
+                    } else {
+                        VoteType::Precommit
+                    };
+                    let values = [self.rng.next_u64(), self.rng.next_u64()];
+                    let [first, second] = values.map(|value| {
+                        Vote::new_signed(
+                            &self.chain_id,
+                            vote_type,
+                            height,
+                            round,
+                            Some(sha256(&value.to_le_bytes())),
+                            vote.validator,
+                            &self.nodes[from].keypair,
+                        )
+                    });
+                    if let Some(evidence) = Evidence::duplicate_vote(first, second) {
+                        self.report.evidence_flooded += 1;
+                        self.broadcast(from, NetMessage::Evidence(evidence));
+                    }
+                }
+            }
             (Some(Behaviour::Replayer), _) => {
                 self.broadcast(from, NetMessage::Consensus(message));
                 let heard = self.nodes[from].heard.len();
@@ -2153,6 +3207,9 @@ impl Simulation {
         };
         let my_height = host.height().0;
         let silent = self.misbehaving(to) == Some(Behaviour::Silent);
+        // A silent node answers nothing; a false-tip peer withholds its
+        // answers to sync requests.
+        let withholding = silent || self.misbehaving(to) == Some(Behaviour::FalseTip);
         if self.tracing {
             let text = format!("{message:?}");
             eprintln!(
@@ -2185,7 +3242,10 @@ impl Simulation {
                 }
             }
             NetMessage::RoundStateRequest { height, round } => {
-                if silent {
+                if withholding {
+                    if !silent {
+                        self.report.sync_requests_withheld += 1;
+                    }
                     return;
                 }
                 let answers: Vec<NetMessage> = if height.0 == my_height {
@@ -2213,7 +3273,10 @@ impl Simulation {
                 request_id,
                 block_hash,
             } => {
-                if silent {
+                if withholding {
+                    if !silent {
+                        self.report.sync_requests_withheld += 1;
+                    }
                     return;
                 }
                 let block = host.block(&block_hash).or_else(|| {
@@ -2263,11 +3326,16 @@ impl Simulation {
                     return;
                 };
                 match host.add_evidence(evidence.clone()) {
-                    Ok(_) => {
+                    // Kept: the node gossips it again at each commit. A
+                    // second piece of one (validator, height) is not kept.
+                    Ok(true) => {
                         self.nodes[to].evidence_pool.insert(hash, evidence);
                     }
+                    Ok(false) => {}
                     Err(error) => self.host_error(to, &error),
                 }
+                // Keeping it may have synced: a slow disk makes the node busy.
+                self.charge_syncs(to);
             }
         }
     }

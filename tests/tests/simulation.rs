@@ -1,7 +1,8 @@
 //! The deterministic simulator's test suite: the CI seed set (300, 150 and
 //! 50 seeds of 4, 7 and 10 validators, every node a real consensus host),
 //! replay of one seed, soak runs, targeted fault scenarios (harsh clocks and
-//! links, any set size 1-31, busy blocks, protocol adversaries and twins),
+//! links, any set size 1-31, busy blocks, protocol adversaries and twins,
+//! disk faults with slow syncs, snapshot restores),
 //! staking events
 //! (joins, unbonds, key rotations, jailing) while the chain runs, the
 //! latency bound, and mutation tests: each test-only rule switch (of
@@ -9,8 +10,9 @@
 //! by a named checker within a bounded seed search.
 //!
 //! Replay a failing seed:
-//! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_VALIDATORS=<n> cargo test -p cairn-tests --test simulation replay_one_seed -- --nocapture`
-//! Soak: `CAIRN_SIM_SOAK_SEEDS=5000 cargo test -p cairn-tests --test simulation soak -- --ignored --nocapture`
+//! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_VALIDATORS=<n> cargo test --workspace --test simulation replay_one_seed -- --nocapture`
+//! (a seed of another set: the command its failure prints).
+//! Soak: `CAIRN_SIM_SOAK_SEEDS=5000 cargo test --workspace --test simulation soak -- --ignored --nocapture`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,7 +43,7 @@ fn seeds(range: std::ops::Range<u64>) -> Vec<u64> {
 fn check(test: &str, scenario: Scenario) -> Report {
     let description = scenario.describe();
     let command = format!(
-        "CAIRN_SIM_SEED={} CAIRN_SIM_TRACE=1 cargo test -p cairn-tests --test simulation {test} -- --exact --nocapture",
+        "CAIRN_SIM_SEED={} CAIRN_SIM_TRACE=1 cargo test --workspace --test simulation {test} -- --exact --nocapture",
         scenario.seed
     );
     let report = run(scenario);
@@ -180,13 +182,18 @@ fn ci_seeds_busy_blocks() {
 
 /// Adversaries inside the protocol at up to f: lock-splitting proposers
 /// (different blocks to each half, precommits withheld), selective
-/// senders, high-round vote spammers, replayers of old messages, and twins
-/// (two honest instances of one key, each with its own WAL).
+/// senders, high-round vote spammers, replayers of old messages, twins
+/// (two honest instances of one key, each with its own WAL), peers that
+/// claim a tip far ahead and withhold every sync answer, and validators
+/// that flood distinct valid evidence of their own double votes (blocks
+/// still hold at most one piece per validator and height: the evidence
+/// checker).
 #[test]
 fn ci_seeds_protocol_adversaries() {
     let start = std::time::Instant::now();
     let mut mixes: std::collections::BTreeMap<String, u64> = Default::default();
     let mut twin_evidence = 0;
+    let (mut claims, mut withheld, mut flooded, mut flood_evidence) = (0, 0, 0, 0);
     for (validators, count, first) in [(4, 80, 10_000), (7, 40, 10_100)] {
         for seed in seeds(first..first + count) {
             let scenario = Scenario::adversary_from_seed(seed, validators);
@@ -196,14 +203,23 @@ fn ci_seeds_protocol_adversaries() {
                 }
             }
             let twins = scenario.behaviours.contains(&Behaviour::Twin);
+            let flooder = scenario.behaviours.contains(&Behaviour::EvidenceFlooder);
             let report = check("ci_seeds_protocol_adversaries", scenario);
             if twins {
                 twin_evidence += report.evidence_committed;
             }
+            if flooder {
+                flood_evidence += report.evidence_committed;
+            }
+            claims += report.false_tip_claims;
+            withheld += report.sync_requests_withheld;
+            flooded += report.evidence_flooded;
         }
     }
     eprintln!(
-        "adversaries {mixes:?} in {:.1} s; twins' equivocations recorded: {twin_evidence}",
+        "adversaries {mixes:?} in {:.1} s; twins' equivocations recorded: {twin_evidence}; \
+         {claims} false tip claims, {withheld} sync requests withheld; {flooded} pieces of evidence flooded, \
+         {flood_evidence} evidence items in blocks in the flooders' seeds",
         start.elapsed().as_secs_f64()
     );
     if chosen_seed().is_none() {
@@ -214,32 +230,158 @@ fn ci_seeds_protocol_adversaries() {
             );
         }
         assert!(twin_evidence > 0, "twins never got caught equivocating");
+        assert!(
+            claims > 0 && withheld > 0,
+            "no false tip lured a sync request ({claims} claims, {withheld} withheld)"
+        );
+        assert!(
+            flooded > 0 && flood_evidence > 0,
+            "no evidence flood reached a block"
+        );
     }
 }
 
 /// Disk faults on honest nodes: a full disk or failing syncs stop the node
-/// (nothing acknowledged is lost; it restarts when the fault clears), and a
+/// (nothing acknowledged is lost; it restarts when the fault clears), a
 /// rotten record (a checksum mismatch, as RocksDB reports it) makes the
-/// node refuse to run on it; at most f nodes stop for good.
+/// node refuse to run on it (at most f nodes stop for good), and slow
+/// syncs (5-200 ms of simulated time each) keep a node busy: its output
+/// leaves after them and its inputs wait.
 #[test]
 fn ci_seeds_disk_faults() {
     let start = std::time::Instant::now();
-    let (mut stops, mut for_good) = (0, 0);
+    let (mut stops, mut for_good, mut slow_steps, mut slow_ms, mut deferred) = (0, 0, 0, 0, 0);
+    let mut runs = 0;
     for (validators, count, first) in [(4, 30, 11_000), (7, 15, 11_100)] {
         for seed in seeds(first..first + count) {
             let scenario = Scenario::disk_faults_from_seed(seed, validators);
             let report = check("ci_seeds_disk_faults", scenario);
             stops += report.disk_stops;
             for_good += report.stopped_for_good;
+            slow_steps += report.slow_sync_steps;
+            slow_ms += report.slow_sync_ms;
+            deferred += report.inputs_deferred;
+            runs += 1;
         }
     }
     eprintln!(
-        "disk faults: {stops} stops, {for_good} nodes stopped for good on a rotten record, in {:.1} s",
+        "disk faults: {runs} seeds, {stops} stops, {for_good} nodes stopped for good on a rotten record, \
+         {slow_steps} steps slowed by syncs ({slow_ms} ms simulated), {deferred} inputs waited for a busy node, in {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    if chosen_seed().is_none() {
+        assert!(
+            stops > 0 && for_good > 0,
+            "the disk faults never stopped a node"
+        );
+        assert!(
+            slow_steps > 0 && deferred > 0,
+            "slow syncs never delayed a step ({slow_steps} slow steps, {deferred} inputs waited)"
+        );
+    }
+}
+
+/// Slow syncs take simulated time: a validator whose every sync costs
+/// 5-200 ms for the whole fault phase decides its heights later than the
+/// others (its votes leave after its syncs, its inputs wait), while the
+/// others, a quorum without it, keep deciding; once its disk is fast again
+/// it catches up (liveness), and nothing conflicts (safety).
+#[test]
+fn slow_syncs_delay_a_node_and_the_chain_stays_safe_and_live() {
+    let mut lagged = 0;
+    for seed in seeds(11_500..11_504) {
+        let mut scenario = Scenario::calm(seed, 4);
+        scenario.fault_phase_ms = 3_000;
+        scenario.slow_syncs = 1;
+        let report = check(
+            "slow_syncs_delay_a_node_and_the_chain_stays_safe_and_live",
+            scenario,
+        );
+        assert!(report.slow_sync_steps > 0, "seed {seed}: no step was slow");
+        assert!(report.inputs_deferred > 0, "seed {seed}: no input waited");
+        // The slow node decided some height later than every other node did.
+        let later = report.decide_times_ms[0].keys().any(|height| {
+            let times: Vec<u64> = report
+                .decide_times_ms
+                .iter()
+                .filter_map(|times| times.get(height).copied())
+                .collect();
+            times.len() == 4 && times.iter().max() > Some(&(times.iter().min().unwrap() + 5))
+        });
+        lagged += u32::from(later);
+    }
     assert!(
-        chosen_seed().is_some() || (stops > 0 && for_good > 0),
-        "the disk faults never stopped a node"
+        chosen_seed().is_some() || lagged > 0,
+        "no slow node decided later than the others"
+    );
+}
+
+/// State sync in the simulator: in these seeds one or two crashes of
+/// honest validators lose the node's whole store; it restarts empty, takes
+/// a snapshot of another honest node's committed state (the real
+/// `cairn_store` snapshot code: manifest, chunks, `check_chunk`,
+/// `restore_begin/chunk/finish`, the evidence window through
+/// `restore_history`), moved through simulated time, verified against the
+/// trusted header, then catches up and follows the tip, signing through
+/// its sign state. Its state after the restore (root, every account,
+/// staking) equals the provider's and every honest node's at that height;
+/// every other checker holds for it afterwards.
+#[test]
+fn ci_seeds_snapshot_restores() {
+    let start = std::time::Instant::now();
+    let (mut restores, mut compared, mut lost, mut restarts, mut runs) = (0, 0, 0, 0, 0);
+    let mut below_signed = 0;
+    let mut heights = Vec::new();
+    for (validators, count, first) in [(4, 12, 12_000), (7, 6, 12_100)] {
+        for seed in seeds(first..first + count) {
+            let scenario = Scenario::snapshot_restore_from_seed(seed, validators);
+            let report = check("ci_seeds_snapshot_restores", scenario);
+            restores += report.snapshot_restores;
+            compared += report.states_compared;
+            lost += report.snapshot_requests_lost;
+            restarts += report.snapshot_restarts;
+            below_signed += report.snapshot_restores_below_signed;
+            heights.extend(report.snapshot_heights);
+            runs += 1;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "snapshot restores: {runs} seeds in {seconds:.1} s ({:.1} seeds/s), {restores} restores at heights {heights:?}, \
+         {compared} states compared across nodes, {lost} snapshot requests lost and asked again, {restarts} restores started over after a crash, \
+         {below_signed} restores below a height the node had signed at",
+        runs as f64 / seconds
+    );
+    if chosen_seed().is_none() {
+        assert!(
+            restores as usize >= runs,
+            "only {restores} restores in {runs} seeds"
+        );
+        assert!(compared > 0, "no state was compared");
+    }
+}
+
+/// The sign state is what keeps a restored validator honest: without it
+/// (the test-only switch), a node restored below a height it had signed
+/// at signs again there, and the no-double-sign checker catches it.
+#[test]
+fn a_restore_without_the_sign_state_is_caught_by_no_double_sign() {
+    for seed in seeds(12_200..12_300) {
+        let mut scenario = Scenario::snapshot_restore_from_seed(seed, 4);
+        scenario.restore_without_sign_state = true;
+        let report = run(scenario);
+        if let Some(violation) = report
+            .violations
+            .iter()
+            .find(|violation| violation.contains("signed two different"))
+        {
+            eprintln!("seed {seed} is caught: {violation}");
+            return;
+        }
+    }
+    assert!(
+        chosen_seed().is_some(),
+        "no restore without its sign state was caught signing twice"
     );
 }
 
@@ -511,18 +653,54 @@ fn soak() {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0)
         });
-    eprintln!("soak: {count} seeds from {first}, every fault mix in turn");
+    // CAIRN_SIM_SOAK_MIX=<name> runs one mix only.
+    const MIXES: [(&str, u64); 9] = [
+        ("plain", 0),
+        ("weighted", 2),
+        ("any-size", 3),
+        ("harsh", 4),
+        ("adversaries", 5),
+        ("disk", 6),
+        ("snapshot", 7),
+        ("busy", 8),
+        ("all", u64::MAX),
+    ];
+    let only_mix = std::env::var("CAIRN_SIM_SOAK_MIX").ok().map(|name| {
+        MIXES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, mix)| *mix)
+            .unwrap_or_else(|| {
+                panic!(
+                    "CAIRN_SIM_SOAK_MIX={name} is not a mix; use one of {:?}",
+                    MIXES.map(|(known, _)| known)
+                )
+            })
+    });
+    let only_mix = only_mix.filter(|mix| *mix != u64::MAX);
+    eprintln!(
+        "soak: {count} seeds from {first}, {}",
+        match only_mix {
+            Some(_) => "one fault mix",
+            None => "every fault mix in turn",
+        }
+    );
     let start = std::time::Instant::now();
     for offset in 0..count {
         let seed = first.wrapping_add(offset);
         let validators = [4, 7, 10][(seed % 3) as usize];
-        let scenario = match offset % 8 {
+        let mix = match only_mix {
+            Some(mix) => mix,
+            None => offset % 9,
+        };
+        let scenario = match mix {
             0 | 1 => Scenario::from_seed(seed, validators),
             2 => Scenario::weighted_from_seed(seed, 4 + (seed % 4) as usize),
             3 => Scenario::any_size_from_seed(seed),
             4 => Scenario::harsh_from_seed(seed, validators),
             5 => Scenario::adversary_from_seed(seed, validators),
             6 => Scenario::disk_faults_from_seed(seed, validators),
+            7 => Scenario::snapshot_restore_from_seed(seed, validators),
             _ => Scenario::busy_from_seed(seed, 4),
         };
         check("soak", scenario);
@@ -586,6 +764,25 @@ fn a_seed_replays_the_same_trace() {
     assert_eq!(first.trace_hash, second.trace_hash);
     assert_eq!(first.heights, second.heights);
     assert_eq!(first.validator_sets_seen, second.validator_sets_seen);
+    // With slow syncs (simulated time inside a step, inputs that wait).
+    let scenario = (11_000..11_020)
+        .map(|seed| Scenario::disk_faults_from_seed(seed, 4))
+        .find(|scenario| scenario.slow_syncs > 0)
+        .expect("a disk-fault seed with slow syncs");
+    let first = run(scenario.clone());
+    let second = run(scenario);
+    assert!(first.slow_sync_steps > 0);
+    assert_eq!(first.trace_hash, second.trace_hash);
+    assert_eq!(first.heights, second.heights);
+    assert_eq!(first.slow_sync_ms, second.slow_sync_ms);
+    // With a snapshot restore (a sign-state file, parts of the state
+    // sync moving through simulated time).
+    let scenario = Scenario::snapshot_restore_from_seed(12_001, 4);
+    let first = run(scenario.clone());
+    let second = run(scenario);
+    assert!(first.snapshot_restores > 0);
+    assert_eq!(first.trace_hash, second.trace_hash);
+    assert_eq!(first.snapshot_heights, second.snapshot_heights);
 }
 
 #[test]
@@ -642,6 +839,38 @@ fn every_byzantine_behaviour_at_f() {
             );
         }
     }
+}
+
+/// Issue 13's adversaries at f, in every seed: a peer claiming a tip a
+/// thousand heights or more ahead that answers no sync request (honest
+/// nodes behind still catch up from the others), and a validator flooding
+/// distinct valid evidence of its own double votes (it is jailed; no block
+/// holds two pieces for one validator and height, and the run stays live).
+#[test]
+fn false_tips_and_evidence_floods_at_f() {
+    let (mut withheld, mut flooded, mut recorded) = (0, 0, 0);
+    for (index, behaviour) in [Behaviour::FalseTip, Behaviour::EvidenceFlooder]
+        .into_iter()
+        .enumerate()
+    {
+        let first = 12_400 + 10 * index as u64;
+        for seed in seeds(first..first + 6) {
+            let report = check(
+                "false_tips_and_evidence_floods_at_f",
+                with_byzantine(seed, [4, 7][seed as usize % 2], behaviour),
+            );
+            withheld += report.sync_requests_withheld;
+            flooded += report.evidence_flooded;
+            if behaviour == Behaviour::EvidenceFlooder {
+                recorded += report.evidence_committed;
+            }
+        }
+    }
+    eprintln!("{withheld} sync requests withheld, {flooded} pieces of evidence flooded, {recorded} recorded in blocks");
+    assert!(
+        chosen_seed().is_some() || (withheld > 0 && flooded > 0 && recorded > 0),
+        "the adversaries did not act ({withheld} withheld, {flooded} flooded, {recorded} recorded)"
+    );
 }
 
 #[test]

@@ -95,6 +95,8 @@ struct DiskState {
     not_durable: Vec<Undo>,
     scheduled: Option<ScheduledCrash>,
     writes: u64,
+    /// Syncs done (synced writes and explicit syncs that succeeded).
+    syncs: u64,
     fault: Option<DiskFault>,
     /// Records whose reads fail their checksum.
     rotten: Rotten,
@@ -201,6 +203,13 @@ impl MemoryDisk {
     /// Number of writes so far, synced or not (to pick crash points).
     pub fn writes(&self) -> u64 {
         self.lock().writes
+    }
+
+    /// Number of syncs so far: synced writes and explicit syncs that
+    /// succeeded (the simulator charges simulated time for each while the
+    /// disk is slow).
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
     }
 }
 
@@ -383,7 +392,10 @@ impl MemoryBackend {
         if let Some(batch) = state.unsynced.take() {
             let undo = batch.apply_to(&mut state.columns);
             match durability {
-                Durability::Synced => state.not_durable.clear(),
+                Durability::Synced => {
+                    state.not_durable.clear();
+                    state.syncs += 1;
+                }
                 Durability::Unsynced => state.not_durable.push(undo),
             }
         }
@@ -424,6 +436,7 @@ impl Backend for MemoryBackend {
             });
         }
         state.not_durable.clear();
+        state.syncs += 1;
         Ok(())
     }
 
