@@ -23,6 +23,9 @@
 # (about 3 GB at 1M accounts), deleted at the end. Needs python3 with the
 # `cryptography` package. Build first: cargo build --workspace --bins
 #   ACCOUNTS=20000 BLOCKS=2000 bash tests/bench/join_time_1m.sh   # a quick try
+#   MODES="full snap trust" (default), add snapbefore with BEFORE=path/to/cairnd
+#   to time another build's state sync on the same chain; LOGS_DIR=dir keeps
+#   the joining nodes' logs.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 B="$HERE/../../target/debug"
@@ -95,12 +98,13 @@ for mode in $MODES; do
   rss=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
   echo "$mode: at the tip ($tip) in $(python3 -c "print(round($t1-$t0,2))") s (load average $load at its start; peak RSS $((rss / 1024)) MiB)"
   kill $pid; wait $pid 2> /dev/null; pid=""
+  [ -n "${LOGS_DIR:-}" ] && cp $home.log "$LOGS_DIR/"
   # Phases, from the log's timestamps (seconds since the node started).
   python3 - "$home.log" "$t0" << 'EOF'
 import re, sys, datetime
 start = float(sys.argv[2])
 marks = [("started", "cairnd \\S+ started"), ("snapshot chosen (offer wait ends)", "state sync: (restoring|only one peer|no snapshot is offered)"),
-         ("header trusted (walk ends)", "header of the snapshot height is trusted"), ("state restored and root checked", "restored the state"),
+         ("header trusted (walk ends)", "header of the snapshot height is trusted"), ("last chunk written", r"fetching chunks.*chunks_done=(\d+) chunks_total=\1\b"), ("state restored and root checked", "restored the state"),
          ("evidence window kept", "kept the blocks of the evidence window|could not keep the blocks"), ("block sync finished", "sync finished")]
 lines = open(sys.argv[1], errors="replace").read().splitlines()
 for name, pattern in marks:

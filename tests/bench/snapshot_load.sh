@@ -21,7 +21,8 @@ B="$HERE/../../target/debug"
 [ -x "$B/cairnd" ] || { echo "no $B/cairnd: cargo build --workspace --bins first" >&2; exit 1; }
 ACCOUNTS=${ACCOUNTS:-1000000}; RUNS=${RUNS:-"on off on off"}; RATE=${RATE:-2000}
 DURATION=${DURATION:-60}; INTERVAL=${INTERVAL:-100}
-work=$(mktemp -d /var/tmp/cairn-snapload.XXXXXX)
+# REUSE=dir: the folder a run with KEEP_WORK=1 left (its funded chain).
+work=${REUSE:-$(mktemp -d /var/tmp/cairn-snapload.XXXXXX)}
 cleanup() {
   "$B/cairn" devnet down --dir "$work/s1" > /dev/null 2>&1
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
@@ -29,17 +30,22 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 export CAIRN_KEYRING_DIR="$work/keys"
-$B/cairn devnet up --validators 1 --dir s1 --base-port 26920 --chain-id snapl --detach --bench-accounts 4000 > up.log 2>&1 || { cat up.log; exit 1; }
 RPC=http://127.0.0.1:26921
 f=s1/v0/config/config.toml
-python3 "$HERE/fund_accounts.py" --node $RPC --keys-dir s1/bench-keys --chain-id snapl --accounts $ACCOUNTS || exit 1
+if [ -z "${REUSE:-}" ]; then
+  $B/cairn devnet up --validators 1 --dir s1 --base-port 26920 --chain-id snapl --detach --bench-accounts 4000 > up.log 2>&1 || { cat up.log; exit 1; }
+  python3 "$HERE/fund_accounts.py" --node $RPC --keys-dir s1/bench-keys --chain-id snapl --accounts $ACCOUNTS || exit 1
+fi
 h() { curl -s --max-time 5 $RPC/status | python3 -c "import json,sys; print(json.load(sys.stdin)['latest_height'])" 2> /dev/null || echo 0; }
 for run in $RUNS; do
   $B/cairn devnet down --dir s1 > /dev/null 2>&1
-  if [ $run = on ]; then i=$INTERVAL; else i=0; fi
+  if [ $run = off ]; then i=0; else i=$INTERVAL; fi
+  # onold: snapshots on, with another build (OLD=its folder of cairn and
+  # cairnd), e.g. the one before a change, on the same chain.
+  BB=$B; [ $run = onold ] && BB=${OLD:?OLD=folder of the other build}
   sed -i "/^\[snapshot\]/,/^\[/ s/^interval = .*/interval = $i/" $f
   : > s1/v0/node.log
-  $B/cairn devnet up --dir s1 --detach > /dev/null 2>&1 || exit 1
+  $BB/cairn devnet up --dir s1 --detach > /dev/null 2>&1 || exit 1
   pid=$(python3 -c "import json; print(json.load(open('s1/devnet.json'))['nodes'][0]['pid'])")
   sleep 2
   load=$(cut -d' ' -f1 /proc/loadavg)
@@ -48,7 +54,7 @@ for run in $RUNS; do
   to=$(h)
   rss=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
   python3 - "$RPC" "$from" "$to" "bench-$run.json" s1/v0/node.log "$run" "$rss" "$load" << 'EOF'
-import json, re, sys, urllib.request
+import datetime, json, re, sys, urllib.request
 rpc, first, last, report, log, run, rss, load = sys.argv[1:]
 times = []
 for height in range(int(first) + 1, int(last) + 1):
@@ -58,11 +64,21 @@ for height in range(int(first) + 1, int(last) + 1):
 gaps = sorted(b - a for a, b in zip(times, times[1:]))
 pick = lambda q: gaps[min(len(gaps) - 1, int(q * len(gaps)))]
 bench = json.load(open(report))
-snaps = [float(m) for m in re.findall(r"took a state snapshot.*?seconds=([0-9.]+)", open(log).read())]
-print(f"snapshots {run:3}: {len(times)} blocks, interval mean {sum(gaps) / len(gaps):.1f} ms p50 {pick(0.5)} p99 {pick(0.99)} max {gaps[-1]} ms; "
+snaps, windows = [], []
+for line in open(log, errors="replace"):
+    found = re.search(r"^(\S+?)Z?\s.*took a state snapshot.*?seconds=([0-9.]+)", re.sub(r"\x1b\[[0-9;]*m", "", line))
+    if found:
+        end = datetime.datetime.fromisoformat(found.group(1)[:26]).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+        snaps.append(float(found.group(2)))
+        windows.append((end - float(found.group(2)) * 1000, end))
+# The slowest 1% of block intervals: how many overlap a snapshot being taken.
+worst = sorted(zip((b - a for a, b in zip(times, times[1:])), times[1:]), reverse=True)[: max(1, len(times) // 100)]
+during = sum(any(end - gap <= hi + 50 and end >= lo for lo, hi in windows) for gap, end in worst)
+print(f"snapshots {run:5}: {len(times)} blocks, interval mean {sum(gaps) / len(gaps):.1f} ms p50 {pick(0.5)} p99 {pick(0.99)} max {gaps[-1]} ms; "
       f"{bench['committed']} transfers at {bench['committed_per_second']}/s, latency p50 {bench['latency_ms']['p50']} p99 {bench['latency_ms']['p99']} ms; "
       f"peak RSS {int(rss) // 1024} MiB; load average {load} at start; "
-      f"snapshots taken {len(snaps)}" + (f", {min(snaps):.2f}-{max(snaps):.2f} s each (mean {sum(snaps) / len(snaps):.2f})" if snaps else ""))
+      f"snapshots taken {len(snaps)}" + (f", {min(snaps):.2f}-{max(snaps):.2f} s each (mean {sum(snaps) / len(snaps):.2f}); "
+      f"of the slowest 1% of intervals ({len(worst)}), {during} overlap a snapshot" if snaps else ""))
 EOF
 done
 grep "took a state snapshot" s1/v0/node.log | tail -1 | cut -c1-200
