@@ -443,6 +443,7 @@ async fn restore_candidate(
     });
 
     status.phase("fetching chunks");
+    let chunks_started = Instant::now();
     {
         let ledger = Arc::clone(ledger);
         blocking(move || ledger.store().restore_begin(height))
@@ -488,6 +489,8 @@ async fn restore_candidate(
     }
 
     status.phase("verifying state");
+    let chunks_seconds = chunks_started.elapsed().as_secs_f64();
+    let finish_started = Instant::now();
     let finish = {
         let ledger = Arc::clone(ledger);
         blocking(move || {
@@ -514,6 +517,8 @@ async fn restore_candidate(
         }
         Err(error) => return Err(Attempt::Fail(failed(error.to_string()))),
     }
+    let root_check_seconds = finish_started.elapsed().as_secs_f64();
+    let reload_started = Instant::now();
     {
         let ledger = Arc::clone(ledger);
         blocking(move || ledger.reload_from_store())
@@ -525,6 +530,9 @@ async fn restore_candidate(
         state_root = %ledger.tip().state_root,
         chunks = total,
         seconds = started.elapsed().as_secs_f64(),
+        chunks_seconds,
+        root_check_seconds,
+        reload_seconds = reload_started.elapsed().as_secs_f64(),
         "state sync: restored the state; syncing blocks from the next height"
     );
     status.phase("fetching the evidence window");

@@ -116,7 +116,7 @@ for name, pattern in marks:
             if stamp:
                 moment = datetime.datetime.fromisoformat(stamp.group(1)[:26]).replace(tzinfo=datetime.timezone.utc).timestamp()
                 at = f"{moment - start:7.2f} s"
-            fields = " ".join(re.findall(r"\b(?:seconds|blocks|height|chunks|peers)=\S+", clean))
+            fields = " ".join(re.findall(r"\b(?:seconds|blocks|height|chunks|peers|chunks_seconds|root_check_seconds|reload_seconds)=\S+", clean))
             print(f"  {at:>9}  {name}: {fields}")
             break
 EOF
