@@ -68,6 +68,11 @@ pub const STATE_SYNC_BAN: Duration = Duration::from_secs(10 * 60);
 /// How long to wait for a second peer to offer the snapshot one peer
 /// offers before taking it from that one.
 pub const STATE_SYNC_AGREEMENT_WAIT: Duration = Duration::from_secs(6);
+/// The agreement wait ends early once the connected peers stayed the
+/// same for this long and every one of them answered the last round of
+/// asking (an offer or an empty list): no other peer is coming to agree,
+/// so waiting the rest of [`STATE_SYNC_AGREEMENT_WAIT`] gains nothing.
+pub const STATE_SYNC_PEERS_SETTLED: Duration = Duration::from_millis(1_500);
 /// How long to wait for any peer to offer a snapshot before giving up on
 /// state sync (the node then syncs blocks from genesis).
 pub const STATE_SYNC_OFFER_WAIT: Duration = Duration::from_secs(120);
@@ -260,8 +265,9 @@ async fn restore_inner(
 /// Asks peers for their snapshots until a usable one is found: the newest
 /// height offered (with one manifest) by more than one peer, or by a
 /// single peer when no other offers any within
-/// [`STATE_SYNC_AGREEMENT_WAIT`]. `None` after [`STATE_SYNC_OFFER_WAIT`]
-/// without any offer.
+/// [`STATE_SYNC_AGREEMENT_WAIT`] or the peers have settled
+/// ([`STATE_SYNC_PEERS_SETTLED`]; see [`choose`]). `None` after
+/// [`STATE_SYNC_OFFER_WAIT`] without any offer.
 async fn discover(
     client: &Client,
     least_height: Option<Height>,
@@ -270,12 +276,21 @@ async fn discover(
     let started = Instant::now();
     let mut first_offer: Option<Instant> = None;
     let mut last_log = Instant::now();
+    // The peers asked in the last round, and since when they are the same.
+    let mut known_peers: Vec<PeerId> = Vec::new();
+    let mut same_peers_since = Instant::now();
     loop {
         let peers = client
             .peers()
             .await
             .map_err(|error| failed(format!("p2p stopped: {error}")))?;
         let asked: Vec<PeerId> = peers.into_iter().take(STATE_SYNC_LIST_PEERS_MAX).collect();
+        let mut sorted = asked.clone();
+        sorted.sort();
+        if sorted != known_peers {
+            known_peers = sorted;
+            same_peers_since = Instant::now();
+        }
         let answers = futures::future::join_all(asked.iter().map(|peer| async move {
             tokio::time::timeout(
                 STATE_SYNC_REQUEST_TIMEOUT,
@@ -286,8 +301,10 @@ async fn discover(
         .await;
         let mut offered: BTreeMap<(Height, Hash), Vec<PeerId>> = BTreeMap::new();
         let mut offering_peers = 0usize;
+        let mut answering_peers = 0usize;
         for (peer, answer) in asked.iter().zip(answers) {
             if let Ok(Ok(SnapshotResponse::List(offers))) = answer {
+                answering_peers += 1;
                 let mut any = false;
                 for offer in offers {
                     if rejected.contains(&offer.manifest_hash)
@@ -314,34 +331,17 @@ async fn discover(
             })
             .collect();
         candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.height));
-        if let Some(agreed) = candidates
-            .iter()
-            .find(|candidate| candidate.peers.len() > 1)
-        {
-            tracing::info!(
-                height = agreed.height.0,
-                peers = agreed.peers.len(),
-                manifest = %agreed.manifest_hash,
-                "state sync: restoring the newest snapshot more than one peer offers"
-            );
-            return Ok(Some(agreed.clone()));
-        }
-        if let Some(newest) = candidates.first() {
+        if !candidates.is_empty() {
             let waited = first_offer.get_or_insert_with(Instant::now).elapsed();
-            if offering_peers <= 1 && waited >= STATE_SYNC_AGREEMENT_WAIT {
-                tracing::warn!(
-                    height = newest.height.0,
-                    peer = %newest.peers[0],
-                    "state sync: only one peer offers snapshots; restoring its newest (it is verified against the trusted header all the same)"
-                );
-                return Ok(Some(newest.clone()));
-            }
-            if waited >= STATE_SYNC_AGREEMENT_WAIT * 2 {
-                tracing::warn!(
-                    height = newest.height.0,
-                    "state sync: no snapshot is offered by two peers; restoring the newest one offered"
-                );
-                return Ok(Some(newest.clone()));
+            let settled = !asked.is_empty() && answering_peers == asked.len();
+            let settled_for = if settled {
+                same_peers_since.elapsed()
+            } else {
+                same_peers_since = Instant::now();
+                Duration::ZERO
+            };
+            if let Some(choice) = choose(&candidates, offering_peers, waited, settled_for) {
+                return Ok(Some(choice));
             }
         } else if started.elapsed() >= STATE_SYNC_OFFER_WAIT {
             tracing::warn!(
@@ -360,6 +360,58 @@ async fn discover(
         }
         tokio::time::sleep(STATE_SYNC_RETRY_INTERVAL).await;
     }
+}
+
+/// Which offered snapshot to restore, if one may be taken yet:
+/// `candidates` newest first, `offering_peers` the peers that offered any,
+/// `waited` the time since the first offer, `settled_for` how long every
+/// connected peer has answered and no peer has come or gone (zero when
+/// not). The newest snapshot more than one peer offers is taken at once.
+/// A snapshot only one peer offers is taken once only that peer offers
+/// any and either [`STATE_SYNC_AGREEMENT_WAIT`] has passed or the peers
+/// have settled for [`STATE_SYNC_PEERS_SETTLED`] (no second peer is there
+/// to agree: a one-validator chain, or a node given one peer); and, when
+/// several peers offer different snapshots, the newest after twice the
+/// agreement wait. Agreement is a preference, not the trust: whatever is
+/// taken is checked against the trusted header.
+fn choose(
+    candidates: &[Candidate],
+    offering_peers: usize,
+    waited: Duration,
+    settled_for: Duration,
+) -> Option<Candidate> {
+    if let Some(agreed) = candidates
+        .iter()
+        .find(|candidate| candidate.peers.len() > 1)
+    {
+        tracing::info!(
+            height = agreed.height.0,
+            peers = agreed.peers.len(),
+            manifest = %agreed.manifest_hash,
+            "state sync: restoring the newest snapshot more than one peer offers"
+        );
+        return Some(agreed.clone());
+    }
+    let newest = candidates.first()?;
+    if offering_peers <= 1
+        && (waited >= STATE_SYNC_AGREEMENT_WAIT || settled_for >= STATE_SYNC_PEERS_SETTLED)
+    {
+        tracing::warn!(
+            height = newest.height.0,
+            peer = %newest.peers[0],
+            waited_seconds = waited.as_secs_f64(),
+            "state sync: only one peer offers snapshots; restoring its newest (it is verified against the trusted header all the same)"
+        );
+        return Some(newest.clone());
+    }
+    if waited >= STATE_SYNC_AGREEMENT_WAIT * 2 {
+        tracing::warn!(
+            height = newest.height.0,
+            "state sync: no snapshot is offered by two peers; restoring the newest one offered"
+        );
+        return Some(newest.clone());
+    }
+    None
 }
 
 async fn restore_candidate(
@@ -391,6 +443,7 @@ async fn restore_candidate(
     });
 
     status.phase("fetching chunks");
+    let chunks_started = Instant::now();
     {
         let ledger = Arc::clone(ledger);
         blocking(move || ledger.store().restore_begin(height))
@@ -436,6 +489,8 @@ async fn restore_candidate(
     }
 
     status.phase("verifying state");
+    let chunks_seconds = chunks_started.elapsed().as_secs_f64();
+    let finish_started = Instant::now();
     let finish = {
         let ledger = Arc::clone(ledger);
         blocking(move || {
@@ -462,6 +517,8 @@ async fn restore_candidate(
         }
         Err(error) => return Err(Attempt::Fail(failed(error.to_string()))),
     }
+    let root_check_seconds = finish_started.elapsed().as_secs_f64();
+    let reload_started = Instant::now();
     {
         let ledger = Arc::clone(ledger);
         blocking(move || ledger.reload_from_store())
@@ -473,6 +530,9 @@ async fn restore_candidate(
         state_root = %ledger.tip().state_root,
         chunks = total,
         seconds = started.elapsed().as_secs_f64(),
+        chunks_seconds,
+        root_check_seconds,
+        reload_seconds = reload_started.elapsed().as_secs_f64(),
         "state sync: restored the state; syncing blocks from the next height"
     );
     status.phase("fetching the evidence window");
@@ -848,4 +908,75 @@ async fn fetch_chunk(
     Err(Attempt::Reject(format!(
         "no peer served chunk {index} of the snapshot of height {height}"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn candidate(height: u64, peers: usize) -> Candidate {
+        Candidate {
+            height: Height(height),
+            manifest_hash: sha256(&height.to_be_bytes()),
+            peers: (0..peers).map(|_| PeerId::random()).collect(),
+        }
+    }
+
+    const NOW: Duration = Duration::ZERO;
+
+    #[test]
+    fn the_newest_snapshot_two_peers_offer_is_taken_at_once() {
+        let candidates = [candidate(3000, 1), candidate(2000, 2), candidate(1000, 2)];
+        let chosen = choose(&candidates, 2, NOW, NOW).unwrap();
+        assert_eq!(chosen.height, Height(2000));
+    }
+
+    #[test]
+    fn one_offering_peer_is_taken_once_the_peers_settled_not_before() {
+        let candidates = [candidate(3000, 1), candidate(2000, 1)];
+        // Peers still coming or not all answered: wait for agreement.
+        assert!(choose(&candidates, 1, Duration::from_millis(500), NOW).is_none());
+        assert!(choose(
+            &candidates,
+            1,
+            Duration::from_millis(500),
+            STATE_SYNC_PEERS_SETTLED - Duration::from_millis(1)
+        )
+        .is_none());
+        // The same peers, all answering, for the settle time: take it.
+        let chosen = choose(
+            &candidates,
+            1,
+            Duration::from_millis(500),
+            STATE_SYNC_PEERS_SETTLED,
+        )
+        .unwrap();
+        assert_eq!(chosen.height, Height(3000));
+        // Or after the whole agreement wait, settled or not.
+        let chosen = choose(&candidates, 1, STATE_SYNC_AGREEMENT_WAIT, NOW).unwrap();
+        assert_eq!(chosen.height, Height(3000));
+    }
+
+    #[test]
+    fn peers_offering_different_snapshots_wait_twice_the_agreement_wait() {
+        let candidates = [candidate(3000, 1), candidate(2000, 1)];
+        // Settled peers do not cut this wait short: a second offerer may
+        // still take the same snapshot.
+        assert!(choose(
+            &candidates,
+            2,
+            STATE_SYNC_AGREEMENT_WAIT,
+            STATE_SYNC_AGREEMENT_WAIT
+        )
+        .is_none());
+        let chosen = choose(&candidates, 2, STATE_SYNC_AGREEMENT_WAIT * 2, NOW).unwrap();
+        assert_eq!(chosen.height, Height(3000));
+    }
+
+    #[test]
+    fn no_offer_chooses_nothing() {
+        assert!(choose(&[], 0, STATE_SYNC_OFFER_WAIT, STATE_SYNC_OFFER_WAIT).is_none());
+    }
 }
