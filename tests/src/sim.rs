@@ -773,8 +773,7 @@ pub struct Report {
     pub slow_sync_ms: u64,
     /// Inputs (messages, timers) that waited for a busy node.
     pub inputs_deferred: u64,
-    /// Nodes that lost their store and joined again from a snapshot, and
-    /// the heights of those snapshots.
+    /// Nodes that lost their store and joined again from a snapshot.
     pub snapshot_restores: u64,
     /// Heights of the restored snapshots.
     pub snapshot_heights: Vec<u64>,
