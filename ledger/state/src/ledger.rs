@@ -661,7 +661,6 @@ impl ExecutionOutcome {
     }
 }
 
-/// The staking action of a transaction (`None` for a transfer).
 /// The successor links a block sets (see [`crate::tree`]): for every
 /// account it creates, its successor on the ring of the parent's and the
 /// created addresses; for every parent account that precedes a created
@@ -701,6 +700,7 @@ fn ring_links(parent: &LedgerState, changes: &[AccountChange]) -> Vec<(u64, Addr
     links
 }
 
+/// The staking action of a transaction (`None` for a transfer).
 fn staking_action(transaction: &SignedTransaction) -> Option<StakingAction> {
     let body = &transaction.transaction;
     Some(match body.kind {
