@@ -41,16 +41,7 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             keyring_dir,
             verify,
         } => {
-            let address = match address {
-                AccountRef::Address(address) => *address,
-                AccountRef::Key(_) => {
-                    let keyring = match keyring_dir {
-                        Some(dir) => Keyring::new(dir),
-                        None => Keyring::default_dir().map(Keyring::new)?,
-                    };
-                    address.resolve(&keyring, "ADDRESS")?
-                }
-            };
+            let address = resolve_address(address, keyring_dir.as_deref())?;
             if verify.verify {
                 let proven =
                     crate::light::verify_account(client, &address, &verify.options()).await?;
@@ -128,16 +119,7 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             limit,
             before,
         } => {
-            let address = match address {
-                AccountRef::Address(address) => *address,
-                AccountRef::Key(_) => {
-                    let keyring = match keyring_dir {
-                        Some(dir) => Keyring::new(dir),
-                        None => Keyring::default_dir().map(Keyring::new)?,
-                    };
-                    address.resolve(&keyring, "ADDRESS")?
-                }
-            };
+            let address = resolve_address(address, keyring_dir.as_deref())?;
             let (history, json) = client.history(&address, *limit, before.as_deref()).await?;
             (history_text(&history), json)
         }
@@ -158,6 +140,24 @@ pub async fn query(client: &NodeClient, what: &QueryCommand) -> Result<(String, 
             (fees_text(&fees), json)
         }
     })
+}
+
+/// The address `address` names: itself, or a key of the keyring in
+/// `keyring_dir` (the default keyring without it), read only when needed.
+fn resolve_address(
+    address: &AccountRef,
+    keyring_dir: Option<&std::path::Path>,
+) -> Result<cairn_types::Address> {
+    match address {
+        AccountRef::Address(address) => Ok(*address),
+        AccountRef::Key(_) => {
+            let keyring = match keyring_dir {
+                Some(dir) => Keyring::new(dir),
+                None => Keyring::default_dir().map(Keyring::new)?,
+            };
+            address.resolve(&keyring, "ADDRESS")
+        }
+    }
 }
 
 fn mempool_text(mempool: &Mempool, fees: &Fees) -> String {

@@ -287,7 +287,6 @@ async fn check_witness(client: &NodeClient, witness: &str, verified: &Header) ->
 #[derive(Clone, Debug, Deserialize)]
 struct ProofJson {
     height: u64,
-    #[serde(default = "exists_by_default")]
     exists: bool,
     balance: u64,
     nonce: u64,
@@ -306,11 +305,6 @@ struct InclusionJson {
     count: u64,
     path: Vec<Hash>,
     header: Header,
-}
-
-/// A proof without `exists` is of an account that exists.
-fn exists_by_default() -> bool {
-    true
 }
 
 /// A proven account, or a proven absence of one.
