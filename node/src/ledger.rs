@@ -391,11 +391,19 @@ fn missing_set(height: Height, hash: &Hash) -> LedgerError {
 
 /// The committed state, tip and tip set of `store`, and the evidence its
 /// recent blocks recorded.
+/// The committed state, tip and recorded evidence from `store`; `state`,
+/// when given, is the store's state already built (by a restore), so it is
+/// not read and hashed a second time.
 fn load_committed(
     genesis: &Genesis,
     store: &dyn Store,
+    state: Option<LedgerState>,
 ) -> Result<(Committed, BTreeSet<(Height, u32)>), LedgerError> {
-    let state = store.load_state()?.with_fee_params(genesis.fee_params);
+    let state = match state {
+        Some(state) => state,
+        None => store.load_state()?,
+    }
+    .with_fee_params(genesis.fee_params);
     let height = store.latest_height();
     let time = if height == Height::GENESIS {
         genesis.genesis_time
@@ -515,7 +523,7 @@ impl Ledger {
         metrics: Arc<Metrics>,
     ) -> Result<Ledger, LedgerError> {
         let genesis_hash = genesis.hash();
-        let (committed, recorded_evidence) = load_committed(&genesis, store.as_ref())?;
+        let (committed, recorded_evidence) = load_committed(&genesis, store.as_ref(), None)?;
         metrics.set_height(committed.tip.height.0);
         let drops = broadcast::channel(crate::mempool::DROP_REPORTS_MAX).0;
         let mempool = Mempool::new(genesis.chain_id.clone(), mempool_limits)
@@ -555,12 +563,26 @@ impl Ledger {
             .store(accept, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Reads the committed state and tip from the store again, after a
-    /// state-sync restore replaced them underneath (nothing else may
-    /// commit meanwhile: consensus and block sync start after it).
-    pub fn reload_from_store(&self) -> Result<(), LedgerError> {
+    /// Takes the committed state and tip a state-sync restore put in the
+    /// store underneath (nothing else may commit meanwhile: consensus and
+    /// block sync start after it). `restored` is the state the restore
+    /// built and checked against the header ([`Store::restore_finish`]'s
+    /// answer), so the accounts are not read and hashed again; the tip and
+    /// the evidence window are read from the store.
+    pub fn reload_from_store(&self, restored: LedgerState) -> Result<(), LedgerError> {
         let _serial = lock(&self.commit_lock);
-        let (committed, recorded_evidence) = load_committed(&self.genesis, self.store.as_ref())?;
+        let (committed, recorded_evidence) =
+            load_committed(&self.genesis, self.store.as_ref(), Some(restored))?;
+        if committed.state.root() != self.store.state_root() {
+            return Err(LedgerError::Store(StoreError::Corrupt {
+                what: "the restored state".into(),
+                reason: format!(
+                    "its root {} is not the store's {}",
+                    committed.state.root(),
+                    self.store.state_root()
+                ),
+            }));
+        }
         self.metrics.set_height(committed.tip.height.0);
         *self
             .committed

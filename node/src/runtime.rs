@@ -31,7 +31,7 @@ use std::{
 use cairn_consensus::{Input, Message, ProposerSchedule, RequestId, Timeout};
 use cairn_p2p::{
     Client, Event, PeerId, RoundState, RoundStateRequest, RoundStateResponder, SyncBlock,
-    SyncRequest, SyncResponder, SyncResponse, SyncStatus, Topic, Verdict,
+    SyncHeader, SyncRequest, SyncResponder, SyncResponse, SyncStatus, Topic, Verdict,
 };
 use cairn_types::{
     codec,
@@ -1265,6 +1265,37 @@ fn serve_sync(ledger: &Ledger, request: &SyncRequest) -> SyncResponse {
         SyncRequest::BlockByHash(hash) => {
             let height = ledger.store().block_height(hash).ok().flatten();
             SyncResponse::Block(height.and_then(|height| stored_block(ledger, height)))
+        }
+        SyncRequest::Headers { from, count } => {
+            let store = ledger.store();
+            let lowest = store.lowest_height();
+            if *from < lowest {
+                return SyncResponse::NotHeld {
+                    lowest_height: lowest,
+                };
+            }
+            let mut headers = Vec::new();
+            for offset in 0..u64::from(*count) {
+                let height = Height(from.0.saturating_add(offset));
+                let (Ok(Some(header)), Ok(Some(certificate))) =
+                    (store.header(height), store.certificate(height))
+                else {
+                    break;
+                };
+                headers.push(SyncHeader {
+                    height,
+                    header: codec::encode(&header),
+                    certificate: codec::encode(&certificate),
+                });
+            }
+            let lowest = store.lowest_height();
+            if headers.is_empty() && *from < lowest {
+                // Pruned while it was read.
+                return SyncResponse::NotHeld {
+                    lowest_height: lowest,
+                };
+            }
+            SyncResponse::Headers(headers)
         }
     }
 }

@@ -41,7 +41,7 @@ use cairn_store::{SnapshotManifest, StoreError};
 use cairn_types::{
     codec,
     limits::{EVIDENCE_AGE_MAX_BLOCKS, VALIDATOR_SET_BYTES_MAX},
-    sha256, Block, CommitCertificate, Hash, Height, ValidatorSet,
+    sha256, Block, CommitCertificate, Hash, Header, Height, ValidatorSet,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -61,8 +61,8 @@ pub const STATE_SYNC_LIST_PEERS_MAX: usize = 16;
 pub const STATE_SYNC_CHUNKS_IN_FLIGHT_MAX: usize = 8;
 /// Deadline of one request to a peer.
 pub const STATE_SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Blocks asked for in one range request while verifying headers.
-pub const STATE_SYNC_HEADER_RANGE_BLOCKS: u32 = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
+/// Headers asked for in one range request while verifying headers.
+pub const STATE_SYNC_HEADER_RANGE: u32 = cairn_p2p::limits::SYNC_RANGE_HEADERS_MAX;
 /// How long a peer that sent a bad chunk or a lying manifest is banned.
 pub const STATE_SYNC_BAN: Duration = Duration::from_secs(10 * 60);
 /// How long to wait for a second peer to offer the snapshot one peer
@@ -500,8 +500,8 @@ async fn restore_candidate(
         })
         .await?
     };
-    match finish {
-        Ok(()) => {}
+    let restored = match finish {
+        Ok(restored) => restored,
         Err(
             error @ (StoreError::SnapshotRootMismatch { .. } | StoreError::InvalidSnapshot { .. }),
         ) => {
@@ -516,12 +516,12 @@ async fn restore_candidate(
             return Err(Attempt::Reject(error.to_string()));
         }
         Err(error) => return Err(Attempt::Fail(failed(error.to_string()))),
-    }
+    };
     let root_check_seconds = finish_started.elapsed().as_secs_f64();
     let reload_started = Instant::now();
     {
         let ledger = Arc::clone(ledger);
-        blocking(move || ledger.reload_from_store())
+        blocking(move || ledger.reload_from_store(restored))
             .await?
             .map_err(|error| Attempt::Fail(failed(error.to_string())))?;
     }
@@ -663,6 +663,30 @@ async fn fetch_blocks(
     )))
 }
 
+/// Asks `peers` in turn until one answers with headers from `from`.
+async fn fetch_headers(
+    client: &Client,
+    peers: &[PeerId],
+    from: Height,
+    count: u32,
+) -> Result<Vec<cairn_p2p::SyncHeader>, Attempt> {
+    for peer in peers {
+        let answer = tokio::time::timeout(
+            STATE_SYNC_REQUEST_TIMEOUT,
+            client.request_sync(*peer, SyncRequest::Headers { from, count }),
+        )
+        .await;
+        if let Ok(Ok(SyncResponse::Headers(headers))) = answer {
+            if headers.first().is_some_and(|header| header.height == from) {
+                return Ok(headers);
+            }
+        }
+    }
+    Err(Attempt::Reject(format!(
+        "no peer serves the headers from height {from}"
+    )))
+}
+
 /// Asks `peers` in turn for the validator set with `hash`.
 async fn fetch_set(client: &Client, peers: &[PeerId], hash: Hash) -> Result<ValidatorSet, Attempt> {
     for peer in peers {
@@ -742,20 +766,20 @@ async fn trusted_base(
             (trust_height, trust_hash, next)
         }
     };
-    let mut last: Option<(Block, CommitCertificate, ValidatorSet)> = None;
+    let mut last: Option<(CommitCertificate, ValidatorSet)> = None;
     while verified < height {
         let from = Height(verified.0 + 1);
         let count =
-            u32::try_from((height.0 - verified.0).min(u64::from(STATE_SYNC_HEADER_RANGE_BLOCKS)))
-                .unwrap_or(STATE_SYNC_HEADER_RANGE_BLOCKS);
-        let blocks = fetch_blocks(client, &peers, from, count).await?;
-        for synced in blocks.iter().take(count as usize) {
+            u32::try_from((height.0 - verified.0).min(u64::from(STATE_SYNC_HEADER_RANGE)))
+                .unwrap_or(STATE_SYNC_HEADER_RANGE);
+        let headers = fetch_headers(client, &peers, from, count).await?;
+        for synced in headers.iter().take(count as usize) {
             let expected = Height(verified.0 + 1);
             let bad = |reason: String| Attempt::Reject(format!("header {expected}: {reason}"));
-            let block = decode_block(&synced.block).map_err(|error| bad(error.to_string()))?;
+            let header =
+                Header::from_bytes(&synced.header).map_err(|error| bad(error.to_string()))?;
             let certificate =
                 decode_certificate(&synced.certificate).map_err(|error| bad(error.to_string()))?;
-            let header = &block.header;
             if header.height != expected || header.chain_id != chain_id {
                 return Err(bad(format!(
                     "it is of height {} on chain {}",
@@ -775,7 +799,7 @@ async fn trusted_base(
                     set.hash()
                 )));
             }
-            let hash = block.hash();
+            let hash = header.hash();
             if certificate.height != expected || certificate.block_hash != hash {
                 return Err(bad("its certificate is for another block".into()));
             }
@@ -791,16 +815,29 @@ async fn trusted_base(
             parent_hash = hash;
             status.update(|view| view.headers_verified += 1);
             if verified == height {
-                block
-                    .check_structure()
-                    .map_err(|error| bad(error.to_string()))?;
-                last = Some((block, certificate, set.clone()));
+                last = Some((certificate, set.clone()));
             }
             set = next;
         }
     }
-    let (block, certificate, set) =
-        last.ok_or_else(|| Attempt::Reject("no header was verified".into()))?;
+    let (certificate, set) = last.ok_or_else(|| Attempt::Reject("no header was verified".into()))?;
+    // The walk verified headers only; the snapshot height's whole block is
+    // kept by the restore, so it must be the one its verified header names.
+    let blocks = fetch_blocks(client, &peers, height, 1).await?;
+    let block = decode_block(&blocks[0].block).map_err(|error| {
+        Attempt::Reject(format!(
+            "the block of the snapshot height {height} does not decode: {error}"
+        ))
+    })?;
+    if block.hash() != parent_hash {
+        return Err(Attempt::Reject(format!(
+            "the block of the snapshot height {height} a peer served is {}, the verified header is {parent_hash}",
+            block.hash()
+        )));
+    }
+    block.check_structure().map_err(|error| {
+        Attempt::Reject(format!("the block of the snapshot height {height}: {error}"))
+    })?;
     Ok(TrustedBase {
         block,
         certificate,

@@ -14,7 +14,7 @@ use crate::limits::{
 };
 use crate::metrics::Metrics;
 use crate::protocol::{
-    check_snapshot_answer, decode, encode, Protocol, RoundState, RoundStateRequest,
+    check_snapshot_answer, decode, encode, Protocol, RangeItem, RoundState, RoundStateRequest,
     RoundStateResponse, SnapshotRequest, SnapshotResponse, SyncRequest, SyncResponse,
 };
 use crate::topic::Topic;
@@ -281,39 +281,49 @@ fn check_sync_answer(
     match (request, response) {
         (SyncRequest::Status, SyncResponse::Status(_)) => Ok(()),
         (SyncRequest::BlockByHash(_), SyncResponse::Block(_)) => Ok(()),
-        (SyncRequest::Blocks { from, .. }, SyncResponse::NotHeld { lowest_height }) => {
+        (
+            SyncRequest::Blocks { from, .. } | SyncRequest::Headers { from, .. },
+            SyncResponse::NotHeld { lowest_height },
+        ) => {
             if *lowest_height <= *from {
                 return Err(bad(format!(
-                    "asked for blocks from height {}, the peer says it holds heights from {} only",
+                    "asked for heights from {}, the peer says it holds heights from {} only",
                     from.0, lowest_height.0
                 )));
             }
             Ok(())
         }
         (SyncRequest::Blocks { from, count }, SyncResponse::Blocks(blocks)) => {
-            if blocks.len() > usize::try_from(*count).unwrap_or(usize::MAX) {
-                return Err(bad(format!(
-                    "asked for {count} blocks, the peer sent {}",
-                    blocks.len()
-                )));
-            }
-            for (offset, block) in blocks.iter().enumerate() {
-                let expected = u64::try_from(offset)
-                    .ok()
-                    .and_then(|o| from.0.checked_add(o));
-                if expected != Some(block.height.0) {
-                    return Err(bad(format!(
-                        "asked for blocks from height {}, the peer sent height {} at position {offset}",
-                        from.0, block.height.0
-                    )));
-                }
-            }
-            Ok(())
+            check_range(*from, *count, blocks).map_err(bad)
+        }
+        (SyncRequest::Headers { from, count }, SyncResponse::Headers(headers)) => {
+            check_range(*from, *count, headers).map_err(bad)
         }
         _ => Err(bad(
             "the peer answered with the wrong kind of response".to_string()
         )),
     }
+}
+
+/// Checks a range answer: at most `count` items, of consecutive heights
+/// from `from`.
+fn check_range<T: RangeItem>(from: cairn_types::Height, count: u32, items: &[T]) -> Result<(), String> {
+    if items.len() > usize::try_from(count).unwrap_or(usize::MAX) {
+        return Err(format!("asked for {count} heights, the peer sent {}", items.len()));
+    }
+    for (offset, item) in items.iter().enumerate() {
+        let expected = u64::try_from(offset)
+            .ok()
+            .and_then(|o| from.0.checked_add(o));
+        if expected != Some(item.height().0) {
+            return Err(format!(
+                "asked for heights from {}, the peer sent height {} at position {offset}",
+                from.0,
+                item.height().0
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The node's handle on the p2p layer; cheap to clone.
@@ -577,5 +587,28 @@ mod tests {
         assert!(check_sync_answer(peer, &SyncRequest::Status, &status).is_ok());
         assert!(check_sync_answer(peer, &range, &status).is_err());
         assert!(check_sync_answer(peer, &SyncRequest::BlockByHash(Hash::ZERO), &status).is_err());
+        // Header ranges follow the same rules, and are not blocks.
+        let headers = |heights: &[u64]| {
+            SyncResponse::Headers(
+                heights
+                    .iter()
+                    .map(|h| crate::SyncHeader {
+                        height: Height(*h),
+                        header: vec![],
+                        certificate: vec![],
+                    })
+                    .collect(),
+            )
+        };
+        let header_range = SyncRequest::Headers {
+            from: Height(5),
+            count: 2,
+        };
+        assert!(check_sync_answer(peer, &header_range, &headers(&[5, 6])).is_ok());
+        assert!(check_sync_answer(peer, &header_range, &headers(&[5, 6, 7])).is_err());
+        assert!(check_sync_answer(peer, &header_range, &headers(&[6])).is_err());
+        assert!(check_sync_answer(peer, &header_range, &not_held(6)).is_ok());
+        assert!(check_sync_answer(peer, &header_range, &blocks(&[5, 6])).is_err());
+        assert!(check_sync_answer(peer, &range, &headers(&[5, 6])).is_err());
     }
 }

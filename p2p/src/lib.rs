@@ -49,7 +49,7 @@ pub use key::{
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use protocol::{
     Protocol, RoundState, RoundStateRequest, RoundStateResponse, SnapshotOffer, SnapshotRequest,
-    SnapshotResponse, SyncBlock, SyncRequest, SyncResponse, SyncStatus,
+    SnapshotResponse, SyncBlock, SyncHeader, SyncRequest, SyncResponse, SyncStatus,
 };
 pub use topic::{Topic, GOSSIP_PROTOCOL_VERSION};
 

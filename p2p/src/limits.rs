@@ -26,6 +26,10 @@ pub const PUBLISH_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
 /// Most blocks one range request may ask for.
 pub const SYNC_RANGE_BLOCKS_MAX: u32 = 64;
+/// Most headers one header range request may ask for (a header is at most
+/// 512 bytes and a certificate about 80 bytes per validator, so a full
+/// answer stays far below [`SYNC_RESPONSE_BYTES_MAX`]).
+pub const SYNC_RANGE_HEADERS_MAX: u32 = 512;
 /// Largest encoded block-sync response. A response holds at least one block
 /// of the largest size with its certificate; the server trims a range to fit.
 pub const SYNC_RESPONSE_BYTES_MAX: usize =

@@ -3,7 +3,9 @@
 //!
 //! * Block sync, `/cairn/<chain-id>/sync/1`: the tip of a peer (and the
 //!   lowest height it holds), a range of blocks with their certificates
-//!   (or "not held" from a peer that pruned them), or one block by hash.
+//!   (or "not held" from a peer that pruned them), a range of headers
+//!   with their certificates (what a state sync walks to trust a snapshot
+//!   height, without the blocks' transactions), or one block by hash.
 //! * Round state, `/cairn/<chain-id>/round-state/1`: the proposal and the
 //!   votes a peer holds for a height and round.
 //! * Snapshots, `/cairn/<chain-id>/snapshot/1`: the state snapshots a peer
@@ -22,7 +24,7 @@ use crate::limits::{
     REFUSAL_REASON_BYTES_MAX, ROUND_STATE_REQUEST_BYTES_MAX, ROUND_STATE_RESPONSE_BYTES_MAX,
     ROUND_STATE_VOTES_MAX, SNAPSHOT_OFFERS_MAX, SNAPSHOT_PAYLOAD_BYTES_MAX,
     SNAPSHOT_REQUEST_BYTES_MAX, SNAPSHOT_RESPONSE_BYTES_MAX, SYNC_RANGE_BLOCKS_MAX,
-    SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
+    SYNC_RANGE_HEADERS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
 };
 use crate::Error;
 
@@ -41,19 +43,34 @@ pub enum SyncRequest {
     },
     /// One block (with its certificate when the peer has it) by hash.
     BlockByHash(Hash),
+    /// Headers `from ..= from + count - 1` with their certificates; `count`
+    /// is at most [`SYNC_RANGE_HEADERS_MAX`]. Answered like
+    /// [`SyncRequest::Blocks`] (fewer when cut, "not held" when pruned).
+    Headers {
+        /// First height wanted.
+        from: Height,
+        /// How many headers.
+        count: u32,
+    },
 }
 
 impl SyncRequest {
     /// Checks the request against the protocol's bounds.
     pub fn check(&self) -> Result<(), Error> {
         match self {
-            SyncRequest::Blocks { count, .. } if *count == 0 => Err(Error::RequestOverLimit(
-                "a block range request must ask for at least one block".to_string(),
-            )),
+            SyncRequest::Blocks { count: 0, .. } | SyncRequest::Headers { count: 0, .. } => Err(
+                Error::RequestOverLimit("a range request must ask for at least one height".to_string()),
+            ),
             SyncRequest::Blocks { count, .. } if *count > SYNC_RANGE_BLOCKS_MAX => {
                 Err(Error::RequestOverLimit(format!(
                     "a block range request asks for {count} blocks, the limit is \
                      {SYNC_RANGE_BLOCKS_MAX}; split it into smaller ranges"
+                )))
+            }
+            SyncRequest::Headers { count, .. } if *count > SYNC_RANGE_HEADERS_MAX => {
+                Err(Error::RequestOverLimit(format!(
+                    "a header range request asks for {count} headers, the limit is \
+                     {SYNC_RANGE_HEADERS_MAX}; split it into smaller ranges"
                 )))
             }
             _ => Ok(()),
@@ -93,6 +110,44 @@ impl SyncBlock {
     }
 }
 
+/// A header with the certificate that decided its block, both opaque.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncHeader {
+    /// Height of the header.
+    pub height: Height,
+    /// The encoded header.
+    pub header: Vec<u8>,
+    /// The encoded commit certificate of its block.
+    pub certificate: Vec<u8>,
+}
+
+/// What a range answer holds: items of consecutive heights, each of some
+/// size on the wire.
+pub(crate) trait RangeItem {
+    /// The item's height.
+    fn height(&self) -> Height;
+    /// Bytes it takes in a response, roughly (payloads plus framing).
+    fn wire_bytes(&self) -> usize;
+}
+
+impl RangeItem for SyncBlock {
+    fn height(&self) -> Height {
+        self.height
+    }
+    fn wire_bytes(&self) -> usize {
+        SyncBlock::wire_bytes(self)
+    }
+}
+
+impl RangeItem for SyncHeader {
+    fn height(&self) -> Height {
+        self.height
+    }
+    fn wire_bytes(&self) -> usize {
+        self.header.len() + self.certificate.len() + 32
+    }
+}
+
 /// A block-sync response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncResponse {
@@ -104,10 +159,14 @@ pub enum SyncResponse {
     Blocks(Vec<SyncBlock>),
     /// Answer to [`SyncRequest::BlockByHash`]; `None` when unknown.
     Block(Option<SyncBlock>),
+    /// Answer to [`SyncRequest::Headers`]: consecutive headers starting at
+    /// the requested height; fewer than asked when the peer has fewer or
+    /// the byte bound was reached.
+    Headers(Vec<SyncHeader>),
     /// The peer will not answer, and why.
     Refused(String),
-    /// Answer to [`SyncRequest::Blocks`] from a peer that pruned the first
-    /// height asked for: it holds heights `lowest_height ..= tip` only. Not
+    /// Answer to [`SyncRequest::Blocks`] or [`SyncRequest::Headers`] from a
+    /// peer that pruned the first height asked for: it holds heights `lowest_height ..= tip` only. Not
     /// a fault: ask another peer (one whose [`SyncStatus::lowest_height`]
     /// is low enough) for those heights.
     NotHeld {
@@ -355,35 +414,51 @@ pub(crate) fn refusal(reason: impl Into<String>) -> String {
 /// prefix, so the client asks again for the rest).
 pub(crate) fn fit_sync_response(request: &SyncRequest, response: SyncResponse) -> SyncResponse {
     match (request, response) {
-        (SyncRequest::Blocks { count, .. }, SyncResponse::Blocks(mut blocks)) => {
-            let count = usize::try_from(*count).unwrap_or(usize::MAX);
-            blocks.truncate(count);
-            let budget = SYNC_RESPONSE_BYTES_MAX - crate::limits::ENVELOPE_BYTES_MAX;
-            let mut used = 0usize;
-            let mut keep = 0usize;
-            for block in &blocks {
-                used = used.saturating_add(block.wire_bytes());
-                if used > budget {
-                    break;
-                }
-                keep += 1;
+        (SyncRequest::Blocks { count, .. }, SyncResponse::Blocks(blocks)) => {
+            match fit_range(blocks, *count) {
+                Some(blocks) => SyncResponse::Blocks(blocks),
+                None => SyncResponse::Refused(refusal("the first block exceeds the response limit")),
             }
-            if keep == 0 && !blocks.is_empty() {
-                return SyncResponse::Refused(refusal(
-                    "the first block exceeds the response limit",
-                ));
-            }
-            blocks.truncate(keep);
-            SyncResponse::Blocks(blocks)
         }
-        (SyncRequest::Blocks { .. }, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
-        (SyncRequest::Blocks { .. }, r @ SyncResponse::NotHeld { .. }) => r,
-        (SyncRequest::Blocks { .. }, _) => SyncResponse::Refused(refusal("wrong answer kind")),
+        (SyncRequest::Headers { count, .. }, SyncResponse::Headers(headers)) => {
+            match fit_range(headers, *count) {
+                Some(headers) => SyncResponse::Headers(headers),
+                None => {
+                    SyncResponse::Refused(refusal("the first header exceeds the response limit"))
+                }
+            }
+        }
+        (
+            SyncRequest::Blocks { .. } | SyncRequest::Headers { .. },
+            r @ SyncResponse::NotHeld { .. },
+        ) => r,
         (SyncRequest::Status, r @ SyncResponse::Status(_)) => r,
         (SyncRequest::BlockByHash(_), r @ SyncResponse::Block(_)) => r,
         (_, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
         _ => SyncResponse::Refused(refusal("wrong answer kind")),
     }
+}
+
+/// Cuts a range answer to the requested count and to
+/// [`SYNC_RESPONSE_BYTES_MAX`], keeping a prefix; `None` when even the
+/// first item does not fit.
+fn fit_range<T: RangeItem>(mut items: Vec<T>, count: u32) -> Option<Vec<T>> {
+    items.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+    let budget = SYNC_RESPONSE_BYTES_MAX - crate::limits::ENVELOPE_BYTES_MAX;
+    let mut used = 0usize;
+    let mut keep = 0usize;
+    for item in &items {
+        used = used.saturating_add(item.wire_bytes());
+        if used > budget {
+            break;
+        }
+        keep += 1;
+    }
+    if keep == 0 && !items.is_empty() {
+        return None;
+    }
+    items.truncate(keep);
+    Some(items)
 }
 
 /// Fits a node's round-state answer to the bounds.
@@ -528,5 +603,47 @@ mod tests {
         let bytes = encode("resp", &not_held, SYNC_RESPONSE_BYTES_MAX).unwrap();
         let back: SyncResponse = decode("resp", &bytes, SYNC_RESPONSE_BYTES_MAX).unwrap();
         assert_eq!(back, not_held);
+    }
+
+    #[test]
+    fn header_ranges_are_bounded_and_fitted() {
+        let headers = |count: u32| SyncRequest::Headers {
+            from: Height(1),
+            count,
+        };
+        assert!(headers(SYNC_RANGE_HEADERS_MAX).check().is_ok());
+        assert!(headers(SYNC_RANGE_HEADERS_MAX + 1).check().is_err());
+        assert!(headers(0).check().is_err());
+        let answer = SyncResponse::Headers(
+            (1..=10)
+                .map(|h| SyncHeader {
+                    height: Height(h),
+                    header: vec![1; 300],
+                    certificate: vec![2; 400],
+                })
+                .collect(),
+        );
+        match fit_sync_response(&headers(4), answer.clone()) {
+            SyncResponse::Headers(kept) => assert_eq!(kept.len(), 4),
+            other => panic!("{other:?}"),
+        }
+        // A header answer to a block request is the wrong kind.
+        assert!(matches!(
+            fit_sync_response(
+                &SyncRequest::Blocks {
+                    from: Height(1),
+                    count: 4
+                },
+                answer.clone()
+            ),
+            SyncResponse::Refused(_)
+        ));
+        let not_held = SyncResponse::NotHeld {
+            lowest_height: Height(9),
+        };
+        assert_eq!(fit_sync_response(&headers(4), not_held.clone()), not_held);
+        let bytes = encode("resp", &answer, SYNC_RESPONSE_BYTES_MAX).unwrap();
+        let back: SyncResponse = decode("resp", &bytes, SYNC_RESPONSE_BYTES_MAX).unwrap();
+        assert_eq!(back, answer);
     }
 }

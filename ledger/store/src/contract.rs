@@ -274,13 +274,15 @@ pub trait Store: Send + Sync {
     /// block, its certificate and `validator_set` (the set that signed it,
     /// which the header names), makes the block the latest and the
     /// snapshot base, and clears the under-way mark. The caller has
-    /// verified the block and certificate (they are trusted).
+    /// verified the block and certificate (they are trusted). Returns the
+    /// restored state (built to check the root), so the caller need not
+    /// read it back from the store.
     fn restore_finish(
         &self,
         block: &Block,
         certificate: &CommitCertificate,
         validator_set: &ValidatorSet,
-    ) -> Result<(), StoreError>;
+    ) -> Result<LedgerState, StoreError>;
 
     /// Keeps blocks below a restored snapshot's height, with their
     /// certificates and the validator sets their headers name: evidence

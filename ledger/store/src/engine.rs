@@ -783,7 +783,7 @@ impl<B: Backend> Engine<B> {
         block: &Block,
         certificate: &CommitCertificate,
         validator_set: &ValidatorSet,
-    ) -> Result<(), StoreError> {
+    ) -> Result<LedgerState, StoreError> {
         let mut tip = lock(&self.tip);
         let height = block.header.height;
         match self.restore_in_progress()? {
@@ -911,7 +911,7 @@ impl<B: Backend> Engine<B> {
             block_hash: encoded.hash,
             state_root: block.header.state_root,
         };
-        Ok(())
+        Ok(state)
     }
 
     pub(crate) fn restore_history(
@@ -1630,7 +1630,7 @@ macro_rules! delegate_store {
                 block: &cairn_types::Block,
                 certificate: &cairn_types::CommitCertificate,
                 validator_set: &cairn_types::ValidatorSet,
-            ) -> Result<(), $crate::StoreError> {
+            ) -> Result<cairn_state::LedgerState, $crate::StoreError> {
                 self.engine
                     .restore_finish(block, certificate, validator_set)
             }
