@@ -482,3 +482,65 @@ pub fn init_dev_home(home: &Home) -> Result<(), NodeError> {
         .save(&home.genesis_file())?;
     Ok(())
 }
+
+/// What `cairnd compact` did: the size of `data/` before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Bytes of `data/` before.
+    pub bytes_before: u64,
+    /// Bytes of `data/` after.
+    pub bytes_after: u64,
+}
+
+/// `cairnd compact`: compacts the store of a stopped node wholly
+/// ([`cairn_store::Store::compact_all`]): RocksDB rewrites every column
+/// into its last level, without what pruning deleted, and gives the disk
+/// space back. Refused while the node runs (RocksDB's lock).
+pub fn compact_data(home: &Home) -> Result<CompactReport, NodeError> {
+    if !home.config_file().exists() {
+        return Err(NodeError::Home(format!(
+            "{} does not exist: {} is not a node home. Pass the right --home",
+            home.config_file().display(),
+            home.root().display()
+        )));
+    }
+    let genesis = load_genesis(home)?;
+    let data_dir = home.data_dir();
+    let bytes_before = directory_bytes(&data_dir);
+    let store = crate::ledger::Ledger::open_store(&genesis, &data_dir).map_err(|error| {
+        let text = error.to_string();
+        if text.contains("LOCK") || text.contains("lock") {
+            NodeError::Home(format!(
+                "the store in {} is in use: stop the node first (`cairnd compact` works on a stopped node): {text}",
+                data_dir.display()
+            ))
+        } else {
+            NodeError::Home(format!("cannot open the store in {}: {text}", data_dir.display()))
+        }
+    })?;
+    cairn_store::Store::compact_all(&store).map_err(|error| {
+        NodeError::Home(format!(
+            "the compaction of {} failed: {error}",
+            data_dir.display()
+        ))
+    })?;
+    drop(store);
+    Ok(CompactReport {
+        bytes_before,
+        bytes_after: directory_bytes(&data_dir),
+    })
+}
+
+/// Bytes of the files directly in `dir` (a RocksDB directory is flat).
+fn directory_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .filter(|metadata| metadata.is_file())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

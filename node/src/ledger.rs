@@ -600,6 +600,11 @@ impl Ledger {
         lock(&self.store_damage).get_or_insert(description);
     }
 
+    /// Forgets the damage reported, once it was repaired.
+    pub fn clear_store_damage(&self) {
+        *lock(&self.store_damage) = None;
+    }
+
     /// The damage found in the store, if any.
     pub fn store_damage(&self) -> Option<String> {
         lock(&self.store_damage).clone()

@@ -8,8 +8,8 @@ use cairn_node::{
     config::{check_rust_log, override_by_flag, ConfigOverrides, NodeConfig},
     home::{check_data_dir, read_key_file, Home},
     init::{
-        check_home, error_text, explain_start_error, init_dev_home, init_home, reset_data,
-        unsafe_reset_all, CheckOutcome, InitOptions, ResetReport,
+        check_home, compact_data, error_text, explain_start_error, init_dev_home, init_home,
+        reset_data, unsafe_reset_all, CheckOutcome, InitOptions, ResetReport,
     },
     start::{load_config, start},
 };
@@ -106,6 +106,10 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Compact the store of a stopped node: RocksDB rewrites every column
+    /// into its last level, without what pruning deleted, and gives the
+    /// disk space back (slow on a large store; the node must be stopped).
+    Compact,
     /// Print the version.
     Version,
 }
@@ -283,6 +287,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 home.config_dir().display()
             );
             eprintln!("warning: {UNSAFE_RESET_WARNING}");
+        }
+        Command::Compact => {
+            let report = compact_data(&home)?;
+            println!(
+                "compacted {}: {} bytes before, {} after",
+                home.data_dir().display(),
+                report.bytes_before,
+                report.bytes_after
+            );
         }
         Command::Version => println!("cairnd {}", env!("CARGO_PKG_VERSION")),
     }

@@ -3,20 +3,35 @@
 //! ([`cairn_store::Store::scrub`]), so damage on disk is found by the node
 //! rather than by the first reader of an old block.
 //!
-//! On damage it logs an error that names the data directory, what was
-//! found and what to do, and marks the ledger damaged, so `GET /ready`
-//! answers 503 with the reason (without the machine's paths). The node
-//! keeps running: consensus needs only the latest state and the recent
-//! blocks, which it holds in memory or re-reads from memtables; the
-//! operator decides when to resync (`cairnd reset`, which keeps a
-//! validator's sign state) or restore. A pass starts at start-up and every
+//! On damage it logs an error that names the data directory and what was
+//! found, and marks the ledger damaged, so `GET /ready` answers 503 with
+//! the reason (without the machine's paths). Then it repairs what is safe
+//! to repair: a damaged table file of the blocks or certificates (at level
+//! 1 or up, see [`cairn_store::Store::damage_repair`]) holds only what
+//! every peer holds too, so its heights are fetched again from peers,
+//! checked against the chain (each block's hash is named by the block
+//! above it, each certificate verifies against its set) and written back,
+//! and the damaged file is dropped ([`cairn_store::Store::repair_heights`]);
+//! `/ready` is 200 again and a new pass starts. Anything else (the
+//! accounts, the WAL, an index, a level-0 file), or a repair no peer can
+//! serve, stays reported, with what the operator can do. The node keeps
+//! running: consensus needs only the latest state and the recent blocks,
+//! which it holds in memory or re-reads from memtables; the operator
+//! decides when to resync (`cairnd reset`, which keeps a validator's sign
+//! state) or restore. A pass starts at start-up and every
 //! [`SCRUB_PASS_INTERVAL`] after the last one ended.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use cairn_store::{ScrubPosition, StoreError};
+use cairn_p2p::{Client, SyncRequest, SyncResponse};
+use cairn_store::{DamageRepair, ScrubPosition, StoreError};
+use cairn_types::{Block, CommitCertificate, Height};
 
-use crate::{ledger::Ledger, shutdown::Shutdown};
+use crate::{
+    ledger::Ledger,
+    runtime::{decode_block, decode_certificate},
+    shutdown::Shutdown,
+};
 
 /// Most bytes the scrub reads per second (disk and CPU for checksums).
 pub const SCRUB_BYTES_PER_SECOND: usize = 8 * 1024 * 1024;
@@ -26,14 +41,28 @@ pub const SCRUB_STEP_BYTES: usize = 1024 * 1024;
 pub const SCRUB_PASS_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// Pause before the first pass (lets start-up and the first sync go first).
 pub const SCRUB_START_DELAY: Duration = Duration::from_secs(1);
+/// Most heights one repair fetches again (a damaged file holding more is
+/// left to the operator; a table file of the blocks holds far fewer).
+pub const REPAIR_HEIGHTS_MAX: u64 = 100_000;
+/// Most bytes of blocks one repair holds in memory before writing them.
+pub const REPAIR_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Most peers asked for one damaged file's records (one after another).
+pub const REPAIR_PEERS_MAX: usize = 8;
+/// Deadline of one block-range request of a repair.
+pub const REPAIR_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause before trying a repair again that found no peer able to serve it.
+pub const REPAIR_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+/// Repairs tried for one pass's damage before it is left to the operator.
+pub const REPAIR_ATTEMPTS_MAX: u32 = 10;
 
 /// Starts the scrub of the ledger's store in `data_dir`; it runs until
-/// `shutdown`.
-pub fn spawn_scrub(ledger: Arc<Ledger>, data_dir: PathBuf, shutdown: Shutdown) {
-    tokio::spawn(run_scrub(ledger, data_dir, shutdown));
+/// `shutdown`. Repairs fetch from peers through `client`.
+pub fn spawn_scrub(ledger: Arc<Ledger>, client: Client, data_dir: PathBuf, shutdown: Shutdown) {
+    tokio::spawn(run_scrub(ledger, client, data_dir, shutdown));
 }
 
-async fn run_scrub(ledger: Arc<Ledger>, data_dir: PathBuf, mut shutdown: Shutdown) {
+async fn run_scrub(ledger: Arc<Ledger>, client: Client, data_dir: PathBuf, mut shutdown: Shutdown) {
+    let mut attempts = 0u32;
     let step_pause =
         Duration::from_secs_f64(SCRUB_STEP_BYTES as f64 / SCRUB_BYTES_PER_SECOND as f64);
     let mut pause = SCRUB_START_DELAY;
@@ -46,7 +75,7 @@ async fn run_scrub(ledger: Arc<Ledger>, data_dir: PathBuf, mut shutdown: Shutdow
         let started = std::time::Instant::now();
         let mut position = ScrubPosition::default();
         let mut bytes = 0u64;
-        loop {
+        let damage = loop {
             let store = Arc::clone(ledger.store());
             let from = position.clone();
             let step =
@@ -56,34 +85,192 @@ async fn run_scrub(ledger: Arc<Ledger>, data_dir: PathBuf, mut shutdown: Shutdow
                     bytes = bytes.saturating_add(step.bytes as u64);
                     match step.next {
                         Some(next) => position = next,
-                        None => break,
+                        None => break None,
                     }
                 }
-                Ok(Err(error @ StoreError::ChecksumMismatch { .. })) => {
-                    report_damage(&ledger, &data_dir, &error);
-                    // Nothing more to learn until the operator acts.
-                    return;
-                }
+                Ok(Err(error @ StoreError::ChecksumMismatch { .. })) => break Some(error),
                 Ok(Err(error)) => {
                     tracing::warn!("the store scrub could not read: {error}; it tries again later");
-                    break;
+                    break None;
                 }
                 Err(error) => {
                     tracing::warn!("the store scrub thread failed: {error}");
-                    break;
+                    break None;
                 }
             }
             tokio::select! {
                 _ = shutdown.requested() => return,
                 () = tokio::time::sleep(step_pause) => {}
             }
+        };
+        let Some(damage) = damage else {
+            tracing::info!(
+                bytes,
+                seconds = started.elapsed().as_secs(),
+                "store scrub: every checksum read matched"
+            );
+            continue;
+        };
+        report_damage(&ledger, &data_dir, &damage);
+        match try_repair(&ledger, &client, damage).await {
+            Repaired::Yes => {
+                attempts = 0;
+                ledger.clear_store_damage();
+                // Look again from the start, at once.
+                pause = Duration::ZERO;
+            }
+            Repaired::Later if attempts < REPAIR_ATTEMPTS_MAX => {
+                attempts += 1;
+                pause = REPAIR_RETRY_INTERVAL;
+            }
+            Repaired::Later | Repaired::Never => {
+                // Nothing more to learn until the operator acts.
+                return;
+            }
         }
-        tracing::info!(
-            bytes,
-            seconds = started.elapsed().as_secs(),
-            "store scrub: every checksum read matched"
-        );
     }
+}
+
+/// How a repair went.
+enum Repaired {
+    /// The damaged file is gone, its records written again.
+    Yes,
+    /// No peer could serve it now; try again later.
+    Later,
+    /// Not repairable by this node (logged).
+    Never,
+}
+
+/// Repairs `damage` from peers where that is safe ([`cairn_store::Store::damage_repair`]).
+async fn try_repair(ledger: &Arc<Ledger>, client: &Client, damage: StoreError) -> Repaired {
+    let plan = {
+        let store = Arc::clone(ledger.store());
+        tokio::task::spawn_blocking(move || store.damage_repair(&damage)).await
+    };
+    let damaged = match plan {
+        Ok(Ok(DamageRepair::Refetch(damaged))) => damaged,
+        Ok(Ok(DamageRepair::NotRepairable(reason))) => {
+            tracing::error!("the damage cannot be repaired from peers: {reason}");
+            return Repaired::Never;
+        }
+        Ok(Err(error)) => {
+            tracing::error!("could not judge the damage: {error}");
+            return Repaired::Never;
+        }
+        Err(error) => {
+            tracing::error!("the repair thread failed: {error}");
+            return Repaired::Never;
+        }
+    };
+    let store = ledger.store();
+    let held = damaged.held(store.lowest_height(), store.latest_height());
+    if let Some((first, last)) = held {
+        if last.0 - first.0 + 1 > REPAIR_HEIGHTS_MAX {
+            tracing::error!(
+                first = first.0,
+                last = last.0,
+                "the damaged file {} holds more than {REPAIR_HEIGHTS_MAX} heights; not fetching them again",
+                damaged.file
+            );
+            return Repaired::Never;
+        }
+    }
+    tracing::warn!(
+        column = damaged.column,
+        file = %damaged.file,
+        first = held.map_or(0, |(first, _)| first.0),
+        last = held.map_or(0, |(_, last)| last.0),
+        "repairing the damaged table file: fetching its heights again from peers"
+    );
+    let Ok(peers) = client.peers().await else {
+        return Repaired::Never;
+    };
+    for peer in peers.into_iter().take(REPAIR_PEERS_MAX) {
+        let records = match held {
+            Some((first, last)) => match fetch_records(client, peer, first, last).await {
+                Some(records) => records,
+                None => continue,
+            },
+            None => Vec::new(),
+        };
+        let store = Arc::clone(ledger.store());
+        let for_store = damaged.clone();
+        let result =
+            tokio::task::spawn_blocking(move || store.repair_heights(&for_store, &records)).await;
+        match result {
+            Ok(Ok(())) => {
+                tracing::warn!(
+                    column = damaged.column,
+                    file = %damaged.file,
+                    %peer,
+                    "repaired the damaged table file: its blocks and certificates were fetched again, verified against the chain and written back; the file was dropped"
+                );
+                return Repaired::Yes;
+            }
+            Ok(Err(error @ StoreError::Repair { .. })) => {
+                tracing::warn!(%peer, "a peer's records did not repair the damage: {error}");
+            }
+            Ok(Err(error)) => {
+                tracing::error!("the repair could not be written: {error}");
+                return Repaired::Never;
+            }
+            Err(error) => {
+                tracing::error!("the repair thread failed: {error}");
+                return Repaired::Never;
+            }
+        }
+    }
+    tracing::warn!(
+        "no peer served the damaged heights; trying again in {} s",
+        REPAIR_RETRY_INTERVAL.as_secs()
+    );
+    Repaired::Later
+}
+
+/// The blocks and certificates of `first ..= last` from `peer`, in ranges;
+/// `None` when it does not serve all of them.
+async fn fetch_records(
+    client: &Client,
+    peer: cairn_p2p::PeerId,
+    first: Height,
+    last: Height,
+) -> Option<Vec<(Block, CommitCertificate)>> {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut next = first;
+    while next <= last {
+        let count = u32::try_from(
+            (last.0 - next.0 + 1).min(u64::from(cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX)),
+        )
+        .unwrap_or(cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX);
+        let answer = tokio::time::timeout(
+            REPAIR_REQUEST_TIMEOUT,
+            client.request_sync(peer, SyncRequest::Blocks { from: next, count }),
+        )
+        .await;
+        let Ok(Ok(SyncResponse::Blocks(blocks))) = answer else {
+            return None;
+        };
+        if blocks.is_empty() {
+            return None;
+        }
+        for synced in blocks {
+            bytes = bytes.saturating_add(synced.wire_bytes());
+            if bytes > REPAIR_BYTES_MAX {
+                tracing::warn!("the damaged heights hold more than {REPAIR_BYTES_MAX} bytes of blocks; not fetching them again");
+                return None;
+            }
+            let (Ok(block), Ok(certificate)) = (
+                decode_block(&synced.block),
+                decode_certificate(&synced.certificate),
+            ) else {
+                return None;
+            };
+            records.push((block, certificate));
+            next = Height(next.0 + 1);
+        }
+    }
+    Some(records)
 }
 
 fn report_damage(ledger: &Ledger, data_dir: &std::path::Path, error: &StoreError) {
@@ -91,7 +278,8 @@ fn report_damage(ledger: &Ledger, data_dir: &std::path::Path, error: &StoreError
         data = %data_dir.display(),
         "THE STORE IS DAMAGED: {error}. The scrub found a table file in {} whose data does not match its checksum; \
          reads of what it holds fail, and a later compaction of it can stop the node. \
-         Stop the node and restore {} from a backup, or resync: `cairnd reset --yes --home <home>` deletes the chain data \
+         A damaged file of blocks or certificates is repaired from peers (the log says so next); for anything else, \
+         stop the node and restore {} from a backup, or resync: `cairnd reset --yes --home <home>` deletes the chain data \
          (keys, config and a validator's sign state stay, so a resynced validator signs nothing at or below what it signed before) \
          and the next start syncs the chain from peers. /ready answers 503 until then",
         data_dir.display(),

@@ -436,7 +436,12 @@ pub async fn serve(
         config.pruning.keep_blocks,
         stop.clone(),
     );
-    crate::scrub::spawn_scrub(Arc::clone(&ledger), data_dir.clone(), stop.clone());
+    crate::scrub::spawn_scrub(
+        Arc::clone(&ledger),
+        client.clone(),
+        data_dir.clone(),
+        stop.clone(),
+    );
 
     let mut driver_config = DriverConfig::new(
         ledger.chain_id().clone(),

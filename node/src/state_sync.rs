@@ -769,9 +769,8 @@ async fn trusted_base(
     let mut last: Option<(CommitCertificate, ValidatorSet)> = None;
     while verified < height {
         let from = Height(verified.0 + 1);
-        let count =
-            u32::try_from((height.0 - verified.0).min(u64::from(STATE_SYNC_HEADER_RANGE)))
-                .unwrap_or(STATE_SYNC_HEADER_RANGE);
+        let count = u32::try_from((height.0 - verified.0).min(u64::from(STATE_SYNC_HEADER_RANGE)))
+            .unwrap_or(STATE_SYNC_HEADER_RANGE);
         let headers = fetch_headers(client, &peers, from, count).await?;
         for synced in headers.iter().take(count as usize) {
             let expected = Height(verified.0 + 1);
@@ -820,7 +819,8 @@ async fn trusted_base(
             set = next;
         }
     }
-    let (certificate, set) = last.ok_or_else(|| Attempt::Reject("no header was verified".into()))?;
+    let (certificate, set) =
+        last.ok_or_else(|| Attempt::Reject("no header was verified".into()))?;
     // The walk verified headers only; the snapshot height's whole block is
     // kept by the restore, so it must be the one its verified header names.
     let blocks = fetch_blocks(client, &peers, height, 1).await?;
@@ -836,7 +836,9 @@ async fn trusted_base(
         )));
     }
     block.check_structure().map_err(|error| {
-        Attempt::Reject(format!("the block of the snapshot height {height}: {error}"))
+        Attempt::Reject(format!(
+            "the block of the snapshot height {height}: {error}"
+        ))
     })?;
     Ok(TrustedBase {
         block,

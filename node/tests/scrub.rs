@@ -2,8 +2,11 @@
 //! a table file of a stopped node, the node starts (nothing it reads at
 //! start-up is damaged), and the background scrub finds the damage: a loud
 //! error in the log naming the data directory and what to do, and `GET
-//! /ready` 503 with the reason, without the machine's paths. A store whose
-//! `CURRENT` file is gone refuses to start, saying what is damaged.
+//! /ready` 503 with the reason, without the machine's paths. A damaged
+//! table file of the blocks on a node with peers is repaired: its heights
+//! are fetched again from a peer, checked against the chain and written
+//! back, and the node is ready again. A store whose `CURRENT` file is gone
+//! refuses to start, saying what is damaged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,11 +18,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{cairnd, get_json, http_get, wait_for_addresses, ChildGuard, DEADLINE};
+use support::{
+    cairnd, get_json, http_get, validator_homes, wait_for_addresses, ChildGuard, DEADLINE,
+    FREE_PORTS,
+};
 
 /// `cairnd --home HOME start --dev` on free ports, its log appended to
 /// `HOME/node.log`.
 fn start_dev(home: &Path) -> Child {
+    start_node(home, &["--dev"])
+}
+
+/// `cairnd --home HOME start EXTRA..` on free ports, blocks without
+/// transactions, its log appended to `HOME/node.log`.
+fn start_node(home: &Path, extra: &[&str]) -> Child {
     std::fs::create_dir_all(home).unwrap();
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -27,15 +39,10 @@ fn start_dev(home: &Path) -> Child {
         .open(home.join("node.log"))
         .unwrap();
     cairnd()
-        .args(["--home", &home.display().to_string(), "start", "--dev"])
-        .args([
-            "--rpc-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--wait-for-transactions",
-            "false",
-        ])
+        .args(["--home", &home.display().to_string(), "start"])
+        .args(extra)
+        .args(FREE_PORTS)
+        .args(["--wait-for-transactions", "false"])
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()
@@ -135,6 +142,110 @@ fn the_scrub_finds_a_damaged_table_file_and_ready_says_so() {
     assert!(log.contains(&data.display().to_string()), "{log}");
     assert!(log.contains("cairnd reset --yes"), "{log}");
     stop(&mut guard);
+}
+
+/// Overwrites 4 KB a third into the largest table file of `data`; returns
+/// its path.
+fn damage_largest_table(data: &Path) -> std::path::PathBuf {
+    let table = std::fs::read_dir(data)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "sst"))
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .expect("a table file");
+    let mut bytes = std::fs::read(&table).unwrap();
+    assert!(bytes.len() > 16 * 1024, "table of {} bytes", bytes.len());
+    let at = bytes.len() / 3;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for byte in &mut bytes[at..at + 4096] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    std::fs::write(&table, &bytes).unwrap();
+    table
+}
+
+#[test]
+fn a_damaged_block_file_is_repaired_from_a_peer() {
+    let root = tempfile::tempdir().unwrap();
+    let (homes, _genesis, _keys) = validator_homes(root.path(), "scrub-repair", 1);
+    let mut validator = ChildGuard(Some(start_node(&homes[0], &["--timeout-commit-ms", "20"])));
+    let addresses = wait_for_addresses(&mut validator, &homes[0]);
+    let validator_rpc = addresses["rpc"].as_str().unwrap().to_string();
+    let bootstrap = addresses["p2p"][0]
+        .as_str()
+        .expect("a p2p address")
+        .to_string();
+
+    let follower = root.path().join("follower");
+    let output = cairnd()
+        .args([
+            "--home",
+            &follower.display().to_string(),
+            "init",
+            "--mode",
+            "full",
+            "--genesis",
+        ])
+        .arg(root.path().join("genesis.json"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let mut guard = ChildGuard(Some(start_node(&follower, &["--bootstrap", &bootstrap])));
+    let rpc = rpc_of(&mut guard, &follower);
+    wait_for_height_above(&rpc, 400);
+    stop(&mut guard);
+    // A full compaction puts every table file in the last level, where a
+    // damaged one can be dropped by its key range.
+    let output = cairnd()
+        .args(["--home", &follower.display().to_string(), "compact"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("compacted"),
+        "{output:?}"
+    );
+    let table = damage_largest_table(&follower.join("data"));
+
+    let mut guard = ChildGuard(Some(start_node(&follower, &["--bootstrap", &bootstrap])));
+    let rpc = rpc_of(&mut guard, &follower);
+    let log = || std::fs::read_to_string(follower.join("node.log")).unwrap();
+    let started = Instant::now();
+    while !log().contains("repaired the damaged table file") {
+        assert!(started.elapsed() < DEADLINE, "no repair:\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(log().contains("THE STORE IS DAMAGED"), "{}", log());
+    assert!(!table.exists(), "the damaged file is still there");
+    let started = Instant::now();
+    loop {
+        let (status, body) = http_get(&rpc, "/ready");
+        if status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "/ready: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every old block reads back as the validator has it, and the next
+    // scrub pass is clean.
+    for height in [1u64, 27, 200, 400] {
+        let path = format!("/block/{height}");
+        assert_eq!(
+            get_json(&rpc, &path)["hash"],
+            get_json(&validator_rpc, &path)["hash"],
+            "{path}"
+        );
+    }
+    let started = Instant::now();
+    while log().matches("every checksum read matched").count() < 1 {
+        assert!(started.elapsed() < DEADLINE, "no clean pass:\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(&mut guard);
+    stop(&mut validator);
 }
 
 #[test]

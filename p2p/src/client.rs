@@ -307,9 +307,16 @@ fn check_sync_answer(
 
 /// Checks a range answer: at most `count` items, of consecutive heights
 /// from `from`.
-fn check_range<T: RangeItem>(from: cairn_types::Height, count: u32, items: &[T]) -> Result<(), String> {
+fn check_range<T: RangeItem>(
+    from: cairn_types::Height,
+    count: u32,
+    items: &[T],
+) -> Result<(), String> {
     if items.len() > usize::try_from(count).unwrap_or(usize::MAX) {
-        return Err(format!("asked for {count} heights, the peer sent {}", items.len()));
+        return Err(format!(
+            "asked for {count} heights, the peer sent {}",
+            items.len()
+        ));
     }
     for (offset, item) in items.iter().enumerate() {
         let expected = u64::try_from(offset)

@@ -58,9 +58,11 @@ impl SyncRequest {
     /// Checks the request against the protocol's bounds.
     pub fn check(&self) -> Result<(), Error> {
         match self {
-            SyncRequest::Blocks { count: 0, .. } | SyncRequest::Headers { count: 0, .. } => Err(
-                Error::RequestOverLimit("a range request must ask for at least one height".to_string()),
-            ),
+            SyncRequest::Blocks { count: 0, .. } | SyncRequest::Headers { count: 0, .. } => {
+                Err(Error::RequestOverLimit(
+                    "a range request must ask for at least one height".to_string(),
+                ))
+            }
             SyncRequest::Blocks { count, .. } if *count > SYNC_RANGE_BLOCKS_MAX => {
                 Err(Error::RequestOverLimit(format!(
                     "a block range request asks for {count} blocks, the limit is \
@@ -417,7 +419,9 @@ pub(crate) fn fit_sync_response(request: &SyncRequest, response: SyncResponse) -
         (SyncRequest::Blocks { count, .. }, SyncResponse::Blocks(blocks)) => {
             match fit_range(blocks, *count) {
                 Some(blocks) => SyncResponse::Blocks(blocks),
-                None => SyncResponse::Refused(refusal("the first block exceeds the response limit")),
+                None => {
+                    SyncResponse::Refused(refusal("the first block exceeds the response limit"))
+                }
             }
         }
         (SyncRequest::Headers { count, .. }, SyncResponse::Headers(headers)) => {

@@ -19,10 +19,15 @@
 # given out of band). Each is timed from its start to the tip. The phases
 # come from the joining node's log.
 #
+# Before the empty blocks, `cairn bench` adds HISTORY_TXS (default
+# 10,000,000) transfers among the bench accounts, so the chain has the
+# history of a chain that ran a while, not only the fewest transfers that
+# make its state (HISTORY_TXS=0: the chain of the first runs).
+#
 # Ports 26900-26902 on 127.0.0.1; a temporary folder under /var/tmp
 # (about 3 GB at 1M accounts), deleted at the end. Needs python3 with the
 # `cryptography` package. Build first: cargo build --workspace --bins
-#   ACCOUNTS=20000 BLOCKS=2000 bash tests/bench/join_time_1m.sh   # a quick try
+#   ACCOUNTS=20000 BLOCKS=2000 HISTORY_TXS=50000 bash tests/bench/join_time_1m.sh   # a quick try
 #   MODES="full snap trust" (default), add snapbefore with BEFORE=path/to/cairnd
 #   to time another build's state sync on the same chain; LOGS_DIR=dir keeps
 #   the joining nodes' logs.
@@ -32,6 +37,7 @@ B="$HERE/../../target/debug"
 [ -n "${CARGO_TARGET_DIR:-}" ] && B="$CARGO_TARGET_DIR/debug"
 [ -x "$B/cairnd" ] || { echo "no $B/cairnd: cargo build --workspace --bins first" >&2; exit 1; }
 ACCOUNTS=${ACCOUNTS:-1000000}; BLOCKS=${BLOCKS:-10000}; MODES=${MODES:-"full snap trust"}
+HISTORY_TXS=${HISTORY_TXS:-10000000}
 work=$(mktemp -d /var/tmp/cairn-join.XXXXXX)
 pid=""
 cleanup() {
@@ -55,6 +61,19 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 t=$(date +%s.%N)
 python3 "$HERE/fund_accounts.py" --node $RPC --keys-dir j1/bench-keys --chain-id joinm --accounts $ACCOUNTS || exit 1
 echo "funding: $(python3 -c "print(round($(date +%s.%N)-$t,1))") s"
+# History: HISTORY_TXS more transfers among the bench accounts (cairn
+# bench, as fast as the validator takes them, in rounds of at most
+# 2,500,000 so the pre-signed transfers stay a few GB), so that the chain
+# carries the history a chain with this state would have.
+left=$HISTORY_TXS
+t=$(date +%s.%N)
+while [ "$left" -gt 0 ]; do
+  round=$(( left < 2500000 ? left : 2500000 ))
+  $B/cairn bench --node $RPC --keys-dir j1/bench-keys --txs $round --rate max --batch 512 --settle 120s --json > history.json 2> history.err || { tail -5 history.err; exit 1; }
+  python3 -c "import json; r=json.load(open('history.json')); print('history round:', r.get('committed'), 'committed of', r.get('sent', r.get('submitted')), 'at', round(r.get('committed_per_second', 0)), 'tx/s')" 2> /dev/null || head -c 300 history.json
+  left=$(( left - round ))
+done
+[ "$HISTORY_TXS" -gt 0 ] && echo "history ($HISTORY_TXS transfers): $(python3 -c "print(round($(date +%s.%N)-$t,1))") s, tip $(h $RPC)"
 $B/cairn devnet down --dir j1 > /dev/null 2>&1
 sed -i 's/^wait_for_transactions = .*/wait_for_transactions = false/' $f
 $B/cairn devnet up --dir j1 --detach > /dev/null 2>&1 || exit 1

@@ -63,10 +63,25 @@ pub(crate) trait Backend: Send + Sync {
     /// Makes every write so far durable.
     fn sync(&self) -> Result<(), StoreError>;
 
-    /// Compacts the keys of `column` below `end` (RocksDB: a manual
-    /// compaction of that range, which drops deleted entries and their
-    /// tombstones; the in-memory backend has nothing to do).
-    fn compact_below(&self, column: Column, end: &[u8]) -> Result<(), StoreError>;
+    /// The table file a checksum mismatch of `column` (what the engine
+    /// said, `reason`) points at: its name, level and key range; `None`
+    /// when no live file of the column matches.
+    fn damaged_file(&self, column: Column, reason: &str)
+        -> Result<Option<DamagedFile>, StoreError>;
+
+    /// Takes `file` out of `column` once every record it held that is
+    /// still wanted was written again (synced) by the caller: RocksDB
+    /// flushes the column, then drops the table files of levels 1 and up
+    /// lying wholly inside the file's key range, and checks the file is
+    /// gone. The in-memory backend has nothing to do (a write replaces a
+    /// rotten record).
+    fn drop_damaged_file(&self, column: Column, file: &DamagedFile) -> Result<(), StoreError>;
+
+    /// Compacts the keys of `column` below `end` (`None`: all of them;
+    /// RocksDB: a manual compaction of that range, which drops deleted
+    /// entries and their tombstones; the in-memory backend has nothing to
+    /// do).
+    fn compact_below(&self, column: Column, end: Option<&[u8]>) -> Result<(), StoreError>;
 
     /// Reads the entries of `column` from key `start` on, in key order,
     /// each read checked against the checksum stored with it (RocksDB:
@@ -109,4 +124,18 @@ pub(crate) trait Backend: Send + Sync {
         &self,
         read: &mut dyn FnMut(&dyn View) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+}
+
+/// A damaged table file ([`Backend::damaged_file`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DamagedFile {
+    /// Its name (no directory).
+    pub name: String,
+    /// Its LSM level (0: files whose key ranges overlap, which cannot be
+    /// dropped by range).
+    pub level: i32,
+    /// Its smallest key.
+    pub first_key: Vec<u8>,
+    /// Its largest key.
+    pub last_key: Vec<u8>,
 }

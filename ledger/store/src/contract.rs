@@ -338,4 +338,68 @@ pub trait Store: Send + Sync {
     /// key read intact; data held in memory (memtables, the block cache)
     /// is not re-read from disk.
     fn scrub(&self, from: &ScrubPosition, bytes_max: usize) -> Result<ScrubStep, StoreError>;
+
+    /// Compacts every column wholly (RocksDB: each column's table files
+    /// are rewritten into its last level, without deleted entries and
+    /// tombstones): `cairnd compact` on a stopped node. Slow on a large
+    /// store; nothing for the in-memory store.
+    fn compact_all(&self) -> Result<(), StoreError>;
+
+    /// What can be done about `damage` (a [`StoreError::ChecksumMismatch`]
+    /// from [`Store::scrub`]): a damaged table file of the blocks or
+    /// certificates at level 1 or up holds only what peers hold too, so
+    /// its heights can be fetched again ([`DamageRepair::Refetch`]);
+    /// anything else (the accounts, the WAL, an index, a level-0 file,
+    /// whose key range overlaps others) is [`DamageRepair::NotRepairable`].
+    fn damage_repair(&self, damage: &StoreError) -> Result<DamageRepair, StoreError>;
+
+    /// Repairs a damaged table file of the blocks or certificates with
+    /// `records`, the blocks and certificates of the damaged heights still
+    /// held (ascending, [`DamagedHeights::held`] at the time of the call:
+    /// heights pruned meanwhile are left out), fetched from peers. Each
+    /// block must be the one the chain names (the block above it, or the
+    /// tip, names its hash as parent) and its certificate must decide it
+    /// and verify against the set its header names; nothing is written
+    /// otherwise ([`StoreError::Repair`]). Then, in one synced write, the
+    /// blocks and certificates of those heights are written again, and the
+    /// damaged file is dropped (RocksDB: `DeleteFilesInRange` over its key
+    /// range, which only drops files wholly inside the range, every key of
+    /// which was just written again). A crash in between leaves the
+    /// damaged file in place, and the next scrub finds it again.
+    fn repair_heights(
+        &self,
+        damaged: &DamagedHeights,
+        records: &[(Block, CommitCertificate)],
+    ) -> Result<(), StoreError>;
+}
+
+/// What [`Store::damage_repair`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DamageRepair {
+    /// Fetch the blocks and certificates of these heights from peers and
+    /// hand them to [`Store::repair_heights`].
+    Refetch(DamagedHeights),
+    /// Not repairable by this node; why.
+    NotRepairable(String),
+}
+
+/// A damaged table file of the blocks or certificates, by height.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedHeights {
+    /// The damaged column (`blocks` or `certificates`).
+    pub column: &'static str,
+    /// The damaged file's name (no directory).
+    pub file: String,
+    /// The file's lowest and highest height.
+    pub file_heights: (Height, Height),
+}
+
+impl DamagedHeights {
+    /// The heights of the file a store with `lowest ..= tip` holds
+    /// (`None`: every one was pruned).
+    pub fn held(&self, lowest: Height, tip: Height) -> Option<(Height, Height)> {
+        let first = self.file_heights.0.max(lowest);
+        let last = self.file_heights.1.min(tip);
+        (first <= last).then_some((first, last))
+    }
 }

@@ -21,11 +21,12 @@ use cairn_types::{
 };
 
 use crate::{
-    backend::{Backend, Batch},
+    backend::{Backend, Batch, DamagedFile},
     contract::{
-        ChainIdentity, HistoryEntry, ScrubPosition, ScrubStep, TransactionRecord,
-        EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX, PRUNE_KEEP_BLOCKS_MIN,
-        WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
+        ChainIdentity, DamageRepair, DamagedHeights, HistoryEntry, ScrubPosition, ScrubStep,
+        TransactionRecord, EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX,
+        PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX,
+        WAL_HEIGHT_BYTES_MAX,
     },
     format::{
         account_entries, decode_account, decode_address, decode_hash, decode_history_key,
@@ -265,10 +266,152 @@ impl<B: Backend> Engine<B> {
         Ok(ScrubStep { next: None, bytes })
     }
 
+    pub(crate) fn damage_repair(&self, damage: &StoreError) -> Result<DamageRepair, StoreError> {
+        let not = |reason: String| Ok(DamageRepair::NotRepairable(reason));
+        let StoreError::ChecksumMismatch { column, reason, .. } = damage else {
+            return not(format!("not a checksum mismatch: {damage}"));
+        };
+        let column = match *column {
+            name if name == Column::Blocks.name() => Column::Blocks,
+            name if name == Column::Certificates.name() => Column::Certificates,
+            other => {
+                return not(format!(
+                    "the damage is in the {other}, which this node cannot fetch again from peers (only blocks and certificates can be)"
+                ))
+            }
+        };
+        let Some(file) = self.backend.damaged_file(column, reason)? else {
+            return not("the damaged table file is not among the live files of its column".into());
+        };
+        if file.level == 0 {
+            return not(format!(
+                "the damaged table file {} is at level 0, where files overlap and one cannot be dropped by its key range",
+                file.name
+            ));
+        }
+        let first = decode_u64("the damaged file's first height", &file.first_key)?;
+        let last = decode_u64("the damaged file's last height", &file.last_key)?;
+        Ok(DamageRepair::Refetch(DamagedHeights {
+            column: column.name(),
+            file: file.name,
+            file_heights: (Height(first), Height(last)),
+        }))
+    }
+
+    pub(crate) fn repair_heights(
+        &self,
+        damaged: &DamagedHeights,
+        records: &[(Block, CommitCertificate)],
+    ) -> Result<(), StoreError> {
+        let column = if damaged.column == Column::Blocks.name() {
+            Column::Blocks
+        } else if damaged.column == Column::Certificates.name() {
+            Column::Certificates
+        } else {
+            return Err(StoreError::Repair {
+                column: damaged.column,
+                reason: "only blocks and certificates are repaired from peers".into(),
+            });
+        };
+        let refuse = |reason: String| StoreError::Repair {
+            column: damaged.column,
+            reason,
+        };
+        // No prune moves the lowest height meanwhile; commits may go on
+        // (they only add heights above the tip read here).
+        let _prune = lock(&self.prune);
+        let tip = *lock(&self.tip);
+        let lowest = self.lowest_height();
+        let held = damaged.held(lowest, tip.height);
+        let wanted = held.map_or(0, |(first, last)| last.0 - first.0 + 1);
+        if records.len() as u64 != wanted {
+            return Err(refuse(format!(
+                "{} records for the {wanted} heights held of the damaged file",
+                records.len()
+            )));
+        }
+        let mut batch = self.backend.batch(
+            records
+                .iter()
+                .map(|(block, _)| block.transactions.len() * 256 + 4096)
+                .sum(),
+        );
+        if let Some((first, last)) = held {
+            // The hash each block must have: named by the block above it.
+            let mut expected = if last == tip.height {
+                tip.block_hash
+            } else {
+                self.header(Height(last.0 + 1))?
+                    .ok_or_else(|| refuse(format!("the block above height {last} is missing")))?
+                    .parent_hash
+            };
+            for (offset, (block, certificate)) in records.iter().enumerate().rev() {
+                let height = Height(first.0 + offset as u64);
+                let hash = block.hash();
+                if block.header.height != height || hash != expected {
+                    return Err(refuse(format!(
+                        "the block offered for height {height} is block {hash} of height {}, the chain names {expected}",
+                        block.header.height
+                    )));
+                }
+                if certificate.height != height || certificate.block_hash != hash {
+                    return Err(refuse(format!(
+                        "the certificate offered for height {height} decides another block"
+                    )));
+                }
+                block
+                    .check_structure()
+                    .map_err(|error| refuse(format!("block {height}: {error}")))?;
+                let set = self
+                    .validator_set(&block.header.validator_set_hash)?
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "the validator set {} of height {height} is not held",
+                            block.header.validator_set_hash
+                        ))
+                    })?;
+                certificate
+                    .verify(&self.identity.chain_id, &set)
+                    .map_err(|error| {
+                        refuse(format!("the certificate of height {height}: {error}"))
+                    })?;
+                let key = height_key(height);
+                batch.put(Column::Blocks, &key, &encode_block(block)?.bytes);
+                batch.put(Column::Certificates, &key, &codec::encode(certificate));
+                expected = block.header.parent_hash;
+            }
+        }
+        // Heights of the file below the lowest held were pruned: they stay
+        // deleted whatever the dropped file held (one range tombstone, once).
+        if damaged.file_heights.0 < lowest {
+            let start = height_key(damaged.file_heights.0);
+            let end = height_key(lowest);
+            batch.delete_range(Column::Blocks, &start, &end);
+            batch.delete_range(Column::Certificates, &start, &end);
+        }
+        self.backend.write(batch)?;
+        self.backend.drop_damaged_file(
+            column,
+            &DamagedFile {
+                name: damaged.file.clone(),
+                level: 1,
+                first_key: height_key(damaged.file_heights.0).to_vec(),
+                last_key: height_key(damaged.file_heights.1).to_vec(),
+            },
+        )
+    }
+
+    pub(crate) fn compact_all(&self) -> Result<(), StoreError> {
+        for column in Column::ALL {
+            self.backend.compact_below(column, None)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn compact_pruned(&self) -> Result<(), StoreError> {
         let end = height_key(self.lowest_height());
         for column in [Column::Blocks, Column::Certificates] {
-            self.backend.compact_below(column, &end)?;
+            self.backend.compact_below(column, Some(&end))?;
         }
         Ok(())
     }
@@ -1659,6 +1802,22 @@ macro_rules! delegate_store {
                 bytes_max: usize,
             ) -> Result<$crate::ScrubStep, $crate::StoreError> {
                 self.engine.scrub(from, bytes_max)
+            }
+            fn compact_all(&self) -> Result<(), $crate::StoreError> {
+                self.engine.compact_all()
+            }
+            fn damage_repair(
+                &self,
+                damage: &$crate::StoreError,
+            ) -> Result<$crate::DamageRepair, $crate::StoreError> {
+                self.engine.damage_repair(damage)
+            }
+            fn repair_heights(
+                &self,
+                damaged: &$crate::DamagedHeights,
+                records: &[(cairn_types::Block, cairn_types::CommitCertificate)],
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.repair_heights(damaged, records)
             }
         }
     };

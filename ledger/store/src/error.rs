@@ -176,6 +176,15 @@ pub enum StoreError {
         /// Why, and what to do.
         reason: String,
     },
+    /// Records offered to repair a damaged table file are not the chain's
+    /// (see [`crate::Store::repair_heights`]); nothing was written.
+    #[error("cannot repair the damaged {column} with these records: {reason}")]
+    Repair {
+        /// The damaged column.
+        column: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl StoreError {

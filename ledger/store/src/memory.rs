@@ -44,7 +44,7 @@ use std::{
 use cairn_state::LedgerState;
 
 use crate::{
-    backend::{Backend, Batch, View, Visitor},
+    backend::{Backend, Batch, DamagedFile, View, Visitor},
     engine::{delegate_store, Engine},
     format::Column,
     ChainIdentity, StoreError,
@@ -446,21 +446,58 @@ impl Backend for MemoryBackend {
         start: &[u8],
         bytes_max: usize,
     ) -> Result<(Option<Vec<u8>>, usize), StoreError> {
-        // Nothing to verify in memory: read, and say where to go on.
+        // Read, and say where to go on; a rotten record is what a checksum
+        // mismatch is on disk.
         let mut bytes = 0usize;
         let mut next = None;
+        let mut last: Vec<u8> = Vec::new();
         self.scan(column, start, None, &mut |key, value| {
             if bytes >= bytes_max {
                 next = Some(key.to_vec());
                 return Ok(false);
             }
             bytes = bytes.saturating_add(key.len() + value.len());
+            last.clear();
+            last.extend_from_slice(key);
             Ok(true)
+        })
+        .map_err(|error| match error {
+            StoreError::Corrupt { reason, .. } => StoreError::ChecksumMismatch {
+                column: column.name(),
+                after_key: last.iter().map(|byte| format!("{byte:02x}")).collect(),
+                reason: format!("Corruption: {reason} in {MEMORY_TABLE_FILE}"),
+            },
+            other => other,
         })?;
         Ok((next, bytes))
     }
 
-    fn compact_below(&self, _column: Column, _end: &[u8]) -> Result<(), StoreError> {
+    fn damaged_file(
+        &self,
+        column: Column,
+        _reason: &str,
+    ) -> Result<Option<DamagedFile>, StoreError> {
+        // The first rotten record of the column, as a one-record file.
+        let state = self.live()?;
+        Ok(state
+            .rotten
+            .iter()
+            .find(|(rotten_column, _)| *rotten_column == column.index())
+            .map(|(_, key)| DamagedFile {
+                name: MEMORY_TABLE_FILE.into(),
+                level: 1,
+                first_key: key.clone(),
+                last_key: key.clone(),
+            }))
+    }
+
+    fn drop_damaged_file(&self, _column: Column, _file: &DamagedFile) -> Result<(), StoreError> {
+        // Writing a rotten record again healed it.
+        drop(self.live()?);
+        Ok(())
+    }
+
+    fn compact_below(&self, _column: Column, _end: Option<&[u8]>) -> Result<(), StoreError> {
         // Deleted entries are gone from the maps already.
         drop(self.live()?);
         Ok(())
@@ -585,6 +622,9 @@ fn sync_failed() -> StoreError {
 }
 
 /// What a read of a rotten record answers (as RocksDB's checksums do).
+/// The name a damaged record's "file" has in memory.
+const MEMORY_TABLE_FILE: &str = "memory.sst";
+
 fn rotten(column: Column) -> StoreError {
     StoreError::Corrupt {
         what: format!("a record of {}", column.name()),

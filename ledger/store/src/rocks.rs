@@ -25,7 +25,7 @@ use rocksdb::{
 };
 
 use crate::{
-    backend::{Backend, Batch, View, Visitor},
+    backend::{Backend, Batch, DamagedFile, View, Visitor},
     engine::{delegate_store, Engine},
     format::Column,
     ChainIdentity, StoreError,
@@ -355,14 +355,83 @@ impl Backend for RocksBackend {
         Ok((next, bytes))
     }
 
-    fn compact_below(&self, column: Column, end: &[u8]) -> Result<(), StoreError> {
+    fn damaged_file(
+        &self,
+        column: Column,
+        reason: &str,
+    ) -> Result<Option<DamagedFile>, StoreError> {
+        // RocksDB names the file: "... in /path/to/data/000123.sst offset ...".
+        let Some(named) = reason
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ':')
+            .filter(|word| word.ends_with(".sst"))
+            .find_map(|word| Path::new(word).file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+        else {
+            return Ok(None);
+        };
+        let files = self
+            .db
+            .live_files()
+            .map_err(backend_error("list the table files"))?;
+        Ok(files
+            .into_iter()
+            .find(|file| {
+                file.column_family_name == column.name()
+                    && Path::new(&file.name)
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy() == named)
+            })
+            .and_then(|file| {
+                Some(DamagedFile {
+                    name: named.clone(),
+                    level: file.level,
+                    first_key: file.start_key?,
+                    last_key: file.end_key?,
+                })
+            }))
+    }
+
+    fn drop_damaged_file(&self, column: Column, file: &DamagedFile) -> Result<(), StoreError> {
+        let handle = self.handle(column)?;
+        // The rewritten records leave the memtable for a table file first,
+        // so nothing but the damaged file and its range's older copies go.
+        self.db
+            .flush_cf(handle)
+            .map_err(backend_error("flush the repaired records"))?;
+        self.db
+            .delete_file_in_range_cf(handle, &file.first_key, &file.last_key)
+            .map_err(backend_error("drop the damaged table file"))?;
+        let still_there = self
+            .db
+            .live_files()
+            .map_err(backend_error("list the table files"))?
+            .into_iter()
+            .any(|live| {
+                live.column_family_name == column.name()
+                    && Path::new(&live.name)
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy() == file.name)
+            });
+        if still_there {
+            return Err(StoreError::Backend {
+                operation: "drop the damaged table file",
+                reason: format!(
+                    "{} (level {}) is still live after the drop (a compaction may hold it); try again later",
+                    file.name, file.level
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn compact_below(&self, column: Column, end: Option<&[u8]>) -> Result<(), StoreError> {
         // A manual compaction of the range only: with height-ordered keys
         // it rewrites the few files that hold pruned heights (and the one
         // at the boundary), dropping the deleted entries and tombstones.
         // Not DeleteFilesInRange: dropping a file that holds a tombstone
         // could bring back an older value of its key from a lower level.
         let handle = self.handle(column)?;
-        self.db.compact_range_cf(handle, None::<&[u8]>, Some(end));
+        self.db.compact_range_cf(handle, None::<&[u8]>, end);
         Ok(())
     }
 

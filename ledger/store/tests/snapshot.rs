@@ -16,7 +16,7 @@ use cairn_types::{
     sha256, Address, Block, ChainId, CommitCertificate, Hash, Height, StakingParams, Validator,
     ValidatorSet, VotingPower,
 };
-use common::{stranger, TestChain};
+use common::{staking_chain, stranger, TestChain};
 
 /// A snapshot held in memory: manifest and chunks.
 struct Taken {
@@ -37,29 +37,6 @@ fn take(store: &dyn Store, height: Height) -> Taken {
 
 /// A chain with staking (one validator, the proposer) and `accounts`
 /// funded strangers besides the keyed accounts.
-fn staking_chain(name: &str, accounts: u64) -> (TestChain, ValidatorSet) {
-    let mut chain = TestChain::new(name, 8, accounts);
-    let set = ValidatorSet::new(vec![Validator {
-        name: "v0".into(),
-        public_key: chain.validator.public_key(),
-        power: VotingPower(10),
-        operator: chain.validator.address(),
-    }])
-    .unwrap();
-    let staking = StakingState::genesis(StakingParams::default(), &set, &[10_000_000]).unwrap();
-    let mut balances: Vec<(Address, u64)> = chain
-        .genesis
-        .iter()
-        .map(|(_, a, account)| (a, account.balance))
-        .collect();
-    balances.push((chain.validator.address(), 1_000_000_000));
-    let genesis = LedgerState::from_genesis_with_staking(&balances, staking).unwrap();
-    chain.genesis = genesis.clone();
-    chain.state = genesis;
-    chain.validator_set_hash = set.hash();
-    (chain, set)
-}
-
 fn commit_blocks(
     chain: &mut TestChain,
     store: &dyn Store,

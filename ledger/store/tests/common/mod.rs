@@ -4,11 +4,12 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use cairn_state::{ExecutionOutcome, LedgerState};
+use cairn_state::{ExecutionOutcome, LedgerState, StakingState};
 use cairn_store::{ChainIdentity, Store};
 use cairn_types::{
     sha256, Address, Block, ChainId, CommitCertificate, CommitSignature, Hash, Header, Height,
-    Keypair, Round, SignedTransaction, Timestamp, Transaction, ValidatorIndex, Vote, VoteType,
+    Keypair, Round, SignedTransaction, StakingParams, Timestamp, Transaction, Validator,
+    ValidatorIndex, ValidatorSet, Vote, VoteType, VotingPower,
 };
 
 /// Balance of every genesis account.
@@ -269,4 +270,29 @@ pub fn check_consistency(store: &dyn Store, genesis: &LedgerState) {
     for (_, address, account) in state.iter() {
         assert_eq!(store.account(&address).unwrap(), Some(account));
     }
+}
+
+/// A chain whose genesis has staking with one validator (the chain's),
+/// so stores hold its validator set.
+pub fn staking_chain(name: &str, accounts: u64) -> (TestChain, ValidatorSet) {
+    let mut chain = TestChain::new(name, 8, accounts);
+    let set = ValidatorSet::new(vec![Validator {
+        name: "v0".into(),
+        public_key: chain.validator.public_key(),
+        power: VotingPower(10),
+        operator: chain.validator.address(),
+    }])
+    .unwrap();
+    let staking = StakingState::genesis(StakingParams::default(), &set, &[10_000_000]).unwrap();
+    let mut balances: Vec<(Address, u64)> = chain
+        .genesis
+        .iter()
+        .map(|(_, a, account)| (a, account.balance))
+        .collect();
+    balances.push((chain.validator.address(), 1_000_000_000));
+    let genesis = LedgerState::from_genesis_with_staking(&balances, staking).unwrap();
+    chain.genesis = genesis.clone();
+    chain.state = genesis;
+    chain.validator_set_hash = set.hash();
+    (chain, set)
 }
