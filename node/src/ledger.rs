@@ -600,6 +600,19 @@ impl Ledger {
         lock(&self.store_damage).get_or_insert(description);
     }
 
+    /// Repairs a damaged table file of the accounts from the committed
+    /// state this ledger holds in memory (its root is the latest block's
+    /// state root), with no commit in between
+    /// ([`Store::repair_accounts`]).
+    pub fn repair_accounts(
+        &self,
+        damaged: &cairn_store::DamagedAccounts,
+    ) -> Result<(), LedgerError> {
+        let _serial = lock(&self.commit_lock);
+        let committed = self.read();
+        Ok(self.store.repair_accounts(damaged, &committed.state)?)
+    }
+
     /// Forgets the damage reported, once it was repaired.
     pub fn clear_store_damage(&self) {
         *lock(&self.store_damage) = None;

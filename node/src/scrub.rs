@@ -12,9 +12,11 @@
 //! checked against the chain (each block's hash is named by the block
 //! above it, each certificate verifies against its set) and written back,
 //! and the damaged file is dropped ([`cairn_store::Store::repair_heights`]);
-//! `/ready` is 200 again and a new pass starts. Anything else (the
-//! accounts, the WAL, an index, a level-0 file), or a repair no peer can
-//! serve, stays reported, with what the operator can do. The node keeps
+//! `/ready` is 200 again and a new pass starts. A damaged file of the
+//! accounts is written again from the committed state the ledger holds in
+//! memory (its root is the latest block's state root). Anything else (the
+//! WAL, an index, a level-0 file), or a repair no peer can serve, stays
+//! reported, with what the operator can do. The node keeps
 //! running: consensus needs only the latest state and the recent blocks,
 //! which it holds in memory or re-reads from memtables; the operator
 //! decides when to resync (`cairnd reset`, which keeps a validator's sign
@@ -149,6 +151,29 @@ async fn try_repair(ledger: &Arc<Ledger>, client: &Client, damage: StoreError) -
     };
     let damaged = match plan {
         Ok(Ok(DamageRepair::Refetch(damaged))) => damaged,
+        Ok(Ok(DamageRepair::RewriteAccounts(damaged))) => {
+            let for_ledger = Arc::clone(ledger);
+            let file = damaged.file.clone();
+            return match tokio::task::spawn_blocking(move || for_ledger.repair_accounts(&damaged))
+                .await
+            {
+                Ok(Ok(())) => {
+                    tracing::warn!(
+                        %file,
+                        "repaired the damaged table file: the accounts it held were written again from the committed state in memory (whose root is the latest block's state root); the file was dropped"
+                    );
+                    Repaired::Yes
+                }
+                Ok(Err(error)) => {
+                    tracing::error!("the accounts could not be repaired: {error}");
+                    Repaired::Never
+                }
+                Err(error) => {
+                    tracing::error!("the repair thread failed: {error}");
+                    Repaired::Never
+                }
+            };
+        }
         Ok(Ok(DamageRepair::NotRepairable(reason))) => {
             tracing::error!("the damage cannot be repaired from peers: {reason}");
             return Repaired::Never;

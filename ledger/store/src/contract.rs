@@ -346,11 +346,13 @@ pub trait Store: Send + Sync {
     fn compact_all(&self) -> Result<(), StoreError>;
 
     /// What can be done about `damage` (a [`StoreError::ChecksumMismatch`]
-    /// from [`Store::scrub`]): a damaged table file of the blocks or
-    /// certificates at level 1 or up holds only what peers hold too, so
-    /// its heights can be fetched again ([`DamageRepair::Refetch`]);
-    /// anything else (the accounts, the WAL, an index, a level-0 file,
-    /// whose key range overlaps others) is [`DamageRepair::NotRepairable`].
+    /// from [`Store::scrub`]), for a damaged table file at level 1 or up:
+    /// one of the blocks or certificates holds only what peers hold too,
+    /// so its heights can be fetched again ([`DamageRepair::Refetch`]);
+    /// one of the accounts holds only the committed state, which a running
+    /// node holds in memory ([`DamageRepair::RewriteAccounts`]). Anything
+    /// else (the WAL, an index, evidence, metadata, a level-0 file, whose
+    /// key range overlaps others) is [`DamageRepair::NotRepairable`].
     fn damage_repair(&self, damage: &StoreError) -> Result<DamageRepair, StoreError>;
 
     /// Repairs a damaged table file of the blocks or certificates with
@@ -371,6 +373,18 @@ pub trait Store: Send + Sync {
         damaged: &DamagedHeights,
         records: &[(Block, CommitCertificate)],
     ) -> Result<(), StoreError>;
+
+    /// Repairs a damaged table file of the accounts from `state`, which
+    /// must be the committed state of the latest height (its root the
+    /// latest block's state root; [`StoreError::Repair`] otherwise, and
+    /// nothing is written): the accounts of the file's address range are
+    /// written again, in one synced write, with no commit in between, and
+    /// the damaged file is dropped as in [`Store::repair_heights`].
+    fn repair_accounts(
+        &self,
+        damaged: &DamagedAccounts,
+        state: &LedgerState,
+    ) -> Result<(), StoreError>;
 }
 
 /// What [`Store::damage_repair`] found.
@@ -379,8 +393,20 @@ pub enum DamageRepair {
     /// Fetch the blocks and certificates of these heights from peers and
     /// hand them to [`Store::repair_heights`].
     Refetch(DamagedHeights),
+    /// Write the accounts of this range again from the committed state
+    /// with [`Store::repair_accounts`].
+    RewriteAccounts(DamagedAccounts),
     /// Not repairable by this node; why.
     NotRepairable(String),
+}
+
+/// A damaged table file of the accounts, by address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedAccounts {
+    /// The damaged file's name (no directory).
+    pub file: String,
+    /// The file's lowest and highest address.
+    pub addresses: (Address, Address),
 }
 
 /// A damaged table file of the blocks or certificates, by height.

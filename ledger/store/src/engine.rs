@@ -23,8 +23,8 @@ use cairn_types::{
 use crate::{
     backend::{Backend, Batch, DamagedFile},
     contract::{
-        ChainIdentity, DamageRepair, DamagedHeights, HistoryEntry, ScrubPosition, ScrubStep,
-        TransactionRecord, EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX,
+        ChainIdentity, DamageRepair, DamagedAccounts, DamagedHeights, HistoryEntry, ScrubPosition,
+        ScrubStep, TransactionRecord, EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX,
         PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX,
         WAL_HEIGHT_BYTES_MAX,
     },
@@ -274,9 +274,10 @@ impl<B: Backend> Engine<B> {
         let column = match *column {
             name if name == Column::Blocks.name() => Column::Blocks,
             name if name == Column::Certificates.name() => Column::Certificates,
+            name if name == Column::Accounts.name() => Column::Accounts,
             other => {
                 return not(format!(
-                    "the damage is in the {other}, which this node cannot fetch again from peers (only blocks and certificates can be)"
+                    "the damage is in the {other}, which this node cannot rebuild (only blocks and certificates, from peers, and the accounts, from the state in memory, can be)"
                 ))
             }
         };
@@ -288,6 +289,15 @@ impl<B: Backend> Engine<B> {
                 "the damaged table file {} is at level 0, where files overlap and one cannot be dropped by its key range",
                 file.name
             ));
+        }
+        if column == Column::Accounts {
+            return Ok(DamageRepair::RewriteAccounts(DamagedAccounts {
+                file: file.name,
+                addresses: (
+                    decode_address(&file.first_key)?,
+                    decode_address(&file.last_key)?,
+                ),
+            }));
         }
         let first = decode_u64("the damaged file's first height", &file.first_key)?;
         let last = decode_u64("the damaged file's last height", &file.last_key)?;
@@ -397,6 +407,49 @@ impl<B: Backend> Engine<B> {
                 level: 1,
                 first_key: height_key(damaged.file_heights.0).to_vec(),
                 last_key: height_key(damaged.file_heights.1).to_vec(),
+            },
+        )
+    }
+
+    pub(crate) fn repair_accounts(
+        &self,
+        damaged: &DamagedAccounts,
+        state: &LedgerState,
+    ) -> Result<(), StoreError> {
+        // No commit in between: the state given is the latest one.
+        let tip = lock(&self.tip);
+        if state.root() != tip.state_root {
+            return Err(StoreError::Repair {
+                column: Column::Accounts.name(),
+                reason: format!(
+                    "the state given has root {}, the latest committed state root is {}",
+                    state.root(),
+                    tip.state_root
+                ),
+            });
+        }
+        let (first, last) = damaged.addresses;
+        let in_range: Vec<(u64, Address, Account)> = state
+            .iter()
+            .filter(|(_, address, _)| *address >= first && *address <= last)
+            .collect();
+        let mut batch = self.backend.batch(in_range.len() * 48 + 64);
+        for (slot, address, account) in &in_range {
+            batch.put(
+                Column::Accounts,
+                &address.0,
+                &encode_account(*slot, account),
+            );
+        }
+        self.backend.write(batch)?;
+        drop(tip);
+        self.backend.drop_damaged_file(
+            Column::Accounts,
+            &DamagedFile {
+                name: damaged.file.clone(),
+                level: 1,
+                first_key: first.0.to_vec(),
+                last_key: last.0.to_vec(),
             },
         )
     }
@@ -1818,6 +1871,13 @@ macro_rules! delegate_store {
                 records: &[(cairn_types::Block, cairn_types::CommitCertificate)],
             ) -> Result<(), $crate::StoreError> {
                 self.engine.repair_heights(damaged, records)
+            }
+            fn repair_accounts(
+                &self,
+                damaged: &$crate::DamagedAccounts,
+                state: &cairn_state::LedgerState,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.repair_accounts(damaged, state)
             }
         }
     };

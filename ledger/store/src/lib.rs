@@ -62,8 +62,8 @@ pub mod rocks;
 pub mod snapshot;
 
 pub use contract::{
-    ChainIdentity, DamageRepair, DamagedHeights, HistoryEntry, ScrubPosition, ScrubStep, Store,
-    TransactionRecord, EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX,
+    ChainIdentity, DamageRepair, DamagedAccounts, DamagedHeights, HistoryEntry, ScrubPosition,
+    ScrubStep, Store, TransactionRecord, EVIDENCE_LIST_MAX, HISTORY_PAGE_MAX, PRUNE_BATCH_KEYS_MAX,
     PRUNE_KEEP_BLOCKS_MIN, WAL_ENTRIES_PER_HEIGHT_MAX, WAL_ENTRY_BYTES_MAX, WAL_HEIGHT_BYTES_MAX,
 };
 pub use error::StoreError;

@@ -4,7 +4,8 @@
 //! in-memory store with a rotten record: the scrub finds the damage, the
 //! store names the heights, refuses records that are not the chain's,
 //! takes the right ones, and afterwards every block reads back intact and
-//! a scrub pass is clean, also after a restart.
+//! a scrub pass is clean, also after a restart. A damaged file of the
+//! accounts is written again from the committed state (and from no other).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -168,12 +169,77 @@ fn a_rotten_record_in_memory_is_repaired_and_other_columns_are_not() {
     scrub_all(&store).unwrap();
     assert_blocks_intact(&store, &committed);
 
-    // The accounts are the node's own state: not repairable from peers.
-    let account = disk.keys(Column::Accounts).remove(0);
+    // An account is written again from the committed state, and only
+    // from that state.
+    let account = disk.keys(Column::Accounts).remove(3);
     assert!(disk.rot(Column::Accounts, &account));
     let damage = scrub_all(&store).expect_err("the scrub finds the rot");
+    let DamageRepair::RewriteAccounts(damaged) = store.damage_repair(&damage).unwrap() else {
+        panic!("an account record is repairable: {damage}");
+    };
+    assert_eq!(damaged.addresses.0 .0.as_slice(), account.as_slice());
+    assert!(matches!(
+        store.repair_accounts(&damaged, &chain.genesis),
+        Err(StoreError::Repair { .. })
+    ));
+    store.repair_accounts(&damaged, &chain.state).unwrap();
+    assert!(!disk.has_rot());
+    scrub_all(&store).unwrap();
+    assert_eq!(store.load_state().unwrap().root(), chain.state.root());
+
+    // The consensus WAL is the node's own: not repairable.
+    store.wal_append(Height(13), b"an entry").unwrap();
+    store.wal_sync().unwrap();
+    let entry = disk.keys(Column::Wal).remove(0);
+    assert!(disk.rot(Column::Wal, &entry));
+    let damage = scrub_all(&store).expect_err("the scrub finds the rot");
     match store.damage_repair(&damage).unwrap() {
-        DamageRepair::NotRepairable(reason) => assert!(reason.contains("accounts"), "{reason}"),
+        DamageRepair::NotRepairable(reason) => assert!(reason.contains("wal"), "{reason}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_damaged_account_file_is_written_again_from_the_committed_state() {
+    // Many accounts and few small blocks: the accounts' file is the largest.
+    let (mut chain, _set) = staking_chain("repair-accounts", 30_000);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RocksStore::open(dir.path(), &chain.identity, &chain.genesis).unwrap();
+        for _ in 0..3 {
+            let (block, certificate, outcome) = chain.next_block(2);
+            store.commit_block(&block, &certificate, &outcome).unwrap();
+        }
+    }
+    {
+        let store = RocksStore::open(dir.path(), &chain.identity, &chain.genesis).unwrap();
+        store.compact_all().unwrap();
+    }
+    let table = largest_table(dir.path());
+    let mut bytes = std::fs::read(&table).unwrap();
+    let at = bytes.len() / 2;
+    for (index, byte) in bytes[at..at + 4096].iter_mut().enumerate() {
+        *byte = (index as u8).wrapping_mul(31).wrapping_add(3);
+    }
+    std::fs::write(&table, &bytes).unwrap();
+
+    // Opening the store reads no account (a node's start, which loads the
+    // state, would refuse); this is damage a running node's scrub finds.
+    let store = RocksStore::open(dir.path(), &chain.identity, &chain.genesis).unwrap();
+    let damage = scrub_all(&store).expect_err("the scrub finds the damage");
+    let DamageRepair::RewriteAccounts(damaged) = store.damage_repair(&damage).unwrap() else {
+        panic!("the accounts' file is repairable: {damage}");
+    };
+    assert!(matches!(
+        store.repair_accounts(&damaged, &chain.genesis),
+        Err(StoreError::Repair { .. })
+    ));
+    store.repair_accounts(&damaged, &chain.state).unwrap();
+    assert!(!table.exists(), "the damaged file was dropped");
+    scrub_all(&store).unwrap();
+    drop(store);
+    let store = RocksStore::open(dir.path(), &chain.identity, &chain.genesis).unwrap();
+    scrub_all(&store).unwrap();
+    assert_eq!(store.load_state().unwrap().root(), chain.state.root());
+    check_consistency(&store, &chain.genesis);
 }
