@@ -185,8 +185,11 @@ impl<'a> BatchVerifier<'a> {
     /// the machine's cores, so a node that has them to itself (`--dev`, one
     /// validator) verifies on all of them.
     pub fn verify(self) -> Vec<bool> {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        if cores < 2 || self.items.len() < PARALLEL_VERIFY_ITEMS_MIN {
+        if self.items.len() < PARALLEL_VERIFY_ITEMS_MIN {
+            return verify_items(&self.items);
+        }
+        let cores = machine_cores();
+        if cores < 2 {
             return verify_items(&self.items);
         }
         let part_len = self.items.len().div_ceil(cores);
@@ -209,6 +212,15 @@ impl<'a> BatchVerifier<'a> {
     pub fn verify_all(self) -> bool {
         self.verify().into_iter().all(|ok| ok)
     }
+}
+
+/// The cores this process may use, read once: reading them costs system
+/// calls and, in a container, reads of cgroup files (tens of microseconds,
+/// more than verifying a small batch).
+fn machine_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 /// Batches smaller than this are verified on the calling thread alone:
