@@ -207,16 +207,24 @@ async fn try_repair(ledger: &Arc<Ledger>, client: &Client, damage: StoreError) -
         last = held.map_or(0, |(_, last)| last.0),
         "repairing the damaged table file: fetching its heights again from peers"
     );
-    let Ok(peers) = client.peers().await else {
-        return Repaired::Never;
+    // Every height of the file pruned: nothing to fetch, only the file to
+    // drop (no peer asked).
+    let peers = match held {
+        None => vec![None],
+        Some(_) => match client.peers().await {
+            Ok(peers) => peers.into_iter().take(REPAIR_PEERS_MAX).map(Some).collect(),
+            Err(_) => return Repaired::Never,
+        },
     };
-    for peer in peers.into_iter().take(REPAIR_PEERS_MAX) {
-        let records = match held {
-            Some((first, last)) => match fetch_records(client, peer, first, last).await {
-                Some(records) => records,
-                None => continue,
-            },
-            None => Vec::new(),
+    for peer in peers {
+        let records = match (held, peer) {
+            (Some((first, last)), Some(peer)) => {
+                match fetch_records(client, peer, first, last).await {
+                    Some(records) => records,
+                    None => continue,
+                }
+            }
+            _ => Vec::new(),
         };
         let store = Arc::clone(ledger.store());
         let for_store = damaged.clone();
@@ -227,13 +235,13 @@ async fn try_repair(ledger: &Arc<Ledger>, client: &Client, damage: StoreError) -
                 tracing::warn!(
                     column = damaged.column,
                     file = %damaged.file,
-                    %peer,
+                    peer = ?peer,
                     "repaired the damaged table file: its blocks and certificates were fetched again, verified against the chain and written back; the file was dropped"
                 );
                 return Repaired::Yes;
             }
             Ok(Err(error @ StoreError::Repair { .. })) => {
-                tracing::warn!(%peer, "a peer's records did not repair the damage: {error}");
+                tracing::warn!(peer = ?peer, "a peer's records did not repair the damage: {error}");
             }
             Ok(Err(error)) => {
                 tracing::error!("the repair could not be written: {error}");
@@ -303,7 +311,8 @@ fn report_damage(ledger: &Ledger, data_dir: &std::path::Path, error: &StoreError
         data = %data_dir.display(),
         "THE STORE IS DAMAGED: {error}. The scrub found a table file in {} whose data does not match its checksum; \
          reads of what it holds fail, and a later compaction of it can stop the node. \
-         A damaged file of blocks or certificates is repaired from peers (the log says so next); for anything else, \
+         A damaged file of blocks or certificates is repaired from peers, one of accounts from the state in memory \
+         (the log says so next); for anything else, \
          stop the node and restore {} from a backup, or resync: `cairnd reset --yes --home <home>` deletes the chain data \
          (keys, config and a validator's sign state stay, so a resynced validator signs nothing at or below what it signed before) \
          and the next start syncs the chain from peers. /ready answers 503 until then",
