@@ -20,8 +20,8 @@ use cairn_types::{codec, Block, CommitCertificate, Height};
 use tokio::sync::mpsc;
 
 pub use crate::sync_core::{
-    CATCHING_UP_BLOCKS_MIN, SYNC_BACKOFF_PEERS_MAX, SYNC_PARALLEL_REQUESTS_MAX,
-    SYNC_PEER_BACKOFF, SYNC_RANGE_BLOCKS, SYNC_REQUEST_TIMEOUT, SYNC_RETRY_INTERVAL,
+    CATCHING_UP_BLOCKS_MIN, SYNC_BACKOFF_PEERS_MAX, SYNC_PARALLEL_REQUESTS_MAX, SYNC_PEER_BACKOFF,
+    SYNC_PEER_BACKOFF_MIN, SYNC_RANGE_BLOCKS, SYNC_REQUEST_TIMEOUT, SYNC_RETRY_INTERVAL,
     SYNC_SLOW_ANSWER, SYNC_STATUS_PEERS_MAX, SYNC_STATUS_TIMEOUT,
 };
 use crate::{
@@ -114,10 +114,10 @@ impl BlockSync {
                     }
                 }
             }
-            let wake = self
-                .core
-                .next_wake()
-                .map_or_else(|| Instant::now() + Duration::from_secs(3_600), |at| self.origin + at);
+            let wake = self.core.next_wake().map_or_else(
+                || Instant::now() + Duration::from_secs(3_600),
+                |at| self.origin + at,
+            );
             tokio::select! {
                 _ = shutdown.requested() => return,
                 request = pending.recv() => match request {
@@ -159,9 +159,10 @@ impl BlockSync {
             }
             SyncAction::Commit { id, blocks, .. } => {
                 let ledger = Arc::clone(&self.ledger);
-                let committed = tokio::task::spawn_blocking(move || commit_synced(&ledger, &blocks))
-                    .await
-                    .unwrap_or(0);
+                let committed =
+                    tokio::task::spawn_blocking(move || commit_synced(&ledger, &blocks))
+                        .await
+                        .unwrap_or(0);
                 let now = self.now();
                 self.core
                     .committed(now, id, committed, self.ledger.tip().height);
