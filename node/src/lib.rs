@@ -8,7 +8,8 @@
 //! WebSocket subscriptions ([`subscriptions`]) and consensus view
 //! ([`consensus_view`]), metrics
 //! ([`metrics`]), the consensus host ([`host`]), its tokio runtime with p2p
-//! gossip and block sync ([`runtime`]), pruning of old blocks
+//! gossip and block sync ([`runtime`], [`block_sync`] over the sans-IO
+//! [`sync_core`]), pruning of old blocks
 //! ([`pruning`]), the background store scrub ([`scrub`]) and `cairnd
 //! start` ([`start`]).
 
@@ -36,5 +37,6 @@ pub mod snapshots;
 pub mod start;
 pub mod state_sync;
 pub mod subscriptions;
+pub mod sync_core;
 
 pub use error::NodeError;

@@ -31,7 +31,7 @@ use std::{
 use cairn_consensus::{Input, Message, ProposerSchedule, RequestId, Timeout};
 use cairn_p2p::{
     Client, Event, PeerId, RoundState, RoundStateRequest, RoundStateResponder, SyncBlock,
-    SyncHeader, SyncRequest, SyncResponder, SyncResponse, SyncStatus, Topic, Verdict,
+    SyncRequest, SyncResponder, SyncResponse, Topic, Verdict,
 };
 use cairn_types::{
     codec,
@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     backend::NetworkView,
-    block_sync::SyncHandle,
+    block_sync::{serve_sync, SyncHandle},
     host::{message_height, ConsensusHost, HostClock, HostNetwork, HostTimers},
     ledger::Ledger,
     rpc::PeerView,
@@ -1215,105 +1215,6 @@ fn admit_transaction_batch(ledger: &Ledger, data: &[u8]) -> Verdict {
     admit_transaction_batches(ledger, &[data.to_vec()], |_, _| true)
         .pop()
         .unwrap_or(Verdict::Ignore)
-}
-
-/// Answers a status or block-range request from the store.
-fn serve_sync(ledger: &Ledger, request: &SyncRequest) -> SyncResponse {
-    match request {
-        SyncRequest::Status => {
-            let tip = ledger.tip();
-            SyncResponse::Status(SyncStatus {
-                tip_height: tip.height,
-                tip_hash: tip.hash,
-                lowest_height: ledger.store().lowest_height(),
-            })
-        }
-        SyncRequest::Blocks { from, count } => {
-            // A pruned first height: say so, so the peer asks another
-            // (rather than taking an empty answer for a fault).
-            let lowest = ledger.store().lowest_height();
-            if *from < lowest {
-                return SyncResponse::NotHeld {
-                    lowest_height: lowest,
-                };
-            }
-            let mut blocks = Vec::new();
-            let mut bytes = 0usize;
-            for offset in 0..u64::from(*count) {
-                let height = Height(from.0.saturating_add(offset));
-                match stored_block(ledger, height) {
-                    Some(block) => {
-                        bytes = bytes.saturating_add(block.wire_bytes());
-                        if bytes > cairn_p2p::limits::SYNC_RESPONSE_BYTES_MAX && !blocks.is_empty()
-                        {
-                            break;
-                        }
-                        blocks.push(block);
-                    }
-                    None => break,
-                }
-            }
-            let lowest = ledger.store().lowest_height();
-            if blocks.is_empty() && *from < lowest {
-                // Pruned while it was read.
-                return SyncResponse::NotHeld {
-                    lowest_height: lowest,
-                };
-            }
-            SyncResponse::Blocks(blocks)
-        }
-        SyncRequest::BlockByHash(hash) => {
-            let height = ledger.store().block_height(hash).ok().flatten();
-            SyncResponse::Block(height.and_then(|height| stored_block(ledger, height)))
-        }
-        SyncRequest::Headers { from, count } => {
-            let store = ledger.store();
-            let lowest = store.lowest_height();
-            if *from < lowest {
-                return SyncResponse::NotHeld {
-                    lowest_height: lowest,
-                };
-            }
-            let mut headers = Vec::new();
-            for offset in 0..u64::from(*count) {
-                let height = Height(from.0.saturating_add(offset));
-                let (Ok(Some(header)), Ok(Some(certificate))) =
-                    (store.header(height), store.certificate(height))
-                else {
-                    break;
-                };
-                headers.push(SyncHeader {
-                    height,
-                    header: codec::encode(&header),
-                    certificate: codec::encode(&certificate),
-                });
-            }
-            let lowest = store.lowest_height();
-            if headers.is_empty() && *from < lowest {
-                // Pruned while it was read.
-                return SyncResponse::NotHeld {
-                    lowest_height: lowest,
-                };
-            }
-            SyncResponse::Headers(headers)
-        }
-    }
-}
-
-fn stored_block(ledger: &Ledger, height: Height) -> Option<SyncBlock> {
-    let store = ledger.store();
-    let block = store.block_bytes(height).ok().flatten()?;
-    let certificate = store
-        .certificate(height)
-        .ok()
-        .flatten()
-        .map(|certificate| codec::encode(&certificate))
-        .unwrap_or_default();
-    Some(SyncBlock {
-        height,
-        block,
-        certificate,
-    })
 }
 
 /// Everything the consensus loop owns.

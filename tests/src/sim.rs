@@ -36,10 +36,38 @@
 //! `host.start()`, which replays the WAL. A simulated client submits signed
 //! transfers to every running node's mempool (`Ledger::submit`) at a fixed
 //! interval, drawn from the seed; the hosts build blocks from their
-//! mempools. A node that is behind catches up the simulator's way: it asks
-//! a peer for its height's round state, and a peer past that height answers
-//! with the block and certificate, which the host takes as
-//! `Input::CertificateSeen` and commits through the ledger.
+//! mempools.
+//!
+//! # Catch-up
+//!
+//! A node that is behind catches up the way `cairnd` does, with the same
+//! code. Block sync: each node runs the node's own sync core
+//! ([`cairn_node::sync_core::SyncCore`], made anew at each boot as the
+//! process's sync task is), driven here as `cairn_node::block_sync`
+//! drives it over libp2p ([`Simulation::drive_sync`]): its status and
+//! block-range requests and their answers travel as messages over the
+//! simulated network (latency, drops, partitions apply), a request whose
+//! answer is lost fails at its deadline in simulated time (an
+//! [`Event::SyncWake`] at the core's next deadline), peers answer with
+//! the node's serving code ([`cairn_node::block_sync::serve_sync`],
+//! pruning honoured), ranges are committed with
+//! [`cairn_node::block_sync::commit_synced`] (every block verified against
+//! its certificate), and then the host starts over at the new tip, as the
+//! runtime does on `HostEvent::Synced`. A pass is asked for when the node
+//! boots, when a peer connects (a peer boots, a partition heals), when a
+//! validator-signed proposal or vote arrives more than one height above
+//! the node's, when a decision arrives more than two heights above its tip,
+//! and when its height has not moved for
+//! [`cairn_node::runtime::SYNC_CHECK_INTERVAL_MS`] (the runtime's rules).
+//! A node's connected peers are the running nodes on its side of a
+//! partition. At consensus level, as in the node: a host publishes each
+//! decision (the decisions topic) and a peer deciding that height or the
+//! next takes it as `Input::CertificateSeen` without the block (its
+//! driver verifies the certificate and fetches the block by hash); a
+//! round-state request is answered with the round's messages, nothing for
+//! another height. (The simulator's former catch-up, a round-state request
+//! answered by a peer past that height with the decided block and
+//! certificate, is gone: `cairnd` never answers that way.)
 //!
 //! With a staking plan ([`crate::scenario::StakingPlan`]) the genesis has
 //! extra candidate nodes (a consensus key outside the genesis set, a
@@ -107,8 +135,11 @@
 //! proposer re-signs its proposals over a block with a far-future time or a
 //! wrong state root; an amnesiac deletes its WAL of the height and restarts
 //! its host at every precommit timeout; a false-tip peer adds signed votes
-//! of a height a thousand or more ahead (a claimed tip: peers that believe
-//! it ask it for the heights they miss) and answers no sync request; an
+//! of a height a thousand or more ahead (which make its peers begin a sync
+//! pass), claims a tip a thousand or more heights ahead in its status
+//! answers, and withholds every block-range, block and round-state answer
+//! (the honest sync cores chase the claimed tip, time out once and back
+//! the peer off: [`Report::sync_false_tip_backoffs`]); an
 //! evidence flooder signs new pairs of conflicting votes of its own at
 //! every vote and gossips them as evidence (hosts keep one piece per
 //! validator and height; the checker fails any honest node whose chain
@@ -140,12 +171,14 @@ use cairn_consensus::{
 };
 use cairn_genesis::Genesis;
 use cairn_node::{
+    block_sync::{commit_synced, serve_sync},
     host::{ConsensusHost, HostClock, HostConfig, HostNetwork, HostTimers},
     ledger::evidence_key,
     ledger::Ledger,
     mempool::MempoolLimits,
     metrics::Metrics,
     sign_state::SignState,
+    sync_core::{SyncAction, SyncCore, SyncRequest, SyncRequestId, SyncResponse, SyncStatus},
     NodeError,
 };
 use cairn_state::Account;
@@ -186,6 +219,10 @@ const REPLAY_MEMORY_MAX: usize = 64;
 const ROUND_SPAM_VOTES: u64 = 3;
 /// How far above its real height a false-tip peer claims to be (at least).
 const FALSE_TIP_AHEAD: u64 = 1_000;
+/// How often a node checks whether its height moved, to ask for a sync
+/// after [`cairn_node::runtime::SYNC_CHECK_INTERVAL_MS`] without progress
+/// (the runtime checks on its poll tick).
+const SYNC_CHECK_TICK_MS: u64 = 500;
 /// Pieces of evidence of its own double votes an evidence flooder signs
 /// at each of its votes.
 const EVIDENCE_FLOOD_PER_VOTE: u64 = 4;
@@ -417,9 +454,20 @@ enum NetMessage {
         request_id: RequestId,
         block: Arc<Block>,
     },
-    Decided {
-        certificate: CommitCertificate,
-        block: Arc<Block>,
+    /// A decision a host published (the node's decisions topic).
+    Decision(CommitCertificate),
+    /// A block-sync request of the requester's sync core (`incarnation`:
+    /// the requester's, so answers to an earlier process are dropped).
+    SyncRequest {
+        incarnation: u64,
+        id: SyncRequestId,
+        request: SyncRequest,
+    },
+    /// Its answer, made by the node's own serving code.
+    SyncResponse {
+        incarnation: u64,
+        id: SyncRequestId,
+        response: SyncResponse,
     },
     Evidence(Evidence),
 }
@@ -484,6 +532,13 @@ enum Event {
     CrashRestoring {
         node: usize,
     },
+    /// A node's sync core has a deadline due, or may begin a pass.
+    SyncWake {
+        node: usize,
+        incarnation: u64,
+    },
+    /// Every running node checks whether its height moved lately.
+    SyncCheck,
     /// The next part of a node's state sync arrives (or is asked for).
     Snapshot {
         node: usize,
@@ -599,6 +654,8 @@ impl Event {
             Event::Free { node } => 15 + ((*node as u64) << 8),
             Event::Wipe { node } => 16 + ((*node as u64) << 8),
             Event::CrashRestoring { node } => 18 + ((*node as u64) << 8),
+            Event::SyncWake { node, .. } => 19 + ((*node as u64) << 8),
+            Event::SyncCheck => 20,
             Event::Snapshot { node, part, .. } => {
                 let part = match part {
                     SnapshotPart::Discover => 0,
@@ -651,8 +708,13 @@ struct Node {
     /// (height, validator) of the evidence in its chain (the ledger's
     /// rule: one piece per misbehaving validator and height).
     committed_evidence: BTreeSet<(Height, u32)>,
-    highest_peer_height: u64,
-    last_sync_request_ms: u64,
+    /// The node's block-sync core (the node's own, made anew at each
+    /// boot as the process's sync task is), peers named by index.
+    sync: SyncCore<usize>,
+    /// When an [`Event::SyncWake`] is queued for it.
+    sync_wake_ms: Option<u64>,
+    /// The height it last had at a sync check, and since when (ms).
+    sync_progress: (u64, u64),
     crash_snapshot: Option<RoundState>,
     /// A crash is scheduled inside one of the node's next store writes
     /// (in the middle of a step), and the disk generation it was armed in.
@@ -785,8 +847,25 @@ pub struct Report {
     pub snapshot_restores_below_signed: u64,
     /// Far-tip claims a false-tip peer sent.
     pub false_tip_claims: u64,
-    /// Sync requests (round state, block) a false-tip peer left unanswered.
+    /// Sync requests (block ranges, round state, block by hash) a false-tip
+    /// peer left unanswered.
     pub sync_requests_withheld: u64,
+    /// Status answers in which a false-tip peer claimed a far tip.
+    pub false_tip_status_claims: u64,
+    /// Block-sync passes the nodes' sync cores began.
+    pub sync_passes: u64,
+    /// Status requests the sync cores sent.
+    pub sync_status_requests: u64,
+    /// Block-range requests the sync cores sent.
+    pub sync_block_requests: u64,
+    /// Ranges committed through the sync cores (at least one block each).
+    pub sync_ranges_committed: u64,
+    /// Blocks committed through the sync cores.
+    pub sync_blocks_committed: u64,
+    /// Peers the sync cores backed off.
+    pub sync_backoffs: u64,
+    /// Of which honest nodes backing off a false-tip peer.
+    pub sync_false_tip_backoffs: u64,
     /// Distinct pieces of evidence of its own double votes an evidence
     /// flooder sent.
     pub evidence_flooded: u64,
@@ -1044,8 +1123,9 @@ impl Simulation {
                 checked_height: 0,
                 evidence_pool: BTreeMap::new(),
                 committed_evidence: BTreeSet::new(),
-                highest_peer_height: 0,
-                last_sync_request_ms: 0,
+                sync: SyncCore::new(),
+                sync_wake_ms: None,
+                sync_progress: (0, 0),
                 crash_snapshot: None,
                 crash_armed: None,
                 decide_times_ms: BTreeMap::new(),
@@ -1189,6 +1269,7 @@ impl Simulation {
         if self.scenario.wait_for_transactions {
             self.schedule(POLL_WAITING_MS, Event::PollWaiting);
         }
+        self.schedule(SYNC_CHECK_TICK_MS, Event::SyncCheck);
         for node in 0..self.nodes.len() {
             self.boot(node);
         }
@@ -1632,7 +1713,26 @@ impl Simulation {
                 }
             }
             Event::PartitionStart { sides } => self.partition = Some(sides),
-            Event::PartitionEnd => self.partition = None,
+            Event::PartitionEnd => {
+                self.partition = None;
+                // The sides reconnect: each node hears of new peers.
+                for node in 0..self.nodes.len() {
+                    self.nodes[node].sync.request_pass();
+                    self.drive_sync(node);
+                }
+            }
+            Event::SyncWake { node, incarnation } => {
+                if self.nodes[node].sync_wake_ms == Some(self.now_ms) {
+                    self.nodes[node].sync_wake_ms = None;
+                }
+                if self.nodes[node].incarnation == incarnation {
+                    self.drive_sync(node);
+                }
+            }
+            Event::SyncCheck => {
+                self.sync_check();
+                self.schedule(self.now_ms + SYNC_CHECK_TICK_MS, Event::SyncCheck);
+            }
             Event::ClockJump { node, by_ms } => {
                 let clock = &self.nodes[node].clock;
                 let mut offset = clock.get();
@@ -1841,9 +1941,12 @@ impl Simulation {
         committed.extend(state.inherited_evidence.iter().copied());
         state.committed_evidence = committed;
         state.incarnation += 1;
-        // A new process: nothing waits from the old one.
+        // A new process: nothing waits from the old one; its sync task
+        // starts with a pass.
         state.busy_until_ms = 0;
         state.deferred.clear();
+        state.sync = SyncCore::new();
+        state.sync_progress = (latest, self.now_ms);
         state.host = Some(host);
         self.start_host(node);
         let snapshot = self.nodes[node].crash_snapshot.take();
@@ -1875,6 +1978,15 @@ impl Simulation {
             }
         }
         self.after_step(node);
+        // Its peers see it connect (and ask it for a sync pass, as a node
+        // does on every new connection); it begins its first pass.
+        for peer in 0..self.nodes.len() {
+            if peer != node && self.nodes[peer].host.is_some() {
+                self.nodes[peer].sync.request_pass();
+                self.drive_sync(peer);
+            }
+        }
+        self.drive_sync(node);
     }
 
     /// `host.start()`: a fresh driver for the next height, replaying the
@@ -2063,15 +2175,22 @@ impl Simulation {
                     for evidence in pool {
                         self.broadcast(node, NetMessage::Evidence(evidence));
                     }
-                    let next = Height(certificate.height.0 + 1);
-                    if self.nodes[node].highest_peer_height > next.0 {
-                        self.broadcast(
-                            node,
-                            NetMessage::RoundStateRequest {
-                                height: next,
-                                round: Round::ZERO,
-                            },
-                        );
+                    // Published on the decisions topic, as the node does.
+                    // A peer that committed the height already would drop
+                    // it as stale on arrival (tips only grow): it is not
+                    // sent there at all (a saving of the simulator, about
+                    // half of the n² copies a height).
+                    if self.misbehaving(node) != Some(Behaviour::Silent) {
+                        let height = certificate.height;
+                        for to in 0..self.nodes.len() {
+                            let stale = self.nodes[to]
+                                .host
+                                .as_ref()
+                                .is_some_and(|host| host.ledger().tip().height >= height);
+                            if !stale {
+                                self.send(node, to, NetMessage::Decision(certificate.clone()));
+                            }
+                        }
                     }
                 }
                 Outgoing::RoundStateRequest { height, round } => {
@@ -3219,7 +3338,7 @@ impl Simulation {
         }
         match message {
             NetMessage::Consensus(message) => {
-                self.note_peer_height(to, from, message.height().0, my_height);
+                self.sync_if_far_ahead(to, &message, my_height);
                 if self.nodes[to].behaviour == Behaviour::Replayer {
                     let heard = &mut self.nodes[to].heard;
                     if heard.len() >= REPLAY_MEMORY_MAX {
@@ -3247,23 +3366,13 @@ impl Simulation {
                     }
                     return;
                 }
-                let answers: Vec<NetMessage> = if height.0 == my_height {
-                    host.round_messages(height, round)
-                        .into_iter()
-                        .map(NetMessage::Consensus)
-                        .collect()
-                } else if height.0 < my_height {
-                    let store = host.ledger().store();
-                    match (store.certificate(height), store.block(height)) {
-                        (Ok(Some(certificate)), Ok(Some(block))) => vec![NetMessage::Decided {
-                            certificate,
-                            block: Arc::new(block),
-                        }],
-                        _ => Vec::new(),
-                    }
-                } else {
-                    Vec::new()
-                };
+                // What the node answers: the round's messages, nothing for
+                // another height.
+                let answers: Vec<NetMessage> = host
+                    .round_messages(height, round)
+                    .into_iter()
+                    .map(NetMessage::Consensus)
+                    .collect();
                 for answer in answers {
                     self.send(to, from, answer);
                 }
@@ -3293,18 +3402,74 @@ impl Simulation {
             NetMessage::BlockResponse { request_id, block } => {
                 self.step(to, Input::BlockReceived { request_id, block });
             }
-            NetMessage::Decided { certificate, block } => {
+            NetMessage::Decision(certificate) => {
+                // The node's gossip gate: a decision of a committed height
+                // is stale; one of the next two heights goes to the host
+                // (whose driver verifies it and fetches the block by
+                // hash); one further ahead asks for a sync.
+                let tip = host.ledger().tip().height.0;
                 let height = certificate.height.0;
-                self.note_peer_height(to, from, height + 1, my_height);
-                if height == my_height {
-                    self.step(
-                        to,
-                        Input::CertificateSeen {
-                            certificate,
-                            block: Some(block),
-                        },
-                    );
+                if height <= tip {
+                    return;
                 }
+                if height > tip.saturating_add(2) {
+                    self.nodes[to].sync.request_pass();
+                    self.drive_sync(to);
+                    return;
+                }
+                self.step(
+                    to,
+                    Input::CertificateSeen {
+                        certificate,
+                        block: None,
+                    },
+                );
+            }
+            NetMessage::SyncRequest {
+                incarnation,
+                id,
+                request,
+            } => {
+                let response = match (self.misbehaving(to), &request) {
+                    (Some(Behaviour::Silent), _) => return,
+                    (Some(Behaviour::FalseTip), SyncRequest::Status) => {
+                        // A claim of a tip far ahead: a hint the core
+                        // chases until the peer fails to serve it.
+                        let tip = host.ledger().tip().height.0;
+                        self.report.false_tip_status_claims += 1;
+                        SyncResponse::Status(SyncStatus {
+                            tip_height: Height(tip + FALSE_TIP_AHEAD + self.rng.below(1_000_000)),
+                            tip_hash: sha256(&tip.to_le_bytes()),
+                            lowest_height: host.ledger().store().lowest_height(),
+                        })
+                    }
+                    (Some(Behaviour::FalseTip), _) => {
+                        self.report.sync_requests_withheld += 1;
+                        return;
+                    }
+                    _ => serve_sync(host.ledger(), &request),
+                };
+                self.send(
+                    to,
+                    from,
+                    NetMessage::SyncResponse {
+                        incarnation,
+                        id,
+                        response,
+                    },
+                );
+            }
+            NetMessage::SyncResponse {
+                incarnation,
+                id,
+                response,
+            } => {
+                if self.nodes[to].incarnation != incarnation {
+                    return;
+                }
+                let now = std::time::Duration::from_millis(self.now_ms);
+                self.nodes[to].sync.on_answer(now, id, Some(response));
+                self.drive_sync(to);
             }
             NetMessage::Evidence(evidence) => {
                 let hash = evidence.hash();
@@ -3339,21 +3504,168 @@ impl Simulation {
         }
     }
 
-    /// Remembers how far peers are; asks for the missing heights when this
-    /// node is behind.
-    fn note_peer_height(&mut self, node: usize, from: usize, peer_height: u64, my_height: u64) {
-        let state = &mut self.nodes[node];
-        state.highest_peer_height = state.highest_peer_height.max(peer_height);
-        if peer_height > my_height && self.now_ms >= state.last_sync_request_ms + 20 {
-            state.last_sync_request_ms = self.now_ms;
-            self.send(
-                node,
-                from,
-                NetMessage::RoundStateRequest {
-                    height: Height(my_height),
-                    round: Round::ZERO,
-                },
-            );
+    /// A proposal or vote more than one height above the node's asks for a
+    /// sync when a validator signed it (as the node's consensus loop does);
+    /// the signature is checked only when no pass is pending already.
+    fn sync_if_far_ahead(&mut self, node: usize, message: &Message, my_height: u64) {
+        if message.height().0 <= my_height.saturating_add(1) || self.nodes[node].sync.pass_pending()
+        {
+            return;
+        }
+        let Some(host) = self.nodes[node].host.as_ref() else {
+            return;
+        };
+        let Ok(Some(set)) = host.ledger().validator_set(Height(my_height)) else {
+            return;
+        };
+        let signed = match message {
+            Message::Proposal(signed) => signed.proposal.verify(&self.chain_id, &set).is_ok(),
+            Message::Vote(vote) => vote.verify(&self.chain_id, &set).is_ok(),
+        };
+        if signed {
+            self.nodes[node].sync.request_pass();
+            self.drive_sync(node);
+        }
+    }
+
+    /// The node's poll tick: a running node whose height did not move for
+    /// [`cairn_node::runtime::SYNC_CHECK_INTERVAL_MS`] (and that is not
+    /// waiting for transactions) asks for a sync.
+    fn sync_check(&mut self) {
+        for node in 0..self.nodes.len() {
+            let Some(host) = self.nodes[node].host.as_ref() else {
+                continue;
+            };
+            let height = host.height().0;
+            let waiting = host.is_waiting();
+            let (last_height, since_ms) = self.nodes[node].sync_progress;
+            if height != last_height {
+                self.nodes[node].sync_progress = (height, self.now_ms);
+            } else if !waiting
+                && self.now_ms >= since_ms + cairn_node::runtime::SYNC_CHECK_INTERVAL_MS
+            {
+                self.nodes[node].sync_progress = (height, self.now_ms);
+                self.nodes[node].sync.request_pass();
+                self.drive_sync(node);
+            }
+        }
+    }
+
+    /// The peers `node` is connected to: the running nodes on its side of
+    /// a partition.
+    fn connected_peers(&self, node: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|peer| *peer != node && self.nodes[*peer].host.is_some())
+            .filter(|peer| {
+                !self.faults_active()
+                    || self
+                        .partition
+                        .as_ref()
+                        .is_none_or(|sides| sides[*peer] == sides[node])
+            })
+            .collect()
+    }
+
+    /// Drives `node`'s sync core as `cairn_node::block_sync` does over
+    /// libp2p: begins a pass when one is due, sends its requests over the
+    /// simulated network, commits the ranges it releases with
+    /// [`commit_synced`] and tells the host when the tip moved (a fresh
+    /// driver at the new tip, as the runtime does on `HostEvent::Synced`);
+    /// then queues a wake-up for its next deadline.
+    fn drive_sync(&mut self, node: usize) {
+        let now = std::time::Duration::from_millis(self.now_ms);
+        loop {
+            let Some(host) = self.nodes[node].host.as_ref() else {
+                return;
+            };
+            let tip = host.ledger().tip().height;
+            if self.nodes[node].sync.wants_pass(now) {
+                let peers = self.connected_peers(node);
+                self.nodes[node].sync.begin_pass(now, tip, peers);
+                self.report.sync_passes += 1;
+            }
+            let actions = self.nodes[node].sync.poll(now, tip);
+            if actions.is_empty() {
+                break;
+            }
+            let incarnation = self.nodes[node].incarnation;
+            for action in actions {
+                match action {
+                    SyncAction::Send {
+                        peer, id, request, ..
+                    } => {
+                        if request == SyncRequest::Status {
+                            self.report.sync_status_requests += 1;
+                        } else {
+                            self.report.sync_block_requests += 1;
+                        }
+                        self.send(
+                            node,
+                            peer,
+                            NetMessage::SyncRequest {
+                                incarnation,
+                                id,
+                                request,
+                            },
+                        );
+                    }
+                    SyncAction::Commit { id, blocks, .. } => {
+                        let Some(host) = self.nodes[node].host.as_ref() else {
+                            return;
+                        };
+                        let committed = commit_synced(host.ledger(), &blocks);
+                        let tip = host.ledger().tip().height;
+                        self.nodes[node].sync.committed(now, id, committed, tip);
+                        if committed > 0 {
+                            self.report.sync_ranges_committed += 1;
+                            self.report.sync_blocks_committed += committed as u64;
+                        }
+                        let disk = &self.nodes[node].disk;
+                        let struck = self.nodes[node]
+                            .crash_armed
+                            .is_some_and(|generation| generation != disk.generation());
+                        if struck || disk.fault().is_some() || disk.has_rot() {
+                            // The store failed under the commit: the node
+                            // stops (or crashed) as on a failed step.
+                            let error = NodeError::Consensus(
+                                "the store failed while committing synced blocks".into(),
+                            );
+                            self.host_error(node, &error);
+                            return;
+                        }
+                    }
+                    SyncAction::Synced { .. } => {
+                        let behind = self.nodes[node]
+                            .host
+                            .as_ref()
+                            .is_some_and(|host| host.ledger().tip().height >= host.height());
+                        if behind {
+                            self.start_host(node);
+                        }
+                        self.after_step(node);
+                    }
+                    SyncAction::Progress { .. } => {}
+                    SyncAction::BackedOff { peer, .. } => {
+                        self.report.sync_backoffs += 1;
+                        if self.honest(node) && self.nodes[peer].behaviour == Behaviour::FalseTip {
+                            self.report.sync_false_tip_backoffs += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(at) = self.nodes[node].sync.next_wake() {
+            let at_ms = u64::try_from(at.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(self.now_ms);
+            let queued = self.nodes[node]
+                .sync_wake_ms
+                .is_some_and(|queued| queued >= self.now_ms && queued <= at_ms);
+            if !queued {
+                self.nodes[node].sync_wake_ms = Some(at_ms);
+                let incarnation = self.nodes[node].incarnation;
+                self.schedule(at_ms, Event::SyncWake { node, incarnation });
+            }
         }
     }
 }
