@@ -1193,3 +1193,25 @@ fn mutation_accepting_a_wrong_state_root_is_caught_at_commit() {
         },
     );
 }
+
+/// Seed 700228 of the any-size mix is one validator with `timeout_commit`
+/// 0: it decides with its own votes, and its heights took no simulated
+/// time, so the run never left 0 ms and ran to the event cap (20 million
+/// events, gigabytes). Its set now gets a commit timeout: simulated time
+/// passes, the fault phase ends and the run finishes on liveness.
+#[test]
+fn a_validator_deciding_alone_lets_simulated_time_pass() {
+    let scenario = Scenario::any_size_from_seed(700_228);
+    assert_eq!(scenario.validators, 1);
+    assert!(scenario.timeout_commit_ms > 0, "{}", scenario.describe());
+    let report = check(
+        "a_validator_deciding_alone_lets_simulated_time_pass",
+        scenario,
+    );
+    assert!(report.events < 1_000_000, "{} events", report.events);
+    assert!(
+        report.heights.iter().all(|height| *height >= 10),
+        "{:?}",
+        report.heights
+    );
+}

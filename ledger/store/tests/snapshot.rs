@@ -6,15 +6,13 @@
 
 mod common;
 
-use cairn_state::{LedgerState, StakingState};
 use cairn_store::{
     create_snapshot, snapshot::decode_chunk, snapshot::ChunkBuilder, MemoryDisk, MemoryStore,
     RocksStore, SnapshotManifest, Store, StoreError, SNAPSHOT_CHUNK_BYTES_MAX,
     SNAPSHOT_FORMAT_VERSION,
 };
 use cairn_types::{
-    sha256, Address, Block, ChainId, CommitCertificate, Hash, Height, StakingParams, Validator,
-    ValidatorSet, VotingPower,
+    sha256, Block, ChainId, CommitCertificate, Hash, Height, Validator, ValidatorSet, VotingPower,
 };
 use common::{staking_chain, stranger, TestChain};
 

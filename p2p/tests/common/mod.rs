@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cairn_p2p::{
     Client, Config, Event, Keypair, Multiaddr, PeerId, RoundState, RoundStateResponse, SyncBlock,
-    SyncRequest, SyncResponse, SyncStatus, Topic,
+    SyncHeader, SyncRequest, SyncResponse, SyncStatus, Topic,
 };
 use cairn_types::{sha256, ChainId, Height};
 use tokio::sync::mpsc;
@@ -97,6 +97,20 @@ fn sync_answer(policy: &Policy, request: &SyncRequest) -> SyncResponse {
                 .find(|h| sha256(&fake_block(*h)) == *hash)
                 .map(sync_block),
         ),
+        SyncRequest::Headers { from, count } => {
+            let last = (from.0 + u64::from(*count))
+                .saturating_sub(1)
+                .min(policy.blocks);
+            SyncResponse::Headers(
+                (from.0.max(1)..=last)
+                    .map(|h| SyncHeader {
+                        height: Height(h),
+                        header: fake_block(h),
+                        certificate: fake_certificate(h),
+                    })
+                    .collect(),
+            )
+        }
     }
 }
 
