@@ -98,24 +98,8 @@ fn chain_with_table_files() -> tempfile::TempDir {
 fn the_scrub_finds_a_damaged_table_file_and_ready_says_so() {
     let home = chain_with_table_files();
     let data = home.path().join("data");
-    let table = std::fs::read_dir(&data)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "sst"))
-        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
-        .expect("a table file");
-    let mut bytes = std::fs::read(&table).unwrap();
-    assert!(bytes.len() > 16 * 1024, "table of {} bytes", bytes.len());
     // A third in: old blocks, which start-up does not read.
-    let at = bytes.len() / 3;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for byte in &mut bytes[at..at + 4096] {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
-    std::fs::write(&table, &bytes).unwrap();
+    damage_largest_table(&data);
 
     let mut guard = ChildGuard(Some(start_dev(home.path())));
     let rpc = rpc_of(&mut guard, home.path());

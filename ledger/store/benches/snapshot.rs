@@ -10,34 +10,15 @@ mod common;
 
 use std::time::Instant;
 
-use cairn_state::{LedgerState, StakingState};
 use cairn_store::{create_snapshot, RocksStore, Store};
-use cairn_types::{Address, Height, StakingParams, Validator, ValidatorSet, VotingPower};
-use common::TestChain;
+use cairn_types::Height;
+use common::staking_chain;
 
 /// Accounts in the benchmarked state.
 const ACCOUNTS: u64 = 1_000_000;
 
 fn main() {
-    let mut chain = TestChain::new("snapshot-bench", 8, ACCOUNTS);
-    let set = ValidatorSet::new(vec![Validator {
-        name: "v0".into(),
-        public_key: chain.validator.public_key(),
-        power: VotingPower(10),
-        operator: chain.validator.address(),
-    }])
-    .unwrap();
-    let staking = StakingState::genesis(StakingParams::default(), &set, &[10_000_000]).unwrap();
-    let mut balances: Vec<(Address, u64)> = chain
-        .genesis
-        .iter()
-        .map(|(_, address, account)| (address, account.balance))
-        .collect();
-    balances.push((chain.validator.address(), 1_000_000_000));
-    let genesis = LedgerState::from_genesis_with_staking(&balances, staking).unwrap();
-    chain.genesis = genesis.clone();
-    chain.state = genesis;
-    chain.validator_set_hash = set.hash();
+    let (mut chain, set) = staking_chain("snapshot-bench", ACCOUNTS);
 
     let directory = tempfile::tempdir().unwrap();
     let source = RocksStore::open(
