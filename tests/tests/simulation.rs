@@ -674,6 +674,9 @@ fn replay_one_seed() {
     eprintln!("{report:#?}");
 }
 
+/// A soak seed slower than this is named in the output.
+const SOAK_SLOW_SEED: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[test]
 #[ignore = "soak: run on demand with CAIRN_SIM_SOAK_SEEDS"]
 fn soak() {
@@ -740,7 +743,19 @@ fn soak() {
             7 => Scenario::snapshot_restore_from_seed(seed, validators),
             _ => Scenario::busy_from_seed(seed, 4),
         };
-        check("soak", scenario);
+        let description = scenario.describe();
+        let seed_started = std::time::Instant::now();
+        let report = check("soak", scenario);
+        // A seed far slower than the rest is worth a look (one that stopped
+        // simulated time ran to the event cap for minutes): say which.
+        if seed_started.elapsed() > SOAK_SLOW_SEED {
+            eprintln!(
+                "soak: seed {seed} took {:.0} s ({} events, heights {:?}): {description}",
+                seed_started.elapsed().as_secs_f64(),
+                report.events,
+                report.heights
+            );
+        }
         if (offset + 1) % 1_000 == 0 {
             eprintln!(
                 "soak: {} seeds in {:.0} s",
