@@ -390,10 +390,8 @@ fn missing_set(height: Height, hash: &Hash) -> LedgerError {
 }
 
 /// The committed state, tip and tip set of `store`, and the evidence its
-/// recent blocks recorded.
-/// The committed state, tip and recorded evidence from `store`; `state`,
-/// when given, is the store's state already built (by a restore), so it is
-/// not read and hashed a second time.
+/// recent blocks recorded; `state`, when given, is the store's state
+/// already built (by a restore), so it is not read and hashed again.
 fn load_committed(
     genesis: &Genesis,
     store: &dyn Store,
