@@ -437,3 +437,17 @@ fn start_help_explains_every_flag() {
         assert!(paragraph.split(' ').count() > 12, "{flag}: {paragraph}");
     }
 }
+
+#[test]
+fn compact_works_on_a_home_and_explains_a_missing_one() {
+    let home = init_home(&[]);
+    let (code, stdout, stderr) = run(home.path(), &["compact"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("compacted"), "{stdout}");
+    let empty = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(empty.path(), &["compact"], &[]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains("is not a node home"), "{stderr}");
+    assert!(stderr.contains("--home"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
