@@ -639,28 +639,22 @@ async fn restore_history(
     }
 }
 
-/// Asks `peers` in turn until one answers `request` with blocks.
+/// Asks `peers` in turn until one answers with blocks from `from`.
 async fn fetch_blocks(
     client: &Client,
     peers: &[PeerId],
     from: Height,
     count: u32,
 ) -> Result<Vec<cairn_p2p::SyncBlock>, Attempt> {
-    for peer in peers {
-        let answer = tokio::time::timeout(
-            STATE_SYNC_REQUEST_TIMEOUT,
-            client.request_sync(*peer, SyncRequest::Blocks { from, count }),
-        )
-        .await;
-        if let Ok(Ok(SyncResponse::Blocks(blocks))) = answer {
-            if blocks.first().is_some_and(|block| block.height == from) {
-                return Ok(blocks);
-            }
+    let request = SyncRequest::Blocks { from, count };
+    let failure = format!("no peer serves the blocks from height {from}");
+    ask_in_turn(client, peers, request, failure, |answer| match answer {
+        SyncResponse::Blocks(blocks) if blocks.first().is_some_and(|b| b.height == from) => {
+            Some(blocks)
         }
-    }
-    Err(Attempt::Reject(format!(
-        "no peer serves the blocks from height {from}"
-    )))
+        _ => None,
+    })
+    .await
 }
 
 /// Asks `peers` in turn until one answers with headers from `from`.
@@ -670,21 +664,38 @@ async fn fetch_headers(
     from: Height,
     count: u32,
 ) -> Result<Vec<cairn_p2p::SyncHeader>, Attempt> {
+    let request = SyncRequest::Headers { from, count };
+    let failure = format!("no peer serves the headers from height {from}");
+    ask_in_turn(client, peers, request, failure, |answer| match answer {
+        SyncResponse::Headers(headers) if headers.first().is_some_and(|h| h.height == from) => {
+            Some(headers)
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Sends `request` to `peers` one after another (each within
+/// [`STATE_SYNC_REQUEST_TIMEOUT`]) until `accept` takes an answer;
+/// `failure` says what none of them served.
+async fn ask_in_turn<T>(
+    client: &Client,
+    peers: &[PeerId],
+    request: SyncRequest,
+    failure: String,
+    accept: impl Fn(SyncResponse) -> Option<T>,
+) -> Result<T, Attempt> {
     for peer in peers {
         let answer = tokio::time::timeout(
             STATE_SYNC_REQUEST_TIMEOUT,
-            client.request_sync(*peer, SyncRequest::Headers { from, count }),
+            client.request_sync(*peer, request.clone()),
         )
         .await;
-        if let Ok(Ok(SyncResponse::Headers(headers))) = answer {
-            if headers.first().is_some_and(|header| header.height == from) {
-                return Ok(headers);
-            }
+        if let Some(taken) = answer.ok().and_then(Result::ok).and_then(&accept) {
+            return Ok(taken);
         }
     }
-    Err(Attempt::Reject(format!(
-        "no peer serves the headers from height {from}"
-    )))
+    Err(Attempt::Reject(failure))
 }
 
 /// Asks `peers` in turn for the validator set with `hash`.
