@@ -762,12 +762,13 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 match self.ledger.store().wal_append(entry.height(), &bytes) {
                     Ok(()) => {}
                     // After a restart the share above starts counting again;
-                    // the store's own bound still leaves a block out, never
-                    // stops the node.
+                    // the store's own bound still leaves a block (or the
+                    // prevotes of a polka, which only help liveness) out,
+                    // never stops the node.
                     Err(cairn_store::StoreError::WalFull { .. })
-                        if matches!(entry, WalEntry::Block { .. }) =>
+                        if matches!(entry, WalEntry::Block { .. } | WalEntry::Polka { .. }) =>
                     {
-                        tracing::warn!("the consensus WAL of this height is full; a block is kept in memory only");
+                        tracing::warn!("the consensus WAL of this height is full; a block or a polka is kept in memory only");
                         return Ok(());
                     }
                     Err(error) => return Err(wal_failed(error)),

@@ -450,6 +450,24 @@ impl Driver {
                 self.keeper.add_vote(vote.clone())?;
             }
         }
+        // The polka behind the valid value: others' prevotes, verified again
+        // (a vote that no longer verifies is left out, never trusted).
+        if let Some((_, prevotes)) = &wal.polka {
+            for vote in prevotes {
+                if self.keeper.contains(vote) {
+                    continue;
+                }
+                match vote.verify(&self.config.chain_id, &self.validators) {
+                    Ok(()) => {
+                        self.keeper.add_vote(vote.clone())?;
+                    }
+                    Err(_) => out.push(Output::Rejected(ConsensusError::BadSignature {
+                        what: "prevote of the polka in the WAL",
+                        validator: vote.validator,
+                    })),
+                }
+            }
+        }
         self.state.locked = wal.locked;
         if self.rules.forget_lock_on_replay() {
             self.state.locked = None;
@@ -1247,6 +1265,20 @@ impl Driver {
             }
             RoundOutput::ValidUpdated(valid) => {
                 self.persist_block(valid.value, out)?;
+                let prevotes: Vec<Vote> = self
+                    .keeper
+                    .votes(valid.round)
+                    .into_iter()
+                    .filter(|vote| {
+                        vote.vote_type == VoteType::Prevote && vote.block_hash == Some(valid.value)
+                    })
+                    .collect();
+                out.push(Output::Persist(WalEntry::Polka {
+                    height,
+                    round: valid.round,
+                    block_hash: valid.value,
+                    prevotes,
+                }));
                 out.push(Output::Persist(WalEntry::Valid {
                     height,
                     round: valid.round,

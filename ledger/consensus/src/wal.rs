@@ -13,6 +13,18 @@
 //! round, the locked and valid values with their blocks, and the own
 //! proposals and votes, so a restarted validator neither forgets a lock nor
 //! signs anything conflicting with what it signed before the crash.
+//!
+//! It also gives back the *polka* behind the valid value: the prevotes of
+//! others (more than 2/3 of the power for the block in its round) are
+//! written in a [`WalEntry::Polka`] before the `Valid` entry. Without them
+//! a restarted validator still re-proposes its valid value with its valid
+//! round (Algorithm 1, line 16), but neither it nor its peers may prevote
+//! the re-proposal without those prevotes (line 28): a height at which
+//! every validator holding them restarted, and none decided, would take
+//! nil prevotes forever. The soak's seed 722013 showed it.
+//!
+//! New variants are only ever appended: the entries are encoded with the
+//! variant's index, and a WAL written by an earlier build must replay.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -60,6 +72,19 @@ pub enum WalEntry {
         /// `validValue`.
         block_hash: Hash,
     },
+    /// The prevotes that made `block_hash` the valid value in `round` (more
+    /// than 2/3 of the power), written before the `Valid` entry they
+    /// justify and restored into the vote count on replay.
+    Polka {
+        /// Height.
+        height: Height,
+        /// The round of the prevotes (`validRound`).
+        round: Round,
+        /// The block they prevote (`validValue`).
+        block_hash: Hash,
+        /// The prevotes, each signed by its validator.
+        prevotes: Vec<Vote>,
+    },
 }
 
 impl WalEntry {
@@ -69,7 +94,8 @@ impl WalEntry {
             WalEntry::Round { height, .. }
             | WalEntry::Block { height, .. }
             | WalEntry::Locked { height, .. }
-            | WalEntry::Valid { height, .. } => *height,
+            | WalEntry::Valid { height, .. }
+            | WalEntry::Polka { height, .. } => *height,
             WalEntry::Proposal(proposal) => proposal.height,
             WalEntry::Vote(vote) => vote.height,
         }
@@ -101,6 +127,9 @@ pub struct WalState {
     pub proposals: BTreeMap<Round, Proposal>,
     /// Own votes by round and type.
     pub votes: BTreeMap<(Round, VoteType), Vote>,
+    /// The prevotes of the latest polka written (the one behind `valid`
+    /// when the WAL is whole), as (round, block, prevotes).
+    pub polka: Option<(RoundValue, Vec<Vote>)>,
 }
 
 impl WalState {
@@ -165,6 +194,39 @@ impl WalState {
                         round: *round,
                         value: *block_hash,
                     });
+                }
+                WalEntry::Polka {
+                    round,
+                    block_hash,
+                    prevotes,
+                    ..
+                } => {
+                    let foreign = prevotes.iter().find(|vote| {
+                        vote.height != height
+                            || vote.round != *round
+                            || vote.vote_type != VoteType::Prevote
+                            || vote.block_hash != Some(*block_hash)
+                    });
+                    if let Some(vote) = foreign {
+                        return Err(corrupt(format!(
+                            "the polka of round {round} holds a vote that is not a prevote of it \
+                             for its block (a {:?} of height {} round {})",
+                            vote.vote_type, vote.height, vote.round
+                        )));
+                    }
+                    let later = state
+                        .polka
+                        .as_ref()
+                        .is_none_or(|(known, _)| known.round <= *round);
+                    if later {
+                        state.polka = Some((
+                            RoundValue {
+                                round: *round,
+                                value: *block_hash,
+                            },
+                            prevotes.clone(),
+                        ));
+                    }
                 }
             }
         }

@@ -92,6 +92,21 @@ fn block(proposer: usize, time_ms: u64) -> Block {
 /// Runs four drivers with lossless instant delivery until quiet; returns
 /// every output of every driver, in order.
 fn pump(drivers: &mut [Driver], first: Vec<(usize, Input)>) -> Vec<Vec<Output>> {
+    pump_lossy(drivers, first, |_, _| true)
+}
+
+/// [`pump`] with a network that delivers a broadcast message to `to` only
+/// when `deliver(to, message)` says so; a request for a round's messages
+/// is answered by every driver the network reaches.
+fn pump_lossy(
+    drivers: &mut [Driver],
+    first: Vec<(usize, Input)>,
+    deliver: impl Fn(usize, &Message) -> bool,
+) -> Vec<Vec<Output>> {
+    let as_input = |message: Message| match message {
+        Message::Proposal(signed) => Input::Proposal(signed),
+        Message::Vote(vote) => Input::Vote(vote),
+    };
     let mut log = vec![Vec::new(); drivers.len()];
     let mut queue: VecDeque<(usize, Input)> = first.into();
     let mut steps = 0;
@@ -103,12 +118,17 @@ fn pump(drivers: &mut [Driver], first: Vec<(usize, Input)>) -> Vec<Vec<Output>> 
             match output {
                 Output::Broadcast(message) => {
                     for to in 0..drivers.len() {
-                        if to != node {
-                            let input = match message.clone() {
-                                Message::Proposal(signed) => Input::Proposal(signed),
-                                Message::Vote(vote) => Input::Vote(vote),
-                            };
-                            queue.push_back((to, input));
+                        if to != node && deliver(to, message) {
+                            queue.push_back((to, as_input(message.clone())));
+                        }
+                    }
+                }
+                Output::RequestRoundState { height, round } => {
+                    for from in 0..drivers.len() {
+                        for message in drivers[from].round_messages(*height, *round) {
+                            if from != node && deliver(node, &message) {
+                                queue.push_back((node, as_input(message)));
+                            }
                         }
                     }
                 }
@@ -156,6 +176,16 @@ fn start_and_build(d: &mut Driver, own: usize) -> Vec<Output> {
         outputs.extend(d.process(input));
     }
     outputs
+}
+
+/// The WAL a driver wrote, as its host would read it back.
+fn wal_of(log: &[Output]) -> Vec<WalEntry> {
+    log.iter()
+        .filter_map(|output| match output {
+            Output::Persist(entry) => Some(WalEntry::from_bytes(&entry.to_bytes()).unwrap()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn decisions(log: &[Output]) -> Vec<(Arc<Block>, CommitCertificate)> {
@@ -911,6 +941,157 @@ fn a_proposal_with_a_junk_body_does_not_take_the_rounds_slot() {
         outputs.iter().any(
             |o| matches!(o, Output::ValidateBlock { block, .. } if block.hash() == real.hash())
         ),
+        "{outputs:?}"
+    );
+}
+
+/// The soak's seed 722013, reduced: a polka for B forms in round 0 (one
+/// validator prevoted nil), no precommit quorum follows, the height moves
+/// to round 1, every validator restarts from its WAL and one of the polka's
+/// voters never comes back. The round-1 proposer re-proposes B with valid
+/// round 0 (line 16); its peers may prevote it only holding the round-0
+/// prevotes (line 28). Own votes alone give two of the three needed: the
+/// WAL must keep the polka, or the height takes nil prevotes forever.
+#[test]
+fn a_polka_survives_a_restart_of_every_validator_that_saw_it() {
+    let schedule = driver(0);
+    let first_proposer = schedule.proposer(Height(1), Round(0)).0 as usize;
+    let second_proposer = schedule.proposer(Height(1), Round(1)).0 as usize;
+    let nil_voter = (0..4)
+        .find(|node| ![first_proposer, second_proposer].contains(node))
+        .unwrap();
+    let stopped = (0..4)
+        .find(|node| ![second_proposer, nil_voter].contains(node))
+        .unwrap();
+    let timeout = |round: u32, kind: cairn_consensus::RoundTimeout| {
+        Input::TimeoutElapsed(cairn_consensus::Timeout {
+            height: Height(1),
+            round: Round(round),
+            kind: cairn_consensus::TimeoutKind::Round(kind),
+        })
+    };
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    // Round 0: the nil voter times out before the proposal arrives; every
+    // prevote is delivered, no precommit is.
+    let mut first = vec![
+        (nil_voter, start(1, vec![])),
+        (
+            nil_voter,
+            timeout(0, cairn_consensus::RoundTimeout::Propose),
+        ),
+    ];
+    first.extend(
+        (0..4)
+            .filter(|node| *node != nil_voter)
+            .map(|node| (node, start(1, vec![]))),
+    );
+    let mut logs = pump_lossy(&mut drivers, first, |_, message| {
+        !matches!(message, Message::Vote(vote) if vote.vote_type == VoteType::Precommit)
+    });
+    for (node, d) in drivers.iter().enumerate() {
+        let valid = d.round_state().valid.expect("every validator saw the polka");
+        assert_eq!(valid.round, Round(0), "node {node}");
+    }
+    let polka_block = drivers[0].round_state().valid.unwrap().value;
+    // The precommit timeout moves everyone to round 1; the network is down.
+    let moved = pump_lossy(
+        &mut drivers,
+        (0..4)
+            .map(|node| (node, timeout(0, cairn_consensus::RoundTimeout::Precommit)))
+            .collect(),
+        |_, _| false,
+    );
+    for (node, outputs) in moved.into_iter().enumerate() {
+        logs[node].extend(outputs);
+        assert_eq!(drivers[node].round_state().round, Round(1));
+        assert!(decisions(&logs[node]).is_empty());
+    }
+    assert!(
+        wal_of(&logs[second_proposer]).iter().any(|entry| matches!(
+            entry,
+            WalEntry::Proposal(proposal)
+                if proposal.round == Round(1)
+                    && proposal.valid_round == Some(Round(0))
+                    && proposal.block_hash == polka_block
+        )),
+        "the round-1 proposer re-proposes the polka's block"
+    );
+    // Every validator restarts from its WAL; one never comes back.
+    let mut restarted: Vec<Driver> = (0..4).map(driver).collect();
+    let alive = move |node: usize| node != stopped;
+    let log = pump_lossy(
+        &mut restarted,
+        (0..4)
+            .filter(|node| alive(*node))
+            .map(|node| (node, start(1, wal_of(&logs[node]))))
+            .collect(),
+        |to, _| alive(to),
+    );
+    for node in (0..4).filter(|node| alive(*node)) {
+        let decided = decisions(&log[node]);
+        assert_eq!(
+            decided.len(),
+            1,
+            "node {node} never decided after the restart (round {:?}, step {:?})",
+            restarted[node].round_state().round,
+            restarted[node].round_state().step
+        );
+        assert_eq!(decided[0].0.hash(), polka_block);
+        verify_certificate(&decided[0].1, &chain(), &validators()).unwrap();
+    }
+}
+
+/// The polka entry is written before the `Valid` entry it justifies, holds
+/// only prevotes of its round for its block, and a WAL entry that claims
+/// another vote as part of a polka does not replay.
+#[test]
+fn the_polka_is_persisted_before_the_valid_value_and_checked_on_replay() {
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+    );
+    let wal = wal_of(&log[0]);
+    let polka = wal
+        .iter()
+        .position(|entry| matches!(entry, WalEntry::Polka { .. }))
+        .expect("a polka entry");
+    let valid = wal
+        .iter()
+        .position(|entry| matches!(entry, WalEntry::Valid { .. }))
+        .expect("a valid entry");
+    assert!(polka < valid);
+    let WalEntry::Polka {
+        round,
+        block_hash,
+        prevotes,
+        ..
+    } = wal[polka].clone()
+    else {
+        unreachable!()
+    };
+    assert!(prevotes.len() >= 3, "{} prevotes", prevotes.len());
+    for vote in &prevotes {
+        assert_eq!(
+            (vote.vote_type, vote.round, vote.block_hash),
+            (VoteType::Prevote, round, Some(block_hash))
+        );
+    }
+    let mut forged = wal.clone();
+    let mut nil_prevote = prevotes[0].clone();
+    nil_prevote.block_hash = None;
+    forged[polka] = WalEntry::Polka {
+        height: Height(1),
+        round,
+        block_hash,
+        prevotes: vec![nil_prevote],
+    };
+    let outputs = driver(0).process(start(1, forged));
+    assert!(
+        outputs.iter().any(|output| matches!(
+            output,
+            Output::Rejected(cairn_consensus::ConsensusError::WalCorrupt { .. })
+        )),
         "{outputs:?}"
     );
 }
