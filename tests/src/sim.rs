@@ -1965,6 +1965,8 @@ impl Simulation {
                 });
             if snapshot.height == now.height && self.honest(node) && votes {
                 self.report.restarts_checked += 1;
+                let polka_held = host.driver().holds_polka_of_valid_value();
+                let valid = now.valid;
                 let same = now.round == snapshot.round
                     && now.step == snapshot.step
                     && now.locked == snapshot.locked
@@ -1972,6 +1974,14 @@ impl Simulation {
                 if !same {
                     let message = format!(
                         "node {node} restarted with round state {now:?}, before the crash it was {snapshot:?}"
+                    );
+                    self.violation(message);
+                }
+                if !polka_held {
+                    let message = format!(
+                        "node {node} restarted with valid value {valid:?} but without the polka behind it \
+                         (prevotes of more than 2/3 of the power): a re-proposal of it could never \
+                         be prevoted again"
                     );
                     self.violation(message);
                 }

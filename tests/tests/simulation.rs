@@ -1133,6 +1133,30 @@ fn mutation_forgetting_the_lock_on_replay_is_caught_by_the_restart_check() {
     );
 }
 
+/// The restart checker can fail on the polka too: a replay that leaves
+/// out the prevotes behind the valid value (as the WAL did before it kept
+/// them; the soak's seed 722013 then stalled a height for good, and
+/// `ledger/consensus/tests/driver.rs` keeps that stall as a test) is
+/// caught at the restart.
+#[test]
+fn mutation_forgetting_the_polka_on_replay_is_caught_by_the_restart_check() {
+    mutation_is_caught(
+        "forget the polka on replay",
+        |host| {
+            break_rules(
+                host,
+                RoundRules {
+                    forget_polka_on_replay: true,
+                    ..RoundRules::default()
+                },
+            )
+        },
+        "without the polka behind it",
+        0..300,
+        crashing,
+    );
+}
+
 /// The liveness checker can fail: without L65 a validator whose round ends
 /// without a decision never starts the next round.
 #[test]

@@ -235,6 +235,17 @@ impl Driver {
         self.keeper.round_skip(self.state.round)
     }
 
+    /// Whether this driver holds the polka behind its valid value: prevotes
+    /// of more than 2/3 of the power for `validValue` in `validRound` (true
+    /// when it has no valid value). Only with them may it, or a peer it
+    /// answers, prevote a re-proposal of that value (Algorithm 1, line 28);
+    /// the simulator checks that a restart keeps them.
+    pub fn holds_polka_of_valid_value(&self) -> bool {
+        self.state.valid.is_none_or(|valid| {
+            self.keeper.quorum_value(valid.round, VoteType::Prevote) == Some(Some(valid.value))
+        })
+    }
+
     /// The current height.
     pub fn height(&self) -> Height {
         self.state.height
@@ -452,7 +463,8 @@ impl Driver {
         }
         // The polka behind the valid value: others' prevotes, verified again
         // (a vote that no longer verifies is left out, never trusted).
-        if let Some((_, prevotes)) = &wal.polka {
+        let polka = wal.polka.as_ref().filter(|_| !self.rules.forget_polka_on_replay());
+        if let Some((_, prevotes)) = polka {
             for vote in prevotes {
                 if self.keeper.contains(vote) {
                     continue;

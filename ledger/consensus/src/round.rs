@@ -254,6 +254,12 @@ pub struct RoundRules {
     /// different vote for a slot after a restart (breaks no-double-sign).
     #[cfg(feature = "fault-injection")]
     pub forget_own_votes_on_replay: bool,
+    /// Replay leaves out the prevotes of the polka behind the valid value
+    /// (the WAL's `Polka` entry), as the WAL did before it kept them: a
+    /// height whose every holder of the polka restarted may never decide
+    /// (breaks liveness).
+    #[cfg(feature = "fault-injection")]
+    pub forget_polka_on_replay: bool,
 }
 
 /// `RoundRules::$name()`: the switch in `fault-injection` builds, `false`
@@ -279,6 +285,7 @@ impl RoundRules {
     switch!(no_precommit_timeout);
     switch!(forget_lock_on_replay);
     switch!(forget_own_votes_on_replay);
+    switch!(forget_polka_on_replay);
 }
 
 /// Applies one event; returns the new state and the outputs, in order.
