@@ -463,7 +463,10 @@ impl Driver {
         }
         // The polka behind the valid value: others' prevotes, verified again
         // (a vote that no longer verifies is left out, never trusted).
-        let polka = wal.polka.as_ref().filter(|_| !self.rules.forget_polka_on_replay());
+        let polka = wal
+            .polka
+            .as_ref()
+            .filter(|_| !self.rules.forget_polka_on_replay());
         if let Some((_, prevotes)) = polka {
             for vote in prevotes {
                 if self.keeper.contains(vote) {

@@ -124,8 +124,8 @@ fn pump_lossy(
                     }
                 }
                 Output::RequestRoundState { height, round } => {
-                    for from in 0..drivers.len() {
-                        for message in drivers[from].round_messages(*height, *round) {
+                    for (from, peer) in drivers.iter().enumerate() {
+                        for message in peer.round_messages(*height, *round) {
                             if from != node && deliver(node, &message) {
                                 queue.push_back((node, as_input(message)));
                             }
@@ -985,11 +985,16 @@ fn a_polka_survives_a_restart_of_every_validator_that_saw_it() {
             .filter(|node| *node != nil_voter)
             .map(|node| (node, start(1, vec![]))),
     );
-    let mut logs = pump_lossy(&mut drivers, first, |_, message| {
-        !matches!(message, Message::Vote(vote) if vote.vote_type == VoteType::Precommit)
-    });
+    let mut logs = pump_lossy(
+        &mut drivers,
+        first,
+        |_, message| !matches!(message, Message::Vote(vote) if vote.vote_type == VoteType::Precommit),
+    );
     for (node, d) in drivers.iter().enumerate() {
-        let valid = d.round_state().valid.expect("every validator saw the polka");
+        let valid = d
+            .round_state()
+            .valid
+            .expect("every validator saw the polka");
         assert_eq!(valid.round, Round(0), "node {node}");
     }
     let polka_block = drivers[0].round_state().valid.unwrap().value;
