@@ -19,7 +19,13 @@
 //!
 //! One pass: the tips of up to [`SYNC_STATUS_PEERS_MAX`] peers not backed
 //! off, asked at once (deadline [`SYNC_STATUS_TIMEOUT`]); a peer that fails
-//! is backed off. Then rounds, while some peer claims a tip above this
+//! is backed off. The status phase ends when every peer answered or failed,
+//! or [`SYNC_STATUS_GRACE`] after the first answer of a peer ahead: a
+//! silent peer (or one lost answer) does not hold the catch-up for the
+//! whole status deadline, and the peers still silent then are neither used
+//! nor blamed in this pass (the simulator found it: a node one block behind
+//! waited 2 s for a silent peer's status, long enough for the only honest
+//! peers holding that block to lose their data). Then rounds, while some peer claims a tip above this
 //! node's, holds the next height and is not backed off: up to
 //! [`SYNC_PARALLEL_REQUESTS_MAX`] consecutive ranges of [`SYNC_RANGE_BLOCKS`]
 //! blocks, asked at once (deadline [`SYNC_REQUEST_TIMEOUT`]), each from a
@@ -69,6 +75,11 @@ pub const SYNC_PARALLEL_REQUESTS_MAX: usize = 4;
 pub const SYNC_RANGE_BLOCKS: u32 = cairn_p2p::limits::SYNC_RANGE_BLOCKS_MAX;
 /// Deadline of a status request.
 pub const SYNC_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the status phase waits for the other peers' answers once a
+/// peer ahead has answered (honest peers answer within milliseconds; a
+/// fast peer claiming a false tip still meets the honest answers that come
+/// within this).
+pub const SYNC_STATUS_GRACE: Duration = Duration::from_millis(250);
 /// Deadline of a block request.
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// An answer slower than this counts as a failure (a peer that always
@@ -203,6 +214,8 @@ struct StatusAsk<P> {
     deadline: Duration,
     /// `Some(None)`: failed.
     answer: Option<Option<(Height, Height)>>,
+    /// When the answer came.
+    answered_at: Duration,
 }
 
 /// What came back for one range.
@@ -278,6 +291,15 @@ pub struct SyncCore<P> {
     counters: SyncCounters,
 }
 
+/// When the first answer of a peer whose tip is above `tip` came, if any.
+fn first_ahead_answer<P>(asked: &[StatusAsk<P>], tip: Height) -> Option<Duration> {
+    asked
+        .iter()
+        .filter(|ask| matches!(ask.answer, Some(Some((height, _))) if height > tip))
+        .map(|ask| ask.answered_at)
+        .min()
+}
+
 impl<P: Copy + Ord + Debug> Default for SyncCore<P> {
     fn default() -> Self {
         SyncCore::new()
@@ -327,11 +349,19 @@ impl<P: Copy + Ord + Debug> SyncCore<P> {
     pub fn next_wake(&self) -> Option<Duration> {
         match &self.phase {
             Phase::Idle => self.pass_requested.then_some(self.next_pass_at),
-            Phase::Status { asked, .. } => asked
-                .iter()
-                .filter(|ask| ask.answer.is_none())
-                .map(|ask| ask.deadline)
-                .min(),
+            Phase::Status { asked, .. } => {
+                let deadline = asked
+                    .iter()
+                    .filter(|ask| ask.answer.is_none())
+                    .map(|ask| ask.deadline)
+                    .min();
+                let grace_over = first_ahead_answer(asked, self.tip)
+                    .map(|answered_at| answered_at + SYNC_STATUS_GRACE);
+                match (deadline, grace_over) {
+                    (Some(deadline), Some(grace_over)) => Some(deadline.min(grace_over)),
+                    (deadline, grace_over) => deadline.or(grace_over),
+                }
+            }
             Phase::Fetching { round, .. } => {
                 if round.committing.is_some() {
                     return None;
@@ -378,6 +408,7 @@ impl<P: Copy + Ord + Debug> SyncCore<P> {
                 peer,
                 deadline: now + SYNC_STATUS_TIMEOUT,
                 answer: None,
+                answered_at: now,
             });
         }
         self.phase = Phase::Status {
@@ -410,6 +441,7 @@ impl<P: Copy + Ord + Debug> SyncCore<P> {
                     }
                     _ => None,
                 });
+                ask.answered_at = now;
             }
             Phase::Fetching { round, .. } => {
                 let waiting = round.next + usize::from(round.committing.is_some());
@@ -509,7 +541,9 @@ impl<P: Copy + Ord + Debug> SyncCore<P> {
                 ask.answer = Some(None);
             }
         }
-        if asked.iter().any(|ask| ask.answer.is_none()) {
+        let grace_over = first_ahead_answer(&asked, self.tip)
+            .is_some_and(|answered_at| now >= answered_at + SYNC_STATUS_GRACE);
+        if asked.iter().any(|ask| ask.answer.is_none()) && !grace_over {
             self.phase = Phase::Status { pass, asked };
             return false;
         }
@@ -521,7 +555,9 @@ impl<P: Copy + Ord + Debug> SyncCore<P> {
                     height,
                     lowest,
                 }),
-                _ => self.back_off(now, ask.peer, "no status answer"),
+                Some(None) => self.back_off(now, ask.peer, "no status answer"),
+                // Not waited for: neither used nor blamed in this pass.
+                None => {}
             }
         }
         tips.sort_by_key(|tip| std::cmp::Reverse(tip.height));
@@ -959,6 +995,41 @@ mod tests {
         assert_eq!(asked[0].0, 2);
         // Once the backoff is over it is asked again.
         assert!(!core.backed_off(&1, backed_off_until));
+    }
+
+    #[test]
+    fn a_silent_peer_holds_the_status_phase_only_for_the_grace_after_a_peer_ahead() {
+        let mut core = Core::new();
+        let start = secs(100);
+        core.begin_pass(start, Height(10), [1, 2, 3]);
+        let asked = sends(&core.poll(start, Height(10)));
+        assert_eq!(asked.len(), 3);
+        assert_eq!(core.next_wake(), Some(start + SYNC_STATUS_TIMEOUT));
+        // Peer 1 is behind: no grace yet, the phase waits for the others.
+        let answered = start + Duration::from_millis(10);
+        core.on_answer(answered, asked[0].1, status(5, 1));
+        assert!(sends(&core.poll(answered, Height(10))).is_empty());
+        assert_eq!(core.next_wake(), Some(start + SYNC_STATUS_TIMEOUT));
+        // Peer 2 is ahead; peer 3 stays silent.
+        let ahead = start + Duration::from_millis(20);
+        core.on_answer(ahead, asked[1].1, status(40, 1));
+        assert!(sends(&core.poll(ahead, Height(10))).is_empty());
+        assert_eq!(core.next_wake(), Some(ahead + SYNC_STATUS_GRACE));
+        // After the grace the blocks are asked of peer 2, and the silent
+        // peer is not blamed (it was not waited for).
+        let actions = core.poll(ahead + SYNC_STATUS_GRACE, Height(10));
+        let requests = sends(&actions);
+        assert!(!requests.is_empty());
+        assert!(
+            requests.iter().all(|(peer, _, _)| *peer == 2),
+            "{requests:?}"
+        );
+        assert_eq!(from_of(&requests[0].2), Height(11));
+        assert!(backed_off(&actions).is_empty());
+        assert!(!core.backed_off(&3, ahead + SYNC_STATUS_GRACE));
+        // Its late answer changes nothing in this pass.
+        core.on_answer(ahead + SYNC_STATUS_GRACE, asked[2].1, status(40, 1));
+        assert!(sends(&core.poll(ahead + SYNC_STATUS_GRACE, Height(10))).is_empty());
     }
 
     #[test]

@@ -252,6 +252,9 @@ const SLOW_SYNC_MS: (u64, u64) = (5, 200);
 const SLOW_SYNC_PERIOD_MS: (u64, u64) = (100, 1_000);
 /// A node waiting for a peer to offer a snapshot asks again this often (ms).
 const SNAPSHOT_RETRY_MS: u64 = 50;
+/// A wipe that would leave no other honest copy of the node's committed
+/// tip is tried again this often (ms).
+const WIPE_WAIT_MS: u64 = 100;
 /// A snapshot request (manifest, chunk, history range) whose answer was
 /// lost is sent again after this long (ms).
 const SNAPSHOT_REQUEST_TIMEOUT_MS: u64 = 200;
@@ -2281,6 +2284,37 @@ impl Simulation {
         }
         if self.nodes[node].host.is_none() {
             self.schedule(self.now_ms + SNAPSHOT_RETRY_MS, Event::Wipe { node });
+            return;
+        }
+        // A wipe takes the node's copy of the chain; it waits while no
+        // other honest node that runs holds the node's committed tip, so
+        // that no committed block is left on Byzantine nodes alone (beyond
+        // the fault model: no honest node could serve it, nor a snapshot
+        // of it). The soak's seed 770556 wiped both honest holders of
+        // height 1 while the third honest node was still behind.
+        let tip = self.nodes[node]
+            .host
+            .as_ref()
+            .map_or(0, |host| host.ledger().tip().height.0);
+        let another_copy = (0..self.nodes.len()).any(|peer| {
+            let state = &self.nodes[peer];
+            peer != node
+                && self.honest(peer)
+                && state.restore.is_none()
+                && state.stopped.is_none()
+                && state
+                    .host
+                    .as_ref()
+                    .is_some_and(|host| host.ledger().tip().height.0 >= tip)
+        });
+        if !another_copy {
+            if self.tracing {
+                eprintln!(
+                    "{:>6} ms node {node}: wipe waits for another honest copy of height {tip}",
+                    self.now_ms
+                );
+            }
+            self.schedule(self.now_ms + WIPE_WAIT_MS, Event::Wipe { node });
             return;
         }
         let record = self.sign_record(node);

@@ -1133,6 +1133,27 @@ fn mutation_forgetting_the_lock_on_replay_is_caught_by_the_restart_check() {
     );
 }
 
+/// Seeds the soak found, kept: 722013 (disk faults: every validator that
+/// held the polka of a height restarted or stopped for good, and the
+/// height took nil prevotes forever, before the WAL kept the polka; it
+/// passes with the real catch-up too, so the consensus test
+/// `a_polka_survives_a_restart_of_every_validator_that_saw_it` keeps the
+/// stall itself) and 770556 (snapshot restores: a node one block behind
+/// waited 2 s for a silent peer's status; both honest holders of that
+/// block were wiped meanwhile, and once restored they stayed silent in
+/// round 0 of a height whose round their sign state had passed).
+#[test]
+fn soak_seeds_that_failed_once() {
+    check(
+        "soak_seeds_that_failed_once",
+        Scenario::disk_faults_from_seed(722_013, 4),
+    );
+    check(
+        "soak_seeds_that_failed_once",
+        Scenario::snapshot_restore_from_seed(770_556, 4),
+    );
+}
+
 /// The restart checker can fail on the polka too: a replay that leaves
 /// out the prevotes behind the valid value (as the WAL did before it kept
 /// them; the soak's seed 722013 then stalled a height for good, and

@@ -461,6 +461,24 @@ impl Driver {
                 self.keeper.add_vote(vote.clone())?;
             }
         }
+        // A WAL that lost this validator's last vote at this height (a reset
+        // data directory, a lost disk) gets it back from the signing floor:
+        // the same vote signed again is the very message it sent (ed25519
+        // signatures are deterministic), so it counts in the tally, is sent
+        // again, and the round resumes after it. Without it the validator
+        // stays silent in that round (its floor forbids any other vote
+        // there), and with a third of the power in that state the round
+        // can never gather the votes to end (the simulator's seed 770556:
+        // two of three honest validators wiped and restored at the height
+        // they had voted in, and the third one's lone prevote).
+        let restored_floor = self.vote_of_lost_floor(height, &wal);
+        if let Some(vote) = &restored_floor {
+            self.own_votes
+                .insert((vote.round, vote.vote_type), vote.clone());
+            self.keeper.add_vote(vote.clone())?;
+            out.push(Output::Persist(WalEntry::Vote(vote.clone())));
+        }
+        let restored = restored || restored_floor.is_some();
         // The polka behind the valid value: others' prevotes, verified again
         // (a vote that no longer verifies is left out, never trusted).
         let polka = wal
@@ -497,8 +515,10 @@ impl Driver {
         } else {
             wal.valid
         };
-        self.state.round = wal.round;
-        let round = wal.round;
+        let round = wal
+            .round
+            .max(restored_floor.map_or(Round(0), |vote| vote.round));
+        self.state.round = round;
         let proposer = self.is_proposer(round);
         self.run_event(RoundEvent::StartRound { round, proposer }, out)?;
         // The step the WAL proves we reached in this round.
@@ -524,6 +544,31 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// The vote the signing floor names, signed again, when it is of this
+    /// height and `wal` does not hold it (see `start_height`). A proposal
+    /// floor gives none: its block is lost with the WAL.
+    fn vote_of_lost_floor(&self, height: Height, wal: &WalState) -> Option<Vote> {
+        let floor = self.signing_floor.filter(|floor| floor.height == height)?;
+        if wal.holds(&floor) || self.rules.forget_own_votes_on_replay() {
+            return None;
+        }
+        let vote_type = match floor.step {
+            SignedStep::Prevote => VoteType::Prevote,
+            SignedStep::Precommit => VoteType::Precommit,
+            SignedStep::Proposal => return None,
+        };
+        let (keypair, own) = (self.keypair.as_ref()?, self.own_index?);
+        Some(Vote::new_signed(
+            &self.config.chain_id,
+            vote_type,
+            height,
+            floor.round,
+            floor.block_hash,
+            own,
+            keypair,
+        ))
     }
 
     fn schedule_rebroadcast(&self, out: &mut Vec<Output>) {

@@ -133,6 +133,18 @@ pub struct WalState {
 }
 
 impl WalState {
+    /// Whether this WAL holds the own message `signed` names (its slot).
+    pub fn holds(&self, signed: &crate::signing::LastSigned) -> bool {
+        use crate::signing::SignedStep;
+        match signed.step {
+            SignedStep::Proposal => self.proposals.contains_key(&signed.round),
+            SignedStep::Prevote => self.votes.contains_key(&(signed.round, VoteType::Prevote)),
+            SignedStep::Precommit => self
+                .votes
+                .contains_key(&(signed.round, VoteType::Precommit)),
+        }
+    }
+
     /// Replays the entries of `height`, in append order. Refuses entries of
     /// another height and two different own messages for one slot. A lock
     /// or valid value whose block bytes are not in the WAL (the host leaves

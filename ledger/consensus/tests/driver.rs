@@ -619,13 +619,28 @@ fn a_driver_with_a_signing_floor_signs_nothing_at_or_below_it() {
     }));
     // Its block request is answered, so it would propose.
     let outputs = start_and_build(&mut d, proposer.0 as usize);
+    // Its WAL does not hold the floor's precommit: it signs that very vote
+    // again (the same bytes it sent) and nothing else.
+    let floor_vote = Vote::new_signed(
+        &chain(),
+        VoteType::Precommit,
+        Height(1),
+        Round(0),
+        None,
+        proposer,
+        &keys()[proposer.0 as usize],
+    );
     assert!(
-        outputs.iter().all(|output| !matches!(
-            output,
-            Output::Persist(WalEntry::Proposal(_) | WalEntry::Vote(_)) | Output::Broadcast(_)
-        )),
+        outputs.iter().all(|output| match output {
+            Output::Persist(WalEntry::Vote(vote)) | Output::Broadcast(Message::Vote(vote)) =>
+                *vote == floor_vote,
+            Output::Persist(WalEntry::Proposal(_)) | Output::Broadcast(_) => false,
+            _ => true,
+        }),
         "signed at or below the floor: {outputs:?}"
     );
+    assert_eq!(d.round_state().round, Round(0));
+    assert_eq!(d.round_state().step, Step::Precommit);
     // Without the floor the same driver proposes.
     let mut free = driver(proposer.0 as usize);
     let outputs = start_and_build(&mut free, proposer.0 as usize);
@@ -1099,4 +1114,53 @@ fn the_polka_is_persisted_before_the_valid_value_and_checked_on_replay() {
         )),
         "{outputs:?}"
     );
+}
+
+/// A restart whose WAL holds the floor's vote resumes from the WAL; one
+/// whose WAL lost it (a reset, a lost disk) signs that same vote again
+/// and resumes after it, instead of staying silent in its round.
+#[test]
+fn a_vote_lost_with_the_wal_comes_back_from_the_signing_floor() {
+    use cairn_consensus::{LastSigned, SignedStep};
+    let mut drivers: Vec<Driver> = (0..4).map(driver).collect();
+    let log = pump_lossy(
+        &mut drivers,
+        (0..4).map(|n| (n, start(1, vec![]))).collect(),
+        |_, message| !matches!(message, Message::Vote(vote) if vote.vote_type == VoteType::Precommit),
+    );
+    let wal = wal_of(&log[2]);
+    let precommit = wal
+        .iter()
+        .find_map(|entry| match entry {
+            WalEntry::Vote(vote) if vote.vote_type == VoteType::Precommit => Some(vote.clone()),
+            _ => None,
+        })
+        .expect("node 2 precommitted");
+    let floor = LastSigned {
+        height: Height(1),
+        round: precommit.round,
+        step: SignedStep::Precommit,
+        block_hash: precommit.block_hash,
+    };
+    let mut restarted = driver(2);
+    restarted.set_signing_floor(Some(floor));
+    restarted.process(start(1, wal));
+    assert_eq!(restarted.round_state().round, precommit.round);
+    assert_eq!(restarted.round_state().step, Step::Precommit);
+    // The same floor with the WAL lost: the same precommit again, byte for
+    // byte, and the round resumes after it.
+    let mut wiped = driver(2);
+    wiped.set_signing_floor(Some(floor));
+    let outputs = wiped.process(start(1, vec![]));
+    assert_eq!(wiped.round_state().round, precommit.round);
+    assert_eq!(wiped.round_state().step, Step::Precommit);
+    assert_eq!(
+        wiped
+            .own_votes()
+            .get(&(precommit.round, VoteType::Precommit)),
+        Some(&precommit)
+    );
+    assert!(outputs.iter().any(
+        |output| matches!(output, Output::Broadcast(Message::Vote(vote)) if *vote == precommit)
+    ));
 }
