@@ -102,7 +102,9 @@
 //!
 //! In seeds with [`crate::scenario::Scenario::snapshot_restores`], some
 //! crashes of honest validators lose the node's data directory
-//! ([`Event::Wipe`]: a new, empty [`MemoryDisk`]); what it last signed and
+//! ([`Event::Wipe`]: a new, empty [`MemoryDisk`]; a wipe waits while no
+//! other running honest node holds the node's committed tip, so no
+//! committed block is ever left on Byzantine nodes alone); what it last signed and
 //! the lock it held survive in its sign-state file (a real
 //! `cairn_node::sign_state::SignState` file, as `config/sign_state.json`
 //! survives a lost `data/`), through which every later host of the node
