@@ -518,16 +518,11 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
         Ok(())
     }
 
-    /// Syncs the sign state and the WAL if records or entries were
-    /// written since the last sync: the one point where what a step signed
-    /// becomes durable, before its messages leave.
+    /// Syncs the WAL if entries were appended since the last sync.
     fn sync_wal(&mut self) -> Result<(), NodeError> {
         #[cfg(feature = "fault-injection")]
         if self.faults.skip_wal_sync {
             return Ok(());
-        }
-        if let Some(sign_state) = self.sign_state.as_mut() {
-            sign_state.sync()?;
         }
         if self.wal_unsynced {
             self.ledger.store().wal_sync().map_err(wal_failed)?;
@@ -723,9 +718,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
                 if self.own_index.is_none() {
                     return Ok(());
                 }
-                // Recorded in the sign state before the WAL append; both are
-                // synced at the end of the step, before the message can be
-                // sent (`sync_wal`).
+                // Recorded in the sign state (synced) before the WAL append,
+                // and so before the message can be sent.
                 if let Some(signed) = signed_entry(&entry) {
                     self.record_signed(signed)?;
                 }

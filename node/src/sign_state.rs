@@ -22,19 +22,18 @@
 //! the driver persists them, and stops the node should a signature ever
 //! break the rule.
 //!
-//! The record is written when the driver persists a signature or a lock
-//! (one `pwrite` of a fixed-size record at offset 0) and made durable with
-//! one `fdatasync` when the step's messages are released
-//! ([`SignState::sync`], called by the host's WAL sync before anything is
-//! sent): a step that signs a prevote and a precommit with its lock writes
-//! the record three times and syncs it once (each record had its own sync
-//! before, up to three in a row on the critical path of a height). A crash
-//! before the sync may leave an older record, but then nothing the newer
-//! one covers has left the node, and the WAL (synced at the same point)
-//! holds what it has. The record is [`RECORD_BYTES`] long, within one disk
-//! sector, so a crash leaves the old or the new record, not a mix; a file
-//! that does not parse stops the node with a message rather than being
-//! replaced.
+//! The record is written before the message can leave (before the step's
+//! WAL sync releases it): one `pwrite` of a fixed-size record at offset 0
+//! and one `fdatasync` (about 0.13 ms on this project's machine), at every
+//! record and before the WAL append, not once per step: a WAL entry can
+//! become durable before the step's sync (a synced write of the block-sync
+//! task, a memtable flush, the kernel's writeback), and a WAL that holds a
+//! vote the sign state does not would let a later reset sign against it
+//! (a one-sync-per-step version was measured, gave nothing above the
+//! noise, and was reverted for that reason; see BENCHMARKS.md). The
+//! record is [`RECORD_BYTES`] long, within one disk sector, so a crash
+//! leaves the old or the new record, not a mix; a file that does not parse
+//! stops the node with a message rather than being replaced.
 
 use std::{
     fs::{File, OpenOptions},
@@ -123,8 +122,6 @@ pub struct SignState {
     last: Option<LastSigned>,
     locked: Option<LockedValue>,
     file: Option<(File, PathBuf)>,
-    /// A record was written since the last [`SignState::sync`].
-    unsynced: bool,
 }
 
 impl SignState {
@@ -134,7 +131,6 @@ impl SignState {
             last: None,
             locked: None,
             file: None,
-            unsynced: false,
         }
     }
 
@@ -183,7 +179,6 @@ impl SignState {
             last: record.map(|record| record.last()),
             locked: record.and_then(|record| record.locked),
             file: Some((file, path.to_path_buf())),
-            unsynced: false,
         })
     }
 
@@ -197,30 +192,7 @@ impl SignState {
         self.locked
     }
 
-    /// Makes the records written since the last call durable. The host
-    /// calls it before it sends any message those records cover.
-    pub fn sync(&mut self) -> Result<(), NodeError> {
-        if !self.unsynced {
-            return Ok(());
-        }
-        if let Some((file, path)) = &self.file {
-            file.sync_data().map_err(|source| NodeError::Io {
-                action: "sync sign state file",
-                path: path.clone(),
-                source,
-            })?;
-        }
-        self.unsynced = false;
-        Ok(())
-    }
-
-    /// Whether a record waits for [`SignState::sync`].
-    pub fn is_unsynced(&self) -> bool {
-        self.unsynced
-    }
-
-    /// Records a new lock before it can show in a vote (durable at the
-    /// next [`SignState::sync`]).
+    /// Records a new lock (durably) before it can show in a vote.
     pub fn record_lock(&mut self, lock: LockedValue) -> Result<(), NodeError> {
         let Some(last) = self.last else {
             // Nothing signed yet at any height: the lock's precommit comes
@@ -237,7 +209,7 @@ impl SignState {
         Ok(())
     }
 
-    fn write(&mut self, record: &SignRecord) -> Result<(), NodeError> {
+    fn write(&self, record: &SignRecord) -> Result<(), NodeError> {
         if let Some((file, path)) = &self.file {
             write_record(file, record).map_err(|source| NodeError::Io {
                 action: "write sign state file",
@@ -245,13 +217,11 @@ impl SignState {
                 source,
             })?;
         }
-        self.unsynced = true;
         Ok(())
     }
 
     /// Checks `message` against the last one and, when it may be signed,
-    /// records it (durable at the next [`SignState::sync`]) before
-    /// returning [`SignVerdict::Sign`].
+    /// records it durably before returning [`SignVerdict::Sign`].
     pub fn check_and_record(&mut self, message: LastSigned) -> Result<SignVerdict, NodeError> {
         if let Some(last) = self.last {
             if let Err(reason) = last.allows(&message) {
@@ -269,7 +239,7 @@ impl SignState {
     }
 }
 
-/// Writes the fixed-size record at offset 0 (not synced).
+/// Writes the fixed-size record at offset 0 and syncs it.
 fn write_record(file: &File, record: &SignRecord) -> std::io::Result<()> {
     let mut record = serde_json::to_vec(record)?;
     if record.len() >= RECORD_BYTES {
@@ -280,7 +250,8 @@ fn write_record(file: &File, record: &SignRecord) -> std::io::Result<()> {
     }
     record.resize(RECORD_BYTES - 1, b' ');
     record.push(b'\n');
-    file.write_all_at(&record, 0)
+    file.write_all_at(&record, 0)?;
+    file.sync_data()
 }
 
 #[cfg(test)]
@@ -343,17 +314,9 @@ mod tests {
         assert_eq!(state.last(), None);
         let signed = message(7, 2, SignedStep::Precommit, Some(3));
         state.check_and_record(signed).expect("record");
-        assert!(state.is_unsynced(), "a record waits for the step's sync");
         state
             .check_and_record(message(8, 0, SignedStep::Prevote, None))
             .expect("record");
-        state.sync().expect("sync");
-        assert!(!state.is_unsynced());
-        // The same message again writes nothing.
-        state
-            .check_and_record(message(8, 0, SignedStep::Prevote, None))
-            .expect("record");
-        assert!(!state.is_unsynced());
         drop(state);
         assert_eq!(
             std::fs::metadata(&path).expect("metadata").len(),
