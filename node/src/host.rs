@@ -508,7 +508,16 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// prevote and precommit); they go out before anything slow runs.
     fn send_unsent(&mut self) -> Result<(), NodeError> {
         self.sync_wal()?;
+        let committed = self.ledger.tip().height;
         for message in std::mem::take(&mut self.unsent) {
+            // Block sync (its own task) may commit the driver's height
+            // before the driver moves on, and the commit deletes that
+            // height's WAL: a re-send of its messages then would leave
+            // without the WAL holding them (the simulator's seed 780536).
+            // Peers behind get a committed height by sync, not by votes.
+            if message.height() <= committed {
+                continue;
+            }
             match &message {
                 Message::Proposal(signed) => log_proposal("sent", &signed.proposal),
                 Message::Vote(vote) => log_vote("sent", vote),

@@ -291,11 +291,18 @@ pub struct SyncCore<P> {
     counters: SyncCounters,
 }
 
-/// When the first answer of a peer whose tip is above `tip` came, if any.
+/// When the first answer of a peer that can serve the next block (its tip
+/// above `tip`, its lowest held height at most the next one) came, if any.
+/// A peer ahead that pruned the next block does not count: a fast one
+/// (or a Byzantine one claiming such a tip) would otherwise end every
+/// status phase before a slower archive peer's answer.
 fn first_ahead_answer<P>(asked: &[StatusAsk<P>], tip: Height) -> Option<Duration> {
+    let next = Height(tip.0.saturating_add(1));
     asked
         .iter()
-        .filter(|ask| matches!(ask.answer, Some(Some((height, _))) if height > tip))
+        .filter(|ask| {
+            matches!(ask.answer, Some(Some((height, lowest))) if height > tip && lowest <= next)
+        })
         .map(|ask| ask.answered_at)
         .min()
 }
@@ -1030,6 +1037,27 @@ mod tests {
         // Its late answer changes nothing in this pass.
         core.on_answer(ahead + SYNC_STATUS_GRACE, asked[2].1, status(40, 1));
         assert!(sends(&core.poll(ahead + SYNC_STATUS_GRACE, Height(10))).is_empty());
+    }
+
+    #[test]
+    fn a_peer_ahead_that_pruned_the_next_block_does_not_cut_the_status_phase_short() {
+        let mut core = Core::new();
+        let start = secs(100);
+        core.begin_pass(start, Height(10), [1, 2]);
+        let asked = sends(&core.poll(start, Height(10)));
+        // Peer 1 answers at once: far ahead, but it holds only from 500.
+        core.on_answer(start, asked[0].1, status(1_000, 500));
+        assert!(sends(&core.poll(start + SYNC_STATUS_GRACE, Height(10))).is_empty());
+        assert_eq!(core.next_wake(), Some(start + SYNC_STATUS_TIMEOUT));
+        // The archive peer answers a second later: its blocks are asked.
+        let late = start + secs(1);
+        core.on_answer(late, asked[1].1, status(1_000, 1));
+        let requests = sends(&core.poll(late, Height(10)));
+        assert!(!requests.is_empty());
+        assert!(
+            requests.iter().all(|(peer, _, _)| *peer == 2),
+            "{requests:?}"
+        );
     }
 
     #[test]

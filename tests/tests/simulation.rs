@@ -1141,7 +1141,11 @@ fn mutation_forgetting_the_lock_on_replay_is_caught_by_the_restart_check() {
 /// stall itself) and 770556 (snapshot restores: a node one block behind
 /// waited 2 s for a silent peer's status; both honest holders of that
 /// block were wiped meanwhile, and once restored they stayed silent in
-/// round 0 of a height whose round their sign state had passed).
+/// round 0 of a height whose round their sign state had passed) and 780536
+/// (adversaries: block sync committed a validator's height before its
+/// driver moved on, the commit deleted that height's WAL, and the
+/// driver's re-send of its own messages left without the WAL holding
+/// them; a committed height's messages are no longer sent).
 #[test]
 fn soak_seeds_that_failed_once() {
     check(
@@ -1151,6 +1155,10 @@ fn soak_seeds_that_failed_once() {
     check(
         "soak_seeds_that_failed_once",
         Scenario::snapshot_restore_from_seed(770_556, 4),
+    );
+    check(
+        "soak_seeds_that_failed_once",
+        Scenario::adversary_from_seed(780_536, 10),
     );
 }
 
