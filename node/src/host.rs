@@ -303,6 +303,7 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
     /// [`crate::sign_state`]).
     pub fn with_sign_state(mut self, sign_state: SignState) -> Self {
         self.driver.set_signing_floor(sign_state.last());
+        self.driver.set_prevote_floor(sign_state.last_prevote());
         self.driver.set_lock_floor(lock_floor(&sign_state));
         self.sign_state = Some(sign_state);
         self
@@ -419,6 +420,8 @@ impl<N: HostNetwork, T: HostTimers, C: HostClock> ConsensusHost<N, T, C> {
             .map_err(|error| NodeError::Consensus(error.to_string()))?;
         self.driver
             .set_signing_floor(self.sign_state.as_ref().and_then(SignState::last));
+        self.driver
+            .set_prevote_floor(self.sign_state.as_ref().and_then(SignState::last_prevote));
         self.driver
             .set_lock_floor(self.sign_state.as_ref().and_then(lock_floor));
         #[cfg(feature = "fault-injection")]

@@ -77,17 +77,53 @@ struct SignRecord {
     block_hash: Option<Hash>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     locked: Option<LockedValue>,
+    /// The last prevote signed at this height, when the last message is a
+    /// precommit or a proposal after it (so a driver whose WAL lost both
+    /// can sign both again; see [`SignState::last_prevote`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prevote: Option<RecordedPrevote>,
+}
+
+/// The last prevote, kept beside the last message of its height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordedPrevote {
+    round: Round,
+    block_hash: Option<Hash>,
 }
 
 impl SignRecord {
-    fn new(last: LastSigned, locked: Option<LockedValue>) -> SignRecord {
+    fn new(
+        last: LastSigned,
+        locked: Option<LockedValue>,
+        prevote: Option<LastSigned>,
+    ) -> SignRecord {
         SignRecord {
             height: last.height,
             round: last.round,
             step: last.step,
             block_hash: last.block_hash,
             locked: locked.filter(|lock| lock.height == last.height),
+            prevote: prevote
+                .filter(|prevote| prevote.height == last.height && *prevote != last)
+                .map(|prevote| RecordedPrevote {
+                    round: prevote.round,
+                    block_hash: prevote.block_hash,
+                }),
         }
+    }
+
+    fn prevote(&self) -> Option<LastSigned> {
+        let last = self.last();
+        if last.step == SignedStep::Prevote {
+            return Some(last);
+        }
+        self.prevote.map(|prevote| LastSigned {
+            height: self.height,
+            round: prevote.round,
+            step: SignedStep::Prevote,
+            block_hash: prevote.block_hash,
+        })
     }
 
     fn last(&self) -> LastSigned {
@@ -121,6 +157,8 @@ pub enum SignVerdict {
 pub struct SignState {
     last: Option<LastSigned>,
     locked: Option<LockedValue>,
+    /// The last prevote signed (of the height of `last`).
+    prevote: Option<LastSigned>,
     file: Option<(File, PathBuf)>,
 }
 
@@ -130,6 +168,7 @@ impl SignState {
         SignState {
             last: None,
             locked: None,
+            prevote: None,
             file: None,
         }
     }
@@ -178,6 +217,7 @@ impl SignState {
         Ok(SignState {
             last: record.map(|record| record.last()),
             locked: record.and_then(|record| record.locked),
+            prevote: record.and_then(|record| record.prevote()),
             file: Some((file, path.to_path_buf())),
         })
     }
@@ -192,6 +232,16 @@ impl SignState {
         self.locked
     }
 
+    /// The last prevote signed at the height of the last signed message
+    /// (the last message itself when it is a prevote). A driver whose WAL
+    /// lost its votes signs this one again beside the last message
+    /// ([`cairn_consensus::Driver::set_prevote_floor`]): when the last
+    /// message is a precommit, the round may still need the prevote.
+    pub fn last_prevote(&self) -> Option<LastSigned> {
+        self.prevote
+            .filter(|prevote| self.last.is_some_and(|last| last.height == prevote.height))
+    }
+
     /// Records a new lock (durably) before it can show in a vote.
     pub fn record_lock(&mut self, lock: LockedValue) -> Result<(), NodeError> {
         let Some(last) = self.last else {
@@ -203,7 +253,7 @@ impl SignState {
         if self.locked == Some(lock) {
             return Ok(());
         }
-        let record = SignRecord::new(last, Some(lock));
+        let record = SignRecord::new(last, Some(lock), self.prevote);
         self.write(&record)?;
         self.locked = record.locked;
         Ok(())
@@ -223,6 +273,11 @@ impl SignState {
     /// Checks `message` against the last one and, when it may be signed,
     /// records it durably before returning [`SignVerdict::Sign`].
     pub fn check_and_record(&mut self, message: LastSigned) -> Result<SignVerdict, NodeError> {
+        // The recorded prevote again (a driver whose WAL lost it signs that
+        // very message again): nothing new to record.
+        if self.last_prevote() == Some(message) {
+            return Ok(SignVerdict::Sign);
+        }
         if let Some(last) = self.last {
             if let Err(reason) = last.allows(&message) {
                 return Ok(SignVerdict::Refuse(reason));
@@ -231,10 +286,15 @@ impl SignState {
                 return Ok(SignVerdict::Sign);
             }
         }
-        let record = SignRecord::new(message, self.locked);
+        let prevote = match message.step {
+            SignedStep::Prevote => Some(message),
+            SignedStep::Proposal | SignedStep::Precommit => self.prevote,
+        };
+        let record = SignRecord::new(message, self.locked, prevote);
         self.write(&record)?;
         self.last = Some(message);
         self.locked = record.locked;
+        self.prevote = record.prevote();
         Ok(SignVerdict::Sign)
     }
 }
@@ -334,6 +394,50 @@ mod tests {
         std::fs::write(&path, b"{\"height\": 3, garbage").expect("write");
         let error = SignState::open(&path).expect_err("corrupt");
         assert!(error.to_string().contains("sign_state.json"), "{error}");
+    }
+
+    #[test]
+    fn the_last_prevote_is_kept_beside_a_later_message_of_its_height() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("sign_state.json");
+        let mut state = SignState::open(&path).expect("open");
+        let prevote = message(4, 1, SignedStep::Prevote, Some(9));
+        state.check_and_record(prevote).expect("record");
+        assert_eq!(state.last_prevote(), Some(prevote));
+        state
+            .check_and_record(message(4, 1, SignedStep::Precommit, Some(9)))
+            .expect("record");
+        assert_eq!(state.last_prevote(), Some(prevote));
+        drop(state);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\"prevote\""), "{text}");
+        let mut reopened = SignState::open(&path).expect("reopen");
+        assert_eq!(reopened.last_prevote(), Some(prevote));
+        // That prevote again is the same message: allowed, nothing changes;
+        // another prevote of that round is not.
+        assert_eq!(
+            reopened.check_and_record(prevote).expect("check"),
+            SignVerdict::Sign
+        );
+        assert!(matches!(
+            reopened
+                .check_and_record(message(4, 1, SignedStep::Prevote, None))
+                .expect("check"),
+            SignVerdict::Refuse(_)
+        ));
+        // A message of the next height leaves it behind.
+        reopened
+            .check_and_record(message(5, 0, SignedStep::Proposal, Some(1)))
+            .expect("record");
+        assert_eq!(reopened.last_prevote(), None);
+        // A record without it (an earlier build's) still reads.
+        std::fs::write(
+            &path,
+            br#"{"height":4,"round":1,"step":"precommit","block_hash":null}"#,
+        )
+        .expect("write");
+        let older = SignState::open(&path).expect("open an older record");
+        assert_eq!(older.last_prevote(), None);
     }
 
     #[test]

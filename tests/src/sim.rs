@@ -2418,10 +2418,26 @@ impl Simulation {
                     )
                 })
         });
+        // The last prevote of that height, kept beside a later message.
+        let prevote = self
+            .signed
+            .iter()
+            .filter(|((signer, signed_height, _, signed_kind), _)| {
+                *signer == node && signed_height == height && *signed_kind == 1
+            })
+            .max_by_key(|((_, _, signed_round, _), _)| *signed_round)
+            .filter(|((_, _, signed_round, _), _)| *kind != 1 || signed_round != round)
+            .map(|((_, _, signed_round, _), signed_value)| {
+                format!(
+                    ",\"prevote\":{{\"round\":{signed_round},\"block_hash\":{}}}",
+                    hash(signed_value)
+                )
+            });
         format!(
-            "{{\"height\":{height},\"round\":{round},\"step\":\"{step}\",\"block_hash\":{}{}}}",
+            "{{\"height\":{height},\"round\":{round},\"step\":\"{step}\",\"block_hash\":{}{}{}}}",
             hash(value),
-            lock.unwrap_or_default()
+            lock.unwrap_or_default(),
+            prevote.unwrap_or_default()
         )
     }
 

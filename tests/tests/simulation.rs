@@ -1145,7 +1145,10 @@ fn mutation_forgetting_the_lock_on_replay_is_caught_by_the_restart_check() {
 /// (adversaries: block sync committed a validator's height before its
 /// driver moved on, the commit deleted that height's WAL, and the
 /// driver's re-send of its own messages left without the WAL holding
-/// them; a committed height's messages are no longer sent).
+/// them; a committed height's messages are no longer sent) and 802176
+/// (snapshot restores: a validator wiped after it precommitted lost the
+/// prevote its round still lacked; its sign state now keeps the last
+/// prevote beside the last message, and both are signed again).
 #[test]
 fn soak_seeds_that_failed_once() {
     check(
@@ -1159,6 +1162,10 @@ fn soak_seeds_that_failed_once() {
     check(
         "soak_seeds_that_failed_once",
         Scenario::adversary_from_seed(780_536, 10),
+    );
+    check(
+        "soak_seeds_that_failed_once",
+        Scenario::snapshot_restore_from_seed(802_176, 4),
     );
 }
 

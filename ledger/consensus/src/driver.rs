@@ -144,6 +144,9 @@ pub struct Driver {
     /// The lock held when the last message was signed, as (height, lock):
     /// restored when the WAL of that height holds none (it was lost).
     lock_floor: Option<(Height, RoundValue)>,
+    /// The last prevote signed, kept beside the signing floor: signed
+    /// again, with the floor's vote, when the WAL of its height lost it.
+    prevote_floor: Option<LastSigned>,
 }
 
 impl Driver {
@@ -185,6 +188,7 @@ impl Driver {
             future: BTreeMap::new(),
             signing_floor: None,
             lock_floor: None,
+            prevote_floor: None,
         })
     }
 
@@ -200,6 +204,14 @@ impl Driver {
     /// a newer lock in its WAL takes it, so a lost WAL loses no lock.
     pub fn set_lock_floor(&mut self, lock: Option<(Height, RoundValue)>) {
         self.lock_floor = lock;
+    }
+
+    /// The last prevote this validator signed, kept by the host beside the
+    /// signing floor: a height started with a WAL that lost it (and the
+    /// floor's vote) signs both again, the very messages sent before, so a
+    /// round that needs them can still end.
+    pub fn set_prevote_floor(&mut self, prevote: Option<LastSigned>) {
+        self.prevote_floor = prevote.filter(|prevote| prevote.step == SignedStep::Prevote);
     }
 
     /// The signing floor, if any.
@@ -471,14 +483,14 @@ impl Driver {
         // can never gather the votes to end (the simulator's seed 770556:
         // two of three honest validators wiped and restored at the height
         // they had voted in, and the third one's lone prevote).
-        let restored_floor = self.vote_of_lost_floor(height, &wal);
-        if let Some(vote) = &restored_floor {
+        let restored_votes = self.votes_of_lost_floor(height, &wal);
+        for vote in &restored_votes {
             self.own_votes
                 .insert((vote.round, vote.vote_type), vote.clone());
             self.keeper.add_vote(vote.clone())?;
             out.push(Output::Persist(WalEntry::Vote(vote.clone())));
         }
-        let restored = restored || restored_floor.is_some();
+        let restored = restored || !restored_votes.is_empty();
         // The polka behind the valid value: others' prevotes, verified again
         // (a vote that no longer verifies is left out, never trusted).
         let polka = wal
@@ -515,9 +527,10 @@ impl Driver {
         } else {
             wal.valid
         };
-        let round = wal
-            .round
-            .max(restored_floor.map_or(Round(0), |vote| vote.round));
+        let round = restored_votes
+            .iter()
+            .map(|vote| vote.round)
+            .fold(wal.round, Round::max);
         self.state.round = round;
         let proposer = self.is_proposer(round);
         self.run_event(RoundEvent::StartRound { round, proposer }, out)?;
@@ -546,29 +559,41 @@ impl Driver {
         Ok(())
     }
 
-    /// The vote the signing floor names, signed again, when it is of this
-    /// height and `wal` does not hold it (see `start_height`). A proposal
-    /// floor gives none: its block is lost with the WAL.
-    fn vote_of_lost_floor(&self, height: Height, wal: &WalState) -> Option<Vote> {
-        let floor = self.signing_floor.filter(|floor| floor.height == height)?;
-        if wal.holds(&floor) || self.rules.forget_own_votes_on_replay() {
-            return None;
-        }
-        let vote_type = match floor.step {
-            SignedStep::Prevote => VoteType::Prevote,
-            SignedStep::Precommit => VoteType::Precommit,
-            SignedStep::Proposal => return None,
+    /// The votes the signing floor and the prevote kept beside it name,
+    /// signed again, those of this height that `wal` does not hold (see
+    /// `start_height`). A proposal gives none: its block is lost with the
+    /// WAL.
+    fn votes_of_lost_floor(&self, height: Height, wal: &WalState) -> Vec<Vote> {
+        let (Some(keypair), Some(own)) = (self.keypair.as_ref(), self.own_index) else {
+            return Vec::new();
         };
-        let (keypair, own) = (self.keypair.as_ref()?, self.own_index?);
-        Some(Vote::new_signed(
-            &self.config.chain_id,
-            vote_type,
-            height,
-            floor.round,
-            floor.block_hash,
-            own,
-            keypair,
-        ))
+        if self.rules.forget_own_votes_on_replay() {
+            return Vec::new();
+        }
+        let mut kept: Vec<LastSigned> = [self.prevote_floor, self.signing_floor]
+            .into_iter()
+            .flatten()
+            .filter(|signed| signed.height == height && !wal.holds(signed))
+            .collect();
+        kept.dedup();
+        kept.into_iter()
+            .filter_map(|signed| {
+                let vote_type = match signed.step {
+                    SignedStep::Prevote => VoteType::Prevote,
+                    SignedStep::Precommit => VoteType::Precommit,
+                    SignedStep::Proposal => return None,
+                };
+                Some(Vote::new_signed(
+                    &self.config.chain_id,
+                    vote_type,
+                    height,
+                    signed.round,
+                    signed.block_hash,
+                    own,
+                    keypair,
+                ))
+            })
+            .collect()
     }
 
     fn schedule_rebroadcast(&self, out: &mut Vec<Output>) {
