@@ -10,10 +10,12 @@
 //! is the recorded one with the same block (the same message again); steps
 //! order as proposal < prevote < precommit. Every new driver gets the
 //! record as its signing floor, so it does not even sign anything else: the
-//! validator stays silent for those steps. When its WAL lost the recorded
-//! vote (a reset in the middle of a height), the driver signs that same
-//! vote again (ed25519 signatures are deterministic: the very message it
-//! sent), so its round still gathers the votes to end. It also gets the recorded lock
+//! validator stays silent for those steps. The record also keeps the last
+//! prevote of its height (when the last message is a later one): when the
+//! WAL lost them (a reset in the middle of a height), the driver signs the
+//! recorded vote and prevote again (ed25519 signatures are deterministic:
+//! the very messages it sent), so its round still gathers the votes to end.
+//! A record without the prevote (an earlier build's) still reads. It also gets the recorded lock
 //! ([`cairn_consensus::Driver::set_lock_floor`]): a height started without
 //! a newer lock in its WAL takes it, so after a reset in the middle of a
 //! height the validator still prevotes only as its lock allows (a lost WAL
