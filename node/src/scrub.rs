@@ -52,10 +52,15 @@ pub const REPAIR_BYTES_MAX: usize = 1024 * 1024 * 1024;
 pub const REPAIR_PEERS_MAX: usize = 8;
 /// Deadline of one block-range request of a repair.
 pub const REPAIR_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause before trying a repair again that found no peer able to serve it.
-pub const REPAIR_RETRY_INTERVAL: Duration = Duration::from_secs(30);
-/// Repairs tried for one pass's damage before it is left to the operator.
-pub const REPAIR_ATTEMPTS_MAX: u32 = 10;
+/// Pause before the first retry of a repair that found no peer able to
+/// serve it (right after start-up the peers may still be connecting); each
+/// retry doubles it, up to [`REPAIR_RETRY_INTERVAL_MAX`].
+pub const REPAIR_RETRY_INTERVAL_FIRST: Duration = Duration::from_secs(1);
+/// Longest pause between two tries of a repair.
+pub const REPAIR_RETRY_INTERVAL_MAX: Duration = Duration::from_secs(30);
+/// Repairs tried for one pass's damage before it is left to the operator
+/// (about five minutes with the pauses above).
+pub const REPAIR_ATTEMPTS_MAX: u32 = 14;
 
 /// Starts the scrub of the ledger's store in `data_dir`; it runs until
 /// `shutdown`. Repairs fetch from peers through `client`.
@@ -122,10 +127,22 @@ async fn run_scrub(ledger: Arc<Ledger>, client: Client, data_dir: PathBuf, mut s
                 pause = Duration::ZERO;
             }
             Repaired::Later if attempts < REPAIR_ATTEMPTS_MAX => {
+                pause = repair_retry_pause(attempts);
                 attempts += 1;
-                pause = REPAIR_RETRY_INTERVAL;
+                tracing::warn!(
+                    attempt = attempts,
+                    "no peer served the damaged heights; trying again in {} s",
+                    pause.as_secs()
+                );
             }
-            Repaired::Later | Repaired::Never => {
+            Repaired::Later => {
+                tracing::error!(
+                    attempts,
+                    "no peer served the damaged heights in {attempts} tries; the damage stays reported until the operator acts (see above)"
+                );
+                return;
+            }
+            Repaired::Never => {
                 // Nothing more to learn until the operator acts.
                 return;
             }
@@ -216,6 +233,7 @@ async fn try_repair(ledger: &Arc<Ledger>, client: &Client, damage: StoreError) -
             Err(_) => return Repaired::Never,
         },
     };
+    let asked = peers.len();
     for peer in peers {
         let records = match (held, peer) {
             (Some((first, last)), Some(peer)) => {
@@ -253,11 +271,18 @@ async fn try_repair(ledger: &Arc<Ledger>, client: &Client, damage: StoreError) -
             }
         }
     }
-    tracing::warn!(
-        "no peer served the damaged heights; trying again in {} s",
-        REPAIR_RETRY_INTERVAL.as_secs()
+    tracing::info!(
+        asked,
+        "none of the {asked} connected peers served every damaged height"
     );
     Repaired::Later
+}
+
+/// The pause before retry number `attempts + 1` of a repair.
+fn repair_retry_pause(attempts: u32) -> Duration {
+    REPAIR_RETRY_INTERVAL_FIRST
+        .saturating_mul(1u32 << attempts.min(16))
+        .min(REPAIR_RETRY_INTERVAL_MAX)
 }
 
 /// The blocks and certificates of `first ..= last` from `peer`, in ranges;
@@ -348,6 +373,17 @@ pub fn without_paths(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repair_retries_start_soon_and_back_off_to_the_cap() {
+        assert_eq!(repair_retry_pause(0), REPAIR_RETRY_INTERVAL_FIRST);
+        assert_eq!(repair_retry_pause(1), 2 * REPAIR_RETRY_INTERVAL_FIRST);
+        assert_eq!(repair_retry_pause(4), 16 * REPAIR_RETRY_INTERVAL_FIRST);
+        assert_eq!(repair_retry_pause(5), REPAIR_RETRY_INTERVAL_MAX);
+        assert_eq!(repair_retry_pause(u32::MAX), REPAIR_RETRY_INTERVAL_MAX);
+        let total: Duration = (0..REPAIR_ATTEMPTS_MAX).map(repair_retry_pause).sum();
+        assert!(total >= Duration::from_secs(240), "{total:?}");
+    }
 
     #[test]
     fn paths_are_cut_to_file_names() {
