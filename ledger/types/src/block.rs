@@ -9,8 +9,8 @@ use crate::{
     codec,
     limits::{BLOCK_BYTES_MAX, BLOCK_EVIDENCE_MAX, BLOCK_TRANSACTIONS_MAX, HEADER_BYTES_MAX},
     merkle::merkle_root,
-    sha256, Address, ChainId, CommitCertificate, Evidence, Hash, Height, SignedTransaction,
-    Timestamp, TypesError,
+    Address, ChainId, CommitCertificate, Evidence, Hash, Height, SignedTransaction, Timestamp,
+    TypesError,
 };
 
 /// The header of a block.
@@ -47,7 +47,7 @@ pub struct Header {
 impl Header {
     /// The block hash: SHA-256 of the canonical header.
     pub fn hash(&self) -> Hash {
-        sha256(&codec::encode(self))
+        codec::sha256_of_encoding(self)
     }
 
     /// Decodes canonical bytes, bounded by [`HEADER_BYTES_MAX`].

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    codec, limits::VOTE_BYTES_MAX, sha256, BatchVerifier, ChainId, Hash, Height, Keypair, Round,
-    Signature, TypesError, ValidatorIndex, ValidatorSet, VotingPower,
+    codec, limits::VOTE_BYTES_MAX, BatchVerifier, ChainId, Hash, Height, Keypair, Round, Signature,
+    TypesError, ValidatorIndex, ValidatorSet, VotingPower,
 };
 
 /// Domain separator of vote signatures.
@@ -251,7 +251,7 @@ pub struct CommitCertificate {
 impl CommitCertificate {
     /// The hash of the canonical encoding (what the next header commits to).
     pub fn hash(&self) -> Hash {
-        sha256(&codec::encode(self))
+        codec::sha256_of_encoding(self)
     }
 
     /// Verifies the certificate on its own: signatures in strictly
@@ -365,7 +365,7 @@ impl Evidence {
 
     /// The hash of the canonical encoding.
     pub fn hash(&self) -> Hash {
-        sha256(&codec::encode(self))
+        codec::sha256_of_encoding(self)
     }
 
     /// Checks that the evidence is canonical and both signatures verify.

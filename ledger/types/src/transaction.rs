@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    codec, limits::TRANSACTION_BYTES_MAX, sha256, Address, ChainId, Hash, Keypair, PublicKey,
-    Signature, TypesError,
+    codec, limits::TRANSACTION_BYTES_MAX, Address, ChainId, Hash, Keypair, PublicKey, Signature,
+    TypesError,
 };
 
 /// Domain separator of transaction signatures (version 2: transactions
@@ -87,10 +87,9 @@ impl Transaction {
     /// The bytes a sender signs: a domain tag, then the canonical encoding
     /// (which begins with the chain id).
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(TRANSFER_SIGNING_DOMAIN.len() + 128);
+        let mut bytes = Vec::with_capacity(TRANSFER_SIGNING_DOMAIN.len() + 192);
         bytes.extend_from_slice(TRANSFER_SIGNING_DOMAIN);
-        bytes.extend_from_slice(&codec::encode(self));
-        bytes
+        codec::encode_into(self, bytes)
     }
 
     /// The sender's address.
@@ -150,7 +149,7 @@ impl SignedTransaction {
 
     /// The transaction hash: SHA-256 of the canonical bytes.
     pub fn hash(&self) -> Hash {
-        sha256(&self.to_bytes())
+        codec::sha256_of_encoding(self)
     }
 
     /// Checks the signature alone (ZIP-215).

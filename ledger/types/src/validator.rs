@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     codec,
     limits::{VALIDATORS_MAX, VALIDATOR_NAME_BYTES_MAX},
-    sha256, Address, Hash, PublicKey, TypesError, ValidatorIndex, VotingPower,
+    Address, Hash, PublicKey, TypesError, ValidatorIndex, VotingPower,
 };
 
 /// One validator.
@@ -132,7 +132,7 @@ impl ValidatorSet {
 
     /// The hash of the canonical encoding of the set.
     pub fn hash(&self) -> Hash {
-        sha256(&codec::encode(&self.validators))
+        codec::sha256_of_encoding(&self.validators)
     }
 }
 
