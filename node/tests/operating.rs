@@ -247,6 +247,11 @@ fn reset_keeps_the_sign_state_so_a_reset_validator_refuses_to_sign_below_it() {
     wait_for_height_above(&rpc, 1);
 }
 
+/// A RocksDB log shorter than this is not corrupted by the test below (its
+/// 4 KiB of damage, a third into the file, must have whole records after
+/// it, or recovery sees a torn tail, which it may drop).
+const LOG_CORRUPTED_MIN_BYTES: u64 = 16 * 1024;
+
 /// A corrupt record in the middle of RocksDB's log (bit rot, a bad disk)
 /// stops the start with one message naming the store and what to do,
 /// instead of RocksDB truncating the log there and the node running on
@@ -265,19 +270,37 @@ fn a_corrupt_store_log_stops_the_start_with_what_to_do() {
     child.kill().unwrap();
     child.wait().unwrap();
     let data = home.path().join("data");
-    let log = std::fs::read_dir(&data)
+    // RocksDB names its logs by a growing number; the newest is the live
+    // one that recovery replays. An older log can still lie there after a
+    // switch (its writes flushed, the file not yet deleted) and recovery
+    // skips it, so corrupting only the largest log was a race: every log
+    // long enough is corrupted, and the newest must be one of them.
+    let mut logs: Vec<(std::path::PathBuf, u64)> = std::fs::read_dir(&data)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
-        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
-        .expect("a RocksDB log file");
-    let mut bytes = std::fs::read(&log).unwrap();
-    assert!(bytes.len() > 64 * 1024, "log of {} bytes", bytes.len());
-    let middle = bytes.len() / 3;
-    for (offset, byte) in bytes[middle..middle + 4096].iter_mut().enumerate() {
-        *byte ^= 0x5a ^ (offset as u8);
+        .map(|path| {
+            let len = std::fs::metadata(&path).unwrap().len();
+            (path, len)
+        })
+        .collect();
+    logs.sort();
+    let newest = logs.last().expect("a RocksDB log file").clone();
+    assert!(
+        newest.1 > LOG_CORRUPTED_MIN_BYTES,
+        "the live log is too short to corrupt in its middle: {logs:?}"
+    );
+    for (log, len) in &logs {
+        if *len <= LOG_CORRUPTED_MIN_BYTES {
+            continue;
+        }
+        let mut bytes = std::fs::read(log).unwrap();
+        let middle = bytes.len() / 3;
+        for (offset, byte) in bytes[middle..middle + 4096].iter_mut().enumerate() {
+            *byte ^= 0x5a ^ (offset as u8);
+        }
+        std::fs::write(log, &bytes).unwrap();
     }
-    std::fs::write(&log, &bytes).unwrap();
 
     let child = cairnd()
         .args([
@@ -301,7 +324,7 @@ fn a_corrupt_store_log_stops_the_start_with_what_to_do() {
     while guard.0.as_mut().unwrap().try_wait().unwrap().is_none() {
         assert!(
             started.elapsed() < DEADLINE,
-            "cairnd runs on a damaged store"
+            "cairnd runs on a damaged store (logs corrupted: {logs:?})"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
