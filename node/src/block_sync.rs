@@ -292,8 +292,28 @@ fn stored_block(ledger: &Ledger, height: Height) -> Option<SyncBlock> {
 
 /// Verifies and commits consecutive synced blocks; returns how many were
 /// committed. Stops at the first block that does not extend the tip or
-/// whose certificate does not verify.
+/// whose certificate does not verify. The blocks' writes are synced once,
+/// after the last of them ([`Ledger::commit_unsynced`]): catching up on
+/// small blocks took one fsync a block. The caller learns of the commits
+/// (and the consensus loop moves on) only after that sync; a crash before
+/// it loses a suffix of the run, which the next pass fetches again.
 pub fn commit_synced(ledger: &Ledger, blocks: &[SyncBlock]) -> usize {
+    let committed = commit_unsynced_run(ledger, blocks);
+    if committed > 0 {
+        if let Err(error) = ledger.sync_commits() {
+            // The next synced write fails too (the WAL's first), and the
+            // consensus loop stops there, before signing on this state.
+            tracing::error!(
+                "cannot sync the {committed} blocks block sync committed ({error}){}",
+                crate::host::disk_hint(&error.to_string())
+            );
+        }
+    }
+    committed
+}
+
+/// Commits consecutive synced blocks without syncing; returns how many.
+fn commit_unsynced_run(ledger: &Ledger, blocks: &[SyncBlock]) -> usize {
     let mut committed = 0;
     for synced in blocks {
         let (Ok(block), Ok(certificate)) = (
@@ -318,7 +338,7 @@ fn commit_one(ledger: &Ledger, block: &Block, certificate: &CommitCertificate) -
     if block.header.height.0 != ledger.tip().height.0.saturating_add(1) {
         return false;
     }
-    match ledger.commit(block, certificate) {
+    match ledger.commit_unsynced(block, certificate) {
         Ok(_) => true,
         Err(error) => {
             tracing::warn!(

@@ -67,6 +67,15 @@ pub const FEE_HISTORY_BLOCKS_MAX: usize = 20;
 /// parent certificate, length prefixes) when reaping.
 const BLOCK_OVERHEAD_BYTES: usize = HEADER_BYTES_MAX + CERTIFICATE_BYTES_MAX + 64;
 
+/// Whether a commit's store write is synced before the commit returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommitWrite {
+    /// Synced: durable when the commit returns.
+    Synced,
+    /// Durable with the next synced write or [`Ledger::sync_commits`].
+    Unsynced,
+}
+
 /// Why the ledger refused something.
 #[derive(Debug, Error)]
 pub enum LedgerError {
@@ -1366,6 +1375,29 @@ impl Ledger {
         block: &Block,
         certificate: &CommitCertificate,
     ) -> Result<CommitSummary, LedgerError> {
+        self.validate_and_commit(block, certificate, CommitWrite::Synced)
+    }
+
+    /// [`Ledger::commit`] without syncing the store's write
+    /// ([`Store::commit_block_unsynced`]): for a run of blocks from block
+    /// sync, each committed this way and the run then made durable with
+    /// one [`Ledger::sync_commits`] (one fsync a run instead of one a
+    /// block). A crash before that sync loses a suffix of the run, which
+    /// block sync fetches again.
+    pub fn commit_unsynced(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<CommitSummary, LedgerError> {
+        self.validate_and_commit(block, certificate, CommitWrite::Unsynced)
+    }
+
+    fn validate_and_commit(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        write: CommitWrite,
+    ) -> Result<CommitSummary, LedgerError> {
         let _serial = lock(&self.commit_lock);
         let validated = self.validate(block)?;
         self.commit_locked(
@@ -1373,7 +1405,14 @@ impl Ledger {
             certificate,
             &validated.outcome,
             Some(&validated.transaction_hashes),
+            write,
         )
+    }
+
+    /// Makes every commit so far durable (one fsync), those of
+    /// [`Ledger::commit_unsynced`] included.
+    pub fn sync_commits(&self) -> Result<(), LedgerError> {
+        Ok(self.store.wal_sync()?)
     }
 
     /// [`Ledger::commit`] with an outcome the caller computed on the
@@ -1385,7 +1424,7 @@ impl Ledger {
         outcome: &ExecutionOutcome,
     ) -> Result<CommitSummary, LedgerError> {
         let _serial = lock(&self.commit_lock);
-        self.commit_locked(block, certificate, outcome, None)
+        self.commit_locked(block, certificate, outcome, None, CommitWrite::Synced)
     }
 
     /// Commits `block`; `transaction_hashes` are its transactions' hashes
@@ -1396,6 +1435,7 @@ impl Ledger {
         certificate: &CommitCertificate,
         outcome: &ExecutionOutcome,
         transaction_hashes: Option<&[Hash]>,
+        write: CommitWrite,
     ) -> Result<CommitSummary, LedgerError> {
         let height = block.header.height;
         let hash = block.hash();
@@ -1420,7 +1460,13 @@ impl Ledger {
             .verify(&self.genesis.chain_id, &signers)
             .map_err(|error| bad_certificate(error.to_string()))?;
 
-        self.store.commit_block(block, certificate, outcome)?;
+        match write {
+            CommitWrite::Synced => self.store.commit_block(block, certificate, outcome)?,
+            CommitWrite::Unsynced => {
+                self.store
+                    .commit_block_unsynced(block, certificate, outcome)?
+            }
+        }
         let previous_time = {
             let mut committed = self
                 .committed

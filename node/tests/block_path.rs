@@ -11,7 +11,8 @@
 //! It prints, per committed transfer, the fastest and the median of each
 //! step over several blocks (the fastest is what a quiet machine shows; the
 //! machine is often shared). The non-ignored test checks the same path at
-//! a small size, so the benchmark cannot rot.
+//! a small size, so the benchmark cannot rot. A second benchmark measures
+//! catch-up: a run of synced blocks committed with one sync.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,13 +28,16 @@ use cairn_genesis::{
     Genesis,
 };
 use cairn_node::{
+    block_sync::commit_synced,
     ledger::{BlockRequest, Ledger},
     mempool::MempoolLimits,
     metrics::Metrics,
 };
+use cairn_p2p::SyncBlock;
+use cairn_store::{ChainIdentity, MemoryDisk, MemoryStore, Store};
 use cairn_types::{
-    Address, Block, CommitCertificate, ConsensusParams, Height, Keypair, SignedTransaction,
-    Timestamp, Transaction,
+    codec, limits, Address, Block, CommitCertificate, ConsensusParams, Height, Keypair,
+    SignedTransaction, Timestamp, Transaction,
 };
 
 const GENESIS_TIME: Timestamp = Timestamp(1_700_000_000_000);
@@ -229,4 +233,183 @@ fn block_path_cost_per_transfer() {
         .collect();
     let (fastest, median) = fastest_and_median(&total);
     eprintln!("  {:<28} {fastest:>6.2} / {median:>6.2}", "validator: both");
+}
+
+// ----- catch-up: committing a run of synced blocks ------------------------
+
+/// A chain of `blocks` blocks, each with one transfer from each of
+/// `senders` keys (none with 0), as block sync carries it: the stored
+/// block bytes and the encoded certificate. Built on a proposer in `dir`.
+fn chain_for_sync(dir: &std::path::Path, senders: usize, blocks: usize) -> Vec<SyncBlock> {
+    let proposer = open(dir, genesis(senders.max(1)));
+    let keys: Vec<Keypair> = (0..senders).map(sender).collect();
+    let mut parent_certificate = None;
+    let mut chain = Vec::with_capacity(blocks);
+    for block_index in 0..blocks {
+        let batch = transfers(&proposer, &keys, block_index as u64, 1);
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        assert!(proposer.submit(&refs).iter().all(Result::is_ok));
+        let tip = proposer.tip();
+        let block = proposer
+            .build_block(BlockRequest {
+                proposer: validators()[0].address(),
+                time: Timestamp(tip.time.0.max(GENESIS_TIME.0) + 1_000),
+                parent_certificate: parent_certificate.clone(),
+                evidence: Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(block.transactions.len(), senders);
+        let certificate = certify(&proposer, &block);
+        proposer.commit(&block, &certificate).unwrap();
+        chain.push(SyncBlock {
+            height: block.header.height,
+            block: proposer
+                .store()
+                .block_bytes(block.header.height)
+                .unwrap()
+                .unwrap(),
+            certificate: codec::encode(&certificate),
+        });
+        parent_certificate = Some(certificate);
+    }
+    chain
+}
+
+/// The block and certificate of a synced block.
+fn decode_synced(synced: &SyncBlock) -> (Block, CommitCertificate) {
+    (
+        codec::decode("block", &synced.block, limits::BLOCK_BYTES_MAX).unwrap(),
+        codec::decode(
+            "certificate",
+            &synced.certificate,
+            limits::CERTIFICATE_BYTES_MAX,
+        )
+        .unwrap(),
+    )
+}
+
+/// Block sync commits a run of blocks with one sync (not one a block), and
+/// the run is durable once `commit_synced` returns: a crash right after it
+/// loses nothing.
+#[test]
+fn a_run_of_synced_blocks_is_committed_with_one_sync_and_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = chain_for_sync(dir.path(), 3, 6);
+    let genesis = genesis(3);
+    let identity = ChainIdentity {
+        chain_id: genesis.chain_id.clone(),
+        genesis_hash: genesis.hash(),
+    };
+    let disk = MemoryDisk::new();
+    let store = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
+    let follower = Ledger::with_store(
+        genesis.clone(),
+        Arc::new(store),
+        MempoolLimits {
+            transactions_max: 1_000,
+            bytes_max: 1 << 20,
+            min_fee: 0,
+        },
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    let syncs_before = disk.syncs();
+    assert_eq!(commit_synced(&follower, &chain), 6);
+    assert_eq!(
+        disk.syncs() - syncs_before,
+        1,
+        "a run of six blocks takes one sync"
+    );
+    assert_eq!(disk.unsynced_writes(), 0, "nothing is left unsynced");
+    assert_eq!(follower.tip().height, Height(6));
+    let tip_hash = follower.tip().hash;
+    drop(follower);
+    disk.crash();
+    let reopened = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
+    assert_eq!(
+        reopened.latest_height(),
+        Height(6),
+        "the run survived the crash"
+    );
+    assert_eq!(reopened.latest_block_hash(), tip_hash);
+
+    // A crash in the middle of a run loses a suffix of it, never a block in
+    // between: the store reopens at an earlier tip of the same chain.
+    let disk = MemoryDisk::new();
+    let store = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
+    let follower = Ledger::with_store(
+        genesis.clone(),
+        Arc::new(store),
+        MempoolLimits {
+            transactions_max: 1_000,
+            bytes_max: 1 << 20,
+            min_fee: 0,
+        },
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    for synced in &chain[..4] {
+        let (block, certificate) = decode_synced(synced);
+        follower.commit_unsynced(&block, &certificate).unwrap();
+    }
+    assert!(disk.unsynced_writes() > 0);
+    drop(follower);
+    disk.crash();
+    let reopened = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
+    assert_eq!(
+        reopened.latest_height(),
+        Height(0),
+        "unsynced commits are lost whole"
+    );
+}
+
+/// Catch-up speed: a follower commits a chain by block sync's ranges
+/// (`SYNC_RANGE_BLOCKS` a run, one sync a run) against one synced commit a
+/// block (how block sync committed before), both on RocksDB, on chains of
+/// empty blocks and of small ones. Run on demand:
+/// `cargo test --workspace --test block_path catch_up -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture (see BENCHMARKS.md)"]
+fn catch_up_blocks_per_second() {
+    let blocks: usize = std::env::var("CATCH_UP_BLOCKS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(2_000);
+    let range = cairn_node::sync_core::SYNC_RANGE_BLOCKS as usize;
+    for senders in [0, 10, 100] {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = chain_for_sync(&dir.path().join("proposer"), senders, blocks);
+        for round in 0..2 {
+            for one_sync_a_run in [false, true] {
+                let follower = open(
+                    &dir.path()
+                        .join(format!("follower-{round}-{one_sync_a_run}")),
+                    genesis(senders.max(1)),
+                );
+                let started = Instant::now();
+                if one_sync_a_run {
+                    for run in chain.chunks(range) {
+                        assert_eq!(commit_synced(&follower, run), run.len());
+                    }
+                } else {
+                    for synced in &chain {
+                        let (block, certificate) = decode_synced(synced);
+                        follower.commit(&block, &certificate).unwrap();
+                    }
+                }
+                let elapsed = started.elapsed().as_secs_f64();
+                assert_eq!(follower.tip().height, Height(blocks as u64));
+                eprintln!(
+                    "{blocks} blocks of {senders} transfers, {}: {:.0} blocks/s ({:.1} s)",
+                    if one_sync_a_run {
+                        "one sync a run of 64"
+                    } else {
+                        "one sync a block"
+                    },
+                    blocks as f64 / elapsed,
+                    elapsed
+                );
+            }
+        }
+    }
 }

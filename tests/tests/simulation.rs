@@ -794,6 +794,27 @@ fn scale_100_validators() {
     }
 }
 
+/// The simulator's own speed: seeds per second of the plain mix at 4, 10
+/// and 31 validators, one thread. Run on demand (about two minutes):
+/// `cargo test --workspace --test simulation seeds_per_second -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run on demand"]
+fn seeds_per_second() {
+    for (validators, count) in [(4, 60), (10, 20), (31, 6)] {
+        let start = std::time::Instant::now();
+        let mut heights = 0;
+        for seed in 40_000..40_000 + count {
+            let report = check("seeds_per_second", Scenario::from_seed(seed, validators));
+            heights += report.heights.iter().max().copied().unwrap_or(0);
+        }
+        let wall = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{validators} validators: {count} seeds in {wall:.1} s, {:.2} seeds/s ({heights} heights in all)",
+            count as f64 / wall
+        );
+    }
+}
+
 #[test]
 fn a_seed_replays_the_same_trace() {
     for validators in [4, 7] {

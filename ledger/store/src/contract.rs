@@ -139,6 +139,20 @@ pub trait Store: Send + Sync {
         outcome: &ExecutionOutcome,
     ) -> Result<(), StoreError>;
 
+    /// [`Store::commit_block`] without the sync: the commit is visible at
+    /// once, and durable with the next synced write or [`Store::wal_sync`].
+    /// For a run of blocks committed together (block sync): commit each
+    /// unsynced, then sync once. A crash before that sync loses a suffix of
+    /// the run (RocksDB's log is one file, replayed in order), never a
+    /// block in the middle: the store reopens at an earlier tip. Only for
+    /// blocks other nodes hold, which are fetched again after such a crash.
+    fn commit_block_unsynced(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        outcome: &ExecutionOutcome,
+    ) -> Result<(), StoreError>;
+
     /// The block at `height`.
     fn block(&self, height: Height) -> Result<Option<Block>, StoreError>;
 
@@ -213,7 +227,8 @@ pub trait Store: Send + Sync {
     /// [`WAL_HEIGHT_BYTES_MAX`] bytes per height.
     fn wal_append(&self, height: Height, entry: &[u8]) -> Result<(), StoreError>;
 
-    /// Makes every WAL entry appended so far durable (one fsync).
+    /// Makes every WAL entry appended so far durable (one fsync), and with
+    /// them every earlier unsynced write ([`Store::commit_block_unsynced`]).
     fn wal_sync(&self) -> Result<(), StoreError>;
 
     /// The WAL entries of `height`, in append order.

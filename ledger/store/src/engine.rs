@@ -41,6 +41,15 @@ use crate::{
     StoreError,
 };
 
+/// Whether a commit's write is synced before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durability {
+    /// Synced: durable when the commit returns.
+    Synced,
+    /// Written, durable with the next synced write or sync.
+    Deferred,
+}
+
 /// The latest committed block, cached.
 #[derive(Clone, Copy, Debug)]
 struct Tip {
@@ -491,6 +500,25 @@ impl<B: Backend> Engine<B> {
         certificate: &CommitCertificate,
         outcome: &ExecutionOutcome,
     ) -> Result<(), StoreError> {
+        self.commit_block_with(block, certificate, outcome, Durability::Synced)
+    }
+
+    pub(crate) fn commit_block_unsynced(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        outcome: &ExecutionOutcome,
+    ) -> Result<(), StoreError> {
+        self.commit_block_with(block, certificate, outcome, Durability::Deferred)
+    }
+
+    fn commit_block_with(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        outcome: &ExecutionOutcome,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
         let mut tip = lock(&self.tip);
         let height = block.header.height;
         if Some(height) != tip.height.next().ok() {
@@ -574,7 +602,10 @@ impl<B: Backend> Engine<B> {
         for key in self.wal_keys(height, Height(height.0.saturating_add(1)))? {
             batch.delete(Column::Wal, &key);
         }
-        self.backend.write(batch)?;
+        match durability {
+            Durability::Synced => self.backend.write(batch)?,
+            Durability::Deferred => self.backend.write_unsynced(batch)?,
+        }
         if wal_cursor.is_some_and(|cursor| cursor.height <= height) {
             *wal_cursor = None;
         }
@@ -1691,6 +1722,15 @@ macro_rules! delegate_store {
                 outcome: &cairn_state::ExecutionOutcome,
             ) -> Result<(), $crate::StoreError> {
                 self.engine.commit_block(block, certificate, outcome)
+            }
+            fn commit_block_unsynced(
+                &self,
+                block: &cairn_types::Block,
+                certificate: &cairn_types::CommitCertificate,
+                outcome: &cairn_state::ExecutionOutcome,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine
+                    .commit_block_unsynced(block, certificate, outcome)
             }
             fn block(
                 &self,
