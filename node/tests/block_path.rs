@@ -71,12 +71,17 @@ fn genesis(senders: usize) -> Genesis {
 }
 
 fn open(dir: &std::path::Path, genesis: Genesis) -> Ledger {
+    let store = Ledger::open_store(&genesis, dir).unwrap();
+    open_with(genesis, Arc::new(store))
+}
+
+fn open_with(genesis: Genesis, store: Arc<dyn Store>) -> Ledger {
     let limits = MempoolLimits {
         transactions_max: 100_000,
         bytes_max: 64 << 20,
         min_fee: 0,
     };
-    Ledger::open(genesis, dir, limits, Arc::new(Metrics::default())).unwrap()
+    Ledger::with_store(genesis, store, limits, Arc::new(Metrics::default())).unwrap()
 }
 
 fn certify(ledger: &Ledger, block: &Block) -> CommitCertificate {
@@ -288,6 +293,20 @@ fn decode_synced(synced: &SyncBlock) -> (Block, CommitCertificate) {
     )
 }
 
+/// A ledger over the in-memory store on `disk` (whose syncs and crashes
+/// the tests count and cause).
+fn memory_ledger(disk: &MemoryDisk, genesis: &Genesis) -> Ledger {
+    let store = MemoryStore::open(disk, &identity(genesis), &genesis.state().unwrap()).unwrap();
+    open_with(genesis.clone(), Arc::new(store))
+}
+
+fn identity(genesis: &Genesis) -> ChainIdentity {
+    ChainIdentity {
+        chain_id: genesis.chain_id.clone(),
+        genesis_hash: genesis.hash(),
+    }
+}
+
 /// Block sync commits a run of blocks with one sync (not one a block), and
 /// the run is durable once `commit_synced` returns: a crash right after it
 /// loses nothing.
@@ -296,23 +315,9 @@ fn a_run_of_synced_blocks_is_committed_with_one_sync_and_survives_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let chain = chain_for_sync(dir.path(), 3, 6);
     let genesis = genesis(3);
-    let identity = ChainIdentity {
-        chain_id: genesis.chain_id.clone(),
-        genesis_hash: genesis.hash(),
-    };
+    let chain_identity = identity(&genesis);
     let disk = MemoryDisk::new();
-    let store = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
-    let follower = Ledger::with_store(
-        genesis.clone(),
-        Arc::new(store),
-        MempoolLimits {
-            transactions_max: 1_000,
-            bytes_max: 1 << 20,
-            min_fee: 0,
-        },
-        Arc::new(Metrics::default()),
-    )
-    .unwrap();
+    let follower = memory_ledger(&disk, &genesis);
     let syncs_before = disk.syncs();
     assert_eq!(commit_synced(&follower, &chain), 6);
     assert_eq!(
@@ -325,7 +330,7 @@ fn a_run_of_synced_blocks_is_committed_with_one_sync_and_survives_a_crash() {
     let tip_hash = follower.tip().hash;
     drop(follower);
     disk.crash();
-    let reopened = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
+    let reopened = MemoryStore::open(&disk, &chain_identity, &genesis.state().unwrap()).unwrap();
     assert_eq!(
         reopened.latest_height(),
         Height(6),
@@ -336,18 +341,7 @@ fn a_run_of_synced_blocks_is_committed_with_one_sync_and_survives_a_crash() {
     // A crash in the middle of a run loses a suffix of it, never a block in
     // between: the store reopens at an earlier tip of the same chain.
     let disk = MemoryDisk::new();
-    let store = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
-    let follower = Ledger::with_store(
-        genesis.clone(),
-        Arc::new(store),
-        MempoolLimits {
-            transactions_max: 1_000,
-            bytes_max: 1 << 20,
-            min_fee: 0,
-        },
-        Arc::new(Metrics::default()),
-    )
-    .unwrap();
+    let follower = memory_ledger(&disk, &genesis);
     for synced in &chain[..4] {
         let (block, certificate) = decode_synced(synced);
         follower.commit_unsynced(&block, &certificate).unwrap();
@@ -355,7 +349,7 @@ fn a_run_of_synced_blocks_is_committed_with_one_sync_and_survives_a_crash() {
     assert!(disk.unsynced_writes() > 0);
     drop(follower);
     disk.crash();
-    let reopened = MemoryStore::open(&disk, &identity, &genesis.state().unwrap()).unwrap();
+    let reopened = MemoryStore::open(&disk, &chain_identity, &genesis.state().unwrap()).unwrap();
     assert_eq!(
         reopened.latest_height(),
         Height(0),

@@ -51,6 +51,9 @@
 //! small-key columns have 8 MiB memtables (inserting into a smaller skip
 //! list misses the cache less: another 25%). Each transaction is encoded
 //! once, and its hash and index location come from those same bytes.
+//! Block sync commits a run of blocks with
+//! [`Store::commit_block_unsynced`] and one sync after the last (one fsync
+//! a run instead of one a block; see BENCHMARKS.md, "Catch-up").
 
 mod backend;
 pub mod contract;
