@@ -1968,7 +1968,16 @@ impl Simulation {
                     set.index_of(&self.nodes[node].keypair.public_key())
                         .is_some()
                 });
-            if snapshot.height == now.height && self.honest(node) && votes {
+            // A node whose signing floor is above this height (restored
+            // from a snapshot below heights it had voted at) signs nothing
+            // here: its steps leave no WAL entry, and it replays to the
+            // round's start (seed 952329). What it signs is judged by the
+            // no-double-sign checker.
+            let signs_here = host
+                .driver()
+                .signing_floor()
+                .is_none_or(|floor| floor.height <= now.height);
+            if snapshot.height == now.height && self.honest(node) && votes && signs_here {
                 self.report.restarts_checked += 1;
                 let polka_held = host.driver().holds_polka_of_valid_value();
                 let valid = now.valid;
