@@ -635,7 +635,7 @@ fn the_default_node_is_a_running_devnet_in_the_current_directory() {
     let (code, stdout, stderr) = run(cairn(&keys)
         .current_dir(&cwd)
         .args(["query", "status", "--json"]));
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.contains("cairn-test"), "{stdout}");
     assert_eq!(node.requests().len(), 1);
 
