@@ -301,8 +301,9 @@ pub fn commit_synced(ledger: &Ledger, blocks: &[SyncBlock]) -> usize {
     let committed = commit_unsynced_run(ledger, blocks);
     if committed > 0 {
         if let Err(error) = ledger.sync_commits() {
-            // The next synced write fails too (the WAL's first), and the
-            // consensus loop stops there, before signing on this state.
+            // A failed sync leaves the store refusing writes, so the
+            // consensus loop's next WAL write fails and it stops there,
+            // before anything it signed on this state leaves the node.
             tracing::error!(
                 "cannot sync the {committed} blocks block sync committed ({error}){}",
                 crate::host::disk_hint(&error.to_string())
