@@ -116,6 +116,19 @@ fn transfers(
     out
 }
 
+/// The proposer's next block from its mempool, a second after its tip.
+fn build_next(proposer: &Ledger, parent_certificate: &Option<CommitCertificate>) -> Block {
+    let tip = proposer.tip();
+    proposer
+        .build_block(BlockRequest {
+            proposer: validators()[0].address(),
+            time: Timestamp(tip.time.0.max(GENESIS_TIME.0) + 1_000),
+            parent_certificate: parent_certificate.clone(),
+            evidence: Vec::new(),
+        })
+        .unwrap()
+}
+
 /// Per-transfer microseconds of each step, one entry per block.
 #[derive(Default)]
 struct Steps {
@@ -151,16 +164,8 @@ fn run(senders: usize, per_sender: u64, blocks: usize) -> Steps {
             assert!(proposer.submit(chunk).iter().all(Result::is_ok));
             assert!(validator.submit(chunk).iter().all(Result::is_ok));
         }
-        let tip = proposer.tip();
         let started = Instant::now();
-        let block = proposer
-            .build_block(BlockRequest {
-                proposer: validators()[0].address(),
-                time: Timestamp(tip.time.0.max(GENESIS_TIME.0) + 1_000),
-                parent_certificate: parent_certificate.clone(),
-                evidence: Vec::new(),
-            })
-            .unwrap();
+        let block = build_next(&proposer, &parent_certificate);
         steps
             .build
             .push(per_transfer(started.elapsed(), batch.len()));
@@ -254,15 +259,7 @@ fn chain_for_sync(dir: &std::path::Path, senders: usize, blocks: usize) -> Vec<S
         let batch = transfers(&proposer, &keys, block_index as u64, 1);
         let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         assert!(proposer.submit(&refs).iter().all(Result::is_ok));
-        let tip = proposer.tip();
-        let block = proposer
-            .build_block(BlockRequest {
-                proposer: validators()[0].address(),
-                time: Timestamp(tip.time.0.max(GENESIS_TIME.0) + 1_000),
-                parent_certificate: parent_certificate.clone(),
-                evidence: Vec::new(),
-            })
-            .unwrap();
+        let block = build_next(&proposer, &parent_certificate);
         assert_eq!(block.transactions.len(), senders);
         let certificate = certify(&proposer, &block);
         proposer.commit(&block, &certificate).unwrap();
