@@ -188,7 +188,7 @@ impl BlockSync {
 }
 
 /// Answers a status, block-range, header-range or block-by-hash request
-/// from the store, honouring pruning: a range whose first height is pruned is
+/// from the store, and a transactions request from the mempool, honouring pruning: a range whose first height is pruned is
 /// answered [`SyncResponse::NotHeld`]; a range stops at the first block
 /// not held or at [`cairn_p2p::limits::SYNC_RESPONSE_BYTES_MAX`]. What
 /// `cairnd` serves its peers, and the simulator its simulated ones.
@@ -271,6 +271,14 @@ pub fn serve_sync(ledger: &Ledger, request: &SyncRequest) -> SyncResponse {
             }
             SyncResponse::Headers(headers)
         }
+        SyncRequest::Transactions(hashes) => SyncResponse::Transactions(
+            ledger
+                .pending_transactions(hashes)
+                .into_iter()
+                .flatten()
+                .map(|transaction| transaction.to_bytes())
+                .collect(),
+        ),
     }
 }
 

@@ -866,6 +866,56 @@ impl Ledger {
         lock(&self.mempool).get(hash).cloned()
     }
 
+    /// The pending transactions with these hashes, in the order asked
+    /// (`None` for each one the mempool does not hold), under one lock.
+    pub fn pending_transactions(
+        &self,
+        hashes: &[Hash],
+    ) -> Vec<Option<cairn_types::SignedTransaction>> {
+        let mempool = lock(&self.mempool);
+        hashes
+            .iter()
+            .map(|hash| mempool.get(hash).cloned())
+            .collect()
+    }
+
+    /// Verifies, in one batch, the signatures of transactions this node got
+    /// outside admission (a compact proposal's missing transactions,
+    /// fetched from a peer by hash), and remembers the good ones as
+    /// verified: validating the proposal on the consensus thread then
+    /// verifies none of them again. `hashes[i]` is the hash of
+    /// `transactions[i]`. Returns how many signatures failed (a block
+    /// holding one is refused by validation, which checks them again).
+    pub fn verify_fetched_signatures(
+        &self,
+        transactions: &[&cairn_types::SignedTransaction],
+        hashes: &[Hash],
+    ) -> usize {
+        let messages: Vec<Vec<u8>> = transactions
+            .iter()
+            .map(|transaction| transaction.transaction.signing_bytes())
+            .collect();
+        let mut batch = BatchVerifier::with_capacity(transactions.len());
+        for (transaction, message) in transactions.iter().zip(&messages) {
+            batch.push(
+                transaction.transaction.sender,
+                transaction.signature,
+                message,
+            );
+        }
+        let verdicts = batch.verify();
+        let mut mempool = lock(&self.mempool);
+        let mut failed = 0;
+        for (hash, ok) in hashes.iter().zip(verdicts) {
+            if ok {
+                mempool.remember_verified(*hash);
+            } else {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
     /// The total pending and at most `limit` pending transactions, oldest
     /// first (see [`crate::mempool::Mempool::oldest`]).
     #[allow(clippy::type_complexity)]

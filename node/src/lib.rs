@@ -8,13 +8,15 @@
 //! WebSocket subscriptions ([`subscriptions`]) and consensus view
 //! ([`consensus_view`]), metrics
 //! ([`metrics`]), the consensus host ([`host`]), its tokio runtime with p2p
-//! gossip and block sync ([`runtime`], [`block_sync`] over the sans-IO
+//! gossip, compact proposals ([`compact_proposals`]) and block sync
+//! ([`runtime`], [`block_sync`] over the sans-IO
 //! [`sync_core`]), pruning of old blocks
 //! ([`pruning`]), the background store scrub ([`scrub`]) and `cairnd
 //! start` ([`start`]).
 
 pub mod backend;
 pub mod block_sync;
+pub mod compact_proposals;
 pub mod config;
 pub mod consensus_view;
 mod error;

@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cairn_consensus::{Input, Message, ProposerSchedule, RequestId, Timeout};
+use cairn_consensus::{Input, Message, ProposerSchedule, RequestId, SignedProposal, Timeout};
 use cairn_p2p::{
     Client, Event, PeerId, RoundState, RoundStateRequest, RoundStateResponder, SyncBlock,
     SyncRequest, SyncResponder, SyncResponse, Topic, Verdict,
@@ -43,6 +43,10 @@ use tokio::sync::mpsc;
 use crate::{
     backend::NetworkView,
     block_sync::{serve_sync, SyncHandle},
+    compact_proposals::{
+        check_signed_proposal, AssemblyJob, CompactProposal, ConsensusGossip,
+        ASSEMBLY_BUDGET_BYTES_PER_TRANSACTION, ASSEMBLY_QUEUE_MAX,
+    },
     host::{message_height, ConsensusHost, HostClock, HostNetwork, HostTimers},
     ledger::Ledger,
     rpc::PeerView,
@@ -143,6 +147,13 @@ enum OutboxItem {
         /// This message's share of [`OUTBOX_BYTES_MAX`], given back once sent.
         _budget: tokio::sync::OwnedSemaphorePermit,
     },
+    /// A proposal, made compact by the sender task (hashing its
+    /// transactions is kept off the consensus thread).
+    Proposal {
+        signed: SignedProposal,
+        /// Its share of [`OUTBOX_BYTES_MAX`], given back once sent.
+        _budget: tokio::sync::OwnedSemaphorePermit,
+    },
     RoundState {
         height: Height,
         round: Round,
@@ -175,24 +186,49 @@ impl P2pOutbox {
     /// Queues a publish if its bytes fit the budget; a dropped one is sent
     /// again by the driver's re-broadcast.
     fn publish(&self, topic: Topic, data: Vec<u8>) {
-        let kib = u32::try_from(data.len() / 1024).unwrap_or(u32::MAX).max(1);
-        match Arc::clone(&self.bytes).try_acquire_many_owned(kib) {
-            Ok(budget) => self.push(OutboxItem::Publish {
+        if let Some(budget) = self.budget(data.len()) {
+            self.push(OutboxItem::Publish {
                 topic,
                 data,
                 _budget: budget,
-            }),
-            Err(_) => tracing::warn!(
-                "network outbox holds {} MiB, its limit; dropping a send",
-                OUTBOX_BYTES_MAX >> 20
-            ),
+            });
+        }
+    }
+
+    /// `bytes` of [`OUTBOX_BYTES_MAX`], if free.
+    fn budget(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        match Arc::clone(&self.bytes).try_acquire_many_owned(kib) {
+            Ok(budget) => Some(budget),
+            Err(_) => {
+                tracing::warn!(
+                    "network outbox holds {} MiB, its limit; dropping a send",
+                    OUTBOX_BYTES_MAX >> 20
+                );
+                None
+            }
         }
     }
 }
 
 impl HostNetwork for P2pOutbox {
     fn broadcast(&mut self, message: &Message) {
-        self.publish(Topic::Consensus, codec::encode(message));
+        match message {
+            Message::Proposal(signed) => {
+                // The compact form: the header and 32 bytes a transaction.
+                let bytes = signed.block.transactions.len() * 32 + 4_096;
+                if let Some(budget) = self.budget(bytes) {
+                    self.push(OutboxItem::Proposal {
+                        signed: signed.clone(),
+                        _budget: budget,
+                    });
+                }
+            }
+            Message::Vote(vote) => self.publish(
+                Topic::Consensus,
+                codec::encode(&ConsensusGossip::Vote(vote.clone())),
+            ),
+        }
     }
 
     fn publish_evidence(&mut self, evidence: &Evidence) {
@@ -298,6 +334,15 @@ async fn run_outbox(
             OutboxItem::Publish { topic, data, .. } => {
                 if let Err(error) = client.publish(topic, data).await {
                     tracing::debug!(?topic, "publish failed: {error}");
+                }
+            }
+            OutboxItem::Proposal { signed, .. } => {
+                let compact = ConsensusGossip::CompactProposal(CompactProposal::of(&signed));
+                if let Err(error) = client
+                    .publish(Topic::Consensus, codec::encode(&compact))
+                    .await
+                {
+                    tracing::debug!("publishing a proposal failed: {error}");
                 }
             }
             OutboxItem::RoundState { height, round } => {
@@ -501,9 +546,18 @@ pub async fn run_dispatcher(
     local_peer: PeerId,
     sync: SyncHandle,
     snapshots: Arc<crate::snapshots::Snapshots>,
+    client: Client,
 ) {
     let snapshot_serving = Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_SERVING_MAX));
-    let mut gate = GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone());
+    let (assembly, assembly_jobs) = mpsc::channel(ASSEMBLY_QUEUE_MAX);
+    tokio::spawn(crate::compact_proposals::run_assembly(
+        Arc::clone(&ledger),
+        client,
+        inbox.clone(),
+        assembly_jobs,
+    ));
+    let mut gate = GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone())
+        .with_assembly(assembly);
     let mut budgets = RequestBudgets::default();
     let serving = Arc::new(tokio::sync::Semaphore::new(SYNC_SERVING_MAX));
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
@@ -836,6 +890,10 @@ pub struct GossipGate {
     /// (height, validator, peer) of redundant evidence a peer sent.
     evidence_senders: BTreeSet<(Height, u32, PeerId)>,
     sync: SyncHandle,
+    /// Where accepted compact proposals go to be rebuilt
+    /// ([`crate::compact_proposals::run_assembly`]); without it (a gate
+    /// with no network) they are ignored.
+    assembly: Option<mpsc::Sender<AssemblyJob>>,
 }
 
 /// A validator set with its proposer schedule.
@@ -933,7 +991,22 @@ impl GossipGate {
             evidence_seen: BTreeSet::new(),
             evidence_senders: BTreeSet::new(),
             sync,
+            assembly: None,
         }
+    }
+
+    /// Sends accepted compact proposals to `assembly` to be rebuilt.
+    pub fn with_assembly(mut self, assembly: mpsc::Sender<AssemblyJob>) -> GossipGate {
+        self.assembly = Some(assembly);
+        self
+    }
+
+    /// `bytes` of the inbox's proposal budget, if free.
+    fn proposal_budget(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Arc::clone(&self.proposal_bytes)
+            .try_acquire_many_owned(kib)
+            .ok()
     }
 
     fn window(&self, height: Height) -> HeightWindow {
@@ -953,17 +1026,14 @@ impl GossipGate {
         let chain_id = &ledger.genesis().chain_id;
         match topic {
             Topic::Consensus => {
-                let Ok(message) = codec::decode::<Message>(
+                let Ok(message) = codec::decode::<ConsensusGossip>(
                     "consensus message",
                     data,
                     CONSENSUS_MESSAGE_BYTES_MAX,
                 ) else {
                     return Verdict::Reject;
                 };
-                let height = match &message {
-                    Message::Proposal(signed) => signed.proposal.height,
-                    Message::Vote(vote) => vote.height,
-                };
+                let height = message.height();
                 match self.window(height) {
                     HeightWindow::Stale => return Verdict::Ignore,
                     HeightWindow::Ahead => {
@@ -973,13 +1043,8 @@ impl GossipGate {
                         // since: a message that fails is ignored, not
                         // punished.
                         if let Some(latest) = self.sets.latest(&ledger) {
-                            if check_consensus_message(
-                                &message,
-                                chain_id,
-                                &latest.set,
-                                &latest.schedule,
-                            )
-                            .is_ok()
+                            if check_gossip(&message, chain_id, &latest.set, &latest.schedule)
+                                .is_ok()
                             {
                                 self.sync.request();
                             }
@@ -991,15 +1056,12 @@ impl GossipGate {
                 let Some(sets) = self.sets.for_height(&ledger, height) else {
                     return Verdict::Ignore;
                 };
-                if check_consensus_message(&message, chain_id, &sets.set, &sets.schedule).is_err() {
+                if check_gossip(&message, chain_id, &sets.set, &sets.schedule).is_err() {
                     return Verdict::Reject;
                 }
                 match message {
-                    Message::Proposal(signed) => {
-                        let kib = u32::try_from(data.len() / 1024).unwrap_or(u32::MAX).max(1);
-                        let Ok(budget) =
-                            Arc::clone(&self.proposal_bytes).try_acquire_many_owned(kib)
-                        else {
+                    ConsensusGossip::Proposal(signed) => {
+                        let Some(budget) = self.proposal_budget(data.len()) else {
                             return Verdict::Ignore;
                         };
                         forward(
@@ -1007,8 +1069,27 @@ impl GossipGate {
                             HostEvent::Budgeted(Input::Proposal(signed), budget),
                         )
                     }
-                    Message::Vote(vote) => {
+                    ConsensusGossip::Vote(vote) => {
                         forward(&self.inbox, HostEvent::Input(Input::Vote(vote)))
+                    }
+                    ConsensusGossip::CompactProposal(compact) => {
+                        let Some(assembly) = &self.assembly else {
+                            return Verdict::Ignore;
+                        };
+                        let bytes = compact.block.transaction_hashes.len()
+                            * ASSEMBLY_BUDGET_BYTES_PER_TRANSACTION;
+                        let Some(budget) = self.proposal_budget(bytes) else {
+                            return Verdict::Ignore;
+                        };
+                        let job = AssemblyJob {
+                            compact,
+                            source,
+                            budget,
+                        };
+                        match assembly.try_send(job) {
+                            Ok(()) => Verdict::Accept,
+                            Err(_) => Verdict::Ignore,
+                        }
                     }
                 }
             }
@@ -1111,37 +1192,48 @@ pub fn check_consensus_message(
         Message::Vote(vote) => vote
             .verify(chain_id, validators)
             .map_err(|error| error.to_string()),
-        Message::Proposal(signed) => {
-            let proposal = &signed.proposal;
-            proposal
-                .verify(chain_id, validators)
-                .map_err(|error| error.to_string())?;
-            if schedule.proposer(proposal.height, proposal.round) != proposal.proposer {
-                return Err(format!(
-                    "validator {} does not propose height {} round {}",
-                    proposal.proposer.0, proposal.height.0, proposal.round.0
-                ));
-            }
-            let block = &signed.block;
-            if block.hash() != proposal.block_hash || block.header.height != proposal.height {
-                return Err("the attached block is not the one signed".into());
-            }
-            block.check_structure().map_err(|error| error.to_string())?;
-            if proposal.valid_round.is_none() {
-                let signer = validators
-                    .get(proposal.proposer)
-                    .map(cairn_types::Validator::address);
-                if signer != Some(block.header.proposer) {
-                    return Err("a fresh proposal's block names another proposer".into());
-                }
-            }
-            Ok(())
-        }
+        Message::Proposal(signed) => check_whole_proposal(signed, chain_id, validators, schedule),
     }
 }
 
-/// Hands an event to the consensus loop; the gossip is accepted when it
-/// could be queued (its signatures were checked by the caller).
+/// [`check_consensus_message`] for any payload of the consensus topic; a
+/// compact proposal is checked by [`CompactProposal::check`].
+fn check_gossip(
+    message: &ConsensusGossip,
+    chain_id: &cairn_types::ChainId,
+    validators: &cairn_types::ValidatorSet,
+    schedule: &ProposerSchedule,
+) -> Result<(), String> {
+    match message {
+        ConsensusGossip::Vote(vote) => vote
+            .verify(chain_id, validators)
+            .map_err(|error| error.to_string()),
+        ConsensusGossip::Proposal(signed) => {
+            check_whole_proposal(signed, chain_id, validators, schedule)
+        }
+        ConsensusGossip::CompactProposal(compact) => compact.check(chain_id, validators, schedule),
+    }
+}
+
+fn check_whole_proposal(
+    signed: &SignedProposal,
+    chain_id: &cairn_types::ChainId,
+    validators: &cairn_types::ValidatorSet,
+    schedule: &ProposerSchedule,
+) -> Result<(), String> {
+    check_signed_proposal(
+        &signed.proposal,
+        &signed.block.header,
+        chain_id,
+        validators,
+        schedule,
+    )?;
+    signed
+        .block
+        .check_structure()
+        .map_err(|error| error.to_string())
+}
+
 fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
     match inbox.try_send(event) {
         Ok(()) => Verdict::Accept,
@@ -1732,6 +1824,53 @@ mod tests {
             .sign(&key),
         );
         assert_eq!(judge(&signed(junk_body)), Verdict::Reject);
+        assert!(queued.try_recv().is_err());
+
+        // The compact form: checked like the whole one; a good one goes to
+        // the assembly (ignored by a gate without one), one whose hashes
+        // are not the header's is rejected.
+        let whole = cairn_consensus::SignedProposal {
+            proposal: proposal.clone(),
+            block: Arc::new(block.clone()),
+        };
+        let compact = CompactProposal::of(&whole);
+        let gossip = |compact: &CompactProposal| {
+            codec::encode(&ConsensusGossip::CompactProposal(compact.clone()))
+        };
+        assert_eq!(
+            gate.verdict(Topic::Consensus, &gossip(&compact), peer),
+            Verdict::Ignore
+        );
+        let (assembly, mut jobs) = mpsc::channel(1);
+        let mut gate = gate.with_assembly(assembly);
+        assert_eq!(
+            gate.verdict(Topic::Consensus, &gossip(&compact), peer),
+            Verdict::Accept
+        );
+        let job = jobs.try_recv().unwrap();
+        assert_eq!(job.compact, compact);
+        assert_eq!(job.source, peer);
+        let mut wrong_hashes = compact.clone();
+        wrong_hashes.block.transaction_hashes.push(Hash([7; 32]));
+        assert_eq!(
+            gate.verdict(Topic::Consensus, &gossip(&wrong_hashes), peer),
+            Verdict::Reject
+        );
+        let mut other_header = compact.clone();
+        other_header.block.header.time = Timestamp(other_header.block.header.time.0 + 5);
+        assert_eq!(
+            gate.verdict(Topic::Consensus, &gossip(&other_header), peer),
+            Verdict::Reject
+        );
+        // A full assembly queue: not taken, not punished.
+        assert_eq!(
+            gate.verdict(Topic::Consensus, &gossip(&compact), peer),
+            Verdict::Accept
+        );
+        assert_eq!(
+            gate.verdict(Topic::Consensus, &gossip(&compact), peer),
+            Verdict::Ignore
+        );
         assert!(queued.try_recv().is_err());
 
         // Evidence: one piece per (validator, height); garbage is rejected.

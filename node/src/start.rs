@@ -425,6 +425,7 @@ pub async fn serve(
         local_peer,
         sync.clone(),
         Arc::clone(&snapshots),
+        client.clone(),
     ));
     tokio::spawn(run_gossip_batcher(client.clone(), gossip_queue));
     tokio::spawn(crate::runtime::run_peer_scores(

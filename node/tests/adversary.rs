@@ -35,8 +35,9 @@ use std::{
 };
 
 use cairn_consensus::Message;
+use cairn_node::compact_proposals::ConsensusGossip;
 use cairn_p2p::{Event, SyncRequest, SyncResponse, SyncStatus, Topic, Verdict};
-use cairn_types::{codec, Hash, Height, Round};
+use cairn_types::{codec, Block, Hash, Height, Round};
 use support::{cairnd, get_json, wait_for_addresses, ChildGuard, DEADLINE};
 
 /// How long each phase (unattacked, attacked) is measured.
@@ -352,7 +353,10 @@ async fn run_forger(client: cairn_p2p::Client, mut events: tokio::sync::mpsc::Re
             if topic != Topic::Consensus {
                 continue;
             }
-            let Ok(Message::Proposal(mut signed)) = codec::decode::<Message>(
+            // Validators gossip their proposals compact: forge both forms,
+            // a whole proposal with a junk block and a compact one whose
+            // hashes are not the ones its header commits to.
+            let Ok(ConsensusGossip::CompactProposal(compact)) = codec::decode::<ConsensusGossip>(
                 "proposal",
                 &data,
                 cairn_node::runtime::CONSENSUS_MESSAGE_BYTES_MAX,
@@ -360,16 +364,26 @@ async fn run_forger(client: cairn_p2p::Client, mut events: tokio::sync::mpsc::Re
                 continue;
             };
             for junk in 0..4u8 {
-                let mut block = (*signed.block).clone();
-                block.evidence.clear();
-                block.parent_certificate = None;
-                block.transactions.truncate(0);
+                let mut block = Block {
+                    header: compact.block.header.clone(),
+                    transactions: Vec::new(),
+                    parent_certificate: None,
+                    evidence: Vec::new(),
+                };
                 block.header.transactions_root = Hash([junk; 32]);
-                signed.block = Arc::new(block);
+                let whole = Message::Proposal(cairn_consensus::SignedProposal {
+                    proposal: compact.proposal.clone(),
+                    block: Arc::new(block),
+                });
+                let _ = client
+                    .publish(Topic::Consensus, codec::encode(&whole))
+                    .await;
+                let mut forged = compact.clone();
+                forged.block.transaction_hashes = vec![Hash([junk; 32])];
                 let _ = client
                     .publish(
                         Topic::Consensus,
-                        codec::encode(&Message::Proposal(signed.clone())),
+                        codec::encode(&ConsensusGossip::CompactProposal(forged)),
                     )
                     .await;
             }

@@ -281,6 +281,16 @@ fn check_sync_answer(
     match (request, response) {
         (SyncRequest::Status, SyncResponse::Status(_)) => Ok(()),
         (SyncRequest::BlockByHash(_), SyncResponse::Block(_)) => Ok(()),
+        (SyncRequest::Transactions(hashes), SyncResponse::Transactions(transactions)) => {
+            if transactions.len() > hashes.len() {
+                return Err(bad(format!(
+                    "asked for {} transactions, the peer sent {}",
+                    hashes.len(),
+                    transactions.len()
+                )));
+            }
+            Ok(())
+        }
         (
             SyncRequest::Blocks { from, .. } | SyncRequest::Headers { from, .. },
             SyncResponse::NotHeld { lowest_height },

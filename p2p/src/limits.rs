@@ -22,8 +22,13 @@ pub const PUBLISH_BUFFER_MESSAGES_MAX: usize = 1024;
 /// Most bytes kept while no peer is subscribed to their topic.
 pub const PUBLISH_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Largest encoded block-sync request.
-pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
+/// Most transactions one [`crate::SyncRequest::Transactions`] may ask for
+/// (a compact proposal's missing transactions are asked in chunks of it).
+pub const SYNC_TRANSACTIONS_MAX: usize = 4_096;
+/// Largest encoded block-sync request: a transactions request of
+/// [`SYNC_TRANSACTIONS_MAX`] hashes (33 bytes each with its length
+/// prefix) and its framing.
+pub const SYNC_REQUEST_BYTES_MAX: usize = SYNC_TRANSACTIONS_MAX * 33 + 64;
 /// Most blocks one range request may ask for.
 pub const SYNC_RANGE_BLOCKS_MAX: u32 = 64;
 /// Most headers one header range request may ask for (a header is at most

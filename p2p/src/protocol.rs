@@ -24,7 +24,7 @@ use crate::limits::{
     REFUSAL_REASON_BYTES_MAX, ROUND_STATE_REQUEST_BYTES_MAX, ROUND_STATE_RESPONSE_BYTES_MAX,
     ROUND_STATE_VOTES_MAX, SNAPSHOT_OFFERS_MAX, SNAPSHOT_PAYLOAD_BYTES_MAX,
     SNAPSHOT_REQUEST_BYTES_MAX, SNAPSHOT_RESPONSE_BYTES_MAX, SYNC_RANGE_BLOCKS_MAX,
-    SYNC_RANGE_HEADERS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
+    SYNC_RANGE_HEADERS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX, SYNC_TRANSACTIONS_MAX,
 };
 use crate::Error;
 
@@ -52,6 +52,10 @@ pub enum SyncRequest {
         /// How many headers.
         count: u32,
     },
+    /// Pending transactions by hash (a compact proposal's transactions the
+    /// asker lacks); at most [`SYNC_TRANSACTIONS_MAX`] hashes. Answered
+    /// with [`SyncResponse::Transactions`]: those the peer holds.
+    Transactions(Vec<Hash>),
 }
 
 impl SyncRequest {
@@ -73,6 +77,16 @@ impl SyncRequest {
                 Err(Error::RequestOverLimit(format!(
                     "a header range request asks for {count} headers, the limit is \
                      {SYNC_RANGE_HEADERS_MAX}; split it into smaller ranges"
+                )))
+            }
+            SyncRequest::Transactions(hashes) if hashes.is_empty() => Err(
+                Error::RequestOverLimit("a transactions request must name at least one".into()),
+            ),
+            SyncRequest::Transactions(hashes) if hashes.len() > SYNC_TRANSACTIONS_MAX => {
+                Err(Error::RequestOverLimit(format!(
+                    "a transactions request names {} hashes, the limit is \
+                     {SYNC_TRANSACTIONS_MAX}; split it",
+                    hashes.len()
                 )))
             }
             _ => Ok(()),
@@ -167,6 +181,10 @@ pub enum SyncResponse {
     Headers(Vec<SyncHeader>),
     /// The peer will not answer, and why.
     Refused(String),
+    /// Answer to [`SyncRequest::Transactions`]: the encoded transactions
+    /// the peer holds among those asked for (any order; the asker matches
+    /// them by hash), at most as many as asked.
+    Transactions(Vec<Vec<u8>>),
     /// Answer to [`SyncRequest::Blocks`] or [`SyncRequest::Headers`] from a
     /// peer that pruned the first height asked for: it holds heights `lowest_height ..= tip` only. Not
     /// a fault: ask another peer (one whose [`SyncStatus::lowest_height`]
@@ -438,6 +456,19 @@ pub(crate) fn fit_sync_response(request: &SyncRequest, response: SyncResponse) -
         ) => r,
         (SyncRequest::Status, r @ SyncResponse::Status(_)) => r,
         (SyncRequest::BlockByHash(_), r @ SyncResponse::Block(_)) => r,
+        (SyncRequest::Transactions(hashes), SyncResponse::Transactions(mut transactions)) => {
+            transactions.truncate(hashes.len());
+            let mut bytes = 0usize;
+            let fitting = transactions
+                .iter()
+                .take_while(|transaction| {
+                    bytes = bytes.saturating_add(transaction.len() + 8);
+                    bytes <= SYNC_RESPONSE_BYTES_MAX - crate::limits::ENVELOPE_BYTES_MAX
+                })
+                .count();
+            transactions.truncate(fitting);
+            SyncResponse::Transactions(transactions)
+        }
         (_, SyncResponse::Refused(r)) => SyncResponse::Refused(refusal(r)),
         _ => SyncResponse::Refused(refusal("wrong answer kind")),
     }

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use cairn_p2p::limits::{SYNC_RANGE_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX};
+use cairn_p2p::limits::{SYNC_RANGE_BLOCKS_MAX, SYNC_REQUEST_BYTES_MAX, SYNC_TRANSACTIONS_MAX};
 use cairn_p2p::{
     generate_keypair, load_or_generate_keypair, Error, PublishOutcome, RoundStateRequest,
     SyncRequest, SyncResponse, Topic,
@@ -362,6 +362,33 @@ async fn block_sync_returns_exactly_the_requested_blocks_and_refuses_over_limit_
             .unwrap(),
         SyncResponse::Block(None)
     );
+
+    // Transactions by hash: the largest request fits the request bound,
+    // and a longer one is refused before it is sent.
+    let hashes: Vec<_> = (0..SYNC_TRANSACTIONS_MAX)
+        .map(|index| sha256(&index.to_le_bytes()))
+        .collect();
+    match client
+        .client
+        .request_sync(server.peer_id, SyncRequest::Transactions(hashes.clone()))
+        .await
+        .unwrap()
+    {
+        SyncResponse::Transactions(found) => {
+            assert_eq!(found.len(), SYNC_TRANSACTIONS_MAX);
+            assert_eq!(found[7], hashes[7].0.to_vec());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let mut too_many = hashes;
+    too_many.push(sha256(b"one more"));
+    assert!(matches!(
+        client
+            .client
+            .request_sync(server.peer_id, SyncRequest::Transactions(too_many))
+            .await,
+        Err(Error::RequestOverLimit(_))
+    ));
 
     // Over the limit: refused before sending...
     let over = SyncRequest::Blocks {

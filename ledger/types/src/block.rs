@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     codec,
-    limits::{BLOCK_BYTES_MAX, BLOCK_EVIDENCE_MAX, BLOCK_TRANSACTIONS_MAX, HEADER_BYTES_MAX},
+    limits::{
+        BLOCK_BYTES_MAX, BLOCK_EVIDENCE_MAX, BLOCK_TRANSACTIONS_MAX, COMPACT_BLOCK_BYTES_MAX,
+        HEADER_BYTES_MAX,
+    },
     merkle::merkle_root,
     Address, ChainId, CommitCertificate, Evidence, Hash, Height, SignedTransaction, Timestamp,
     TypesError,
@@ -131,49 +134,160 @@ impl Block {
     /// computed (`transaction_hashes[i]` is the hash of transaction `i`;
     /// the caller computed them from this block's transactions).
     pub fn check_structure_with(&self, transaction_hashes: &[Hash]) -> Result<(), TypesError> {
-        let bad = |reason: String| TypesError::Malformed {
-            what: "block",
-            reason,
-        };
         if self.transactions.len() > BLOCK_TRANSACTIONS_MAX {
-            return Err(bad(format!(
+            return Err(malformed_block(format!(
                 "{} transactions, the limit is {BLOCK_TRANSACTIONS_MAX}",
                 self.transactions.len()
             )));
         }
-        if self.evidence.len() > BLOCK_EVIDENCE_MAX {
-            return Err(bad(format!(
-                "{} evidence items, the limit is {BLOCK_EVIDENCE_MAX}",
-                self.evidence.len()
+        if transaction_hashes.len() != self.transactions.len() {
+            return Err(malformed_block(
+                "transactions root does not match the transactions".into(),
+            ));
+        }
+        check_parts(
+            &self.header,
+            transaction_hashes,
+            self.parent_certificate.as_ref(),
+            &self.evidence,
+        )
+    }
+}
+
+fn malformed_block(reason: String) -> TypesError {
+    TypesError::Malformed {
+        what: "block",
+        reason,
+    }
+}
+
+/// The structure check of a block given as its parts, the transactions
+/// by hash (see [`Block::check_structure`]).
+fn check_parts(
+    header: &Header,
+    transaction_hashes: &[Hash],
+    parent_certificate: Option<&CommitCertificate>,
+    evidence: &[Evidence],
+) -> Result<(), TypesError> {
+    let bad = malformed_block;
+    if transaction_hashes.len() > BLOCK_TRANSACTIONS_MAX {
+        return Err(bad(format!(
+            "{} transactions, the limit is {BLOCK_TRANSACTIONS_MAX}",
+            transaction_hashes.len()
+        )));
+    }
+    if evidence.len() > BLOCK_EVIDENCE_MAX {
+        return Err(bad(format!(
+            "{} evidence items, the limit is {BLOCK_EVIDENCE_MAX}",
+            evidence.len()
+        )));
+    }
+    if merkle_root(transaction_hashes) != header.transactions_root {
+        return Err(bad(
+            "transactions root does not match the transactions".into()
+        ));
+    }
+    if Block::parent_certificate_hash_of(parent_certificate) != header.parent_certificate_hash {
+        return Err(bad(
+            "parent certificate hash does not match the certificate".into(),
+        ));
+    }
+    if let Some(certificate) = parent_certificate {
+        let parent_height = header.height.previous();
+        if Some(certificate.height) != parent_height
+            || certificate.block_hash != header.parent_hash
+        {
+            return Err(bad("parent certificate is not for the parent block".into()));
+        }
+    } else if header.height != Height(1) {
+        return Err(bad("missing the parent's commit certificate".into()));
+    }
+    if Block::evidence_hash_of(evidence) != header.evidence_hash {
+        return Err(bad("evidence hash does not match the evidence".into()));
+    }
+    Ok(())
+}
+
+/// A block with its transactions replaced by their hashes, in block order:
+/// what a compact proposal carries. A node that holds the transactions
+/// (its mempool usually does: gossip brought them) rebuilds the block with
+/// [`CompactBlock::into_block`] and fetches the few it lacks by hash; the
+/// header's transactions root commits to the hashes, so the compact block
+/// proves as much about itself as the block does
+/// ([`CompactBlock::check_structure`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactBlock {
+    /// The header.
+    pub header: Header,
+    /// The hash of each transaction, in block order.
+    pub transaction_hashes: Vec<Hash>,
+    /// The commit certificate of the parent (`None` at height 1).
+    pub parent_certificate: Option<CommitCertificate>,
+    /// Evidence of misbehaviour recorded by this block.
+    pub evidence: Vec<Evidence>,
+}
+
+impl CompactBlock {
+    /// The compact form of `block`, whose transactions have the hashes
+    /// `transaction_hashes` (in order; the caller computed them from the
+    /// block).
+    pub fn of(block: &Block, transaction_hashes: Vec<Hash>) -> CompactBlock {
+        CompactBlock {
+            header: block.header.clone(),
+            transaction_hashes,
+            parent_certificate: block.parent_certificate.clone(),
+            evidence: block.evidence.clone(),
+        }
+    }
+
+    /// The block hash (of the header).
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// Decodes canonical bytes, bounded by [`COMPACT_BLOCK_BYTES_MAX`].
+    /// Callers then check [`CompactBlock::check_structure`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<CompactBlock, TypesError> {
+        codec::decode("compact block", bytes, COMPACT_BLOCK_BYTES_MAX)
+    }
+
+    /// [`Block::check_structure`] for the compact form: limits, and the
+    /// header's commitments to the transaction hashes, the parent
+    /// certificate and the evidence.
+    pub fn check_structure(&self) -> Result<(), TypesError> {
+        check_parts(
+            &self.header,
+            &self.transaction_hashes,
+            self.parent_certificate.as_ref(),
+            &self.evidence,
+        )
+    }
+
+    /// The block, given its transactions in order. Refused unless each
+    /// transaction's hash is the one at its place (so a block rebuilt from
+    /// a checked compact block passes [`Block::check_structure`]).
+    pub fn into_block(self, transactions: Vec<SignedTransaction>) -> Result<Block, TypesError> {
+        if transactions.len() != self.transaction_hashes.len() {
+            return Err(malformed_block(format!(
+                "{} transactions for {} hashes",
+                transactions.len(),
+                self.transaction_hashes.len()
             )));
         }
-        if transaction_hashes.len() != self.transactions.len()
-            || merkle_root(transaction_hashes) != self.header.transactions_root
+        if let Some(index) = transactions
+            .iter()
+            .zip(&self.transaction_hashes)
+            .position(|(transaction, hash)| transaction.hash() != *hash)
         {
-            return Err(bad(
-                "transactions root does not match the transactions".into()
-            ));
+            return Err(malformed_block(format!(
+                "transaction {index} is not the one the compact block names"
+            )));
         }
-        if Self::parent_certificate_hash_of(self.parent_certificate.as_ref())
-            != self.header.parent_certificate_hash
-        {
-            return Err(bad(
-                "parent certificate hash does not match the certificate".into(),
-            ));
-        }
-        if let Some(certificate) = &self.parent_certificate {
-            let parent_height = self.header.height.previous();
-            if Some(certificate.height) != parent_height
-                || certificate.block_hash != self.header.parent_hash
-            {
-                return Err(bad("parent certificate is not for the parent block".into()));
-            }
-        } else if self.header.height != Height(1) {
-            return Err(bad("missing the parent's commit certificate".into()));
-        }
-        if Self::evidence_hash_of(&self.evidence) != self.header.evidence_hash {
-            return Err(bad("evidence hash does not match the evidence".into()));
-        }
-        Ok(())
+        Ok(Block {
+            header: self.header,
+            transactions,
+            parent_certificate: self.parent_certificate,
+            evidence: self.evidence,
+        })
     }
 }

@@ -37,7 +37,7 @@ pub mod transaction;
 pub mod validator;
 
 pub use address::Address;
-pub use block::{Block, Header};
+pub use block::{Block, CompactBlock, Header};
 pub use codec::{decode, encode};
 pub use consensus::{
     CommitCertificate, CommitSignature, DuplicateVoteEvidence, Evidence, Proposal, Vote, VoteType,

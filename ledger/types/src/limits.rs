@@ -35,6 +35,14 @@ pub const CERTIFICATE_BYTES_MAX: usize = 128 + VALIDATORS_MAX * 80;
 pub const EVIDENCE_BYTES_MAX: usize = 2 * VOTE_BYTES_MAX + 16;
 /// Largest encoded header.
 pub const HEADER_BYTES_MAX: usize = 512;
+/// Largest encoded compact block ([`crate::CompactBlock`]): a header, a
+/// 32-byte hash per transaction, the parent's certificate and the
+/// evidence, with room for their length prefixes.
+pub const COMPACT_BLOCK_BYTES_MAX: usize = HEADER_BYTES_MAX
+    + BLOCK_TRANSACTIONS_MAX * 32
+    + CERTIFICATE_BYTES_MAX
+    + BLOCK_EVIDENCE_MAX * EVIDENCE_BYTES_MAX
+    + 64;
 /// Largest encoded validator set.
 pub const VALIDATOR_SET_BYTES_MAX: usize =
     16 + VALIDATORS_MAX * (32 + 20 + 10 + VALIDATOR_NAME_BYTES_MAX + 4);

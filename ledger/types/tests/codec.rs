@@ -5,6 +5,7 @@
 
 use cairn_types::{
     codec, limits, merkle::merkle_root, sha256, Address, Block, ChainId, CommitCertificate,
+    CompactBlock,
     CommitSignature, Evidence, Hash, Header, Height, Keypair, Proposal, PublicKey, Round,
     Signature, SignedTransaction, Timestamp, Transaction, TransactionKind, ValidatorIndex, Vote,
     VoteType,
@@ -235,9 +236,43 @@ proptest! {
     }
 
     #[test]
+    fn a_compact_block_proves_what_its_block_proves_and_rebuilds_it(
+        header in header_strategy(),
+        transactions in proptest::collection::vec(transaction_strategy(), 1..6),
+        index in any::<prop::sample::Index>(),
+        flip in 0usize..256,
+    ) {
+        let mut block = Block { header, transactions, parent_certificate: None, evidence: vec![] };
+        block.header.height = Height(1);
+        block.header.transactions_root = Block::transactions_root_of(&block.transactions);
+        block.header.parent_certificate_hash = Block::parent_certificate_hash_of(None);
+        block.header.evidence_hash = Block::evidence_hash_of(&[]);
+        let hashes = Block::transaction_hashes_of(&block.transactions);
+        let compact = CompactBlock::of(&block, hashes.clone());
+        prop_assert_eq!(compact.hash(), block.hash());
+        prop_assert!(compact.check_structure().is_ok());
+        prop_assert_eq!(&CompactBlock::from_bytes(&codec::encode(&compact)).unwrap(), &compact);
+        prop_assert_eq!(compact.clone().into_block(block.transactions.clone()).unwrap(), block.clone());
+        // Any other hash list fails the header's root.
+        let position = index.index(hashes.len());
+        let mut wrong = compact.clone();
+        wrong.transaction_hashes[position].0[flip / 8] ^= 1 << (flip % 8);
+        prop_assert!(wrong.check_structure().is_err());
+        let mut shorter = compact.clone();
+        shorter.transaction_hashes.pop();
+        prop_assert!(shorter.check_structure().is_err());
+        // The rebuild refuses transactions that are not the ones named.
+        let mut swapped = block.transactions.clone();
+        swapped[position].transaction.nonce ^= 1;
+        prop_assert!(compact.clone().into_block(swapped).is_err());
+        prop_assert!(compact.into_block(block.transactions[1..].to_vec()).is_err());
+    }
+
+    #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = SignedTransaction::from_bytes(&bytes);
         let _ = Block::from_bytes(&bytes);
+        let _ = CompactBlock::from_bytes(&bytes);
         let _ = Vote::from_bytes(&bytes);
         let _ = Header::from_bytes(&bytes);
         let _ = codec::decode::<CommitCertificate>("certificate", &bytes, limits::CERTIFICATE_BYTES_MAX);
@@ -362,6 +397,16 @@ fn golden_vote() -> Vote {
     )
 }
 
+/// The golden header's block in compact form (one transaction, by hash).
+fn golden_compact_block() -> CompactBlock {
+    CompactBlock {
+        header: golden_header(),
+        transaction_hashes: vec![golden_transaction().hash()],
+        parent_certificate: None,
+        evidence: vec![],
+    }
+}
+
 /// If one of these fails, the wire or disk format changed: that breaks
 /// every existing chain, so change the constants only on purpose.
 #[test]
@@ -392,6 +437,7 @@ fn golden_vectors() {
             })),
         ),
         ("validator set hash", golden_validator_set().hash().to_hex()),
+        ("compact block bytes", hex::encode(codec::encode(&golden_compact_block()))),
     ];
     let expected = [
         ("transaction bytes", GOLDEN_TRANSACTION_BYTES),
@@ -405,6 +451,7 @@ fn golden_vectors() {
         ("unjail kind", "03"),
         ("rotate_key kind", GOLDEN_ROTATE_KEY_KIND),
         ("validator set hash", GOLDEN_VALIDATOR_SET_HASH),
+        ("compact block bytes", GOLDEN_COMPACT_BLOCK_BYTES),
     ];
     for ((name, actual), (_, expected)) in actual.iter().zip(expected) {
         assert_eq!(actual, expected, "golden vector {name} changed");
@@ -428,3 +475,11 @@ const GOLDEN_ROTATE_KEY_KIND: &str =
     "04208a875fff1eb38451577acd5afee405456568dd7c89e090863a0557bc7af49f17";
 const GOLDEN_VALIDATOR_SET_HASH: &str =
     "5b924352834c107c5a4ecc14d8079ab5405144344681e2e2393e9f5c19a9d33d";
+/// The golden header's bytes, then one hash (count 1, length 32), no
+/// parent certificate and no evidence.
+const GOLDEN_COMPACT_BLOCK_BYTES: &str = concat!(
+    "0a636169726e2d746573742a80d095ffbc3120e47125968b3b71049fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c14b62e867fa2f33afe62d5d6b1642e1621d54330782075a5939be46b97d4523bd79689fbd004368e7b27be35304c0bd481956c882e60204ba69735ca53765ed6a709edb56c6ea236b7193a3b29a6b390c346f0f4340e4e2003d66dd08835c1ca3f128cceacd1f31ac94163096b20f445ae84285bc0832d7220f0c1e0b4cd1983b9c92909f8145cc102993e4c797489c0ba98639fd93056b82f2066d18af4cf3d736390761abbea054bcedb18191b65128c2b057cdef5071a169820efd045fd653313863020f4a2cdb6a21a5da6e3e250192a32cbf87c92d9d8fe55",
+    "0120",
+    "54551fff8dc67db69a55109525ba8166b571b9034a0ac8a0aa92c65d79cc74ec",
+    "0000"
+);

@@ -111,6 +111,11 @@ fn sync_answer(policy: &Policy, request: &SyncRequest) -> SyncResponse {
                     .collect(),
             )
         }
+        // The "transaction" of a hash is its bytes, so the asker can check
+        // which ones came back.
+        SyncRequest::Transactions(hashes) => {
+            SyncResponse::Transactions(hashes.iter().map(|hash| hash.0.to_vec()).collect())
+        }
     }
 }
 
