@@ -289,6 +289,7 @@ pub async fn run_assembly(
                 .await
                 .is_err()
             {
+                ledger.metrics().record_compact_proposal("given_up", 0);
                 tracing::debug!(
                     height = height.0,
                     "gave up rebuilding a compact proposal after {ASSEMBLY_DEADLINE_MS} ms"
@@ -326,7 +327,15 @@ async fn assemble(
     if !rebuild.is_complete() {
         fetch_missing(client, source, &mut rebuild).await;
     }
+    let fetched = rebuild.fetched.len();
     let block_hash = compact.proposal.block_hash;
+    let outcome = if !rebuild.is_complete() {
+        "fetched_block"
+    } else if fetched > 0 {
+        "fetched_transactions"
+    } else {
+        "from_mempool"
+    };
     let block = if rebuild.is_complete() {
         let ledger = Arc::clone(ledger);
         let hashes = Arc::clone(&hashes);
@@ -349,9 +358,13 @@ async fn assemble(
     } else {
         match fetch_whole_block(client, source, block_hash).await {
             Some(block) => block,
-            None => return,
+            None => {
+                ledger.metrics().record_compact_proposal("given_up", fetched);
+                return;
+            }
         }
     };
+    ledger.metrics().record_compact_proposal(outcome, fetched);
     tracing::trace!(
         height = compact.proposal.height.0,
         transactions = hashes.len(),

@@ -67,6 +67,13 @@ pub const REJECTION_REASONS: [&str; 27] = [
     "peer_rate_limited",
 ];
 
+/// How the rebuild of a compact proposal ended, the labels of
+/// `cairn_compact_proposals_total{outcome}`: every transaction was in the
+/// mempool; some were fetched by hash; the whole block was fetched; given
+/// up (nobody supplied it in time).
+pub const COMPACT_PROPOSAL_OUTCOMES: [&str; 4] =
+    ["from_mempool", "fetched_transactions", "fetched_block", "given_up"];
+
 /// The node's metrics.
 #[derive(Default)]
 pub struct Metrics {
@@ -83,6 +90,11 @@ pub struct Metrics {
     /// `cairn_mempool_refused_before_signature_total`.
     refused_before_signature: AtomicU64,
     rejected: [AtomicU64; REJECTION_REASONS.len()],
+    /// `cairn_compact_proposals_total{outcome}`, in the order of
+    /// [`COMPACT_PROPOSAL_OUTCOMES`].
+    compact_proposals: [AtomicU64; COMPACT_PROPOSAL_OUTCOMES.len()],
+    /// `cairn_compact_proposal_fetched_txs_total`.
+    compact_fetched_txs: AtomicU64,
     peers: AtomicU64,
     sync_behind: AtomicU64,
     interval: Mutex<Histogram>,
@@ -173,6 +185,20 @@ impl Metrics {
         if let Some(position) = REJECTION_REASONS.iter().position(|reason| *reason == code) {
             self.rejected[position].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one compact proposal rebuilt (or given up) with `outcome`,
+    /// one of [`COMPACT_PROPOSAL_OUTCOMES`], after fetching
+    /// `fetched_transactions` of its transactions by hash.
+    pub fn record_compact_proposal(&self, outcome: &str, fetched_transactions: usize) {
+        if let Some(position) = COMPACT_PROPOSAL_OUTCOMES
+            .iter()
+            .position(|known| *known == outcome)
+        {
+            self.compact_proposals[position].fetch_add(1, Ordering::Relaxed);
+        }
+        self.compact_fetched_txs
+            .fetch_add(fetched_transactions as u64, Ordering::Relaxed);
     }
 
     /// Sets `cairn_p2p_peers`.
@@ -344,6 +370,24 @@ impl Metrics {
                 load(count)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_compact_proposals_total Compact proposals received, by how their block was rebuilt."
+        );
+        let _ = writeln!(out, "# TYPE cairn_compact_proposals_total counter");
+        for (outcome, count) in COMPACT_PROPOSAL_OUTCOMES.iter().zip(&self.compact_proposals) {
+            let _ = writeln!(
+                out,
+                "cairn_compact_proposals_total{{outcome=\"{outcome}\"}} {}",
+                load(count)
+            );
+        }
+        counter(
+            &mut out,
+            "cairn_compact_proposal_fetched_txs_total",
+            "Transactions of compact proposals fetched from peers by hash (the mempool lacked them).",
+            load(&self.compact_fetched_txs),
+        );
         gauge(
             &mut out,
             "cairn_p2p_peers",
@@ -640,6 +684,8 @@ mod tests {
         let metrics = Metrics::default();
         metrics.record_commit(3, 1, 5, 1500);
         metrics.count_rejection("bad_nonce");
+        metrics.record_compact_proposal("fetched_transactions", 7);
+        metrics.record_compact_proposal("no-such-outcome", 0);
         let text = metrics.render();
         for name in [
             "cairn_consensus_height 3",
@@ -652,6 +698,9 @@ mod tests {
             "cairn_mempool_size 0",
             "cairn_mempool_bytes 0",
             "cairn_mempool_rejected_total{reason=\"bad_nonce\"} 1",
+            "cairn_compact_proposals_total{outcome=\"fetched_transactions\"} 1",
+            "cairn_compact_proposals_total{outcome=\"given_up\"} 0",
+            "cairn_compact_proposal_fetched_txs_total 7",
             "cairn_p2p_peers 0",
             "cairn_sync_behind_blocks 0",
             "cairn_validator_missed_signatures_total 0",

@@ -250,4 +250,16 @@ async fn missing_transactions_are_fetched_by_hash_then_by_block_or_the_proposal_
     jobs.send(job(&local)).await.unwrap();
     let rebuilt = next_proposal(&mut consensus, wait).await;
     assert_eq!(rebuilt.as_ref(), Some(local.block.as_ref()));
+
+    // An operator sees each outcome once, and the two fetched by hash.
+    let text = ledger.metrics().render();
+    for line in [
+        "cairn_compact_proposals_total{outcome=\"from_mempool\"} 1",
+        "cairn_compact_proposals_total{outcome=\"fetched_transactions\"} 1",
+        "cairn_compact_proposals_total{outcome=\"fetched_block\"} 1",
+        "cairn_compact_proposals_total{outcome=\"given_up\"} 1",
+        "cairn_compact_proposal_fetched_txs_total 2",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 }
