@@ -365,8 +365,10 @@ async fn assemble(
         }
     };
     ledger.metrics().record_compact_proposal(outcome, fetched);
-    tracing::trace!(
+    tracing::debug!(
         height = compact.proposal.height.0,
+        round = compact.proposal.round.0,
+        outcome,
         transactions = hashes.len(),
         in_mempool,
         elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),

@@ -44,7 +44,7 @@ fn verification(c: &mut Criterion) {
                 .is_ok()
         })
     });
-    for batch_size in [64usize, 1024] {
+    for batch_size in [8usize, 16, 32, 64, 128, 256, 1024] {
         group.throughput(Throughput::Elements(batch_size as u64));
         group.bench_function(format!("verify_batch_{batch_size}"), |b| {
             b.iter_batched(
