@@ -36,9 +36,7 @@ use std::{
 };
 
 use cairn_consensus::{Input, Message, ProposerSchedule, SignedProposal};
-use cairn_p2p::{
-    limits::SYNC_TRANSACTIONS_MAX, Client, PeerId, SyncRequest, SyncResponse,
-};
+use cairn_p2p::{limits::SYNC_TRANSACTIONS_MAX, Client, PeerId, SyncRequest, SyncResponse};
 use cairn_types::{
     Block, ChainId, CompactBlock, Hash, Height, Proposal, SignedTransaction, ValidatorSet, Vote,
 };
@@ -244,10 +242,7 @@ impl Rebuild {
     }
 
     /// The fetched transactions with their hashes (for verification).
-    fn fetched<'a>(
-        &'a self,
-        hashes: &[Hash],
-    ) -> (Vec<&'a SignedTransaction>, Vec<Hash>) {
+    fn fetched<'a>(&'a self, hashes: &[Hash]) -> (Vec<&'a SignedTransaction>, Vec<Hash>) {
         self.fetched
             .iter()
             .filter_map(|&position| {
@@ -359,12 +354,13 @@ async fn assemble(
         match fetch_whole_block(client, source, block_hash).await {
             Some(block) => block,
             None => {
-                ledger.metrics().record_compact_proposal("given_up", fetched);
+                ledger
+                    .metrics()
+                    .record_compact_proposal("given_up", fetched);
                 return;
             }
         }
     };
-    ledger.metrics().record_compact_proposal(outcome, fetched);
     tracing::debug!(
         height = compact.proposal.height.0,
         round = compact.proposal.round.0,
@@ -378,9 +374,13 @@ async fn assemble(
         proposal: compact.proposal,
         block: Arc::new(block),
     };
-    let _ = inbox
+    if inbox
         .send(HostEvent::Budgeted(Input::Proposal(signed), budget))
-        .await;
+        .await
+        .is_ok()
+    {
+        ledger.metrics().record_compact_proposal(outcome, fetched);
+    }
 }
 
 /// The peers to ask: the sender first, then the others.
@@ -525,7 +525,10 @@ mod tests {
             vec![signed.block.transactions[0].hash()]
         );
         assert_eq!(
-            compact.block.into_block(signed.block.transactions.clone()).unwrap(),
+            compact
+                .block
+                .into_block(signed.block.transactions.clone())
+                .unwrap(),
             *signed.block
         );
     }

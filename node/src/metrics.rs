@@ -71,8 +71,12 @@ pub const REJECTION_REASONS: [&str; 27] = [
 /// `cairn_compact_proposals_total{outcome}`: every transaction was in the
 /// mempool; some were fetched by hash; the whole block was fetched; given
 /// up (nobody supplied it in time).
-pub const COMPACT_PROPOSAL_OUTCOMES: [&str; 4] =
-    ["from_mempool", "fetched_transactions", "fetched_block", "given_up"];
+pub const COMPACT_PROPOSAL_OUTCOMES: [&str; 4] = [
+    "from_mempool",
+    "fetched_transactions",
+    "fetched_block",
+    "given_up",
+];
 
 /// The node's metrics.
 #[derive(Default)]
@@ -375,7 +379,10 @@ impl Metrics {
             "# HELP cairn_compact_proposals_total Compact proposals received, by how their block was rebuilt."
         );
         let _ = writeln!(out, "# TYPE cairn_compact_proposals_total counter");
-        for (outcome, count) in COMPACT_PROPOSAL_OUTCOMES.iter().zip(&self.compact_proposals) {
+        for (outcome, count) in COMPACT_PROPOSAL_OUTCOMES
+            .iter()
+            .zip(&self.compact_proposals)
+        {
             let _ = writeln!(
                 out,
                 "cairn_compact_proposals_total{{outcome=\"{outcome}\"}} {}",

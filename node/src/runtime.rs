@@ -10,8 +10,10 @@
 //! p2p events ──dispatcher──► transactions: Ledger::submit (blocking pool)
 //!                         ├─► sync requests: answered from the store
 //!                         └─► gossip gate ──► consensus inbox ──► consensus loop
-//!                               (CONSENSUS_INBOX_MAX events,
-//!                                CONSENSUS_INBOX_PROPOSAL_BYTES_MAX of proposals)
+//!                               │ (CONSENSUS_INBOX_MAX events,
+//!                               │  CONSENSUS_INBOX_PROPOSAL_BYTES_MAX of proposals)
+//!                               └─► compact proposals: assembly queue (ASSEMBLY_QUEUE_MAX)
+//!                                   ──rebuilt from the mempool and peers──► consensus inbox
 //! RPC submit ──► gossip queue (GOSSIP_QUEUE_MAX) ──batcher──► p2p publish
 //! consensus loop ──► outbox (OUTBOX_MAX, OUTBOX_BYTES_MAX) ──sender──► p2p publish / requests
 //!                                                     └─ answers ──► consensus inbox
@@ -556,8 +558,8 @@ pub async fn run_dispatcher(
         inbox.clone(),
         assembly_jobs,
     ));
-    let mut gate = GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone())
-        .with_assembly(assembly);
+    let mut gate =
+        GossipGate::new(Arc::clone(&ledger), inbox.clone(), sync.clone()).with_assembly(assembly);
     let mut budgets = RequestBudgets::default();
     let serving = Arc::new(tokio::sync::Semaphore::new(SYNC_SERVING_MAX));
     let (admissions, admission_queue) = mpsc::channel(GOSSIP_ADMISSION_QUEUE_MAX);
@@ -876,7 +878,8 @@ pub const GOSSIP_EVIDENCE_SEEN_MAX: usize = 16_384;
 /// forwarded to the consensus loop, so nothing unchecked is buffered:
 /// signature and signer (a validator; for a proposal, the proposer of its
 /// height and round), height within a window of the tip, for a proposal
-/// the attached block's hash and structure against the signed hash, for
+/// the attached block's (or compact block's) hash and structure against
+/// the signed hash, for
 /// evidence one piece per (validator, height) in the evidence window.
 /// Anything malformed or badly signed, and a second piece of evidence for
 /// one (validator, height), is `Reject`ed (its sender is punished); honest
@@ -1215,6 +1218,8 @@ fn check_gossip(
     }
 }
 
+/// A proposal with its whole block: the signed parts, then the block's
+/// structure against its header.
 fn check_whole_proposal(
     signed: &SignedProposal,
     chain_id: &cairn_types::ChainId,
@@ -1234,6 +1239,8 @@ fn check_whole_proposal(
         .map_err(|error| error.to_string())
 }
 
+/// Hands an event to the consensus loop; the gossip is accepted when it
+/// could be queued (its signatures were checked by the caller).
 fn forward(inbox: &mpsc::Sender<HostEvent>, event: HostEvent) -> Verdict {
     match inbox.try_send(event) {
         Ok(()) => Verdict::Accept,

@@ -169,8 +169,9 @@ async fn missing_transactions_are_fetched_by_hash_then_by_block_or_the_proposal_
         .unwrap(),
     );
     let sender = &cairn_genesis::dev::dev_account_keypairs()[0];
-    let transactions: Vec<SignedTransaction> =
-        (0..4).map(|nonce| transfer(sender, nonce, &chain)).collect();
+    let transactions: Vec<SignedTransaction> = (0..4)
+        .map(|nonce| transfer(sender, nonce, &chain))
+        .collect();
     // This node's mempool holds the first two; the peer holds the rest.
     let submitted = ledger.submit(&[
         transactions[0].to_bytes().as_slice(),

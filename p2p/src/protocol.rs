@@ -79,9 +79,9 @@ impl SyncRequest {
                      {SYNC_RANGE_HEADERS_MAX}; split it into smaller ranges"
                 )))
             }
-            SyncRequest::Transactions(hashes) if hashes.is_empty() => Err(
-                Error::RequestOverLimit("a transactions request must name at least one".into()),
-            ),
+            SyncRequest::Transactions(hashes) if hashes.is_empty() => Err(Error::RequestOverLimit(
+                "a transactions request must name at least one".into(),
+            )),
             SyncRequest::Transactions(hashes) if hashes.len() > SYNC_TRANSACTIONS_MAX => {
                 Err(Error::RequestOverLimit(format!(
                     "a transactions request names {} hashes, the limit is \

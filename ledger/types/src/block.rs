@@ -194,8 +194,7 @@ fn check_parts(
     }
     if let Some(certificate) = parent_certificate {
         let parent_height = header.height.previous();
-        if Some(certificate.height) != parent_height
-            || certificate.block_hash != header.parent_hash
+        if Some(certificate.height) != parent_height || certificate.block_hash != header.parent_hash
         {
             return Err(bad("parent certificate is not for the parent block".into()));
         }

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    codec, limits::VOTE_BYTES_MAX, BatchVerifier, ChainId, Hash, Height, Keypair, Round, Signature,
-    TypesError, ValidatorIndex, ValidatorSet, VotingPower,
+    codec, crypto::RememberedSignatures, limits::VOTE_BYTES_MAX, BatchVerifier, ChainId, Hash,
+    Height, Keypair, Round, Signature, TypesError, ValidatorIndex, ValidatorSet, VotingPower,
 };
 
 /// Domain separator of vote signatures.
@@ -115,7 +115,7 @@ impl Vote {
             .ok_or(TypesError::BadSignature)?;
         validator
             .public_key
-            .verify(&self.own_signing_bytes(chain_id), &self.signature)
+            .verify_remembered(&self.own_signing_bytes(chain_id), &self.signature)
     }
 
     /// Canonical bytes.
@@ -221,7 +221,9 @@ impl Proposal {
             self.valid_round,
             self.block_hash,
         );
-        validator.public_key.verify(&bytes, &self.signature)
+        validator
+            .public_key
+            .verify_remembered(&bytes, &self.signature)
     }
 }
 
@@ -273,8 +275,9 @@ impl CommitCertificate {
         );
         let mut power = VotingPower::ZERO;
         let mut batch = BatchVerifier::with_capacity(self.signatures.len());
+        let mut unverified: Vec<usize> = Vec::with_capacity(self.signatures.len());
         let mut previous: Option<ValidatorIndex> = None;
-        for commit in &self.signatures {
+        for (index, commit) in self.signatures.iter().enumerate() {
             if previous.is_some_and(|previous| commit.validator <= previous) {
                 return Err(bad(format!(
                     "validator {} is out of order or repeated",
@@ -290,7 +293,15 @@ impl CommitCertificate {
                 ))
             })?;
             power = power.checked_add(validator.power)?;
-            batch.push(validator.public_key, commit.signature, &message);
+            // A precommit this node verified as a vote is not verified again.
+            if !RememberedSignatures::verified_before(
+                &validator.public_key,
+                &commit.signature,
+                &message,
+            ) {
+                batch.push(validator.public_key, commit.signature, &message);
+                unverified.push(index);
+            }
         }
         if !validators.is_quorum(power) {
             return Err(bad(format!(
@@ -301,8 +312,14 @@ impl CommitCertificate {
         if let Some(position) = batch.verify().iter().position(|ok| !ok) {
             return Err(bad(format!(
                 "the precommit signature of validator {} does not verify",
-                self.signatures[position].validator
+                self.signatures[unverified[position]].validator
             )));
+        }
+        for &index in &unverified {
+            let commit = &self.signatures[index];
+            if let Some(validator) = validators.get(commit.validator) {
+                RememberedSignatures::remember(&validator.public_key, &commit.signature, &message);
+            }
         }
         Ok(power)
     }
@@ -384,5 +401,108 @@ impl Evidence {
                 evidence.vote_b.verify(chain_id, validators)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::{Address, Validator};
+
+    fn keys() -> Vec<Keypair> {
+        (0..4u8)
+            .map(|n| Keypair::from_seed(&[40 + n; 32]))
+            .collect()
+    }
+
+    fn set(keys: &[Keypair]) -> ValidatorSet {
+        ValidatorSet::new(
+            keys.iter()
+                .enumerate()
+                .map(|(index, key)| Validator {
+                    name: format!("v{index}"),
+                    public_key: key.public_key(),
+                    power: VotingPower(1),
+                    operator: Address([index as u8; 20]),
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn remembered_precommits_are_not_verified_again_and_a_bad_one_is_still_named() {
+        let keys = keys();
+        let validators = set(&keys);
+        let chain = ChainId::new("cairn-remembered").unwrap();
+        let block_hash = Hash([9; 32]);
+        let precommit = |index: usize| {
+            Vote::new_signed(
+                &chain,
+                VoteType::Precommit,
+                Height(5),
+                Round(2),
+                Some(block_hash),
+                ValidatorIndex(index as u32),
+                &keys[index],
+            )
+        };
+        // Validators 0 and 1 were seen as gossip votes: verified and
+        // remembered.
+        for index in 0..2 {
+            assert!(precommit(index).verify(&chain, &validators).is_ok());
+            let vote = precommit(index);
+            assert!(RememberedSignatures::verified_before(
+                &keys[index].public_key(),
+                &vote.signature,
+                &vote.own_signing_bytes(&chain)
+            ));
+        }
+        let certificate = |bad: Option<usize>| CommitCertificate {
+            height: Height(5),
+            round: Round(2),
+            block_hash,
+            signatures: (0..3)
+                .map(|index| {
+                    let mut signature = precommit(index).signature;
+                    if bad == Some(index) {
+                        signature.0[10] ^= 1;
+                    }
+                    CommitSignature {
+                        validator: ValidatorIndex(index as u32),
+                        signature,
+                    }
+                })
+                .collect(),
+        };
+        // A bad signature of a validator not remembered is found and named.
+        let error = certificate(Some(2))
+            .verify(&chain, &validators)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("validator 2"), "{error}");
+        // A remembered triple does not vouch for a different signature of
+        // the same validator.
+        let error = certificate(Some(1))
+            .verify(&chain, &validators)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("validator 1"), "{error}");
+        assert_eq!(
+            certificate(None).verify(&chain, &validators).unwrap(),
+            VotingPower(3)
+        );
+        // A vote whose signature fails is never remembered.
+        let mut forged = precommit(3);
+        forged.signature.0[3] ^= 1;
+        assert!(forged.verify(&chain, &validators).is_err());
+        assert!(forged.verify(&chain, &validators).is_err());
+        assert!(!RememberedSignatures::verified_before(
+            &keys[3].public_key(),
+            &forged.signature,
+            &forged.own_signing_bytes(&chain)
+        ));
     }
 }

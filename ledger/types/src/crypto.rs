@@ -16,12 +16,16 @@
 //! 1,024 on one core against 32,900 with `ed25519-consensus` (which uses
 //! curve25519-dalek-ng's portable backend).
 
-use std::fmt;
+use std::{
+    collections::{HashSet, VecDeque},
+    fmt,
+    sync::{Mutex, MutexGuard, OnceLock, PoisonError},
+};
 
 use ed25519_dalek::Signer as _;
 use ed25519_zebra::VerificationKey;
 
-use crate::{hash::fixed_bytes_serde, limits::SIGNATURE_BATCH_MAX, Address, TypesError};
+use crate::{hash::fixed_bytes_serde, limits::SIGNATURE_BATCH_MAX, Address, Hash, TypesError};
 
 /// An ed25519 public key (32 bytes, as encoded on the wire; not checked to
 /// be a valid point until it verifies something).
@@ -63,6 +67,86 @@ impl PublicKey {
         let key = VerificationKey::try_from(self.0).map_err(|_| TypesError::BadSignature)?;
         key.verify(&ed25519_zebra::Signature::from(signature.0), message)
             .map_err(|_| TypesError::BadSignature)
+    }
+
+    /// [`PublicKey::verify`] for consensus messages, which reach a node
+    /// several times (a vote at the gossip gate, then in the driver, then
+    /// inside the commit certificate and the next block's parent
+    /// certificate): a triple that verified before is not verified again
+    /// ([`RememberedSignatures`]). The verdict is the same either way;
+    /// only successes are remembered.
+    pub fn verify_remembered(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), TypesError> {
+        let triple = RememberedSignatures::key(self, signature, message);
+        if RememberedSignatures::contains(&triple) {
+            return Ok(());
+        }
+        self.verify(message, signature)?;
+        RememberedSignatures::insert(triple);
+        Ok(())
+    }
+}
+
+/// Most (key, signature, message) triples remembered as verified by
+/// [`PublicKey::verify_remembered`]; the oldest are forgotten first. A
+/// height brings about two votes per validator, so this covers many
+/// heights of a large set.
+pub const REMEMBERED_SIGNATURES_MAX: usize = 8_192;
+
+/// The consensus signatures this process verified lately, by the SHA-256
+/// of key, signature and message (so a hit is exactly a triple that
+/// verified). Transactions are not remembered here: there are too many,
+/// and the mempool keeps its own record of verified transactions.
+pub struct RememberedSignatures {
+    known: HashSet<Hash>,
+    order: VecDeque<Hash>,
+}
+
+impl RememberedSignatures {
+    fn key(public_key: &PublicKey, signature: &Signature, message: &[u8]) -> Hash {
+        crate::hash::sha256_parts(&[&public_key.0, &signature.0, message])
+    }
+
+    fn shared() -> MutexGuard<'static, RememberedSignatures> {
+        static SHARED: OnceLock<Mutex<RememberedSignatures>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                Mutex::new(RememberedSignatures {
+                    known: HashSet::new(),
+                    order: VecDeque::new(),
+                })
+            })
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn contains(triple: &Hash) -> bool {
+        Self::shared().known.contains(triple)
+    }
+
+    fn insert(triple: Hash) {
+        let mut shared = Self::shared();
+        if shared.known.insert(triple) {
+            shared.order.push_back(triple);
+            while shared.order.len() > REMEMBERED_SIGNATURES_MAX {
+                if let Some(oldest) = shared.order.pop_front() {
+                    shared.known.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// Whether `signature` by `public_key` over `message` verified before.
+    pub fn verified_before(public_key: &PublicKey, signature: &Signature, message: &[u8]) -> bool {
+        Self::contains(&Self::key(public_key, signature, message))
+    }
+
+    /// Remembers a triple that has just been verified.
+    pub fn remember(public_key: &PublicKey, signature: &Signature, message: &[u8]) {
+        Self::insert(Self::key(public_key, signature, message));
     }
 }
 

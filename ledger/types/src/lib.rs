@@ -42,7 +42,7 @@ pub use codec::{decode, encode};
 pub use consensus::{
     CommitCertificate, CommitSignature, DuplicateVoteEvidence, Evidence, Proposal, Vote, VoteType,
 };
-pub use crypto::{BatchVerifier, Keypair, PublicKey, Signature};
+pub use crypto::{BatchVerifier, Keypair, PublicKey, RememberedSignatures, Signature};
 pub use error::TypesError;
 pub use hash::{sha256, Hash};
 pub use ids::{ChainId, Height, Round, Timestamp, ValidatorIndex, VotingPower};

@@ -5,10 +5,9 @@
 
 use cairn_types::{
     codec, limits, merkle::merkle_root, sha256, Address, Block, ChainId, CommitCertificate,
-    CompactBlock,
-    CommitSignature, Evidence, Hash, Header, Height, Keypair, Proposal, PublicKey, Round,
-    Signature, SignedTransaction, Timestamp, Transaction, TransactionKind, ValidatorIndex, Vote,
-    VoteType,
+    CommitSignature, CompactBlock, Evidence, Hash, Header, Height, Keypair, Proposal, PublicKey,
+    Round, Signature, SignedTransaction, Timestamp, Transaction, TransactionKind, ValidatorIndex,
+    Vote, VoteType,
 };
 use proptest::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -437,7 +436,10 @@ fn golden_vectors() {
             })),
         ),
         ("validator set hash", golden_validator_set().hash().to_hex()),
-        ("compact block bytes", hex::encode(codec::encode(&golden_compact_block()))),
+        (
+            "compact block bytes",
+            hex::encode(codec::encode(&golden_compact_block())),
+        ),
     ];
     let expected = [
         ("transaction bytes", GOLDEN_TRANSACTION_BYTES),
