@@ -68,8 +68,9 @@ pub enum ConsensusGossip {
     Proposal(SignedProposal),
     /// A prevote or precommit (encoded as [`Message::Vote`]).
     Vote(Vote),
-    /// A proposal with its block in compact form.
-    CompactProposal(CompactProposal),
+    /// A proposal with its block in compact form (boxed: the header and
+    /// certificate make it far larger than a vote; encoded as if unboxed).
+    CompactProposal(Box<CompactProposal>),
 }
 
 impl ConsensusGossip {
@@ -87,7 +88,7 @@ impl ConsensusGossip {
     pub fn of(message: &Message) -> ConsensusGossip {
         match message {
             Message::Proposal(signed) => {
-                ConsensusGossip::CompactProposal(CompactProposal::of(signed))
+                ConsensusGossip::CompactProposal(Box::new(CompactProposal::of(signed)))
             }
             Message::Vote(vote) => ConsensusGossip::Vote(vote.clone()),
         }
@@ -519,6 +520,7 @@ mod tests {
         let ConsensusGossip::CompactProposal(compact) = gossip else {
             panic!("a proposal is gossiped compact");
         };
+        let compact = *compact;
         assert_eq!(compact.block.hash(), signed.proposal.block_hash);
         assert_eq!(
             compact.block.transaction_hashes,

@@ -339,7 +339,8 @@ async fn run_outbox(
                 }
             }
             OutboxItem::Proposal { signed, .. } => {
-                let compact = ConsensusGossip::CompactProposal(CompactProposal::of(&signed));
+                let compact =
+                    ConsensusGossip::CompactProposal(Box::new(CompactProposal::of(&signed)));
                 if let Err(error) = client
                     .publish(Topic::Consensus, codec::encode(&compact))
                     .await
@@ -1085,7 +1086,7 @@ impl GossipGate {
                             return Verdict::Ignore;
                         };
                         let job = AssemblyJob {
-                            compact,
+                            compact: *compact,
                             source,
                             budget,
                         };
@@ -1842,7 +1843,7 @@ mod tests {
         };
         let compact = CompactProposal::of(&whole);
         let gossip = |compact: &CompactProposal| {
-            codec::encode(&ConsensusGossip::CompactProposal(compact.clone()))
+            codec::encode(&ConsensusGossip::CompactProposal(Box::new(compact.clone())))
         };
         assert_eq!(
             gate.verdict(Topic::Consensus, &gossip(&compact), peer),

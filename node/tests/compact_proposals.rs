@@ -33,7 +33,7 @@ enum Serve {
     /// These transactions, to a transactions request.
     Transactions(Vec<SignedTransaction>),
     /// No transactions, but this block to a block request.
-    WholeBlockOnly(Block),
+    WholeBlockOnly(Box<Block>),
     /// Nothing it is asked for.
     Nothing,
 }
@@ -236,7 +236,7 @@ async fn missing_transactions_are_fetched_by_hash_then_by_block_or_the_proposal_
     // 2. The peer has no transactions to give, but the whole block.
     let other = transfer(sender, 9, &chain);
     let whole = proposal_of(&chain, &key, vec![transactions[0].clone(), other], 2);
-    *serve.lock().unwrap() = Serve::WholeBlockOnly((*whole.block).clone());
+    *serve.lock().unwrap() = Serve::WholeBlockOnly(Box::new((*whole.block).clone()));
     jobs.send(job(&whole)).await.unwrap();
     let rebuilt = next_proposal(&mut consensus, wait).await;
     assert_eq!(rebuilt.as_ref(), Some(whole.block.as_ref()));

@@ -451,11 +451,11 @@ mod tests {
         };
         // Validators 0 and 1 were seen as gossip votes: verified and
         // remembered.
-        for index in 0..2 {
+        for (index, key) in keys.iter().enumerate().take(2) {
             assert!(precommit(index).verify(&chain, &validators).is_ok());
             let vote = precommit(index);
             assert!(RememberedSignatures::verified_before(
-                &keys[index].public_key(),
+                &key.public_key(),
                 &vote.signature,
                 &vote.own_signing_bytes(&chain)
             ));
