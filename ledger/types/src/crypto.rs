@@ -10,6 +10,11 @@
 //! with small-order components (ed25519-dalek issue #115); nodes using it
 //! could split on a crafted signature.
 //!
+//! Consensus messages reach a node several times (a vote as gossip, in the
+//! driver, inside certificates): [`PublicKey::verify_remembered`] verifies
+//! a (key, signature, message) triple once per process and remembers the
+//! successes ([`RememberedSignatures`]).
+//!
 //! `ed25519-zebra` rather than its fork `ed25519-consensus`: the same
 //! rules and API, but it sits on curve25519-dalek 4, which picks the AVX2
 //! backend at run time; measured here, 44,500 signatures/s in batches of
