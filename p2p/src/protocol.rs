@@ -181,10 +181,6 @@ pub enum SyncResponse {
     Headers(Vec<SyncHeader>),
     /// The peer will not answer, and why.
     Refused(String),
-    /// Answer to [`SyncRequest::Transactions`]: the encoded transactions
-    /// the peer holds among those asked for (any order; the asker matches
-    /// them by hash), at most as many as asked.
-    Transactions(Vec<Vec<u8>>),
     /// Answer to [`SyncRequest::Blocks`] or [`SyncRequest::Headers`] from a
     /// peer that pruned the first height asked for: it holds heights `lowest_height ..= tip` only. Not
     /// a fault: ask another peer (one whose [`SyncStatus::lowest_height`]
@@ -193,6 +189,10 @@ pub enum SyncResponse {
         /// The lowest height the peer holds.
         lowest_height: Height,
     },
+    /// Answer to [`SyncRequest::Transactions`]: the encoded transactions
+    /// the peer holds among those asked for (any order; the asker matches
+    /// them by hash), at most as many as asked.
+    Transactions(Vec<Vec<u8>>),
 }
 
 /// A round-state request: what the peer holds for this height and round.
@@ -510,6 +510,55 @@ pub(crate) fn fit_round_state(response: RoundStateResponse) -> RoundStateRespons
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tag of every sync request and response on the wire: a node
+    /// of another version reads them by these numbers, so a new kind goes
+    /// last and none is renumbered.
+    #[test]
+    fn sync_message_tags_are_stable() {
+        let tag = |bytes: Vec<u8>| bytes[0];
+        let hash = Hash([1; 32]);
+        let requests = [
+            (SyncRequest::Status, 0),
+            (
+                SyncRequest::Blocks {
+                    from: Height(1),
+                    count: 1,
+                },
+                1,
+            ),
+            (SyncRequest::BlockByHash(hash), 2),
+            (
+                SyncRequest::Headers {
+                    from: Height(1),
+                    count: 1,
+                },
+                3,
+            ),
+            (SyncRequest::Transactions(vec![hash]), 4),
+        ];
+        for (request, expected) in requests {
+            let bytes = encode("req", &request, SYNC_REQUEST_BYTES_MAX).unwrap();
+            assert_eq!(tag(bytes), expected, "{request:?}");
+        }
+        let responses = [
+            (SyncResponse::Blocks(Vec::new()), 1),
+            (SyncResponse::Block(None), 2),
+            (SyncResponse::Headers(Vec::new()), 3),
+            (SyncResponse::Refused(String::new()), 4),
+            (
+                SyncResponse::NotHeld {
+                    lowest_height: Height(7),
+                },
+                5,
+            ),
+            (SyncResponse::Transactions(Vec::new()), 6),
+        ];
+        for (response, expected) in responses {
+            let bytes = encode("resp", &response, SYNC_RESPONSE_BYTES_MAX).unwrap();
+            assert_eq!(tag(bytes), expected, "{response:?}");
+        }
+    }
 
     #[test]
     fn round_trip_and_garbage() {
