@@ -1,7 +1,8 @@
 //! Blocks and their headers. A block's hash is SHA-256 of its canonical
 //! header; the header commits to everything else in the block (the
 //! transactions root, the parent's certificate and the evidence) and to the
-//! state after it.
+//! state after it. [`CompactBlock`] is a block with its transactions by
+//! hash, the form a proposal is gossiped in.
 
 use serde::{Deserialize, Serialize};
 
