@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     ledger::Ledger,
-    runtime::{decode_block, HostEvent, FETCH_PEERS_MAX},
+    runtime::{block_by_hash_from, HostEvent, FETCH_PEERS_MAX},
 };
 
 /// Compact proposals waiting for an assembly slot; beyond it a new one is
@@ -421,21 +421,8 @@ async fn fetch_missing(client: &Client, source: PeerId, rebuild: &mut Rebuild) {
 /// The whole block by hash from the sender or another peer: the fallback
 /// when some transactions could not be had by hash.
 async fn fetch_whole_block(client: &Client, source: PeerId, block_hash: Hash) -> Option<Block> {
-    for peer in peers_to_ask(client, source).await {
-        let Ok(SyncResponse::Block(Some(found))) = client
-            .request_sync(peer, SyncRequest::BlockByHash(block_hash))
-            .await
-        else {
-            continue;
-        };
-        let Ok(block) = decode_block(&found.block) else {
-            continue;
-        };
-        if block.hash() == block_hash && block.check_structure().is_ok() {
-            return Some(block);
-        }
-    }
-    None
+    let peers = peers_to_ask(client, source).await;
+    block_by_hash_from(client, peers, block_hash).await
 }
 
 #[cfg(test)]

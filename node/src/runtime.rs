@@ -430,7 +430,24 @@ async fn fetch_block(
     let Ok(peers) = client.peers().await else {
         return;
     };
-    for peer in peers.into_iter().take(FETCH_PEERS_MAX) {
+    let peers = peers.into_iter().take(FETCH_PEERS_MAX);
+    if let Some(block) = block_by_hash_from(&client, peers, block_hash).await {
+        let _ = inbox.try_send(HostEvent::Input(Input::BlockReceived {
+            request_id,
+            block: Arc::new(block),
+        }));
+    }
+}
+
+/// The block with `block_hash` from the first of `peers` that sends one
+/// with that hash and a sound structure (a peer that sends anything else
+/// is passed over).
+pub(crate) async fn block_by_hash_from(
+    client: &Client,
+    peers: impl IntoIterator<Item = PeerId>,
+    block_hash: Hash,
+) -> Option<Block> {
+    for peer in peers {
         let Ok(SyncResponse::Block(Some(found))) = client
             .request_sync(peer, SyncRequest::BlockByHash(block_hash))
             .await
@@ -440,14 +457,11 @@ async fn fetch_block(
         let Ok(block) = decode_block(&found.block) else {
             continue;
         };
-        if block.hash() == block_hash {
-            let _ = inbox.try_send(HostEvent::Input(Input::BlockReceived {
-                request_id,
-                block: Arc::new(block),
-            }));
-            return;
+        if block.hash() == block_hash && block.check_structure().is_ok() {
+            return Some(block);
         }
     }
+    None
 }
 
 pub(crate) fn decode_block(bytes: &[u8]) -> Result<Block, cairn_types::TypesError> {
