@@ -375,12 +375,12 @@ async fn assemble(
         proposal: compact.proposal,
         block: Arc::new(block),
     };
-    if inbox
-        .send(HostEvent::Budgeted(Input::Proposal(signed), budget))
-        .await
-        .is_ok()
-    {
+    // Counted once there is room for it, before it is handed over (the
+    // deadline may still cut the wait for room short: then it counts as
+    // given up, once).
+    if let Ok(permit) = inbox.reserve().await {
         ledger.metrics().record_compact_proposal(outcome, fetched);
+        permit.send(HostEvent::Budgeted(Input::Proposal(signed), budget));
     }
 }
 
